@@ -1,0 +1,214 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// BlobStore keeps media as content-addressed files under one directory:
+// blobs/<first two hex digits>/<sha256>. Nothing a user sends ever becomes a
+// path here; only a validated hash does.
+//
+// Every blob is written to a temp file, fsynced, hashed and then renamed into
+// place, so a crash leaves either a whole, correctly named blob or a temp
+// file that the next open removes.
+type BlobStore struct {
+	dir string
+	tmp string
+}
+
+// BlobInfo is a blob found on disk.
+type BlobInfo struct {
+	Ref     BlobRef
+	ModTime time.Time
+}
+
+// OpenBlobStore opens the store in dir, creating it and removing temp files
+// that a crash left behind.
+func OpenBlobStore(dir string) (*BlobStore, error) {
+	b := &BlobStore{dir: filepath.Join(dir, "blobs"), tmp: filepath.Join(dir, "blobs", "tmp")}
+	if err := os.RemoveAll(b.tmp); err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	if err := os.MkdirAll(b.tmp, 0o750); err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	return b, nil
+}
+
+// ValidHash reports whether h is a lower-case hex sha256.
+func ValidHash(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for _, c := range h {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Path is where the blob h lives (whether or not it exists).
+func (b *BlobStore) Path(h string) (string, error) {
+	if !ValidHash(h) {
+		return "", fmt.Errorf("blob %q: %w: not a sha256", h, ErrInvalid)
+	}
+	return filepath.Join(b.dir, h[:2], h), nil
+}
+
+// TempDir is a directory on the same file system for work files that may
+// later be moved in with PutFile.
+func (b *BlobStore) TempDir() string { return b.tmp }
+
+// Has reports whether the blob is stored here.
+func (b *BlobStore) Has(h string) bool {
+	p, err := b.Path(h)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(p)
+	return err == nil
+}
+
+// Open opens a stored blob for reading.
+func (b *BlobStore) Open(h string) (*os.File, error) {
+	p, err := b.Path(h)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
+	}
+	return f, err
+}
+
+// Put streams r into the store and returns its ref. Size limits are the
+// caller's (wrap r); a failed Put stores nothing.
+func (b *BlobStore) Put(ctx context.Context, r io.Reader) (BlobRef, error) {
+	f, err := os.CreateTemp(b.tmp, "put-*")
+	if err != nil {
+		return BlobRef{}, fmt.Errorf("put blob: %w", err)
+	}
+	defer os.Remove(f.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return BlobRef{}, fmt.Errorf("put blob: %w", err)
+	}
+	ref := BlobRef{Hash: hex.EncodeToString(h.Sum(nil)), Size: n}
+	return ref, b.install(f.Name(), ref.Hash)
+}
+
+// PutFile moves a finished local file (in TempDir or elsewhere on the same
+// file system) into the store. The file is hashed and synced first.
+func (b *BlobStore) PutFile(path string) (BlobRef, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return BlobRef{}, fmt.Errorf("put file %s: %w", path, err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return BlobRef{}, fmt.Errorf("put file %s: %w", path, err)
+	}
+	ref := BlobRef{Hash: hex.EncodeToString(h.Sum(nil)), Size: n}
+	if err := b.install(path, ref.Hash); err != nil {
+		return BlobRef{}, fmt.Errorf("put file %s: %w", path, err)
+	}
+	return ref, nil
+}
+
+// install renames a synced file to its content address. If the blob already
+// exists the new copy is dropped: same name, same bytes.
+func (b *BlobStore) install(src, hash string) error {
+	dst, _ := b.Path(hash)
+	if _, err := os.Stat(dst); err == nil {
+		return os.Remove(src)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return err
+	}
+	if err := os.Chmod(src, 0o640); err != nil {
+		return err
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+// Delete removes a blob; deleting a missing blob is not an error.
+func (b *BlobStore) Delete(h string) error {
+	p, err := b.Path(h)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete blob %s: %w", h, err)
+	}
+	return nil
+}
+
+// List returns every stored blob.
+func (b *BlobStore) List() ([]BlobInfo, error) {
+	var out []BlobInfo
+	err := filepath.WalkDir(b.dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p == b.tmp {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		name := d.Name()
+		if !ValidHash(name) || !strings.HasPrefix(name, filepath.Base(filepath.Dir(p))) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil // removed while walking
+		}
+		out = append(out, BlobInfo{Ref: BlobRef{Hash: name, Size: fi.Size()}, ModTime: fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list blobs: %w", err)
+	}
+	return out, nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,259 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// RaftConfig configures the consensus part of a node.
+type RaftConfig struct {
+	NodeName  string // memberlist name; the task assignee name
+	DataDir   string // raft state lives in DataDir/raft
+	BindAddr  string // host:port the raft transport listens on
+	Advertise string // host:port peers dial; empty = BindAddr (must not be unspecified)
+	// Bootstrap makes a node with empty raft state form a one-node cluster.
+	Bootstrap bool
+	Logger    *slog.Logger
+	// Tuning, zero = raft defaults; tests shorten them.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+}
+
+// Store is the replicated job log of one node: raft over BoltDB plus the FSM.
+type Store struct {
+	cfg       RaftConfig
+	log       *slog.Logger
+	id        raft.ServerID
+	fsm       *FSM
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	bolt      *raftboltdb.BoltStore
+}
+
+// OpenStore opens (or creates) the raft state in cfg.DataDir and starts raft.
+func OpenStore(cfg RaftConfig) (*Store, error) {
+	if cfg.NodeName == "" || cfg.DataDir == "" || cfg.BindAddr == "" {
+		return nil, fmt.Errorf("open store: node name, data dir and bind address are required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	dir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	id, err := serverID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{cfg: cfg, log: log.With("raft_id", id), id: raft.ServerID(id), fsm: NewFSM(log)}
+
+	adv := cfg.Advertise
+	if adv == "" {
+		adv = cfg.BindAddr
+	}
+	advAddr, err := net.ResolveTCPAddr("tcp", adv)
+	if err != nil {
+		return nil, fmt.Errorf("open store: advertise address %q: %w", adv, err)
+	}
+	if advAddr.IP == nil || advAddr.IP.IsUnspecified() {
+		return nil, fmt.Errorf("open store: advertise address %q is not reachable by peers; set --advertise-addr", adv)
+	}
+	var advertise net.Addr = advAddr
+	if advAddr.Port == 0 {
+		// Port 0 (tests): advertise whatever port the listener gets.
+		advertise = nil
+	}
+	s.transport, err = raft.NewTCPTransportWithLogger(cfg.BindAddr, advertise, 3, 10*time.Second, newHCLogger(log, "raft-net"))
+	if err != nil {
+		return nil, fmt.Errorf("open store: raft transport on %s: %w", cfg.BindAddr, err)
+	}
+	s.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		s.transport.Close()
+		return nil, fmt.Errorf("open store: bolt: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHCLogger(log, "raft-snap"))
+	if err != nil {
+		s.closeParts()
+		return nil, fmt.Errorf("open store: snapshots: %w", err)
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = s.id
+	rc.Logger = newHCLogger(log, "raft")
+	if cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+		rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	}
+	if cfg.ElectionTimeout > 0 {
+		rc.ElectionTimeout = cfg.ElectionTimeout
+	}
+	// Snapshots keep restart replay short; the FSM is small (metadata only).
+	rc.SnapshotThreshold = 1024
+	if err := raft.ValidateConfig(rc); err != nil {
+		s.closeParts()
+		return nil, fmt.Errorf("open store: raft config: %w", err)
+	}
+
+	has, err := raft.HasExistingState(s.bolt, s.bolt, snaps)
+	if err != nil {
+		s.closeParts()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, s.bolt, s.bolt, snaps, s.transport)
+	if err != nil {
+		s.closeParts()
+		return nil, fmt.Errorf("open store: start raft: %w", err)
+	}
+	if cfg.Bootstrap && !has {
+		s.log.Info("bootstrapping a new cluster", "node", cfg.NodeName, "addr", adv)
+		f := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			ID: s.id, Address: s.transport.LocalAddr(), Suffrage: raft.Voter,
+		}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			s.Close()
+			return nil, fmt.Errorf("open store: bootstrap: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// serverID returns this data dir's raft server ID, minting one on first use.
+// An empty data dir is a new incarnation with a new ID (DESIGN.md).
+func serverID(dataDir string) (string, error) {
+	p := filepath.Join(dataDir, "node-id")
+	b, err := os.ReadFile(p)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if _, perr := uuid.Parse(id); perr != nil {
+			return "", fmt.Errorf("node id in %s is damaged: %q", p, id)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read node id: %w", err)
+	}
+	id := uuid.NewString()
+	if err := writeFileSync(p, []byte(id+"\n")); err != nil {
+		return "", fmt.Errorf("write node id: %w", err)
+	}
+	return id, nil
+}
+
+func (s *Store) closeParts() {
+	if s.bolt != nil {
+		s.bolt.Close()
+	}
+	if s.transport != nil {
+		s.transport.Close()
+	}
+}
+
+// Close stops raft and releases its files. It does not leave the cluster.
+func (s *Store) Close() error {
+	var err error
+	if s.raft != nil {
+		err = s.raft.Shutdown().Error()
+	}
+	s.closeParts()
+	return err
+}
+
+// ID is this node's raft server ID.
+func (s *Store) ID() string { return string(s.id) }
+
+// FSM gives read access to the applied state.
+func (s *Store) FSM() *FSM { return s.fsm }
+
+// IsLeader reports whether this node leads.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// LeaderCh delivers leadership changes of this node.
+func (s *Store) LeaderCh() <-chan bool { return s.raft.LeaderCh() }
+
+// Term is the current raft term.
+func (s *Store) Term() uint64 {
+	t, _ := parseUint(s.raft.Stats()["term"])
+	return t
+}
+
+// Raft exposes the raft instance for status and metrics.
+func (s *Store) Raft() *raft.Raft { return s.raft }
+
+// Barrier waits until every entry committed before it has been applied here.
+func (s *Store) Barrier(ctx context.Context) error {
+	return waitFuture(ctx, s.raft.Barrier(timeoutOf(ctx)))
+}
+
+// Propose commits one command and returns the FSM's verdict on it. It only
+// works on the leader; followers get ErrNotLeader.
+func (s *Store) Propose(ctx context.Context, op Op, body any) error {
+	data, err := EncodeCommand(op, time.Now(), body)
+	if err != nil {
+		return err
+	}
+	if s.raft.State() != raft.Leader {
+		return fmt.Errorf("propose %s: %w", op, ErrNotLeader)
+	}
+	f := s.raft.Apply(data, timeoutOf(ctx))
+	if err := waitFuture(ctx, f); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return fmt.Errorf("propose %s: %w: %v", op, ErrNotLeader, err)
+		}
+		return fmt.Errorf("propose %s: %w", op, err)
+	}
+	if res, ok := f.Response().(error); ok && res != nil {
+		return res
+	}
+	return nil
+}
+
+// WaitLeader blocks until some node leads (this one, in a one-node cluster).
+func (s *Store) WaitLeader(ctx context.Context) error {
+	for {
+		if addr, _ := s.raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for leader: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func timeoutOf(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		if t := time.Until(d); t > 0 {
+			return t
+		}
+		return time.Millisecond
+	}
+	return 30 * time.Second
+}
+
+// waitFuture waits for f; raft futures honour their own timeout, and a
+// canceled ctx stops the wait (the entry may still commit).
+func waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,216 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"time"
+)
+
+// Worker is a node that can take tasks, as the scheduler sees it.
+type Worker struct {
+	Name  string
+	Slots int
+}
+
+// Workers tells the scheduler which nodes are alive and how many tasks each
+// may run at once. Membership implements it; a one-node cluster lists itself.
+type Workers interface {
+	Workers() []Worker
+}
+
+// Scheduler runs on whichever node leads: it turns pending tasks into
+// assignments. All its state is in the FSM, so a new leader simply starts
+// over from the log after a Barrier.
+type Scheduler struct {
+	store   *Store
+	workers Workers
+	log     *slog.Logger
+	// Tick bounds how long a change can wait for a round when no FSM
+	// change wakes the loop (for example a node's slots freeing up).
+	Tick time.Duration
+}
+
+// NewScheduler returns a scheduler over store that places work on workers.
+func NewScheduler(store *Store, workers Workers, log *slog.Logger) *Scheduler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Scheduler{store: store, workers: workers, log: log.With("component", "scheduler"), Tick: time.Second}
+}
+
+// Run schedules while this node leads, until ctx ends.
+func (s *Scheduler) Run(ctx context.Context) {
+	for {
+		if s.store.IsLeader() {
+			s.lead(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.store.LeaderCh():
+		case <-time.After(s.Tick):
+		}
+	}
+}
+
+// lead runs scheduling rounds until leadership is lost or ctx ends.
+func (s *Scheduler) lead(ctx context.Context) {
+	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := s.store.Barrier(bctx)
+	cancel()
+	if err != nil {
+		s.log.Warn("barrier failed; not scheduling yet", "err", err)
+		return
+	}
+	term := s.store.Term()
+	s.log.Info("scheduling as leader", "term", term)
+	t := time.NewTicker(s.Tick)
+	defer t.Stop()
+	for s.store.IsLeader() {
+		changed := s.store.FSM().Changed()
+		s.round(ctx, term)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Scheduler) round(ctx context.Context, term uint64) {
+	var plan []AssignTask
+	s.store.FSM().Read(func(st *State) { plan = Assignments(st, s.workers.Workers()) })
+	for _, a := range plan {
+		a.Term = term
+		err := s.store.Propose(ctx, OpTaskAssign, a)
+		switch {
+		case err == nil:
+			s.log.Info("task assigned", "task", a.TaskID, "node", a.Node, "attempt", a.Attempt)
+		case errors.Is(err, ErrNotLeader), ctx.Err() != nil:
+			return
+		default:
+			s.log.Warn("assignment refused", "task", a.TaskID, "err", err)
+		}
+	}
+}
+
+var kindOrder = map[TaskKind]int{TaskSplit: 0, TaskAudio: 1, TaskEncode: 2, TaskPackage: 3}
+
+// Assignments decides which pending tasks go where, given the nodes and
+// their slots. Older jobs first, and within a job the pipeline's order; a
+// split or audio task must run where the source is, an encode prefers the
+// node that holds its chunk and a package the node that holds most outputs.
+func Assignments(st *State, workers []Worker) []AssignTask {
+	free := map[string]int{}
+	for _, w := range workers {
+		free[w.Name] = w.Slots
+	}
+	for _, t := range st.Tasks {
+		if t.State == TaskAssigned {
+			if _, ok := free[t.Node]; ok {
+				free[t.Node]--
+			}
+		}
+	}
+	var pending []*Task
+	for _, t := range st.Tasks {
+		j := st.Jobs[t.JobID]
+		if t.State == TaskPending && j != nil && !j.State.Terminal() {
+			pending = append(pending, t)
+		}
+	}
+	sort.Slice(pending, func(a, b int) bool {
+		ja, jb := st.Jobs[pending[a].JobID], st.Jobs[pending[b].JobID]
+		if !ja.CreatedAt.Equal(jb.CreatedAt) {
+			return ja.CreatedAt.Before(jb.CreatedAt)
+		}
+		if ja.ID != jb.ID {
+			return ja.ID < jb.ID
+		}
+		if ka, kb := kindOrder[pending[a].Kind], kindOrder[pending[b].Kind]; ka != kb {
+			return ka < kb
+		}
+		return pending[a].Chunk < pending[b].Chunk
+	})
+
+	// Two passes: first every task that can run where its input already is,
+	// then the rest wherever a slot is free. A FIFO single pass would let an
+	// early chunk take the slot on the node holding a later chunk.
+	var out []AssignTask
+	placed := map[string]bool{}
+	for _, local := range []bool{true, false} {
+		for _, t := range pending {
+			if placed[t.ID] {
+				continue
+			}
+			node := pick(st, t, workers, free, local)
+			if node == "" {
+				continue
+			}
+			free[node]--
+			placed[t.ID] = true
+			out = append(out, AssignTask{TaskID: t.ID, Node: node, Attempt: t.Attempt + 1})
+		}
+	}
+	return out
+}
+
+// pick chooses a node with a free slot for t, or "" when none fits now.
+// With localOnly, only a node that holds some of t's input qualifies.
+func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly bool) string {
+	j := st.Jobs[t.JobID]
+	holds := func(node string, b BlobRef) bool {
+		h := st.Blobs[b.Hash]
+		return h != nil && h.Nodes[node]
+	}
+	score := func(node string) int { return 0 }
+	switch t.Kind {
+	case TaskSplit, TaskAudio:
+		score = func(node string) int {
+			if holds(node, j.SourceBlob) {
+				return 1
+			}
+			return -1 // the source must be local: splitting is where bytes are cheapest
+		}
+	case TaskEncode:
+		if t.Chunk < len(j.Chunks) {
+			src := j.Chunks[t.Chunk].Source
+			score = func(node string) int {
+				if holds(node, src) {
+					return 1
+				}
+				return 0
+			}
+		}
+	case TaskPackage:
+		score = func(node string) int {
+			n := 0
+			for _, c := range j.Chunks {
+				for _, o := range c.Outputs {
+					if holds(node, o) {
+						n++
+					}
+				}
+			}
+			return n
+		}
+	}
+	best, bestScore := "", -1
+	for _, w := range workers {
+		if free[w.Name] <= 0 {
+			continue
+		}
+		sc := score(w.Name)
+		if sc < 0 || (localOnly && sc == 0) {
+			continue
+		}
+		// Ties go to the node with more free slots, spreading the load.
+		if sc > bestScore || (sc == bestScore && free[w.Name] > free[best]) {
+			best, bestScore = w.Name, sc
+		}
+	}
+	return best
+}

@@ -1,0 +1,426 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"time"
+)
+
+// MaxTaskAttempts is how many times a task may fail before its job fails.
+const MaxTaskAttempts = 3
+
+// State is the replicated job log applied to memory: jobs, their tasks and
+// where every blob lives. It is a plain value with no locking and no I/O so
+// that it can be tested, snapshotted and replayed on its own; FSM adds the
+// locking and the raft plumbing.
+type State struct {
+	Jobs  map[string]*Job  `json:"jobs"`
+	Tasks map[string]*Task `json:"tasks"`
+	// Blobs maps a blob hash to the set of nodes holding it.
+	Blobs map[string]*BlobHolders `json:"blobs"`
+}
+
+// BlobHolders records one blob's size and the nodes that hold a copy.
+type BlobHolders struct {
+	Size  int64           `json:"size"`
+	Nodes map[string]bool `json:"nodes"`
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{Jobs: map[string]*Job{}, Tasks: map[string]*Task{}, Blobs: map[string]*BlobHolders{}}
+}
+
+// TaskID names the task of kind k for a job; chunk is used by encode tasks.
+func TaskID(jobID string, k TaskKind, chunk int) string {
+	if k == TaskEncode {
+		return fmt.Sprintf("%s/%s/%05d", jobID, k, chunk)
+	}
+	return jobID + "/" + string(k)
+}
+
+// Apply changes the state by one command. The error says why a command was
+// refused (stale completion, unknown job, ...); a refused command changes
+// nothing.
+func (s *State) Apply(c Command) error {
+	switch c.Op {
+	case OpJobSubmit:
+		var b SubmitJob
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		return s.submit(b.Job, c.At)
+	case OpJobCancel:
+		var b JobRef
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		return s.cancel(b, c.At)
+	case OpJobDelete:
+		var b JobRef
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		return s.delete(b)
+	case OpTaskAssign:
+		var b AssignTask
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		return s.assign(b, c.At)
+	case OpTaskDone:
+		var b TaskResult
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		return s.done(b, c.At)
+	case OpTaskFail:
+		var b TaskFailure
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		return s.fail(b, c.At)
+	case OpBlobAdd, OpBlobRemove:
+		var b BlobLocation
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		if c.Op == OpBlobAdd {
+			s.addBlob(b.Blob, b.Node)
+		} else {
+			s.removeBlob(b.Blob.Hash, b.Node)
+		}
+		return nil
+	default:
+		// An op this build does not know came from a newer node. Skipping it
+		// keeps replicas identical (they all skip it) and the reason is logged.
+		return fmt.Errorf("apply: unknown op %q", c.Op)
+	}
+}
+
+func decodeBody(c Command, v any) error {
+	if err := json.Unmarshal(c.Body, v); err != nil {
+		return fmt.Errorf("apply %s: %w: %v", c.Op, ErrInvalid, err)
+	}
+	return nil
+}
+
+func (s *State) submit(j Job, at time.Time) error {
+	if j.ID == "" || j.SourceBlob.IsZero() || j.Origin == "" {
+		return fmt.Errorf("submit: %w: job needs id, source blob and origin", ErrInvalid)
+	}
+	if _, ok := s.Jobs[j.ID]; ok {
+		return fmt.Errorf("submit %s: %w: job exists", j.ID, ErrConflict)
+	}
+	if len(j.Renditions) == 0 {
+		return fmt.Errorf("submit %s: %w: no renditions", j.ID, ErrInvalid)
+	}
+	j.State = JobQueued
+	j.Chunks = nil
+	j.Outputs = nil
+	j.CreatedAt, j.UpdatedAt = at, at
+	s.Jobs[j.ID] = &j
+	s.addBlob(j.SourceBlob, j.Origin)
+	s.newTask(j.ID, TaskSplit, 0, j.Source.Duration)
+	if j.Source.Audio != nil {
+		s.newTask(j.ID, TaskAudio, 0, j.Source.Duration)
+	}
+	return nil
+}
+
+func (s *State) newTask(jobID string, k TaskKind, chunk int, dur float64) {
+	id := TaskID(jobID, k, chunk)
+	s.Tasks[id] = &Task{ID: id, JobID: jobID, Kind: k, Chunk: chunk, State: TaskPending, Duration: dur}
+}
+
+func (s *State) assign(a AssignTask, at time.Time) error {
+	t, ok := s.Tasks[a.TaskID]
+	if !ok {
+		return fmt.Errorf("assign %s: %w", a.TaskID, ErrNotFound)
+	}
+	if t.State != TaskPending || a.Attempt != t.Attempt+1 {
+		return fmt.Errorf("assign %s attempt %d: %w: task is %s at attempt %d", a.TaskID, a.Attempt, ErrStale, t.State, t.Attempt)
+	}
+	j := s.Jobs[t.JobID]
+	if j == nil || j.State.Terminal() {
+		return fmt.Errorf("assign %s: %w: job is finished", a.TaskID, ErrStale)
+	}
+	t.State, t.Node, t.Term, t.Attempt = TaskAssigned, a.Node, a.Term, a.Attempt
+	if t.Kind == TaskSplit && j.State == JobQueued {
+		j.State = JobSplitting
+	}
+	if t.Kind == TaskEncode && t.Chunk < len(j.Chunks) {
+		j.Chunks[t.Chunk].Attempts = a.Attempt
+	}
+	j.UpdatedAt = at
+	return nil
+}
+
+// current returns the task a result or failure refers to, if that report
+// comes from the current assignment.
+func (s *State) current(taskID, node string, attempt int) (*Task, *Job, error) {
+	t, ok := s.Tasks[taskID]
+	if !ok {
+		return nil, nil, fmt.Errorf("task %s: %w", taskID, ErrNotFound)
+	}
+	if t.State != TaskAssigned || t.Node != node || t.Attempt != attempt {
+		return nil, nil, fmt.Errorf("task %s from %s attempt %d: %w: task is %s on %q at attempt %d",
+			taskID, node, attempt, ErrStale, t.State, t.Node, t.Attempt)
+	}
+	j := s.Jobs[t.JobID]
+	if j == nil || j.State.Terminal() {
+		return nil, nil, fmt.Errorf("task %s: %w: job is finished", taskID, ErrStale)
+	}
+	return t, j, nil
+}
+
+func (s *State) done(r TaskResult, at time.Time) error {
+	t, j, err := s.current(r.TaskID, r.Node, r.Attempt)
+	if err != nil {
+		return err
+	}
+	switch t.Kind {
+	case TaskSplit:
+		if len(r.Chunks) == 0 {
+			return fmt.Errorf("split %s: %w: no chunks", j.ID, ErrInvalid)
+		}
+		j.Chunks = slices.Clone(r.Chunks)
+		for i := range j.Chunks {
+			c := &j.Chunks[i]
+			c.Index, c.Outputs, c.EncodedBy, c.Attempts = i, nil, "", 0
+			s.addBlob(c.Source, r.Node)
+			s.newTask(j.ID, TaskEncode, i, c.Duration)
+		}
+		j.State = JobTranscoding
+	case TaskAudio:
+		if r.Audio.IsZero() {
+			return fmt.Errorf("audio %s: %w: no blob", j.ID, ErrInvalid)
+		}
+		j.Audio = r.Audio
+		s.addBlob(r.Audio, r.Node)
+	case TaskEncode:
+		if t.Chunk >= len(j.Chunks) || len(r.Outputs) != len(j.Renditions) {
+			return fmt.Errorf("encode %s: %w: want %d outputs, got %d", t.ID, ErrInvalid, len(j.Renditions), len(r.Outputs))
+		}
+		c := &j.Chunks[t.Chunk]
+		c.Outputs = slices.Clone(r.Outputs)
+		c.EncodedBy = r.Node
+		for _, o := range r.Outputs {
+			s.addBlob(o, r.Node)
+		}
+	case TaskPackage:
+		if r.HLS == "" || r.DASH == "" || len(r.Files) == 0 {
+			return fmt.Errorf("package %s: %w: missing manifests", j.ID, ErrInvalid)
+		}
+		j.Outputs = maps.Clone(r.Files)
+		j.HLS, j.DASH, j.MP4 = r.HLS, r.DASH, maps.Clone(r.MP4)
+		for _, b := range r.Files {
+			s.addBlob(b, r.Node)
+		}
+		j.State = JobDone
+		j.FinishedAt = at
+	}
+	t.State = TaskDone
+	t.Error = ""
+	j.UpdatedAt = at
+	if j.State == JobTranscoding && s.readyToPackage(j) {
+		j.State = JobPackaging
+		s.newTask(j.ID, TaskPackage, 0, j.Source.Duration)
+	}
+	return nil
+}
+
+// readyToPackage reports whether every chunk is encoded and the audio (if
+// the source has any) is ready.
+func (s *State) readyToPackage(j *Job) bool {
+	if len(j.Chunks) == 0 {
+		return false
+	}
+	for _, c := range j.Chunks {
+		if len(c.Outputs) == 0 {
+			return false
+		}
+	}
+	return j.Source.Audio == nil || !j.Audio.IsZero()
+}
+
+func (s *State) fail(f TaskFailure, at time.Time) error {
+	t, j, err := s.current(f.TaskID, f.Node, f.Attempt)
+	if err != nil {
+		return err
+	}
+	t.Failures++
+	t.Error = f.Reason
+	j.UpdatedAt = at
+	if f.Permanent || t.Failures >= MaxTaskAttempts {
+		reason := f.Reason
+		if !f.Permanent {
+			reason = fmt.Sprintf("%s task failed %d times; last error: %s", t.Kind, t.Failures, f.Reason)
+		}
+		s.finish(j, JobFailed, reason, at)
+		return nil
+	}
+	t.State, t.Node = TaskPending, ""
+	return nil
+}
+
+func (s *State) cancel(r JobRef, at time.Time) error {
+	j, ok := s.Jobs[r.JobID]
+	if !ok {
+		return fmt.Errorf("cancel %s: %w", r.JobID, ErrNotFound)
+	}
+	if j.State.Terminal() {
+		return fmt.Errorf("cancel %s: %w: job is %s", r.JobID, ErrConflict, j.State)
+	}
+	reason := r.Reason
+	if reason == "" {
+		reason = "canceled by user"
+	}
+	s.finish(j, JobCanceled, reason, at)
+	return nil
+}
+
+// finish ends a job: its unfinished tasks fail so that no node keeps working
+// on them.
+func (s *State) finish(j *Job, st JobState, reason string, at time.Time) {
+	j.State, j.Error, j.UpdatedAt, j.FinishedAt = st, reason, at, at
+	for _, t := range s.Tasks {
+		if t.JobID == j.ID && t.State != TaskDone {
+			t.State = TaskFailed
+		}
+	}
+}
+
+func (s *State) delete(r JobRef) error {
+	j, ok := s.Jobs[r.JobID]
+	if !ok {
+		return fmt.Errorf("delete %s: %w", r.JobID, ErrNotFound)
+	}
+	if !j.State.Terminal() {
+		return fmt.Errorf("delete %s: %w: job is %s; cancel it first", r.JobID, ErrConflict, j.State)
+	}
+	delete(s.Jobs, r.JobID)
+	for id, t := range s.Tasks {
+		if t.JobID == r.JobID {
+			delete(s.Tasks, id)
+		}
+	}
+	// Locations of blobs no job needs any more are dropped here; the nodes
+	// delete the bytes when their collector sees them unreferenced.
+	ref := s.Referenced()
+	for h := range s.Blobs {
+		if !ref[h] {
+			delete(s.Blobs, h)
+		}
+	}
+	return nil
+}
+
+func (s *State) addBlob(b BlobRef, node string) {
+	if b.IsZero() || node == "" {
+		return
+	}
+	h := s.Blobs[b.Hash]
+	if h == nil {
+		h = &BlobHolders{Size: b.Size, Nodes: map[string]bool{}}
+		s.Blobs[b.Hash] = h
+	}
+	h.Nodes[node] = true
+}
+
+func (s *State) removeBlob(hash, node string) {
+	h := s.Blobs[hash]
+	if h == nil {
+		return
+	}
+	delete(h.Nodes, node)
+	if len(h.Nodes) == 0 {
+		delete(s.Blobs, hash)
+	}
+}
+
+// Referenced is the set of blob hashes some job still needs. A running job
+// needs everything it has made so far; a finished one keeps its source (so
+// it can be looked at or resubmitted) and its published outputs, and lets
+// chunks and intermediate encodes go.
+func (s *State) Referenced() map[string]bool {
+	ref := map[string]bool{}
+	add := func(b BlobRef) {
+		if !b.IsZero() {
+			ref[b.Hash] = true
+		}
+	}
+	for _, j := range s.Jobs {
+		add(j.SourceBlob)
+		for _, b := range j.Outputs {
+			add(b)
+		}
+		if j.State.Terminal() {
+			continue
+		}
+		add(j.Audio)
+		for _, c := range j.Chunks {
+			add(c.Source)
+			for _, o := range c.Outputs {
+				add(o)
+			}
+		}
+	}
+	return ref
+}
+
+// Clone returns a deep copy, for snapshots.
+func (s *State) Clone() *State {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(fmt.Sprintf("clone state: %v", err)) // only plain data lives here
+	}
+	c := NewState()
+	if err := json.Unmarshal(b, c); err != nil {
+		panic(fmt.Sprintf("clone state: %v", err))
+	}
+	return c
+}
+
+// Job returns a copy of one job.
+func (s *State) Job(id string) (Job, bool) {
+	j, ok := s.Jobs[id]
+	if !ok {
+		return Job{}, false
+	}
+	return cloneJob(j), true
+}
+
+// JobsByAge returns copies of the jobs, newest first.
+func (s *State) JobsByAge() []Job {
+	out := make([]Job, 0, len(s.Jobs))
+	for _, j := range s.Jobs {
+		out = append(out, cloneJob(j))
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if !out[a].CreatedAt.Equal(out[b].CreatedAt) {
+			return out[a].CreatedAt.After(out[b].CreatedAt)
+		}
+		return out[a].ID > out[b].ID
+	})
+	return out
+}
+
+func cloneJob(j *Job) Job {
+	c := *j
+	c.Renditions = slices.Clone(j.Renditions)
+	c.Chunks = make([]Chunk, len(j.Chunks))
+	for i, ch := range j.Chunks {
+		ch.Outputs = slices.Clone(ch.Outputs)
+		c.Chunks[i] = ch
+	}
+	c.Outputs = maps.Clone(j.Outputs)
+	c.MP4 = maps.Clone(j.MP4)
+	c.Options.Renditions = slices.Clone(j.Options.Renditions)
+	return c
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

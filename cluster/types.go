@@ -1,0 +1,106 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/gosty/gosty/transcoder"
+)
+
+// JobState is where a job is in its life. The names are part of the public API.
+type JobState string
+
+const (
+	JobQueued      JobState = "queued"
+	JobSplitting   JobState = "splitting"
+	JobTranscoding JobState = "transcoding"
+	JobPackaging   JobState = "packaging"
+	JobDone        JobState = "done"
+	JobFailed      JobState = "failed"
+	JobCanceled    JobState = "canceled"
+)
+
+// Terminal reports whether no more work will happen for a job in state s.
+func (s JobState) Terminal() bool { return s == JobDone || s == JobFailed || s == JobCanceled }
+
+// BlobRef names a content-addressed blob: the hex sha256 of its bytes.
+type BlobRef struct {
+	Hash string `json:"hash"`
+	Size int64  `json:"size"`
+}
+
+// IsZero reports whether b names no blob.
+func (b BlobRef) IsZero() bool { return b.Hash == "" }
+
+// Job is one upload and everything the cluster made of it. Jobs are values
+// owned by the FSM; readers get copies.
+type Job struct {
+	ID           string                 `json:"id"`
+	Name         string                 `json:"name"` // the uploaded file name, for people
+	State        JobState               `json:"state"`
+	Error        string                 `json:"error,omitempty"`
+	Options      transcoder.Options     `json:"options"`
+	Source       transcoder.Probe       `json:"source"`
+	SourceBlob   BlobRef                `json:"source_blob"`
+	Origin       string                 `json:"origin"` // node that received the upload
+	Renditions   []transcoder.Rendition `json:"renditions"`
+	ChunkSeconds float64                `json:"chunk_seconds"`
+	Chunks       []Chunk                `json:"chunks"`
+	Audio        BlobRef                `json:"audio,omitempty"`
+	// Outputs maps a published file's relative path ("master.m3u8",
+	// "manifest.mpd", "mp4/720p.mp4", "seg-0-00001.m4s", ...) to its blob.
+	Outputs    map[string]BlobRef `json:"outputs,omitempty"`
+	HLS        string             `json:"hls,omitempty"`  // relative path of the HLS master playlist
+	DASH       string             `json:"dash,omitempty"` // relative path of the DASH MPD
+	MP4        map[string]string  `json:"mp4,omitempty"`  // rendition name → relative path
+	CreatedAt  time.Time          `json:"created_at"`
+	UpdatedAt  time.Time          `json:"updated_at"`
+	FinishedAt time.Time          `json:"finished_at,omitzero"`
+}
+
+// Chunk is one keyframe-aligned piece of the source and what became of it.
+type Chunk struct {
+	Index     int       `json:"index"`
+	Start     float64   `json:"start"`
+	Duration  float64   `json:"duration"`
+	Frames    int       `json:"frames"`
+	Source    BlobRef   `json:"source"`
+	Outputs   []BlobRef `json:"outputs,omitempty"` // one per rendition, in Job.Renditions order
+	EncodedBy string    `json:"encoded_by,omitempty"`
+	Attempts  int       `json:"attempts"`
+}
+
+// TaskKind is the kind of work a task does.
+type TaskKind string
+
+const (
+	TaskSplit   TaskKind = "split"   // probe-checked source → chunks (runs where the source is)
+	TaskAudio   TaskKind = "audio"   // source audio → one AAC track per job
+	TaskEncode  TaskKind = "encode"  // one chunk → every rendition
+	TaskPackage TaskKind = "package" // encoded chunks + audio → HLS, DASH, MP4
+)
+
+// TaskState is a task's scheduling state.
+type TaskState string
+
+const (
+	TaskPending  TaskState = "pending"
+	TaskAssigned TaskState = "assigned"
+	TaskDone     TaskState = "done"
+	TaskFailed   TaskState = "failed"
+)
+
+// Task is a unit of work the leader assigns to one node.
+type Task struct {
+	ID       string    `json:"id"` // jobID + "/" + kind [+ "/" + chunk]
+	JobID    string    `json:"job_id"`
+	Kind     TaskKind  `json:"kind"`
+	Chunk    int       `json:"chunk"` // for TaskEncode
+	State    TaskState `json:"state"`
+	Node     string    `json:"node,omitempty"` // assignee (node name)
+	Term     uint64    `json:"term,omitempty"` // leader term of the assignment
+	Attempt  int       `json:"attempt"`        // increments on every assignment
+	Failures int       `json:"failures"`
+	Error    string    `json:"error,omitempty"` // last failure
+	// Duration is the media duration the task covers, for leases and progress.
+	Duration float64 `json:"duration"`
+}

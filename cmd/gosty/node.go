@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/gosty/gosty/node"
+)
+
+func runNode(ctx context.Context, args []string) error {
+	cfg := node.DefaultConfig()
+	fs := flag.NewFlagSet("gosty node", flag.ContinueOnError)
+	var join, logLevel string
+	fs.StringVar(&cfg.Name, "name", cfg.Name, "node name (default: host name, the pod name in a StatefulSet)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where the job log and media live")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "public API, UI and metrics address")
+	fs.StringVar(&cfg.BindAddr, "bind-addr", cfg.BindAddr, "IP for gossip, raft and internal traffic")
+	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", cfg.AdvertiseAddr, "IP peers reach this node on (default: bind address, or loopback for a lone node)")
+	fs.IntVar(&cfg.RaftPort, "raft-port", cfg.RaftPort, "raft port")
+	fs.StringVar(&join, "join", "", "comma-separated host[:port] or DNS names of peers")
+	fs.BoolVar(&cfg.Bootstrap, "bootstrap", cfg.Bootstrap, "may form a new cluster")
+	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "copies kept of every source and output")
+	fs.IntVar(&cfg.Voters, "voters", cfg.Voters, "raft voters the cluster aims for (odd)")
+	fs.IntVar(&cfg.Slots, "slots", cfg.Slots, "tasks this node runs at once")
+	fs.StringVar(&cfg.APITokenFile, "api-token-file", "", "file with the bearer token state-changing API calls need")
+	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", cfg.MaxUploadBytes, "largest accepted upload")
+	fs.StringVar(&cfg.Preset, "preset", cfg.Preset, "x264 preset for jobs submitted to this node")
+	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "", "ffmpeg binary (default: from PATH)")
+	fs.StringVar(&cfg.FFprobe, "ffprobe", "", "ffprobe binary (default: from PATH)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("node: unexpected arguments %q", fs.Args())
+	}
+	if err := envDefaults(fs); err != nil {
+		return err
+	}
+	for _, j := range strings.Split(join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			cfg.Join = append(cfg.Join, j)
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Version = version
+
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	return n.Run(ctx)
+}

@@ -1,0 +1,148 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// Default ports. They are fixed so that nodes on different loopback
+// addresses (or pods) share them, like pods of a StatefulSet do.
+const (
+	DefaultGossipPort   = 7946
+	DefaultRaftPort     = 7947
+	DefaultInternalPort = 7948
+)
+
+// Config is everything a node is built from. DefaultConfig fills the
+// defaults; Validate says what is wrong before anything starts.
+type Config struct {
+	Name           string // memberlist and task-assignee name; default hostname
+	DataDir        string
+	HTTPAddr       string // public API, UI, metrics
+	BindAddr       string // IP for gossip, raft and internal traffic
+	AdvertiseAddr  string // IP peers use to reach this node; default: BindAddr or a local address
+	RaftPort       int
+	Join           []string
+	Bootstrap      bool
+	Replicas       int
+	Voters         int
+	Slots          int // tasks this node runs at once
+	APITokenFile   string
+	MaxUploadBytes int64
+	// Preset is the x264 preset new jobs submitted here are encoded with.
+	Preset  string
+	FFmpeg  string
+	FFprobe string
+	Version string
+	Logger  *slog.Logger
+}
+
+// DefaultConfig returns a one-node configuration with data in ./data and
+// the API on :8080.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "gosty"
+	}
+	return Config{
+		Name:           host,
+		DataDir:        "./data",
+		HTTPAddr:       ":8080",
+		BindAddr:       "0.0.0.0",
+		RaftPort:       DefaultRaftPort,
+		Replicas:       2,
+		Voters:         3,
+		Slots:          defaultSlots(),
+		MaxUploadBytes: 64 << 30,
+		Preset:         "veryfast",
+		Version:        "dev",
+	}
+}
+
+// defaultSlots runs one task per core: each x264 run is itself threaded, so
+// more slots only add contention, and fewer leave cores idle while a task
+// waits on I/O.
+func defaultSlots() int {
+	n := runtime.NumCPU()
+	if n > 16 {
+		n = 16
+	}
+	return max(n, 1)
+}
+
+var x264Presets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []string
+	if c.Name == "" || strings.ContainsAny(c.Name, "/\\ \t\n") || len(c.Name) > 128 {
+		errs = append(errs, fmt.Sprintf("name %q must be 1-128 characters without spaces or slashes", c.Name))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, "data dir is required")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Sprintf("http addr %q: %v", c.HTTPAddr, err))
+	}
+	if net.ParseIP(c.BindAddr) == nil {
+		errs = append(errs, fmt.Sprintf("bind addr %q is not an IP address", c.BindAddr))
+	}
+	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
+		errs = append(errs, fmt.Sprintf("advertise addr %q is not an IP address", c.AdvertiseAddr))
+	}
+	if c.RaftPort <= 0 || c.RaftPort > 65535 {
+		errs = append(errs, fmt.Sprintf("raft port %d out of range", c.RaftPort))
+	}
+	if len(c.Join) > 0 {
+		errs = append(errs, "joining other nodes (--join) is not available in this build yet: run one node per cluster")
+	}
+	if c.Replicas < 1 {
+		errs = append(errs, "replicas must be at least 1")
+	}
+	if c.Voters < 1 || c.Voters%2 == 0 {
+		errs = append(errs, fmt.Sprintf("voters must be odd and positive, got %d", c.Voters))
+	}
+	if c.Slots < 1 || c.Slots > 256 {
+		errs = append(errs, fmt.Sprintf("slots must be 1..256, got %d", c.Slots))
+	}
+	if c.MaxUploadBytes <= 0 {
+		errs = append(errs, "max upload bytes must be positive")
+	}
+	ok := false
+	for _, p := range x264Presets {
+		ok = ok || p == c.Preset
+	}
+	if !ok {
+		errs = append(errs, fmt.Sprintf("preset %q is not an x264 preset (%s)", c.Preset, strings.Join(x264Presets, ", ")))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// advertiseIP is the address peers (and, in a one-node cluster, the node
+// itself) dial for raft: the configured one, the bind address if it is
+// specific, else loopback for a lone node.
+func (c *Config) advertiseIP() string {
+	if c.AdvertiseAddr != "" {
+		return c.AdvertiseAddr
+	}
+	if ip := net.ParseIP(c.BindAddr); ip != nil && !ip.IsUnspecified() {
+		return c.BindAddr
+	}
+	return "127.0.0.1"
+}
+
+func (c *Config) raftBind() string {
+	return net.JoinHostPort(c.BindAddr, strconv.Itoa(c.RaftPort))
+}
+
+func (c *Config) raftAdvertise() string {
+	return net.JoinHostPort(c.advertiseIP(), strconv.Itoa(c.RaftPort))
+}

@@ -1,0 +1,98 @@
+package node
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/gosty/gosty/cluster"
+)
+
+// metrics are the node's own gosty_ series (names per DESIGN.md). Labels
+// are bounded: states, codecs, never ids.
+type metrics struct {
+	reg           *prometheus.Registry
+	chunkSeconds  *prometheus.HistogramVec
+	encodeSpeed   *prometheus.HistogramVec
+	tasksInFlight prometheus.Gauge
+	slots         prometheus.Gauge
+	uploadBytes   prometheus.Counter
+}
+
+func newMetrics(fsm *cluster.FSM, slots int) *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		reg: reg,
+		chunkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gosty_chunk_encode_seconds",
+			Help:    "Wall time to encode one chunk to every rendition.",
+			Buckets: prometheus.ExponentialBuckets(0.25, 2, 12),
+		}, []string{"codec"}),
+		encodeSpeed: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gosty_encode_speed_ratio",
+			Help:    "Media seconds encoded per wall second for one chunk (1 = real time).",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32},
+		}, []string{"codec"}),
+		tasksInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gosty_tasks_in_flight", Help: "Tasks this node is running.",
+		}),
+		slots: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gosty_task_slots", Help: "Tasks this node may run at once.",
+		}),
+		uploadBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gosty_upload_bytes_total", Help: "Bytes received in uploads.",
+		}),
+	}
+	m.slots.Set(float64(slots))
+	reg.MustRegister(m.chunkSeconds, m.encodeSpeed, m.tasksInFlight, m.slots, m.uploadBytes,
+		&stateCollector{fsm: fsm},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observeEncode(codec string, elapsed time.Duration, media float64) {
+	if codec == "" {
+		codec = "h264"
+	}
+	m.chunkSeconds.WithLabelValues(codec).Observe(elapsed.Seconds())
+	if s := elapsed.Seconds(); s > 0 && media > 0 {
+		m.encodeSpeed.WithLabelValues(codec).Observe(media / s)
+	}
+}
+
+// stateCollector reads job and queue gauges from the FSM at scrape time, so
+// they can never drift from the log.
+type stateCollector struct{ fsm *cluster.FSM }
+
+var (
+	jobsDesc  = prometheus.NewDesc("gosty_jobs", "Jobs by state.", []string{"state"}, nil)
+	queueDesc = prometheus.NewDesc("gosty_queue_depth", "Tasks waiting for a node.", nil, nil)
+)
+
+var allStates = []cluster.JobState{cluster.JobQueued, cluster.JobSplitting, cluster.JobTranscoding,
+	cluster.JobPackaging, cluster.JobDone, cluster.JobFailed, cluster.JobCanceled}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- jobsDesc
+	ch <- queueDesc
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[cluster.JobState]int{}
+	pending := 0
+	c.fsm.Read(func(st *cluster.State) {
+		for _, j := range st.Jobs {
+			counts[j.State]++
+		}
+		for _, t := range st.Tasks {
+			if t.State == cluster.TaskPending {
+				pending++
+			}
+		}
+	})
+	for _, s := range allStates {
+		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
+	}
+	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(pending))
+}

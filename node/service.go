@@ -1,0 +1,250 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/transcoder"
+)
+
+// service is what the HTTP API sees of a node: it implements the interfaces
+// httpapi declares (Jobs, Blobs, Cluster, Health).
+type service struct{ n *Node }
+
+// Submit stores an upload, probes and plans it, and commits the job. Bad
+// media and bad options are refused here, before any work is queued.
+func (s service) Submit(ctx context.Context, filename string, body io.Reader, options []byte) (cluster.Job, error) {
+	n := s.n
+	opts, err := transcoder.ParseOptions(options)
+	if err != nil {
+		return cluster.Job{}, fmt.Errorf("options: %w: %v", cluster.ErrInvalid, err)
+	}
+	if opts.Preset == "" {
+		opts.Preset = n.cfg.Preset
+	}
+	owner := new(int) // a unique pin owner for this upload
+	defer n.pins.release(owner)
+	ref, err := n.blobs.Put(ctx, countingReader{body, n.metrics})
+	if err != nil {
+		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, err)
+	}
+	n.pins.add(owner, ref.Hash)
+	if ref.Size == 0 {
+		return cluster.Job{}, &transcoder.MediaError{Reason: "the uploaded file is empty"}
+	}
+	path, err := n.blobs.Path(ref.Hash)
+	if err != nil {
+		return cluster.Job{}, err
+	}
+	probe, err := n.tc.Probe(ctx, path)
+	if err != nil {
+		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, err)
+	}
+	rends, err := transcoder.Plan(probe, opts)
+	if err != nil {
+		if transcoder.IsMediaError(err) {
+			return cluster.Job{}, err
+		}
+		return cluster.Job{}, fmt.Errorf("plan: %w: %v", cluster.ErrInvalid, err)
+	}
+	job := cluster.Job{
+		ID:           newJobID(),
+		Name:         displayName(filename),
+		Options:      opts,
+		Source:       *probe,
+		SourceBlob:   ref,
+		Origin:       n.cfg.Name,
+		Renditions:   rends,
+		ChunkSeconds: opts.EffectiveChunkSeconds(),
+	}
+	if err := n.store.Propose(ctx, cluster.OpJobSubmit, cluster.SubmitJob{Job: job}); err != nil {
+		return cluster.Job{}, fmt.Errorf("submit %s: %w", job.ID, err)
+	}
+	n.logger.Info("job submitted", "job", job.ID, "name", job.Name, "bytes", ref.Size,
+		"duration", probe.Duration, "renditions", len(rends))
+	j, ok := s.Job(job.ID)
+	if !ok {
+		return cluster.Job{}, fmt.Errorf("submit %s: job vanished after commit", job.ID)
+	}
+	return j, nil
+}
+
+// newJobID returns 16 random base32 characters: unguessable enough to hand
+// out as a playback handle and safe in paths and URLs.
+func newJobID() string {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// displayName keeps a client file name for people to read; it never reaches
+// the disk.
+func displayName(name string) string {
+	name = filepath.Base(strings.ReplaceAll(name, "\\", "/"))
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, name)
+	if name == "." || name == "/" || name == "" {
+		name = "upload"
+	}
+	if len(name) > 200 {
+		name = name[:200]
+	}
+	return name
+}
+
+func (s service) Job(id string) (j cluster.Job, ok bool) {
+	s.n.store.FSM().Read(func(st *cluster.State) { j, ok = st.Job(id) })
+	return j, ok
+}
+
+func (s service) Jobs() (out []cluster.Job) {
+	s.n.store.FSM().Read(func(st *cluster.State) { out = st.JobsByAge() })
+	return out
+}
+
+// Progress weighs the pipeline by what it costs: splitting a little, the
+// chunk encodes most (by media duration, including the running fraction of
+// chunks in flight here), packaging the rest.
+func (s service) Progress(id string) float64 {
+	var p float64
+	s.n.store.FSM().Read(func(st *cluster.State) {
+		j, ok := st.Jobs[id]
+		if !ok {
+			return
+		}
+		switch j.State {
+		case cluster.JobDone:
+			p = 1
+			return
+		case cluster.JobQueued, cluster.JobSplitting:
+			p = 0
+			return
+		}
+		const split, encode = 0.05, 0.85
+		var total, done float64
+		for _, c := range j.Chunks {
+			total += c.Duration
+			if len(c.Outputs) > 0 {
+				done += c.Duration
+			} else {
+				done += c.Duration * s.n.worker.progressOf(cluster.TaskID(j.ID, cluster.TaskEncode, c.Index))
+			}
+		}
+		p = split
+		if total > 0 {
+			p += encode * done / total
+		}
+		if j.State == cluster.JobPackaging {
+			p = split + encode
+		}
+	})
+	return min(p, 1)
+}
+
+// Cancel stops a running job; a finished job is deleted with its media.
+func (s service) Cancel(ctx context.Context, id string) error {
+	j, ok := s.Job(id)
+	if !ok {
+		return fmt.Errorf("job %s: %w", id, cluster.ErrNotFound)
+	}
+	if j.State.Terminal() {
+		return s.n.store.Propose(ctx, cluster.OpJobDelete, cluster.JobRef{JobID: id})
+	}
+	err := s.n.store.Propose(ctx, cluster.OpJobCancel, cluster.JobRef{JobID: id})
+	if errors.Is(err, cluster.ErrConflict) {
+		// It finished between the read and the cancel: delete it instead.
+		return s.n.store.Propose(ctx, cluster.OpJobDelete, cluster.JobRef{JobID: id})
+	}
+	return err
+}
+
+func (s service) Changed() <-chan struct{} { return s.n.store.FSM().Changed() }
+
+func (s service) OpenBlob(_ context.Context, ref cluster.BlobRef) (io.ReadSeekCloser, error) {
+	return s.n.blobs.Open(ref.Hash)
+}
+
+// Ready is nil when the node has a leader to commit to and is not stopping.
+func (s service) Ready() error {
+	if s.n.stopping.Load() {
+		return errors.New("shutting down")
+	}
+	if addr, _ := s.n.store.Raft().LeaderWithID(); addr == "" {
+		return errors.New("no raft leader")
+	}
+	return nil
+}
+
+// ClusterStatus is the JSON of GET /api/v1/cluster.
+type ClusterStatus struct {
+	Leader  string         `json:"leader"`
+	Term    uint64         `json:"term"`
+	Members []MemberStatus `json:"members"`
+}
+
+// MemberStatus describes one node.
+type MemberStatus struct {
+	Name        string `json:"name"`
+	ID          string `json:"id"`
+	State       string `json:"state"`
+	RaftRole    string `json:"raft_role"`
+	Voter       bool   `json:"voter"`
+	Slots       int    `json:"slots"`
+	TasksActive int    `json:"tasks_active"`
+	Version     string `json:"version"`
+	Started     time.Time `json:"started"`
+}
+
+func (s service) Status() any {
+	n := s.n
+	r := n.store.Raft()
+	_, leaderID := r.LeaderWithID()
+	active := 0
+	n.store.FSM().Read(func(st *cluster.State) {
+		for _, t := range st.Tasks {
+			if t.State == cluster.TaskAssigned && t.Node == n.cfg.Name {
+				active++
+			}
+		}
+	})
+	leader := ""
+	if string(leaderID) == n.store.ID() {
+		leader = n.cfg.Name
+	}
+	return ClusterStatus{
+		Leader: leader,
+		Term:   n.store.Term(),
+		Members: []MemberStatus{{
+			Name: n.cfg.Name, ID: n.store.ID(), State: "alive",
+			RaftRole: strings.ToLower(r.State().String()), Voter: true,
+			Slots: n.cfg.Slots, TasksActive: active, Version: n.cfg.Version, Started: n.started,
+		}},
+	}
+}
+
+// countingReader counts upload bytes as they stream in.
+type countingReader struct {
+	r io.Reader
+	m *metrics
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.m.uploadBytes.Add(float64(n))
+	return n, err
+}

@@ -1,0 +1,382 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/transcoder"
+)
+
+// proposer commits commands to the job log (on the leader, wherever it is).
+type proposer interface {
+	Propose(ctx context.Context, op cluster.Op, body any) error
+}
+
+// worker runs the tasks the leader assigned to this node: it watches the FSM,
+// starts every assignment addressed here (up to slots), and cancels a run
+// whose assignment is gone (job canceled, task reassigned). A restarted node
+// finds its assignments in the replayed log and runs them again; outputs are
+// content-addressed, so a rerun is harmless.
+type worker struct {
+	name    string
+	fsm     *cluster.FSM
+	log     proposer
+	blobs   *cluster.BlobStore
+	tc      *transcoder.Transcoder
+	slots   int
+	logger  *slog.Logger
+	metrics *metrics
+	pins    *pins
+
+	mu      sync.Mutex
+	running map[string]*taskRun // by task id
+	wg      sync.WaitGroup
+}
+
+type taskRun struct {
+	attempt  int
+	cancel   context.CancelFunc
+	progress float64
+}
+
+func (w *worker) Run(ctx context.Context) {
+	defer w.wg.Wait()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		changed := w.fsm.Changed()
+		w.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			w.mu.Lock()
+			for _, r := range w.running {
+				r.cancel()
+			}
+			w.mu.Unlock()
+			return
+		case <-changed:
+		case <-tick.C:
+		}
+	}
+}
+
+// reconcile makes the set of running tasks match the assignments for this
+// node in the FSM.
+func (w *worker) reconcile(ctx context.Context) {
+	type start struct {
+		task cluster.Task
+		job  cluster.Job
+	}
+	var starts []start
+	mine := map[string]int{}
+	w.fsm.Read(func(st *cluster.State) {
+		for _, t := range st.Tasks {
+			if t.State == cluster.TaskAssigned && t.Node == w.name {
+				mine[t.ID] = t.Attempt
+			}
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for id, attempt := range mine {
+			if r, ok := w.running[id]; ok && r.attempt == attempt {
+				continue
+			}
+			if len(w.running)+len(starts) >= w.slots {
+				break
+			}
+			t := st.Tasks[id]
+			starts = append(starts, start{task: *t, job: cloneJobFrom(st, t.JobID)})
+		}
+	})
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, r := range w.running {
+		if attempt, ok := mine[id]; !ok || attempt != r.attempt {
+			r.cancel() // the assignment is gone: canceled job or reassigned task
+		}
+	}
+	for _, s := range starts {
+		if r, ok := w.running[s.task.ID]; ok {
+			r.cancel()
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		r := &taskRun{attempt: s.task.Attempt, cancel: cancel}
+		w.running[s.task.ID] = r
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			defer cancel()
+			w.execute(rctx, s.task, s.job, r)
+			w.mu.Lock()
+			if w.running[s.task.ID] == r {
+				delete(w.running, s.task.ID)
+			}
+			w.mu.Unlock()
+		}()
+	}
+	w.metrics.tasksInFlight.Set(float64(len(w.running)))
+}
+
+func cloneJobFrom(st *cluster.State, id string) cluster.Job {
+	j, _ := st.Job(id)
+	return j
+}
+
+// progressOf is the fraction done of this node's run of a task (0 if none).
+func (w *worker) progressOf(taskID string) float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if r, ok := w.running[taskID]; ok {
+		return r.progress
+	}
+	return 0
+}
+
+func (w *worker) setProgress(r *taskRun, p float64) {
+	w.mu.Lock()
+	r.progress = p
+	w.mu.Unlock()
+}
+
+// execute runs one task and reports its result or failure to the log.
+func (w *worker) execute(ctx context.Context, t cluster.Task, j cluster.Job, r *taskRun) {
+	log := w.logger.With("job", t.JobID, "task", t.ID, "kind", t.Kind, "attempt", t.Attempt)
+	if t.Kind == cluster.TaskEncode {
+		log = log.With("chunk", t.Chunk)
+	}
+	if j.ID == "" {
+		return
+	}
+	dir := filepath.Join(w.blobs.TempDir(), fmt.Sprintf("%s-%d", strings.ReplaceAll(t.ID, "/", "_"), t.Attempt))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		w.report(ctx, log, t, nil, fmt.Errorf("work dir: %w", err))
+		return
+	}
+	defer os.RemoveAll(dir)
+
+	log.Info("task started")
+	start := time.Now()
+	res := &cluster.TaskResult{TaskID: t.ID, Node: w.name, Attempt: t.Attempt}
+	var err error
+	switch t.Kind {
+	case cluster.TaskSplit:
+		err = w.split(ctx, j, dir, res)
+	case cluster.TaskAudio:
+		err = w.audio(ctx, j, dir, res)
+	case cluster.TaskEncode:
+		err = w.encode(ctx, j, t.Chunk, dir, res, func(p float64) { w.setProgress(r, p) })
+	case cluster.TaskPackage:
+		err = w.pack(ctx, j, dir, res)
+	default:
+		err = fmt.Errorf("unknown task kind %q", t.Kind)
+	}
+	if ctx.Err() != nil {
+		log.Info("task stopped", "reason", context.Cause(ctx))
+		return
+	}
+	if err == nil {
+		elapsed := time.Since(start)
+		log.Info("task done", "seconds", elapsed.Seconds())
+		if t.Kind == cluster.TaskEncode {
+			w.metrics.observeEncode(j.Options.Codec, elapsed, t.Duration)
+		}
+	}
+	w.report(ctx, log, t, res, err)
+}
+
+// report commits the outcome, retrying while the log is unavailable (an
+// election, say). A stale verdict means someone else owns the task now.
+func (w *worker) report(ctx context.Context, log *slog.Logger, t cluster.Task, res *cluster.TaskResult, runErr error) {
+	op, body := cluster.OpTaskDone, any(res)
+	if runErr != nil {
+		log.Warn("task failed", "err", runErr, "permanent", transcoder.IsMediaError(runErr))
+		op = cluster.OpTaskFail
+		body = cluster.TaskFailure{TaskID: t.ID, Node: w.name, Attempt: t.Attempt,
+			Reason: failureReason(runErr), Permanent: transcoder.IsMediaError(runErr)}
+	}
+	defer w.pins.release(res)
+	backoff := 100 * time.Millisecond
+	for {
+		err := w.log.Propose(ctx, op, body)
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, cluster.ErrStale), errors.Is(err, cluster.ErrNotFound), errors.Is(err, cluster.ErrInvalid):
+			log.Warn("task result refused", "err", err)
+			return
+		}
+		log.Warn("reporting task result failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// failureReason is what the job's error field shows: the media problem as
+// the transcoder phrased it, or the error chain.
+func failureReason(err error) string {
+	var me *transcoder.MediaError
+	if errors.As(err, &me) {
+		return me.Reason
+	}
+	s := err.Error()
+	if len(s) > 2000 {
+		s = s[:2000] + "…"
+	}
+	return s
+}
+
+// local returns the path of a blob this task needs, which must be on this
+// node. (Pulling from peers arrives with the mesh.)
+func (w *worker) local(b cluster.BlobRef) (string, error) {
+	p, err := w.blobs.Path(b.Hash)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("blob %s is not on this node: %w", b.Hash, err)
+	}
+	return p, nil
+}
+
+// store moves a produced file into the blob store and pins it until the
+// result that names it is committed.
+func (w *worker) store(res *cluster.TaskResult, path string) (cluster.BlobRef, error) {
+	ref, err := w.blobs.PutFile(path)
+	if err != nil {
+		return ref, err
+	}
+	w.pins.add(res, ref.Hash)
+	return ref, nil
+}
+
+func (w *worker) split(ctx context.Context, j cluster.Job, dir string, res *cluster.TaskResult) error {
+	src, err := w.local(j.SourceBlob)
+	if err != nil {
+		return fmt.Errorf("split %s: %w", j.ID, err)
+	}
+	chunks, err := w.tc.Split(ctx, src, &j.Source, j.ChunkSeconds, dir)
+	if err != nil {
+		return fmt.Errorf("split %s: %w", j.ID, err)
+	}
+	for _, c := range chunks {
+		ref, err := w.store(res, c.Path)
+		if err != nil {
+			return fmt.Errorf("split %s: store chunk %d: %w", j.ID, c.Index, err)
+		}
+		res.Chunks = append(res.Chunks, cluster.Chunk{Index: c.Index, Start: c.Start, Duration: c.Duration, Frames: c.Frames, Source: ref})
+	}
+	return nil
+}
+
+func (w *worker) audio(ctx context.Context, j cluster.Job, dir string, res *cluster.TaskResult) error {
+	src, err := w.local(j.SourceBlob)
+	if err != nil {
+		return fmt.Errorf("audio %s: %w", j.ID, err)
+	}
+	out := filepath.Join(dir, "audio.m4a")
+	if err := w.tc.EncodeAudio(ctx, src, &j.Source, videoDuration(j.Source), out); err != nil {
+		return fmt.Errorf("audio %s: %w", j.ID, err)
+	}
+	ref, err := w.store(res, out)
+	if err != nil {
+		return fmt.Errorf("audio %s: %w", j.ID, err)
+	}
+	res.Audio = ref
+	return nil
+}
+
+func videoDuration(p transcoder.Probe) float64 {
+	if p.Video != nil && p.Video.Duration > 0 {
+		return p.Video.Duration
+	}
+	return p.Duration
+}
+
+func encodeSettings(j cluster.Job) transcoder.EncodeSettings {
+	s := transcoder.EncodeSettings{
+		Renditions:     j.Renditions,
+		SegmentSeconds: transcoder.DefaultSegmentSeconds,
+		Preset:         j.Options.Preset,
+	}
+	if j.Source.Video != nil {
+		s.FrameRate = j.Source.Video.FrameRate
+		s.Rotation = j.Source.Video.Rotation
+	}
+	return s
+}
+
+func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir string, res *cluster.TaskResult, progress transcoder.Progress) error {
+	if chunk >= len(j.Chunks) {
+		return fmt.Errorf("encode %s chunk %d: job has %d chunks", j.ID, chunk, len(j.Chunks))
+	}
+	c := j.Chunks[chunk]
+	src, err := w.local(c.Source)
+	if err != nil {
+		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
+	}
+	tc := transcoder.Chunk{Index: c.Index, Start: c.Start, Duration: c.Duration, Frames: c.Frames, Path: src}
+	outs, err := w.tc.EncodeChunk(ctx, tc, encodeSettings(j), dir, progress)
+	if err != nil {
+		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
+	}
+	for _, o := range outs {
+		ref, err := w.store(res, o)
+		if err != nil {
+			return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
+		}
+		res.Outputs = append(res.Outputs, ref)
+	}
+	return nil
+}
+
+func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *cluster.TaskResult) error {
+	in := transcoder.PackageInput{Renditions: j.Renditions, SegmentSeconds: transcoder.DefaultSegmentSeconds}
+	in.Chunks = make([][]string, len(j.Renditions))
+	for _, c := range j.Chunks {
+		if len(c.Outputs) != len(j.Renditions) {
+			return fmt.Errorf("package %s: chunk %d has %d outputs for %d renditions", j.ID, c.Index, len(c.Outputs), len(j.Renditions))
+		}
+		for r, o := range c.Outputs {
+			p, err := w.local(o)
+			if err != nil {
+				return fmt.Errorf("package %s: chunk %d: %w", j.ID, c.Index, err)
+			}
+			in.Chunks[r] = append(in.Chunks[r], p)
+		}
+	}
+	if !j.Audio.IsZero() {
+		p, err := w.local(j.Audio)
+		if err != nil {
+			return fmt.Errorf("package %s: audio: %w", j.ID, err)
+		}
+		in.Audio = p
+	}
+	out := filepath.Join(dir, "out")
+	pr, err := w.tc.Package(ctx, in, out)
+	if err != nil {
+		return fmt.Errorf("package %s: %w", j.ID, err)
+	}
+	res.Files = map[string]cluster.BlobRef{}
+	for _, f := range pr.Files {
+		ref, err := w.store(res, filepath.Join(out, filepath.FromSlash(f)))
+		if err != nil {
+			return fmt.Errorf("package %s: %w", j.ID, err)
+		}
+		res.Files[f] = ref
+	}
+	res.HLS, res.DASH, res.MP4 = pr.HLS, pr.DASH, pr.MP4
+	return nil
+}

@@ -1,0 +1,96 @@
+package transcoder
+
+import "time"
+
+// Probe holds the facts about a source that planning and verification need.
+// It is stored in the job log, so fields are only ever added.
+type Probe struct {
+	Format   string  `json:"format"`             // ffprobe format_name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+	Duration float64 `json:"duration"`           // seconds, of the whole file
+	Size     int64   `json:"size"`               // bytes
+	BitRate  int64   `json:"bit_rate,omitempty"` // bits/s, container
+	Video    *VideoStream `json:"video,omitempty"`
+	Audio    *AudioStream `json:"audio,omitempty"`
+}
+
+// VideoStream describes the first video stream. Width and Height are the
+// displayed size: a rotation of ±90° has already been applied.
+type VideoStream struct {
+	Index     int     `json:"index"`
+	Codec     string  `json:"codec"`
+	Width     int     `json:"width"`
+	Height    int     `json:"height"`
+	Rotation  int     `json:"rotation,omitempty"` // degrees the display matrix rotates by (0, 90, 180, 270)
+	FrameRate float64 `json:"frame_rate"`         // average frames/s
+	Duration  float64 `json:"duration"`           // seconds
+	StartTime float64 `json:"start_time"`
+	PixFmt    string  `json:"pix_fmt,omitempty"`
+	BitRate   int64   `json:"bit_rate,omitempty"`
+}
+
+// AudioStream describes the first audio stream.
+type AudioStream struct {
+	Index      int     `json:"index"`
+	Codec      string  `json:"codec"`
+	Channels   int     `json:"channels"`
+	SampleRate int     `json:"sample_rate"`
+	Duration   float64 `json:"duration"`
+	StartTime  float64 `json:"start_time"`
+	BitRate    int64   `json:"bit_rate,omitempty"`
+}
+
+// Options are the per-job choices a user may make (the `options` JSON field
+// of an upload). The zero value means "the defaults".
+type Options struct {
+	Codec      string   `json:"codec,omitempty"`      // "h264" (default); "hevc", "av1" later
+	Renditions []string `json:"renditions,omitempty"` // e.g. ["1080p","720p"] or ["720p@2500k"]; empty = default ladder
+	ChunkSeconds float64 `json:"chunk_seconds,omitempty"` // target chunk duration; 0 = DefaultChunkSeconds
+	// Preset is the x264 speed/quality preset; every chunk of a job must use
+	// the same one (it shapes the stream headers), so it is fixed at submit.
+	Preset string `json:"preset,omitempty"`
+}
+
+// Rendition is one rung of the output ladder.
+type Rendition struct {
+	Name    string `json:"name"`    // "720p"
+	Width   int    `json:"width"`   // even
+	Height  int    `json:"height"`  // even
+	Bitrate int64  `json:"bitrate"` // video bits/s
+	Codec   string `json:"codec"`   // "h264"
+}
+
+// Chunk is one piece of the source video produced by Split: a stream copy
+// that starts on a source keyframe, with its timestamps reset to zero.
+type Chunk struct {
+	Index    int     `json:"index"`
+	Start    float64 `json:"start"`    // seconds from the start of the source video
+	Duration float64 `json:"duration"` // seconds
+	Frames   int     `json:"frames"`   // video frames in the chunk
+	Path     string  `json:"-"`        // local file written by Split
+}
+
+// Defaults that the plan and the encoders use.
+const (
+	DefaultChunkSeconds   = 6.0
+	MinChunkSeconds       = 2.0
+	MaxChunkSeconds       = 12.0 // keyframes further apart than this force a re-key pass
+	DefaultSegmentSeconds = 2.0  // HLS/DASH segment length and GOP length
+	DefaultAudioBitrate   = 128_000
+	DefaultCodec          = "h264"
+)
+
+// EncodeSettings fix everything about a chunk encode that must be identical
+// across chunks of one job so that the chunks stitch.
+type EncodeSettings struct {
+	Renditions     []Rendition
+	FrameRate      float64 // source average frame rate; sets the GOP length
+	Rotation       int     // from Probe.Video.Rotation
+	SegmentSeconds float64 // keyframe grid
+	Preset         string  // x264 preset; "" = "veryfast"
+}
+
+// Progress is called with the fraction (0..1) of a long ffmpeg run done.
+type Progress func(done float64)
+
+// Timeout bounds used when a caller gives none.
+const DefaultStepTimeout = 2 * time.Hour
