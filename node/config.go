@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Default ports. They are fixed so that nodes on different loopback
@@ -40,6 +41,10 @@ type Config struct {
 	FFprobe string
 	Version string
 	Logger  *slog.Logger
+
+	// gcGrace is how old an unreferenced blob must be before it is
+	// collected (tests shorten it).
+	gcGrace time.Duration
 }
 
 // DefaultConfig returns a one-node configuration with data in ./data and
@@ -61,6 +66,7 @@ func DefaultConfig() Config {
 		MaxUploadBytes: 64 << 30,
 		Preset:         "veryfast",
 		Version:        "dev",
+		gcGrace:        30 * time.Second,
 	}
 }
 
@@ -95,7 +101,7 @@ func (c *Config) Validate() error {
 	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
 		errs = append(errs, fmt.Sprintf("advertise addr %q is not an IP address", c.AdvertiseAddr))
 	}
-	if c.RaftPort <= 0 || c.RaftPort > 65535 {
+	if c.RaftPort < 0 || c.RaftPort > 65535 { // 0 = any free port (tests)
 		errs = append(errs, fmt.Sprintf("raft port %d out of range", c.RaftPort))
 	}
 	if len(c.Join) > 0 {

@@ -90,7 +90,7 @@ func New(cfg Config) (n *Node, err error) {
 	n.sched = cluster.NewScheduler(n.store, n, logger)
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, log: n.store, pins: n.pins,
-		logger: logger.With("component", "gc"), grace: 30 * time.Second, interval: 10 * time.Second,
+		logger: logger.With("component", "gc"), grace: cfg.gcGrace, interval: 10 * time.Second,
 	}
 
 	token, err := readSecret(cfg.APITokenFile)

@@ -26,7 +26,7 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 	n := s.n
 	opts, err := transcoder.ParseOptions(options)
 	if err != nil {
-		return cluster.Job{}, fmt.Errorf("options: %w: %v", cluster.ErrInvalid, err)
+		return cluster.Job{}, cluster.Invalid(err)
 	}
 	if opts.Preset == "" {
 		opts.Preset = n.cfg.Preset
@@ -54,7 +54,7 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		if transcoder.IsMediaError(err) {
 			return cluster.Job{}, err
 		}
-		return cluster.Job{}, fmt.Errorf("plan: %w: %v", cluster.ErrInvalid, err)
+		return cluster.Job{}, cluster.Invalid(err)
 	}
 	job := cluster.Job{
 		ID:           newJobID(),
@@ -199,14 +199,14 @@ type ClusterStatus struct {
 
 // MemberStatus describes one node.
 type MemberStatus struct {
-	Name        string `json:"name"`
-	ID          string `json:"id"`
-	State       string `json:"state"`
-	RaftRole    string `json:"raft_role"`
-	Voter       bool   `json:"voter"`
-	Slots       int    `json:"slots"`
-	TasksActive int    `json:"tasks_active"`
-	Version     string `json:"version"`
+	Name        string    `json:"name"`
+	ID          string    `json:"id"`
+	State       string    `json:"state"`
+	RaftRole    string    `json:"raft_role"`
+	Voter       bool      `json:"voter"`
+	Slots       int       `json:"slots"`
+	TasksActive int       `json:"tasks_active"`
+	Version     string    `json:"version"`
 	Started     time.Time `json:"started"`
 }
 

@@ -5,10 +5,10 @@ import "time"
 // Probe holds the facts about a source that planning and verification need.
 // It is stored in the job log, so fields are only ever added.
 type Probe struct {
-	Format   string  `json:"format"`             // ffprobe format_name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
-	Duration float64 `json:"duration"`           // seconds, of the whole file
-	Size     int64   `json:"size"`               // bytes
-	BitRate  int64   `json:"bit_rate,omitempty"` // bits/s, container
+	Format   string       `json:"format"`             // ffprobe format_name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+	Duration float64      `json:"duration"`           // seconds, of the whole file
+	Size     int64        `json:"size"`               // bytes
+	BitRate  int64        `json:"bit_rate,omitempty"` // bits/s, container
 	Video    *VideoStream `json:"video,omitempty"`
 	Audio    *AudioStream `json:"audio,omitempty"`
 }
@@ -42,9 +42,9 @@ type AudioStream struct {
 // Options are the per-job choices a user may make (the `options` JSON field
 // of an upload). The zero value means "the defaults".
 type Options struct {
-	Codec      string   `json:"codec,omitempty"`      // "h264" (default); "hevc", "av1" later
-	Renditions []string `json:"renditions,omitempty"` // e.g. ["1080p","720p"] or ["720p@2500k"]; empty = default ladder
-	ChunkSeconds float64 `json:"chunk_seconds,omitempty"` // target chunk duration; 0 = DefaultChunkSeconds
+	Codec        string   `json:"codec,omitempty"`         // "h264" (default); "hevc", "av1" later
+	Renditions   []string `json:"renditions,omitempty"`    // e.g. ["1080p","720p"] or ["720p@2500k"]; empty = default ladder
+	ChunkSeconds float64  `json:"chunk_seconds,omitempty"` // target chunk duration; 0 = DefaultChunkSeconds
 	// Preset is the x264 speed/quality preset; every chunk of a job must use
 	// the same one (it shapes the stream headers), so it is fixed at submit.
 	Preset string `json:"preset,omitempty"`

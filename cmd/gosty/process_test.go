@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as the gosty binary: with GOSTY_TEST_MAIN set it
+// runs main, so process tests start real node processes without a build step.
+func TestMain(m *testing.M) {
+	if os.Getenv("GOSTY_TEST_MAIN") == "1" {
+		os.Args = append([]string{"gosty"}, os.Args[1:]...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// proc is a gosty node process.
+type proc struct {
+	cmd  *exec.Cmd
+	base string
+	log  *bytes.Buffer
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func startProc(t *testing.T, dataDir string, httpPort, raftPort int, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"node", "--name", "p1", "--data-dir", dataDir,
+		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--bind-addr", "127.0.0.1",
+		"--raft-port", fmt.Sprint(raftPort), "--log-level", "info"}, extra...)
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "GOSTY_TEST_MAIN=1")
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", httpPort), log: &log}
+	t.Cleanup(func() {
+		// The whole group: a node's ffmpeg children must not outlive it.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("node log:\n%s", tail(log.String(), 8000))
+		}
+	})
+	waitUntil(t, 20*time.Second, "node ready", func() bool {
+		resp, err := http.Get(p.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type procJob struct {
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Error  string `json:"error"`
+	Chunks []struct {
+		Index     int    `json:"index"`
+		EncodedBy string `json:"encoded_by"`
+	} `json:"chunks"`
+	Outputs struct {
+		HLS string            `json:"hls"`
+		MP4 map[string]string `json:"mp4"`
+	} `json:"outputs"`
+}
+
+func (p *proc) job(t *testing.T, id string) procJob {
+	t.Helper()
+	var j procJob
+	resp, err := http.Get(p.base + "/api/v1/jobs/" + id)
+	if err != nil {
+		return j
+	}
+	defer resp.Body.Close()
+	json.NewDecoder(resp.Body).Decode(&j)
+	return j
+}
+
+// TestKillNineMidJobThenRestartFinishes kills a node process with SIGKILL
+// while it transcodes, starts it again on the same data dir (and a new HTTP
+// port, as a rescheduled pod would get), and expects the job to finish with
+// playable output.
+func TestKillNineMidJobThenRestartFinishes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ffmpeg and node processes")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "clip.mp4")
+	gen := exec.Command("ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=24",
+		"-f", "lavfi", "-i", "sine=duration=24", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", src)
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v %s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+	raftPort := freePort(t)
+	p := startProc(t, data, freePort(t), raftPort, "--slots", "1", "--preset", "medium")
+
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	mw.WriteField("options", `{"chunk_seconds":3}`)
+	fw, _ := mw.CreateFormFile("file", "clip.mp4")
+	b, _ := os.ReadFile(src)
+	fw.Write(b)
+	mw.Close()
+	resp, err := http.Post(p.base+"/api/v1/jobs", mw.FormDataContentType(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	var j procJob
+	json.Unmarshal(body, &j)
+
+	// Kill once some chunks are encoded and others are not.
+	waitUntil(t, 3*time.Minute, "some chunks encoded", func() bool {
+		cur := p.job(t, j.ID)
+		done := 0
+		for _, c := range cur.Chunks {
+			if c.EncodedBy != "" {
+				done++
+			}
+		}
+		return cur.State == "transcoding" && done >= 1 && done < len(cur.Chunks)
+	})
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+
+	p2 := startProc(t, data, freePort(t), raftPort, "--slots", "2")
+	var final procJob
+	waitUntil(t, 4*time.Minute, "job to finish after restart", func() bool {
+		final = p2.job(t, j.ID)
+		return final.State == "done" || final.State == "failed"
+	})
+	if final.State != "done" {
+		t.Fatalf("after restart the job ended %s: %s", final.State, final.Error)
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-protocol_whitelist", "http,tcp",
+		"-show_entries", "format=duration", "-of", "csv=p=0", p2.base+final.Outputs.HLS).Output()
+	if err != nil {
+		t.Fatalf("ffprobe HLS after restart: %v", err)
+	}
+	if d := strings.TrimSpace(string(out)); !strings.HasPrefix(d, "24") && !strings.HasPrefix(d, "23.9") {
+		t.Fatalf("HLS duration after restart: %q", d)
+	}
+}

@@ -1,0 +1,71 @@
+// Package httpapi serves gosty's public HTTP API on every node: job upload,
+// listing, cancellation, server-sent events, published media with Range
+// support, cluster status, liveness, readiness and Prometheus metrics.
+//
+// It consumes the small interfaces declared in service.go (Jobs, Blobs,
+// Cluster, Health); the node package implements them. httpapi never imports
+// node and never builds a filesystem path from user input.
+//
+// Decisions that implementers and clients rely on:
+//
+//   - Errors are always JSON {"error":{"code":"...","message":"..."}}, also for
+//     unknown routes (404 not_found), wrong methods (405 method_not_allowed,
+//     with an Allow header) and recovered panics (500 internal). Backend errors
+//     map as: cluster.ErrNotFound → 404 not_found; cluster.ErrInvalid → 400
+//     invalid_request; *transcoder.MediaError → 422 invalid_media (message =
+//     Reason); cluster.ErrConflict → 409 conflict; cluster.ErrNotLeader → 503
+//     unavailable (with Retry-After); *http.MaxBytesError → 413 too_large;
+//     anything else → 500 internal, logged, with the message "internal error".
+//     Backends must wrap with %w so errors.Is/errors.As see these.
+//
+//   - Upload (POST /api/v1/jobs) streams: multipart/form-data is read part by
+//     part with a multipart.Reader, and the `file` part is handed to
+//     Jobs.Submit as its body without buffering. Because the job is planned
+//     from the options while the file streams, an `options` part MUST come
+//     before the `file` part. An `options` part (or a second `file` part) after
+//     the file is detected when the file part ends: the body handed to Submit
+//     then fails with an error wrapping cluster.ErrInvalid instead of returning
+//     io.EOF, so Submit must treat any read error as a failed upload and commit
+//     nothing; the client gets 400. The alternative is a raw body with
+//     ?filename= (required) and optional ?options= (URL-encoded JSON). The
+//     whole body is limited to Config.MaxUploadBytes (default 64 GiB) → 413.
+//     Success is 201 with the job view and Location: /api/v1/jobs/{id}.
+//
+//   - DELETE /api/v1/jobs/{id} calls Jobs.Cancel and then looks the job up
+//     again: 200 with the job view when the job still exists (a running job
+//     that is now canceled), 204 with no body when it is gone (a finished job
+//     that was deleted with its media).
+//
+//   - GET /api/v1/jobs/{id}/events is text/event-stream. Each event is
+//     "event: job" with the job view as data and an increasing "id:"; one is
+//     sent at once, then whenever the job's state or progress differs from
+//     the last one sent (woken by Jobs.Changed, with a short poll as a
+//     fallback for progress that changes without a log entry), and ": ping"
+//     comments keep idle connections open every 15 s. The stream ends after a
+//     terminal state (done, failed, canceled) has been sent, or with
+//     "event: deleted" when the job disappears. A reconnect that carries
+//     Last-Event-ID for a job already in a terminal state gets 204, which
+//     tells browsers' EventSource to stop reconnecting.
+//
+//   - Output files are served from GET|HEAD /api/v1/jobs/{id}/files/{path}
+//     where path must be a key of Job.Outputs; anything else is 404. Responses
+//     use http.ServeContent (Range, If-Range, conditional requests) with a
+//     strong ETag equal to the blob hash, Content-Type by extension, CORS
+//     open to any origin for GET/HEAD, and Cache-Control "public,
+//     max-age=31536000, immutable" (playlists of a job that is not done yet:
+//     "no-cache"). Blobs.OpenBlob must return a seekable reader (ServeContent
+//     seeks to find the size and to serve ranges).
+//
+//   - POST and DELETE require "Authorization: Bearer <token>" when
+//     Config.APIToken is set (401 unauthorized otherwise); reads are open.
+//
+//   - Metrics on Config.Registry: gosty_http_requests_total{route,method,code},
+//     gosty_http_request_duration_seconds{route,method} and
+//     gosty_http_requests_in_flight. route is the gin route template (e.g.
+//     "/api/v1/jobs/:id") or "unmatched", method is folded to a fixed set, so
+//     label values are bounded. Long-lived event streams count their whole
+//     lifetime in the duration histogram.
+//
+//   - Request logs go to Config.Logger; /healthz, /readyz and /metrics are
+//     logged at debug level so probes and scrapes do not flood the log.
+package httpapi

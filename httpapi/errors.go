@@ -1,0 +1,93 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/transcoder"
+)
+
+// statusClientClosed is recorded (never really seen by a client) when the
+// client went away before the backend answered.
+const statusClientClosed = 499
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// writeJSON writes v as JSON with the given status.
+func writeJSON(c *gin.Context, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(errorBody{errorDetail{"internal", "internal error"}})
+	}
+	h := c.Writer.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	c.Status(status)
+	if c.Request.Method == http.MethodHead {
+		c.Writer.WriteHeaderNow()
+		return
+	}
+	b = append(b, '\n')
+	_, _ = c.Writer.Write(b)
+}
+
+// writeErrorCode writes the JSON error body and stops the handler chain.
+func writeErrorCode(c *gin.Context, status int, code, message string) {
+	c.Abort()
+	writeJSON(c, status, errorBody{errorDetail{Code: code, Message: message}})
+}
+
+// writeError maps a backend error to its response. Unknown errors are logged
+// and answered with a bare "internal error".
+func (a *API) writeError(c *gin.Context, err error) {
+	var (
+		tooBig *http.MaxBytesError
+		media  *transcoder.MediaError
+	)
+	switch {
+	case errors.As(err, &tooBig):
+		c.Header("Connection", "close")
+		writeErrorCode(c, http.StatusRequestEntityTooLarge, "too_large", tooLargeMessage(tooBig.Limit))
+	case errors.As(err, &media):
+		writeErrorCode(c, http.StatusUnprocessableEntity, "invalid_media", media.Reason)
+	case errors.Is(err, cluster.ErrNotFound):
+		writeErrorCode(c, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, cluster.ErrInvalid):
+		writeErrorCode(c, http.StatusBadRequest, "invalid_request", err.Error())
+	case errors.Is(err, cluster.ErrConflict):
+		writeErrorCode(c, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, cluster.ErrNotLeader):
+		c.Header("Retry-After", "1")
+		writeErrorCode(c, http.StatusServiceUnavailable, "unavailable", "the cluster has no leader right now; retry shortly")
+	case c.Request.Context().Err() != nil && errors.Is(err, context.Canceled):
+		// The client is gone; nobody reads this, but metrics and logs see 499.
+		writeErrorCode(c, statusClientClosed, "canceled", "request canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		a.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "request timed out",
+			slog.String("route", routeOf(c)), slog.String("node", a.node), slog.Any("err", err))
+		writeErrorCode(c, http.StatusGatewayTimeout, "timeout", "the request timed out")
+	default:
+		a.log.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
+			slog.String("method", c.Request.Method), slog.String("route", routeOf(c)),
+			slog.String("node", a.node), slog.Any("err", err))
+		writeErrorCode(c, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+func tooLargeMessage(limit int64) string {
+	return "the upload exceeds the limit of " + formatBytes(limit)
+}

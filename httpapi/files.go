@@ -1,0 +1,174 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gosty/gosty/cluster"
+)
+
+const (
+	cacheImmutable  = "public, max-age=31536000, immutable"
+	cacheRevalidate = "no-cache"
+)
+
+// contentTypes maps the extensions gosty publishes to their media types.
+var contentTypes = map[string]string{
+	".m3u8": "application/vnd.apple.mpegurl",
+	".mpd":  "application/dash+xml",
+	".m4s":  "video/iso.segment",
+	".mp4":  "video/mp4",
+	".m4a":  "audio/mp4",
+	".m4v":  "video/mp4",
+	".ts":   "video/mp2t",
+	".aac":  "audio/aac",
+	".vtt":  "text/vtt; charset=utf-8",
+	".json": "application/json",
+	".jpg":  "image/jpeg",
+	".png":  "image/png",
+}
+
+func contentTypeOf(rel string) string {
+	if t, ok := contentTypes[strings.ToLower(path.Ext(rel))]; ok {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+func isPlaylist(rel string) bool {
+	switch strings.ToLower(path.Ext(rel)) {
+	case ".m3u8", ".mpd":
+		return true
+	}
+	return false
+}
+
+func setFileCORS(h http.Header) {
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", "Accept-Ranges, Content-Length, Content-Range, Content-Type, ETag")
+}
+
+// filePreflight answers CORS preflights for the file routes (players send
+// Range, which is not always a safelisted header).
+func (a *API) filePreflight(c *gin.Context) {
+	h := c.Writer.Header()
+	setFileCORS(h)
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Range, If-Range, If-None-Match, If-Modified-Since")
+	h.Set("Access-Control-Max-Age", "86400")
+	c.Status(http.StatusNoContent)
+	c.Writer.WriteHeaderNow()
+}
+
+// serveFile serves one published file of a job. The path is only ever a key
+// into Job.Outputs: no filesystem path is built from it.
+func (a *API) serveFile(c *gin.Context) {
+	setFileCORS(c.Writer.Header())
+	id, ok := jobID(c)
+	if !ok {
+		return
+	}
+	rel := strings.TrimPrefix(c.Param("path"), "/")
+	j, ok := a.jobs.Job(id)
+	if !ok {
+		writeErrorCode(c, http.StatusNotFound, "not_found", "no such job")
+		return
+	}
+	ref, ok := j.Outputs[rel]
+	if !ok || rel == "" || ref.IsZero() {
+		writeErrorCode(c, http.StatusNotFound, "not_found", "no such file")
+		return
+	}
+	f, err := a.blobs.OpenBlob(c.Request.Context(), ref)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	defer f.Close()
+
+	// A large download outlives any server-wide write timeout.
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
+
+	h := c.Writer.Header()
+	h.Set("Content-Type", contentTypeOf(rel))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("ETag", `"`+ref.Hash+`"`)
+	if isPlaylist(rel) && j.State != cluster.JobDone {
+		h.Set("Cache-Control", cacheRevalidate)
+	} else {
+		h.Set("Cache-Control", cacheImmutable)
+	}
+	// The blob is content-addressed: the ETag is the validator, so no
+	// modification time is sent.
+	w := &jsonErrorWriter{ResponseWriter: c.Writer}
+	http.ServeContent(w, c.Request, rel, time.Time{}, f)
+	w.finish()
+	if w.status == http.StatusInternalServerError {
+		a.log.Error("serving a file failed", "route", routeOf(c), "node", a.node, "job", id,
+			"file", rel, "blob", ref.Hash, "err", w.message)
+	}
+}
+
+// jsonErrorWriter turns the plain-text errors http.ServeContent writes (416,
+// 412, 500) into the API's JSON error shape. Successful responses pass
+// straight through, unbuffered.
+type jsonErrorWriter struct {
+	http.ResponseWriter
+	status  int    // error status held back, 0 when passing through
+	message string // what ServeContent said
+	done    bool
+}
+
+func (w *jsonErrorWriter) WriteHeader(code int) {
+	if code < 400 || w.status != 0 {
+		if w.status == 0 {
+			w.ResponseWriter.WriteHeader(code)
+		}
+		return
+	}
+	w.status = code
+}
+
+func (w *jsonErrorWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		return w.ResponseWriter.Write(p)
+	}
+	if !w.done {
+		w.message += string(p)
+	}
+	return len(p), nil
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *jsonErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *jsonErrorWriter) finish() {
+	if w.status == 0 || w.done {
+		return
+	}
+	w.done = true
+	var code, msg string
+	switch w.status {
+	case http.StatusRequestedRangeNotSatisfiable:
+		code, msg = "range_not_satisfiable", strings.TrimSpace(w.message)
+	case http.StatusPreconditionFailed:
+		code, msg = "precondition_failed", "precondition failed"
+	case http.StatusInternalServerError:
+		code, msg = "internal", "internal error"
+	default:
+		code, msg = "error", http.StatusText(w.status)
+	}
+	b, _ := json.Marshal(errorBody{errorDetail{Code: code, Message: msg}})
+	h := w.ResponseWriter.Header()
+	h.Del("Content-Length")
+	h.Del("Content-Encoding")
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.ResponseWriter.WriteHeader(w.status)
+	_, _ = w.ResponseWriter.Write(append(b, '\n'))
+}

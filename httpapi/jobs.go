@@ -1,0 +1,310 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gosty/gosty/cluster"
+)
+
+// maxOptionsBytes bounds the `options` JSON of an upload.
+const maxOptionsBytes = 64 << 10
+
+// maxNameBytes bounds the display name taken from the client.
+const maxNameBytes = 255
+
+func (a *API) listJobs(c *gin.Context) {
+	jobs := a.jobs.Jobs()
+	out := JobList{Jobs: make([]JobView, 0, len(jobs))}
+	for _, j := range jobs {
+		out.Jobs = append(out.Jobs, a.view(j))
+	}
+	writeJSON(c, http.StatusOK, out)
+}
+
+func (a *API) getJob(c *gin.Context) {
+	id, ok := jobID(c)
+	if !ok {
+		return
+	}
+	j, ok := a.jobs.Job(id)
+	if !ok {
+		writeErrorCode(c, http.StatusNotFound, "not_found", "no such job")
+		return
+	}
+	writeJSON(c, http.StatusOK, a.view(j))
+}
+
+// cancelJob cancels a running job or deletes a finished one. It answers 200
+// with the job view when the job still exists afterwards (canceled) and 204
+// when it is gone (deleted with its media).
+func (a *API) cancelJob(c *gin.Context) {
+	id, ok := jobID(c)
+	if !ok {
+		return
+	}
+	if err := a.jobs.Cancel(c.Request.Context(), id); err != nil {
+		a.writeError(c, err)
+		return
+	}
+	j, ok := a.jobs.Job(id)
+	if !ok {
+		c.Status(http.StatusNoContent)
+		c.Writer.WriteHeaderNow()
+		return
+	}
+	writeJSON(c, http.StatusOK, a.view(j))
+}
+
+func (a *API) clusterStatus(c *gin.Context) {
+	writeJSON(c, http.StatusOK, a.cluster.Status())
+}
+
+func (a *API) healthz(c *gin.Context) {
+	writeJSON(c, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *API) readyz(c *gin.Context) {
+	if err := a.health.Ready(); err != nil {
+		writeErrorCode(c, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	writeJSON(c, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// submit handles POST /api/v1/jobs: multipart/form-data with `options`
+// (optional, first) and `file`, or a raw body with ?filename= and optional
+// ?options=. The media streams straight into Jobs.Submit.
+func (a *API) submit(c *gin.Context) {
+	r := c.Request
+	if r.ContentLength > a.maxBody {
+		c.Header("Connection", "close")
+		writeErrorCode(c, http.StatusRequestEntityTooLarge, "too_large", tooLargeMessage(a.maxBody))
+		return
+	}
+	body := &trackedBody{rc: http.MaxBytesReader(c.Writer, r.Body, a.maxBody)}
+	r.Body = body
+
+	ct := r.Header.Get("Content-Type")
+	if ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil {
+			writeErrorCode(c, http.StatusBadRequest, "invalid_request", "malformed Content-Type header")
+			return
+		}
+		if mt == "multipart/form-data" {
+			a.submitMultipart(c, body)
+			return
+		}
+	}
+	a.submitRaw(c, body)
+}
+
+func (a *API) submitRaw(c *gin.Context, body *trackedBody) {
+	name := cleanName(c.Query("filename"))
+	if name == "" {
+		writeErrorCode(c, http.StatusBadRequest, "invalid_request",
+			"a raw upload needs the ?filename= query parameter (or send multipart/form-data with a file field)")
+		return
+	}
+	var options []byte
+	if o := strings.TrimSpace(c.Query("options")); o != "" {
+		if len(o) > maxOptionsBytes {
+			writeErrorCode(c, http.StatusBadRequest, "invalid_request", "options are too long")
+			return
+		}
+		options = []byte(o)
+	}
+	job, err := a.jobs.Submit(c.Request.Context(), name, body, options)
+	if err != nil {
+		a.uploadError(c, body, nil, err)
+		return
+	}
+	a.created(c, job)
+}
+
+func (a *API) submitMultipart(c *gin.Context, body *trackedBody) {
+	mr, err := c.Request.MultipartReader()
+	if err != nil {
+		writeErrorCode(c, http.StatusBadRequest, "invalid_request", "malformed multipart body: "+err.Error())
+		return
+	}
+	var options []byte
+	sawOptions := false
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			writeErrorCode(c, http.StatusBadRequest, "invalid_request", "the multipart body has no file field")
+			return
+		}
+		if err != nil {
+			a.uploadError(c, body, nil, fmt.Errorf("malformed multipart body: %v: %w", err, cluster.ErrInvalid))
+			return
+		}
+		switch part.FormName() {
+		case "options":
+			if sawOptions {
+				writeErrorCode(c, http.StatusBadRequest, "invalid_request", "more than one options field")
+				return
+			}
+			sawOptions = true
+			b, err := io.ReadAll(io.LimitReader(part, maxOptionsBytes+1))
+			if err != nil {
+				a.uploadError(c, body, nil, fmt.Errorf("reading options: %v: %w", err, cluster.ErrInvalid))
+				return
+			}
+			if len(b) > maxOptionsBytes {
+				writeErrorCode(c, http.StatusBadRequest, "invalid_request", "options are too long")
+				return
+			}
+			if s := strings.TrimSpace(string(b)); s != "" {
+				options = []byte(s)
+			}
+		case "file":
+			name := cleanName(part.FileName())
+			if name == "" {
+				name = "upload"
+			}
+			file := &filePart{part: part, mr: mr}
+			job, err := a.jobs.Submit(c.Request.Context(), name, file, options)
+			if err != nil {
+				a.uploadError(c, body, file, err)
+				return
+			}
+			a.created(c, job)
+			return
+		default:
+			// Unknown fields are ignored (the body limit still applies).
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				a.uploadError(c, body, nil, fmt.Errorf("malformed multipart body: %v: %w", err, cluster.ErrInvalid))
+				return
+			}
+		}
+	}
+}
+
+// uploadError answers a failed upload. What went wrong with the request
+// body itself (too large, a field after the file) wins over however the
+// backend wrapped the read error.
+func (a *API) uploadError(c *gin.Context, body *trackedBody, file *filePart, err error) {
+	if tooBig := body.tooLarge(); tooBig != nil {
+		a.writeError(c, tooBig)
+		return
+	}
+	if file != nil && file.trailing != nil {
+		a.writeError(c, file.trailing)
+		return
+	}
+	a.writeError(c, err)
+}
+
+func (a *API) created(c *gin.Context, job cluster.Job) {
+	c.Header("Location", "/api/v1/jobs/"+job.ID)
+	writeJSON(c, http.StatusCreated, a.view(job))
+}
+
+// trackedBody is the request body under the size limit; it remembers
+// whether the limit was hit.
+type trackedBody struct {
+	rc  io.ReadCloser
+	big *http.MaxBytesError
+}
+
+func (t *trackedBody) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	if err != nil && t.big == nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			t.big = mb
+		}
+	}
+	return n, err
+}
+
+func (t *trackedBody) Close() error { return t.rc.Close() }
+
+func (t *trackedBody) tooLarge() error {
+	if t.big == nil {
+		return nil
+	}
+	return t.big
+}
+
+// filePart is the body given to Submit for a multipart upload. When the file
+// part ends it reads the rest of the multipart stream: another `options` or
+// `file` field there fails the read (wrapping cluster.ErrInvalid), so the
+// backend never commits a job whose options came too late.
+type filePart struct {
+	part     *multipart.Part
+	mr       *multipart.Reader
+	err      error // sticky
+	trailing error // set when a field came after the file
+}
+
+func (f *filePart) Read(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	n, err := f.part.Read(p)
+	if err == io.EOF {
+		err = f.checkTail()
+	}
+	if err != nil {
+		f.err = err
+	}
+	return n, err
+}
+
+func (f *filePart) checkTail() error {
+	for {
+		next, err := f.mr.NextPart()
+		if err == io.EOF {
+			return io.EOF
+		}
+		if err != nil {
+			return err
+		}
+		switch name := next.FormName(); name {
+		case "options", "file":
+			f.trailing = fmt.Errorf("multipart field %q after the file: send options before the file, and one file per upload: %w",
+				name, cluster.ErrInvalid)
+			return f.trailing
+		}
+		if _, err := io.Copy(io.Discard, next); err != nil {
+			return err
+		}
+	}
+}
+
+// cleanName makes a client-supplied file name fit for display: the last path
+// element, no control characters, valid UTF-8, at most maxNameBytes.
+func cleanName(s string) string {
+	if i := strings.LastIndexAny(s, `/\`); i >= 0 {
+		s = s[i+1:]
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if s == "." || s == ".." {
+		return ""
+	}
+	for len(s) > maxNameBytes {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}

@@ -1,0 +1,178 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gosty/gosty/cluster"
+)
+
+// Jobs is what the API needs from the job log.
+type Jobs interface {
+	// Submit stores the upload (streamed; never held in memory), checks it,
+	// plans it and commits the job. filename is the client's name (for
+	// display only); options is the raw JSON of the `options` field (may be
+	// nil). A read error from body means the upload failed: nothing may be
+	// committed, and the error should be returned wrapped with %w.
+	Submit(ctx context.Context, filename string, body io.Reader, options []byte) (cluster.Job, error)
+	Job(id string) (cluster.Job, bool)
+	Jobs() []cluster.Job                         // newest first
+	Progress(id string) float64                  // 0..1
+	Cancel(ctx context.Context, id string) error // cancel a running job, or delete a finished one and its media
+	Changed() <-chan struct{}                    // closed at the next change to any job; call again after it fires
+}
+
+// Blobs opens published media.
+type Blobs interface {
+	// OpenBlob returns a seekable reader of the blob's bytes, local or
+	// proxied from a holder. It returns an error wrapping cluster.ErrNotFound
+	// when no node holds the blob.
+	OpenBlob(ctx context.Context, ref cluster.BlobRef) (io.ReadSeekCloser, error)
+}
+
+// Cluster describes membership for GET /api/v1/cluster.
+type Cluster interface{ Status() any } // JSON-encodable view
+
+// Health reports readiness: nil when the node can take work.
+type Health interface{ Ready() error }
+
+// Config is everything New needs.
+type Config struct {
+	Jobs    Jobs
+	Blobs   Blobs
+	Cluster Cluster
+	Health  Health
+	// Registry receives the HTTP metrics and is served on /metrics.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger // nil = slog.Default()
+	// MaxUploadBytes bounds a whole upload request body; 0 = 64 GiB.
+	MaxUploadBytes int64
+	// APIToken, when set, is required as "Authorization: Bearer <token>" on
+	// state-changing calls (POST, DELETE); otherwise 401.
+	APIToken string
+	NodeName string // logged with every request
+}
+
+// DefaultMaxUploadBytes is the upload limit when Config.MaxUploadBytes is 0.
+const DefaultMaxUploadBytes int64 = 64 << 30
+
+// Event stream timing.
+const (
+	defaultPingInterval = 15 * time.Second
+	defaultPollInterval = 2 * time.Second
+)
+
+// API is the public HTTP API of one node.
+type API struct {
+	jobs     Jobs
+	blobs    Blobs
+	cluster  Cluster
+	health   Health
+	registry *prometheus.Registry
+	log      *slog.Logger
+	maxBody  int64
+	token    string
+	node     string
+	metrics  *httpMetrics
+	engine   *gin.Engine
+
+	// pingInterval and pollInterval pace event streams (tests shorten them).
+	pingInterval time.Duration
+	pollInterval time.Duration
+}
+
+// New validates cfg, registers the HTTP metrics on cfg.Registry and builds
+// the router.
+func New(cfg Config) (*API, error) {
+	var errs []error
+	if cfg.Jobs == nil {
+		errs = append(errs, errors.New("httpapi: Config.Jobs is nil"))
+	}
+	if cfg.Blobs == nil {
+		errs = append(errs, errors.New("httpapi: Config.Blobs is nil"))
+	}
+	if cfg.Cluster == nil {
+		errs = append(errs, errors.New("httpapi: Config.Cluster is nil"))
+	}
+	if cfg.Health == nil {
+		errs = append(errs, errors.New("httpapi: Config.Health is nil"))
+	}
+	if cfg.Registry == nil {
+		errs = append(errs, errors.New("httpapi: Config.Registry is nil"))
+	}
+	if cfg.MaxUploadBytes < 0 {
+		errs = append(errs, errors.New("httpapi: Config.MaxUploadBytes is negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	a := &API{
+		jobs:         cfg.Jobs,
+		blobs:        cfg.Blobs,
+		cluster:      cfg.Cluster,
+		health:       cfg.Health,
+		registry:     cfg.Registry,
+		log:          cfg.Logger,
+		maxBody:      cfg.MaxUploadBytes,
+		token:        cfg.APIToken,
+		node:         cfg.NodeName,
+		pingInterval: defaultPingInterval,
+		pollInterval: defaultPollInterval,
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.maxBody == 0 {
+		a.maxBody = DefaultMaxUploadBytes
+	}
+	m, err := newHTTPMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = m
+	a.engine = a.routes()
+	return a, nil
+}
+
+// Handler returns the router. It is safe for concurrent use.
+func (a *API) Handler() http.Handler { return a.engine }
+
+func (a *API) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	// Logged client addresses come from the connection, never from
+	// X-Forwarded-For that anyone can send.
+	_ = e.SetTrustedProxies(nil)
+	e.Use(a.observe, a.recovery)
+	e.NoRoute(func(c *gin.Context) {
+		writeErrorCode(c, http.StatusNotFound, "not_found", "no such route")
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeErrorCode(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+	})
+
+	e.GET("/healthz", a.healthz)
+	e.GET("/readyz", a.readyz)
+	e.GET("/metrics", gin.WrapH(a.metricsHandler()))
+
+	v1 := e.Group("/api/v1")
+	v1.GET("/cluster", a.clusterStatus)
+	v1.POST("/jobs", a.auth, a.submit)
+	v1.GET("/jobs", a.listJobs)
+	v1.GET("/jobs/:id", a.getJob)
+	v1.DELETE("/jobs/:id", a.auth, a.cancelJob)
+	v1.GET("/jobs/:id/events", a.events)
+	v1.GET("/jobs/:id/files/*path", a.serveFile)
+	v1.HEAD("/jobs/:id/files/*path", a.serveFile)
+	v1.OPTIONS("/jobs/:id/files/*path", a.filePreflight)
+	return e
+}

@@ -1,0 +1,128 @@
+package httpapi
+
+import (
+	"math"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/transcoder"
+)
+
+// JobView is the public JSON shape of a job.
+type JobView struct {
+	ID         string                 `json:"id"`
+	Name       string                 `json:"name"`
+	State      cluster.JobState       `json:"state"`
+	Progress   float64                `json:"progress"`
+	Error      string                 `json:"error,omitempty"`
+	Options    transcoder.Options     `json:"options"`
+	Source     transcoder.Probe       `json:"source"`
+	Renditions []transcoder.Rendition `json:"renditions"`
+	Chunks     []ChunkView            `json:"chunks"`
+	Outputs    *OutputsView           `json:"outputs,omitempty"`
+	CreatedAt  time.Time              `json:"created_at"`
+	UpdatedAt  time.Time              `json:"updated_at"`
+	FinishedAt time.Time              `json:"finished_at,omitzero"`
+}
+
+// ChunkView is one chunk of a job and the node that encoded it.
+type ChunkView struct {
+	Index     int     `json:"index"`
+	Start     float64 `json:"start"`
+	Duration  float64 `json:"duration"`
+	Frames    int     `json:"frames"`
+	EncodedBy string  `json:"encoded_by,omitempty"`
+	Attempts  int     `json:"attempts"`
+}
+
+// OutputsView holds the URLs of a job's published media. Each field is
+// present only when the job has that output.
+type OutputsView struct {
+	HLS  string            `json:"hls,omitempty"`
+	DASH string            `json:"dash,omitempty"`
+	MP4  map[string]string `json:"mp4,omitempty"` // rendition name → URL
+}
+
+// JobList is the body of GET /api/v1/jobs.
+type JobList struct {
+	Jobs []JobView `json:"jobs"`
+}
+
+// FileURL is the URL path at which a job's published file rel is served.
+func FileURL(jobID, rel string) string {
+	parts := strings.Split(rel, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return "/api/v1/jobs/" + url.PathEscape(jobID) + "/files/" + strings.Join(parts, "/")
+}
+
+// NewJobView builds the public view of j with the given progress.
+func NewJobView(j cluster.Job, progress float64) JobView {
+	v := JobView{
+		ID:         j.ID,
+		Name:       j.Name,
+		State:      j.State,
+		Progress:   clamp01(progress),
+		Error:      j.Error,
+		Options:    j.Options,
+		Source:     j.Source,
+		Renditions: j.Renditions,
+		Chunks:     make([]ChunkView, len(j.Chunks)),
+		CreatedAt:  j.CreatedAt,
+		UpdatedAt:  j.UpdatedAt,
+		FinishedAt: j.FinishedAt,
+	}
+	if v.Renditions == nil {
+		v.Renditions = []transcoder.Rendition{}
+	}
+	if j.State == cluster.JobDone {
+		v.Progress = 1
+	}
+	for i, c := range j.Chunks {
+		v.Chunks[i] = ChunkView{
+			Index:     c.Index,
+			Start:     c.Start,
+			Duration:  c.Duration,
+			Frames:    c.Frames,
+			EncodedBy: c.EncodedBy,
+			Attempts:  c.Attempts,
+		}
+	}
+	var out OutputsView
+	if j.HLS != "" {
+		out.HLS = FileURL(j.ID, j.HLS)
+	}
+	if j.DASH != "" {
+		out.DASH = FileURL(j.ID, j.DASH)
+	}
+	for name, rel := range j.MP4 {
+		if rel == "" {
+			continue
+		}
+		if out.MP4 == nil {
+			out.MP4 = make(map[string]string, len(j.MP4))
+		}
+		out.MP4[name] = FileURL(j.ID, rel)
+	}
+	if out.HLS != "" || out.DASH != "" || out.MP4 != nil {
+		v.Outputs = &out
+	}
+	return v
+}
+
+func clamp01(f float64) float64 {
+	switch {
+	case math.IsNaN(f) || f < 0:
+		return 0
+	case f > 1:
+		return 1
+	}
+	return f
+}
+
+func (a *API) view(j cluster.Job) JobView {
+	return NewJobView(j, a.jobs.Progress(j.ID))
+}

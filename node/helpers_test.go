@@ -1,0 +1,262 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testNode runs an in-process node on loopback with its own data dir.
+type testNode struct {
+	*Node
+	base string
+	stop func()
+}
+
+func startNode(t *testing.T, dataDir string, mod func(*Config)) *testNode {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Name = "n1"
+	cfg.DataDir = dataDir
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.BindAddr = "127.0.0.1"
+	cfg.RaftPort = 0
+	cfg.Slots = 2
+	cfg.Preset = "ultrafast"
+	cfg.Logger = slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if mod != nil {
+		mod(&cfg)
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	tn := &testNode{Node: n, base: "http://" + n.HTTPAddr()}
+	var once bool
+	tn.stop = func() {
+		if once {
+			return
+		}
+		once = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("node stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("node did not stop within 30s")
+		}
+	}
+	t.Cleanup(tn.stop)
+	waitFor(t, 15*time.Second, "node ready", func() bool {
+		resp, err := http.Get(tn.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return tn
+}
+
+// testWriter sends logs to t.Log so they show only for failing tests.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// genClip makes a test clip with ffmpeg's lavfi sources.
+func genClip(t *testing.T, path string, args ...string) string {
+	t.Helper()
+	full := append([]string{"-nostdin", "-hide_banner", "-loglevel", "error", "-y"}, args...)
+	full = append(full, path)
+	if out, err := exec.Command("ffmpeg", full...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
+	}
+	return path
+}
+
+type apiJob struct {
+	ID       string  `json:"id"`
+	Name     string  `json:"name"`
+	State    string  `json:"state"`
+	Progress float64 `json:"progress"`
+	Error    string  `json:"error"`
+	Source   struct {
+		Duration float64 `json:"duration"`
+		Video    *struct {
+			Width, Height int
+			Duration      float64 `json:"duration"`
+		} `json:"video"`
+		Audio *struct{} `json:"audio"`
+	} `json:"source"`
+	Renditions []struct {
+		Name          string
+		Width, Height int
+	} `json:"renditions"`
+	Chunks []struct {
+		Index     int     `json:"index"`
+		Duration  float64 `json:"duration"`
+		Frames    int     `json:"frames"`
+		EncodedBy string  `json:"encoded_by"`
+		Attempts  int     `json:"attempts"`
+	} `json:"chunks"`
+	Outputs struct {
+		HLS  string            `json:"hls"`
+		DASH string            `json:"dash"`
+		MP4  map[string]string `json:"mp4"`
+	} `json:"outputs"`
+}
+
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// upload posts a file as multipart; it returns the status and the body.
+func upload(t *testing.T, base, path, options string) (int, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if options != "" {
+		mw.WriteField("options", options)
+	}
+	fw, _ := mw.CreateFormFile("file", filepath.Base(path))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.Write(data)
+	mw.Close()
+	resp, err := http.Post(base+"/api/v1/jobs", mw.FormDataContentType(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
+}
+
+func submit(t *testing.T, base, path, options string) apiJob {
+	t.Helper()
+	code, body := upload(t, base, path, options)
+	if code != http.StatusCreated {
+		t.Fatalf("upload %s: %d %s", path, code, body)
+	}
+	var j apiJob
+	if err := json.Unmarshal(body, &j); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func getJob(t *testing.T, base, id string) (apiJob, int) {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/jobs/" + id)
+	if err != nil {
+		return apiJob{}, 0
+	}
+	defer resp.Body.Close()
+	var j apiJob
+	json.NewDecoder(resp.Body).Decode(&j)
+	return j, resp.StatusCode
+}
+
+func waitJob(t *testing.T, base, id string, d time.Duration) apiJob {
+	t.Helper()
+	var j apiJob
+	waitFor(t, d, "job "+id+" to finish", func() bool {
+		j, _ = getJob(t, base, id)
+		return j.State == "done" || j.State == "failed" || j.State == "canceled"
+	})
+	return j
+}
+
+// probeURL runs ffprobe on a URL served by the node and returns its JSON.
+func probeURL(t *testing.T, url string, extra ...string) map[string]any {
+	t.Helper()
+	args := append([]string{"-v", "error", "-protocol_whitelist", "http,tcp,file", "-of", "json"}, extra...)
+	args = append(args, url)
+	out, err := exec.Command("ffprobe", args...).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("ffprobe %s: %v %s", url, err, stderr)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// streamDuration is a stream's duration as ffprobe reports it.
+func streamDurations(t *testing.T, url string) (video, audio float64, height int) {
+	t.Helper()
+	v := probeURL(t, url, "-show_streams", "-show_format")
+	for _, s := range v["streams"].([]any) {
+		m := s.(map[string]any)
+		d, _ := strconv.ParseFloat(fmt.Sprint(m["duration"]), 64)
+		switch m["codec_type"] {
+		case "video":
+			video = d
+			height = int(m["height"].(float64))
+		case "audio":
+			audio = d
+		}
+	}
+	return video, audio, height
+}
+
+// keyframeTimes lists the video keyframe timestamps of a URL, rounded to ms.
+func keyframeTimes(t *testing.T, url string) []float64 {
+	t.Helper()
+	v := probeURL(t, url, "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags")
+	var out []float64
+	for _, p := range v["packets"].([]any) {
+		m := p.(map[string]any)
+		if strings.Contains(fmt.Sprint(m["flags"]), "K") {
+			f, _ := strconv.ParseFloat(fmt.Sprint(m["pts_time"]), 64)
+			out = append(out, math.Round(f*1000)/1000)
+		}
+	}
+	return out
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -1,0 +1,134 @@
+package transcoder
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// MaxUserChunkSeconds bounds Options.ChunkSeconds: longer chunks make a
+// single task (and its retry after a node failure) too expensive.
+const MaxUserChunkSeconds = 60.0
+
+// ParseOptions decodes the `options` field of an upload. Unknown fields are
+// an error rather than ignored: a typo such as "rendition" would otherwise
+// silently give the default ladder. Empty input is the zero Options.
+func ParseOptions(raw []byte) (Options, error) {
+	var o Options
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return o, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil {
+		return Options{}, fmt.Errorf("options: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Options{}, errors.New("options: trailing data after the JSON object")
+	}
+	if err := o.Validate(); err != nil {
+		return Options{}, err
+	}
+	return o, nil
+}
+
+// Validate checks what can be checked without the source; Plan checks the
+// rest (e.g. upscaling).
+func (o Options) Validate() error {
+	if _, err := normalizeCodec(o.Codec); err != nil {
+		return err
+	}
+	for _, r := range o.Renditions {
+		if _, _, err := parseRenditionName(r); err != nil {
+			return err
+		}
+	}
+	if o.Preset != "" && !validPreset(o.Preset) {
+		return fmt.Errorf("options: unknown x264 preset %q (one of %s)", o.Preset, strings.Join(x264Presets, ", "))
+	}
+	if o.ChunkSeconds != 0 && (math.IsNaN(o.ChunkSeconds) || o.ChunkSeconds < MinChunkSeconds || o.ChunkSeconds > MaxUserChunkSeconds) {
+		return fmt.Errorf("options: chunk_seconds %g outside [%g, %g]", o.ChunkSeconds, MinChunkSeconds, MaxUserChunkSeconds)
+	}
+	return nil
+}
+
+// EffectiveChunkSeconds is the chunk target the job will use.
+func (o Options) EffectiveChunkSeconds() float64 {
+	if o.ChunkSeconds == 0 {
+		return DefaultChunkSeconds
+	}
+	return o.ChunkSeconds
+}
+
+func normalizeCodec(c string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(c)) {
+	case "", "h264", "avc", "libx264":
+		return "h264", nil
+	case "hevc", "h265", "av1":
+		return "", fmt.Errorf("options: codec %s not supported yet", c)
+	default:
+		return "", fmt.Errorf("options: unknown codec %q (supported: h264)", c)
+	}
+}
+
+// parseRenditionName reads "720p", "720p@2500k", "720p@3M" or "720p@2500000".
+// bitrate 0 means "the ladder's default for that height".
+func parseRenditionName(s string) (height int, bitrate int64, err error) {
+	name, rate, hasRate := strings.Cut(strings.TrimSpace(s), "@")
+	num, ok := strings.CutSuffix(strings.ToLower(name), "p")
+	if !ok {
+		return 0, 0, fmt.Errorf("options: rendition %q: want a name like 720p or 720p@2500k", s)
+	}
+	h, err := strconv.Atoi(num)
+	if err != nil || h < 2 || h > 8192 {
+		return 0, 0, fmt.Errorf("options: rendition %q: height must be a number between 2 and 8192", s)
+	}
+	if h%2 != 0 {
+		return 0, 0, fmt.Errorf("options: rendition %q: height must be even", s)
+	}
+	if hasRate {
+		bitrate, err = parseBitrate(rate)
+		if err != nil {
+			return 0, 0, fmt.Errorf("options: rendition %q: %w", s, err)
+		}
+	} else if defaultBitrate(h) == 0 {
+		return 0, 0, fmt.Errorf("options: rendition %q is not on the default ladder; give a bitrate, e.g. %dp@2000k", s, h)
+	}
+	return h, bitrate, nil
+}
+
+func parseBitrate(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToLower(s))
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(s, "k"):
+		mult, s = 1e3, strings.TrimSuffix(s, "k")
+	case strings.HasSuffix(s, "m"):
+		mult, s = 1e6, strings.TrimSuffix(s, "m")
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("bad bitrate %q", s)
+	}
+	b := int64(math.Round(v * mult))
+	if b < 50_000 || b > 200_000_000 {
+		return 0, fmt.Errorf("bitrate %d b/s outside [50k, 200M]", b)
+	}
+	return b, nil
+}
+
+var x264Presets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
+
+func validPreset(p string) bool {
+	for _, x := range x264Presets {
+		if p == x {
+			return true
+		}
+	}
+	return false
+}

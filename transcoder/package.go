@@ -1,0 +1,344 @@
+package transcoder
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// PackageInput is everything Package needs: the encoded chunks of every
+// rendition (in chunk order) and the job's one audio track.
+type PackageInput struct {
+	Renditions     []Rendition
+	Chunks         [][]string // [rendition][chunk] encoded chunk paths, in chunk order
+	Audio          string     // "" = no audio
+	SegmentSeconds float64    // 0 = DefaultSegmentSeconds
+}
+
+// PackageResult lists what Package wrote. Paths are relative to outDir and
+// slash-separated, ready to become URLs.
+type PackageResult struct {
+	Files []string
+	HLS   string            // "master.m3u8"
+	DASH  string            // "manifest.mpd"
+	MP4   map[string]string // rendition name -> "mp4/720p.mp4"
+}
+
+const (
+	hlsMaster    = "master.m3u8"
+	dashManifest = "manifest.mpd"
+)
+
+var safeName = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z_.@-]*$`)
+
+// Package stitches each rendition's chunks (stream copy) and writes, in one
+// ffmpeg run, DASH and HLS over the same fMP4 segments plus one progressive
+// MP4 per rendition with the audio muxed in. outDir should be empty: every
+// file in it is reported in Files. Intermediates live in a sibling temp dir
+// so a half-finished package never shows up among the outputs.
+func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string) (*PackageResult, error) {
+	n := len(in.Renditions)
+	if n == 0 || len(in.Chunks) != n {
+		return nil, fmt.Errorf("package: %d renditions but %d chunk lists", n, len(in.Chunks))
+	}
+	for i, r := range in.Renditions {
+		if !safeName.MatchString(r.Name) {
+			return nil, fmt.Errorf("package: rendition name %q is not a safe file name", r.Name)
+		}
+		if len(in.Chunks[i]) == 0 {
+			return nil, fmt.Errorf("package: rendition %s has no chunks", r.Name)
+		}
+	}
+	seg := in.SegmentSeconds
+	if seg <= 0 {
+		seg = DefaultSegmentSeconds
+	}
+	if err := os.MkdirAll(filepath.Join(outDir, "mp4"), 0o755); err != nil {
+		return nil, fmt.Errorf("package: %w", err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(outDir)), ".gosty-pkg-")
+	if err != nil {
+		return nil, fmt.Errorf("package: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	stitched := make([]string, n)
+	for i, r := range in.Renditions {
+		stitched[i] = filepath.Join(tmp, fmt.Sprintf("v%d.mp4", i))
+		if err := t.stitch(ctx, in.Chunks[i], filepath.Join(tmp, fmt.Sprintf("v%d.ffconcat", i)), stitched[i]); err != nil {
+			return nil, fmt.Errorf("package: stitch %s: %w", r.Name, err)
+		}
+	}
+
+	args := ffmpegBase()
+	for _, s := range stitched {
+		args = append(args, "-protocol_whitelist", "file", "-i", inputURL(s))
+	}
+	hasAudio := in.Audio != ""
+	if hasAudio {
+		args = append(args, "-protocol_whitelist", "file", "-i", inputURL(in.Audio))
+	}
+	for i := range n {
+		args = append(args, "-map", fmt.Sprintf("%d:v:0", i))
+	}
+	// ffmpeg 5.1's DASH muxer refuses an adaptation set whose
+	// representations' picture aspect ratios differ even by rounding (426x240
+	// next to 640x360), and even sizes make such rounding unavoidable. The
+	// stream-level aspect of each representation is therefore set to the top
+	// rendition's (a sub-percent pixel aspect change, only in the segments);
+	// the progressive MP4s keep square pixels.
+	dar := fmt.Sprintf("%d:%d", in.Renditions[0].Width, in.Renditions[0].Height)
+	for i := range n {
+		args = append(args, fmt.Sprintf("-aspect:%d", i), dar)
+	}
+	sets := "id=0,streams=v"
+	if hasAudio {
+		args = append(args, "-map", fmt.Sprintf("%d:a:0", n))
+		sets += " id=1,streams=a"
+	}
+	args = append(args, "-c", "copy", "-f", "dash",
+		"-seg_duration", fmtSec(seg), "-use_template", "1", "-use_timeline", "1",
+		"-hls_playlist", "1", "-hls_master_name", hlsMaster,
+		"-adaptation_sets", sets,
+		"-init_seg_name", "init-$RepresentationID$.m4s",
+		"-media_seg_name", "seg-$RepresentationID$-$Number%05d$.m4s",
+		"-y", filepath.Join(outDir, dashManifest))
+	res := &PackageResult{HLS: hlsMaster, DASH: dashManifest, MP4: map[string]string{}}
+	for i, r := range in.Renditions {
+		rel := "mp4/" + r.Name + ".mp4"
+		res.MP4[r.Name] = rel
+		args = append(args, "-map", fmt.Sprintf("%d:v:0", i))
+		if hasAudio {
+			args = append(args, "-map", fmt.Sprintf("%d:a:0", n))
+		}
+		args = append(args, "-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", filepath.Join(outDir, filepath.FromSlash(rel)))
+	}
+	if err := t.run(ctx, t.ffmpeg, args, nil); err != nil {
+		return nil, fmt.Errorf("package %s: %w", outDir, err)
+	}
+
+	if err := t.fixHLS(outDir, in.Renditions, hasAudio); err != nil {
+		return nil, fmt.Errorf("package %s: %w", outDir, err)
+	}
+
+	err = filepath.WalkDir(outDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(outDir, p)
+		if err != nil {
+			return err
+		}
+		res.Files = append(res.Files, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("package %s: %w", outDir, err)
+	}
+	sort.Strings(res.Files)
+	t.log.Info("packaged", "dir", outDir, "renditions", n, "files", len(res.Files), "audio", hasAudio)
+	return res, nil
+}
+
+// stitch joins one rendition's chunks with the concat demuxer. The list is
+// ours and names only our own files, hence -safe 0.
+func (t *Transcoder) stitch(ctx context.Context, chunks []string, list, out string) error {
+	var b strings.Builder
+	b.WriteString("ffconcat version 1.0\n")
+	for _, c := range chunks {
+		abs, err := filepath.Abs(c)
+		if err != nil {
+			return err
+		}
+		b.WriteString("file '" + strings.ReplaceAll(abs, "'", `'\''`) + "'\n")
+	}
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	args := ffmpegBase()
+	args = append(args, "-f", "concat", "-safe", "0", "-protocol_whitelist", "file,pipe",
+		"-i", list, "-map", "0:v:0", "-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", out)
+	return t.run(ctx, t.ffmpeg, args, nil)
+}
+
+// mpdRep is the part of an MPD Representation needed to write HLS.
+type mpdRep struct {
+	ID        string `xml:"id,attr"`
+	Codecs    string `xml:"codecs,attr"`
+	Bandwidth int64  `xml:"bandwidth,attr"`
+	Width     int    `xml:"width,attr"`
+	Height    int    `xml:"height,attr"`
+	MimeType  string `xml:"mimeType,attr"`
+}
+
+type mpdDoc struct {
+	Periods []struct {
+		Sets []struct {
+			ContentType string   `xml:"contentType,attr"`
+			FrameRate   string   `xml:"frameRate,attr"`
+			Reps        []mpdRep `xml:"Representation"`
+		} `xml:"AdaptationSet"`
+	} `xml:"Period"`
+}
+
+var streamInfRe = regexp.MustCompile(`^#EXT-X-STREAM-INF:(.*)$`)
+
+// fixHLS checks the master playlist ffmpeg's DASH muxer wrote and rewrites
+// it from the MPD when a variant or a required attribute (BANDWIDTH,
+// RESOLUTION, CODECS) is missing. It also makes the media playlists plain
+// VOD: the muxer stamps wall-clock PROGRAM-DATE-TIME tags that mean nothing
+// for an on-demand asset.
+func (t *Transcoder) fixHLS(outDir string, rs []Rendition, hasAudio bool) error {
+	masterPath := filepath.Join(outDir, hlsMaster)
+	master, err := os.ReadFile(masterPath)
+	if err != nil {
+		return fmt.Errorf("hls master: %w", err)
+	}
+	if !masterComplete(master, len(rs)) {
+		t.log.Warn("ffmpeg wrote an incomplete HLS master playlist; rewriting it", "dir", outDir)
+		mpd, err := os.ReadFile(filepath.Join(outDir, dashManifest))
+		if err != nil {
+			return fmt.Errorf("read mpd: %w", err)
+		}
+		m, err := buildMaster(mpd, rs, hasAudio)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(masterPath, m); err != nil {
+			return err
+		}
+	}
+	media, _ := filepath.Glob(filepath.Join(outDir, "media_*.m3u8"))
+	for _, p := range media {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		var out bytes.Buffer
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			l := sc.Text()
+			if strings.HasPrefix(l, "#EXT-X-PROGRAM-DATE-TIME") || strings.HasPrefix(l, "#EXT-X-PLAYLIST-TYPE") {
+				continue
+			}
+			out.WriteString(l + "\n")
+			if strings.HasPrefix(l, "#EXT-X-VERSION") {
+				out.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+			}
+		}
+		if err := writeFileAtomic(p, out.Bytes()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func masterComplete(master []byte, want int) bool {
+	got := 0
+	for _, l := range strings.Split(string(master), "\n") {
+		m := streamInfRe.FindStringSubmatch(strings.TrimSpace(l))
+		if m == nil {
+			continue
+		}
+		if !strings.Contains(m[1], "BANDWIDTH=") || !strings.Contains(m[1], "RESOLUTION=") || !strings.Contains(m[1], "CODECS=") {
+			return false
+		}
+		got++
+	}
+	return got == want
+}
+
+// buildMaster writes an HLS master playlist from the MPD ffmpeg produced:
+// video representation i is media_i.m3u8, the audio one follows them.
+func buildMaster(mpd []byte, rs []Rendition, hasAudio bool) ([]byte, error) {
+	var doc mpdDoc
+	if err := xml.Unmarshal(mpd, &doc); err != nil {
+		return nil, fmt.Errorf("parse mpd: %w", err)
+	}
+	video := map[string]mpdRep{}
+	var audio *mpdRep
+	frameRate := ""
+	for _, p := range doc.Periods {
+		for _, s := range p.Sets {
+			isVideo := s.ContentType == "video"
+			if isVideo && s.FrameRate != "" {
+				frameRate = s.FrameRate
+			}
+			for _, r := range s.Reps {
+				switch {
+				case isVideo || strings.HasPrefix(r.MimeType, "video/"):
+					video[r.ID] = r
+				case audio == nil && (s.ContentType == "audio" || strings.HasPrefix(r.MimeType, "audio/")):
+					audio = &r
+				}
+			}
+		}
+	}
+	audioCodec := "mp4a.40.2"
+	var audioBW int64 = DefaultAudioBitrate
+	if audio != nil {
+		if audio.Codecs != "" {
+			audioCodec = audio.Codecs
+		}
+		if audio.Bandwidth > 0 {
+			audioBW = audio.Bandwidth
+		}
+	}
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+	if hasAudio {
+		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"media_%d.m3u8\"\n", len(rs))
+	}
+	for i, r := range rs {
+		rep, ok := video[strconv.Itoa(i)]
+		if !ok || rep.Codecs == "" {
+			return nil, fmt.Errorf("mpd has no video representation %d for %s", i, r.Name)
+		}
+		// Peak bandwidth: the encoder's VBV ceiling, or what was measured
+		// if that is higher.
+		bw := max(int64(float64(r.Bitrate)*1.07), rep.Bandwidth)
+		codecs := rep.Codecs
+		if hasAudio {
+			bw += audioBW
+			codecs += "," + audioCodec
+		}
+		w, h := r.Width, r.Height
+		if rep.Width > 0 && rep.Height > 0 {
+			w, h = rep.Width, rep.Height
+		}
+		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,RESOLUTION=%dx%d,CODECS=\"%s\"", bw, w, h, codecs)
+		if fr := parseRate(frameRate); fr > 0 {
+			fmt.Fprintf(&b, ",FRAME-RATE=%.3f", fr)
+		}
+		if hasAudio {
+			b.WriteString(",AUDIO=\"audio\"")
+		}
+		fmt.Fprintf(&b, "\nmedia_%d.m3u8\n", i)
+	}
+	return []byte(b.String()), nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	if err := fsyncFile(tmp); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,261 @@
+package transcoder
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// cutEpsilon is subtracted from every cut time so that float formatting
+// can never place a cut just after the keyframe it is meant to hit (the
+// segment muxer would then cut at the next keyframe instead).
+const cutEpsilon = 0.001
+
+// keyframeIndex is what Split needs from a video stream's packets.
+type keyframeIndex struct {
+	keyframes   []float64 // pts of keyframes, seconds, sorted, relative to the format start
+	packets     int       // total video packets
+	formatStart float64   // container start_time, which ffmpeg subtracts on output
+	videoStart  float64   // first video pts, relative to the format start
+}
+
+// Split cuts the source's first video stream into keyframe-aligned chunks
+// written to dir as chunk-NNNNN.mkv (stream copy, timestamps reset to zero).
+//
+// Cuts are chosen at source keyframes nearest to multiples of chunkSeconds.
+// When the source's keyframes are so sparse that some chunk would be longer
+// than the limit (MaxChunkSeconds, or twice chunkSeconds if that is larger),
+// the video is first re-encoded near-losslessly (x264 ultrafast, CRF 12) into
+// dir with a keyframe forced every chunkSeconds, and that intermediate is
+// split instead: a long chunk is one long, unparallelisable task whose lease
+// and retry cost grow with it.
+func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, chunkSeconds float64, dir string) ([]Chunk, error) {
+	if p == nil || p.Video == nil {
+		return nil, &MediaError{Reason: "no video stream"}
+	}
+	if chunkSeconds == 0 {
+		chunkSeconds = DefaultChunkSeconds
+	}
+	chunkSeconds = min(max(chunkSeconds, MinChunkSeconds), MaxUserChunkSeconds)
+	limit := max(MaxChunkSeconds, 2*chunkSeconds)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("split %s: %w", src, err)
+	}
+
+	input, userInput := src, true
+	idx, err := t.keyframes(ctx, input, userInput)
+	if err != nil {
+		return nil, fmt.Errorf("split %s: %w", src, err)
+	}
+	total := p.Video.Duration
+	cuts := chooseCuts(idx.keyframes, idx.videoStart, total, chunkSeconds)
+	if !cutsWithin(cuts, idx.videoStart, total, limit) {
+		t.log.Info("source keyframes too sparse, re-keying", "src", src, "keyframes", len(idx.keyframes), "chunk_seconds", chunkSeconds)
+		rekeyed := filepath.Join(dir, "rekeyed.mkv")
+		if err := t.rekey(ctx, src, p, chunkSeconds, rekeyed); err != nil {
+			return nil, err
+		}
+		input, userInput = rekeyed, false
+		idx2, err := t.keyframes(ctx, input, userInput)
+		if err != nil {
+			return nil, fmt.Errorf("split %s: re-keyed: %w", src, err)
+		}
+		if idx2.packets != idx.packets {
+			return nil, fmt.Errorf("split %s: re-key changed the frame count from %d to %d", src, idx.packets, idx2.packets)
+		}
+		idx = idx2
+		cuts = chooseCuts(idx.keyframes, idx.videoStart, total, chunkSeconds)
+		if !cutsWithin(cuts, idx.videoStart, total, limit) {
+			return nil, fmt.Errorf("split %s: chunks still longer than %g s after re-keying", src, limit)
+		}
+	}
+
+	// Remove leftovers of an earlier attempt so the glob below sees only ours.
+	old, _ := filepath.Glob(filepath.Join(dir, "chunk-*.mkv"))
+	for _, f := range old {
+		_ = os.Remove(f)
+	}
+	args := ffmpegBase()
+	if userInput {
+		args = append(args, userInputArgs()...)
+	}
+	args = append(args, "-i", inputURL(input), "-map", "0:v:0", "-c", "copy", "-f", "segment")
+	if len(cuts) > 0 {
+		ts := make([]string, len(cuts))
+		for i, c := range cuts {
+			// Cut times are in output time, which ffmpeg shifts by the
+			// container start.
+			ts[i] = fmtSec(max(c-cutEpsilon, 0))
+		}
+		args = append(args, "-segment_times", strings.Join(ts, ","))
+	} else {
+		args = append(args, "-segment_time", "1000000")
+	}
+	args = append(args, "-reset_timestamps", "1", "-segment_format", "matroska",
+		filepath.Join(dir, "chunk-%05d.mkv"))
+	if err := t.run(ctx, t.ffmpeg, args, nil); err != nil {
+		return nil, fmt.Errorf("split %s: %w", src, err)
+	}
+
+	files, _ := filepath.Glob(filepath.Join(dir, "chunk-*.mkv"))
+	sort.Strings(files)
+	if len(files) != len(cuts)+1 {
+		return nil, fmt.Errorf("split %s: expected %d chunks, ffmpeg wrote %d", src, len(cuts)+1, len(files))
+	}
+	starts := append([]float64{idx.videoStart}, cuts...)
+	chunks := make([]Chunk, len(files))
+	sum := 0
+	for i, f := range files {
+		sc, err := t.countPackets(ctx, f, "v:0")
+		if err != nil {
+			return nil, fmt.Errorf("split %s: %w", src, err)
+		}
+		end := idx.videoStart + total
+		if i+1 < len(starts) {
+			end = starts[i+1]
+		}
+		d := sc.Duration
+		if d <= 0 {
+			d = end - starts[i]
+		}
+		chunks[i] = Chunk{Index: i, Start: starts[i] - idx.videoStart, Duration: d, Frames: sc.Packets, Path: f}
+		sum += sc.Packets
+	}
+	if sum != idx.packets {
+		return nil, fmt.Errorf("split %s: chunks hold %d frames, source has %d", src, sum, idx.packets)
+	}
+	if input != src {
+		_ = os.Remove(input)
+	}
+	t.log.Info("split done", "src", src, "chunks", len(chunks), "frames", sum, "rekeyed", input != src)
+	return chunks, nil
+}
+
+// chooseCuts picks, greedily from the start, the keyframe nearest to the
+// previous cut plus target, keeping every chunk (including the tail) at
+// least MinChunkSeconds long. Times are relative to the container start;
+// total is the video duration.
+func chooseCuts(keyframes []float64, start, total, target float64) []float64 {
+	end := start + total
+	var cuts []float64
+	prev := start
+	for {
+		// A remainder shorter than target+MinChunkSeconds stays whole:
+		// cutting it would leave a stub.
+		if end-prev < target+MinChunkSeconds {
+			return cuts
+		}
+		want := prev + target
+		lo := sort.SearchFloat64s(keyframes, prev+MinChunkSeconds-1e-6)
+		hi := sort.SearchFloat64s(keyframes, end-MinChunkSeconds+1e-6) - 1
+		found := lo <= hi
+		best := 0.0
+		if found {
+			i := min(max(sort.SearchFloat64s(keyframes, want), lo), hi)
+			best = keyframes[i]
+			if i-1 >= lo && math.Abs(keyframes[i-1]-want) <= math.Abs(best-want) {
+				best = keyframes[i-1]
+			}
+		}
+		if !found {
+			return cuts
+		}
+		cuts = append(cuts, best)
+		prev = best
+	}
+}
+
+func cutsWithin(cuts []float64, start, total, limit float64) bool {
+	prev := start
+	for _, c := range append(cuts, start+total) {
+		if c-prev > limit+1e-6 {
+			return false
+		}
+		prev = c
+	}
+	return true
+}
+
+// keyframes lists the video packets of a file (demux only, no decoding).
+func (t *Transcoder) keyframes(ctx context.Context, path string, userInput bool) (keyframeIndex, error) {
+	args := []string{"-v", "error", "-hide_banner"}
+	if userInput {
+		args = append(args, userInputArgs()...)
+	} else {
+		args = append(args, "-protocol_whitelist", "file")
+	}
+	args = append(args, "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time,flags:format=start_time",
+		"-of", "csv", "-i", inputURL(path))
+	var out bytes.Buffer
+	if err := t.run(ctx, t.ffprobe, args, &out); err != nil {
+		return keyframeIndex{}, fmt.Errorf("list keyframes: %w", err)
+	}
+	var idx keyframeIndex
+	var kfAbs []float64
+	firstPTS := math.Inf(1)
+	sc := bufio.NewScanner(&out)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ",")
+		switch f[0] {
+		case "packet":
+			if len(f) < 4 {
+				continue
+			}
+			idx.packets++
+			ts, err := strconv.ParseFloat(f[1], 64)
+			if err != nil { // raw streams may lack pts; dts is the next best
+				if ts, err = strconv.ParseFloat(f[2], 64); err != nil {
+					continue
+				}
+			}
+			firstPTS = min(firstPTS, ts)
+			if strings.Contains(f[3], "K") {
+				kfAbs = append(kfAbs, ts)
+			}
+		case "format":
+			if len(f) >= 2 {
+				idx.formatStart, _ = strconv.ParseFloat(f[1], 64)
+			}
+		}
+	}
+	if idx.packets == 0 || len(kfAbs) == 0 {
+		return keyframeIndex{}, &MediaError{Reason: "video stream has no keyframes"}
+	}
+	sort.Float64s(kfAbs)
+	for _, k := range kfAbs {
+		idx.keyframes = append(idx.keyframes, k-idx.formatStart)
+	}
+	idx.videoStart = max(firstPTS-idx.formatStart, 0)
+	return idx, nil
+}
+
+// rekey writes a video-only intermediate with a keyframe every chunkSeconds.
+// CRF 12 ultrafast is close to lossless and cheap; -noautorotate keeps the
+// stored orientation so EncodeChunk's rotation still applies exactly once,
+// and passthrough timing keeps the frame count identical to the source.
+func (t *Transcoder) rekey(ctx context.Context, src string, p *Probe, chunkSeconds float64, out string) error {
+	args := ffmpegBase()
+	args = append(args, "-noautorotate")
+	args = append(args, userInputArgs()...)
+	args = append(args, "-i", inputURL(src), "-map", "0:v:0", "-an", "-sn", "-dn",
+		"-c:v", "libx264", "-preset", "ultrafast", "-crf", "12",
+		"-force_key_frames", "expr:gte(t,n_forced*"+fmtSec(chunkSeconds)+")",
+		"-fps_mode", "passthrough")
+	if t.threads > 0 {
+		args = append(args, "-threads", strconv.Itoa(t.threads))
+	}
+	args = append(args, "-f", "matroska", "-y", out)
+	if err := t.run(ctx, t.ffmpeg, args, nil); err != nil {
+		_ = os.Remove(out)
+		return fmt.Errorf("split %s: re-key: %w", src, err)
+	}
+	return nil
+}
