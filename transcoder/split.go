@@ -24,6 +24,7 @@ type keyframeIndex struct {
 	packets     int       // total video packets
 	formatStart float64   // container start_time, which ffmpeg subtracts on output
 	videoStart  float64   // first video pts, relative to the format start
+	videoEnd    float64   // last video pts, relative to the format start
 }
 
 // Split cuts the source's first video stream into keyframe-aligned chunks
@@ -55,6 +56,9 @@ func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, chunkSecon
 		return nil, fmt.Errorf("split %s: %w", src, err)
 	}
 	total := p.Video.Duration
+	if err := checkComplete(p, idx); err != nil {
+		return nil, err
+	}
 	cuts := chooseCuts(idx.keyframes, idx.videoStart, total, chunkSeconds)
 	if !cutsWithin(cuts, idx.videoStart, total, limit) {
 		t.log.Info("source keyframes too sparse, re-keying", "src", src, "keyframes", len(idx.keyframes), "chunk_seconds", chunkSeconds)
@@ -199,7 +203,7 @@ func (t *Transcoder) keyframes(ctx context.Context, path string, userInput bool)
 	}
 	var idx keyframeIndex
 	var kfAbs []float64
-	firstPTS := math.Inf(1)
+	firstPTS, lastPTS := math.Inf(1), math.Inf(-1)
 	sc := bufio.NewScanner(&out)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -217,6 +221,7 @@ func (t *Transcoder) keyframes(ctx context.Context, path string, userInput bool)
 				}
 			}
 			firstPTS = min(firstPTS, ts)
+			lastPTS = max(lastPTS, ts)
 			if strings.Contains(f[3], "K") {
 				kfAbs = append(kfAbs, ts)
 			}
@@ -234,6 +239,7 @@ func (t *Transcoder) keyframes(ctx context.Context, path string, userInput bool)
 		idx.keyframes = append(idx.keyframes, k-idx.formatStart)
 	}
 	idx.videoStart = max(firstPTS-idx.formatStart, 0)
+	idx.videoEnd = max(lastPTS-idx.formatStart, idx.videoStart)
 	return idx, nil
 }
 
@@ -256,6 +262,26 @@ func (t *Transcoder) rekey(ctx context.Context, src string, p *Probe, chunkSecon
 	if err := t.run(ctx, t.ffmpeg, args, nil); err != nil {
 		_ = os.Remove(out)
 		return fmt.Errorf("split %s: re-key: %w", src, err)
+	}
+	return nil
+}
+
+// checkComplete refuses a source whose frames stop well before the duration
+// its header declares, or a transport stream cut mid-packet: an upload that
+// broke off. Transcoding what is there would publish a silently shortened
+// video as if it were whole.
+func checkComplete(p *Probe, idx keyframeIndex) error {
+	frame := 0.0
+	if p.Video.FrameRate > 0 {
+		frame = 1 / p.Video.FrameRate
+	}
+	covered := idx.videoEnd - idx.videoStart + frame
+	if missing := p.Video.Duration - covered; missing > max(1.0, 0.05*p.Video.Duration) {
+		return &MediaError{Reason: fmt.Sprintf("file is truncated or damaged: its header says the video lasts %.1f s but its frames stop at %.1f s",
+			p.Video.Duration, covered)}
+	}
+	if strings.Contains(p.Format, "mpegts") && p.Size > 0 && p.Size%188 != 0 && p.Size%192 != 0 && p.Size%204 != 0 {
+		return &MediaError{Reason: "file is truncated: the transport stream ends in the middle of a packet"}
 	}
 	return nil
 }
