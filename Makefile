@@ -23,15 +23,15 @@ vet: deps-go
 
 test: deps vet
 	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -short -run '^$$' -bench . -benchtime 1x ./bench/
 
 test-short: deps-go
 	$(GO) test -count=1 -short ./...
 
 # Benchmarks compare gosty with plain ffmpeg on this machine; results go to
 # BENCHMARKS.md.
-bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/ | tee bench/last-run.txt
-	$(GO) run ./bench/report < bench/last-run.txt > BENCHMARKS.md
+bench: deps
+	GOSTY_BENCH_REPORT=$(CURDIR)/BENCHMARKS.md $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/
 
 deps: deps-go deps-ffmpeg
 

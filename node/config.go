@@ -22,17 +22,21 @@ const (
 // Config is everything a node is built from. DefaultConfig fills the
 // defaults; Validate says what is wrong before anything starts.
 type Config struct {
-	Name           string // memberlist and task-assignee name; default hostname
-	DataDir        string
-	HTTPAddr       string // public API, UI, metrics
-	BindAddr       string // IP for gossip, raft and internal traffic
-	AdvertiseAddr  string // IP peers use to reach this node; default: BindAddr or a local address
-	RaftPort       int
-	Join           []string
-	Bootstrap      bool
-	Replicas       int
-	Voters         int
-	Slots          int // tasks this node runs at once
+	Name          string // memberlist and task-assignee name; default hostname
+	DataDir       string
+	HTTPAddr      string // public API, UI, metrics
+	BindAddr      string // IP for gossip, raft and internal traffic
+	AdvertiseAddr string // IP peers use to reach this node; default: BindAddr or a local address
+	RaftPort      int
+	Join          []string
+	Bootstrap     bool
+	Replicas      int
+	Voters        int
+	Slots         int // tasks this node runs at once
+	// EncoderThreads is passed to every x264 encoder as -threads; 0 = one
+	// share of the cores per slot (cores/slots, at least 1), so parallel
+	// tasks do not oversubscribe the CPU with x264's own frame threads.
+	EncoderThreads int
 	APITokenFile   string
 	MaxUploadBytes int64
 	// Preset is the x264 preset new jobs submitted here are encoded with.

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -67,7 +68,11 @@ func New(cfg Config) (n *Node, err error) {
 	if n.blobs, err = cluster.OpenBlobStore(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if n.tc, err = transcoder.New(transcoder.Config{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Logger: logger}); err != nil {
+	threads := cfg.EncoderThreads
+	if threads == 0 {
+		threads = max(runtime.NumCPU()/cfg.Slots, 1)
+	}
+	if n.tc, err = transcoder.New(transcoder.Config{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Logger: logger, Threads: threads}); err != nil {
 		return nil, err
 	}
 	n.store, err = cluster.OpenStore(cluster.RaftConfig{

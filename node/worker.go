@@ -380,3 +380,10 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 	res.HLS, res.DASH, res.MP4 = pr.HLS, pr.DASH, pr.MP4
 	return nil
 }
+
+// active is how many tasks this node is running now.
+func (w *worker) active() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.running)
+}

@@ -29,70 +29,29 @@ func (t *Transcoder) EncodeChunk(ctx context.Context, c Chunk, s EncodeSettings,
 	if s.FrameRate <= 0 {
 		return nil, fmt.Errorf("encode chunk %d: frame rate %g", c.Index, s.FrameRate)
 	}
-	seg := s.SegmentSeconds
-	if seg <= 0 {
-		seg = DefaultSegmentSeconds
-	}
-	preset := s.Preset
-	if preset == "" {
-		preset = DefaultPreset
-	}
-	if !validPreset(preset) {
-		return nil, fmt.Errorf("encode chunk %d: unknown x264 preset %q", c.Index, preset)
-	}
-	gop := max(int(math.Round(seg*s.FrameRate)), 1)
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, fmt.Errorf("encode chunk %d: %w", c.Index, err)
 	}
-
-	var fc strings.Builder
-	fc.WriteString("[0:v]")
-	if r := rotationFilter(s.Rotation); r != "" {
-		fc.WriteString(r + ",")
+	filter, outArgs, err := t.ladder(s)
+	if err != nil {
+		return nil, fmt.Errorf("encode chunk %d: %w", c.Index, err)
 	}
-	n := len(s.Renditions)
-	fmt.Fprintf(&fc, "split=%d", n)
-	for i := range n {
-		fmt.Fprintf(&fc, "[s%d]", i)
-	}
-	for i, r := range s.Renditions {
-		if r.Width%2 != 0 || r.Height%2 != 0 || r.Width <= 0 || r.Height <= 0 {
-			return nil, fmt.Errorf("encode chunk %d: rendition %s has odd or empty size %dx%d", c.Index, r.Name, r.Width, r.Height)
-		}
-		if r.Codec != "" && r.Codec != "h264" {
-			return nil, fmt.Errorf("encode chunk %d: rendition %s: codec %s not supported yet", c.Index, r.Name, r.Codec)
-		}
-		fmt.Fprintf(&fc, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[o%d]", i, r.Width, r.Height, i)
-	}
-
 	// The chunk is our own stream copy, but -noautorotate matters: rotation
-	// comes from the probe of the original, applied exactly once above.
+	// comes from the probe of the original, applied exactly once in the filter.
 	args := ffmpegBase()
 	args = append(args, "-progress", "pipe:1", "-nostats", "-noautorotate",
-		"-protocol_whitelist", "file", "-i", inputURL(c.Path), "-filter_complex", fc.String())
+		"-protocol_whitelist", "file", "-i", inputURL(c.Path), "-filter_complex", filter)
 	if t.threads > 0 {
 		args = append(args, "-filter_complex_threads", strconv.Itoa(t.threads))
 	}
+	n := len(s.Renditions)
 	finals := make([]string, n)
 	temps := make([]string, n)
-	forceKF := "expr:gte(t,n_forced*" + fmtSec(seg) + ")"
-	for i, r := range s.Renditions {
+	for i := range s.Renditions {
 		finals[i] = filepath.Join(outDir, fmt.Sprintf("r%d.mp4", i))
 		temps[i] = finals[i] + ".part"
-		b := r.Bitrate
-		args = append(args, "-map", fmt.Sprintf("[o%d]", i),
-			"-c:v", "libx264", "-preset", preset, "-profile:v", "high",
-			"-b:v", strconv.FormatInt(b, 10),
-			"-maxrate", strconv.FormatInt(int64(float64(b)*1.07), 10),
-			"-bufsize", strconv.FormatInt(2*b, 10),
-			"-g", strconv.Itoa(gop), "-keyint_min", strconv.Itoa(gop), "-sc_threshold", "0",
-			"-force_key_frames", forceKF,
-			"-x264-params", "scenecut=0:open_gop=0",
-			"-fps_mode", "passthrough", "-an", "-sn", "-dn")
-		if t.threads > 0 {
-			args = append(args, "-threads", strconv.Itoa(t.threads))
-		}
-		args = append(args, "-movflags", "+faststart", "-f", "mp4", "-y", temps[i])
+		args = append(args, outArgs[i]...)
+		args = append(args, "-an", "-sn", "-dn", "-movflags", "+faststart", "-f", "mp4", "-y", temps[i])
 	}
 	cleanup := func() {
 		for _, p := range temps {
@@ -104,14 +63,14 @@ func (t *Transcoder) EncodeChunk(ctx context.Context, c Chunk, s EncodeSettings,
 		return nil, fmt.Errorf("encode chunk %d (%s): %w", c.Index, c.Path, err)
 	}
 	for i, r := range s.Renditions {
-		sc, err := t.countPackets(ctx, temps[i], "v:0")
+		frames, err := mp4VideoFrames(temps[i])
 		if err != nil {
 			cleanup()
 			return nil, fmt.Errorf("encode chunk %d: verify %s: %w", c.Index, r.Name, err)
 		}
-		if c.Frames > 0 && sc.Packets != c.Frames {
+		if c.Frames > 0 && frames != c.Frames {
 			cleanup()
-			return nil, fmt.Errorf("encode chunk %d: rendition %s has %d frames, chunk has %d", c.Index, r.Name, sc.Packets, c.Frames)
+			return nil, fmt.Errorf("encode chunk %d: rendition %s has %d frames, chunk has %d", c.Index, r.Name, frames, c.Frames)
 		}
 	}
 	for i := range temps {
@@ -141,3 +100,87 @@ func rotationFilter(rot int) string {
 	}
 	return ""
 }
+
+// ladder builds what every encode of a job shares: the filter graph that
+// decodes once and scales to every rendition (outputs [o0], [o1], ...), and
+// per rendition the encoder arguments: fixed GOP, keyframes forced on the
+// segment grid, no scene cuts, closed GOPs, frame timing passed through.
+func (t *Transcoder) ladder(s EncodeSettings) (filter string, outArgs [][]string, err error) {
+	seg := s.SegmentSeconds
+	if seg <= 0 {
+		seg = DefaultSegmentSeconds
+	}
+	preset := s.Preset
+	if preset == "" {
+		preset = DefaultPreset
+	}
+	if !validPreset(preset) {
+		return "", nil, fmt.Errorf("unknown x264 preset %q", preset)
+	}
+	if s.FrameRate <= 0 {
+		return "", nil, fmt.Errorf("frame rate %g", s.FrameRate)
+	}
+	gop := max(int(math.Round(seg*s.FrameRate)), 1)
+
+	var fc strings.Builder
+	fc.WriteString("[0:v]")
+	if r := rotationFilter(s.Rotation); r != "" {
+		fc.WriteString(r + ",")
+	}
+	n := len(s.Renditions)
+	fmt.Fprintf(&fc, "split=%d", n)
+	for i := range n {
+		fmt.Fprintf(&fc, "[s%d]", i)
+	}
+	forceKF := "expr:gte(t,n_forced*" + fmtSec(seg) + ")"
+	for i, r := range s.Renditions {
+		if r.Width%2 != 0 || r.Height%2 != 0 || r.Width <= 0 || r.Height <= 0 {
+			return "", nil, fmt.Errorf("rendition %s has odd or empty size %dx%d", r.Name, r.Width, r.Height)
+		}
+		if r.Codec != "" && r.Codec != "h264" {
+			return "", nil, fmt.Errorf("rendition %s: codec %s not supported yet", r.Name, r.Codec)
+		}
+		fmt.Fprintf(&fc, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[o%d]", i, r.Width, r.Height, i)
+		b := r.Bitrate
+		a := []string{"-map", fmt.Sprintf("[o%d]", i),
+			"-c:v", "libx264", "-preset", preset, "-profile:v", "high",
+			"-b:v", strconv.FormatInt(b, 10),
+			"-maxrate", strconv.FormatInt(int64(float64(b)*1.07), 10),
+			"-bufsize", strconv.FormatInt(2*b, 10),
+			"-g", strconv.Itoa(gop), "-keyint_min", strconv.Itoa(gop), "-sc_threshold", "0",
+			"-force_key_frames", forceKF,
+			"-x264-params", "scenecut=0:open_gop=0",
+			"-fps_mode", "passthrough"}
+		if t.threads > 0 {
+			a = append(a, "-threads", strconv.Itoa(t.threads))
+		}
+		outArgs = append(outArgs, a)
+	}
+	return fc.String(), outArgs, nil
+}
+
+// BaselineArgs is the ffmpeg command line that does a whole job's encoding
+// in one process, the way a user would without gosty: decode src once, encode
+// every rendition with exactly the encoder settings EncodeChunk uses to
+// outDir/r<i>.mp4, and the audio (if any) once to outDir/audio.m4a. The
+// benchmarks run it next to a node to measure gosty's overhead.
+func (t *Transcoder) BaselineArgs(src string, p *Probe, s EncodeSettings, outDir string) ([]string, error) {
+	filter, outArgs, err := t.ladder(s)
+	if err != nil {
+		return nil, err
+	}
+	args := ffmpegBase()
+	args = append(args, "-noautorotate", "-i", inputURL(src), "-filter_complex", filter)
+	for i, a := range outArgs {
+		args = append(args, a...)
+		args = append(args, "-an", "-movflags", "+faststart", "-y", filepath.Join(outDir, fmt.Sprintf("r%d.mp4", i)))
+	}
+	if p.Audio != nil {
+		args = append(args, "-map", "0:"+strconv.Itoa(p.Audio.Index), "-vn", "-c:a", "aac",
+			"-b:a", strconv.Itoa(DefaultAudioBitrate), "-y", filepath.Join(outDir, "audio.m4a"))
+	}
+	return args, nil
+}
+
+// FFmpeg is the path of the ffmpeg binary in use.
+func (t *Transcoder) FFmpeg() string { return t.ffmpeg }

@@ -8,9 +8,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // cutEpsilon is subtracted from every cut time so that float formatting
@@ -114,13 +116,28 @@ func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, chunkSecon
 		return nil, fmt.Errorf("split %s: expected %d chunks, ffmpeg wrote %d", src, len(cuts)+1, len(files))
 	}
 	starts := append([]float64{idx.videoStart}, cuts...)
+	// Counting each chunk is a process start per chunk; run them side by
+	// side, since the split sits on the job's critical path.
+	counts := make([]streamCount, len(files))
+	errs := make([]error, len(files))
+	sem := make(chan struct{}, max(runtime.NumCPU(), 1))
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			counts[i], errs[i] = t.countPackets(ctx, f, "v:0")
+		}()
+	}
+	wg.Wait()
 	chunks := make([]Chunk, len(files))
 	sum := 0
 	for i, f := range files {
-		sc, err := t.countPackets(ctx, f, "v:0")
-		if err != nil {
-			return nil, fmt.Errorf("split %s: %w", src, err)
+		if errs[i] != nil {
+			return nil, fmt.Errorf("split %s: %w", src, errs[i])
 		}
+		sc := counts[i]
 		end := idx.videoStart + total
 		if i+1 < len(starts) {
 			end = starts[i+1]

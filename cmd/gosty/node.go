@@ -26,6 +26,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "copies kept of every source and output")
 	fs.IntVar(&cfg.Voters, "voters", cfg.Voters, "raft voters the cluster aims for (odd)")
 	fs.IntVar(&cfg.Slots, "slots", cfg.Slots, "tasks this node runs at once")
+	fs.IntVar(&cfg.EncoderThreads, "encoder-threads", cfg.EncoderThreads, "x264 threads per encoder (0: cores/slots)")
 	fs.StringVar(&cfg.APITokenFile, "api-token-file", "", "file with the bearer token state-changing API calls need")
 	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", cfg.MaxUploadBytes, "largest accepted upload")
 	fs.StringVar(&cfg.Preset, "preset", cfg.Preset, "x264 preset for jobs submitted to this node")
