@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/node"
+	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -41,14 +42,10 @@ func BenchmarkOverhead(b *testing.B) {
 	src := filepath.Join(dir, "source.mp4")
 	// Mild temporal noise keeps the encoder honest: a clean test pattern
 	// compresses unrealistically well.
-	gen := exec.Command("ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=30:duration=%d", width, height, seconds),
+	nodetest.GenClip(b, src, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=30:duration=%d", width, height, seconds),
 		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=440:duration=%d", seconds),
 		"-vf", "noise=alls=6:allf=t", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-g", "60",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", src)
-	if out, err := gen.CombinedOutput(); err != nil {
-		b.Fatalf("generate clip: %v %s", err, out)
-	}
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
 
 	tc, err := transcoder.New(transcoder.Config{})
 	if err != nil {
@@ -80,14 +77,16 @@ func BenchmarkOverhead(b *testing.B) {
 	go func() { n.Run(ctx); close(stopped) }()
 	defer func() { cancel(); <-stopped }()
 	base := "http://" + n.HTTPAddr()
-	waitReady(b, base)
+	nodetest.WaitReady(b, base, 20*time.Second)
 
 	var plain, gosty []sample
 	b.ResetTimer()
 	for i := range runs {
 		// Alternate the order so drift in the machine's state hits both.
 		steps := []func(){
-			func() { plain = append(plain, runPlain(b, tc, src, probe, settings, filepath.Join(dir, fmt.Sprint("plain", i)))) },
+			func() {
+				plain = append(plain, runPlain(b, tc, src, probe, settings, filepath.Join(dir, fmt.Sprint("plain", i))))
+			},
 			func() { gosty = append(gosty, runNode(b, base, src, options)) },
 		}
 		if i%2 == 1 {
@@ -195,20 +194,6 @@ func jobState(b *testing.B, base, id string) (string, string) {
 	var j struct{ State, Error string }
 	json.NewDecoder(resp.Body).Decode(&j)
 	return j.State, j.Error
-}
-
-func waitReady(b *testing.B, base string) {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	b.Fatal("node not ready")
 }
 
 func ratios(num, den []sample) (wall, cpu []float64) {

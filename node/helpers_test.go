@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/node/nodetest"
 )
 
 // testNode runs an in-process node on loopback with its own data dir.
@@ -65,14 +67,7 @@ func startNode(t *testing.T, dataDir string, mod func(*Config)) *testNode {
 		}
 	}
 	t.Cleanup(tn.stop)
-	waitFor(t, 15*time.Second, "node ready", func() bool {
-		resp, err := http.Get(tn.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	nodetest.WaitReady(t, tn.base, 15*time.Second)
 	return tn
 }
 
@@ -85,28 +80,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// genClip makes a test clip with ffmpeg's lavfi sources.
-func genClip(t *testing.T, path string, args ...string) string {
-	t.Helper()
-	full := append([]string{"-nostdin", "-hide_banner", "-loglevel", "error", "-y"}, args...)
-	full = append(full, path)
-	if out, err := exec.Command("ffmpeg", full...).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
-	}
-	return path
-}
+var (
+	waitFor = nodetest.WaitFor
+	genClip = nodetest.GenClip
+)
 
 type apiJob struct {
 	ID       string  `json:"id"`

@@ -97,7 +97,11 @@ func (t *Transcoder) run(ctx context.Context, bin string, args []string, stdout 
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = stdout
 	cmd.Stderr = tail
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if the node itself dies (SIGKILL, OOM), the kernel kills
+	// its ffmpegs too instead of leaving them running for nobody. It fires
+	// when the forking OS thread exits; Go only retires a thread that a
+	// goroutine left locked, which nothing in gosty does.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// A grandchild holding the pipes open must not keep Wait blocked after
 	// the kill.
 	cmd.WaitDelay = 5 * time.Second

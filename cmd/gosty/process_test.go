@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/node/nodetest"
 )
 
 // The test binary doubles as the gosty binary: with GOSTY_TEST_MAIN set it
@@ -33,16 +34,6 @@ type proc struct {
 	cmd  *exec.Cmd
 	base string
 	log  *bytes.Buffer
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func startProc(t *testing.T, dataDir string, httpPort, raftPort int, extra ...string) *proc {
@@ -67,14 +58,7 @@ func startProc(t *testing.T, dataDir string, httpPort, raftPort int, extra ...st
 			t.Logf("node log:\n%s", tail(log.String(), 8000))
 		}
 	})
-	waitUntil(t, 20*time.Second, "node ready", func() bool {
-		resp, err := http.Get(p.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	nodetest.WaitReady(t, p.base, 20*time.Second)
 	return p
 }
 
@@ -83,17 +67,6 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 type procJob struct {
@@ -132,16 +105,12 @@ func TestKillNineMidJobThenRestartFinishes(t *testing.T) {
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "clip.mp4")
-	gen := exec.Command("ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=24",
+	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=24",
 		"-f", "lavfi", "-i", "sine=duration=24", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", src)
-	if out, err := gen.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v %s", err, out)
-	}
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
 	data := filepath.Join(dir, "data")
-	raftPort := freePort(t)
-	p := startProc(t, data, freePort(t), raftPort, "--slots", "1", "--preset", "medium")
+	raftPort := nodetest.FreePort(t)
+	p := startProc(t, data, nodetest.FreePort(t), raftPort, "--slots", "1", "--preset", "medium")
 
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -163,7 +132,7 @@ func TestKillNineMidJobThenRestartFinishes(t *testing.T) {
 	json.Unmarshal(body, &j)
 
 	// Kill once some chunks are encoded and others are not.
-	waitUntil(t, 3*time.Minute, "some chunks encoded", func() bool {
+	nodetest.WaitFor(t, 3*time.Minute, "some chunks encoded", func() bool {
 		cur := p.job(t, j.ID)
 		done := 0
 		for _, c := range cur.Chunks {
@@ -173,14 +142,19 @@ func TestKillNineMidJobThenRestartFinishes(t *testing.T) {
 		}
 		return cur.State == "transcoding" && done >= 1 && done < len(cur.Chunks)
 	})
-	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+	// SIGKILL the node alone, as the OOM killer would: its ffmpegs run in
+	// their own process groups and must die with it, not linger.
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	p.cmd.Wait()
+	nodetest.WaitFor(t, 10*time.Second, "the dead node's ffmpegs to exit", func() bool {
+		return len(processesMentioning(data)) == 0
+	})
 
-	p2 := startProc(t, data, freePort(t), raftPort, "--slots", "2")
+	p2 := startProc(t, data, nodetest.FreePort(t), raftPort, "--slots", "2")
 	var final procJob
-	waitUntil(t, 4*time.Minute, "job to finish after restart", func() bool {
+	nodetest.WaitFor(t, 4*time.Minute, "job to finish after restart", func() bool {
 		final = p2.job(t, j.ID)
 		return final.State == "done" || final.State == "failed"
 	})
@@ -195,4 +169,20 @@ func TestKillNineMidJobThenRestartFinishes(t *testing.T) {
 	if d := strings.TrimSpace(string(out)); !strings.HasPrefix(d, "24") && !strings.HasPrefix(d, "23.9") {
 		t.Fatalf("HLS duration after restart: %q", d)
 	}
+}
+
+// processesMentioning lists pids whose command line contains s.
+func processesMentioning(s string) []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), s) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }

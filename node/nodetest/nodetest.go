@@ -1,0 +1,59 @@
+// Package nodetest holds helpers for tests that run real nodes: polling
+// with a deadline (never a sleep standing in for synchronisation), waiting
+// for readiness, free loopback ports and generated clips.
+package nodetest
+
+import (
+	"net"
+	"net/http"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// WaitFor polls cond every 50 ms until it holds, failing the test after d.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// WaitReady waits until base/readyz answers 200.
+func WaitReady(t testing.TB, base string, d time.Duration) {
+	t.Helper()
+	WaitFor(t, d, base+" ready", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// FreePort returns a TCP port free on 127.0.0.1 right now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// GenClip writes a clip made with ffmpeg (usually from lavfi sources) to
+// path and returns path.
+func GenClip(t testing.TB, path string, args ...string) string {
+	t.Helper()
+	full := append([]string{"-nostdin", "-hide_banner", "-loglevel", "error", "-y"}, args...)
+	if out, err := exec.Command("ffmpeg", append(full, path)...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
+	}
+	return path
+}
