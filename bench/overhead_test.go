@@ -63,7 +63,8 @@ func BenchmarkOverhead(b *testing.B) {
 	settings := transcoder.EncodeSettings{Renditions: rends, FrameRate: probe.Video.FrameRate,
 		SegmentSeconds: transcoder.DefaultSegmentSeconds, Preset: cfg.Preset}
 
-	cfg.Name, cfg.DataDir, cfg.HTTPAddr, cfg.BindAddr, cfg.RaftPort = "bench", filepath.Join(dir, "data"), "127.0.0.1:0", "127.0.0.1", 0
+	cfg.Name, cfg.DataDir, cfg.HTTPAddr, cfg.BindAddr = "bench", filepath.Join(dir, "data"), "127.0.0.1:0", "127.0.0.1"
+	cfg.RaftPort, cfg.GossipPort, cfg.InternalPort = 0, 0, 0
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.EncoderThreads = envInt("GOSTY_BENCH_THREADS", 0)
 	cfg.Slots = envInt("GOSTY_BENCH_SLOTS", cfg.Slots)

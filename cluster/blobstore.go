@@ -212,3 +212,68 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Stat reports the ref of a stored blob (its size from disk) and whether it
+// is stored here.
+func (b *BlobStore) Stat(hash string) (BlobRef, bool) {
+	p, err := b.Path(hash)
+	if err != nil {
+		return BlobRef{}, false
+	}
+	fi, err := os.Stat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return BlobRef{}, false
+	}
+	return BlobRef{Hash: hash, Size: fi.Size()}, true
+}
+
+// Receive stores the blob want, streamed from r: into a temp file, checked
+// against want's size and sha256, fsynced, then installed. A blob that does
+// not match (fewer or more bytes, other content) is an error wrapping
+// ErrInvalid and nothing is stored; a read error from r is returned wrapped
+// as it is. If the blob is already stored, nothing is read.
+func (b *BlobStore) Receive(ctx context.Context, want BlobRef, r io.Reader) error {
+	if !ValidHash(want.Hash) || want.Size < 0 {
+		return fmt.Errorf("receive blob %q (%d bytes): %w: not a valid blob ref", want.Hash, want.Size, ErrInvalid)
+	}
+	if b.Has(want.Hash) {
+		return nil
+	}
+	f, err := os.CreateTemp(b.tmp, "recv-*")
+	if err != nil {
+		return fmt.Errorf("receive blob %s: %w", want.Hash, err)
+	}
+	defer os.Remove(f.Name()) // a no-op once installed
+	limit := want.Size + 1    // one byte more than expected exposes a longer body
+	if limit < 0 {
+		limit = want.Size
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(ctxReader{ctx, r}, limit))
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("receive blob %s: %w", want.Hash, err)
+	}
+	if n != want.Size {
+		f.Close()
+		if n > want.Size {
+			return fmt.Errorf("receive blob %s: %w: more than the expected %d bytes", want.Hash, ErrInvalid, want.Size)
+		}
+		return fmt.Errorf("receive blob %s: %w: got %d bytes, want %d", want.Hash, ErrInvalid, n, want.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want.Hash {
+		f.Close()
+		return fmt.Errorf("receive blob %s: %w: checksum mismatch (content hashes to %s)", want.Hash, ErrInvalid, got)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = b.install(f.Name(), want.Hash)
+	}
+	if err != nil {
+		return fmt.Errorf("receive blob %s: %w", want.Hash, err)
+	}
+	return nil
+}

@@ -24,6 +24,7 @@ const (
 	OpTaskFail   Op = "task.fail"
 	OpBlobAdd    Op = "blob.add"
 	OpBlobRemove Op = "blob.remove"
+	OpNodeJoin   Op = "node.join"
 )
 
 // Command is one entry of the replicated log. At is stamped by the proposer so
@@ -111,4 +112,12 @@ type TaskFailure struct {
 type BlobLocation struct {
 	Blob BlobRef `json:"blob"`
 	Node string  `json:"node"`
+}
+
+// NodeJoin is the body of OpNodeJoin: it records which node name a raft
+// server ID belongs to, so that a node that comes back with a wiped data
+// dir (a new ID under an old name) can have its old ID replaced.
+type NodeJoin struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }

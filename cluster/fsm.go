@@ -112,6 +112,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if st.Blobs == nil {
 		st.Blobs = map[string]*BlobHolders{}
 	}
+	if st.Nodes == nil {
+		st.Nodes = map[string]string{}
+	}
 	f.mu.Lock()
 	f.state = st
 	f.notifyLocked()

@@ -25,6 +25,9 @@ type RaftConfig struct {
 	// Bootstrap makes a node with empty raft state form a one-node cluster.
 	Bootstrap bool
 	Logger    *slog.Logger
+	// AddressProvider resolves a server ID to its current raft address
+	// (from gossip), so that peers whose IPs changed are still reached.
+	AddressProvider raft.ServerAddressProvider
 	// Tuning, zero = raft defaults; tests shorten them.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
@@ -39,6 +42,7 @@ type Store struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
+	hadState  bool
 }
 
 // OpenStore opens (or creates) the raft state in cfg.DataDir and starts raft.
@@ -54,7 +58,7 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	id, err := serverID(cfg.DataDir)
+	id, err := LocalServerID(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +80,12 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 		// Port 0 (tests): advertise whatever port the listener gets.
 		advertise = nil
 	}
-	s.transport, err = raft.NewTCPTransportWithLogger(cfg.BindAddr, advertise, 3, 10*time.Second, newHCLogger(log, "raft-net"))
+	s.transport, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, &raft.NetworkTransportConfig{
+		ServerAddressProvider: cfg.AddressProvider,
+		Logger:                newHCLogger(log, "raft-net"),
+		MaxPool:               3,
+		Timeout:               10 * time.Second,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: raft transport on %s: %w", cfg.BindAddr, err)
 	}
@@ -113,27 +122,61 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 		s.closeParts()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	s.hadState = has
 	s.raft, err = raft.NewRaft(rc, s.fsm, s.bolt, s.bolt, snaps, s.transport)
 	if err != nil {
 		s.closeParts()
 		return nil, fmt.Errorf("open store: start raft: %w", err)
 	}
 	if cfg.Bootstrap && !has {
-		s.log.Info("bootstrapping a new cluster", "node", cfg.NodeName, "addr", adv)
-		f := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
-			ID: s.id, Address: s.transport.LocalAddr(), Suffrage: raft.Voter,
-		}}})
-		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		if err := s.BootstrapSelf(); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("open store: bootstrap: %w", err)
+			return nil, fmt.Errorf("open store: %w", err)
 		}
 	}
 	return s, nil
 }
 
-// serverID returns this data dir's raft server ID, minting one on first use.
-// An empty data dir is a new incarnation with a new ID (DESIGN.md).
-func serverID(dataDir string) (string, error) {
+// HadState reports whether raft state existed when the store was opened:
+// such a node never bootstraps or asks to join, it is already a member.
+func (s *Store) HadState() bool { return s.hadState }
+
+// BootstrapSelf forms a new one-voter cluster of this node. Callers make
+// sure no cluster exists (DESIGN.md: only the designated bootstrapper, with
+// empty state, after asking every discovered peer).
+func (s *Store) BootstrapSelf() error {
+	s.log.Info("bootstrapping a new cluster", "node", s.cfg.NodeName, "addr", s.transport.LocalAddr())
+	f := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		ID: s.id, Address: s.transport.LocalAddr(), Suffrage: raft.Voter,
+	}}})
+	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return nil
+}
+
+// Addr is this node's raft address as peers dial it.
+func (s *Store) Addr() string { return string(s.transport.LocalAddr()) }
+
+// Leader returns the leader's raft ID and address ("" when unknown).
+func (s *Store) Leader() (id, addr string) {
+	a, i := s.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// Configuration is the current raft membership.
+func (s *Store) Configuration() ([]raft.Server, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
+
+// LocalServerID returns this data dir's raft server ID, minting one on
+// first use. An empty data dir is a new incarnation with a new ID
+// (DESIGN.md).
+func LocalServerID(dataDir string) (string, error) {
 	p := filepath.Join(dataDir, "node-id")
 	b, err := os.ReadFile(p)
 	if err == nil {
@@ -198,27 +241,62 @@ func (s *Store) Barrier(ctx context.Context) error {
 	return waitFuture(ctx, s.raft.Barrier(timeoutOf(ctx)))
 }
 
-// Propose commits one command and returns the FSM's verdict on it. It only
-// works on the leader; followers get ErrNotLeader.
+// Propose commits one command on this node, which must lead, and returns
+// the FSM's verdict on it. Followers get ErrNotLeader (the Forwarder sends
+// their writes to the leader).
 func (s *Store) Propose(ctx context.Context, op Op, body any) error {
 	data, err := EncodeCommand(op, time.Now(), body)
 	if err != nil {
 		return err
 	}
+	if _, err := s.ApplyEncoded(ctx, data); err != nil {
+		return fmt.Errorf("propose %s: %w", op, err)
+	}
+	return nil
+}
+
+// ApplyEncoded commits an encoded command and returns its log index, or
+// the FSM's verdict on it as the error.
+func (s *Store) ApplyEncoded(ctx context.Context, data []byte) (uint64, error) {
 	if s.raft.State() != raft.Leader {
-		return fmt.Errorf("propose %s: %w", op, ErrNotLeader)
+		return 0, ErrNotLeader
+	}
+	if _, err := DecodeCommand(data); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	f := s.raft.Apply(data, timeoutOf(ctx))
 	if err := waitFuture(ctx, f); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return fmt.Errorf("propose %s: %w: %v", op, ErrNotLeader, err)
+			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
-		return fmt.Errorf("propose %s: %w", op, err)
+		return 0, err
 	}
 	if res, ok := f.Response().(error); ok && res != nil {
-		return res
+		return f.Index(), res
 	}
-	return nil
+	return f.Index(), nil
+}
+
+// WaitApplied blocks until the local FSM has applied index, so that a
+// write forwarded to the leader is visible to reads on this node.
+func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		ch := s.fsm.Changed()
+		if s.fsm.AppliedIndex() >= index {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d: %w", index, ctx.Err())
+		case <-ch:
+		case <-time.After(time.Second):
+			// Entries raft applies without the FSM (configuration
+			// changes) do not wake us; the index still moves past them.
+			if s.raft.AppliedIndex() >= index {
+				return nil
+			}
+		}
+	}
 }
 
 // WaitLeader blocks until some node leads (this one, in a one-node cluster).

@@ -21,6 +21,8 @@ type State struct {
 	Tasks map[string]*Task `json:"tasks"`
 	// Blobs maps a blob hash to the set of nodes holding it.
 	Blobs map[string]*BlobHolders `json:"blobs"`
+	// Nodes maps raft server IDs to node names.
+	Nodes map[string]string `json:"nodes,omitempty"`
 }
 
 // BlobHolders records one blob's size and the nodes that hold a copy.
@@ -31,7 +33,7 @@ type BlobHolders struct {
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{Jobs: map[string]*Job{}, Tasks: map[string]*Task{}, Blobs: map[string]*BlobHolders{}}
+	return &State{Jobs: map[string]*Job{}, Tasks: map[string]*Task{}, Blobs: map[string]*BlobHolders{}, Nodes: map[string]string{}}
 }
 
 // TaskID names the task of kind k for a job; chunk is used by encode tasks.
@@ -93,6 +95,21 @@ func (s *State) Apply(c Command) error {
 		} else {
 			s.removeBlob(b.Blob.Hash, b.Node)
 		}
+		return nil
+	case OpNodeJoin:
+		var b NodeJoin
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		if b.ID == "" || b.Name == "" {
+			return fmt.Errorf("node join: %w: id and name are required", ErrInvalid)
+		}
+		for id, name := range s.Nodes {
+			if name == b.Name && id != b.ID {
+				delete(s.Nodes, id) // the old incarnation of this name
+			}
+		}
+		s.Nodes[b.ID] = b.Name
 		return nil
 	default:
 		// An op this build does not know came from a newer node. Skipping it
@@ -370,6 +387,20 @@ func (s *State) Referenced() map[string]bool {
 		}
 	}
 	return ref
+}
+
+// Durable is the set of blobs that must keep the replication factor: every
+// job's source and its published outputs. Chunks and intermediate encodes
+// can be made again from the source, so one copy of them is enough.
+func (s *State) Durable() map[string]BlobRef {
+	out := map[string]BlobRef{}
+	for _, j := range s.Jobs {
+		out[j.SourceBlob.Hash] = j.SourceBlob
+		for _, b := range j.Outputs {
+			out[b.Hash] = b
+		}
+	}
+	return out
 }
 
 // Clone returns a deep copy, for snapshots.

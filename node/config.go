@@ -28,16 +28,26 @@ type Config struct {
 	BindAddr      string // IP for gossip, raft and internal traffic
 	AdvertiseAddr string // IP peers use to reach this node; default: BindAddr or a local address
 	RaftPort      int
-	Join          []string
-	Bootstrap     bool
-	Replicas      int
-	Voters        int
-	Slots         int // tasks this node runs at once
+	GossipPort    int
+	InternalPort  int
+	// Join lists peers as host[:gossip port] or DNS names (all records).
+	Join []string
+	// Bootstrap marks the one node that may form a new cluster (a
+	// StatefulSet pod whose name ends in -0 is one by default).
+	Bootstrap bool
+	Replicas  int
+	Voters    int
+	Slots     int // tasks this node runs at once
 	// EncoderThreads is passed to every x264 encoder as -threads; 0 = one
 	// share of the cores per slot (cores/slots, at least 1), so parallel
 	// tasks do not oversubscribe the CPU with x264's own frame threads.
 	EncoderThreads int
 	APITokenFile   string
+	// ClusterKeyFile holds the secret peers present on the internal API.
+	ClusterKeyFile string
+	// GossipKeyFile holds a 16, 24 or 32 byte key (raw or base64) that
+	// encrypts gossip.
+	GossipKeyFile  string
 	MaxUploadBytes int64
 	// Preset is the x264 preset new jobs submitted here are encoded with.
 	Preset  string
@@ -49,6 +59,11 @@ type Config struct {
 	// gcGrace is how old an unreferenced blob must be before it is
 	// collected (tests shorten it).
 	gcGrace time.Duration
+	// Fast shortens gossip failure detection and raft timeouts, for
+	// loopback clusters and tests.
+	Fast bool
+	// Stabilize is how long a non-voter must be alive before promotion.
+	Stabilize time.Duration
 }
 
 // DefaultConfig returns a one-node configuration with data in ./data and
@@ -64,6 +79,9 @@ func DefaultConfig() Config {
 		HTTPAddr:       ":8080",
 		BindAddr:       "0.0.0.0",
 		RaftPort:       DefaultRaftPort,
+		GossipPort:     DefaultGossipPort,
+		InternalPort:   DefaultInternalPort,
+		Stabilize:      10 * time.Second,
 		Replicas:       2,
 		Voters:         3,
 		Slots:          defaultSlots(),
@@ -105,11 +123,10 @@ func (c *Config) Validate() error {
 	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
 		errs = append(errs, fmt.Sprintf("advertise addr %q is not an IP address", c.AdvertiseAddr))
 	}
-	if c.RaftPort < 0 || c.RaftPort > 65535 { // 0 = any free port (tests)
-		errs = append(errs, fmt.Sprintf("raft port %d out of range", c.RaftPort))
-	}
-	if len(c.Join) > 0 {
-		errs = append(errs, "joining other nodes (--join) is not available in this build yet: run one node per cluster")
+	for name, p := range map[string]int{"raft": c.RaftPort, "gossip": c.GossipPort, "internal": c.InternalPort} {
+		if p < 0 || p > 65535 { // 0 = any free port (tests)
+			errs = append(errs, fmt.Sprintf("%s port %d out of range", name, p))
+		}
 	}
 	if c.Replicas < 1 {
 		errs = append(errs, "replicas must be at least 1")
@@ -137,8 +154,9 @@ func (c *Config) Validate() error {
 }
 
 // advertiseIP is the address peers (and, in a one-node cluster, the node
-// itself) dial for raft: the configured one, the bind address if it is
-// specific, else loopback for a lone node.
+// itself) dial: the configured one, the bind address if it is specific,
+// loopback for a lone node, else the host's first non-loopback IPv4 (in a
+// pod, set --advertise-addr from the downward API's POD_IP instead).
 func (c *Config) advertiseIP() string {
 	if c.AdvertiseAddr != "" {
 		return c.AdvertiseAddr
@@ -146,11 +164,21 @@ func (c *Config) advertiseIP() string {
 	if ip := net.ParseIP(c.BindAddr); ip != nil && !ip.IsUnspecified() {
 		return c.BindAddr
 	}
+	if len(c.Join) == 0 {
+		return "127.0.0.1"
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+				return n.IP.String()
+			}
+		}
+	}
 	return "127.0.0.1"
 }
 
-func (c *Config) raftBind() string {
-	return net.JoinHostPort(c.BindAddr, strconv.Itoa(c.RaftPort))
+func (c *Config) bindHostPort(port int) string {
+	return net.JoinHostPort(c.BindAddr, strconv.Itoa(port))
 }
 
 func (c *Config) raftAdvertise() string {

@@ -35,7 +35,7 @@ func startNode(t *testing.T, dataDir string, mod func(*Config)) *testNode {
 	cfg.DataDir = dataDir
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.BindAddr = "127.0.0.1"
-	cfg.RaftPort = 0
+	cfg.RaftPort, cfg.GossipPort, cfg.InternalPort = 0, 0, 0
 	cfg.Slots = 2
 	cfg.Preset = "ultrafast"
 	cfg.Logger = slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -1,14 +1,17 @@
 // Package node is the composition root: it builds one gosty node from a
 // Config, starts its parts in order and stops them in reverse.
 //
-// Start order: data dir → blob store → transcoder → raft store (bootstrap a
-// one-node cluster when asked and empty) → metrics → worker, scheduler and
-// blob collector → HTTP. Stop order is the reverse, and readiness turns off
-// first so that load balancers stop sending work before anything closes.
+// Start order: data dir → blob store → transcoder → listeners (public and
+// internal HTTP) → gossip membership → raft store (addresses resolved from
+// gossip) → peers, forwarder → metrics → internal API → joiner (bootstrap
+// or join) → scheduler, promoter, worker, replicator, blob collector →
+// public API. Stop order is the reverse, and readiness turns off first so
+// that load balancers stop sending work before anything closes.
 package node
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,9 +19,13 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/oklog/run"
 
 	"github.com/gosty/gosty/cluster"
@@ -32,21 +39,29 @@ type Node struct {
 	logger  *slog.Logger
 	blobs   *cluster.BlobStore
 	tc      *transcoder.Transcoder
+	members *cluster.Membership
 	store   *cluster.Store
+	peers   *cluster.Peers
+	log     *cluster.Forwarder
 	metrics *metrics
 	pins    *pins
-	worker  *worker
+	joiner  *cluster.Joiner
 	sched   *cluster.Scheduler
+	promote *cluster.Promoter
+	worker  *worker
+	repl    *replicator
 	gc      *collector
-	ln      net.Listener
-	srv     *http.Server
+
+	ln, iln  net.Listener
+	srv, isrv *http.Server
 
 	started  time.Time
 	stopping atomic.Bool
+	joined   atomic.Bool
 }
 
 // New builds a node and opens its files and listeners; Run starts it.
-func New(cfg Config) (n *Node, err error) {
+func New(cfg Config) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -55,7 +70,7 @@ func New(cfg Config) (n *Node, err error) {
 		logger = slog.Default()
 	}
 	logger = logger.With("node", cfg.Name)
-	n = &Node{cfg: cfg, logger: logger, pins: newPins(), started: time.Now()}
+	n := &Node{cfg: cfg, logger: logger, pins: newPins(), started: time.Now()}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -75,33 +90,108 @@ func New(cfg Config) (n *Node, err error) {
 	if n.tc, err = transcoder.New(transcoder.Config{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Logger: logger, Threads: threads}); err != nil {
 		return nil, err
 	}
-	n.store, err = cluster.OpenStore(cluster.RaftConfig{
-		NodeName:  cfg.Name,
-		DataDir:   cfg.DataDir,
-		BindAddr:  cfg.raftBind(),
-		Advertise: cfg.raftAdvertise(),
-		Bootstrap: cfg.Bootstrap || len(cfg.Join) == 0,
-		Logger:    logger,
-	})
-	if err != nil {
-		return nil, err
-	}
-	n.metrics = newMetrics(n.store.FSM(), cfg.Slots)
-	n.worker = &worker{
-		name: cfg.Name, fsm: n.store.FSM(), log: n.store, blobs: n.blobs, tc: n.tc,
-		slots: cfg.Slots, logger: logger.With("component", "worker"), metrics: n.metrics,
-		pins: n.pins, running: map[string]*taskRun{},
-	}
-	n.sched = cluster.NewScheduler(n.store, n, logger)
-	n.gc = &collector{
-		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, log: n.store, pins: n.pins,
-		logger: logger.With("component", "gc"), grace: cfg.gcGrace, interval: 10 * time.Second,
-	}
-
 	token, err := readSecret(cfg.APITokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("api token: %w", err)
 	}
+	clusterKey, err := readSecret(cfg.ClusterKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("cluster key: %w", err)
+	}
+	gossipKey, err := readGossipKey(cfg.GossipKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("gossip key: %w", err)
+	}
+
+	// Listeners first: their real ports (0 in tests) go into gossip.
+	if n.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	if n.iln, err = net.Listen("tcp", cfg.bindHostPort(cfg.InternalPort)); err != nil {
+		return nil, fmt.Errorf("listen on internal port: %w", err)
+	}
+	adv := cfg.advertiseIP()
+	id, err := cluster.LocalServerID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+
+	// Raft needs the membership to resolve peers' addresses, and the
+	// membership's metadata needs raft's address: the raft listener is
+	// opened first with a placeholder in gossip, then gossip starts.
+	addrs := &addressBook{}
+	n.store, err = cluster.OpenStore(cluster.RaftConfig{
+		NodeName:        cfg.Name,
+		DataDir:         cfg.DataDir,
+		BindAddr:        cfg.bindHostPort(cfg.RaftPort),
+		Advertise:       net.JoinHostPort(adv, strconv.Itoa(cfg.RaftPort)),
+		Bootstrap:       len(cfg.Join) == 0,
+		AddressProvider: addrs,
+		Logger:          logger,
+		HeartbeatTimeout: fastOr(cfg.Fast, 500*time.Millisecond),
+		ElectionTimeout:  fastOr(cfg.Fast, 500*time.Millisecond),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n.store.ID() != id {
+		return nil, fmt.Errorf("raft id changed under us: %s vs %s", n.store.ID(), id)
+	}
+	n.members, err = cluster.StartMembership(cluster.MembershipConfig{
+		Name:          cfg.Name,
+		BindAddr:      cfg.BindAddr,
+		BindPort:      cfg.GossipPort,
+		AdvertiseAddr: adv,
+		Join:          cfg.Join,
+		GossipKey:     gossipKey,
+		Fast:          cfg.Fast,
+		Logger:        logger,
+		Meta: cluster.MemberMeta{
+			ID:       id,
+			Raft:     n.store.Addr(),
+			Internal: net.JoinHostPort(adv, portOf(n.iln.Addr())),
+			HTTP:     n.ln.Addr().String(),
+			Slots:    cfg.Slots,
+			Version:  cfg.Version,
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	addrs.set(n.members)
+
+	n.metrics = newMetrics(n.store.FSM(), cfg.Slots)
+	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: clusterKey, Blobs: n.blobs, Registry: n.metrics.reg, Logger: logger})
+	n.log = &cluster.Forwarder{Store: n.store, Members: n.members, Peers: n.peers}
+	n.joiner = &cluster.Joiner{
+		Store: n.store, Members: n.members, Peers: n.peers, Name: cfg.Name,
+		Bootstrapper: cfg.Bootstrap || cluster.IsBootstrapOrdinal(cfg.Name),
+		Settle:       10 * time.Second, Logger: logger,
+	}
+	n.promote = &cluster.Promoter{Store: n.store, Members: n.members, Voters: cfg.Voters,
+		Stabilize: cfg.Stabilize, Interval: time.Second, Logger: logger.With("component", "promoter")}
+	n.worker = &worker{
+		name: cfg.Name, fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
+		slots: cfg.Slots, logger: logger.With("component", "worker"), metrics: n.metrics,
+		pins: n.pins, running: map[string]*taskRun{},
+	}
+	n.sched = cluster.NewScheduler(n.store, n, logger)
+	n.repl = &replicator{n: n, logger: logger.With("component", "replicator"), interval: 2 * time.Second}
+	n.gc = &collector{
+		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, log: n.log, pins: n.pins,
+		logger: logger.With("component", "gc"), grace: cfg.gcGrace, interval: 10 * time.Second,
+	}
+
+	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
+		ClusterKey: clusterKey, Blobs: n.blobs, Raft: raftPeer{n.store},
+		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.isrv = &http.Server{Handler: internal.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+
 	svc := service{n}
 	api, err := httpapi.New(httpapi.Config{
 		Jobs: svc, Blobs: svc, Cluster: svc, Health: svc,
@@ -110,9 +200,6 @@ func New(cfg Config) (n *Node, err error) {
 	})
 	if err != nil {
 		return nil, err
-	}
-	if n.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	n.srv = &http.Server{
 		Handler:           api.Handler(),
@@ -123,12 +210,65 @@ func New(cfg Config) (n *Node, err error) {
 	return n, nil
 }
 
-// Workers lists the nodes that can take tasks: for now, this one.
-func (n *Node) Workers() []cluster.Worker {
-	if n.stopping.Load() {
-		return nil
+func fastOr(fast bool, d time.Duration) time.Duration {
+	if fast {
+		return d
 	}
-	return []cluster.Worker{{Name: n.cfg.Name, Slots: n.cfg.Slots}}
+	return 0 // raft's defaults
+}
+
+func portOf(a net.Addr) string {
+	_, p, _ := net.SplitHostPort(a.String())
+	return p
+}
+
+// addressBook resolves raft server IDs to their current raft address from
+// gossip, so that a node that comes back on a new IP is still reached.
+type addressBook struct {
+	mu sync.RWMutex
+	m  *cluster.Membership
+}
+
+func (a *addressBook) set(m *cluster.Membership) {
+	a.mu.Lock()
+	a.m = m
+	a.mu.Unlock()
+}
+
+func (a *addressBook) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	a.mu.RLock()
+	m := a.m
+	a.mu.RUnlock()
+	if m == nil {
+		return "", errors.New("membership not started")
+	}
+	mem, ok := m.ByID(string(id))
+	if !ok || mem.Meta.Raft == "" {
+		return "", fmt.Errorf("server %s not in gossip", id)
+	}
+	return raft.ServerAddress(mem.Meta.Raft), nil
+}
+
+// raftPeer adapts the store to what the internal API needs.
+type raftPeer struct{ s *cluster.Store }
+
+func (r raftPeer) ApplyForwarded(ctx context.Context, cmd []byte) (uint64, error) {
+	return r.s.ApplyEncoded(ctx, cmd)
+}
+func (r raftPeer) Join(ctx context.Context, req cluster.JoinRequest) error { return r.s.Join(ctx, req) }
+func (r raftPeer) Status() cluster.RaftStatus                              { return r.s.Status() }
+
+// Workers lists the nodes that can take tasks: alive members that are not
+// leaving.
+func (n *Node) Workers() []cluster.Worker {
+	var out []cluster.Worker
+	for _, m := range n.members.Alive() {
+		if m.Meta.Leaving || (m.Name == n.cfg.Name && n.stopping.Load()) {
+			continue
+		}
+		out = append(out, cluster.Worker{Name: m.Name, Slots: m.Meta.Slots})
+	}
+	return out
 }
 
 // HTTPAddr is the address the public API listens on.
@@ -148,26 +288,53 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		}, func(error) { cancel() })
 	}
-	{ // Background parts; they stop together, after HTTP.
+	{ // Internal API first in, last out: peers need it while we stop.
+		g.Add(func() error {
+			if err := n.isrv.Serve(n.iln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("internal http: %w", err)
+			}
+			return nil
+		}, func(error) {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := n.isrv.Shutdown(sctx); err != nil {
+				n.isrv.Close()
+			}
+		})
+	}
+	{ // Background parts; they stop together, after the public API.
 		done := make(chan struct{})
 		g.Add(func() error {
 			defer close(done)
-			c := make(chan struct{}, 3)
-			go func() { n.sched.Run(wctx); c <- struct{}{} }()
-			go func() { n.worker.Run(wctx); c <- struct{}{} }()
-			go func() { n.gc.Run(wctx); c <- struct{}{} }()
-			for range 3 {
-				<-c
+			var wg sync.WaitGroup
+			start := func(f func(context.Context)) {
+				wg.Add(1)
+				go func() { defer wg.Done(); f(wctx) }()
 			}
+			start(n.members.JoinLoop)
+			start(func(ctx context.Context) {
+				if err := n.joiner.Run(ctx); err != nil {
+					return
+				}
+				n.joined.Store(true)
+				n.logger.Info("in the cluster", "raft_id", n.store.ID())
+			})
+			start(n.sched.Run)
+			start(n.promote.Run)
+			start(n.worker.Run)
+			start(n.repl.Run)
+			start(n.gc.Run)
+			wg.Wait()
 			return nil
 		}, func(error) {
 			stopWork()
 			<-done
 		})
 	}
-	{ // HTTP last in, first out: readiness flips off, then in-flight requests finish.
+	{ // Public HTTP last in, first out: readiness flips off, then in-flight requests finish.
 		g.Add(func() error {
-			n.logger.Info("serving", "http", n.HTTPAddr(), "data_dir", n.cfg.DataDir, "slots", n.cfg.Slots)
+			n.logger.Info("serving", "http", n.HTTPAddr(), "internal", n.iln.Addr().String(),
+				"data_dir", n.cfg.DataDir, "slots", n.cfg.Slots, "join", strings.Join(n.cfg.Join, ","))
 			if err := n.srv.Serve(n.ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http: %w", err)
 			}
@@ -188,14 +355,24 @@ func (n *Node) Run(ctx context.Context) error {
 
 // close releases what New opened, in reverse order.
 func (n *Node) close() {
-	if n.ln != nil {
-		n.ln.Close()
+	if n.members != nil {
+		if err := n.members.Leave(2 * time.Second); err != nil {
+			n.logger.Debug("leaving gossip", "err", err)
+		}
+		n.members.Shutdown()
+		n.members = nil
 	}
 	if n.store != nil {
 		if err := n.store.Close(); err != nil {
 			n.logger.Warn("closing raft", "err", err)
 		}
 		n.store = nil
+	}
+	if n.iln != nil {
+		n.iln.Close()
+	}
+	if n.ln != nil {
+		n.ln.Close()
 	}
 }
 
@@ -208,12 +385,27 @@ func readSecret(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s := string(b)
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r' || s[len(s)-1] == ' ') {
-		s = s[:len(s)-1]
-	}
+	s := strings.TrimSpace(string(b))
 	if s == "" {
 		return "", fmt.Errorf("%s is empty", path)
 	}
 	return s, nil
 }
+
+// readGossipKey reads a gossip encryption key: base64 text or raw bytes of
+// 16, 24 or 32 bytes.
+func readGossipKey(path string) ([]byte, error) {
+	s, err := readSecret(path)
+	if err != nil || s == "" {
+		return nil, err
+	}
+	if k, err := base64.StdEncoding.DecodeString(s); err == nil && validKeyLen(len(k)) {
+		return k, nil
+	}
+	if validKeyLen(len(s)) {
+		return []byte(s), nil
+	}
+	return nil, fmt.Errorf("%s: want 16, 24 or 32 bytes (raw or base64)", path)
+}
+
+func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }

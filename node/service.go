@@ -66,8 +66,11 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		Renditions:   rends,
 		ChunkSeconds: opts.EffectiveChunkSeconds(),
 	}
-	if err := n.store.Propose(ctx, cluster.OpJobSubmit, cluster.SubmitJob{Job: job}); err != nil {
-		return cluster.Job{}, fmt.Errorf("submit %s: %w", job.ID, err)
+	if err := n.log.Propose(ctx, cluster.OpJobSubmit, cluster.SubmitJob{Job: job}); err != nil {
+		// A conflict after a retried forward means an earlier try committed.
+		if _, ok := s.Job(job.ID); !ok || !errors.Is(err, cluster.ErrConflict) {
+			return cluster.Job{}, fmt.Errorf("submit %s: %w", job.ID, err)
+		}
 	}
 	n.logger.Info("job submitted", "job", job.ID, "name", job.Name, "bytes", ref.Size,
 		"duration", probe.Duration, "renditions", len(rends))
@@ -163,20 +166,20 @@ func (s service) Cancel(ctx context.Context, id string) error {
 		return fmt.Errorf("job %s: %w", id, cluster.ErrNotFound)
 	}
 	if j.State.Terminal() {
-		return s.n.store.Propose(ctx, cluster.OpJobDelete, cluster.JobRef{JobID: id})
+		return s.n.log.Propose(ctx, cluster.OpJobDelete, cluster.JobRef{JobID: id})
 	}
-	err := s.n.store.Propose(ctx, cluster.OpJobCancel, cluster.JobRef{JobID: id})
+	err := s.n.log.Propose(ctx, cluster.OpJobCancel, cluster.JobRef{JobID: id})
 	if errors.Is(err, cluster.ErrConflict) {
 		// It finished between the read and the cancel: delete it instead.
-		return s.n.store.Propose(ctx, cluster.OpJobDelete, cluster.JobRef{JobID: id})
+		return s.n.log.Propose(ctx, cluster.OpJobDelete, cluster.JobRef{JobID: id})
 	}
 	return err
 }
 
 func (s service) Changed() <-chan struct{} { return s.n.store.FSM().Changed() }
 
-func (s service) OpenBlob(_ context.Context, ref cluster.BlobRef) (io.ReadSeekCloser, error) {
-	return s.n.blobs.Open(ref.Hash)
+func (s service) OpenBlob(ctx context.Context, ref cluster.BlobRef) (io.ReadSeekCloser, error) {
+	return s.n.openBlob(ctx, ref)
 }
 
 // Ready is nil when the node has a leader to commit to and is not stopping.
@@ -184,7 +187,10 @@ func (s service) Ready() error {
 	if s.n.stopping.Load() {
 		return errors.New("shutting down")
 	}
-	if addr, _ := s.n.store.Raft().LeaderWithID(); addr == "" {
+	if !s.n.joined.Load() {
+		return errors.New("not in a cluster yet")
+	}
+	if id, _ := s.n.store.Leader(); id == "" {
 		return errors.New("no raft leader")
 	}
 	return nil
@@ -192,7 +198,8 @@ func (s service) Ready() error {
 
 // ClusterStatus is the JSON of GET /api/v1/cluster.
 type ClusterStatus struct {
-	Leader  string         `json:"leader"`
+	Node    string         `json:"node"`   // the node that answered
+	Leader  string         `json:"leader"` // leader's node name
 	Term    uint64         `json:"term"`
 	Members []MemberStatus `json:"members"`
 }
@@ -201,40 +208,54 @@ type ClusterStatus struct {
 type MemberStatus struct {
 	Name        string    `json:"name"`
 	ID          string    `json:"id"`
-	State       string    `json:"state"`
-	RaftRole    string    `json:"raft_role"`
+	State       string    `json:"state"`     // gossip: alive, suspect, dead, left
+	RaftRole    string    `json:"raft_role"` // leader, follower, nonvoter, none
 	Voter       bool      `json:"voter"`
+	Leaving     bool      `json:"leaving,omitempty"`
 	Slots       int       `json:"slots"`
 	TasksActive int       `json:"tasks_active"`
 	Version     string    `json:"version"`
-	Started     time.Time `json:"started"`
+	Since       time.Time `json:"since"`
+	HTTP        string    `json:"http,omitempty"`
 }
 
 func (s service) Status() any {
 	n := s.n
-	r := n.store.Raft()
-	_, leaderID := r.LeaderWithID()
-	active := 0
+	leaderID, _ := n.store.Leader()
+	suffrage := map[string]string{}
+	if servers, err := n.store.Configuration(); err == nil {
+		for _, srv := range servers {
+			suffrage[string(srv.ID)] = srv.Suffrage.String()
+		}
+	}
+	active := map[string]int{}
 	n.store.FSM().Read(func(st *cluster.State) {
 		for _, t := range st.Tasks {
-			if t.State == cluster.TaskAssigned && t.Node == n.cfg.Name {
-				active++
+			if t.State == cluster.TaskAssigned {
+				active[t.Node]++
 			}
 		}
 	})
-	leader := ""
-	if string(leaderID) == n.store.ID() {
-		leader = n.cfg.Name
+	out := ClusterStatus{Node: n.cfg.Name, Term: n.store.Term()}
+	for _, m := range n.members.Members() {
+		ms := MemberStatus{
+			Name: m.Name, ID: m.Meta.ID, State: string(m.State), Leaving: m.Meta.Leaving,
+			Slots: m.Meta.Slots, TasksActive: active[m.Name], Version: m.Meta.Version,
+			Since: m.Since, HTTP: m.Meta.HTTP, RaftRole: "none",
+		}
+		switch suffrage[m.Meta.ID] {
+		case "Voter":
+			ms.Voter, ms.RaftRole = true, "follower"
+		case "Nonvoter":
+			ms.RaftRole = "nonvoter"
+		}
+		if m.Meta.ID != "" && m.Meta.ID == leaderID {
+			ms.RaftRole = "leader"
+			out.Leader = m.Name
+		}
+		out.Members = append(out.Members, ms)
 	}
-	return ClusterStatus{
-		Leader: leader,
-		Term:   n.store.Term(),
-		Members: []MemberStatus{{
-			Name: n.cfg.Name, ID: n.store.ID(), State: "alive",
-			RaftRole: strings.ToLower(r.State().String()), Voter: true,
-			Slots: n.cfg.Slots, TasksActive: active, Version: n.cfg.Version, Started: n.started,
-		}},
-	}
+	return out
 }
 
 // countingReader counts upload bytes as they stream in.

@@ -26,11 +26,14 @@ type proposer interface {
 // finds its assignments in the replayed log and runs them again; outputs are
 // content-addressed, so a rerun is harmless.
 type worker struct {
-	name    string
-	fsm     *cluster.FSM
-	log     proposer
-	blobs   *cluster.BlobStore
-	tc      *transcoder.Transcoder
+	name  string
+	fsm   *cluster.FSM
+	log   proposer
+	blobs *cluster.BlobStore
+	tc    *transcoder.Transcoder
+	// fetch returns the local path of a blob, pulling it from a peer first
+	// when this node has no copy.
+	fetch   func(ctx context.Context, ref cluster.BlobRef, reason string) (string, error)
 	slots   int
 	logger  *slog.Logger
 	metrics *metrics
@@ -238,19 +241,6 @@ func failureReason(err error) string {
 	return s
 }
 
-// local returns the path of a blob this task needs, which must be on this
-// node. (Pulling from peers arrives with the mesh.)
-func (w *worker) local(b cluster.BlobRef) (string, error) {
-	p, err := w.blobs.Path(b.Hash)
-	if err != nil {
-		return "", err
-	}
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("blob %s is not on this node: %w", b.Hash, err)
-	}
-	return p, nil
-}
-
 // store moves a produced file into the blob store and pins it until the
 // result that names it is committed.
 func (w *worker) store(res *cluster.TaskResult, path string) (cluster.BlobRef, error) {
@@ -263,7 +253,7 @@ func (w *worker) store(res *cluster.TaskResult, path string) (cluster.BlobRef, e
 }
 
 func (w *worker) split(ctx context.Context, j cluster.Job, dir string, res *cluster.TaskResult) error {
-	src, err := w.local(j.SourceBlob)
+	src, err := w.fetch(ctx, j.SourceBlob, "task")
 	if err != nil {
 		return fmt.Errorf("split %s: %w", j.ID, err)
 	}
@@ -282,7 +272,7 @@ func (w *worker) split(ctx context.Context, j cluster.Job, dir string, res *clus
 }
 
 func (w *worker) audio(ctx context.Context, j cluster.Job, dir string, res *cluster.TaskResult) error {
-	src, err := w.local(j.SourceBlob)
+	src, err := w.fetch(ctx, j.SourceBlob, "task")
 	if err != nil {
 		return fmt.Errorf("audio %s: %w", j.ID, err)
 	}
@@ -323,7 +313,7 @@ func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir strin
 		return fmt.Errorf("encode %s chunk %d: job has %d chunks", j.ID, chunk, len(j.Chunks))
 	}
 	c := j.Chunks[chunk]
-	src, err := w.local(c.Source)
+	src, err := w.fetch(ctx, c.Source, "task")
 	if err != nil {
 		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
 	}
@@ -350,7 +340,7 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 			return fmt.Errorf("package %s: chunk %d has %d outputs for %d renditions", j.ID, c.Index, len(c.Outputs), len(j.Renditions))
 		}
 		for r, o := range c.Outputs {
-			p, err := w.local(o)
+			p, err := w.fetch(ctx, o, "task")
 			if err != nil {
 				return fmt.Errorf("package %s: chunk %d: %w", j.ID, c.Index, err)
 			}
@@ -358,7 +348,7 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 		}
 	}
 	if !j.Audio.IsZero() {
-		p, err := w.local(j.Audio)
+		p, err := w.fetch(ctx, j.Audio, "task")
 		if err != nil {
 			return fmt.Errorf("package %s: audio: %w", j.ID, err)
 		}

@@ -17,6 +17,7 @@ const usage = `gosty — a self-hosted video transcoding cluster
 
 Usage:
   gosty node [flags]          run a node (gosty node -h for flags)
+  gosty cluster [--nodes N]   run N local nodes on 127.0.0.1..N, API on each :8080
   gosty submit FILE...        upload videos and print their job ids
   gosty jobs                  list jobs
   gosty job ID                show one job
@@ -40,6 +41,8 @@ func main() {
 	switch cmd {
 	case "node":
 		err = runNode(ctx, args)
+	case "cluster":
+		err = runCluster(ctx, args)
 	case "submit", "jobs", "job", "cancel", "members":
 		err = runClient(ctx, cmd, args)
 	case "version", "--version", "-v":

@@ -40,7 +40,7 @@ func startProc(t *testing.T, dataDir string, httpPort, raftPort int, extra ...st
 	t.Helper()
 	args := append([]string{"node", "--name", "p1", "--data-dir", dataDir,
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--bind-addr", "127.0.0.1",
-		"--raft-port", fmt.Sprint(raftPort), "--log-level", "info"}, extra...)
+		"--raft-port", fmt.Sprint(raftPort), "--gossip-port", "0", "--internal-port", "0", "--log-level", "info"}, extra...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "GOSTY_TEST_MAIN=1")
 	var log bytes.Buffer

@@ -1,0 +1,101 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Promoter runs on the leader and keeps the voter count at its target:
+// nodes join as non-voters, and once one has been alive in gossip for the
+// stabilisation time it is promoted, lowest StatefulSet ordinal first. It
+// makes one change per round and never removes anyone (leaving and dead
+// voters are the failure handling's business).
+type Promoter struct {
+	Store     *Store
+	Members   *Membership
+	Voters    int
+	Stabilize time.Duration
+	Interval  time.Duration
+	Logger    *slog.Logger
+}
+
+// Run promotes while this node leads, until ctx ends.
+func (p *Promoter) Run(ctx context.Context) {
+	t := time.NewTicker(p.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if p.Store.IsLeader() {
+			p.round(ctx)
+		}
+	}
+}
+
+func (p *Promoter) round(ctx context.Context) {
+	servers, err := p.Store.Configuration()
+	if err != nil {
+		return
+	}
+	voters := 0
+	var candidates []Member
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+			continue
+		}
+		m, ok := p.Members.ByID(string(s.ID))
+		if ok && m.State == StateAlive && !m.Meta.Leaving && time.Since(m.Since) >= p.Stabilize {
+			candidates = append(candidates, m)
+		}
+	}
+	if voters >= p.Voters || len(candidates) == 0 {
+		return
+	}
+	sort.Slice(candidates, func(a, b int) bool { return lessOrdinal(candidates[a].Name, candidates[b].Name) })
+	c := candidates[0]
+	p.Logger.Info("promoting to voter", "node", c.Name, "id", c.Meta.ID, "voters", voters, "target", p.Voters)
+	f := p.Store.raft.AddVoter(raft.ServerID(c.Meta.ID), raft.ServerAddress(c.Meta.Raft), 0, timeoutOf(ctx))
+	if err := f.Error(); err != nil {
+		p.Logger.Warn("promotion failed", "node", c.Name, "err", err)
+	}
+}
+
+// lessOrdinal orders StatefulSet pod names by their ordinal suffix
+// ("gosty-2" < "gosty-10"), and other names alphabetically.
+func lessOrdinal(a, b string) bool {
+	oa, okA := ordinal(a)
+	ob, okB := ordinal(b)
+	if okA && okB && oa != ob {
+		return oa < ob
+	}
+	if okA != okB {
+		return okA
+	}
+	return a < b
+}
+
+func ordinal(name string) (int, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(name[i+1:])
+	return n, err == nil && n >= 0
+}
+
+// IsBootstrapOrdinal reports whether a StatefulSet pod name is the one
+// that may bootstrap (ordinal 0).
+func IsBootstrapOrdinal(name string) bool {
+	n, ok := ordinal(name)
+	return ok && n == 0
+}

@@ -1,0 +1,189 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Join adds a node to the cluster as a non-voter; it runs on the leader.
+// A node that comes back under an old name with a new ID (a wiped data
+// dir is a new incarnation) first has its old ID removed, so the old one
+// cannot count towards quorum or be elected.
+func (s *Store) Join(ctx context.Context, req JoinRequest) error {
+	if req.ID == "" || req.Name == "" || req.Addr == "" {
+		return fmt.Errorf("join: %w: name, id and addr are required", ErrInvalid)
+	}
+	if !s.IsLeader() {
+		return fmt.Errorf("join %s: %w", req.Name, ErrNotLeader)
+	}
+	servers, err := s.Configuration()
+	if err != nil {
+		return fmt.Errorf("join %s: %w", req.Name, err)
+	}
+	var stale []string
+	s.fsm.Read(func(st *State) {
+		for id, name := range st.Nodes {
+			if name == req.Name && id != req.ID {
+				stale = append(stale, id)
+			}
+		}
+	})
+	timeout := timeoutOf(ctx)
+	for _, srv := range servers {
+		for _, old := range stale {
+			if string(srv.ID) == old {
+				s.log.Info("replacing an old incarnation", "node", req.Name, "old_id", old, "new_id", req.ID)
+				if err := s.raft.RemoveServer(srv.ID, 0, timeout).Error(); err != nil {
+					return fmt.Errorf("join %s: remove old id %s: %w", req.Name, old, err)
+				}
+			}
+		}
+	}
+	known := false
+	for _, srv := range servers {
+		if string(srv.ID) == req.ID {
+			known = true
+			if string(srv.Address) != req.Addr {
+				// Same server, new address: re-adding with the same suffrage updates it.
+				var f raft.IndexFuture
+				if srv.Suffrage == raft.Voter {
+					f = s.raft.AddVoter(srv.ID, raft.ServerAddress(req.Addr), 0, timeout)
+				} else {
+					f = s.raft.AddNonvoter(srv.ID, raft.ServerAddress(req.Addr), 0, timeout)
+				}
+				if err := f.Error(); err != nil {
+					return fmt.Errorf("join %s: update address: %w", req.Name, err)
+				}
+			}
+		}
+	}
+	if !known {
+		s.log.Info("adding node as non-voter", "node", req.Name, "id", req.ID, "addr", req.Addr)
+		if err := s.raft.AddNonvoter(raft.ServerID(req.ID), raft.ServerAddress(req.Addr), 0, timeout).Error(); err != nil {
+			return fmt.Errorf("join %s: %w", req.Name, err)
+		}
+	}
+	return s.Propose(ctx, OpNodeJoin, NodeJoin{ID: req.ID, Name: req.Name})
+}
+
+// Status is this node's view of raft, for peers deciding whether a cluster
+// exists and where its leader is.
+func (s *Store) Status() RaftStatus {
+	id, addr := s.Leader()
+	return RaftStatus{
+		HasState:   s.hadState || s.raft.LastIndex() > 0,
+		Leader:     id,
+		LeaderAddr: addr,
+		Term:       s.Term(),
+		ID:         s.ID(),
+	}
+}
+
+// Joiner brings a node with empty raft state into a cluster: the
+// designated bootstrapper forms a new cluster only after asking every peer
+// it can find and finding no existing one; everyone else asks the leader
+// to add them.
+type Joiner struct {
+	Store        *Store
+	Members      *Membership
+	Peers        *Peers
+	Name         string
+	Bootstrapper bool
+	// Settle is how long a bootstrapper that has found no peer at all
+	// waits before concluding it is alone (peers may not be up yet).
+	Settle time.Duration
+	Logger *slog.Logger
+}
+
+// Run returns once this node is part of a cluster (or ctx ends).
+func (j *Joiner) Run(ctx context.Context) error {
+	if j.Store.HadState() {
+		return nil // already a member; raft re-forms by itself
+	}
+	log := j.Logger.With("component", "joiner")
+	start := time.Now()
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		done, err := j.try(ctx, time.Since(start))
+		if done {
+			return nil
+		}
+		if err != nil && attempt%10 == 1 {
+			log.Info("not in a cluster yet", "attempt", attempt, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff/2 + rand.N(backoff)):
+		}
+		backoff = min(2*backoff, 3*time.Second)
+	}
+}
+
+func (j *Joiner) try(ctx context.Context, waited time.Duration) (bool, error) {
+	if id, _ := j.Store.Leader(); id != "" {
+		if j.inConfiguration() {
+			return true, nil
+		}
+	}
+	peers := 0
+	var leaderID string
+	for _, m := range j.Members.Alive() {
+		if m.Name == j.Name || m.Meta.Internal == "" {
+			continue
+		}
+		peers++
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := j.Peers.Status(sctx, m.Meta.Internal)
+		cancel()
+		if err != nil {
+			continue
+		}
+		if st.Leader != "" {
+			leaderID = st.Leader
+			break
+		}
+		if st.HasState {
+			leaderID = "?" // a cluster exists but is electing: wait, never bootstrap
+		}
+	}
+	switch {
+	case leaderID != "" && leaderID != "?":
+		lm, ok := j.Members.ByID(leaderID)
+		if !ok || lm.Meta.Internal == "" {
+			return false, fmt.Errorf("leader %s not in gossip yet", leaderID)
+		}
+		jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err := j.Peers.Join(jctx, lm.Meta.Internal, JoinRequest{Name: j.Name, ID: j.Store.ID(), Addr: j.Store.Addr()})
+		if err != nil {
+			return false, fmt.Errorf("join via %s: %w", lm.Name, err)
+		}
+		return false, nil // added; done once our raft hears from the leader
+	case leaderID == "?":
+		return false, errors.New("a cluster exists but has no leader")
+	case j.Bootstrapper && (peers > 0 || waited >= j.Settle):
+		// Every peer we can see says it has no state: no cluster exists.
+		return true, j.Store.BootstrapSelf()
+	}
+	return false, fmt.Errorf("no cluster found among %d peers", peers)
+}
+
+func (j *Joiner) inConfiguration() bool {
+	servers, err := j.Store.Configuration()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if string(s.ID) == j.Store.ID() {
+			return true
+		}
+	}
+	return false
+}

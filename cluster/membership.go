@@ -1,0 +1,819 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// DefaultGossipPort is the memberlist port (TCP and UDP) when none is configured.
+const DefaultGossipPort = 7946
+
+const (
+	joinBackoffStart  = 200 * time.Millisecond
+	joinBackoffCap    = 5 * time.Second
+	joinResolveEvery  = 30 * time.Second
+	joinLoudFailures  = 3 // consecutive failed rounds logged at warn before dropping to debug
+	updateMetaTimeout = 5 * time.Second
+)
+
+// MemberMeta travels in memberlist node metadata (JSON, must stay < 512 bytes).
+type MemberMeta struct {
+	ID       string `json:"id"`                // raft server ID (UUID)
+	Raft     string `json:"raft"`              // host:port of the raft transport
+	Internal string `json:"int"`               // host:port of the internal (peer) HTTP API
+	HTTP     string `json:"http"`              // host:port of the public HTTP API
+	Slots    int    `json:"slots"`             // tasks it may run at once
+	Version  string `json:"v,omitempty"`       //
+	Leaving  bool   `json:"leaving,omitempty"` // set during graceful shutdown: take no new work there
+}
+
+// MemberState is the gossip view of a member's health.
+type MemberState string
+
+const (
+	StateAlive   MemberState = "alive"
+	StateSuspect MemberState = "suspect"
+	StateDead    MemberState = "dead"
+	StateLeft    MemberState = "left"
+)
+
+// Member is one node as seen through gossip.
+type Member struct {
+	Name  string
+	Addr  string // gossip ip:port
+	Meta  MemberMeta
+	State MemberState
+	Since time.Time // when State last changed (local clock)
+}
+
+// MembershipConfig configures the gossip layer.
+type MembershipConfig struct {
+	Name          string
+	BindAddr      string // IP to bind gossip on (TCP+UDP); "" = 0.0.0.0
+	BindPort      int    // nodes pass DefaultGossipPort; 0 = any free port (tests)
+	AdvertiseAddr string // IP others reach us on; "" = BindAddr unless unspecified, then memberlist's choice
+	// Join entries are "host", "host:port", "ip", "ip:port" or DNS names; the
+	// default port is BindPort (DefaultGossipPort unless configured).
+	Join      []string
+	GossipKey []byte // nil = no encryption; else 16, 24 or 32 bytes (AES)
+	Meta      MemberMeta
+	Logger    *slog.Logger
+	// Fast makes failure detection quick for tests and loopback clusters
+	// (memberlist.DefaultLocalConfig-like timings).
+	Fast bool
+}
+
+// Membership is this node's view of the cluster through memberlist gossip.
+type Membership struct {
+	cfg  MembershipConfig
+	log  *slog.Logger
+	list *memberlist.Memberlist
+	port int
+
+	updateMu sync.Mutex // serialises UpdateMeta
+
+	mu       sync.Mutex
+	meta     MemberMeta // local meta
+	metaJSON []byte
+	members  map[string]*Member
+	joined   bool
+	changed  chan struct{}
+	left     bool
+	shutdown bool
+
+	lifeMu sync.Mutex // guards Leave/Shutdown against each other (memberlist panics on leave after shutdown)
+}
+
+// StartMembership validates cfg, creates the memberlist (listening on
+// BindAddr:BindPort) and returns. It does not contact anyone: run JoinLoop.
+func StartMembership(cfg MembershipConfig) (*Membership, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("start membership: node name is required")
+	}
+	if cfg.BindAddr == "" {
+		cfg.BindAddr = "0.0.0.0"
+	}
+	bindIP := net.ParseIP(cfg.BindAddr)
+	if bindIP == nil {
+		return nil, fmt.Errorf("start membership: bind address %q is not an IP", cfg.BindAddr)
+	}
+	if cfg.BindPort < 0 || cfg.BindPort > 65535 {
+		return nil, fmt.Errorf("start membership: bind port %d out of range", cfg.BindPort)
+	}
+	advertise := cfg.AdvertiseAddr
+	if advertise == "" && !bindIP.IsUnspecified() {
+		advertise = cfg.BindAddr
+	}
+	if advertise != "" {
+		ip := net.ParseIP(advertise)
+		if ip == nil || ip.IsUnspecified() {
+			return nil, fmt.Errorf("start membership: advertise address %q is not a usable IP", advertise)
+		}
+	}
+	switch len(cfg.GossipKey) {
+	case 0, 16, 24, 32:
+	default:
+		return nil, fmt.Errorf("start membership: gossip key must be 16, 24 or 32 bytes (AES-128/192/256), got %d", len(cfg.GossipKey))
+	}
+	metaJSON, err := encodeMeta(cfg.Meta)
+	if err != nil {
+		return nil, fmt.Errorf("start membership: %w", err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("component", "gossip")
+
+	m := &Membership{
+		cfg:      cfg,
+		log:      logger,
+		port:     cfg.BindPort,
+		meta:     cfg.Meta,
+		metaJSON: metaJSON,
+		members:  make(map[string]*Member),
+		changed:  make(chan struct{}),
+	}
+
+	var mc *memberlist.Config
+	if cfg.Fast {
+		mc = memberlist.DefaultLocalConfig()
+		mc.ProbeInterval = 500 * time.Millisecond
+		mc.ProbeTimeout = 200 * time.Millisecond
+		mc.SuspicionMult = 3
+		mc.SuspicionMaxTimeoutMult = 2
+		mc.PushPullInterval = 5 * time.Second
+		mc.DeadNodeReclaimTime = time.Second
+	} else {
+		mc = memberlist.DefaultLANConfig()
+		// A crashed pod comes back under the same name with a new IP: let
+		// it take its name over once the old incarnation has been dead a while.
+		mc.DeadNodeReclaimTime = 10 * time.Second
+	}
+	mc.Name = cfg.Name
+	mc.BindAddr = cfg.BindAddr
+	mc.BindPort = cfg.BindPort
+	mc.AdvertiseAddr = advertise
+	mc.AdvertisePort = cfg.BindPort
+	mc.Delegate = metaDelegate{m}
+	mc.Events = eventDelegate{m}
+	mc.Ping = pingDelegate{m}
+	mc.LogOutput = nil
+	mc.Logger = log.New(&memberlistLogWriter{log: logger, onSuspect: m.markSuspect}, "", 0)
+	if len(cfg.GossipKey) > 0 {
+		kr, err := memberlist.NewKeyring(nil, slices.Clone(cfg.GossipKey))
+		if err != nil {
+			return nil, fmt.Errorf("start membership: gossip key: %w", err)
+		}
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
+
+	list, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("start membership on %s: %w",
+			net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
+	}
+	m.list = list
+	self := list.LocalNode()
+	m.port = int(self.Port) // the real port when BindPort was 0
+	m.mu.Lock()
+	if _, ok := m.members[cfg.Name]; !ok { // normally NotifyJoin(self) already added it
+		m.members[cfg.Name] = &Member{Name: cfg.Name, Addr: self.Address(), Meta: cfg.Meta, State: StateAlive, Since: time.Now()}
+	}
+	m.mu.Unlock()
+	logger.Info("gossip started", "name", cfg.Name, "addr", self.Address(),
+		"encrypted", len(cfg.GossipKey) > 0, "fast", cfg.Fast)
+	return m, nil
+}
+
+func encodeMeta(meta MemberMeta) ([]byte, error) {
+	b, err := json.Marshal(meta)
+	if err != nil {
+		return nil, fmt.Errorf("encode member meta: %w", err)
+	}
+	if len(b) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("member meta is %d bytes, more than the gossip limit of %d", len(b), memberlist.MetaMaxSize)
+	}
+	return b, nil
+}
+
+// ---- memberlist delegates ------------------------------------------------
+
+type metaDelegate struct{ m *Membership }
+
+func (d metaDelegate) NodeMeta(limit int) []byte {
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	if len(d.m.metaJSON) > limit { // cannot happen: encodeMeta checks MetaMaxSize
+		return nil
+	}
+	return slices.Clone(d.m.metaJSON)
+}
+func (metaDelegate) NotifyMsg([]byte)                           {}
+func (metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (metaDelegate) LocalState(join bool) []byte                { return nil }
+func (metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// eventDelegate methods are called by memberlist with its node lock held:
+// they must never call back into m.list.
+type eventDelegate struct{ m *Membership }
+
+func (e eventDelegate) NotifyJoin(n *memberlist.Node)   { e.m.onEvent(n, "joined") }
+func (e eventDelegate) NotifyLeave(n *memberlist.Node)  { e.m.onEvent(n, "left") }
+func (e eventDelegate) NotifyUpdate(n *memberlist.Node) { e.m.onEvent(n, "updated") }
+
+// onEvent records a memberlist event. memberlist (v0.6.0) does not fill
+// Node.State, so the state comes from the event: join and update mean alive;
+// a leave is "left" when the member's last metadata said Leaving (Leave sets
+// it and gossips it before announcing the departure), otherwise "dead".
+func (m *Membership) onEvent(n *memberlist.Node, what string) {
+	addr := n.Address()
+	self := n.Name == m.cfg.Name
+	var meta MemberMeta
+	var metaErr error
+	if len(n.Meta) > 0 {
+		metaErr = json.Unmarshal(n.Meta, &meta)
+	}
+	state := StateAlive
+	if what == "left" {
+		state = StateDead
+		if meta.Leaving || self {
+			state = StateLeft
+		}
+	}
+
+	m.mu.Lock()
+	if self {
+		meta = m.meta // authoritative, and Leaving etc. are ours
+		metaErr = nil
+	}
+	mem, ok := m.members[n.Name]
+	if !ok {
+		mem = &Member{Name: n.Name}
+		m.members[n.Name] = mem
+	}
+	if metaErr == nil {
+		mem.Meta = meta
+	}
+	mem.Addr = addr
+	if mem.State != state || mem.Since.IsZero() {
+		mem.State = state
+		mem.Since = time.Now()
+	}
+	if !self && state == StateAlive {
+		m.joined = true
+	}
+	m.notifyLocked()
+	m.mu.Unlock()
+
+	if metaErr != nil {
+		m.log.Warn("gossip: undecodable member metadata", "member", n.Name, "err", metaErr)
+	}
+	if what == "left" && state == StateDead {
+		what = "failed"
+	}
+	lvl := slog.LevelInfo
+	if self {
+		lvl = slog.LevelDebug
+	}
+	m.log.Log(context.Background(), lvl, "gossip: member "+what, "member", n.Name, "addr", addr,
+		"state", string(state), "id", meta.ID, "slots", meta.Slots, "leaving", meta.Leaving)
+}
+
+func (m *Membership) notifyLocked() {
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// markSuspect records that this node's own probe of name failed (memberlist
+// has no event for it; see memberlistLogWriter).
+func (m *Membership) markSuspect(name string) {
+	m.setProbeResult(name, StateSuspect)
+}
+
+// setProbeResult moves a member between alive and suspect; dead, left and
+// unknown members are left to the join/leave events.
+func (m *Membership) setProbeResult(name string, state MemberState) {
+	if name == m.cfg.Name {
+		return
+	}
+	m.mu.Lock()
+	mem, ok := m.members[name]
+	if !ok || (mem.State != StateAlive && mem.State != StateSuspect) || mem.State == state {
+		m.mu.Unlock()
+		return
+	}
+	mem.State = state
+	mem.Since = time.Now()
+	addr := mem.Addr
+	m.notifyLocked()
+	m.mu.Unlock()
+	if state == StateSuspect {
+		m.log.Info("gossip: member suspect", "member", name, "addr", addr)
+	} else {
+		m.log.Info("gossip: member no longer suspect", "member", name, "addr", addr)
+	}
+}
+
+// pingDelegate clears suspicion when a direct probe of the member succeeds.
+type pingDelegate struct{ m *Membership }
+
+func (pingDelegate) AckPayload() []byte { return nil }
+func (p pingDelegate) NotifyPingComplete(other *memberlist.Node, _ time.Duration, _ []byte) {
+	p.m.setProbeResult(other.Name, StateAlive)
+}
+
+// ---- logging -------------------------------------------------------------
+
+// memberlistLogWriter turns memberlist's "[LEVEL] memberlist: msg" lines into slog records.
+// memberlist is loud about routine churn: INFO goes to debug, WARN to info, ERR to warn.
+//
+// memberlist (v0.6.0) never fills Node.State and has no event for
+// suspicion, so the writer also watches for the line its prober logs when it
+// marks a node suspect ("Suspect <name> has failed, no acks received").
+type memberlistLogWriter struct {
+	log       *slog.Logger
+	onSuspect func(name string)
+}
+
+func (w *memberlistLogWriter) Write(p []byte) (int, error) {
+	for line := range strings.SplitSeq(strings.TrimRight(string(p), "\n"), "\n") {
+		lvl := slog.LevelDebug
+		msg := line
+		if strings.HasPrefix(msg, "[") {
+			if i := strings.IndexByte(msg, ']'); i > 0 {
+				switch msg[1:i] {
+				case "WARN":
+					lvl = slog.LevelInfo
+				case "ERR", "ERROR":
+					lvl = slog.LevelWarn
+				}
+				msg = strings.TrimSpace(msg[i+1:])
+			}
+		}
+		msg = strings.TrimPrefix(msg, "memberlist: ")
+		if rest, ok := strings.CutPrefix(msg, "Suspect "); ok && w.onSuspect != nil {
+			if name, ok := strings.CutSuffix(rest, " has failed, no acks received"); ok {
+				w.onSuspect(name)
+			}
+		}
+		w.log.Log(context.Background(), lvl, "memberlist: "+msg)
+	}
+	return len(p), nil
+}
+
+// ---- queries -------------------------------------------------------------
+
+// Joined reports whether at least one other member has been seen alive.
+func (m *Membership) Joined() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.joined
+}
+
+// Local returns this node as a Member, with its current metadata.
+func (m *Membership) Local() Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mem := *m.members[m.cfg.Name]
+	mem.Meta = m.meta
+	return mem
+}
+
+// Members returns every member ever known (self included, dead and left too), sorted by name.
+func (m *Membership) Members() []Member {
+	return m.list_(func(Member) bool { return true })
+}
+
+// Alive returns the members in state alive (self included), sorted by name.
+func (m *Membership) Alive() []Member {
+	return m.list_(func(mem Member) bool { return mem.State == StateAlive })
+}
+
+func (m *Membership) list_(keep func(Member) bool) []Member {
+	m.mu.Lock()
+	out := make([]Member, 0, len(m.members))
+	for _, mem := range m.members {
+		if keep(*mem) {
+			out = append(out, *mem)
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Member returns the member with that memberlist name.
+func (m *Membership) Member(name string) (Member, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mem, ok := m.members[name]
+	if !ok {
+		return Member{}, false
+	}
+	return *mem, true
+}
+
+// ByID returns the member whose Meta.ID is raftID. Among several (a node that
+// came back under another name or address with the same ID), it prefers alive,
+// then suspect, then dead/left; within a rank the most recent state change
+// (Since) wins, then the name, for determinism.
+func (m *Membership) ByID(raftID string) (Member, bool) {
+	if raftID == "" {
+		return Member{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var best *Member
+	for _, mem := range m.members {
+		if mem.Meta.ID != raftID {
+			continue
+		}
+		if best == nil || betterByID(mem, best) {
+			best = mem
+		}
+	}
+	if best == nil {
+		return Member{}, false
+	}
+	return *best, true
+}
+
+func stateRank(s MemberState) int {
+	switch s {
+	case StateAlive:
+		return 0
+	case StateSuspect:
+		return 1
+	default:
+		return 2
+	}
+}
+
+func betterByID(a, b *Member) bool {
+	if ra, rb := stateRank(a.State), stateRank(b.State); ra != rb {
+		return ra < rb
+	}
+	if !a.Since.Equal(b.Since) {
+		return a.Since.After(b.Since)
+	}
+	return a.Name < b.Name
+}
+
+// Changed returns a channel closed at the next join, leave, failure, update or
+// suspicion event. Call it again after it fires.
+func (m *Membership) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.changed
+}
+
+// ---- changes -------------------------------------------------------------
+
+// UpdateMeta changes the local metadata and gossips it. The local change is
+// kept even when an error is returned for a broadcast that timed out (it
+// then spreads with the next push/pull sync).
+func (m *Membership) UpdateMeta(fn func(*MemberMeta)) error {
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
+
+	m.mu.Lock()
+	if m.shutdown {
+		m.mu.Unlock()
+		return errors.New("update member meta: gossip is shut down")
+	}
+	next := m.meta
+	fn(&next)
+	b, err := encodeMeta(next)
+	if err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("update member meta: %w", err)
+	}
+	if bytes.Equal(b, m.metaJSON) {
+		m.mu.Unlock()
+		return nil
+	}
+	m.meta = next
+	m.metaJSON = b
+	if self, ok := m.members[m.cfg.Name]; ok {
+		self.Meta = next
+	}
+	m.notifyLocked()
+	m.mu.Unlock()
+
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
+	return m.broadcastMetaLocked(updateMetaTimeout)
+}
+
+// broadcastMetaLocked gossips the current local meta; lifeMu is held.
+func (m *Membership) broadcastMetaLocked(timeout time.Duration) error {
+	if m.isShutdown() {
+		return errors.New("update member meta: gossip is shut down")
+	}
+	if err := m.list.UpdateNode(timeout); err != nil {
+		return fmt.Errorf("update member meta: %w", err)
+	}
+	return nil
+}
+
+func (m *Membership) isShutdown() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.shutdown
+}
+
+// Leave announces that this node leaves on purpose and waits up to timeout
+// for the announcement to go out. It first sets Meta.Leaving and gossips it
+// (if not set already), then broadcasts memberlist's leave; others show the
+// node as "left" rather than "dead" because its last metadata said Leaving.
+// Gossip keeps running until Shutdown; JoinLoop stops joining.
+func (m *Membership) Leave(timeout time.Duration) error {
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
+	deadline := time.Now().Add(timeout)
+	m.mu.Lock()
+	if m.shutdown {
+		m.mu.Unlock()
+		return errors.New("leave gossip: already shut down")
+	}
+	m.left = true
+	needMeta := !m.meta.Leaving
+	if needMeta {
+		m.meta.Leaving = true
+		if b, err := encodeMeta(m.meta); err == nil {
+			m.metaJSON = b
+		}
+		if self, ok := m.members[m.cfg.Name]; ok {
+			self.Meta = m.meta
+		}
+		m.notifyLocked()
+	}
+	m.mu.Unlock()
+	if needMeta {
+		if err := m.broadcastMetaLocked(timeout); err != nil {
+			m.log.Warn("gossip: leaving flag not confirmed sent before leave", "err", err)
+		}
+	}
+	if err := m.list.Leave(max(time.Until(deadline), 100*time.Millisecond)); err != nil {
+		return fmt.Errorf("leave gossip: %w", err)
+	}
+	m.log.Info("gossip: left the cluster")
+	return nil
+}
+
+// Shutdown stops gossip at once, without announcing it: others will see this
+// node fail. Call Leave first for a graceful exit. Safe to call twice.
+func (m *Membership) Shutdown() error {
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
+	m.mu.Lock()
+	if m.shutdown {
+		m.mu.Unlock()
+		return nil
+	}
+	m.shutdown = true
+	m.mu.Unlock()
+	if err := m.list.Shutdown(); err != nil {
+		return fmt.Errorf("shutdown gossip: %w", err)
+	}
+	return nil
+}
+
+// ---- joining -------------------------------------------------------------
+
+// JoinLoop resolves cfg.Join and joins, retrying with jittered backoff
+// (200ms doubling to 5s) while this node knows no other alive member, and
+// re-resolving every 30s once it does, joining addresses that are not alive
+// members yet (heals partitions, finds scaled-up pods). DNS names resolve to
+// all their A/AAAA records. It returns when ctx ends (immediately after
+// nothing, even when cfg.Join is empty, so it can sit in a run group).
+func (m *Membership) JoinLoop(ctx context.Context) {
+	if len(m.cfg.Join) == 0 {
+		<-ctx.Done()
+		return
+	}
+	backoff := joinBackoffStart
+	failures := 0
+	for {
+		if m.isShutdown() {
+			<-ctx.Done()
+			return
+		}
+		wasAlone := m.othersAlive() == 0
+		n, err := m.joinOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil:
+			failures++
+			lvl := slog.LevelWarn
+			if failures > joinLoudFailures {
+				lvl = slog.LevelDebug
+			}
+			m.log.Log(ctx, lvl, "gossip: join failed, will retry", "join", m.cfg.Join, "attempt", failures, "err", err)
+		case n > 0:
+			if wasAlone {
+				m.log.Info("gossip: joined", "contacted", n, "members", m.othersAlive()+1)
+			} else {
+				m.log.Debug("gossip: re-joined", "contacted", n)
+			}
+			failures = 0
+		}
+
+		var wait time.Duration
+		if m.othersAlive() > 0 {
+			backoff = joinBackoffStart
+			wait = joinResolveEvery
+		} else {
+			wait = jitter(backoff)
+			backoff = min(backoff*2, joinBackoffCap)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	// ±25%
+	return d*3/4 + rand.N(d/2+1)
+}
+
+func (m *Membership) othersAlive() int {
+	m.mu.Lock()
+	shut := m.shutdown
+	m.mu.Unlock()
+	if shut {
+		return 0
+	}
+	n := 0
+	for _, node := range m.list.Members() {
+		if node.Name != m.cfg.Name { // Members() holds alive and suspect nodes
+			n++
+		}
+	}
+	return n
+}
+
+// joinOnce resolves the join entries and contacts every address that is
+// neither ourselves nor an alive member. It returns how many it reached; the
+// error is non-nil when there was something to contact and nothing answered.
+func (m *Membership) joinOnce(ctx context.Context) (int, error) {
+	m.mu.Lock()
+	stop := m.left || m.shutdown
+	m.mu.Unlock()
+	if stop {
+		return 0, nil
+	}
+	addrs, resolveErr := m.resolveJoin(ctx)
+
+	skip := map[string]bool{
+		m.list.LocalNode().Address():                           true,
+		net.JoinHostPort(m.cfg.BindAddr, strconv.Itoa(m.port)): true,
+	}
+	for _, n := range m.list.Members() { // not dead or left
+		skip[n.Address()] = true
+	}
+	var targets []string
+	for _, a := range addrs {
+		if !skip[a] {
+			targets = append(targets, a)
+		}
+	}
+	if len(targets) == 0 {
+		if len(addrs) == 0 && resolveErr != nil {
+			return 0, resolveErr
+		}
+		return 0, nil // everyone we know of is already a member (or it is only us)
+	}
+	reached := 0
+	var errs []error
+	for _, a := range targets {
+		if ctx.Err() != nil || m.isShutdown() {
+			break
+		}
+		if _, err := m.list.Join([]string{a}); err != nil {
+			errs = append(errs, flattenMulti(err))
+			continue
+		}
+		reached++
+	}
+	if reached > 0 {
+		return reached, nil
+	}
+	if resolveErr != nil {
+		errs = append(errs, resolveErr)
+	}
+	return 0, joinErrs(errs)
+}
+
+// joinErrs is errors.Join on one line, for logs.
+func joinErrs(errs []error) error {
+	var msgs []string
+	for _, e := range errs {
+		if e != nil {
+			msgs = append(msgs, strings.ReplaceAll(e.Error(), "\n", "; "))
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// flattenMulti unwraps go-multierror's multi-line "1 error occurred" form.
+func flattenMulti(err error) error {
+	var me interface{ WrappedErrors() []error }
+	if errors.As(err, &me) {
+		if errs := me.WrappedErrors(); len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+	}
+	return err
+}
+
+// resolveJoin turns the join entries into unique ip:port strings.
+func (m *Membership) resolveJoin(ctx context.Context) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	var errs []error
+	add := func(ip net.IP, port int) {
+		a := net.JoinHostPort(ip.String(), strconv.Itoa(port))
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for _, entry := range m.cfg.Join {
+		host, port, err := splitJoinEntry(entry, m.port)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ip := net.ParseIP(host); ip != nil {
+			add(ip, port)
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ips, err := net.DefaultResolver.LookupIPAddr(rctx, host)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("resolve %s: %w", host, err))
+			continue
+		}
+		for _, ip := range ips {
+			add(ip.IP, port)
+		}
+	}
+	return out, joinErrs(errs)
+}
+
+// splitJoinEntry parses "host", "host:port", "ip", "[v6]:port" or a bare IPv6.
+func splitJoinEntry(entry string, defPort int) (string, int, error) {
+	entry = strings.TrimSpace(entry)
+	if entry == "" {
+		return "", 0, errors.New("empty join entry")
+	}
+	if ip := net.ParseIP(strings.Trim(entry, "[]")); ip != nil {
+		return ip.String(), defPort, nil
+	}
+	host, ps, err := net.SplitHostPort(entry)
+	if err != nil {
+		if strings.Contains(err.Error(), "missing port") {
+			return entry, defPort, nil
+		}
+		return "", 0, fmt.Errorf("join entry %q: %w", entry, err)
+	}
+	p, err := strconv.Atoi(ps)
+	if err != nil || p <= 0 || p > 65535 {
+		return "", 0, fmt.Errorf("join entry %q: bad port", entry)
+	}
+	if host == "" {
+		return "", 0, fmt.Errorf("join entry %q: missing host", entry)
+	}
+	return host, p, nil
+}

@@ -1,0 +1,432 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gosty/gosty/cluster"
+)
+
+// PeerBlobs is what the internal API needs from the local blob store.
+type PeerBlobs interface {
+	// Open opens a stored blob; errors wrap cluster.ErrNotFound or
+	// cluster.ErrInvalid.
+	Open(hash string) (*os.File, error)
+	// Receive stores a blob streamed from r after checking it against
+	// want; a mismatch wraps cluster.ErrInvalid.
+	Receive(ctx context.Context, want cluster.BlobRef, r io.Reader) error
+}
+
+// PeerRaft is what the internal API needs from the raft store (the lead
+// implements it).
+type PeerRaft interface {
+	// ApplyForwarded commits an encoded cluster.Command on this node, which
+	// must lead; it returns the log index it was applied at, or the FSM's
+	// verdict as an error (cluster.ErrStale/ErrNotFound/ErrInvalid/
+	// ErrConflict wrapped) or cluster.ErrNotLeader.
+	ApplyForwarded(ctx context.Context, cmd []byte) (uint64, error)
+	// Join asks the leader to add a node as a non-voter.
+	Join(ctx context.Context, req cluster.JoinRequest) error
+	// Status reports this node's view of raft.
+	Status() cluster.RaftStatus
+}
+
+// InternalConfig is everything NewInternal needs.
+type InternalConfig struct {
+	// ClusterKey, when non-empty, is required on every request as
+	// "Authorization: Bearer <key>"; otherwise 401. Empty allows every
+	// request (development only; a warning is logged).
+	ClusterKey string
+	Blobs      PeerBlobs
+	Raft       PeerRaft
+	// Registry receives gosty_transfer_bytes_total and the HTTP request
+	// metrics; it may be the public API's registry.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger // nil = slog.Default()
+	NodeName string
+}
+
+// Limits of request bodies on the internal API.
+const (
+	maxProposeBytes = 8 << 20
+	maxJoinBytes    = 64 << 10
+)
+
+// Internal is the peer-to-peer HTTP API of one node: blob transfer and
+// forwarding to the leader. It is served on its own listener (the internal
+// port of --bind-addr) and never on the public one.
+type Internal struct {
+	blobs    PeerBlobs
+	raft     PeerRaft
+	key      [sha256.Size]byte
+	open     bool // no cluster key: dev mode
+	log      *slog.Logger
+	node     string
+	transfer *prometheus.CounterVec
+	metrics  *httpMetrics
+	engine   *gin.Engine
+}
+
+// NewInternal validates cfg, registers the metrics and builds the router.
+func NewInternal(cfg InternalConfig) (*Internal, error) {
+	var errs []error
+	if cfg.Blobs == nil {
+		errs = append(errs, errors.New("httpapi: InternalConfig.Blobs is nil"))
+	}
+	if cfg.Raft == nil {
+		errs = append(errs, errors.New("httpapi: InternalConfig.Raft is nil"))
+	}
+	if cfg.Registry == nil {
+		errs = append(errs, errors.New("httpapi: InternalConfig.Registry is nil"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	a := &Internal{
+		blobs: cfg.Blobs,
+		raft:  cfg.Raft,
+		key:   sha256.Sum256([]byte(cfg.ClusterKey)),
+		open:  cfg.ClusterKey == "",
+		log:   cfg.Logger,
+		node:  cfg.NodeName,
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.open {
+		a.log.Warn("internal API has no cluster key: any client that reaches it can read blobs and propose commands; set --cluster-key-file",
+			"node", a.node)
+	}
+	var err error
+	if a.transfer, err = transferBytes(cfg.Registry); err != nil {
+		return nil, err
+	}
+	if a.metrics, err = newHTTPMetrics(cfg.Registry); err != nil {
+		return nil, err
+	}
+	a.engine = a.routes()
+	return a, nil
+}
+
+// transferBytes gets or registers cluster.TransferBytes without panicking.
+func transferBytes(reg *prometheus.Registry) (c *prometheus.CounterVec, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("httpapi: %v", r)
+		}
+	}()
+	return cluster.TransferBytes(reg), nil
+}
+
+// Handler returns the router. It is safe for concurrent use.
+func (a *Internal) Handler() http.Handler { return a.engine }
+
+func (a *Internal) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	_ = e.SetTrustedProxies(nil)
+	// Authentication comes before routing: without the key a caller learns
+	// nothing, not even which routes exist.
+	e.Use(a.observe, a.recovery, a.auth)
+	e.NoRoute(func(c *gin.Context) {
+		writeErrorCode(c, http.StatusNotFound, "not_found", "no such route")
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeErrorCode(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+	})
+	v1 := e.Group(cluster.InternalPrefix)
+	v1.GET("/blobs/:hash", a.getBlob)
+	v1.HEAD("/blobs/:hash", a.getBlob)
+	v1.PUT("/blobs/:hash", a.putBlob)
+	v1.POST("/propose", a.propose)
+	v1.POST("/raft/join", a.join)
+	v1.GET("/raft/status", a.status)
+	return e
+}
+
+func (a *Internal) auth(c *gin.Context) {
+	if a.open {
+		return
+	}
+	scheme, tok, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	if ok && strings.EqualFold(scheme, "Bearer") {
+		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		if subtle.ConstantTimeCompare(got[:], a.key[:]) == 1 {
+			return
+		}
+	}
+	c.Header("WWW-Authenticate", `Bearer realm="gosty-internal"`)
+	writeErrorCode(c, http.StatusUnauthorized, "unauthorized", "a valid cluster key is required (Authorization: Bearer <key>)")
+}
+
+// observe records the HTTP metrics (route templates under /internal/v1 keep
+// them apart from the public API's) and logs: blob transfers and failures
+// at info/warn, the frequent status and propose calls at debug.
+func (a *Internal) observe(c *gin.Context) {
+	start := time.Now()
+	a.metrics.inFlight.Inc()
+	defer a.metrics.inFlight.Dec()
+
+	c.Next()
+
+	elapsed := time.Since(start)
+	route := routeOf(c)
+	method := methodLabel(c.Request.Method)
+	status := c.Writer.Status()
+	a.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	a.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
+
+	level := slog.LevelDebug
+	switch {
+	case status >= 500:
+		level = slog.LevelWarn
+	case status == http.StatusUnauthorized || status == http.StatusUnprocessableEntity:
+		level = slog.LevelWarn
+	case c.Request.Method == http.MethodPut:
+		level = slog.LevelInfo
+	}
+	ctx := c.Request.Context()
+	if !a.log.Enabled(ctx, level) {
+		return
+	}
+	a.log.LogAttrs(ctx, level, "internal request",
+		slog.String("method", c.Request.Method),
+		slog.String("route", route),
+		slog.String("path", c.Request.URL.Path),
+		slog.Int("status", status),
+		slog.Duration("duration", elapsed),
+		slog.Int("bytes", max(c.Writer.Size(), 0)),
+		slog.String("remote", c.ClientIP()),
+		slog.String("reason", cluster.TransferReason(c.GetHeader(cluster.HeaderReason))),
+		slog.String("node", a.node),
+	)
+}
+
+func (a *Internal) recovery(c *gin.Context) {
+	defer func() {
+		rec := recover()
+		if rec == nil {
+			return
+		}
+		if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
+			panic(rec)
+		}
+		a.log.Error("panic serving internal request",
+			"method", c.Request.Method, "route", routeOf(c), "node", a.node,
+			"panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+		if c.Writer.Written() {
+			c.Abort()
+			panic(http.ErrAbortHandler)
+		}
+		writeErrorCode(c, http.StatusInternalServerError, "internal", "internal error")
+	}()
+	c.Next()
+}
+
+// writeError maps a cluster error to the internal API's codes, which
+// cluster.Peers maps back.
+func (a *Internal) writeError(c *gin.Context, err error) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		c.Header("Connection", "close")
+		writeErrorCode(c, http.StatusRequestEntityTooLarge, "too_large", "the body exceeds the limit of "+formatBytes(tooBig.Limit))
+	case errors.Is(err, cluster.ErrNotLeader):
+		c.Header("Retry-After", "1")
+		writeErrorCode(c, http.StatusServiceUnavailable, "not_leader", err.Error())
+	case errors.Is(err, cluster.ErrStale):
+		writeErrorCode(c, http.StatusConflict, "stale", err.Error())
+	case errors.Is(err, cluster.ErrConflict):
+		writeErrorCode(c, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, cluster.ErrNotFound):
+		writeErrorCode(c, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, cluster.ErrInvalid):
+		writeErrorCode(c, http.StatusBadRequest, "invalid", err.Error())
+	case c.Request.Context().Err() != nil && errors.Is(err, context.Canceled):
+		writeErrorCode(c, statusClientClosed, "canceled", "request canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		writeErrorCode(c, http.StatusGatewayTimeout, "timeout", "the request timed out")
+	default:
+		a.log.LogAttrs(c.Request.Context(), slog.LevelError, "internal request failed",
+			slog.String("method", c.Request.Method), slog.String("route", routeOf(c)),
+			slog.String("node", a.node), slog.Any("err", err))
+		writeErrorCode(c, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+func blobHash(c *gin.Context) (string, bool) {
+	h := c.Param("hash")
+	if !cluster.ValidHash(h) {
+		writeErrorCode(c, http.StatusBadRequest, "invalid", "not a blob hash (lower-case hex sha256)")
+		return "", false
+	}
+	return h, true
+}
+
+func (a *Internal) counter(c *gin.Context, direction string) prometheus.Counter {
+	return a.transfer.WithLabelValues(direction, cluster.TransferReason(c.GetHeader(cluster.HeaderReason)))
+}
+
+// getBlob serves a local blob with Range support; the ETag is the hash, so
+// If-Range works.
+func (a *Internal) getBlob(c *gin.Context) {
+	h, ok := blobHash(c)
+	if !ok {
+		return
+	}
+	f, err := a.blobs.Open(h)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	defer f.Close()
+	// Blobs are large; a transfer outlives any server-wide write timeout.
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
+	hd := c.Writer.Header()
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("ETag", `"`+h+`"`)
+	hd.Set("Cache-Control", "no-store")
+	w := &jsonErrorWriter{ResponseWriter: countingWriter{c.Writer, a.counter(c, cluster.DirectionOut)}}
+	http.ServeContent(w, c.Request, "", time.Time{}, f)
+	w.finish()
+	if w.status == http.StatusInternalServerError {
+		a.log.Error("serving a blob failed", "node", a.node, "blob", h, "err", w.message)
+	}
+}
+
+// countingWriter counts the bytes actually written to the client.
+type countingWriter struct {
+	http.ResponseWriter
+	c prometheus.Counter
+}
+
+func (w countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	if n > 0 {
+		w.c.Add(float64(n))
+	}
+	return n, err
+}
+
+func (w countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// putBlob stores a blob a peer pushes; the store checks size and sha256. A
+// blob already stored is answered 201 without reading the body (the client
+// sends Expect: 100-continue, so the body never leaves the sender).
+func (a *Internal) putBlob(c *gin.Context) {
+	h, ok := blobHash(c)
+	if !ok {
+		return
+	}
+	size, err := strconv.ParseInt(c.GetHeader(cluster.HeaderSize), 10, 64)
+	if err != nil || size < 0 {
+		writeErrorCode(c, http.StatusBadRequest, "invalid", "the "+cluster.HeaderSize+" header must give the blob's size in bytes")
+		return
+	}
+	if cl := c.Request.ContentLength; cl >= 0 && cl != size {
+		writeErrorCode(c, http.StatusBadRequest, "invalid",
+			fmt.Sprintf("Content-Length %d differs from %s %d", cl, cluster.HeaderSize, size))
+		return
+	}
+	_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Time{})
+	ref := cluster.BlobRef{Hash: h, Size: size}
+	body := countingBody{c.Request.Body, a.counter(c, cluster.DirectionIn)}
+	if err := a.blobs.Receive(c.Request.Context(), ref, body); err != nil {
+		if errors.Is(err, cluster.ErrInvalid) {
+			writeErrorCode(c, http.StatusUnprocessableEntity, "checksum_mismatch", err.Error())
+			return
+		}
+		a.writeError(c, err)
+		return
+	}
+	writeJSON(c, http.StatusCreated, ref)
+}
+
+type countingBody struct {
+	r io.Reader
+	c prometheus.Counter
+}
+
+func (b countingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.c.Add(float64(n))
+	}
+	return n, err
+}
+
+// propose commits a command forwarded by a follower.
+func (a *Internal) propose(c *gin.Context) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxProposeBytes))
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	if len(body) == 0 {
+		writeErrorCode(c, http.StatusBadRequest, "invalid", "empty command")
+		return
+	}
+	idx, err := a.raft.ApplyForwarded(c.Request.Context(), body)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, gin.H{"index": idx})
+}
+
+// join asks this node (the leader) to add a node to raft.
+func (a *Internal) join(c *gin.Context) {
+	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, maxJoinBytes))
+	dec.DisallowUnknownFields()
+	var req cluster.JoinRequest
+	err := dec.Decode(&req)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("trailing data after the JSON object")
+		}
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			a.writeError(c, err)
+			return
+		}
+		writeErrorCode(c, http.StatusBadRequest, "invalid", "malformed join request: "+err.Error())
+		return
+	}
+	if req.ID == "" || req.Addr == "" {
+		writeErrorCode(c, http.StatusBadRequest, "invalid", "a join request needs id and addr")
+		return
+	}
+	if _, _, err := net.SplitHostPort(req.Addr); err != nil {
+		writeErrorCode(c, http.StatusBadRequest, "invalid", "addr must be host:port: "+err.Error())
+		return
+	}
+	if err := a.raft.Join(c.Request.Context(), req); err != nil {
+		a.writeError(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, gin.H{"ok": true})
+}
+
+func (a *Internal) status(c *gin.Context) {
+	writeJSON(c, http.StatusOK, a.raft.Status())
+}

@@ -1,0 +1,564 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/gosty/gosty/cluster"
+)
+
+// fakePeerRaft records what the internal API hands it.
+type fakePeerRaft struct {
+	mu     sync.Mutex
+	err    error
+	index  uint64
+	cmds   [][]byte
+	joins  []cluster.JoinRequest
+	status cluster.RaftStatus
+}
+
+func (f *fakePeerRaft) ApplyForwarded(ctx context.Context, cmd []byte) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cmds = append(f.cmds, append([]byte(nil), cmd...))
+	if f.err != nil {
+		return 0, f.err
+	}
+	f.index++
+	return f.index, nil
+}
+
+func (f *fakePeerRaft) Join(ctx context.Context, req cluster.JoinRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.joins = append(f.joins, req)
+	return f.err
+}
+
+func (f *fakePeerRaft) Status() cluster.RaftStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status
+}
+
+func (f *fakePeerRaft) setErr(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.mu.Unlock()
+}
+
+// peerNode is one node's internal side: a blob store, its internal API on
+// a real listener, and its Peers client sharing the node's registry.
+type peerNode struct {
+	blobs *cluster.BlobStore
+	raft  *fakePeerRaft
+	reg   *prometheus.Registry
+	srv   *httptest.Server
+	addr  string // host:port
+	peers *cluster.Peers
+}
+
+func newPeerNode(t *testing.T, key string) *peerNode {
+	t.Helper()
+	blobs, err := cluster.OpenBlobStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &peerNode{blobs: blobs, raft: &fakePeerRaft{}, reg: prometheus.NewRegistry()}
+	log := slog.New(slog.DiscardHandler)
+	api, err := NewInternal(InternalConfig{ClusterKey: key, Blobs: blobs, Raft: n.raft, Registry: n.reg, Logger: log, NodeName: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.srv = httptest.NewServer(api.Handler())
+	t.Cleanup(n.srv.Close)
+	n.addr = strings.TrimPrefix(n.srv.URL, "http://")
+	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: key, Blobs: blobs, Registry: n.reg, Logger: log})
+	return n
+}
+
+func (n *peerNode) transfer(t *testing.T, direction, reason string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := cluster.TransferBytes(n.reg).WithLabelValues(direction, reason).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func (n *peerNode) content(t *testing.T, hash string) []byte {
+	t.Helper()
+	f, err := n.blobs.Open(hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func randomBlob(t *testing.T, n int) ([]byte, cluster.BlobRef) {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return b, cluster.BlobRef{Hash: hex.EncodeToString(sum[:]), Size: int64(n)}
+}
+
+func (n *peerNode) put(t *testing.T, data []byte) cluster.BlobRef {
+	t.Helper()
+	ref, err := n.blobs.Put(context.Background(), bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func internalReq(t *testing.T, method, url, key string, body io.Reader, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	if hdr == nil {
+		hdr = map[string]string{}
+	}
+	if key != "" {
+		hdr["Authorization"] = "Bearer " + key
+	}
+	return do(t, method, url, body, hdr)
+}
+
+func TestInternalPullAndPush(t *testing.T) {
+	tests := []struct {
+		name   string
+		size   int
+		reason string
+		label  string
+	}{
+		{"multi-MB task", 6<<20 + 7, "task", "task"},
+		{"small replicate", 1000, "replicate", "replicate"},
+		{"empty", 0, "serve", "serve"},
+		{"unknown reason", 4096, "gossip?", "other"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src, dst, third := newPeerNode(t, "k"), newPeerNode(t, "k"), newPeerNode(t, "k")
+			data, _ := randomBlob(t, tc.size)
+			ref := src.put(t, data)
+			ctx := context.Background()
+
+			if err := dst.peers.Pull(ctx, ref, []string{src.addr}, tc.reason); err != nil {
+				t.Fatalf("pull: %v", err)
+			}
+			if !bytes.Equal(dst.content(t, ref.Hash), data) {
+				t.Fatal("pulled content differs")
+			}
+			if in, out := dst.transfer(t, "in", tc.label), src.transfer(t, "out", tc.label); in != float64(tc.size) || out != float64(tc.size) {
+				t.Fatalf("in %v out %v, want %d", in, out, tc.size)
+			}
+
+			if err := src.peers.Push(ctx, ref, third.addr, tc.reason); err != nil {
+				t.Fatalf("push: %v", err)
+			}
+			if !bytes.Equal(third.content(t, ref.Hash), data) {
+				t.Fatal("pushed content differs")
+			}
+			if in, out := third.transfer(t, "in", tc.label), src.transfer(t, "out", tc.label); in != float64(tc.size) || out != float64(2*tc.size) {
+				t.Fatalf("push in %v out %v", in, out)
+			}
+			// Pushing to a peer that has it sends no body.
+			if err := src.peers.Push(ctx, ref, third.addr, tc.reason); err != nil {
+				t.Fatalf("second push: %v", err)
+			}
+			if in, out := third.transfer(t, "in", tc.label), src.transfer(t, "out", tc.label); in != float64(tc.size) || out != float64(2*tc.size) {
+				t.Fatalf("second push moved bytes: in %v out %v", in, out)
+			}
+		})
+	}
+}
+
+func TestInternalPullMissingAndUnreachable(t *testing.T) {
+	a, b := newPeerNode(t, "k"), newPeerNode(t, "k")
+	_, ref := randomBlob(t, 100)
+	ctx := context.Background()
+	if err := b.peers.Pull(ctx, ref, []string{a.addr}, "task"); !errors.Is(err, cluster.ErrNotFound) {
+		t.Fatalf("pull of a blob nobody has: %v", err)
+	}
+	// A holder that is down is not proof of absence.
+	down := httptest.NewServer(http.NotFoundHandler())
+	addr := strings.TrimPrefix(down.URL, "http://")
+	down.Close()
+	err := b.peers.Pull(ctx, ref, []string{addr}, "task")
+	if err == nil || errors.Is(err, cluster.ErrNotFound) {
+		t.Fatalf("pull from a dead holder: %v", err)
+	}
+	if b.blobs.Has(ref.Hash) {
+		t.Fatal("installed")
+	}
+}
+
+func TestInternalPushRejectsCorruptContent(t *testing.T) {
+	src, dst := newPeerNode(t, "k"), newPeerNode(t, "k")
+	data, _ := randomBlob(t, 200_000)
+	ref := src.put(t, data)
+	// Corrupt the sender's copy in place (same size).
+	p, _ := src.blobs.Path(ref.Hash)
+	if err := os.WriteFile(p, bytes.Repeat([]byte{'x'}, len(data)), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	err := src.peers.Push(context.Background(), ref, dst.addr, "replicate")
+	if !errors.Is(err, cluster.ErrInvalid) || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("push of corrupt bytes: %v", err)
+	}
+	if dst.blobs.Has(ref.Hash) {
+		t.Fatal("corrupt blob installed")
+	}
+	if ents, _ := os.ReadDir(dst.blobs.TempDir()); len(ents) != 0 {
+		t.Fatalf("temp files left: %v", ents)
+	}
+
+	// The raw answers.
+	url := dst.srv.URL + cluster.InternalPrefix + "/blobs/" + ref.Hash
+	size := fmt.Sprint(len(data))
+	tests := []struct {
+		name   string
+		body   []byte
+		hdr    map[string]string
+		status int
+		code   string
+	}{
+		{"wrong bytes", bytes.Repeat([]byte{'y'}, len(data)), map[string]string{cluster.HeaderSize: size}, 422, "checksum_mismatch"},
+		{"short", data[:10], map[string]string{cluster.HeaderSize: "10"}, 422, "checksum_mismatch"},
+		{"no size", data, nil, 400, "invalid"},
+		{"size differs from length", data, map[string]string{cluster.HeaderSize: "5"}, 400, "invalid"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := internalReq(t, http.MethodPut, url, "k", bytes.NewReader(tc.body), tc.hdr)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if code, _ := errCode(t, body); code != tc.code {
+				t.Fatalf("code %q", code)
+			}
+			if dst.blobs.Has(ref.Hash) {
+				t.Fatal("installed")
+			}
+		})
+	}
+	resp, body := internalReq(t, http.MethodPut, url, "k", bytes.NewReader(data), map[string]string{cluster.HeaderSize: size})
+	if resp.StatusCode != http.StatusCreated || !dst.blobs.Has(ref.Hash) {
+		t.Fatalf("good PUT: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestInternalOpenServesRanges(t *testing.T) {
+	src, other := newPeerNode(t, "k"), newPeerNode(t, "k")
+	data, _ := randomBlob(t, 2<<20)
+	ref := src.put(t, data)
+	ctx := context.Background()
+	holders := []string{other.addr, src.addr} // the first lacks it
+
+	r, err := other.peers.Open(ctx, ref, holders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{1_000_000, 0, int64(len(data)) - 100} {
+		if _, err := r.Seek(off, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 100)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf, data[off:off+100]) {
+			t.Fatalf("bytes at %d differ", off)
+		}
+	}
+	r.Close()
+	if other.blobs.Has(ref.Hash) {
+		t.Fatal("Open stored the blob")
+	}
+	if got := other.transfer(t, "in", "serve"); got < 300 {
+		t.Fatalf("serve in = %v", got)
+	}
+
+	// ServeContent over it, as the public API serves outputs.
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		rs, err := other.peers.Open(req.Context(), ref, holders)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer rs.Close()
+		http.ServeContent(w, req, "x.mp4", time.Time{}, rs)
+	}))
+	defer proxy.Close()
+	resp, body := do(t, http.MethodGet, proxy.URL, nil, map[string]string{"Range": "bytes=1048576-1048675"})
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, data[1048576:1048676]) {
+		t.Fatalf("proxied range: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if cr := resp.Header.Get("Content-Range"); cr != fmt.Sprintf("bytes 1048576-1048675/%d", len(data)) {
+		t.Fatalf("Content-Range %q", cr)
+	}
+	resp, body = do(t, http.MethodGet, proxy.URL, nil, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("proxied whole: %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
+
+func TestInternalBlobGetRangesAndPaths(t *testing.T) {
+	n := newPeerNode(t, "k")
+	data, _ := randomBlob(t, 10_000)
+	ref := n.put(t, data)
+	base := n.srv.URL + cluster.InternalPrefix + "/blobs/"
+	_, missing := randomBlob(t, 1)
+
+	tests := []struct {
+		name   string
+		method string
+		path   string // after the server URL
+		hdr    map[string]string
+		status int
+		body   []byte
+	}{
+		{"whole", "GET", base + ref.Hash, nil, 200, data},
+		{"head", "HEAD", base + ref.Hash, nil, 200, nil},
+		{"range", "GET", base + ref.Hash, map[string]string{"Range": "bytes=100-199"}, 206, data[100:200]},
+		{"if-range matches", "GET", base + ref.Hash, map[string]string{"Range": "bytes=9990-", "If-Range": `"` + ref.Hash + `"`}, 206, data[9990:]},
+		{"if-range differs", "GET", base + ref.Hash, map[string]string{"Range": "bytes=9990-", "If-Range": `"other"`}, 200, data},
+		{"unsatisfiable", "GET", base + ref.Hash, map[string]string{"Range": "bytes=20000-"}, 416, nil},
+		{"missing", "GET", base + missing.Hash, nil, 404, nil},
+		{"upper case", "GET", base + strings.ToUpper(ref.Hash), nil, 400, nil},
+		{"short", "GET", base + "abc", nil, 400, nil},
+		{"dot dot", "GET", base + "..", nil, 400, nil},
+		{"traversal", "GET", base + "../../../etc/passwd", nil, 404, nil},
+		{"encoded traversal", "GET", base + "..%2f..%2fetc%2fpasswd", nil, 404, nil},
+		{"encoded dot dot", "GET", base + "%2e%2e", nil, 400, nil},
+		{"trailing path", "GET", base + ref.Hash + "/../x", nil, 404, nil},
+		{"no route", "GET", n.srv.URL + "/internal/v1/nope", nil, 404, nil},
+		{"wrong method", "DELETE", base + ref.Hash, nil, 405, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := internalReq(t, tc.method, tc.path, "k", nil, tc.hdr)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d: %.200s", resp.StatusCode, body)
+			}
+			if tc.status >= 400 && tc.method != "HEAD" {
+				errCode(t, body)
+			}
+			if tc.body != nil && !bytes.Equal(body, tc.body) {
+				t.Fatalf("body differs (%d bytes)", len(body))
+			}
+		})
+	}
+}
+
+func TestInternalAuth(t *testing.T) {
+	n := newPeerNode(t, "s3cret")
+	ref := n.put(t, []byte("hello"))
+	blob := cluster.InternalPrefix + "/blobs/" + ref.Hash
+	routes := []struct{ method, path, body string }{
+		{"GET", blob, ""},
+		{"HEAD", blob, ""},
+		{"PUT", blob, "hello"},
+		{"POST", cluster.InternalPrefix + "/propose", "{}"},
+		{"POST", cluster.InternalPrefix + "/raft/join", `{"id":"x","addr":"1.2.3.4:7947"}`},
+		{"GET", cluster.InternalPrefix + "/raft/status", ""},
+		{"GET", "/internal/v1/unknown", ""},
+	}
+	auths := []struct {
+		name string
+		hdr  string
+		ok   bool
+	}{
+		{"missing", "", false},
+		{"wrong", "Bearer nope", false},
+		{"prefix", "Bearer s3cre", false},
+		{"basic", "Basic czNjcmV0", false},
+		{"right", "Bearer s3cret", true},
+		{"right, odd case", "bearer s3cret", true},
+	}
+	for _, r := range routes {
+		for _, a := range auths {
+			t.Run(r.method+" "+r.path+" "+a.name, func(t *testing.T) {
+				hdr := map[string]string{cluster.HeaderSize: "5"}
+				if a.hdr != "" {
+					hdr["Authorization"] = a.hdr
+				}
+				resp, body := do(t, r.method, n.srv.URL+r.path, strings.NewReader(r.body), hdr)
+				if a.ok == (resp.StatusCode == http.StatusUnauthorized) {
+					t.Fatalf("status %d: %s", resp.StatusCode, body)
+				}
+				if !a.ok && r.method != "HEAD" {
+					if code, _ := errCode(t, body); code != "unauthorized" {
+						t.Fatalf("code %q", code)
+					}
+				}
+			})
+		}
+	}
+
+	// Peers with the wrong key are refused; with none configured, anyone.
+	wrong := cluster.NewPeers(cluster.PeerConfig{ClusterKey: "nope", Blobs: n.blobs, Logger: slog.New(slog.DiscardHandler)})
+	var pe *cluster.PeerError
+	if _, err := wrong.Status(context.Background(), n.addr); !errors.As(err, &pe) || pe.Status != 401 {
+		t.Fatalf("wrong key: %v", err)
+	}
+	open := newPeerNode(t, "")
+	if _, err := open.peers.Status(context.Background(), open.addr); err != nil {
+		t.Fatalf("open API: %v", err)
+	}
+	if _, err := wrong.Status(context.Background(), open.addr); err != nil {
+		t.Fatalf("open API, any key: %v", err)
+	}
+}
+
+func TestInternalProposeErrorMapping(t *testing.T) {
+	n := newPeerNode(t, "k")
+	cmd, err := cluster.EncodeCommand(cluster.OpJobCancel, time.Now(), cluster.JobRef{JobID: "j1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	idx, err := n.peers.Propose(ctx, n.addr, cmd)
+	if err != nil || idx != 1 {
+		t.Fatalf("propose: %d %v", idx, err)
+	}
+	if !bytes.Equal(n.raft.cmds[0], cmd) {
+		t.Fatal("command bytes changed in transit")
+	}
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		want   error // nil: none of the sentinels
+	}{
+		{"not leader", cluster.ErrNotLeader, 503, cluster.ErrNotLeader},
+		{"stale", fmt.Errorf("task t1 attempt 2: %w", cluster.ErrStale), 409, cluster.ErrStale},
+		{"conflict", fmt.Errorf("job j1 exists: %w", cluster.ErrConflict), 409, cluster.ErrConflict},
+		{"not found", fmt.Errorf("job j9: %w", cluster.ErrNotFound), 404, cluster.ErrNotFound},
+		{"invalid", cluster.Invalid(errors.New("unknown op \"x\"")), 400, cluster.ErrInvalid},
+		{"other", errors.New("disk on fire"), 500, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n.raft.setErr(tc.err)
+			defer n.raft.setErr(nil)
+			_, err := n.peers.Propose(ctx, n.addr, cmd)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, s := range []error{cluster.ErrNotLeader, cluster.ErrStale, cluster.ErrConflict, cluster.ErrNotFound, cluster.ErrInvalid} {
+				if errors.Is(err, s) != (s == tc.want) {
+					t.Fatalf("errors.Is(%v, %v) = %v", err, s, !(s == tc.want))
+				}
+			}
+			if tc.want != nil && !strings.Contains(err.Error(), tc.err.Error()) {
+				t.Fatalf("message lost: %v (server said %v)", err, tc.err)
+			}
+			if tc.want == nil && strings.Contains(err.Error(), "fire") {
+				t.Fatalf("internal error leaked: %v", err)
+			}
+			resp, body := internalReq(t, "POST", n.srv.URL+cluster.InternalPrefix+"/propose", "k", bytes.NewReader(cmd), nil)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+		})
+	}
+	// Limits.
+	resp, body := internalReq(t, "POST", n.srv.URL+cluster.InternalPrefix+"/propose", "k", bytes.NewReader(make([]byte, 8<<20+1)), nil)
+	if code, _ := errCode(t, body); resp.StatusCode != 413 || code != "too_large" {
+		t.Fatalf("big command: %d %s", resp.StatusCode, code)
+	}
+	resp, body = internalReq(t, "POST", n.srv.URL+cluster.InternalPrefix+"/propose", "k", nil, nil)
+	if code, _ := errCode(t, body); resp.StatusCode != 400 || code != "invalid" {
+		t.Fatalf("empty command: %d %s", resp.StatusCode, code)
+	}
+}
+
+func TestInternalJoinAndStatus(t *testing.T) {
+	n := newPeerNode(t, "k")
+	ctx := context.Background()
+	n.raft.status = cluster.RaftStatus{HasState: true, Leader: "id-1", LeaderAddr: "10.0.0.1:7947", Term: 7, ID: "id-2"}
+	st, err := n.peers.Status(ctx, n.addr)
+	if err != nil || st != n.raft.status {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	req := cluster.JoinRequest{Name: "gosty-3", ID: "id-3", Addr: "10.0.0.3:7947"}
+	if err := n.peers.Join(ctx, n.addr, req); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.raft.joins) != 1 || n.raft.joins[0] != req {
+		t.Fatalf("joins %+v", n.raft.joins)
+	}
+	n.raft.setErr(fmt.Errorf("%w: leader is id-1", cluster.ErrNotLeader))
+	if err := n.peers.Join(ctx, n.addr, req); !errors.Is(err, cluster.ErrNotLeader) || !strings.Contains(err.Error(), "leader is id-1") {
+		t.Fatalf("join on a follower: %v", err)
+	}
+	n.raft.setErr(nil)
+
+	url := n.srv.URL + cluster.InternalPrefix + "/raft/join"
+	for _, body := range []string{
+		`{"id":"a","addr":"1.2.3.4:1","extra":1}`,
+		`{"id":"a","addr":"1.2.3.4:1"} {}`,
+		`{"id":"a"}`,
+		`{"id":"a","addr":"no-port"}`,
+		`not json`,
+		`{"id":"a","addr":"1.2.3.4:1","name":"` + strings.Repeat("x", 70<<10) + `"}`,
+	} {
+		resp, b := internalReq(t, "POST", url, "k", strings.NewReader(body), nil)
+		if resp.StatusCode != 400 && resp.StatusCode != 413 {
+			t.Errorf("%.40s: %d %s", body, resp.StatusCode, b)
+		}
+		errCode(t, b)
+	}
+	if len(n.raft.joins) != 2 {
+		t.Fatalf("bad requests reached raft: %d", len(n.raft.joins))
+	}
+	var got cluster.RaftStatus
+	_, b := internalReq(t, "GET", n.srv.URL+cluster.InternalPrefix+"/raft/status", "k", nil, nil)
+	if err := json.Unmarshal(b, &got); err != nil || got.LeaderAddr != "10.0.0.1:7947" || !strings.Contains(string(b), `"has_state":true`) {
+		t.Fatalf("status JSON %s", b)
+	}
+}
+
+func TestInternalSharesRegistryWithPublicAPI(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	blobs, err := cluster.OpenBlobStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cluster.NewPeers(cluster.PeerConfig{Blobs: blobs, Registry: reg})
+	cfg := InternalConfig{ClusterKey: "k", Blobs: blobs, Raft: &fakePeerRaft{}, Registry: reg, Logger: slog.New(slog.DiscardHandler)}
+	if _, err := NewInternal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewInternal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewInternal(InternalConfig{}); err == nil {
+		t.Fatal("empty config accepted")
+	}
+}
