@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 DATA    ?= ./data
 HTTP    ?= :8080
 
-.PHONY: all build run test test-short bench deps deps-go deps-ffmpeg vet clean
+.PHONY: all build run cluster test test-short bench deps deps-go deps-ffmpeg vet clean
 
 all: build
 
@@ -17,6 +17,12 @@ build: deps-go
 
 run: build deps-ffmpeg
 	$(BIN) node --data-dir $(DATA) --http-addr $(HTTP)
+
+# A local cluster: NODES nodes on 127.0.0.1..NODES, API on each :8080,
+# data in ./data/cluster/gosty-N. Ctrl-C stops them, highest ordinal first.
+NODES ?= 3
+cluster: build deps-ffmpeg
+	$(BIN) cluster --nodes $(NODES) --data-dir ./data/cluster
 
 vet: deps-go
 	$(GO) vet ./...
@@ -31,7 +37,9 @@ test-short: deps-go
 # Benchmarks compare gosty with plain ffmpeg on this machine; results go to
 # BENCHMARKS.md.
 bench: deps
-	GOSTY_BENCH_REPORT=$(CURDIR)/BENCHMARKS.md $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/
+	mkdir -p bench/results
+	GOSTY_BENCH_DIR=$(CURDIR)/bench/results $(GO) test -run '^$$' -bench '$(or $(BENCH),.)' -benchtime 1x -timeout 60m ./bench/
+	{ printf '# Benchmarks\n\nProduced by `make bench` (sections in bench/results/, one per benchmark).\n\n'; cat bench/results/*.md; } > BENCHMARKS.md
 
 deps: deps-go deps-ffmpeg
 

@@ -104,8 +104,8 @@ func BenchmarkOverhead(b *testing.B) {
 	b.ReportMetric(median(cpu), "cpu-ratio")
 	b.ReportMetric(medianDur(plain, func(s sample) time.Duration { return s.wall }).Seconds(), "plain-s")
 	b.ReportMetric(medianDur(gosty, func(s sample) time.Duration { return s.wall }).Seconds(), "node-s")
-	if path := os.Getenv("GOSTY_BENCH_REPORT"); path != "" && !testing.Short() {
-		writeReport(b, path, width, height, seconds, len(rends), cfg, plain, gosty, wall, cpu)
+	if dir := os.Getenv("GOSTY_BENCH_DIR"); dir != "" && !testing.Short() {
+		writeReport(b, filepath.Join(dir, "10-overhead.md"), width, height, seconds, len(rends), cfg, plain, gosty, wall, cpu)
 	}
 }
 
@@ -248,9 +248,9 @@ func writeReport(b *testing.B, path string, w, h, secs, nRend int, cfg node.Conf
 	ffv, _ := exec.Command("ffmpeg", "-version").Output()
 	ffLine, _, _ := strings.Cut(string(ffv), "\n")
 	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "# Benchmarks\n\nProduced by `make bench` on %s. Ratios are measured side by side in one run\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&buf, "(interleaved rounds, alternating which goes first); absolute times are only comparable within a table.\n\n")
 	fmt.Fprintf(&buf, "## Overhead of a one-node cluster against plain ffmpeg\n\n")
+	fmt.Fprintf(&buf, "Measured %s. Ratios come from interleaved rounds in one run (alternating which goes first);\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&buf, "absolute times are only comparable within this table.\n\n")
 	fmt.Fprintf(&buf, "- Machine: %s, %d cores, %s, %s\n", cpuModel(), runtime.NumCPU(), runtime.Version(), ffLine)
 	fmt.Fprintf(&buf, "- Clip: %dx%d, 30 fps, %d s, with AAC audio (testsrc2 plus temporal noise, x264 CRF 18 source)\n", w, h, secs)
 	fmt.Fprintf(&buf, "- Ladder: the default for the source, %d renditions, x264 preset %s, 2 s GOP, AAC once\n", nRend, cfg.Preset)

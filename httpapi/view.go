@@ -22,9 +22,12 @@ type JobView struct {
 	Renditions []transcoder.Rendition `json:"renditions"`
 	Chunks     []ChunkView            `json:"chunks"`
 	Outputs    *OutputsView           `json:"outputs,omitempty"`
-	CreatedAt  time.Time              `json:"created_at"`
-	UpdatedAt  time.Time              `json:"updated_at"`
-	FinishedAt time.Time              `json:"finished_at,omitzero"`
+	// Bytes sums what the job stored, for people and for transfer
+	// accounting (bytes moved against the ideal).
+	Bytes      BytesView `json:"bytes"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
 
 // ChunkView is one chunk of a job and the node that encoded it.
@@ -35,6 +38,17 @@ type ChunkView struct {
 	Frames    int     `json:"frames"`
 	EncodedBy string  `json:"encoded_by,omitempty"`
 	Attempts  int     `json:"attempts"`
+	Bytes     int64   `json:"bytes"`         // the chunk's source
+	Encoded   int64   `json:"encoded_bytes"` // all its renditions
+}
+
+// BytesView sizes a job's media.
+type BytesView struct {
+	Source    int64 `json:"source"`
+	Chunks    int64 `json:"chunks"`  // split pieces of the source
+	Encoded   int64 `json:"encoded"` // encoded chunks, every rendition
+	Audio     int64 `json:"audio"`
+	Published int64 `json:"published"` // published files (HLS, DASH, MP4)
 }
 
 // OutputsView holds the URLs of a job's published media. Each field is
@@ -81,7 +95,12 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 	if j.State == cluster.JobDone {
 		v.Progress = 1
 	}
+	v.Bytes = BytesView{Source: j.SourceBlob.Size, Audio: j.Audio.Size}
 	for i, c := range j.Chunks {
+		var enc int64
+		for _, o := range c.Outputs {
+			enc += o.Size
+		}
 		v.Chunks[i] = ChunkView{
 			Index:     c.Index,
 			Start:     c.Start,
@@ -89,7 +108,14 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 			Frames:    c.Frames,
 			EncodedBy: c.EncodedBy,
 			Attempts:  c.Attempts,
+			Bytes:     c.Source.Size,
+			Encoded:   enc,
 		}
+		v.Bytes.Chunks += c.Source.Size
+		v.Bytes.Encoded += enc
+	}
+	for _, b := range j.Outputs {
+		v.Bytes.Published += b.Size
 	}
 	var out OutputsView
 	if j.HLS != "" {

@@ -20,7 +20,7 @@ type metrics struct {
 	uploadBytes   prometheus.Counter
 }
 
-func newMetrics(fsm *cluster.FSM, slots int) *metrics {
+func newMetrics(fsm *cluster.FSM, slots, replicas int, alive func() map[string]bool) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
 		reg: reg,
@@ -46,7 +46,7 @@ func newMetrics(fsm *cluster.FSM, slots int) *metrics {
 	}
 	m.slots.Set(float64(slots))
 	reg.MustRegister(m.chunkSeconds, m.encodeSpeed, m.tasksInFlight, m.slots, m.uploadBytes,
-		&stateCollector{fsm: fsm},
+		&stateCollector{fsm: fsm, replicas: replicas, alive: alive},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -63,11 +63,17 @@ func (m *metrics) observeEncode(codec string, elapsed time.Duration, media float
 
 // stateCollector reads job and queue gauges from the FSM at scrape time, so
 // they can never drift from the log.
-type stateCollector struct{ fsm *cluster.FSM }
+type stateCollector struct {
+	fsm      *cluster.FSM
+	replicas int
+	alive    func() map[string]bool
+}
 
 var (
 	jobsDesc  = prometheus.NewDesc("gosty_jobs", "Jobs by state.", []string{"state"}, nil)
 	queueDesc = prometheus.NewDesc("gosty_queue_depth", "Tasks waiting for a node.", nil, nil)
+	underDesc = prometheus.NewDesc("gosty_blobs_under_replicated",
+		"Sources and published outputs with fewer copies on alive nodes than the replication factor.", nil, nil)
 )
 
 var allStates = []cluster.JobState{cluster.JobQueued, cluster.JobSplitting, cluster.JobTranscoding,
@@ -76,12 +82,27 @@ var allStates = []cluster.JobState{cluster.JobQueued, cluster.JobSplitting, clus
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- jobsDesc
 	ch <- queueDesc
+	ch <- underDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[cluster.JobState]int{}
-	pending := 0
+	pending, under := 0, 0
+	alive := c.alive()
 	c.fsm.Read(func(st *cluster.State) {
+		for hash := range st.Durable() {
+			copies := 0
+			if h := st.Blobs[hash]; h != nil {
+				for name := range h.Nodes {
+					if alive[name] {
+						copies++
+					}
+				}
+			}
+			if copies < min(c.replicas, len(alive)) {
+				under++
+			}
+		}
 		for _, j := range st.Jobs {
 			counts[j.State]++
 		}
@@ -95,4 +116,5 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(pending))
+	ch <- prometheus.MustNewConstMetric(underDesc, prometheus.GaugeValue, float64(under))
 }

@@ -160,7 +160,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	addrs.set(n.members)
 
-	n.metrics = newMetrics(n.store.FSM(), cfg.Slots)
+	n.metrics = newMetrics(n.store.FSM(), cfg.Slots, cfg.Replicas, n.aliveNames)
 	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: clusterKey, Blobs: n.blobs, Registry: n.metrics.reg, Logger: logger})
 	n.log = &cluster.Forwarder{Store: n.store, Members: n.members, Peers: n.peers}
 	n.joiner = &cluster.Joiner{
@@ -267,6 +267,15 @@ func (n *Node) Workers() []cluster.Worker {
 			continue
 		}
 		out = append(out, cluster.Worker{Name: m.Name, Slots: m.Meta.Slots})
+	}
+	return out
+}
+
+// aliveNames is the set of nodes that can hold and serve blobs now.
+func (n *Node) aliveNames() map[string]bool {
+	out := map[string]bool{}
+	for _, w := range n.Workers() {
+		out[w.Name] = true
 	}
 	return out
 }
@@ -409,3 +418,6 @@ func readGossipKey(path string) ([]byte, error) {
 }
 
 func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
+
+// GossipAddr is the host:port this node gossips on (others --join it).
+func (n *Node) GossipAddr() string { return n.members.Local().Addr }

@@ -101,10 +101,7 @@ type replicaDuty struct {
 
 func (r *replicator) round(ctx context.Context) {
 	n := r.n
-	alive := map[string]bool{}
-	for _, w := range n.Workers() {
-		alive[w.Name] = true
-	}
+	alive := n.aliveNames()
 	var duties []replicaDuty
 	n.store.FSM().Read(func(st *cluster.State) {
 		for hash, ref := range st.Durable() {

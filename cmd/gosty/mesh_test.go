@@ -320,6 +320,31 @@ func TestMeshFormsSharesWorkAndReplicates(t *testing.T) {
 		}
 		return true
 	})
+	// The metrics say the same: nothing short of copies, and task pulls
+	// and replication pushes were counted.
+	nodetest.WaitFor(t, 30*time.Second, "gosty_blobs_under_replicated 0", func() bool {
+		return strings.Contains(metricsText(t, c.HTTP(0)), "\ngosty_blobs_under_replicated 0\n")
+	})
+	var moved string
+	for i := range 4 {
+		moved += metricsText(t, c.HTTP(i))
+	}
+	for _, want := range []string{`direction="in",reason="task"`, `direction="in",reason="replicate"`, `direction="out",reason="replicate"`} {
+		if !strings.Contains(moved, "gosty_transfer_bytes_total{"+want+"}") {
+			t.Errorf("no gosty_transfer_bytes_total{%s} on any node", want)
+		}
+	}
+}
+
+func metricsText(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // TestNodeRejoinsOnNewIP kills a node (as a lost machine would) and starts
