@@ -106,6 +106,9 @@ type TaskFailure struct {
 	Attempt   int    `json:"attempt"`
 	Reason    string `json:"reason"`
 	Permanent bool   `json:"permanent,omitempty"`
+	// Requeue puts the task back without counting a failure: the node
+	// died or is leaving, which says nothing about the task.
+	Requeue bool `json:"requeue,omitempty"`
 }
 
 // BlobLocation is the body of OpBlobAdd and OpBlobRemove.

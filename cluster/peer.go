@@ -709,19 +709,32 @@ func (p *Peers) Propose(ctx context.Context, leader string, cmd []byte) (uint64,
 
 // Join asks the leader to add a node to raft.
 func (p *Peers) Join(ctx context.Context, leader string, jr JoinRequest) error {
-	b, err := json.Marshal(jr)
-	if err != nil {
-		return err
-	}
-	req, err := p.newRequest(ctx, http.MethodPost, leader, "/raft/join", ReasonOther, bytes.NewReader(b))
-	if err != nil {
-		return fmt.Errorf("join via %s: %w", leader, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if err := p.doJSON(req, nil); err != nil {
+	if err := p.postJSON(ctx, leader, "/raft/join", jr); err != nil {
 		return fmt.Errorf("join via %s: %w", leader, err)
 	}
 	return nil
+}
+
+// Heartbeat sends a worker's heartbeat to the leader.
+func (p *Peers) Heartbeat(ctx context.Context, leader string, hb Heartbeat) error {
+	if err := p.postJSON(ctx, leader, "/heartbeat", hb); err != nil {
+		return fmt.Errorf("heartbeat to %s: %w", leader, err)
+	}
+	return nil
+}
+
+// postJSON posts v as JSON and expects a 2xx answer.
+func (p *Peers) postJSON(ctx context.Context, addr, path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	req, err := p.newRequest(ctx, http.MethodPost, addr, path, ReasonOther, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return p.doJSON(req, nil)
 }
 
 // Status asks a node for its view of raft.

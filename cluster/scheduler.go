@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"time"
@@ -14,10 +15,12 @@ type Worker struct {
 	Slots int
 }
 
-// Workers tells the scheduler which nodes are alive and how many tasks each
-// may run at once. Membership implements it; a one-node cluster lists itself.
+// Workers tells the scheduler which nodes may take new tasks (alive, not
+// leaving) and how many each may run at once, and which nodes are alive at
+// all (a leaving node still finishes its tasks).
 type Workers interface {
 	Workers() []Worker
+	Alive(name string) bool
 }
 
 // Scheduler runs on whichever node leads: it turns pending tasks into
@@ -30,6 +33,12 @@ type Scheduler struct {
 	// Tick bounds how long a change can wait for a round when no FSM
 	// change wakes the loop (for example a node's slots freeing up).
 	Tick time.Duration
+	// A task's lease is LeaseBase plus LeasePerMediaSecond for every
+	// second of media it covers, renewed by the worker's heartbeats.
+	LeaseBase           time.Duration
+	LeasePerMediaSecond time.Duration
+
+	leases leases
 }
 
 // NewScheduler returns a scheduler over store that places work on workers.
@@ -37,7 +46,8 @@ func NewScheduler(store *Store, workers Workers, log *slog.Logger) *Scheduler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Scheduler{store: store, workers: workers, log: log.With("component", "scheduler"), Tick: time.Second}
+	return &Scheduler{store: store, workers: workers, log: log.With("component", "scheduler"), Tick: time.Second,
+		LeaseBase: 15 * time.Second, LeasePerMediaSecond: time.Second}
 }
 
 // Run schedules while this node leads, until ctx ends.
@@ -65,6 +75,7 @@ func (s *Scheduler) lead(ctx context.Context) {
 		return
 	}
 	term := s.store.Term()
+	s.leases.reset() // every assignment gets a fresh lease from this leader
 	s.log.Info("scheduling as leader", "term", term)
 	t := time.NewTicker(s.Tick)
 	defer t.Stop()
@@ -81,6 +92,7 @@ func (s *Scheduler) lead(ctx context.Context) {
 }
 
 func (s *Scheduler) round(ctx context.Context, term uint64) {
+	s.reclaim(ctx)
 	var plan []AssignTask
 	s.store.FSM().Read(func(st *State) { plan = Assignments(st, s.workers.Workers()) })
 	for _, a := range plan {
@@ -96,6 +108,50 @@ func (s *Scheduler) round(ctx context.Context, term uint64) {
 		}
 	}
 }
+
+// reclaim takes tasks back from nodes that died (requeued: not the task's
+// fault) and from runs whose lease lapsed (a failure: the node is alive but
+// not making progress, say paused or wedged).
+func (s *Scheduler) reclaim(ctx context.Context) {
+	var assigned []*Task
+	s.store.FSM().Read(func(st *State) {
+		for _, t := range st.Tasks {
+			if t.State == TaskAssigned {
+				c := *t
+				assigned = append(assigned, &c)
+			}
+		}
+	})
+	var fails []TaskFailure
+	var live []*Task
+	for _, t := range assigned {
+		if !s.workers.Alive(t.Node) {
+			fails = append(fails, TaskFailure{TaskID: t.ID, Node: t.Node, Attempt: t.Attempt,
+				Reason: fmt.Sprintf("node %s is gone", t.Node), Requeue: true})
+			continue
+		}
+		live = append(live, t)
+	}
+	for _, t := range s.leases.check(live, time.Now(), s.leaseTTL) {
+		fails = append(fails, TaskFailure{TaskID: t.ID, Node: t.Node, Attempt: t.Attempt,
+			Reason: fmt.Sprintf("lease expired: no heartbeat from %s for %v", t.Node, s.leaseTTL(t).Round(time.Second))})
+	}
+	for _, f := range fails {
+		err := s.store.Propose(ctx, OpTaskFail, f)
+		switch {
+		case err == nil:
+			s.log.Warn("task taken back", "task", f.TaskID, "node", f.Node, "attempt", f.Attempt, "reason", f.Reason)
+		case errors.Is(err, ErrNotLeader), ctx.Err() != nil:
+			return
+		default:
+			s.log.Debug("taking a task back refused", "task", f.TaskID, "err", err)
+		}
+	}
+}
+
+// Progress is the last progress a worker reported for a task's current run
+// (0 when unknown or not the leader).
+func (s *Scheduler) Progress(taskID string) float64 { return s.leases.progress(taskID) }
 
 var kindOrder = map[TaskKind]int{TaskSplit: 0, TaskAudio: 1, TaskEncode: 2, TaskPackage: 3}
 
@@ -201,6 +257,10 @@ func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly b
 	best, bestScore := "", -1
 	for _, w := range workers {
 		if free[w.Name] <= 0 {
+			continue
+		}
+		// A node this task just failed on is avoided while others exist.
+		if w.Name == t.FailedOn && len(workers) > 1 {
 			continue
 		}
 		sc := score(w.Name)

@@ -269,9 +269,14 @@ func (s *State) fail(f TaskFailure, at time.Time) error {
 	if err != nil {
 		return err
 	}
-	t.Failures++
-	t.Error = f.Reason
 	j.UpdatedAt = at
+	t.Error = f.Reason
+	t.FailedOn = f.Node
+	if f.Requeue && !f.Permanent {
+		t.State, t.Node = TaskPending, ""
+		return nil
+	}
+	t.Failures++
 	if f.Permanent || t.Failures >= MaxTaskAttempts {
 		reason := f.Reason
 		if !f.Permanent {

@@ -255,3 +255,16 @@ func mustJSON(t *testing.T, s *State) string {
 	}
 	return string(b)
 }
+
+func TestRequeueDoesNotCountAsFailure(t *testing.T) {
+	s := NewState()
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob("j", false)})
+	split := TaskID("j", TaskSplit, 0)
+	for attempt := 1; attempt <= MaxTaskAttempts+2; attempt++ {
+		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Attempt: attempt})
+		mustApply(t, s, OpTaskFail, TaskFailure{TaskID: split, Node: "n1", Attempt: attempt, Reason: "node n1 died", Requeue: true})
+	}
+	if tk := s.Tasks[split]; tk.State != TaskPending || tk.Failures != 0 || s.Jobs["j"].State.Terminal() {
+		t.Fatalf("task %+v, job %s", tk, s.Jobs["j"].State)
+	}
+}

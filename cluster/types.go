@@ -101,6 +101,7 @@ type Task struct {
 	Attempt  int       `json:"attempt"`        // increments on every assignment
 	Failures int       `json:"failures"`
 	Error    string    `json:"error,omitempty"` // last failure
+	FailedOn string    `json:"failed_on,omitempty"`
 	// Duration is the media duration the task covers, for leases and progress.
 	Duration float64 `json:"duration"`
 }

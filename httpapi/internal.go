@@ -45,6 +45,9 @@ type PeerRaft interface {
 	Join(ctx context.Context, req cluster.JoinRequest) error
 	// Status reports this node's view of raft.
 	Status() cluster.RaftStatus
+	// Heartbeat renews a worker's task leases; only the leader takes it
+	// (cluster.ErrNotLeader otherwise).
+	Heartbeat(ctx context.Context, hb cluster.Heartbeat) error
 }
 
 // InternalConfig is everything NewInternal needs.
@@ -159,6 +162,7 @@ func (a *Internal) routes() *gin.Engine {
 	v1.POST("/propose", a.propose)
 	v1.POST("/raft/join", a.join)
 	v1.GET("/raft/status", a.status)
+	v1.POST("/heartbeat", a.heartbeat)
 	return e
 }
 
@@ -392,12 +396,12 @@ func (a *Internal) propose(c *gin.Context) {
 	writeJSON(c, http.StatusOK, gin.H{"index": idx})
 }
 
-// join asks this node (the leader) to add a node to raft.
-func (a *Internal) join(c *gin.Context) {
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, maxJoinBytes))
+// decodeStrict reads a JSON object body of at most limit bytes with no
+// unknown fields and nothing after it; on failure it has answered.
+func (a *Internal) decodeStrict(c *gin.Context, limit int64, what string, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	dec.DisallowUnknownFields()
-	var req cluster.JoinRequest
-	err := dec.Decode(&req)
+	err := dec.Decode(v)
 	if err == nil {
 		if _, terr := dec.Token(); terr != io.EOF {
 			err = errors.New("trailing data after the JSON object")
@@ -407,9 +411,18 @@ func (a *Internal) join(c *gin.Context) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			a.writeError(c, err)
-			return
+			return false
 		}
-		writeErrorCode(c, http.StatusBadRequest, "invalid", "malformed join request: "+err.Error())
+		writeErrorCode(c, http.StatusBadRequest, "invalid", "malformed "+what+": "+err.Error())
+		return false
+	}
+	return true
+}
+
+// join asks this node (the leader) to add a node to raft.
+func (a *Internal) join(c *gin.Context) {
+	var req cluster.JoinRequest
+	if !a.decodeStrict(c, maxJoinBytes, "join request", &req) {
 		return
 	}
 	if req.ID == "" || req.Addr == "" {
@@ -421,6 +434,19 @@ func (a *Internal) join(c *gin.Context) {
 		return
 	}
 	if err := a.raft.Join(c.Request.Context(), req); err != nil {
+		a.writeError(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, gin.H{"ok": true})
+}
+
+// heartbeat renews the leases of a worker's running tasks on the leader.
+func (a *Internal) heartbeat(c *gin.Context) {
+	var hb cluster.Heartbeat
+	if !a.decodeStrict(c, maxJoinBytes, "heartbeat", &hb) {
+		return
+	}
+	if err := a.raft.Heartbeat(c.Request.Context(), hb); err != nil {
 		a.writeError(c, err)
 		return
 	}

@@ -32,7 +32,15 @@ type fakePeerRaft struct {
 	index  uint64
 	cmds   [][]byte
 	joins  []cluster.JoinRequest
+	beats  []cluster.Heartbeat
 	status cluster.RaftStatus
+}
+
+func (f *fakePeerRaft) Heartbeat(ctx context.Context, hb cluster.Heartbeat) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.beats = append(f.beats, hb)
+	return f.err
 }
 
 func (f *fakePeerRaft) ApplyForwarded(ctx context.Context, cmd []byte) (uint64, error) {
@@ -560,5 +568,25 @@ func TestInternalSharesRegistryWithPublicAPI(t *testing.T) {
 	}
 	if _, err := NewInternal(InternalConfig{}); err == nil {
 		t.Fatal("empty config accepted")
+	}
+}
+
+func TestInternalHeartbeat(t *testing.T) {
+	n := newPeerNode(t, "k")
+	ctx := context.Background()
+	hb := cluster.Heartbeat{Node: "gosty-1", Tasks: []cluster.TaskBeat{{ID: "j/encode/00001", Attempt: 2, Progress: 0.5}}}
+	if err := n.peers.Heartbeat(ctx, n.addr, hb); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.raft.beats) != 1 || n.raft.beats[0].Tasks[0] != hb.Tasks[0] {
+		t.Fatalf("beats %+v", n.raft.beats)
+	}
+	n.raft.setErr(cluster.ErrNotLeader)
+	if err := n.peers.Heartbeat(ctx, n.addr, hb); !errors.Is(err, cluster.ErrNotLeader) {
+		t.Fatalf("heartbeat to a follower: %v", err)
+	}
+	resp, b := internalReq(t, "POST", n.srv.URL+cluster.InternalPrefix+"/heartbeat", "k", strings.NewReader(`{"node":"x","bogus":1}`), nil)
+	if resp.StatusCode != 400 {
+		t.Fatalf("unknown field: %d %s", resp.StatusCode, b)
 	}
 }

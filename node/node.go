@@ -52,7 +52,7 @@ type Node struct {
 	repl    *replicator
 	gc      *collector
 
-	ln, iln  net.Listener
+	ln, iln   net.Listener
 	srv, isrv *http.Server
 
 	started  time.Time
@@ -121,13 +121,13 @@ func New(cfg Config) (_ *Node, err error) {
 	// opened first with a placeholder in gossip, then gossip starts.
 	addrs := &addressBook{}
 	n.store, err = cluster.OpenStore(cluster.RaftConfig{
-		NodeName:        cfg.Name,
-		DataDir:         cfg.DataDir,
-		BindAddr:        cfg.bindHostPort(cfg.RaftPort),
-		Advertise:       net.JoinHostPort(adv, strconv.Itoa(cfg.RaftPort)),
-		Bootstrap:       len(cfg.Join) == 0,
-		AddressProvider: addrs,
-		Logger:          logger,
+		NodeName:         cfg.Name,
+		DataDir:          cfg.DataDir,
+		BindAddr:         cfg.bindHostPort(cfg.RaftPort),
+		Advertise:        net.JoinHostPort(adv, strconv.Itoa(cfg.RaftPort)),
+		Bootstrap:        len(cfg.Join) == 0,
+		AddressProvider:  addrs,
+		Logger:           logger,
 		HeartbeatTimeout: fastOr(cfg.Fast, 500*time.Millisecond),
 		ElectionTimeout:  fastOr(cfg.Fast, 500*time.Millisecond),
 	})
@@ -176,6 +176,9 @@ func New(cfg Config) (_ *Node, err error) {
 		pins: n.pins, running: map[string]*taskRun{},
 	}
 	n.sched = cluster.NewScheduler(n.store, n, logger)
+	if cfg.Fast {
+		n.sched.LeaseBase, n.sched.LeasePerMediaSecond = 4*time.Second, time.Second/2
+	}
 	n.repl = &replicator{n: n, logger: logger.With("component", "replicator"), interval: 2 * time.Second}
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, log: n.log, pins: n.pins,
@@ -183,7 +186,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 
 	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
-		ClusterKey: clusterKey, Blobs: n.blobs, Raft: raftPeer{n.store},
+		ClusterKey: clusterKey, Blobs: n.blobs, Raft: raftPeer{n},
 		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name,
 	})
 	if err != nil {
@@ -249,14 +252,19 @@ func (a *addressBook) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 	return raft.ServerAddress(mem.Meta.Raft), nil
 }
 
-// raftPeer adapts the store to what the internal API needs.
-type raftPeer struct{ s *cluster.Store }
+// raftPeer adapts the node to what the internal API needs of the leader.
+type raftPeer struct{ n *Node }
 
 func (r raftPeer) ApplyForwarded(ctx context.Context, cmd []byte) (uint64, error) {
-	return r.s.ApplyEncoded(ctx, cmd)
+	return r.n.store.ApplyEncoded(ctx, cmd)
 }
-func (r raftPeer) Join(ctx context.Context, req cluster.JoinRequest) error { return r.s.Join(ctx, req) }
-func (r raftPeer) Status() cluster.RaftStatus                              { return r.s.Status() }
+func (r raftPeer) Join(ctx context.Context, req cluster.JoinRequest) error {
+	return r.n.store.Join(ctx, req)
+}
+func (r raftPeer) Status() cluster.RaftStatus { return r.n.store.Status() }
+func (r raftPeer) Heartbeat(ctx context.Context, hb cluster.Heartbeat) error {
+	return r.n.sched.Heartbeat(ctx, hb)
+}
 
 // Workers lists the nodes that can take tasks: alive members that are not
 // leaving.
@@ -269,6 +277,51 @@ func (n *Node) Workers() []cluster.Worker {
 		out = append(out, cluster.Worker{Name: m.Name, Slots: m.Meta.Slots})
 	}
 	return out
+}
+
+// Alive reports whether a node is alive in gossip (leaving or not).
+func (n *Node) Alive(name string) bool {
+	m, ok := n.members.Member(name)
+	return ok && m.State == cluster.StateAlive
+}
+
+// heartbeats tells the leader, every interval, which tasks run here, so
+// that their leases hold while they make progress.
+func (n *Node) heartbeats(ctx context.Context) {
+	interval := 2 * time.Second
+	if n.cfg.Fast {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hb := n.worker.beat()
+		if len(hb.Tasks) == 0 {
+			continue
+		}
+		if err := n.sendHeartbeat(ctx, hb); err != nil {
+			n.logger.Debug("heartbeat not delivered", "err", err)
+		}
+	}
+}
+
+func (n *Node) sendHeartbeat(ctx context.Context, hb cluster.Heartbeat) error {
+	if n.store.IsLeader() {
+		return n.sched.Heartbeat(ctx, hb)
+	}
+	id, _ := n.store.Leader()
+	m, ok := n.members.ByID(id)
+	if id == "" || !ok || m.Meta.Internal == "" {
+		return fmt.Errorf("heartbeat: %w: no reachable leader", cluster.ErrNotLeader)
+	}
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return n.peers.Heartbeat(hctx, m.Meta.Internal, hb)
 }
 
 // aliveNames is the set of nodes that can hold and serve blobs now.
@@ -331,6 +384,7 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.sched.Run)
 			start(n.promote.Run)
 			start(n.worker.Run)
+			start(n.heartbeats)
 			start(n.repl.Run)
 			start(n.gc.Run)
 			wg.Wait()

@@ -377,3 +377,14 @@ func (w *worker) active() int {
 	defer w.mu.Unlock()
 	return len(w.running)
 }
+
+// beat lists the tasks this node is running, for the leader's leases.
+func (w *worker) beat() cluster.Heartbeat {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	hb := cluster.Heartbeat{Node: w.name}
+	for id, r := range w.running {
+		hb.Tasks = append(hb.Tasks, cluster.TaskBeat{ID: id, Attempt: r.attempt, Progress: r.progress})
+	}
+	return hb
+}

@@ -1,0 +1,54 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+)
+
+func TestLeases(t *testing.T) {
+	var l leases
+	now := t0
+	ttl := func(*Task) time.Duration { return 10 * time.Second }
+	a := &Task{ID: "j/encode/00000", Node: "n1", Attempt: 1, State: TaskAssigned}
+	b := &Task{ID: "j/encode/00001", Node: "n2", Attempt: 3, State: TaskAssigned}
+	current := func(id string) (string, int, time.Duration, bool) {
+		for _, t := range []*Task{a, b} {
+			if t.ID == id {
+				return t.Node, t.Attempt, 10 * time.Second, true
+			}
+		}
+		return "", 0, 0, false
+	}
+
+	// A new leader grants every assignment a fresh lease.
+	if exp := l.check([]*Task{a, b}, now, ttl); len(exp) != 0 {
+		t.Fatalf("fresh leases expired: %v", exp)
+	}
+	// n1 keeps beating, n2 beats for an old attempt (a stale run): only
+	// n2's lease runs out.
+	for i := 1; i <= 3; i++ {
+		at := now.Add(time.Duration(i) * 5 * time.Second)
+		l.renew(Heartbeat{Node: "n1", Tasks: []TaskBeat{{ID: a.ID, Attempt: 1, Progress: 0.1 * float64(i)}}}, at, current)
+		l.renew(Heartbeat{Node: "n2", Tasks: []TaskBeat{{ID: b.ID, Attempt: 2}}}, at, current)
+	}
+	exp := l.check([]*Task{a, b}, now.Add(16*time.Second), ttl)
+	if len(exp) != 1 || exp[0] != b {
+		t.Fatalf("expired %v, want only %s", exp, b.ID)
+	}
+	if p := l.progress(a.ID); p < 0.29 || p > 0.31 {
+		t.Fatalf("progress %v", p)
+	}
+	// A heartbeat from another node for the same task does not renew it.
+	l.renew(Heartbeat{Node: "n9", Tasks: []TaskBeat{{ID: a.ID, Attempt: 1}}}, now.Add(100*time.Second), current)
+	if exp := l.check([]*Task{a}, now.Add(40*time.Second), ttl); len(exp) != 1 {
+		t.Fatalf("a stranger's heartbeat renewed a lease: %v", exp)
+	}
+	// Reassignment (new attempt) gets a fresh lease; finished tasks are forgotten.
+	a2 := &Task{ID: a.ID, Node: "n3", Attempt: 2, State: TaskAssigned}
+	if exp := l.check([]*Task{a2}, now.Add(41*time.Second), ttl); len(exp) != 0 {
+		t.Fatalf("a new assignment inherited an old lease: %v", exp)
+	}
+	if _, ok := l.m[b.ID]; ok {
+		t.Fatal("a task no longer assigned kept its lease")
+	}
+}
