@@ -25,6 +25,7 @@ const (
 	OpBlobAdd    Op = "blob.add"
 	OpBlobRemove Op = "blob.remove"
 	OpNodeJoin   Op = "node.join"
+	OpJobRewind  Op = "job.rewind"
 )
 
 // Command is one entry of the replicated log. At is stamped by the proposer so
@@ -123,4 +124,16 @@ type BlobLocation struct {
 type NodeJoin struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+}
+
+// JobRewind is the body of OpJobRewind: intermediate media of a running job
+// were lost with the nodes that held them (encoded chunks and the audio are
+// kept in one copy), so the work that made them is done again. Resplit
+// starts the job over from its source, for when chunk sources are gone.
+type JobRewind struct {
+	JobID   string `json:"job_id"`
+	Chunks  []int  `json:"chunks,omitempty"` // chunks whose encoded outputs are lost
+	Audio   bool   `json:"audio,omitempty"`
+	Resplit bool   `json:"resplit,omitempty"`
+	Reason  string `json:"reason"`
 }

@@ -93,6 +93,7 @@ func (s *Scheduler) lead(ctx context.Context) {
 
 func (s *Scheduler) round(ctx context.Context, term uint64) {
 	s.reclaim(ctx)
+	s.recover(ctx)
 	var plan []AssignTask
 	s.store.FSM().Read(func(st *State) { plan = Assignments(st, s.workers.Workers()) })
 	for _, a := range plan {
@@ -146,6 +147,56 @@ func (s *Scheduler) reclaim(ctx context.Context) {
 		default:
 			s.log.Debug("taking a task back refused", "task", f.TaskID, "err", err)
 		}
+	}
+}
+
+// recover redoes the work whose only copies died with a node: encoded
+// chunks and the audio live on the node that made them until packaging, and
+// chunk sources on the node that split. The source and published outputs
+// are replicated and need no such care.
+func (s *Scheduler) recover(ctx context.Context) {
+	var rewinds []JobRewind
+	s.store.FSM().Read(func(st *State) {
+		held := func(b BlobRef) bool {
+			if h := st.Blobs[b.Hash]; h != nil {
+				for name := range h.Nodes {
+					if s.workers.Alive(name) {
+						return true
+					}
+				}
+			}
+			return false
+		}
+		for _, j := range st.Jobs {
+			if j.State.Terminal() || !held(j.SourceBlob) {
+				continue // nothing to redo from, or nothing to redo
+			}
+			r := JobRewind{JobID: j.ID}
+			for _, c := range j.Chunks {
+				lost := false
+				for _, o := range c.Outputs {
+					lost = lost || !held(o)
+				}
+				if lost {
+					r.Chunks = append(r.Chunks, c.Index)
+				}
+				if (lost || len(c.Outputs) == 0) && !held(c.Source) {
+					r.Resplit = true
+				}
+			}
+			r.Audio = !j.Audio.IsZero() && !held(j.Audio)
+			if len(r.Chunks) > 0 || r.Audio || r.Resplit {
+				r.Reason = fmt.Sprintf("lost with a node: %d encoded chunks, audio %v, chunk sources %v", len(r.Chunks), r.Audio, r.Resplit)
+				rewinds = append(rewinds, r)
+			}
+		}
+	})
+	for _, r := range rewinds {
+		if err := s.store.Propose(ctx, OpJobRewind, r); err != nil {
+			s.log.Warn("rewind refused", "job", r.JobID, "err", err)
+			continue
+		}
+		s.log.Warn("job rewound", "job", r.JobID, "reason", r.Reason)
 	}
 }
 

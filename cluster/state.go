@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -23,6 +24,8 @@ type State struct {
 	Blobs map[string]*BlobHolders `json:"blobs"`
 	// Nodes maps raft server IDs to node names.
 	Nodes map[string]string `json:"nodes,omitempty"`
+	// Retired keeps the attempt counts of tasks removed by a rewind.
+	Retired map[string]int `json:"retired,omitempty"`
 }
 
 // BlobHolders records one blob's size and the nodes that hold a copy.
@@ -96,6 +99,12 @@ func (s *State) Apply(c Command) error {
 			s.removeBlob(b.Blob.Hash, b.Node)
 		}
 		return nil
+	case OpJobRewind:
+		var b JobRewind
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		return s.rewind(b, c.At)
 	case OpNodeJoin:
 		var b NodeJoin
 		if err := decodeBody(c, &b); err != nil {
@@ -148,9 +157,18 @@ func (s *State) submit(j Job, at time.Time) error {
 	return nil
 }
 
+// newTask creates a pending task. A task made again (after a rewind) keeps
+// counting attempts where the old one stopped, so that a late report from
+// an old run can never pass for the new one.
 func (s *State) newTask(jobID string, k TaskKind, chunk int, dur float64) {
 	id := TaskID(jobID, k, chunk)
-	s.Tasks[id] = &Task{ID: id, JobID: jobID, Kind: k, Chunk: chunk, State: TaskPending, Duration: dur}
+	t := &Task{ID: id, JobID: jobID, Kind: k, Chunk: chunk, State: TaskPending, Duration: dur}
+	if old := s.Tasks[id]; old != nil {
+		t.Attempt = old.Attempt
+	} else if a := s.Retired[id]; a > 0 {
+		t.Attempt = a
+	}
+	s.Tasks[id] = t
 }
 
 func (s *State) assign(a AssignTask, at time.Time) error {
@@ -289,6 +307,60 @@ func (s *State) fail(f TaskFailure, at time.Time) error {
 	return nil
 }
 
+func (s *State) rewind(r JobRewind, at time.Time) error {
+	j, ok := s.Jobs[r.JobID]
+	if !ok {
+		return fmt.Errorf("rewind %s: %w", r.JobID, ErrNotFound)
+	}
+	if j.State.Terminal() {
+		return fmt.Errorf("rewind %s: %w: job is %s", r.JobID, ErrConflict, j.State)
+	}
+	// Packaging starts over in every case: its inputs changed.
+	s.retire(TaskID(j.ID, TaskPackage, 0))
+	if r.Resplit {
+		for id, t := range s.Tasks {
+			if t.JobID == j.ID && t.Kind == TaskEncode {
+				s.retire(id)
+			}
+		}
+		j.Chunks = nil
+		s.newTask(j.ID, TaskSplit, 0, j.Source.Duration)
+		j.State = JobQueued
+	}
+	for _, i := range r.Chunks {
+		if r.Resplit || i < 0 || i >= len(j.Chunks) {
+			continue
+		}
+		j.Chunks[i].Outputs, j.Chunks[i].EncodedBy = nil, ""
+		if t := s.Tasks[TaskID(j.ID, TaskEncode, i)]; t != nil {
+			t.State, t.Node = TaskPending, ""
+		}
+	}
+	if r.Audio && j.Source.Audio != nil {
+		j.Audio = BlobRef{}
+		if t := s.Tasks[TaskID(j.ID, TaskAudio, 0)]; t != nil {
+			t.State, t.Node = TaskPending, ""
+		}
+	}
+	if j.State == JobPackaging {
+		j.State = JobTranscoding
+	}
+	j.UpdatedAt = at
+	return nil
+}
+
+// retire removes a task but remembers its attempt count for when the same
+// task is made again.
+func (s *State) retire(id string) {
+	if t := s.Tasks[id]; t != nil {
+		if s.Retired == nil {
+			s.Retired = map[string]int{}
+		}
+		s.Retired[id] = t.Attempt
+		delete(s.Tasks, id)
+	}
+}
+
 func (s *State) cancel(r JobRef, at time.Time) error {
 	j, ok := s.Jobs[r.JobID]
 	if !ok {
@@ -328,6 +400,11 @@ func (s *State) delete(r JobRef) error {
 	for id, t := range s.Tasks {
 		if t.JobID == r.JobID {
 			delete(s.Tasks, id)
+		}
+	}
+	for id := range s.Retired {
+		if strings.HasPrefix(id, r.JobID+"/") {
+			delete(s.Retired, id)
 		}
 	}
 	// Locations of blobs no job needs any more are dropped here; the nodes

@@ -268,3 +268,71 @@ func TestRequeueDoesNotCountAsFailure(t *testing.T) {
 		t.Fatalf("task %+v, job %s", tk, s.Jobs["j"].State)
 	}
 }
+
+func TestRewindRedoesLostWorkWithoutReusingAttempts(t *testing.T) {
+	s := NewState()
+	j := testJob("j", true)
+	runJobUntilPackaging(t, s, j)
+	pk := TaskID("j", TaskPackage, 0)
+	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: pk, Node: "n1", Attempt: 1})
+
+	// Chunk 1's encodes and the audio were only on a node that died.
+	mustApply(t, s, OpJobRewind, JobRewind{JobID: "j", Chunks: []int{1}, Audio: true, Reason: "lost"})
+	got := s.Jobs["j"]
+	if got.State != JobTranscoding || len(got.Chunks[1].Outputs) != 0 || len(got.Chunks[0].Outputs) == 0 || !got.Audio.IsZero() {
+		t.Fatalf("after rewind: %s %+v audio %v", got.State, got.Chunks, got.Audio)
+	}
+	if _, ok := s.Tasks[pk]; ok {
+		t.Fatal("the package task survived its inputs changing")
+	}
+	// The old package run's report is stale.
+	err := apply(t, s, OpTaskDone, TaskResult{TaskID: pk, Node: "n1", Attempt: 1, Files: map[string]BlobRef{"m": {Hash: hash('9')}}, HLS: "m", DASH: "m"})
+	if err == nil {
+		t.Fatal("a report from before the rewind was accepted")
+	}
+	enc := TaskID("j", TaskEncode, 1)
+	if s.Tasks[enc].State != TaskPending || s.Tasks[enc].Attempt != 1 {
+		t.Fatalf("encode task %+v", s.Tasks[enc])
+	}
+	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: enc, Node: "n2", Attempt: 2})
+	mustApply(t, s, OpTaskDone, TaskResult{TaskID: enc, Node: "n2", Attempt: 2, Outputs: []BlobRef{{Hash: hash('7')}, {Hash: hash('8')}}})
+	au := TaskID("j", TaskAudio, 0)
+	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: au, Node: "n2", Attempt: 2})
+	mustApply(t, s, OpTaskDone, TaskResult{TaskID: au, Node: "n2", Attempt: 2, Audio: BlobRef{Hash: hash('6')}})
+	if s.Jobs["j"].State != JobPackaging || s.Tasks[pk].Attempt != 1 {
+		t.Fatalf("package again: %s %+v", s.Jobs["j"].State, s.Tasks[pk])
+	}
+
+	// Resplit: back to the source, with attempt numbers still rising.
+	mustApply(t, s, OpJobRewind, JobRewind{JobID: "j", Resplit: true, Reason: "chunks lost"})
+	if got := s.Jobs["j"]; got.State != JobQueued || len(got.Chunks) != 0 || s.Tasks[TaskID("j", TaskSplit, 0)].Attempt != 1 {
+		t.Fatalf("after resplit: %s %d chunks, split %+v", got.State, len(got.Chunks), s.Tasks[TaskID("j", TaskSplit, 0)])
+	}
+	// The state round-trips through a snapshot with its retired attempts.
+	if a, b := mustJSON(t, s), mustJSON(t, s.Clone()); a != b {
+		t.Fatal("clone differs")
+	}
+}
+
+// runJobUntilPackaging drives a job up to its package task.
+func runJobUntilPackaging(t *testing.T, s *State, j Job) {
+	t.Helper()
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: j})
+	split := TaskID(j.ID, TaskSplit, 0)
+	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Attempt: 1})
+	mustApply(t, s, OpTaskDone, TaskResult{TaskID: split, Node: "n1", Attempt: 1, Chunks: []Chunk{
+		{Duration: 6, Source: BlobRef{Hash: hash('b')}}, {Duration: 6, Source: BlobRef{Hash: hash('c')}}}})
+	for i := range 2 {
+		id := TaskID(j.ID, TaskEncode, i)
+		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: id, Node: "n1", Attempt: 1})
+		mustApply(t, s, OpTaskDone, TaskResult{TaskID: id, Node: "n1", Attempt: 1, Outputs: []BlobRef{{Hash: hash('d')}, {Hash: hash('e')}}})
+	}
+	if j.Source.Audio != nil {
+		id := TaskID(j.ID, TaskAudio, 0)
+		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: id, Node: "n1", Attempt: 1})
+		mustApply(t, s, OpTaskDone, TaskResult{TaskID: id, Node: "n1", Attempt: 1, Audio: BlobRef{Hash: hash('1')}})
+	}
+	if s.Jobs[j.ID].State != JobPackaging {
+		t.Fatalf("state %s", s.Jobs[j.ID].State)
+	}
+}

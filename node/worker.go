@@ -203,8 +203,11 @@ func (w *worker) report(ctx context.Context, log *slog.Logger, t cluster.Task, r
 	if runErr != nil {
 		log.Warn("task failed", "err", runErr, "permanent", transcoder.IsMediaError(runErr))
 		op = cluster.OpTaskFail
+		// A missing input (its only holders died) is not the task's fault:
+		// the leader redoes the lost work and the task waits for it.
 		body = cluster.TaskFailure{TaskID: t.ID, Node: w.name, Attempt: t.Attempt,
-			Reason: failureReason(runErr), Permanent: transcoder.IsMediaError(runErr)}
+			Reason: failureReason(runErr), Permanent: transcoder.IsMediaError(runErr),
+			Requeue: errors.Is(runErr, cluster.ErrNotFound)}
 	}
 	defer w.pins.release(res)
 	backoff := 100 * time.Millisecond
