@@ -11,11 +11,13 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Promoter runs on the leader and keeps the voter count at its target:
-// nodes join as non-voters, and once one has been alive in gossip for the
-// stabilisation time it is promoted, lowest StatefulSet ordinal first. It
-// makes one change per round and never removes anyone (leaving and dead
-// voters are the failure handling's business).
+// Promoter runs on the leader and keeps the raft configuration matching
+// the cluster: a server whose node left gossip gracefully (scale-down,
+// restart) is removed, and non-voters that have been alive for the
+// stabilisation time are promoted until the voter target is met, lowest
+// StatefulSet ordinal first. One change per round. A node that crashed is
+// not removed: it may come back, and a dead voter only lowers the failures
+// the cluster can take until it does.
 type Promoter struct {
 	Store     *Store
 	Members   *Membership
@@ -45,6 +47,19 @@ func (p *Promoter) round(ctx context.Context) {
 	servers, err := p.Store.Configuration()
 	if err != nil {
 		return
+	}
+	self := p.Store.ID()
+	for _, srv := range servers {
+		if string(srv.ID) == self {
+			continue
+		}
+		if m, ok := p.Members.ByID(string(srv.ID)); ok && m.State == StateLeft {
+			p.Logger.Info("removing a server whose node left", "node", m.Name, "id", srv.ID, "suffrage", srv.Suffrage.String())
+			if err := p.Store.raft.RemoveServer(srv.ID, 0, timeoutOf(ctx)).Error(); err != nil {
+				p.Logger.Warn("removing a departed server failed", "node", m.Name, "err", err)
+			}
+			return
+		}
 	}
 	voters := 0
 	var candidates []Member

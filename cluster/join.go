@@ -101,11 +101,10 @@ type Joiner struct {
 	Logger *slog.Logger
 }
 
-// Run returns once this node is part of a cluster (or ctx ends).
+// Run returns once this node is part of a cluster (or ctx ends). A node
+// with raft state normally is already; but one that left (a restart, or a
+// scale-down undone) was removed from the configuration and asks again.
 func (j *Joiner) Run(ctx context.Context) error {
-	if j.Store.HadState() {
-		return nil // already a member; raft re-forms by itself
-	}
 	log := j.Logger.With("component", "joiner")
 	start := time.Now()
 	backoff := 200 * time.Millisecond
@@ -127,10 +126,11 @@ func (j *Joiner) Run(ctx context.Context) error {
 }
 
 func (j *Joiner) try(ctx context.Context, waited time.Duration) (bool, error) {
+	// Hearing from a leader means being in its configuration: leaders
+	// only replicate to their members. (A node's own copy of the
+	// configuration can still list it after it was removed while away.)
 	if id, _ := j.Store.Leader(); id != "" {
-		if j.inConfiguration() {
-			return true, nil
-		}
+		return true, nil
 	}
 	peers := 0
 	var leaderID string
@@ -168,22 +168,9 @@ func (j *Joiner) try(ctx context.Context, waited time.Duration) (bool, error) {
 		return false, nil // added; done once our raft hears from the leader
 	case leaderID == "?":
 		return false, errors.New("a cluster exists but has no leader")
-	case j.Bootstrapper && (peers > 0 || waited >= j.Settle):
+	case j.Bootstrapper && !j.Store.HadState() && (peers > 0 || waited >= j.Settle):
 		// Every peer we can see says it has no state: no cluster exists.
 		return true, j.Store.BootstrapSelf()
 	}
 	return false, fmt.Errorf("no cluster found among %d peers", peers)
-}
-
-func (j *Joiner) inConfiguration() bool {
-	servers, err := j.Store.Configuration()
-	if err != nil {
-		return false
-	}
-	for _, s := range servers {
-		if string(s.ID) == j.Store.ID() {
-			return true
-		}
-	}
-	return false
 }

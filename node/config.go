@@ -64,6 +64,11 @@ type Config struct {
 	Fast bool
 	// Stabilize is how long a non-voter must be alive before promotion.
 	Stabilize time.Duration
+	// DrainTimeout bounds how long a stopping node waits for its running
+	// tasks before handing them back; the whole drain (tasks, blob
+	// hand-off, leadership transfer) must fit in Kubernetes'
+	// terminationGracePeriodSeconds.
+	DrainTimeout time.Duration
 }
 
 // DefaultConfig returns a one-node configuration with data in ./data and
@@ -82,6 +87,7 @@ func DefaultConfig() Config {
 		GossipPort:     DefaultGossipPort,
 		InternalPort:   DefaultInternalPort,
 		Stabilize:      10 * time.Second,
+		DrainTimeout:   20 * time.Second,
 		Replicas:       2,
 		Voters:         3,
 		Slots:          defaultSlots(),

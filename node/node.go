@@ -343,6 +343,12 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopWork()
 
 	var g run.Group
+	// oklog/run interrupts actors in the order they were added: that order
+	// is the shutdown order. Readiness flips off and the public API stops
+	// first; the node then drains (hands back or finishes its tasks, makes
+	// sure its blobs have copies elsewhere, gives up leadership); background
+	// parts stop; the internal API, which peers pull blobs from during the
+	// drain, stops last.
 	{ // The trigger: the caller's context.
 		gctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
@@ -350,21 +356,34 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		}, func(error) { cancel() })
 	}
-	{ // Internal API first in, last out: peers need it while we stop.
+	{ // Public HTTP.
 		g.Add(func() error {
-			if err := n.isrv.Serve(n.iln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("internal http: %w", err)
+			n.logger.Info("serving", "http", n.HTTPAddr(), "internal", n.iln.Addr().String(),
+				"data_dir", n.cfg.DataDir, "slots", n.cfg.Slots, "join", strings.Join(n.cfg.Join, ","))
+			if err := n.srv.Serve(n.ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http: %w", err)
 			}
 			return nil
 		}, func(error) {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			n.stopping.Store(true)
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := n.isrv.Shutdown(sctx); err != nil {
-				n.isrv.Close()
+			if err := n.srv.Shutdown(sctx); err != nil {
+				n.srv.Close()
 			}
 		})
 	}
-	{ // Background parts; they stop together, after the public API.
+	{ // The drain.
+		dctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			<-dctx.Done()
+			return nil
+		}, func(error) {
+			n.drain(wctx)
+			cancel()
+		})
+	}
+	{ // Background parts.
 		done := make(chan struct{})
 		g.Add(func() error {
 			defer close(done)
@@ -380,6 +399,11 @@ func (n *Node) Run(ctx context.Context) error {
 				}
 				n.joined.Store(true)
 				n.logger.Info("in the cluster", "raft_id", n.store.ID())
+				// Record which name this raft ID runs under (the bootstrapper
+				// never asked to join, and names outlive restarts).
+				if err := n.log.Propose(ctx, cluster.OpNodeJoin, cluster.NodeJoin{ID: n.store.ID(), Name: n.cfg.Name}); err != nil {
+					n.logger.Warn("registering the node name", "err", err)
+				}
 			})
 			start(n.sched.Run)
 			start(n.promote.Run)
@@ -394,20 +418,17 @@ func (n *Node) Run(ctx context.Context) error {
 			<-done
 		})
 	}
-	{ // Public HTTP last in, first out: readiness flips off, then in-flight requests finish.
+	{ // Internal API.
 		g.Add(func() error {
-			n.logger.Info("serving", "http", n.HTTPAddr(), "internal", n.iln.Addr().String(),
-				"data_dir", n.cfg.DataDir, "slots", n.cfg.Slots, "join", strings.Join(n.cfg.Join, ","))
-			if err := n.srv.Serve(n.ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http: %w", err)
+			if err := n.isrv.Serve(n.iln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("internal http: %w", err)
 			}
 			return nil
 		}, func(error) {
-			n.stopping.Store(true)
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := n.srv.Shutdown(sctx); err != nil {
-				n.srv.Close()
+			if err := n.isrv.Shutdown(sctx); err != nil {
+				n.isrv.Close()
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"strings"
 	"time"
@@ -202,6 +203,16 @@ type ClusterStatus struct {
 	Leader  string         `json:"leader"` // leader's node name
 	Term    uint64         `json:"term"`
 	Members []MemberStatus `json:"members"`
+	// Raft is the raft configuration: every server, member or not.
+	Raft []RaftServer `json:"raft"`
+}
+
+// RaftServer is one server of the raft configuration.
+type RaftServer struct {
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`
+	Suffrage string `json:"suffrage"` // voter or nonvoter
+	Address  string `json:"address"`
 }
 
 // MemberStatus describes one node.
@@ -223,9 +234,18 @@ func (s service) Status() any {
 	n := s.n
 	leaderID, _ := n.store.Leader()
 	suffrage := map[string]string{}
+	var names map[string]string
+	n.store.FSM().Read(func(st *cluster.State) { names = maps.Clone(st.Nodes) })
+	var rafts []RaftServer
 	if servers, err := n.store.Configuration(); err == nil {
 		for _, srv := range servers {
 			suffrage[string(srv.ID)] = srv.Suffrage.String()
+			rs := RaftServer{ID: string(srv.ID), Name: names[string(srv.ID)], Address: string(srv.Address),
+				Suffrage: strings.ToLower(srv.Suffrage.String())}
+			if m, ok := n.members.ByID(rs.ID); ok {
+				rs.Name = m.Name
+			}
+			rafts = append(rafts, rs)
 		}
 	}
 	active := map[string]int{}
@@ -236,7 +256,7 @@ func (s service) Status() any {
 			}
 		}
 	})
-	out := ClusterStatus{Node: n.cfg.Name, Term: n.store.Term()}
+	out := ClusterStatus{Node: n.cfg.Name, Term: n.store.Term(), Raft: rafts}
 	for _, m := range n.members.Members() {
 		ms := MemberStatus{
 			Name: m.Name, ID: m.Meta.ID, State: string(m.State), Leaving: m.Meta.Leaving,

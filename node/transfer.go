@@ -130,16 +130,8 @@ func (r *replicator) round(ctx context.Context) {
 			if need == 0 || ctx.Err() != nil {
 				break
 			}
-			m, ok := n.members.Member(target)
-			if !ok || m.Meta.Internal == "" {
-				continue
-			}
-			if err := n.peers.Push(ctx, d.ref, m.Meta.Internal, "replicate"); err != nil {
+			if err := n.pushCopy(ctx, d.ref, target); err != nil {
 				r.logger.Warn("replication push failed", "blob", d.ref.Hash, "to", target, "err", err)
-				continue
-			}
-			if err := n.log.Propose(ctx, cluster.OpBlobAdd, cluster.BlobLocation{Blob: d.ref, Node: target}); err != nil {
-				r.logger.Warn("recording a replica failed", "blob", d.ref.Hash, "to", target, "err", err)
 				continue
 			}
 			need--

@@ -39,15 +39,16 @@ type worker struct {
 	metrics *metrics
 	pins    *pins
 
-	mu      sync.Mutex
-	running map[string]*taskRun // by task id
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	running  map[string]*taskRun // by task id
+	draining bool                // start nothing new
+	wg       sync.WaitGroup
 }
 
 type taskRun struct {
-	attempt  int
-	cancel   context.CancelFunc
-	progress float64
+	attempt    int
+	cancel     context.CancelFunc
+	progress   float64
 }
 
 func (w *worker) Run(ctx context.Context) {
@@ -91,6 +92,9 @@ func (w *worker) reconcile(ctx context.Context) {
 		for id, attempt := range mine {
 			if r, ok := w.running[id]; ok && r.attempt == attempt {
 				continue
+			}
+			if w.draining {
+				break
 			}
 			if len(w.running)+len(starts) >= w.slots {
 				break
@@ -390,4 +394,32 @@ func (w *worker) beat() cluster.Heartbeat {
 		hb.Tasks = append(hb.Tasks, cluster.TaskBeat{ID: id, Attempt: r.attempt, Progress: r.progress})
 	}
 	return hb
+}
+
+// drain stops taking tasks, waits up to timeout for the running ones to
+// finish, and hands the rest back to the leader (without counting a
+// failure against them).
+func (w *worker) drain(ctx context.Context, timeout time.Duration) {
+	w.mu.Lock()
+	w.draining = true
+	w.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	for w.active() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond) // polling our own runs; they end on their own
+	}
+	w.mu.Lock()
+	var back []cluster.TaskFailure
+	for id, r := range w.running {
+		r.cancel() // a canceled run reports nothing; the hand-back below does
+		back = append(back, cluster.TaskFailure{TaskID: id, Node: w.name, Attempt: r.attempt,
+			Reason: "handed back: node " + w.name + " is shutting down", Requeue: true})
+	}
+	w.mu.Unlock()
+	for _, f := range back {
+		if err := w.log.Propose(ctx, cluster.OpTaskFail, f); err != nil {
+			w.logger.Warn("handing a task back failed", "task", f.TaskID, "err", err)
+		} else {
+			w.logger.Info("task handed back", "task", f.TaskID)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -136,23 +137,54 @@ func (c *localCluster) Move(i int, ip string) {
 	c.ips[i] = ip
 }
 
-// StopAll stops every pod, highest ordinal first.
-func (c *localCluster) StopAll(grace time.Duration) {
+// Running lists the ordinals of running pods, in order.
+func (c *localCluster) Running() []int {
 	c.mu.Lock()
-	var idx []int
+	defer c.mu.Unlock()
+	var out []int
 	for i := range c.procs {
-		idx = append(idx, i)
+		out = append(out, i)
 	}
-	c.mu.Unlock()
-	for k := len(idx) - 1; k >= 0; k-- {
-		max := 0
-		for j, i := range idx {
-			if i > idx[max] {
-				max = j
+	sort.Ints(out)
+	return out
+}
+
+// Scale does what the StatefulSet controller does for `kubectl scale`:
+// up, it starts the missing pods name-0..name-(n-1) (fresh data dirs for
+// new ordinals); down, it stops pods from the highest ordinal with SIGTERM
+// and the grace period, one at a time, and deletes each removed pod's data
+// (persistentVolumeClaimRetentionPolicy whenScaled: Delete).
+func (c *localCluster) Scale(n int, grace time.Duration) error {
+	running := map[int]bool{}
+	for _, i := range c.Running() {
+		running[i] = true
+	}
+	for i := range n {
+		if !running[i] {
+			if err := c.Start(i); err != nil {
+				return err
 			}
 		}
-		c.Stop(idx[max], grace)
-		idx = append(idx[:max], idx[max+1:]...)
+	}
+	for i := c.size + 64; i >= n; i-- {
+		if !running[i] {
+			continue
+		}
+		if err := c.Stop(i, grace); err != nil {
+			return fmt.Errorf("scale down %s: %w", c.name(i), err)
+		}
+		if err := os.RemoveAll(filepath.Join(c.dir, c.name(i))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StopAll stops every pod, highest ordinal first.
+func (c *localCluster) StopAll(grace time.Duration) {
+	r := c.Running()
+	for k := len(r) - 1; k >= 0; k-- {
+		c.Stop(r[k], grace)
 	}
 }
 

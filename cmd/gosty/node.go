@@ -26,6 +26,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.ClusterKeyFile, "cluster-key-file", "", "file with the secret peers present on the internal API")
 	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", "", "file with a 16/24/32-byte gossip encryption key (raw or base64)")
 	fs.BoolVar(&cfg.Fast, "fast", cfg.Fast, "quick failure detection (loopback clusters and tests)")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGTERM, how long to let running tasks finish before handing them back")
 	fs.DurationVar(&cfg.Stabilize, "stabilize", cfg.Stabilize, "how long a new node must be alive before it is promoted to voter")
 	fs.StringVar(&join, "join", "", "comma-separated host[:port] or DNS names of peers")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", cfg.Bootstrap, "may form a new cluster")

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gosty/gosty/node/nodetest"
+)
+
+type raftView struct {
+	Leader string `json:"leader"`
+	Raft   []struct {
+		Name     string `json:"name"`
+		Suffrage string `json:"suffrage"`
+	} `json:"raft"`
+}
+
+// raftMatches waits until the raft configuration holds exactly the running
+// pods, with min(3, pods) voters.
+func raftMatches(t *testing.T, c *localCluster) {
+	t.Helper()
+	running := c.Running()
+	var want []string
+	for _, i := range running {
+		want = append(want, c.name(i))
+	}
+	sort.Strings(want)
+	var last string
+	nodetest.WaitFor(t, 90*time.Second, "raft configuration = "+strings.Join(want, ","), func() bool {
+		var v raftView
+		if getJSON(c.HTTP(running[0])+"/api/v1/cluster", &v) != nil {
+			return false
+		}
+		var got []string
+		voters := 0
+		for _, s := range v.Raft {
+			got = append(got, s.Name)
+			if s.Suffrage == "voter" {
+				voters++
+			}
+		}
+		sort.Strings(got)
+		last = fmt.Sprintf("%v voters=%d", got, voters)
+		return strings.Join(got, ",") == strings.Join(want, ",") && voters == min(3, len(want))
+	})
+	t.Logf("raft: %s", last)
+}
+
+// TestScaleWhileJobsRun scales 3→5→2→3 the way the StatefulSet controller
+// does while jobs run: every job completes, the raft configuration follows
+// the live pods, and after the scale-down every source and output still
+// has two copies on live pods.
+func TestScaleWhileJobsRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs node processes and ffmpeg")
+	}
+	c := newTestCluster(t, 15, 5, "--slots", "1", "--drain-timeout", "5s")
+	const grace = 60 * time.Second
+	if err := c.Scale(3, grace); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, c, []int{0, 1, 2}, 3, 3)
+
+	dir := t.TempDir()
+	clip := func(name string, secs int) string {
+		return nodetest.GenClip(t, filepath.Join(dir, name), "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=480x270:rate=25:duration=%d", secs),
+			"-f", "lavfi", "-i", fmt.Sprintf("sine=duration=%d", secs), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+			"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	}
+	var jobs []string
+	submit := func(name string) {
+		jobs = append(jobs, uploadTo(t, c.HTTP(0), clip(name, 12), `{"chunk_seconds":2,"preset":"medium"}`))
+	}
+	submit("a.mp4")
+	if err := c.Scale(5, grace); err != nil {
+		t.Fatal(err)
+	}
+	submit("b.mp4")
+	raftMatches(t, c)
+	if err := c.Scale(2, grace); err != nil {
+		t.Fatal(err)
+	}
+	submit("c.mp4")
+	raftMatches(t, c)
+	if err := c.Scale(3, grace); err != nil {
+		t.Fatal(err)
+	}
+	submit("d.mp4")
+	raftMatches(t, c)
+
+	live := c.Running()
+	var want []string
+	for _, id := range jobs {
+		var j failJob
+		nodetest.WaitFor(t, 4*time.Minute, "job "+id, func() bool {
+			return getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "done" || j.State == "failed")
+		})
+		if j.State != "done" {
+			t.Fatalf("job %s ended %s: %s", id, j.State, j.Error)
+		}
+		checkPlayableDuration(t, c.HTTP(0), j, 12)
+		want = append(want, fetchSum(t, c.HTTP(0)+j.Outputs.HLS))
+	}
+	for _, name := range []string{"a.mp4", "b.mp4", "c.mp4", "d.mp4"} {
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		sum := sha256.Sum256(b)
+		want = append(want, hex.EncodeToString(sum[:]))
+	}
+	nodetest.WaitFor(t, 60*time.Second, "two live copies of every source and playlist", func() bool {
+		for _, h := range want {
+			if holdersOf(c, live, h) < 2 {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -1,0 +1,100 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/gosty/gosty/cluster"
+)
+
+// drain is the graceful half of leaving (SIGTERM, scale-down, rolling
+// restart): announce it, finish or hand back the running tasks, make sure
+// nothing stored only here is lost, and hand over leadership. Leaving gossip
+// afterwards (close) is what lets the leader drop this node from raft.
+func (n *Node) drain(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*n.cfg.DrainTimeout+10*time.Second)
+	defer cancel()
+	start := time.Now()
+	log := n.logger.With("component", "drain")
+	if err := n.members.UpdateMeta(func(m *cluster.MemberMeta) { m.Leaving = true }); err != nil {
+		log.Warn("announcing the leave", "err", err)
+	}
+	n.worker.drain(ctx, n.cfg.DrainTimeout)
+	n.handoff(ctx)
+	if n.store.IsLeader() {
+		if err := n.store.Raft().LeadershipTransfer().Error(); err != nil {
+			log.Info("no leadership transfer", "err", err)
+		} else {
+			log.Info("leadership transferred")
+		}
+	}
+	log.Info("drained", "seconds", time.Since(start).Seconds())
+}
+
+// handoff pushes every blob some job still needs to other nodes until it
+// has enough copies without this one: the replication factor for sources
+// and published outputs, one copy for intermediate media of running jobs.
+func (n *Node) handoff(ctx context.Context) {
+	self := n.cfg.Name
+	targets := map[string]bool{}
+	for _, w := range n.Workers() {
+		if w.Name != self {
+			targets[w.Name] = true
+		}
+	}
+	if len(targets) == 0 {
+		return // nobody to hand to: a lone node keeps its data for its return
+	}
+	type duty struct {
+		ref     cluster.BlobRef
+		holders map[string]bool
+		need    int
+	}
+	var duties []duty
+	n.store.FSM().Read(func(st *cluster.State) {
+		durable := st.Durable()
+		for hash := range st.Referenced() {
+			h := st.Blobs[hash]
+			if h == nil || !h.Nodes[self] {
+				continue
+			}
+			others := map[string]bool{}
+			for name := range h.Nodes {
+				if targets[name] {
+					others[name] = true
+				}
+			}
+			need := 1
+			if _, ok := durable[hash]; ok {
+				need = n.cfg.Replicas
+			}
+			if need = min(need, len(targets)) - len(others); need > 0 {
+				duties = append(duties, duty{ref: cluster.BlobRef{Hash: hash, Size: h.Size}, holders: others, need: need})
+			}
+		}
+	})
+	for _, d := range duties {
+		for _, target := range rankTargets(d.ref.Hash, targets, d.holders) {
+			if d.need == 0 || ctx.Err() != nil {
+				break
+			}
+			if err := n.pushCopy(ctx, d.ref, target); err != nil {
+				n.logger.Warn("hand-off push failed", "blob", d.ref.Hash, "to", target, "err", err)
+				continue
+			}
+			d.need--
+		}
+	}
+}
+
+// pushCopy sends a local blob to a node and records the new copy.
+func (n *Node) pushCopy(ctx context.Context, ref cluster.BlobRef, target string) error {
+	m, ok := n.members.Member(target)
+	if !ok || m.Meta.Internal == "" {
+		return cluster.ErrNotFound
+	}
+	if err := n.peers.Push(ctx, ref, m.Meta.Internal, cluster.ReasonReplicate); err != nil {
+		return err
+	}
+	return n.log.Propose(ctx, cluster.OpBlobAdd, cluster.BlobLocation{Blob: ref, Node: target})
+}
