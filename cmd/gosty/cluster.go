@@ -50,10 +50,12 @@ func (c *localCluster) ip(i int) string {
 // HTTP is pod i's public base URL.
 func (c *localCluster) HTTP(i int) string { return "http://" + net.JoinHostPort(c.ip(i), "8080") }
 
+// joinList is what the headless Service's DNS name would resolve to: the
+// current address of every ordinal up to size.
 func (c *localCluster) joinList() string {
 	var peers []string
 	for i := range c.size {
-		peers = append(peers, fmt.Sprintf("%s.%d", c.net, c.first+i))
+		peers = append(peers, c.ip(i))
 	}
 	return strings.Join(peers, ",")
 }

@@ -64,7 +64,7 @@ func podOf(c *localCluster, name string) int {
 // something in the middle of it.
 func failoverSetup(t *testing.T, subnet int, submitTo func(leader int) int) (*localCluster, int, string, int) {
 	t.Helper()
-	c := newTestCluster(t, subnet, 3, "--slots", "1")
+	c := newTestCluster(t, subnet, 3, "--slots", "1", "--drain-timeout", "5s")
 	for i := range 3 {
 		if err := c.Start(i); err != nil {
 			t.Fatal(err)

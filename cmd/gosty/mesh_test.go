@@ -292,6 +292,10 @@ func TestMeshFormsSharesWorkAndReplicates(t *testing.T) {
 	for _, u := range job.Outputs.MP4 {
 		files = append(files, u)
 	}
+	// Reads are local: wait until every node has applied the job's end.
+	for i := range 4 {
+		waitJobOn(t, c, []int{i}, id)
+	}
 	sums := map[string]string{}
 	for _, f := range files {
 		for i := range 4 {

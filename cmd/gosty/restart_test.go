@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gosty/gosty/node/nodetest"
+)
+
+// TestFullRestart stops every node mid-job twice: first all at once with
+// SIGKILL and back on new addresses (a power cut and a reschedule), then
+// all gracefully with SIGTERM. Each time the cluster re-forms by itself
+// and finishes the jobs.
+func TestFullRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs node processes and ffmpeg")
+	}
+	c, _, id, _ := failoverSetup(t, 16, func(leader int) int { return leader })
+	nodetest.WaitFor(t, 2*time.Minute, "the job mid-way", func() bool {
+		var j failJob
+		getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j)
+		return j.State == "transcoding" && j.encoded() >= 1
+	})
+	for i := range 3 {
+		c.Kill(i)
+	}
+	restarted := time.Now()
+	for i := range 3 {
+		c.Move(i, fmt.Sprintf("127.0.16.%d", 100+i))
+	}
+	for i := range 3 {
+		if err := c.Start(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agree(t, c, []int{0, 1, 2}, 3, 3)
+	t.Logf("power cut → cluster re-formed on new addresses: %v", time.Since(restarted).Round(10*time.Millisecond))
+	j := waitJobOn(t, c, []int{1}, id) // the node we read from has caught up
+	checkPlayable(t, c.HTTP(1), j)
+
+	// Now gracefully, with a new job in flight.
+	src := nodetest.GenClip(t, filepath.Join(t.TempDir(), "b.mp4"), "-f", "lavfi", "-i", "testsrc2=size=480x270:rate=25:duration=12",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
+	id2 := uploadTo(t, c.HTTP(1), src, `{"chunk_seconds":2,"preset":"medium"}`)
+	nodetest.WaitFor(t, 2*time.Minute, "the second job started", func() bool {
+		var j failJob
+		getJSON(c.HTTP(1)+"/api/v1/jobs/"+id2, &j)
+		return j.State == "transcoding"
+	})
+	stopped := time.Now()
+	c.StopAll(60 * time.Second)
+	t.Logf("graceful stop of all nodes: %v", time.Since(stopped).Round(10*time.Millisecond))
+	for i := range 3 {
+		if err := c.Start(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agree(t, c, []int{0, 1, 2}, 3, 3)
+	j2 := waitJobOn(t, c, []int{2}, id2)
+	checkPlayableDuration(t, c.HTTP(2), j2, 12)
+}
