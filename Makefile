@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 DATA    ?= ./data
 HTTP    ?= :8080
 
-.PHONY: all build run cluster test test-short bench deps deps-go deps-ffmpeg vet clean
+.PHONY: all build run cluster test test-short bench deps deps-go deps-ffmpeg deps-iptables vet clean
 
 all: build
 
@@ -27,7 +27,7 @@ cluster: build deps-ffmpeg
 vet: deps-go
 	$(GO) vet ./...
 
-test: deps vet
+test: deps deps-iptables vet
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -short -run '^$$' -bench . -benchtime 1x ./bench/
 
@@ -53,6 +53,17 @@ deps-ffmpeg:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
 		else \
 			echo "ffmpeg and ffprobe are missing: install them (Debian/Ubuntu: sudo apt-get install ffmpeg)"; exit 1; \
+		fi; \
+	fi
+
+# The partition test cuts nodes apart with iptables on loopback (as root).
+deps-iptables:
+	@if ! command -v iptables >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing iptables with apt-get"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null; \
+		else \
+			echo "iptables is missing: the partition test will be skipped (Debian/Ubuntu: sudo apt-get install iptables)"; \
 		fi; \
 	fi
 

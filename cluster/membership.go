@@ -184,6 +184,24 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 		mc.GossipVerifyOutgoing = true
 	}
 
+	if ip := net.ParseIP(cfg.BindAddr); ip != nil && !ip.IsUnspecified() {
+		// Gossip dials from the bind address, as it listens on it, so that
+		// a node's traffic carries its own address (firewalls and fault
+		// injection see who is talking; multi-homed hosts pick the right
+		// interface).
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{cfg.BindAddr}, BindPort: cfg.BindPort, Logger: mc.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start membership on %s: %w",
+				net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
+		}
+		mc.Transport = &boundTransport{NetTransport: nt, local: &net.TCPAddr{IP: ip}}
+		if mc.BindPort == 0 {
+			mc.BindPort = nt.GetAutoBindPort()
+			mc.AdvertisePort = mc.BindPort
+		}
+	}
 	list, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("start membership on %s: %w",
@@ -816,4 +834,20 @@ func splitJoinEntry(entry string, defPort int) (string, int, error) {
 		return "", 0, fmt.Errorf("join entry %q: missing host", entry)
 	}
 	return host, p, nil
+}
+
+// boundTransport is memberlist's TCP/UDP transport with outgoing TCP
+// connections made from the bind address (UDP already sends from it).
+type boundTransport struct {
+	*memberlist.NetTransport
+	local *net.TCPAddr
+}
+
+func (t *boundTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
+}
+
+func (t *boundTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout, LocalAddr: t.local}
+	return d.Dial("tcp", a.Addr)
 }

@@ -110,6 +110,8 @@ type PeerConfig struct {
 	// Client is nil for a client with dial (5s) and response-header (30s)
 	// timeouts, no proxy and no overall timeout (bodies are large).
 	Client *http.Client
+	// BindAddr is the IP peer connections are made from ("" = any).
+	BindAddr string
 }
 
 // Peers is the client side of the internal API.
@@ -133,6 +135,15 @@ type pullCall struct {
 // holder do not count: each holder gives at most one).
 const maxPullAttempts = 5
 
+// localAddr is where peer connections come from: the bind IP when it is
+// specific, like gossip and raft.
+func (c PeerConfig) localAddr() net.Addr {
+	if ip := net.ParseIP(c.BindAddr); ip != nil && !ip.IsUnspecified() {
+		return &net.TCPAddr{IP: ip}
+	}
+	return nil
+}
+
 // NewPeers builds the client.
 func NewPeers(cfg PeerConfig) *Peers {
 	p := &Peers{
@@ -149,7 +160,7 @@ func NewPeers(cfg PeerConfig) *Peers {
 	if p.client == nil {
 		p.client = &http.Client{Transport: &http.Transport{
 			Proxy:                 nil, // peer traffic never goes through HTTP_PROXY
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, LocalAddr: cfg.localAddr()}).DialContext,
 			ResponseHeaderTimeout: 30 * time.Second,
 			ExpectContinueTimeout: 2 * time.Second, // Push: a peer that has the blob answers before the body
 			IdleConnTimeout:       90 * time.Second,

@@ -80,15 +80,17 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 		// Port 0 (tests): advertise whatever port the listener gets.
 		advertise = nil
 	}
-	s.transport, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, &raft.NetworkTransportConfig{
-		ServerAddressProvider: cfg.AddressProvider,
-		Logger:                newHCLogger(log, "raft-net"),
-		MaxPool:               3,
-		Timeout:               10 * time.Second,
-	})
+	stream, err := newBoundStream(cfg.BindAddr, advertise)
 	if err != nil {
 		return nil, fmt.Errorf("open store: raft transport on %s: %w", cfg.BindAddr, err)
 	}
+	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		ServerAddressProvider: cfg.AddressProvider,
+		Logger:                newHCLogger(log, "raft-net"),
+		Stream:                stream,
+		MaxPool:               3,
+		Timeout:               10 * time.Second,
+	})
 	s.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
 	if err != nil {
 		s.transport.Close()
@@ -335,3 +337,40 @@ func waitFuture(ctx context.Context, f raft.Future) error {
 		return ctx.Err()
 	}
 }
+
+// boundStream is raft's TCP stream layer, dialing from the bind address
+// (like gossip) when that address is specific.
+type boundStream struct {
+	net.Listener
+	advertise net.Addr
+	dialer    net.Dialer
+}
+
+func newBoundStream(bind string, advertise net.Addr) (*boundStream, error) {
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, err
+	}
+	s := &boundStream{Listener: ln, advertise: advertise}
+	if s.advertise == nil {
+		s.advertise = ln.Addr()
+	}
+	if a, ok := s.advertise.(*net.TCPAddr); !ok || a.IP == nil || a.IP.IsUnspecified() {
+		ln.Close()
+		return nil, fmt.Errorf("address %v is not advertisable", s.advertise)
+	}
+	if host, _, err := net.SplitHostPort(bind); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			s.dialer.LocalAddr = &net.TCPAddr{IP: ip}
+		}
+	}
+	return s, nil
+}
+
+func (s *boundStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := s.dialer
+	d.Timeout = timeout
+	return d.Dial("tcp", string(addr))
+}
+
+func (s *boundStream) Addr() net.Addr { return s.advertise }

@@ -374,3 +374,12 @@ func TestNodeRejoinsOnNewIP(t *testing.T) {
 	t.Logf("after the move: %s", v.summary())
 	nodetest.WaitReady(t, c.HTTP(2), 30*time.Second)
 }
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
