@@ -29,7 +29,7 @@ vet: deps-go
 
 test: deps deps-iptables vet
 	$(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -short -run '^$$' -bench . -benchtime 1x ./bench/
+	$(GO) test -short -run '^$$' -bench . -benchtime 1x ./bench/ ./cmd/gosty/
 
 test-short: deps-go
 	$(GO) test -count=1 -short ./...
@@ -38,7 +38,7 @@ test-short: deps-go
 # BENCHMARKS.md.
 bench: deps
 	mkdir -p bench/results
-	GOSTY_BENCH_DIR=$(CURDIR)/bench/results $(GO) test -run '^$$' -bench '$(or $(BENCH),.)' -benchtime 1x -timeout 60m ./bench/
+	GOSTY_BENCH_DIR=$(CURDIR)/bench/results $(GO) test -run '^$$' -bench '$(or $(BENCH),.)' -benchtime 1x -timeout 60m ./bench/ ./cmd/gosty/
 	{ printf '# Benchmarks\n\nProduced by `make bench` (sections in bench/results/, one per benchmark).\n\n'; cat bench/results/*.md; } > BENCHMARKS.md
 
 deps: deps-go deps-ffmpeg

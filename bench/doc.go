@@ -1,4 +1,5 @@
-// Package bench holds gosty's benchmarks: numbers measured side by side on
+// Package bench holds gosty's benchmarks (the failover benchmark lives
+// with the process harness in cmd/gosty): numbers measured side by side on
 // one machine in one run, never absolute times compared across runs.
 //
 //	make bench   # full form; each benchmark writes a section into bench/results/,

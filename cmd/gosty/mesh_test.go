@@ -49,7 +49,7 @@ func (l *logs) writer(name string) io.Writer {
 	return lockedWriter{&l.mu, l.buf[name]}
 }
 
-func (l *logs) dump(t *testing.T) {
+func (l *logs) dump(t testing.TB) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for name, b := range l.buf {
@@ -59,7 +59,7 @@ func (l *logs) dump(t *testing.T) {
 
 // newTestCluster is a localCluster of test-binary processes on
 // 127.0.<subnet>.x, cleaned up (every process SIGKILLed) when the test ends.
-func newTestCluster(t *testing.T, subnet, size int, extra ...string) *localCluster {
+func newTestCluster(t testing.TB, subnet, size int, extra ...string) *localCluster {
 	t.Helper()
 	dir := t.TempDir()
 	key := filepath.Join(dir, "cluster.key")
@@ -128,7 +128,7 @@ func (v clusterView) summary() string {
 
 // agree waits until every listed pod reports the same cluster view with
 // the wanted number of alive members and voters, and returns it.
-func agree(t *testing.T, c *localCluster, pods []int, alive, voters int) clusterView {
+func agree(t testing.TB, c *localCluster, pods []int, alive, voters int) clusterView {
 	t.Helper()
 	var v0 clusterView
 	nodetest.WaitFor(t, 60*time.Second, fmt.Sprintf("%d pods to agree on %d alive, %d voters", len(pods), alive, voters), func() bool {
@@ -161,7 +161,7 @@ func agree(t *testing.T, c *localCluster, pods []int, alive, voters int) cluster
 	return v0
 }
 
-func uploadTo(t *testing.T, base, path, options string) string {
+func uploadTo(t testing.TB, base, path, options string) string {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -189,7 +189,7 @@ func uploadTo(t *testing.T, base, path, options string) string {
 	return j.ID
 }
 
-func fetchSum(t *testing.T, url string) string {
+func fetchSum(t testing.TB, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gosty/gosty/node/nodetest"
+)
+
+// TestChaos runs jobs through a four-node cluster while it kills a worker,
+// kills the leader, pauses a node past its lease and partitions one, and
+// checks the end state: every job done, every output the same on every
+// node and held by two live nodes, one leader that everyone agrees on.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs node processes and ffmpeg")
+	}
+	p := newPartition(t, 18)
+	c := newTestCluster(t, 18, 4, "--slots", "1", "--drain-timeout", "5s")
+	all := []int{0, 1, 2, 3}
+	for _, i := range all {
+		if err := c.Start(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leaderOf := func() int { return podOf(c, agree(t, c, all, 4, 3).Leader) }
+	notLeader := func(l, skip int) int {
+		for _, i := range all {
+			if i != l && i != skip {
+				return i
+			}
+		}
+		return -1
+	}
+	dir := t.TempDir()
+	var jobs []string
+	submit := func(pod, secs int) {
+		src := nodetest.GenClip(t, filepath.Join(dir, fmt.Sprintf("clip%d.mp4", len(jobs))), "-f", "lavfi",
+			"-i", fmt.Sprintf("testsrc2=size=480x270:rate=25:duration=%d", secs),
+			"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:duration=%d", 300+100*len(jobs), secs),
+			"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+		jobs = append(jobs, uploadTo(t, c.HTTP(pod), src, `{"chunk_seconds":2,"preset":"medium"}`))
+	}
+	running := func(id string) func() bool {
+		return func() bool {
+			var j failJob
+			return getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "transcoding" || j.State == "packaging" || j.State == "done")
+		}
+	}
+
+	// 1. A worker dies and comes back.
+	l := leaderOf()
+	submit(l, 16)
+	nodetest.WaitFor(t, 2*time.Minute, "job 1 running", running(jobs[0]))
+	w := notLeader(l, -1)
+	c.Kill(w)
+	if err := c.Start(w); err != nil {
+		t.Fatal(err)
+	}
+	// 2. The leader dies and comes back.
+	l = leaderOf()
+	submit(notLeader(l, -1), 12)
+	nodetest.WaitFor(t, 2*time.Minute, "job 2 running", running(jobs[1]))
+	c.Kill(l)
+	if err := c.Start(l); err != nil {
+		t.Fatal(err)
+	}
+	// 3. A node is paused past its lease, then resumes.
+	l = leaderOf()
+	submit(l, 12)
+	paused := notLeader(l, -1)
+	c.Signal(paused, syscall.SIGSTOP)
+	time.Sleep(6 * time.Second) // the fault itself lasts a while; nothing waits on it
+	c.Signal(paused, syscall.SIGCONT)
+	// 4. A node is partitioned away, then healed.
+	l = leaderOf()
+	submit(l, 10)
+	p.isolate(c.ip(notLeader(l, paused)))
+	time.Sleep(5 * time.Second) // likewise: the partition's length
+	p.heal()
+
+	// The end state.
+	leaderOf()
+	for _, id := range jobs {
+		for _, i := range all {
+			waitJobOn(t, c, []int{i}, id)
+		}
+	}
+	var sums []string
+	for _, id := range jobs {
+		var j struct {
+			Outputs struct {
+				HLS  string            `json:"hls"`
+				DASH string            `json:"dash"`
+				MP4  map[string]string `json:"mp4"`
+			}
+		}
+		if err := getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j); err != nil {
+			t.Fatal(err)
+		}
+		files := []string{j.Outputs.HLS, j.Outputs.DASH}
+		for _, u := range j.Outputs.MP4 {
+			files = append(files, u)
+		}
+		for _, f := range files {
+			want := fetchSum(t, c.HTTP(0)+f)
+			for _, i := range all[1:] {
+				if got := fetchSum(t, c.HTTP(i)+f); got != want {
+					t.Fatalf("job %s %s differs on %s", id, f, c.name(i))
+				}
+			}
+			sums = append(sums, want)
+		}
+	}
+	nodetest.WaitFor(t, 60*time.Second, "two live copies of every output", func() bool {
+		for _, h := range sums {
+			if holdersOf(c, all, h) < 2 {
+				return false
+			}
+		}
+		return true
+	})
+}
