@@ -52,3 +52,35 @@ func TestLeases(t *testing.T) {
 		t.Fatal("a task no longer assigned kept its lease")
 	}
 }
+
+func TestFailingNodeIsAvoidedForAWhile(t *testing.T) {
+	s := NewState()
+	for i, id := range []string{"a", "b", "c"} {
+		j := testJob(id, false)
+		j.SourceBlob.Hash = hash(byte('a' + i))
+		mustApply(t, s, OpJobSubmit, SubmitJob{Job: j})
+		split := TaskID(id, TaskSplit, 0)
+		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "bad", Attempt: 1})
+		mustApply(t, s, OpTaskFail, TaskFailure{TaskID: split, Node: "bad", Attempt: 1, Reason: "segfault"})
+	}
+	// A requeue is not a failure.
+	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: TaskID("a", TaskSplit, 0), Node: "other", Attempt: 2})
+	mustApply(t, s, OpTaskFail, TaskFailure{TaskID: TaskID("a", TaskSplit, 0), Node: "other", Attempt: 2, Reason: "died", Requeue: true})
+
+	var f failureLog
+	f.observe(s, t0)
+	workers := []Worker{{Name: "bad", Slots: 1}, {Name: "other", Slots: 1}}
+	if got := f.filter(workers, t0, 3, time.Minute); len(got) != 1 || got[0].Name != "other" {
+		t.Fatalf("filtered %v", got)
+	}
+	if got := f.filter(workers[:1], t0, 3, time.Minute); len(got) != 1 {
+		t.Fatal("the only worker must not be filtered out")
+	}
+	if got := f.filter(workers, t0.Add(2*time.Minute), 3, time.Minute); len(got) != 2 {
+		t.Fatalf("the node should be forgiven after the window: %v", got)
+	}
+	f.observe(s, t0.Add(time.Second)) // nothing new
+	if len(f.at["bad"]) != 3 || len(f.at["other"]) != 0 {
+		t.Fatalf("failure log %v", f.at)
+	}
+}

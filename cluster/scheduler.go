@@ -39,6 +39,10 @@ type Scheduler struct {
 	LeasePerMediaSecond time.Duration
 
 	leases leases
+	// Nodes that fail tasks again and again are left out for a while.
+	AvoidAfter  int           // failures within AvoidWindow
+	AvoidWindow time.Duration //
+	failures    failureLog
 }
 
 // NewScheduler returns a scheduler over store that places work on workers.
@@ -47,7 +51,8 @@ func NewScheduler(store *Store, workers Workers, log *slog.Logger) *Scheduler {
 		log = slog.Default()
 	}
 	return &Scheduler{store: store, workers: workers, log: log.With("component", "scheduler"), Tick: time.Second,
-		LeaseBase: 15 * time.Second, LeasePerMediaSecond: time.Second}
+		LeaseBase: 15 * time.Second, LeasePerMediaSecond: time.Second,
+		AvoidAfter: 3, AvoidWindow: 5 * time.Minute}
 }
 
 // Run schedules while this node leads, until ctx ends.
@@ -95,7 +100,11 @@ func (s *Scheduler) round(ctx context.Context, term uint64) {
 	s.reclaim(ctx)
 	s.recover(ctx)
 	var plan []AssignTask
-	s.store.FSM().Read(func(st *State) { plan = Assignments(st, s.workers.Workers()) })
+	s.store.FSM().Read(func(st *State) {
+		now := time.Now()
+		s.failures.observe(st, now)
+		plan = Assignments(st, s.failures.filter(s.workers.Workers(), now, s.AvoidAfter, s.AvoidWindow))
+	})
 	for _, a := range plan {
 		a.Term = term
 		err := s.store.Propose(ctx, OpTaskAssign, a)
@@ -203,6 +212,51 @@ func (s *Scheduler) recover(ctx context.Context) {
 // Progress is the last progress a worker reported for a task's current run
 // (0 when unknown or not the leader).
 func (s *Scheduler) Progress(taskID string) float64 { return s.leases.progress(taskID) }
+
+// failureLog remembers, in the leader's memory, when each node failed a
+// task (not counting requeues: a death or a leave is not the node's fault).
+type failureLog struct {
+	seen map[string]int         // task id → failures already counted
+	at   map[string][]time.Time // node → failure times
+}
+
+func (f *failureLog) observe(st *State, now time.Time) {
+	if f.seen == nil {
+		f.seen, f.at = map[string]int{}, map[string][]time.Time{}
+	}
+	for id, t := range st.Tasks {
+		if t.Failures > f.seen[id] && t.FailedOn != "" {
+			for range t.Failures - f.seen[id] {
+				f.at[t.FailedOn] = append(f.at[t.FailedOn], now)
+			}
+		}
+		f.seen[id] = t.Failures
+	}
+}
+
+// filter leaves out workers with at least n failures within window, as long
+// as some worker remains.
+func (f *failureLog) filter(workers []Worker, now time.Time, n int, window time.Duration) []Worker {
+	if n <= 0 {
+		return workers
+	}
+	var keep []Worker
+	for _, w := range workers {
+		recent := 0
+		for _, at := range f.at[w.Name] {
+			if now.Sub(at) < window {
+				recent++
+			}
+		}
+		if recent < n {
+			keep = append(keep, w)
+		}
+	}
+	if len(keep) == 0 {
+		return workers
+	}
+	return keep
+}
 
 var kindOrder = map[TaskKind]int{TaskSplit: 0, TaskAudio: 1, TaskEncode: 2, TaskPackage: 3}
 

@@ -289,12 +289,12 @@ func (s *State) fail(f TaskFailure, at time.Time) error {
 	}
 	j.UpdatedAt = at
 	t.Error = f.Reason
-	t.FailedOn = f.Node
 	if f.Requeue && !f.Permanent {
 		t.State, t.Node = TaskPending, ""
 		return nil
 	}
 	t.Failures++
+	t.FailedOn = f.Node
 	if f.Permanent || t.Failures >= MaxTaskAttempts {
 		reason := f.Reason
 		if !f.Permanent {

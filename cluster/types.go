@@ -100,8 +100,8 @@ type Task struct {
 	Term     uint64    `json:"term,omitempty"` // leader term of the assignment
 	Attempt  int       `json:"attempt"`        // increments on every assignment
 	Failures int       `json:"failures"`
-	Error    string    `json:"error,omitempty"` // last failure
-	FailedOn string    `json:"failed_on,omitempty"`
+	Error    string    `json:"error,omitempty"`     // last failure
+	FailedOn string    `json:"failed_on,omitempty"` // node of the last counted failure
 	// Duration is the media duration the task covers, for leases and progress.
 	Duration float64 `json:"duration"`
 }
