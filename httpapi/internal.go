@@ -185,43 +185,15 @@ func (a *Internal) auth(c *gin.Context) {
 // them apart from the public API's) and logs: blob transfers and failures
 // at info/warn, the frequent status and propose calls at debug.
 func (a *Internal) observe(c *gin.Context) {
-	start := time.Now()
-	a.metrics.inFlight.Inc()
-	defer a.metrics.inFlight.Dec()
-
-	c.Next()
-
-	elapsed := time.Since(start)
-	route := routeOf(c)
-	method := methodLabel(c.Request.Method)
-	status := c.Writer.Status()
-	a.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	a.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
-
-	level := slog.LevelDebug
-	switch {
-	case status >= 500:
-		level = slog.LevelWarn
-	case status == http.StatusUnauthorized || status == http.StatusUnprocessableEntity:
-		level = slog.LevelWarn
-	case c.Request.Method == http.MethodPut:
-		level = slog.LevelInfo
-	}
-	ctx := c.Request.Context()
-	if !a.log.Enabled(ctx, level) {
-		return
-	}
-	a.log.LogAttrs(ctx, level, "internal request",
-		slog.String("method", c.Request.Method),
-		slog.String("route", route),
-		slog.String("path", c.Request.URL.Path),
-		slog.Int("status", status),
-		slog.Duration("duration", elapsed),
-		slog.Int("bytes", max(c.Writer.Size(), 0)),
-		slog.String("remote", c.ClientIP()),
-		slog.String("reason", cluster.TransferReason(c.GetHeader(cluster.HeaderReason))),
-		slog.String("node", a.node),
-	)
+	observeRequest(c, a.metrics, a.log, "internal request", func(_ string, status int) slog.Level {
+		switch {
+		case status >= 500, status == http.StatusUnauthorized, status == http.StatusUnprocessableEntity:
+			return slog.LevelWarn
+		case c.Request.Method == http.MethodPut:
+			return slog.LevelInfo
+		}
+		return slog.LevelDebug
+	}, slog.String("reason", cluster.TransferReason(c.GetHeader(cluster.HeaderReason))), slog.String("node", a.node))
 }
 
 func (a *Internal) recovery(c *gin.Context) {

@@ -95,9 +95,23 @@ var quietRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics":
 // observe logs every request and records the HTTP metrics. It wraps nothing:
 // responses (event streams and files above all) go straight to the client.
 func (a *API) observe(c *gin.Context) {
+	observeRequest(c, a.metrics, a.log, "http request", func(route string, status int) slog.Level {
+		switch {
+		case status >= 500:
+			return slog.LevelWarn
+		case quietRoutes[route]:
+			return slog.LevelDebug
+		}
+		return slog.LevelInfo
+	}, slog.String("node", a.node))
+}
+
+// observeRequest is the request middleware both APIs share: the HTTP
+// metrics by route template, and a log line at the level the API picks.
+func observeRequest(c *gin.Context, m *httpMetrics, log *slog.Logger, msg string, level func(route string, status int) slog.Level, extra ...slog.Attr) {
 	start := time.Now()
-	a.metrics.inFlight.Inc()
-	defer a.metrics.inFlight.Dec()
+	m.inFlight.Inc()
+	defer m.inFlight.Dec()
 
 	c.Next()
 
@@ -105,21 +119,15 @@ func (a *API) observe(c *gin.Context) {
 	route := routeOf(c)
 	method := methodLabel(c.Request.Method)
 	status := c.Writer.Status()
-	a.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	a.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 
-	level := slog.LevelInfo
-	switch {
-	case status >= 500:
-		level = slog.LevelWarn
-	case quietRoutes[route]:
-		level = slog.LevelDebug
-	}
+	lv := level(route, status)
 	ctx := c.Request.Context()
-	if !a.log.Enabled(ctx, level) {
+	if !log.Enabled(ctx, lv) {
 		return
 	}
-	a.log.LogAttrs(ctx, level, "http request",
+	attrs := append([]slog.Attr{
 		slog.String("method", c.Request.Method),
 		slog.String("route", route),
 		slog.String("path", c.Request.URL.Path),
@@ -127,8 +135,8 @@ func (a *API) observe(c *gin.Context) {
 		slog.Duration("duration", elapsed),
 		slog.Int("bytes", max(c.Writer.Size(), 0)),
 		slog.String("remote", c.ClientIP()),
-		slog.String("node", a.node),
-	)
+	}, extra...)
+	log.LogAttrs(ctx, lv, msg, attrs...)
 }
 
 // recovery turns a panic in a handler into a logged 500 with the JSON error

@@ -1,18 +1,13 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
-	"mime/multipart"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,6 +78,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 var (
 	waitFor = nodetest.WaitFor
 	genClip = nodetest.GenClip
+	upload  = nodetest.Upload
 )
 
 type apiJob struct {
@@ -122,30 +118,6 @@ type apiError struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
-}
-
-// upload posts a file as multipart; it returns the status and the body.
-func upload(t *testing.T, base, path, options string) (int, []byte) {
-	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	if options != "" {
-		mw.WriteField("options", options)
-	}
-	fw, _ := mw.CreateFormFile("file", filepath.Base(path))
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw.Write(data)
-	mw.Close()
-	resp, err := http.Post(base+"/api/v1/jobs", mw.FormDataContentType(), &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, body
 }
 
 func submit(t *testing.T, base, path, options string) apiJob {

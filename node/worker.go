@@ -46,9 +46,9 @@ type worker struct {
 }
 
 type taskRun struct {
-	attempt    int
-	cancel     context.CancelFunc
-	progress   float64
+	attempt  int
+	cancel   context.CancelFunc
+	progress float64
 }
 
 func (w *worker) Run(ctx context.Context) {

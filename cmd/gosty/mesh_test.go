@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -163,29 +162,14 @@ func agree(t testing.TB, c *localCluster, pods []int, alive, voters int) cluster
 
 func uploadTo(t testing.TB, base, path, options string) string {
 	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	if options != "" {
-		mw.WriteField("options", options)
-	}
-	fw, _ := mw.CreateFormFile("file", filepath.Base(path))
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw.Write(b)
-	mw.Close()
-	resp, err := http.Post(base+"/api/v1/jobs", mw.FormDataContentType(), &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("upload to %s: %d %s", base, resp.StatusCode, body)
+	code, body := nodetest.Upload(t, base, path, options)
+	if code != http.StatusCreated {
+		t.Fatalf("upload to %s: %d %s", base, code, body)
 	}
 	var j struct{ ID string }
-	json.Unmarshal(body, &j)
+	if err := json.Unmarshal(body, &j); err != nil {
+		t.Fatal(err)
+	}
 	return j.ID
 }
 

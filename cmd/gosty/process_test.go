@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -112,24 +110,7 @@ func TestKillNineMidJobThenRestartFinishes(t *testing.T) {
 	raftPort := nodetest.FreePort(t)
 	p := startProc(t, data, nodetest.FreePort(t), raftPort, "--slots", "1", "--preset", "medium")
 
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	mw.WriteField("options", `{"chunk_seconds":3}`)
-	fw, _ := mw.CreateFormFile("file", "clip.mp4")
-	b, _ := os.ReadFile(src)
-	fw.Write(b)
-	mw.Close()
-	resp, err := http.Post(p.base+"/api/v1/jobs", mw.FormDataContentType(), &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("upload: %d %s", resp.StatusCode, body)
-	}
-	var j procJob
-	json.Unmarshal(body, &j)
+	j := procJob{ID: uploadTo(t, p.base, src, `{"chunk_seconds":3}`)}
 
 	// Kill once some chunks are encoded and others are not.
 	nodetest.WaitFor(t, 3*time.Minute, "some chunks encoded", func() bool {

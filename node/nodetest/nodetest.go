@@ -4,9 +4,14 @@
 package nodetest
 
 import (
+	"bytes"
+	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -56,4 +61,32 @@ func GenClip(t testing.TB, path string, args ...string) string {
 		t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
 	}
 	return path
+}
+
+// Upload posts a file to base's job API as multipart (options first, as
+// the API requires) and returns the status and body.
+func Upload(t testing.TB, base, path, options string) (int, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if options != "" {
+		mw.WriteField("options", options)
+	}
+	fw, err := mw.CreateFormFile("file", filepath.Base(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.Write(data)
+	mw.Close()
+	resp, err := http.Post(base+"/api/v1/jobs", mw.FormDataContentType(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
 }
