@@ -72,6 +72,35 @@ func (s *Store) Join(ctx context.Context, req JoinRequest) error {
 	return s.Propose(ctx, OpNodeJoin, NodeJoin{ID: req.ID, Name: req.Name})
 }
 
+// RemoveRequest asks the leader to remove a departing server.
+type RemoveRequest struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Remove takes a departing server out of the configuration; it runs on the
+// leader. The leader never removes itself (it hands leadership over
+// first), and the last voter is never removed.
+func (s *Store) Remove(ctx context.Context, req RemoveRequest) error {
+	if !s.IsLeader() {
+		return fmt.Errorf("remove %s: %w", req.Name, ErrNotLeader)
+	}
+	if req.ID == "" || req.ID == s.ID() {
+		return fmt.Errorf("remove %q: %w: not a removable server", req.Name, ErrInvalid)
+	}
+	servers, err := s.Configuration()
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", req.Name, err)
+	}
+	for _, srv := range servers {
+		if string(srv.ID) == req.ID {
+			s.log.Info("removing a departing server", "node", req.Name, "id", req.ID, "suffrage", srv.Suffrage.String())
+			return s.raft.RemoveServer(srv.ID, 0, timeoutOf(ctx)).Error()
+		}
+	}
+	return nil // already gone
+}
+
 // Status is this node's view of raft, for peers deciding whether a cluster
 // exists and where its leader is.
 func (s *Store) Status() RaftStatus {

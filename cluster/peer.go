@@ -726,6 +726,14 @@ func (p *Peers) Join(ctx context.Context, leader string, jr JoinRequest) error {
 	return nil
 }
 
+// Remove asks the leader to take a departing server out of raft.
+func (p *Peers) Remove(ctx context.Context, leader string, req RemoveRequest) error {
+	if err := p.postJSON(ctx, leader, "/raft/remove", req); err != nil {
+		return fmt.Errorf("remove via %s: %w", leader, err)
+	}
+	return nil
+}
+
 // Heartbeat sends a worker's heartbeat to the leader.
 func (p *Peers) Heartbeat(ctx context.Context, leader string, hb Heartbeat) error {
 	if err := p.postJSON(ctx, leader, "/heartbeat", hb); err != nil {

@@ -48,6 +48,8 @@ type PeerRaft interface {
 	// Heartbeat renews a worker's task leases; only the leader takes it
 	// (cluster.ErrNotLeader otherwise).
 	Heartbeat(ctx context.Context, hb cluster.Heartbeat) error
+	// Remove takes a departing server out of the raft configuration.
+	Remove(ctx context.Context, req cluster.RemoveRequest) error
 }
 
 // InternalConfig is everything NewInternal needs.
@@ -163,6 +165,7 @@ func (a *Internal) routes() *gin.Engine {
 	v1.POST("/raft/join", a.join)
 	v1.GET("/raft/status", a.status)
 	v1.POST("/heartbeat", a.heartbeat)
+	v1.POST("/raft/remove", a.remove)
 	return e
 }
 
@@ -406,6 +409,19 @@ func (a *Internal) join(c *gin.Context) {
 		return
 	}
 	if err := a.raft.Join(c.Request.Context(), req); err != nil {
+		a.writeError(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, gin.H{"ok": true})
+}
+
+// remove takes a departing node out of raft on the leader.
+func (a *Internal) remove(c *gin.Context) {
+	var req cluster.RemoveRequest
+	if !a.decodeStrict(c, maxJoinBytes, "remove request", &req) {
+		return
+	}
+	if err := a.raft.Remove(c.Request.Context(), req); err != nil {
 		a.writeError(c, err)
 		return
 	}

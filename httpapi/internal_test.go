@@ -27,13 +27,21 @@ import (
 
 // fakePeerRaft records what the internal API hands it.
 type fakePeerRaft struct {
-	mu     sync.Mutex
-	err    error
-	index  uint64
-	cmds   [][]byte
-	joins  []cluster.JoinRequest
-	beats  []cluster.Heartbeat
-	status cluster.RaftStatus
+	mu      sync.Mutex
+	err     error
+	index   uint64
+	cmds    [][]byte
+	joins   []cluster.JoinRequest
+	beats   []cluster.Heartbeat
+	removed []string
+	status  cluster.RaftStatus
+}
+
+func (f *fakePeerRaft) Remove(ctx context.Context, req cluster.RemoveRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, req.ID)
+	return f.err
 }
 
 func (f *fakePeerRaft) Heartbeat(ctx context.Context, hb cluster.Heartbeat) error {
@@ -577,6 +585,9 @@ func TestInternalHeartbeat(t *testing.T) {
 	hb := cluster.Heartbeat{Node: "gosty-1", Tasks: []cluster.TaskBeat{{ID: "j/encode/00001", Attempt: 2, Progress: 0.5}}}
 	if err := n.peers.Heartbeat(ctx, n.addr, hb); err != nil {
 		t.Fatal(err)
+	}
+	if err := n.peers.Remove(ctx, n.addr, cluster.RemoveRequest{ID: "id-9", Name: "gosty-9"}); err != nil || len(n.raft.removed) != 1 {
+		t.Fatalf("remove: %v %v", err, n.raft.removed)
 	}
 	if len(n.raft.beats) != 1 || n.raft.beats[0].Tasks[0] != hb.Tasks[0] {
 		t.Fatalf("beats %+v", n.raft.beats)

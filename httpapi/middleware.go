@@ -101,6 +101,8 @@ func (a *API) observe(c *gin.Context) {
 			return slog.LevelWarn
 		case quietRoutes[route]:
 			return slog.LevelDebug
+		case (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && status < 400:
+			return slog.LevelDebug // reads are polled by players, UIs and scripts
 		}
 		return slog.LevelInfo
 	}, slog.String("node", a.node))

@@ -28,6 +28,7 @@ func (n *Node) drain(ctx context.Context) {
 			log.Info("leadership transferred")
 		}
 	}
+	n.leaveRaft(ctx)
 	log.Info("drained", "seconds", time.Since(start).Seconds())
 }
 
@@ -97,4 +98,25 @@ func (n *Node) pushCopy(ctx context.Context, ref cluster.BlobRef, target string)
 		return err
 	}
 	return n.log.Propose(ctx, cluster.OpBlobAdd, cluster.BlobLocation{Blob: ref, Node: target})
+}
+
+// leaveRaft asks the leader to take this node out of the configuration, so
+// that a scaled-down node does not linger as a voter the cluster waits for.
+// (Should this fail, the leader also removes servers whose node it sees
+// leave gossip.) A node that is the leader still, or alone, stays.
+func (n *Node) leaveRaft(ctx context.Context) {
+	id, _ := n.store.Leader()
+	if id == "" || id == n.store.ID() {
+		return
+	}
+	m, ok := n.members.ByID(id)
+	if !ok || m.Meta.Internal == "" {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := n.peers.Remove(rctx, m.Meta.Internal, cluster.RemoveRequest{ID: n.store.ID(), Name: n.cfg.Name})
+	if err != nil {
+		n.logger.Warn("leaving raft", "err", err)
+	}
 }

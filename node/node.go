@@ -263,6 +263,9 @@ func (r raftPeer) Join(ctx context.Context, req cluster.JoinRequest) error {
 	return r.n.store.Join(ctx, req)
 }
 func (r raftPeer) Status() cluster.RaftStatus { return r.n.store.Status() }
+func (r raftPeer) Remove(ctx context.Context, req cluster.RemoveRequest) error {
+	return r.n.store.Remove(ctx, req)
+}
 func (r raftPeer) Heartbeat(ctx context.Context, hb cluster.Heartbeat) error {
 	return r.n.sched.Heartbeat(ctx, hb)
 }

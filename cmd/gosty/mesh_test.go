@@ -52,7 +52,7 @@ func (l *logs) dump(t testing.TB) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for name, b := range l.buf {
-		t.Logf("---- %s ----\n%s", name, tail(b.String(), 6000))
+		t.Logf("---- %s ----\n%s", name, tail(b.String(), 40000))
 	}
 }
 
