@@ -189,6 +189,7 @@ func (s *State) assign(a AssignTask, at time.Time) error {
 	}
 	if t.Kind == TaskEncode && t.Chunk < len(j.Chunks) {
 		j.Chunks[t.Chunk].Attempts = a.Attempt
+		j.Chunks[t.Chunk].RunningOn = a.Node
 	}
 	j.UpdatedAt = at
 	return nil
@@ -242,7 +243,7 @@ func (s *State) done(r TaskResult, at time.Time) error {
 		}
 		c := &j.Chunks[t.Chunk]
 		c.Outputs = slices.Clone(r.Outputs)
-		c.EncodedBy = r.Node
+		c.EncodedBy, c.RunningOn = r.Node, ""
 		for _, o := range r.Outputs {
 			s.addBlob(o, r.Node)
 		}
@@ -289,6 +290,9 @@ func (s *State) fail(f TaskFailure, at time.Time) error {
 	}
 	j.UpdatedAt = at
 	t.Error = f.Reason
+	if t.Kind == TaskEncode && t.Chunk < len(j.Chunks) {
+		j.Chunks[t.Chunk].RunningOn = ""
+	}
 	if f.Requeue && !f.Permanent {
 		t.State, t.Node = TaskPending, ""
 		return nil
@@ -331,7 +335,7 @@ func (s *State) rewind(r JobRewind, at time.Time) error {
 		if r.Resplit || i < 0 || i >= len(j.Chunks) {
 			continue
 		}
-		j.Chunks[i].Outputs, j.Chunks[i].EncodedBy = nil, ""
+		j.Chunks[i].Outputs, j.Chunks[i].EncodedBy, j.Chunks[i].RunningOn = nil, "", ""
 		if t := s.Tasks[TaskID(j.ID, TaskEncode, i)]; t != nil {
 			t.State, t.Node = TaskPending, ""
 		}

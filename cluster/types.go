@@ -67,6 +67,7 @@ type Chunk struct {
 	Outputs   []BlobRef `json:"outputs,omitempty"` // one per rendition, in Job.Renditions order
 	EncodedBy string    `json:"encoded_by,omitempty"`
 	Attempts  int       `json:"attempts"`
+	RunningOn string    `json:"running_on,omitempty"` // node of the current assignment
 }
 
 // TaskKind is the kind of work a task does.

@@ -37,6 +37,7 @@ type ChunkView struct {
 	Duration  float64 `json:"duration"`
 	Frames    int     `json:"frames"`
 	EncodedBy string  `json:"encoded_by,omitempty"`
+	RunningOn string  `json:"running_on,omitempty"` // node encoding it now
 	Attempts  int     `json:"attempts"`
 	Bytes     int64   `json:"bytes"`         // the chunk's source
 	Encoded   int64   `json:"encoded_bytes"` // all its renditions
@@ -107,6 +108,7 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 			Duration:  c.Duration,
 			Frames:    c.Frames,
 			EncodedBy: c.EncodedBy,
+			RunningOn: c.RunningOn,
 			Attempts:  c.Attempts,
 			Bytes:     c.Source.Size,
 			Encoded:   enc,

@@ -114,7 +114,7 @@ func failoverOnce(b *testing.B, subnet int, leader bool) time.Duration {
 	nodetest.WaitFor(b, 2*time.Minute, "mid-job with work on the victim", func() bool {
 		var j failJob
 		getJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &j)
-		return j.State == "transcoding" && j.encoded() >= 1 && tasksOn(c, origin, vname) > 0
+		return j.State == "transcoding" && j.encoded() >= 1 && j.runningOn(vname)
 	})
 	before, _ := attemptsSum(c, observer, id)
 	c.Kill(victim)

@@ -18,12 +18,23 @@ type failJob struct {
 	Chunks       []struct {
 		Index     int    `json:"index"`
 		EncodedBy string `json:"encoded_by"`
+		RunningOn string `json:"running_on"`
 		Attempts  int    `json:"attempts"`
 		Encoded   int64  `json:"encoded_bytes"`
 	}
 	Outputs struct {
 		HLS string `json:"hls"`
 	}
+}
+
+// runningOn reports whether some chunk is being encoded on node.
+func (j failJob) runningOn(node string) bool {
+	for _, c := range j.Chunks {
+		if c.RunningOn == node {
+			return true
+		}
+	}
+	return false
 }
 
 func (j failJob) encoded() int {
@@ -86,7 +97,9 @@ func waitJobOn(t *testing.T, c *localCluster, pods []int, id string) failJob {
 	var j failJob
 	nodetest.WaitFor(t, 4*time.Minute, "job to finish", func() bool {
 		for _, p := range pods {
-			if getJSON(c.HTTP(p)+"/api/v1/jobs/"+id, &j) == nil {
+			var cur failJob // fresh each time: omitted fields must not linger
+			if getJSON(c.HTTP(p)+"/api/v1/jobs/"+id, &cur) == nil {
+				j = cur
 				return j.State == "done" || j.State == "failed"
 			}
 		}
@@ -133,10 +146,10 @@ func TestKillWorkerMidJob(t *testing.T) {
 	c, leader, id, origin := failoverSetup(t, 12, func(leader int) int { return leader })
 	victim := (origin + 1) % 3
 	vname := c.name(victim)
-	nodetest.WaitFor(t, 2*time.Minute, vname+" busy mid-job", func() bool {
+	nodetest.WaitFor(t, 2*time.Minute, vname+" encoding a chunk mid-job", func() bool {
 		var j failJob
 		getJSON(c.HTTP(leader)+"/api/v1/jobs/"+id, &j)
-		return j.State == "transcoding" && j.encoded() >= 1 && tasksOn(c, leader, vname) > 0
+		return j.State == "transcoding" && j.encoded() >= 1 && j.runningOn(vname)
 	})
 	c.Kill(victim)
 	killed := time.Now()
@@ -198,10 +211,10 @@ func TestPausedWorkerLateResultIgnored(t *testing.T) {
 	c, leader, id, origin := failoverSetup(t, 14, func(leader int) int { return leader })
 	victim := (origin + 1) % 3
 	vname := c.name(victim)
-	nodetest.WaitFor(t, 2*time.Minute, vname+" busy mid-job", func() bool {
+	nodetest.WaitFor(t, 2*time.Minute, vname+" encoding a chunk mid-job", func() bool {
 		var j failJob
 		getJSON(c.HTTP(leader)+"/api/v1/jobs/"+id, &j)
-		return j.State == "transcoding" && tasksOn(c, leader, vname) > 0
+		return j.State == "transcoding" && j.runningOn(vname)
 	})
 	if err := c.Signal(victim, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
