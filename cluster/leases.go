@@ -45,17 +45,24 @@ func (l *leases) reset() {
 // renew extends the leases a heartbeat names, if they are still the
 // current assignments; ttl gives each task's lease length.
 func (l *leases) renew(hb Heartbeat, now time.Time, current func(id string) (node string, attempt int, ttl time.Duration, ok bool)) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m == nil {
-		l.m = map[string]lease{}
-	}
+	// current reads the FSM: ask it before taking l.mu, so that the lock
+	// order is always FSM first, leases second (readers of progress hold
+	// the FSM's read lock while they ask us).
+	fresh := map[string]lease{}
 	for _, b := range hb.Tasks {
 		node, attempt, ttl, ok := current(b.ID)
 		if !ok || node != hb.Node || attempt != b.Attempt {
 			continue // a stale run: let its lease lapse
 		}
-		l.m[b.ID] = lease{node: node, attempt: attempt, expires: now.Add(ttl), progress: b.Progress}
+		fresh[b.ID] = lease{node: node, attempt: attempt, expires: now.Add(ttl), progress: b.Progress}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]lease{}
+	}
+	for id, ls := range fresh {
+		l.m[id] = ls
 	}
 }
 

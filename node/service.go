@@ -146,7 +146,9 @@ func (s service) Progress(id string) float64 {
 			if len(c.Outputs) > 0 {
 				done += c.Duration
 			} else {
-				done += c.Duration * s.n.worker.progressOf(cluster.TaskID(j.ID, cluster.TaskEncode, c.Index))
+				id := cluster.TaskID(j.ID, cluster.TaskEncode, c.Index)
+				// This node's own run, or (on the leader) what heartbeats report.
+				done += c.Duration * max(s.n.worker.progressOf(id), s.n.sched.Progress(id))
 			}
 		}
 		p = split
