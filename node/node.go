@@ -161,6 +161,7 @@ func New(cfg Config) (_ *Node, err error) {
 	addrs.set(n.members)
 
 	n.metrics = newMetrics(n.store.FSM(), cfg.Slots, cfg.Replicas, n.aliveNames)
+	n.metrics.reg.MustRegister(clusterCollector{n})
 	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: clusterKey, Blobs: n.blobs, Registry: n.metrics.reg,
 		Logger: logger, BindAddr: cfg.BindAddr})
 	n.log = &cluster.Forwarder{Store: n.store, Members: n.members, Peers: n.peers}
