@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 )
 
 // writeFileSync writes data to path atomically: temp file, fsync, rename,
@@ -45,5 +44,3 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
-
-func parseUint(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }

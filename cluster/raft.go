@@ -230,10 +230,7 @@ func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
 func (s *Store) LeaderCh() <-chan bool { return s.raft.LeaderCh() }
 
 // Term is the current raft term.
-func (s *Store) Term() uint64 {
-	t, _ := parseUint(s.raft.Stats()["term"])
-	return t
-}
+func (s *Store) Term() uint64 { return s.raft.CurrentTerm() }
 
 // Raft exposes the raft instance for status and metrics.
 func (s *Store) Raft() *raft.Raft { return s.raft }
@@ -297,20 +294,6 @@ func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
 			if s.raft.AppliedIndex() >= index {
 				return nil
 			}
-		}
-	}
-}
-
-// WaitLeader blocks until some node leads (this one, in a one-node cluster).
-func (s *Store) WaitLeader(ctx context.Context) error {
-	for {
-		if addr, _ := s.raft.LeaderWithID(); addr != "" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for leader: %w", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -539,5 +539,3 @@ func cloneJob(j *Job) Job {
 	c.Options.Renditions = slices.Clone(j.Options.Renditions)
 	return c
 }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -249,7 +250,7 @@ func TestAssignmentsPlacement(t *testing.T) {
 func mustJSON(t *testing.T, s *State) string {
 	t.Helper()
 	c := s.Clone()
-	b, err := jsonMarshal(c)
+	b, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -200,24 +199,7 @@ func (a *Internal) observe(c *gin.Context) {
 }
 
 func (a *Internal) recovery(c *gin.Context) {
-	defer func() {
-		rec := recover()
-		if rec == nil {
-			return
-		}
-		if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
-			panic(rec)
-		}
-		a.log.Error("panic serving internal request",
-			"method", c.Request.Method, "route", routeOf(c), "node", a.node,
-			"panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
-		if c.Writer.Written() {
-			c.Abort()
-			panic(http.ErrAbortHandler)
-		}
-		writeErrorCode(c, http.StatusInternalServerError, "internal", "internal error")
-	}()
-	c.Next()
+	recoverRequest(c, a.log, a.node, "panic serving internal request")
 }
 
 // writeError maps a cluster error to the internal API's codes, which

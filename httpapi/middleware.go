@@ -144,7 +144,10 @@ func observeRequest(c *gin.Context, m *httpMetrics, log *slog.Logger, msg string
 // recovery turns a panic in a handler into a logged 500 with the JSON error
 // shape (when nothing was written yet). http.ErrAbortHandler is re-raised so
 // the server aborts the response as intended.
-func (a *API) recovery(c *gin.Context) {
+func (a *API) recovery(c *gin.Context) { recoverRequest(c, a.log, a.node, "panic serving request") }
+
+// recoverRequest is the panic guard both APIs share.
+func recoverRequest(c *gin.Context, log *slog.Logger, node, msg string) {
 	defer func() {
 		rec := recover()
 		if rec == nil {
@@ -153,8 +156,7 @@ func (a *API) recovery(c *gin.Context) {
 		if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
 			panic(rec)
 		}
-		a.log.Error("panic serving request",
-			"method", c.Request.Method, "route", routeOf(c), "node", a.node,
+		log.Error(msg, "method", c.Request.Method, "route", routeOf(c), "node", node,
 			"panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
 		if c.Writer.Written() {
 			c.Abort()

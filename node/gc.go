@@ -60,22 +60,17 @@ type collector struct {
 	interval time.Duration
 }
 
+// Run collects every interval. It does not wake on every log change: each
+// collection walks the whole blob directory, and a busy job changes the log
+// several times a second.
 func (c *collector) Run(ctx context.Context) {
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
 	for {
-		changed := c.fsm.Changed()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-changed:
-			// Let a burst of changes settle before walking the disk.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
 		}
 		c.collect(ctx)
 	}
