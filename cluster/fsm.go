@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -20,6 +22,8 @@ type FSM struct {
 	state   *State
 	changed chan struct{}
 	applied uint64
+
+	onFinish atomic.Pointer[func(Job)]
 }
 
 // NewFSM returns an FSM over an empty state.
@@ -45,14 +49,32 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	err = f.state.Apply(c)
+	finished := f.state.finished
+	f.state.finished = nil
 	f.applied = l.Index
 	f.notifyLocked()
 	f.mu.Unlock()
 	if err != nil {
 		f.log.Debug("command refused", "index", l.Index, "op", c.Op, "err", err)
 	}
+	// A node replaying an old log after a restart must not report those
+	// jobs as finishing now.
+	if fn := f.onFinish.Load(); fn != nil && time.Since(c.At) < finishReportWindow {
+		for _, j := range finished {
+			(*fn)(j)
+		}
+	}
 	return err
 }
+
+// finishReportWindow is how old a log entry may be for the jobs it finishes
+// to be reported to OnJobFinished.
+const finishReportWindow = time.Minute
+
+// OnJobFinished sets fn to be called (outside the lock) with every job that
+// reaches done, failed or canceled in a freshly committed entry. Every node
+// calls it for the same jobs.
+func (f *FSM) OnJobFinished(fn func(Job)) { f.onFinish.Store(&fn) }
 
 func (f *FSM) notifyLocked() {
 	close(f.changed)

@@ -26,6 +26,10 @@ type State struct {
 	Nodes map[string]string `json:"nodes,omitempty"`
 	// Retired keeps the attempt counts of tasks removed by a rewind.
 	Retired map[string]int `json:"retired,omitempty"`
+
+	// finished collects jobs that reached a final state during the last
+	// Apply, for the FSM to report; it is not part of the replicated state.
+	finished []Job
 }
 
 // BlobHolders records one blob's size and the nodes that hold a copy.
@@ -258,6 +262,7 @@ func (s *State) done(r TaskResult, at time.Time) error {
 		}
 		j.State = JobDone
 		j.FinishedAt = at
+		s.finished = append(s.finished, *j)
 	}
 	t.State = TaskDone
 	t.Error = ""
@@ -385,6 +390,7 @@ func (s *State) cancel(r JobRef, at time.Time) error {
 // on them.
 func (s *State) finish(j *Job, st JobState, reason string, at time.Time) {
 	j.State, j.Error, j.UpdatedAt, j.FinishedAt = st, reason, at, at
+	s.finished = append(s.finished, *j)
 	for _, t := range s.Tasks {
 		if t.JobID == j.ID && t.State != TaskDone {
 			t.State = TaskFailed

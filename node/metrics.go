@@ -1,6 +1,8 @@
 package node
 
 import (
+	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,12 +20,23 @@ type metrics struct {
 	tasksInFlight prometheus.Gauge
 	slots         prometheus.Gauge
 	uploadBytes   prometheus.Counter
+	jobSeconds    *prometheus.HistogramVec
+	jobsFinished  *prometheus.CounterVec
 }
 
-func newMetrics(fsm *cluster.FSM, slots, replicas int, alive func() map[string]bool) *metrics {
+func newMetrics(fsm *cluster.FSM, cfg Config, alive func() map[string]bool) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
 		reg: reg,
+		jobSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gosty_job_duration_seconds",
+			Help:    "Time from submission to done, for jobs that finished while this node was up (every node reports the same jobs).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 15),
+		}, []string{"codec"}),
+		jobsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gosty_jobs_finished_total",
+			Help: "Jobs that reached a final state while this node was up (every node counts the same jobs).",
+		}, []string{"state"}),
 		chunkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gosty_chunk_encode_seconds",
 			Help:    "Wall time to encode one chunk to every rendition.",
@@ -44,17 +57,35 @@ func newMetrics(fsm *cluster.FSM, slots, replicas int, alive func() map[string]b
 			Name: "gosty_upload_bytes_total", Help: "Bytes received in uploads.",
 		}),
 	}
-	m.slots.Set(float64(slots))
+	m.slots.Set(float64(cfg.Slots))
+	for _, s := range []cluster.JobState{cluster.JobDone, cluster.JobFailed, cluster.JobCanceled} {
+		m.jobsFinished.WithLabelValues(string(s))
+	}
+	fsm.OnJobFinished(m.observeJob)
 	reg.MustRegister(m.chunkSeconds, m.encodeSpeed, m.tasksInFlight, m.slots, m.uploadBytes,
-		&stateCollector{fsm: fsm, replicas: replicas, alive: alive},
+		m.jobSeconds, m.jobsFinished,
+		&stateCollector{fsm: fsm, self: cfg.Name, replicas: cfg.Replicas, alive: alive},
+		volumeCollector{dir: cfg.DataDir},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-func (m *metrics) observeEncode(codec string, elapsed time.Duration, media float64) {
-	if codec == "" {
-		codec = "h264"
+func (m *metrics) observeJob(j cluster.Job) {
+	m.jobsFinished.WithLabelValues(string(j.State)).Inc()
+	if j.State == cluster.JobDone {
+		m.jobSeconds.WithLabelValues(codecLabel(j.Options.Codec)).Observe(j.FinishedAt.Sub(j.CreatedAt).Seconds())
 	}
+}
+
+func codecLabel(codec string) string {
+	if codec == "" {
+		return "h264"
+	}
+	return codec
+}
+
+func (m *metrics) observeEncode(codec string, elapsed time.Duration, media float64) {
+	codec = codecLabel(codec)
 	m.chunkSeconds.WithLabelValues(codec).Observe(elapsed.Seconds())
 	if s := elapsed.Seconds(); s > 0 && media > 0 {
 		m.encodeSpeed.WithLabelValues(codec).Observe(media / s)
@@ -65,6 +96,7 @@ func (m *metrics) observeEncode(codec string, elapsed time.Duration, media float
 // they can never drift from the log.
 type stateCollector struct {
 	fsm      *cluster.FSM
+	self     string
 	replicas int
 	alive    func() map[string]bool
 }
@@ -74,6 +106,7 @@ var (
 	queueDesc = prometheus.NewDesc("gosty_queue_depth", "Tasks waiting for a node.", nil, nil)
 	underDesc = prometheus.NewDesc("gosty_blobs_under_replicated",
 		"Sources and published outputs with fewer copies on alive nodes than the replication factor.", nil, nil)
+	heldDesc = prometheus.NewDesc("gosty_blob_store_bytes", "Bytes of blobs this node holds, per the job log.", nil, nil)
 )
 
 var allStates = []cluster.JobState{cluster.JobQueued, cluster.JobSplitting, cluster.JobTranscoding,
@@ -83,13 +116,20 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- jobsDesc
 	ch <- queueDesc
 	ch <- underDesc
+	ch <- heldDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[cluster.JobState]int{}
 	pending, under := 0, 0
+	var held int64
 	alive := c.alive()
 	c.fsm.Read(func(st *cluster.State) {
+		for _, h := range st.Blobs {
+			if h.Nodes[c.self] {
+				held += h.Size
+			}
+		}
 		for hash := range st.Durable() {
 			copies := 0
 			if h := st.Blobs[hash]; h != nil {
@@ -117,4 +157,29 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(pending))
 	ch <- prometheus.MustNewConstMetric(underDesc, prometheus.GaugeValue, float64(under))
+	ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(held))
+}
+
+// volumeCollector reports the data volume's size and free space at scrape
+// time: a full volume is the most common way a transcoding node stops.
+type volumeCollector struct{ dir string }
+
+var (
+	volFreeDesc = prometheus.NewDesc("gosty_data_volume_free_bytes", "Free bytes on the data directory's volume (available to this process).", nil, nil)
+	volSizeDesc = prometheus.NewDesc("gosty_data_volume_size_bytes", "Size of the data directory's volume.", nil, nil)
+)
+
+func (c volumeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- volFreeDesc
+	ch <- volSizeDesc
+}
+
+func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(c.dir, &fs); err != nil {
+		ch <- prometheus.NewInvalidMetric(volFreeDesc, fmt.Errorf("statfs %s: %w", c.dir, err))
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(volFreeDesc, prometheus.GaugeValue, float64(fs.Bavail)*float64(fs.Bsize))
+	ch <- prometheus.MustNewConstMetric(volSizeDesc, prometheus.GaugeValue, float64(fs.Blocks)*float64(fs.Bsize))
 }

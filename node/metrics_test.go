@@ -12,16 +12,10 @@ import (
 // names are there with sane values for a one-node cluster.
 func TestMetricsExposed(t *testing.T) {
 	n := startNode(t, filepath.Join(t.TempDir(), "data"), nil)
-	resp, err := http.Get(n.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	body := string(b)
+	body := scrape(t, n.base)
 	for _, want := range []string{
-		`gosty_raft_state{state="Leader"} 1`,
-		`gosty_raft_state{state="Follower"} 0`,
+		`gosty_raft_state{state="leader"} 1`,
+		`gosty_raft_state{state="follower"} 0`,
 		"gosty_raft_voters 1",
 		"gosty_raft_servers 1",
 		"gosty_raft_last_contact_seconds 0",
@@ -36,6 +30,10 @@ func TestMetricsExposed(t *testing.T) {
 		"gosty_raft_term ",
 		"gosty_raft_commit_index ",
 		"gosty_raft_applied_index ",
+		`gosty_jobs_finished_total{state="failed"} 0`,
+		"gosty_blob_store_bytes 0",
+		"gosty_data_volume_free_bytes ",
+		"gosty_data_volume_size_bytes ",
 		"go_goroutines ",
 		"process_resident_memory_bytes ",
 	} {
@@ -43,4 +41,19 @@ func TestMetricsExposed(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// scrape returns the text of a node's /metrics.
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	return string(b)
 }

@@ -160,7 +160,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	addrs.set(n.members)
 
-	n.metrics = newMetrics(n.store.FSM(), cfg.Slots, cfg.Replicas, n.aliveNames)
+	n.metrics = newMetrics(n.store.FSM(), cfg, n.aliveNames)
 	n.metrics.reg.MustRegister(clusterCollector{n})
 	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: clusterKey, Blobs: n.blobs, Registry: n.metrics.reg,
 		Logger: logger, BindAddr: cfg.BindAddr})

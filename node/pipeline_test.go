@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"math"
 	"net"
 	"net/http"
@@ -112,6 +113,17 @@ func TestPipelineGoodClips(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Every job finished while the node watched: the job-level series count
+	// them once each.
+	metrics := scrape(t, n.base)
+	for _, want := range []string{
+		fmt.Sprintf(`gosty_jobs_finished_total{state="done"} %d`, len(cases)),
+		fmt.Sprintf(`gosty_job_duration_seconds_count{codec="h264"} %d`, len(cases)),
+	} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
 

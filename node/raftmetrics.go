@@ -2,6 +2,7 @@ package node
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -46,7 +47,7 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		if s == state {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(raftStateDesc, prometheus.GaugeValue, v, s.String())
+		ch <- prometheus.MustNewConstMetric(raftStateDesc, prometheus.GaugeValue, v, strings.ToLower(s.String()))
 	}
 	stats := r.Stats()
 	gauge := func(d *prometheus.Desc, key string) {
