@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 DATA    ?= ./data
 HTTP    ?= :8080
 
-.PHONY: all build run cluster test test-short bench deps deps-go deps-ffmpeg deps-iptables vet clean
+.PHONY: all build run cluster test test-short bench deps deps-go deps-ffmpeg deps-iptables deps-prometheus vet clean
 
 all: build
 
@@ -27,7 +27,7 @@ cluster: build deps-ffmpeg
 vet: deps-go
 	$(GO) vet ./...
 
-test: deps deps-iptables vet
+test: deps deps-iptables deps-prometheus vet
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -short -run '^$$' -bench . -benchtime 1x ./bench/ ./cmd/gosty/
 
@@ -64,6 +64,18 @@ deps-iptables:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null; \
 		else \
 			echo "iptables is missing: the partition test will be skipped (Debian/Ubuntu: sudo apt-get install iptables)"; \
+		fi; \
+	fi
+
+# The dashboard test runs Debian's Prometheus against a local cluster, and
+# promtool checks the alert rules and every node's /metrics.
+deps-prometheus:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing prometheus with apt-get"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		else \
+			echo "prometheus is missing: the dashboard and alert tests will be skipped (Debian/Ubuntu: sudo apt-get install prometheus)"; \
 		fi; \
 	fi
 
