@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,9 +13,40 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 )
+
+// Exit codes of the client commands, so scripts can tell a job that failed
+// from a request that never got an answer.
+const (
+	exitJobFailed = 1 // a job ended failed or canceled
+	exitUsage     = 2 // bad flags or arguments
+	exitRequest   = 3 // the server was unreachable or refused the request
+)
+
+// exitError carries the process exit code with the error main prints.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitError{exitUsage, fmt.Errorf(format, args...)}
+}
+
+// exitCode maps an error from a command to the process exit code.
+func exitCode(err error) int {
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	return 1
+}
 
 // client is the command-line side of the public API.
 type client struct {
@@ -22,30 +54,52 @@ type client struct {
 	token  string
 	output string
 	hc     *http.Client
+	stdout io.Writer
+	stderr io.Writer
+	poll   time.Duration
+}
+
+// submitFlags are the choices `gosty submit` turns into job options.
+type submitFlags struct {
+	options      string
+	renditions   string
+	codec        string
+	preset       string
+	chunkSeconds float64
+	wait         bool
+	progress     string
 }
 
 func runClient(ctx context.Context, cmd string, args []string) error {
 	fs := flag.NewFlagSet("gosty "+cmd, flag.ContinueOnError)
-	c := &client{hc: &http.Client{}}
-	var tokenFile, options string
-	var wait bool
+	c := &client{hc: &http.Client{}, stdout: os.Stdout, stderr: os.Stderr, poll: 500 * time.Millisecond}
+	var tokenFile string
+	var sf submitFlags
 	fs.StringVar(&c.server, "server", "http://127.0.0.1:8080", "node to talk to")
 	fs.StringVar(&tokenFile, "api-token-file", "", "file with the API bearer token")
 	fs.StringVar(&c.output, "output", "text", "text or json")
 	if cmd == "submit" {
-		fs.StringVar(&options, "options", "", `job options as JSON, e.g. {"renditions":["720p","360p"]}`)
-		fs.BoolVar(&wait, "wait", false, "wait until every job has finished")
+		fs.StringVar(&sf.renditions, "renditions", "", "comma-separated ladder, e.g. 720p,480p or 720p@2500k (default: the codec's ladder)")
+		fs.StringVar(&sf.codec, "codec", "", "video codec (default h264)")
+		fs.StringVar(&sf.preset, "preset", "", "encoder speed/quality preset (default: the node's)")
+		fs.Float64Var(&sf.chunkSeconds, "chunk-seconds", 0, "target chunk duration (default: the node's)")
+		fs.StringVar(&sf.options, "options", "", `job options as JSON, e.g. {"renditions":["720p","360p"]}; the flags above override it`)
+		fs.BoolVar(&sf.wait, "wait", false, "wait until every job has finished; exit 1 if any failed")
+		fs.StringVar(&sf.progress, "progress", "auto", "progress bars on stderr: auto (when stderr is a terminal and --output text), on or off")
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return &exitError{exitUsage, err}
 	}
 	if err := envDefaults(fs); err != nil {
-		return err
+		return &exitError{exitUsage, err}
+	}
+	if c.output != "text" && c.output != "json" {
+		return usageError("--output must be text or json, not %q", c.output)
 	}
 	if tokenFile != "" {
 		b, err := os.ReadFile(tokenFile)
 		if err != nil {
-			return err
+			return &exitError{exitUsage, err}
 		}
 		c.token = strings.TrimSpace(string(b))
 	}
@@ -53,45 +107,71 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 	switch cmd {
 	case "submit":
 		if fs.NArg() == 0 {
-			return fmt.Errorf("submit: name at least one file")
+			return usageError("submit: name at least one file")
 		}
-		return c.submit(ctx, fs.Args(), options, wait)
+		options, err := sf.jobOptions()
+		if err != nil {
+			return &exitError{exitUsage, err}
+		}
+		return c.submit(ctx, fs.Args(), options, sf.wait, c.showProgress(sf.progress))
 	case "jobs":
-		var out struct {
-			Jobs []jobView `json:"jobs"`
+		if fs.NArg() != 0 {
+			return usageError("jobs: unexpected arguments %q", fs.Args())
 		}
-		if err := c.do(ctx, http.MethodGet, "/api/v1/jobs", nil, "", &out); err != nil {
-			return err
-		}
-		return c.print(out, func(w io.Writer) {
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSTATE\tPROGRESS\tERROR")
-			for _, j := range out.Jobs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%3.0f%%\t%s\n", j.ID, j.Name, j.State, 100*j.Progress, j.Error)
-			}
-			tw.Flush()
-		})
+		return c.jobs(ctx)
 	case "job", "cancel":
 		if fs.NArg() != 1 {
-			return fmt.Errorf("%s: name one job id", cmd)
+			return usageError("%s: name one job id", cmd)
 		}
-		method := http.MethodGet
-		if cmd == "cancel" {
-			method = http.MethodDelete
-		}
-		var j json.RawMessage
-		if err := c.do(ctx, method, "/api/v1/jobs/"+url.PathEscape(fs.Arg(0)), nil, "", &j); err != nil {
-			return err
-		}
-		return c.printJSON(j)
+		return c.job(ctx, fs.Arg(0), cmd == "cancel")
 	case "members":
-		var s json.RawMessage
-		if err := c.do(ctx, http.MethodGet, "/api/v1/cluster", nil, "", &s); err != nil {
-			return err
-		}
-		return c.printJSON(s)
+		return c.members(ctx)
 	}
-	return fmt.Errorf("unknown command %q", cmd)
+	return usageError("unknown command %q", cmd)
+}
+
+// jobOptions merges --options with the single-purpose flags.
+func (sf submitFlags) jobOptions() (string, error) {
+	opts := map[string]any{}
+	if sf.options != "" {
+		if err := json.Unmarshal([]byte(sf.options), &opts); err != nil {
+			return "", fmt.Errorf("--options: %w", err)
+		}
+	}
+	if sf.renditions != "" {
+		var r []string
+		for _, s := range strings.Split(sf.renditions, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				r = append(r, s)
+			}
+		}
+		opts["renditions"] = r
+	}
+	if sf.codec != "" {
+		opts["codec"] = sf.codec
+	}
+	if sf.preset != "" {
+		opts["preset"] = sf.preset
+	}
+	if sf.chunkSeconds != 0 {
+		opts["chunk_seconds"] = sf.chunkSeconds
+	}
+	if len(opts) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(opts)
+	return string(b), err
+}
+
+func (c *client) showProgress(mode string) bool {
+	switch mode {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	st, err := os.Stderr.Stat()
+	return c.output == "text" && err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 type jobView struct {
@@ -99,53 +179,74 @@ type jobView struct {
 	Name     string  `json:"name"`
 	State    string  `json:"state"`
 	Progress float64 `json:"progress"`
-	Error    string  `json:"error"`
+	Error    string  `json:"error,omitempty"`
 	Outputs  struct {
-		HLS  string `json:"hls"`
-		DASH string `json:"dash"`
+		HLS  string            `json:"hls,omitempty"`
+		DASH string            `json:"dash,omitempty"`
+		MP4  map[string]string `json:"mp4,omitempty"`
 	} `json:"outputs"`
 }
 
-func (c *client) submit(ctx context.Context, files []string, options string, wait bool) error {
-	var ids []string
+func (j jobView) finished() bool {
+	return j.State == "done" || j.State == "failed" || j.State == "canceled"
+}
+
+// submit uploads every file, then (with wait) follows every job to its end.
+// Text output is one line per job; JSON output is {"jobs": [...]}, the full
+// job views when waiting.
+func (c *client) submit(ctx context.Context, files []string, options string, wait, progress bool) error {
+	bars := newProgress(ctx, c.stderr, progress)
+	var jobs []jobView
 	for _, f := range files {
-		j, err := c.upload(ctx, f, options)
+		j, err := c.upload(ctx, f, options, bars)
 		if err != nil {
-			return err
+			bars.wait()
+			return &exitError{exitRequest, err}
 		}
-		ids = append(ids, j.ID)
-		if c.output == "text" {
-			fmt.Printf("%s\t%s\t%s\n", j.ID, j.Name, j.State)
+		jobs = append(jobs, j)
+		if c.output == "text" && !progress {
+			fmt.Fprintf(c.stdout, "%s\t%s\t%s\n", j.ID, j.Name, j.State)
 		}
 	}
 	if !wait {
+		bars.wait()
 		if c.output == "json" {
-			return json.NewEncoder(os.Stdout).Encode(map[string][]string{"jobs": ids})
+			return json.NewEncoder(c.stdout).Encode(map[string]any{"jobs": jobs})
 		}
 		return nil
 	}
+
+	final := make([]json.RawMessage, len(jobs))
+	views := make([]jobView, len(jobs))
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() {
+			final[i], views[i], errs[i] = c.follow(ctx, j, bars)
+		})
+	}
+	wg.Wait()
+	bars.wait()
+	if err := errors.Join(errs...); err != nil {
+		return &exitError{exitRequest, err}
+	}
 	failed := 0
-	var final []jobView
-	for _, id := range ids {
-		j, err := c.waitJob(ctx, id)
-		if err != nil {
-			return err
-		}
-		final = append(final, j)
+	for _, j := range views {
 		if j.State != "done" {
 			failed++
+			fmt.Fprintf(c.stderr, "gosty: job %s (%s) %s: %s\n", j.ID, j.Name, j.State, j.Error)
 		}
 		if c.output == "text" {
-			fmt.Printf("%s\t%s\t%s\n", j.ID, j.State, firstNonEmpty(j.Error, c.server+j.Outputs.HLS))
+			fmt.Fprintf(c.stdout, "%s\t%s\t%s\t%s\n", j.ID, j.Name, j.State, firstNonEmpty(j.Error, c.server+j.Outputs.HLS))
 		}
 	}
 	if c.output == "json" {
-		if err := json.NewEncoder(os.Stdout).Encode(map[string]any{"jobs": final}); err != nil {
+		if err := json.NewEncoder(c.stdout).Encode(map[string]any{"jobs": final}); err != nil {
 			return err
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d jobs did not finish", failed, len(ids))
+		return &exitError{exitJobFailed, fmt.Errorf("%d of %d jobs did not finish", failed, len(jobs))}
 	}
 	return nil
 }
@@ -158,12 +259,18 @@ func firstNonEmpty(a, b string) string {
 }
 
 // upload streams a file as multipart without holding it in memory.
-func (c *client) upload(ctx context.Context, path, options string) (jobView, error) {
+func (c *client) upload(ctx context.Context, path, options string, bars *progress) (jobView, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return jobView{}, err
+		return jobView{}, fmt.Errorf("submit %s: %w", path, err)
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return jobView{}, fmt.Errorf("submit %s: %w", path, err)
+	}
+	name := filepath.Base(path)
+	bar := bars.upload(name, st.Size())
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	go func() {
@@ -173,11 +280,11 @@ func (c *client) upload(ctx context.Context, path, options string) (jobView, err
 					return err
 				}
 			}
-			part, err := mw.CreateFormFile("file", filepath.Base(path))
+			part, err := mw.CreateFormFile("file", name)
 			if err != nil {
 				return err
 			}
-			if _, err := io.Copy(part, f); err != nil {
+			if _, err := io.Copy(part, bar.reader(f)); err != nil {
 				return err
 			}
 			return mw.Close()
@@ -186,28 +293,149 @@ func (c *client) upload(ctx context.Context, path, options string) (jobView, err
 	}()
 	var j jobView
 	err = c.do(ctx, http.MethodPost, "/api/v1/jobs", pr, mw.FormDataContentType(), &j)
+	// The pipe's reader is done either way; this unblocks the writer when
+	// the server answered before reading the whole body.
+	pr.CloseWithError(errors.New("upload finished"))
+	bar.done(err == nil)
 	if err != nil {
 		return j, fmt.Errorf("submit %s: %w", path, err)
 	}
 	return j, nil
 }
 
-func (c *client) waitJob(ctx context.Context, id string) (jobView, error) {
+// follow polls one job until it finishes, moving its progress bar, and
+// returns the final job JSON as the server sent it.
+func (c *client) follow(ctx context.Context, j jobView, bars *progress) (json.RawMessage, jobView, error) {
+	bar := bars.transcode(j.Name)
 	for {
-		var j jobView
-		if err := c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id), nil, "", &j); err != nil {
-			return j, err
+		var raw json.RawMessage
+		if err := c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(j.ID), nil, "", &raw); err != nil {
+			bar.done(false)
+			return nil, j, err
 		}
-		switch j.State {
-		case "done", "failed", "canceled":
-			return j, nil
+		var v jobView
+		if err := json.Unmarshal(raw, &v); err != nil {
+			bar.done(false)
+			return nil, j, fmt.Errorf("job %s: %w", j.ID, err)
+		}
+		bar.set(v.State, v.Progress)
+		if v.finished() {
+			bar.done(v.State == "done")
+			return raw, v, nil
 		}
 		select {
 		case <-ctx.Done():
-			return j, ctx.Err()
-		case <-time.After(time.Second):
+			bar.done(false)
+			return nil, v, ctx.Err()
+		case <-time.After(c.poll):
 		}
 	}
+}
+
+func (c *client) jobs(ctx context.Context) error {
+	var out struct {
+		Jobs []jobView `json:"jobs"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/jobs", nil, "", &out); err != nil {
+		return &exitError{exitRequest, err}
+	}
+	return c.print(out, func(w io.Writer) {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tSTATE\tPROGRESS\tERROR")
+		for _, j := range out.Jobs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%3.0f%%\t%s\n", j.ID, j.Name, j.State, 100*j.Progress, j.Error)
+		}
+		tw.Flush()
+	})
+}
+
+// job shows one job, or cancels it (a finished job is deleted).
+func (c *client) job(ctx context.Context, id string, cancel bool) error {
+	method := http.MethodGet
+	if cancel {
+		method = http.MethodDelete
+	}
+	var raw json.RawMessage
+	if err := c.do(ctx, method, "/api/v1/jobs/"+url.PathEscape(id), nil, "", &raw); err != nil {
+		return &exitError{exitRequest, err}
+	}
+	if c.output == "json" || len(raw) == 0 {
+		return c.printJSON(raw)
+	}
+	var j struct {
+		jobView
+		Renditions []struct {
+			Name          string `json:"name"`
+			Width, Height int
+			Bitrate       int64 `json:"bitrate"`
+		} `json:"renditions"`
+		Chunks []struct {
+			EncodedBy string `json:"encoded_by"`
+			RunningOn string `json:"running_on"`
+			Attempts  int    `json:"attempts"`
+		} `json:"chunks"`
+	}
+	if err := json.Unmarshal(raw, &j); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "id\t%s\nname\t%s\nstate\t%s\nprogress\t%.0f%%\n", j.ID, j.Name, j.State, 100*j.Progress)
+	if j.Error != "" {
+		fmt.Fprintf(tw, "error\t%s\n", j.Error)
+	}
+	encoded, retried := 0, 0
+	for _, ch := range j.Chunks {
+		if ch.EncodedBy != "" {
+			encoded++
+		}
+		if ch.Attempts > 1 {
+			retried++
+		}
+	}
+	fmt.Fprintf(tw, "chunks\t%d encoded of %d (%d retried)\n", encoded, len(j.Chunks), retried)
+	for _, r := range j.Renditions {
+		fmt.Fprintf(tw, "rendition\t%s %dx%d %d kb/s\n", r.Name, r.Width, r.Height, r.Bitrate/1000)
+	}
+	if j.Outputs.HLS != "" {
+		fmt.Fprintf(tw, "hls\t%s%s\ndash\t%s%s\n", c.server, j.Outputs.HLS, c.server, j.Outputs.DASH)
+	}
+	return tw.Flush()
+}
+
+func (c *client) members(ctx context.Context) error {
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodGet, "/api/v1/cluster", nil, "", &raw); err != nil {
+		return &exitError{exitRequest, err}
+	}
+	if c.output == "json" {
+		return c.printJSON(raw)
+	}
+	var s struct {
+		Leader  string `json:"leader"`
+		Members []struct {
+			Name        string `json:"name"`
+			State       string `json:"state"`
+			RaftRole    string `json:"raft_role"`
+			Voter       bool   `json:"voter"`
+			Leaving     bool   `json:"leaving"`
+			Slots       int    `json:"slots"`
+			TasksActive int    `json:"tasks_active"`
+			HTTP        string `json:"http"`
+		} `json:"members"`
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tRAFT\tVOTER\tTASKS\tHTTP")
+	for _, m := range s.Members {
+		state := m.State
+		if m.Leaving {
+			state += " (leaving)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d/%d\t%s\n", m.Name, state, m.RaftRole, m.Voter, m.TasksActive, m.Slots, m.HTTP)
+	}
+	return tw.Flush()
 }
 
 func (c *client) do(ctx context.Context, method, path string, body io.Reader, ctype string, out any) error {
@@ -244,18 +472,21 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, ct
 
 func (c *client) print(v any, text func(io.Writer)) error {
 	if c.output == "json" {
-		return json.NewEncoder(os.Stdout).Encode(v)
+		return json.NewEncoder(c.stdout).Encode(v)
 	}
-	text(os.Stdout)
+	text(c.stdout)
 	return nil
 }
 
 func (c *client) printJSON(raw json.RawMessage) error {
+	if len(raw) == 0 {
+		return nil
+	}
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return err
 	}
-	enc := json.NewEncoder(os.Stdout)
+	enc := json.NewEncoder(c.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

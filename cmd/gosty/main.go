@@ -19,11 +19,17 @@ Usage:
   gosty node [flags]          run a node (gosty node -h for flags)
   gosty cluster [--nodes N]   run N local nodes on 127.0.0.1..N, API on each :8080
   gosty submit FILE...        upload videos and print their job ids
+                              [--renditions 720p,360p] [--codec h264] [--wait]
+                              [--progress auto|on|off]
   gosty jobs                  list jobs
   gosty job ID                show one job
   gosty cancel ID             cancel a running job, or delete a finished one
   gosty members               show the cluster's members
   gosty version               print the version
+
+Client commands take --server URL (default http://127.0.0.1:8080) and
+--output text|json. Exit codes: 0 success, 1 a job failed or was canceled,
+2 bad usage, 3 the server was unreachable or refused the request.
 
 Every flag can also be set in the environment as GOSTY_<NAME> (upper case,
 '-' becomes '_'), e.g. GOSTY_DATA_DIR=/var/lib/gosty.
@@ -55,6 +61,6 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gosty:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
