@@ -105,6 +105,8 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = s.id
 	rc.Logger = newHCLogger(log, "raft")
+	// The per-peer legacy metric names are dropped by the bridge anyway.
+	rc.NoLegacyTelemetry = true
 	if cfg.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 		rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2

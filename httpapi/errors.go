@@ -78,12 +78,12 @@ func (a *API) writeError(c *gin.Context, err error) {
 		writeErrorCode(c, statusClientClosed, "canceled", "request canceled")
 	case errors.Is(err, context.DeadlineExceeded):
 		a.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "request timed out",
-			slog.String("route", routeOf(c)), slog.String("node", a.node), slog.Any("err", err))
+			slog.String("route", routeOf(c)), slog.Any("err", err))
 		writeErrorCode(c, http.StatusGatewayTimeout, "timeout", "the request timed out")
 	default:
 		a.log.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
 			slog.String("method", c.Request.Method), slog.String("route", routeOf(c)),
-			slog.String("node", a.node), slog.Any("err", err))
+			slog.Any("err", err))
 		writeErrorCode(c, http.StatusInternalServerError, "internal", "internal error")
 	}
 }

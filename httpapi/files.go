@@ -109,7 +109,7 @@ func (a *API) serveFile(c *gin.Context) {
 	http.ServeContent(w, c.Request, rel, time.Time{}, f)
 	w.finish()
 	if w.status == http.StatusInternalServerError {
-		a.log.Error("serving a file failed", "route", routeOf(c), "node", a.node, "job", id,
+		a.log.Error("serving a file failed", "route", routeOf(c), "job", id,
 			"file", rel, "blob", ref.Hash, "err", w.message)
 	}
 }

@@ -62,7 +62,7 @@ type InternalConfig struct {
 	// Registry receives gosty_transfer_bytes_total and the HTTP request
 	// metrics; it may be the public API's registry.
 	Registry *prometheus.Registry
-	Logger   *slog.Logger // nil = slog.Default()
+	Logger   *slog.Logger // carries the node id (the node's logger does); nil = slog.Default()
 	NodeName string
 }
 
@@ -114,8 +114,7 @@ func NewInternal(cfg InternalConfig) (*Internal, error) {
 		a.log = slog.Default()
 	}
 	if a.open {
-		a.log.Warn("internal API has no cluster key: any client that reaches it can read blobs and propose commands; set --cluster-key-file",
-			"node", a.node)
+		a.log.Warn("internal API has no cluster key: any client that reaches it can read blobs and propose commands; set --cluster-key-file")
 	}
 	var err error
 	if a.transfer, err = transferBytes(cfg.Registry); err != nil {
@@ -195,11 +194,11 @@ func (a *Internal) observe(c *gin.Context) {
 			return slog.LevelInfo
 		}
 		return slog.LevelDebug
-	}, slog.String("reason", cluster.TransferReason(c.GetHeader(cluster.HeaderReason))), slog.String("node", a.node))
+	}, slog.String("reason", cluster.TransferReason(c.GetHeader(cluster.HeaderReason))))
 }
 
 func (a *Internal) recovery(c *gin.Context) {
-	recoverRequest(c, a.log, a.node, "panic serving internal request")
+	recoverRequest(c, a.log, "panic serving internal request")
 }
 
 // writeError maps a cluster error to the internal API's codes, which
@@ -228,7 +227,7 @@ func (a *Internal) writeError(c *gin.Context, err error) {
 	default:
 		a.log.LogAttrs(c.Request.Context(), slog.LevelError, "internal request failed",
 			slog.String("method", c.Request.Method), slog.String("route", routeOf(c)),
-			slog.String("node", a.node), slog.Any("err", err))
+			slog.Any("err", err))
 		writeErrorCode(c, http.StatusInternalServerError, "internal", "internal error")
 	}
 }
@@ -269,7 +268,7 @@ func (a *Internal) getBlob(c *gin.Context) {
 	http.ServeContent(w, c.Request, "", time.Time{}, f)
 	w.finish()
 	if w.status == http.StatusInternalServerError {
-		a.log.Error("serving a blob failed", "node", a.node, "blob", h, "err", w.message)
+		a.log.Error("serving a blob failed", "blob", h, "err", w.message)
 	}
 }
 

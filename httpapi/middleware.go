@@ -105,7 +105,7 @@ func (a *API) observe(c *gin.Context) {
 			return slog.LevelDebug // reads are polled by players, UIs and scripts
 		}
 		return slog.LevelInfo
-	}, slog.String("node", a.node))
+	})
 }
 
 // observeRequest is the request middleware both APIs share: the HTTP
@@ -144,10 +144,10 @@ func observeRequest(c *gin.Context, m *httpMetrics, log *slog.Logger, msg string
 // recovery turns a panic in a handler into a logged 500 with the JSON error
 // shape (when nothing was written yet). http.ErrAbortHandler is re-raised so
 // the server aborts the response as intended.
-func (a *API) recovery(c *gin.Context) { recoverRequest(c, a.log, a.node, "panic serving request") }
+func (a *API) recovery(c *gin.Context) { recoverRequest(c, a.log, "panic serving request") }
 
 // recoverRequest is the panic guard both APIs share.
-func recoverRequest(c *gin.Context, log *slog.Logger, node, msg string) {
+func recoverRequest(c *gin.Context, log *slog.Logger, msg string) {
 	defer func() {
 		rec := recover()
 		if rec == nil {
@@ -156,7 +156,7 @@ func recoverRequest(c *gin.Context, log *slog.Logger, node, msg string) {
 		if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
 			panic(rec)
 		}
-		log.Error(msg, "method", c.Request.Method, "route", routeOf(c), "node", node,
+		log.Error(msg, "method", c.Request.Method, "route", routeOf(c),
 			"panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
 		if c.Writer.Written() {
 			c.Abort()

@@ -51,7 +51,7 @@ type Config struct {
 	Health  Health
 	// Registry receives the HTTP metrics and is served on /metrics.
 	Registry *prometheus.Registry
-	Logger   *slog.Logger // nil = slog.Default()
+	Logger   *slog.Logger // carries the node id (the node's logger does); nil = slog.Default()
 	// MaxUploadBytes bounds a whole upload request body; 0 = 64 GiB.
 	MaxUploadBytes int64
 	// APIToken, when set, is required as "Authorization: Bearer <token>" on

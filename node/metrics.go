@@ -66,6 +66,7 @@ func newMetrics(fsm *cluster.FSM, cfg Config, alive func() map[string]bool) *met
 		m.jobSeconds, m.jobsFinished,
 		&stateCollector{fsm: fsm, self: cfg.Name, replicas: cfg.Replicas, alive: alive},
 		volumeCollector{dir: cfg.DataDir},
+		cluster.InternalMetrics(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
