@@ -540,3 +540,23 @@ func TestDashboardQueriesParse(t *testing.T) {
 	}
 	runPromtool(t, promtool, "check", "rules", file)
 }
+
+// The README's panel table shows every query; keep it in step with the
+// dashboard (a | in a query is escaped as \| inside the table).
+func TestReadmeListsEveryQuery(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, b := loadDashboard(t)
+	targets, err := Targets(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range targets {
+		cell := "`" + strings.ReplaceAll(tg.Expr, "|", `\|`) + "`"
+		if !bytes.Contains(readme, []byte("| "+tg.Panel+" |")) || !bytes.Contains(readme, []byte(cell)) {
+			t.Errorf("README.md panel table lacks %q / %s", tg.Panel, cell)
+		}
+	}
+}
