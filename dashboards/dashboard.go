@@ -35,12 +35,9 @@ const node = `instance=~"$instance"`
 // The README asks for the scrape job to be named gosty.
 const goJob = `job="gosty",` + node
 
-// raftState matches one value of gosty_raft_state{state}. The match ignores
-// case: the node exports hashicorp/raft's RaftState.String() ("Leader"),
-// the metrics contract spells the values in lower case ("leader"), and
-// the dashboard must work with either.
+// raftState matches one value of gosty_raft_state{state} (lower case).
 func raftState(state string) string {
-	return fmt.Sprintf(`state=~"(?i)%s"`, state)
+	return fmt.Sprintf(`state="%s"`, state)
 }
 
 // Dashboard returns the dashboard as indented JSON with a trailing newline.
@@ -406,7 +403,9 @@ func httpRow() []cog.Builder[dashboard.Panel] {
 		graph("Server error ratio by route",
 			"Share of requests answered with a 5xx status, by route (gosty_http_requests_total{code=~\"5..\"} over all requests). Each node counts the requests it served; summed over the selected nodes.",
 			"percentunit",
-			q(`sum by (route) (rate(gosty_http_requests_total{`+node+`,code=~"5.."}[$__rate_interval])) / sum by (route) (rate(gosty_http_requests_total{`+node+`}[$__rate_interval]))`, "{{route}}")).
+			// "or … * 0" keeps routes without errors on the graph at 0
+			// instead of dropping them (and the panel going blank).
+			q(`(sum by (route) (rate(gosty_http_requests_total{`+node+`,code=~"5.."}[$__rate_interval])) or 0 * sum by (route) (rate(gosty_http_requests_total{`+node+`}[$__rate_interval]))) / sum by (route) (rate(gosty_http_requests_total{`+node+`}[$__rate_interval]))`, "{{route}}")).
 			Span(12),
 		graph("Latency p90 by route",
 			"90th percentile time to serve a request by route (gosty_http_request_duration_seconds{route,method} histogram). Each node records the requests it served; buckets summed over the selected nodes. Server-sent event streams (routes ending in /events) are left out: they count their whole life.",
