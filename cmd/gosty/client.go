@@ -402,6 +402,24 @@ func (c *client) job(ctx context.Context, id string, cancel bool) error {
 	return tw.Flush()
 }
 
+// clusterView is the part of GET /api/v1/cluster the client shows.
+type clusterView struct {
+	Node    string       `json:"node"`
+	Leader  string       `json:"leader"`
+	Members []memberView `json:"members"`
+}
+
+type memberView struct {
+	Name        string `json:"name"`
+	State       string `json:"state"`
+	RaftRole    string `json:"raft_role"`
+	Voter       bool   `json:"voter"`
+	Leaving     bool   `json:"leaving"`
+	Slots       int    `json:"slots"`
+	TasksActive int    `json:"tasks_active"`
+	HTTP        string `json:"http"`
+}
+
 func (c *client) members(ctx context.Context) error {
 	var raw json.RawMessage
 	if err := c.do(ctx, http.MethodGet, "/api/v1/cluster", nil, "", &raw); err != nil {
@@ -410,19 +428,7 @@ func (c *client) members(ctx context.Context) error {
 	if c.output == "json" {
 		return c.printJSON(raw)
 	}
-	var s struct {
-		Leader  string `json:"leader"`
-		Members []struct {
-			Name        string `json:"name"`
-			State       string `json:"state"`
-			RaftRole    string `json:"raft_role"`
-			Voter       bool   `json:"voter"`
-			Leaving     bool   `json:"leaving"`
-			Slots       int    `json:"slots"`
-			TasksActive int    `json:"tasks_active"`
-			HTTP        string `json:"http"`
-		} `json:"members"`
-	}
+	var s clusterView
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return err
 	}

@@ -89,17 +89,6 @@ func newTestCluster(t testing.TB, subnet, size int, extra ...string) *localClust
 	return c
 }
 
-type clusterView struct {
-	Node    string `json:"node"`
-	Leader  string `json:"leader"`
-	Members []struct {
-		Name     string `json:"name"`
-		State    string `json:"state"`
-		RaftRole string `json:"raft_role"`
-		Voter    bool   `json:"voter"`
-	} `json:"members"`
-}
-
 func getJSON(url string, v any) error {
 	resp, err := http.Get(url)
 	if err != nil {
