@@ -3,7 +3,7 @@
 // the scale control when the cluster runs in Kubernetes. Polled every 3 s.
 import { getCluster, getText, scale, ApiError } from './api.js';
 import { askToken } from './upload.js';
-import { h, bar, formatBytes, formatAgo, showError, clearError } from './util.js';
+import { h, bar, cell, formatBytes, formatAgo, showError, clearError } from './util.js';
 
 const POLL_MS = 3000;
 
@@ -80,14 +80,14 @@ function renderMembers(box, st) {
       const url = memberURL(m);
       const role = m.raft_role + (m.leaving ? ' (leaving)' : '');
       return h('tr', { class: 'member state-' + m.state, dataset: { name: m.name, role: m.raft_role } },
-        h('td', { 'data-label': 'Name' }, url ? h('a', { href: url }, m.name) : m.name,
+        cell('Name', url ? h('a', { href: url }, m.name) : m.name,
           m.name === st.node ? h('span', { class: 'muted' }, ' (this node)') : null),
-        h('td', { 'data-label': 'State' }, h('span', { class: 'badge gossip-' + m.state }, m.state)),
-        h('td', { 'data-label': 'Raft role' }, h('span', { class: 'badge role-' + m.raft_role }, role)),
-        h('td', { 'data-label': 'Voter' }, m.voter ? 'voter' : 'non-voter'),
-        h('td', { 'data-label': 'Slots in use' }, `${m.tasks_active} / ${m.slots}`, bar(m.slots ? m.tasks_active / m.slots : 0, 'small')),
-        h('td', { 'data-label': 'Version' }, m.version || '–'),
-        h('td', { 'data-label': 'Since', title: m.since }, formatAgo(m.since)));
+        cell('State', h('span', { class: 'badge gossip-' + m.state }, m.state)),
+        cell('Raft role', h('span', { class: 'badge role-' + m.raft_role }, role)),
+        cell('Voter', m.voter ? 'voter' : 'non-voter'),
+        cell('Slots in use', `${m.tasks_active} / ${m.slots}`, bar(m.slots ? m.tasks_active / m.slots : 0, 'small')),
+        cell('Version', m.version || '–'),
+        cell('Since', h('span', { title: m.since }, formatAgo(m.since))));
     });
   box.replaceChildren(h('h2', {}, 'Members'), h('div', { class: 'scroll' }, h('table', { class: 'stack' },
     h('thead', {}, h('tr', {}, ['Name', 'State', 'Raft role', 'Voter', 'Slots in use', 'Version', 'Since'].map((t) => h('th', {}, t)))),
@@ -96,10 +96,10 @@ function renderMembers(box, st) {
 
 function renderRaft(box, st) {
   const rows = (st.raft || []).map((s) => h('tr', {},
-    h('td', { 'data-label': 'Name' }, s.name || '?'),
-    h('td', { 'data-label': 'Suffrage' }, s.suffrage),
-    h('td', { 'data-label': 'Address' }, s.address),
-    h('td', { 'data-label': 'ID', class: 'mono' }, s.id)));
+    cell('Name', s.name || '?'),
+    cell('Suffrage', s.suffrage),
+    cell('Address', s.address),
+    cell('ID', h('span', { class: 'mono' }, s.id))));
   box.replaceChildren(h('h2', {}, 'Raft configuration'),
     h('p', { class: 'hint' }, 'Every raft server, whether or not it is a live member.'),
     h('div', { class: 'scroll' }, h('table', { class: 'stack' },
@@ -133,10 +133,10 @@ function renderMoved(box, metrics) {
       h('div', { class: 'scroll' }, h('table', { class: 'stack', id: 'moved-table' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Reason'), h('th', {}, 'In'), h('th', {}, 'Out'))),
         h('tbody', {},
-          reasons.map((r) => h('tr', {}, h('td', { 'data-label': 'Reason' }, r),
-            h('td', { 'data-label': 'In' }, formatBytes(t[r].in)), h('td', { 'data-label': 'Out' }, formatBytes(t[r].out)))),
-          h('tr', { class: 'total' }, h('td', { 'data-label': 'Reason' }, 'total'),
-            h('td', { 'data-label': 'In' }, formatBytes(total.in)), h('td', { 'data-label': 'Out' }, formatBytes(total.out)))))));
+          reasons.map((r) => h('tr', {}, cell('Reason', r),
+            cell('In', formatBytes(t[r].in)), cell('Out', formatBytes(t[r].out)))),
+          h('tr', { class: 'total' }, cell('Reason', 'total'),
+            cell('In', formatBytes(total.in)), cell('Out', formatBytes(total.out)))))));
 }
 
 function renderScale(box, st) {
@@ -160,7 +160,8 @@ function renderScale(box, st) {
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) askToken();
       result.textContent = '';
-      showError(`Scaling failed: ${err.message}`, 'scale');
+      const why = err.status === 404 || err.status === 405 ? 'this node does not offer scaling' : err.message;
+      showError(`Scaling failed: ${why}`, 'scale');
     }
   });
   box.replaceChildren(h('h2', {}, 'Scale'),

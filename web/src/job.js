@@ -146,11 +146,14 @@ function chunkMap(job) {
     c.attempts > 1 ? h('span', { class: 'tries', title: 'attempts' }, '×' + c.attempts) : null);
   })));
   parts.push(h('p', { class: 'legend' },
-    h('span', { class: 'chunk-done key' }), 'encoded ',
-    h('span', { class: 'chunk-running key' }), 'encoding ',
-    h('span', { class: 'chunk-pending key' }), 'waiting ',
-    h('span', { class: 'retried key' }), 'retried · ',
-    [...nodes].map(([n, k]) => `${n}: ${k}`).join(', ')));
+    h('span', {}, h('span', { class: 'chunk-done key' }), ' encoded'),
+    h('span', {}, h('span', { class: 'chunk-running key' }), ' encoding'),
+    h('span', {}, h('span', { class: 'chunk-pending key' }), ' waiting'),
+    h('span', {}, h('span', { class: 'retried key' }), ' retried (×attempts)')));
+  if (nodes.size > 0) {
+    parts.push(h('p', { class: 'hint', id: 'chunks-per-node' }, 'Chunks per node: ',
+      [...nodes].sort().map(([n, k]) => `${n} ${k}`).join(', ')));
+  }
   return parts;
 }
 
@@ -162,14 +165,14 @@ function renditionTable(job, sizes) {
     return h('tr', { dataset: { rendition: r.name, height: r.height } },
       h('td', { 'data-label': 'Rendition' }, r.name),
       h('td', { 'data-label': 'Size' }, `${r.width}×${r.height}`),
-      h('td', { 'data-label': 'Codec' }, r.codec),
+      h('td', { 'data-label': 'Codec', class: 'codec' }, r.codec),
       h('td', { 'data-label': 'Target' }, formatBitrate(r.bitrate)),
       h('td', { 'data-label': 'MP4' }, size ? formatBytes(size) : url ? '…' : '–'),
       h('td', { 'data-label': 'Average' }, size && dur ? formatBitrate((size * 8) / dur) : '–'));
   });
   return h('div', { class: 'scroll' }, h('table', { class: 'renditions', id: 'renditions' },
     h('thead', {}, h('tr', {},
-      h('th', {}, 'Rendition'), h('th', {}, 'Resolution'), h('th', {}, 'Codec'), h('th', {}, 'Target video bitrate'),
+      h('th', {}, 'Rendition'), h('th', {}, 'Resolution'), h('th', { class: 'codec' }, 'Codec'), h('th', {}, 'Target video bitrate'),
       h('th', {}, 'MP4 size'), h('th', { title: 'MP4 size × 8 ÷ duration, audio included' }, 'Average bitrate'))),
     h('tbody', {}, rows)));
 }

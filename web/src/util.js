@@ -125,24 +125,42 @@ export function trackProgress(job) {
 }
 
 // etaSeconds is the estimated time left, or null when there is no estimate.
+// Splitting is quick and packaging has no progress of its own, so only the
+// encoding stretch is extrapolated.
 export function etaSeconds(job) {
-  if (terminal(job.state) || !(job.progress > 0)) return null;
+  if (job.state !== 'transcoding' || !(job.progress > 0)) return null;
   const s = samples.get(job.id);
   let rate = 0;
   let since = 0;
-  if (s && s.p - s.p0 >= 0.01 && s.t - s.t0 >= 2) {
+  if (s && s.p - s.p0 >= 0.02 && s.t - s.t0 >= 3) {
     rate = (s.p - s.p0) / (s.t - s.t0);
     since = performance.now() / 1000 - s.t;
   } else {
+    // Seen first mid-way: the average since the job was submitted (the
+    // server's clock against this one's, so only a stand-in).
     const elapsed = (Date.now() - Date.parse(job.created_at)) / 1000;
-    if (job.progress >= 0.05 && elapsed > 1) rate = job.progress / elapsed;
+    if (job.progress >= 0.15 && elapsed > 1) rate = job.progress / elapsed;
   }
   if (!(rate > 0)) return null;
+  // Packaging takes the last tenth or so; count it at the encoding rate.
   return Math.max(0, (1 - job.progress) / rate - since);
 }
 
 export function etaText(job) {
-  if (job.state === 'queued') return 'waiting for a slot';
+  switch (job.state) {
+    case 'queued':
+      return 'waiting for a slot';
+    case 'splitting':
+      return 'splitting…';
+    case 'packaging':
+      return 'packaging…';
+  }
   const eta = etaSeconds(job);
-  return eta == null ? '' : 'ETA ' + formatDuration(eta);
+  if (eta == null) return job.state === 'transcoding' ? 'ETA: estimating…' : '';
+  return 'ETA ' + formatDuration(eta);
+}
+
+// cell is a table cell that stacks as "label  value" on a phone.
+export function cell(label, ...children) {
+  return h('td', { 'data-label': label }, h('span', { class: 'v' }, ...children));
 }
