@@ -34,7 +34,7 @@ const uiCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 
 const uiNotBuilt = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>gosty: UI not built</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem">
+<body>
 <h1>gosty</h1>
 <p><strong>The web UI was not built into this binary.</strong> Run <code>make ui</code>
 (it needs Node.js and npm) and build again, or use <code>make build</code>, which does both.</p>
