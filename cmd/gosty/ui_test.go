@@ -239,7 +239,7 @@ func TestUI(t *testing.T) {
 	agree(t, c, []int{0, 1}, 2, 2)
 	base := c.HTTP(0)
 
-	ctx, _ := newBrowser(t, chrome)
+	ctx, blog := newBrowser(t, chrome)
 	// H.264 and AAC through Media Source are what the player needs; a
 	// Chromium built without them cannot pass the rest.
 	if ok, err := eval[bool](ctx, `MediaSource.isTypeSupported('video/mp4; codecs="avc1.64001f"') && MediaSource.isTypeSupported('audio/mp4; codecs="mp4a.40.2"')`); err != nil || !ok {
@@ -257,8 +257,11 @@ func TestUI(t *testing.T) {
 	// Connected to the job list stream (its "jobs" snapshot arrived).
 	waitJS(t, ctx, 20*time.Second, "the live job list", `document.querySelector('.empty').textContent`,
 		func(v string) (bool, error) { return strings.HasPrefix(v, "No jobs yet"), nil })
-	// A mark that a reload would wipe out.
-	if _, err := eval[chromedp.Void](ctx, `window.__gostyNoReload = 'still here'`); err != nil {
+	// A mark that a reload would wipe out, and a record of anything the
+	// page's Content-Security-Policy blocks (the player's worker, say).
+	if _, err := eval[chromedp.Void](ctx, `window.__gostyNoReload = 'still here';
+		window.__csp = [];
+		document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));`); err != nil {
 		t.Fatal(err)
 	}
 
@@ -406,6 +409,12 @@ func TestUI(t *testing.T) {
 		t.Errorf("error banner shown: %q (%v)", banner, err)
 	}
 	saveScreenshot(t, ctx, dir, "ui-job.png", true)
+	if csp, err := eval[string](ctx, `window.__csp.join('; ')`); err != nil || csp != "" {
+		t.Errorf("the page's CSP blocked: %q (%v)", csp, err)
+	}
+	if strings.Contains(blog.String(), "exception") {
+		t.Errorf("the page threw:\n%s", blog)
+	}
 
 	// The cluster page lists both nodes and the leader.
 	cl, cancel := context.WithTimeout(ctx, 20*time.Second)
