@@ -8,11 +8,11 @@ LDFLAGS := -X main.version=$(VERSION)
 DATA    ?= ./data
 HTTP    ?= :8080
 
-.PHONY: all build run cluster test test-short bench deps deps-go deps-ffmpeg deps-iptables deps-prometheus vet clean
+.PHONY: all build run cluster test test-short bench ui deps deps-go deps-ffmpeg deps-iptables deps-prometheus deps-node deps-chromium vet clean
 
 all: build
 
-build: deps-go
+build: deps-go ui
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/gosty
 
 run: build deps-ffmpeg
@@ -24,10 +24,20 @@ NODES ?= 3
 cluster: build deps-ffmpeg
 	$(BIN) cluster --nodes $(NODES) --data-dir ./data/cluster
 
+# The web UI: web/ (plain JavaScript, hls.js from npm) bundled by esbuild
+# into httpapi/ui/dist, which the next go build embeds. npm ci runs again
+# only when package.json or the lock file changed.
+ui: web/node_modules/.installed
+	cd web && npm run build --silent
+
+web/node_modules/.installed: web/package.json web/package-lock.json | deps-node
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
 vet: deps-go
 	$(GO) vet ./...
 
-test: deps deps-iptables deps-prometheus vet
+test: deps deps-iptables deps-prometheus deps-chromium ui vet
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -short -run '^$$' -bench . -benchtime 1x ./bench/ ./cmd/gosty/
 
@@ -79,5 +89,28 @@ deps-prometheus:
 		fi; \
 	fi
 
+# Node.js 18 or newer with npm (Debian's packages will do).
+deps-node:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing nodejs and npm with apt-get"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+		else \
+			echo "Node.js and npm are missing: install them to build the web UI (Debian/Ubuntu: sudo apt-get install nodejs npm)"; exit 1; \
+		fi; \
+	fi
+
+# The UI test drives headless Chromium (as root, with apt-get).
+deps-chromium:
+	@if ! command -v chromium >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium with apt-get"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "chromium is missing: the browser test will be skipped (Debian: sudo apt-get install chromium)"; \
+		fi; \
+	fi
+
 clean:
-	rm -rf bin
+	rm -rf bin web/node_modules
+	find httpapi/ui/dist -mindepth 1 ! -name .keep -delete

@@ -47,6 +47,26 @@
 //     Last-Event-ID for a job already in a terminal state gets 204, which
 //     tells browsers' EventSource to stop reconnecting.
 //
+//   - GET /api/v1/events streams the whole job list (for the web UI and
+//     dashboards): "event: jobs" with {"jobs": [...]} (as GET /api/v1/jobs)
+//     first, then "event: job" with the view of each job that is new or whose
+//     view changed in any field, and "event: deleted" with {"id": "..."} for
+//     each job that is gone. Changes are swept when Jobs.Changed fires (at
+//     most once per 250 ms) and on the same short poll; pings as above. The
+//     stream never ends by itself; a reconnecting client gets a fresh "jobs"
+//     snapshot, which replaces whatever it held.
+//
+//   - The web UI is served at GET / (index.html, Cache-Control no-cache, an
+//     ETag, and a Content-Security-Policy that allows only the page's own
+//     files plus blob: media and workers for the player) and GET
+//     /assets/{name} (scripts and styles; names with an esbuild content hash
+//     are cached as immutable; a precompressed .gz copy is sent to clients
+//     that accept gzip). It routes with the URL fragment (#/jobs/{id},
+//     #/cluster), so no other path serves it, and it uses only the public
+//     API. Its files come from Config.UI, by default the build embedded by
+//     package ui; a binary built without the UI serves a page at / that says
+//     how to build it.
+//
 //   - Output files are served from GET|HEAD /api/v1/jobs/{id}/files/{path}
 //     where path must be a key of Job.Outputs; anything else is 404. Responses
 //     use http.ServeContent (Range, If-Range, conditional requests) with a

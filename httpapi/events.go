@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -32,14 +33,7 @@ func (a *API) events(c *gin.Context) {
 		return
 	}
 
-	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
-	h := c.Writer.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no") // tell nginx-style proxies not to buffer
-	c.Status(http.StatusOK)
-
-	s := &eventStream{c: c}
+	s := startStream(c)
 	last := a.view(j)
 	if s.send("job", last) != nil || last.State.Terminal() {
 		return
@@ -78,6 +72,95 @@ func (a *API) events(c *gin.Context) {
 	}
 }
 
+// listEvents streams changes to the whole job list as server-sent events
+// (GET /api/v1/events): "jobs" with the list first, then "job" with the
+// view of each job that is new or changed, and "deleted" with {"id"} for
+// each job that is gone. See the package documentation.
+func (a *API) listEvents(c *gin.Context) {
+	ctx := c.Request.Context()
+	changed := a.jobs.Changed() // before the first read, so no change is missed
+	s := startStream(c)
+
+	// sent holds the JSON last sent for each job: a job is sent again only
+	// when its view differs.
+	sent := map[string][]byte{}
+	jobs := a.jobs.Jobs()
+	list := JobList{Jobs: make([]JobView, 0, len(jobs))}
+	for _, j := range jobs {
+		v := a.view(j)
+		b, err := json.Marshal(v)
+		if err != nil {
+			return
+		}
+		list.Jobs = append(list.Jobs, v)
+		sent[j.ID] = b
+	}
+	if s.send("jobs", list) != nil {
+		return
+	}
+
+	ping := time.NewTicker(a.pingInterval)
+	defer ping.Stop()
+	poll := time.NewTicker(a.pollInterval)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ping.C:
+			if s.comment("ping") != nil {
+				return
+			}
+			continue
+		case <-changed:
+			changed = a.jobs.Changed()
+		case <-poll.C:
+		}
+		seen := make(map[string]bool, len(sent))
+		for _, j := range a.jobs.Jobs() {
+			seen[j.ID] = true
+			b, err := json.Marshal(a.view(j))
+			if err != nil {
+				return
+			}
+			if bytes.Equal(b, sent[j.ID]) {
+				continue
+			}
+			sent[j.ID] = b
+			if s.sendRaw("job", b) != nil {
+				return
+			}
+		}
+		for id := range sent {
+			if !seen[id] {
+				delete(sent, id)
+				if s.send("deleted", map[string]string{"id": id}) != nil {
+					return
+				}
+			}
+		}
+		// A burst of changes (every task of a big job) costs one sweep per
+		// gap, not one per log entry.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(a.listGap):
+		}
+	}
+}
+
+// startStream answers 200 with the event-stream headers.
+func startStream(c *gin.Context) *eventStream {
+	// Streams outlive any server-wide write timeout.
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // tell nginx-style proxies not to buffer
+	c.Status(http.StatusOK)
+	return &eventStream{c: c}
+}
+
 type eventStream struct {
 	c    *gin.Context
 	next int
@@ -88,6 +171,11 @@ func (s *eventStream) send(event string, v any) error {
 	if err != nil {
 		return err
 	}
+	return s.sendRaw(event, data)
+}
+
+// sendRaw sends data, compact JSON (which holds no newline), as one event.
+func (s *eventStream) sendRaw(event string, data []byte) error {
 	s.next++
 	buf := make([]byte, 0, len(data)+64)
 	buf = append(buf, "id: "...)
@@ -95,7 +183,7 @@ func (s *eventStream) send(event string, v any) error {
 	buf = append(buf, "\nevent: "...)
 	buf = append(buf, event...)
 	buf = append(buf, "\ndata: "...)
-	buf = append(buf, data...) // compact JSON holds no newline
+	buf = append(buf, data...)
 	buf = append(buf, "\n\n"...)
 	return s.write(buf)
 }

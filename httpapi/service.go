@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/httpapi/ui"
 )
 
 // Jobs is what the API needs from the job log.
@@ -58,6 +60,9 @@ type Config struct {
 	// state-changing calls (POST, DELETE); otherwise 401.
 	APIToken string
 	NodeName string // logged with every request
+	// UI holds the web UI served at / (index.html and assets/); nil = the
+	// build embedded in the binary (package ui).
+	UI fs.FS
 }
 
 // DefaultMaxUploadBytes is the upload limit when Config.MaxUploadBytes is 0.
@@ -67,6 +72,9 @@ const DefaultMaxUploadBytes int64 = 64 << 30
 const (
 	defaultPingInterval = 15 * time.Second
 	defaultPollInterval = 2 * time.Second
+	// defaultListGap is the least time between two sweeps of the job list
+	// stream, so that a burst of log entries costs one sweep.
+	defaultListGap = 250 * time.Millisecond
 )
 
 // API is the public HTTP API of one node.
@@ -81,11 +89,13 @@ type API struct {
 	token    string
 	node     string
 	metrics  *httpMetrics
+	ui       *uiFiles
 	engine   *gin.Engine
 
 	// pingInterval and pollInterval pace event streams (tests shorten them).
 	pingInterval time.Duration
 	pollInterval time.Duration
+	listGap      time.Duration
 }
 
 // New validates cfg, registers the HTTP metrics on cfg.Registry and builds
@@ -125,6 +135,7 @@ func New(cfg Config) (*API, error) {
 		node:         cfg.NodeName,
 		pingInterval: defaultPingInterval,
 		pollInterval: defaultPollInterval,
+		listGap:      defaultListGap,
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -137,6 +148,13 @@ func New(cfg Config) (*API, error) {
 		return nil, err
 	}
 	a.metrics = m
+	uiFS := cfg.UI
+	if uiFS == nil {
+		uiFS = ui.FS()
+	}
+	if a.ui, err = loadUI(uiFS); err != nil {
+		return nil, err
+	}
 	a.engine = a.routes()
 	return a, nil
 }
@@ -164,8 +182,15 @@ func (a *API) routes() *gin.Engine {
 	e.GET("/readyz", a.readyz)
 	e.GET("/metrics", gin.WrapH(a.metricsHandler()))
 
+	// The web UI (ui.go): the page at /, its files under /assets/.
+	e.GET("/", a.uiIndex)
+	e.HEAD("/", a.uiIndex)
+	e.GET("/assets/*path", a.uiAsset)
+	e.HEAD("/assets/*path", a.uiAsset)
+
 	v1 := e.Group("/api/v1")
 	v1.GET("/cluster", a.clusterStatus)
+	v1.GET("/events", a.listEvents)
 	v1.POST("/jobs", a.auth, a.submit)
 	v1.GET("/jobs", a.listJobs)
 	v1.GET("/jobs/:id", a.getJob)
