@@ -58,6 +58,9 @@ type Config struct {
 	// state-changing calls (POST, DELETE); otherwise 401.
 	APIToken string
 	NodeName string // logged with every request
+	// Scaler, when set, serves POST /api/v1/cluster/scale (state-changing,
+	// so behind APIToken like submit); nil answers 501.
+	Scaler Scaler
 }
 
 // DefaultMaxUploadBytes is the upload limit when Config.MaxUploadBytes is 0.
@@ -75,6 +78,7 @@ type API struct {
 	blobs    Blobs
 	cluster  Cluster
 	health   Health
+	scaler   Scaler
 	registry *prometheus.Registry
 	log      *slog.Logger
 	maxBody  int64
@@ -118,6 +122,7 @@ func New(cfg Config) (*API, error) {
 		blobs:        cfg.Blobs,
 		cluster:      cfg.Cluster,
 		health:       cfg.Health,
+		scaler:       cfg.Scaler,
 		registry:     cfg.Registry,
 		log:          cfg.Logger,
 		maxBody:      cfg.MaxUploadBytes,
@@ -166,6 +171,7 @@ func (a *API) routes() *gin.Engine {
 
 	v1 := e.Group("/api/v1")
 	v1.GET("/cluster", a.clusterStatus)
+	v1.POST("/cluster/scale", a.auth, a.scale)
 	v1.POST("/jobs", a.auth, a.submit)
 	v1.GET("/jobs", a.listJobs)
 	v1.GET("/jobs/:id", a.getJob)
