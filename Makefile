@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 DATA    ?= ./data
 HTTP    ?= :8080
 
-.PHONY: all build run cluster test test-short bench ui deps deps-go deps-ffmpeg deps-iptables deps-prometheus deps-node deps-chromium vet clean
+.PHONY: all build run cluster test test-short test-k8s kube-bins bench ui deps deps-go deps-ffmpeg deps-iptables deps-prometheus deps-node deps-chromium deps-k8s vet clean
 
 all: build
 
@@ -110,6 +110,62 @@ deps-chromium:
 			echo "chromium is missing: the browser test will be skipped (Debian: sudo apt-get install chromium)"; \
 		fi; \
 	fi
+
+# Kubernetes control plane for the k8s/ tests: kube-apiserver and
+# kube-controller-manager built from the Go module proxy (the separate module
+# k8s/tools/kube pins k8s.io/kubernetes), and the Prometheus operator's CRDs
+# generated with controller-gen (module k8s/tools/crd), all cached outside
+# the repository. The first build takes several minutes; later runs find the
+# files and skip it.
+KUBE_VERSION ?= v1.37.2
+KUBE_BIN_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gosty/kube-$(KUBE_VERSION)/bin
+KUBE_MINOR   := $(word 2,$(subst ., ,$(KUBE_VERSION)))
+KUBE_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(KUBE_MINOR) \
+	-X k8s.io/component-base/version.gitTreeState=clean
+KUBE_BINS    := kube-apiserver kube-controller-manager
+MONITORING_API := github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1
+
+kube-bins: deps-go
+	@mkdir -p "$(KUBE_BIN_DIR)"
+	@for b in $(KUBE_BINS); do \
+		if [ -x "$(KUBE_BIN_DIR)/$$b" ]; then echo "$$b: cached in $(KUBE_BIN_DIR)"; continue; fi; \
+		echo "building $$b $(KUBE_VERSION) into $(KUBE_BIN_DIR) (the first build takes several minutes)"; \
+		( cd k8s/tools/kube && CGO_ENABLED=0 $(GO) build -ldflags "$(KUBE_LDFLAGS)" \
+			-o "$(KUBE_BIN_DIR)/$$b.tmp" k8s.io/kubernetes/cmd/$$b ) && \
+		mv "$(KUBE_BIN_DIR)/$$b.tmp" "$(KUBE_BIN_DIR)/$$b" || exit 1; \
+	done
+	@if [ -s "$(KUBE_BIN_DIR)/crds/monitoring.coreos.com_servicemonitors.yaml" ]; then \
+		echo "Prometheus operator CRDs: cached in $(KUBE_BIN_DIR)/crds"; \
+	else \
+		echo "generating the Prometheus operator CRDs into $(KUBE_BIN_DIR)/crds"; \
+		( cd k8s/tools/crd && $(GO) build -o "$(KUBE_BIN_DIR)/controller-gen" sigs.k8s.io/controller-tools/cmd/controller-gen && \
+		  rm -rf "$(KUBE_BIN_DIR)/crds.tmp" && \
+		  "$(KUBE_BIN_DIR)/controller-gen" crd:crdVersions=v1 paths=$(MONITORING_API) output:crd:dir="$(KUBE_BIN_DIR)/crds.tmp" ) && \
+		rm -rf "$(KUBE_BIN_DIR)/crds" && mv "$(KUBE_BIN_DIR)/crds.tmp" "$(KUBE_BIN_DIR)/crds" || exit 1; \
+	fi
+
+# etcd for kube-apiserver (Debian's etcd-server) and kubectl.
+deps-k8s:
+	@if ! command -v etcd >/dev/null || ! command -v kubectl >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			pkgs=""; command -v etcd >/dev/null || pkgs="etcd-server"; command -v kubectl >/dev/null || pkgs="$$pkgs kubectl"; \
+			echo "installing $$pkgs with apt-get"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null || \
+			{ echo "could not install $$pkgs: install etcd (Debian: etcd-server) and kubectl"; exit 1; }; \
+		else \
+			echo "etcd or kubectl is missing: install them (Debian/Ubuntu: sudo apt-get install etcd-server; kubectl: https://kubernetes.io/docs/tasks/tools/)"; exit 1; \
+		fi; \
+	fi
+
+# The Kubernetes tests (k8s/*_test.go): every manifest against a real
+# kube-apiserver and etcd (server-side dry run with strict field validation,
+# then the README's deploy steps), cross-references between the manifests
+# and the node, and the scale endpoint with and without the shipped Role.
+# `make test` runs them too, but skips the control-plane part when the
+# binaries are not built; here a missing piece fails.
+test-k8s: deps-go deps-k8s kube-bins
+	GOSTY_REQUIRE_KUBE=1 KUBE_BIN_DIR="$(KUBE_BIN_DIR)" $(GO) test -count=1 -timeout 15m -v ./k8s/...
 
 clean:
 	rm -rf bin web/node_modules

@@ -79,6 +79,17 @@
 //   - POST and DELETE require "Authorization: Bearer <token>" when
 //     Config.APIToken is set (401 unauthorized otherwise); reads are open.
 //
+//   - POST /api/v1/cluster/scale with {"replicas": n} asks Config.Scaler (in
+//     Kubernetes: patch the StatefulSet's scale subresource) for n nodes,
+//     1..MaxScaleReplicas, and answers 202 {"replicas": n}. The body is
+//     strict JSON (unknown fields, other types, trailing data → 400
+//     invalid_request). Without a Scaler it is 501 not_implemented; a
+//     refusal by the platform keeps its meaning (403 forbidden, 409
+//     conflict, 400, 503 with Retry-After) with the platform's message, and
+//     anything else is 502 scale_failed. GET /api/v1/cluster adds
+//     "scalable": whether a Scaler is configured, as the object's first
+//     field.
+//
 //   - Metrics on Config.Registry: gosty_http_requests_total{route,method,code},
 //     gosty_http_request_duration_seconds{route,method} and
 //     gosty_http_requests_in_flight. route is the gin route template (e.g.

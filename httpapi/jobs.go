@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,7 +67,12 @@ func (a *API) cancelJob(c *gin.Context) {
 }
 
 func (a *API) clusterStatus(c *gin.Context) {
-	writeJSON(c, http.StatusOK, a.cluster.Status())
+	b, err := json.Marshal(a.cluster.Status())
+	if err != nil {
+		a.writeError(c, fmt.Errorf("cluster status: %w", err))
+		return
+	}
+	writeJSON(c, http.StatusOK, json.RawMessage(withScalable(b, a.scaler != nil)))
 }
 
 func (a *API) healthz(c *gin.Context) {

@@ -63,6 +63,9 @@ type Config struct {
 	// UI holds the web UI served at / (index.html and assets/); nil = the
 	// build embedded in the binary (package ui).
 	UI fs.FS
+	// Scaler, when set, serves POST /api/v1/cluster/scale (state-changing,
+	// so behind APIToken like submit); nil answers 501.
+	Scaler Scaler
 }
 
 // DefaultMaxUploadBytes is the upload limit when Config.MaxUploadBytes is 0.
@@ -83,6 +86,7 @@ type API struct {
 	blobs    Blobs
 	cluster  Cluster
 	health   Health
+	scaler   Scaler
 	registry *prometheus.Registry
 	log      *slog.Logger
 	maxBody  int64
@@ -128,6 +132,7 @@ func New(cfg Config) (*API, error) {
 		blobs:        cfg.Blobs,
 		cluster:      cfg.Cluster,
 		health:       cfg.Health,
+		scaler:       cfg.Scaler,
 		registry:     cfg.Registry,
 		log:          cfg.Logger,
 		maxBody:      cfg.MaxUploadBytes,
@@ -191,6 +196,7 @@ func (a *API) routes() *gin.Engine {
 	v1 := e.Group("/api/v1")
 	v1.GET("/cluster", a.clusterStatus)
 	v1.GET("/events", a.listEvents)
+	v1.POST("/cluster/scale", a.auth, a.scale)
 	v1.POST("/jobs", a.auth, a.submit)
 	v1.GET("/jobs", a.listJobs)
 	v1.GET("/jobs/:id", a.getJob)

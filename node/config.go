@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gosty/gosty/httpapi"
 )
 
 // Default ports. They are fixed so that nodes on different loopback
@@ -55,6 +57,10 @@ type Config struct {
 	FFprobe string
 	Version string
 	Logger  *slog.Logger
+	// Scaler serves POST /api/v1/cluster/scale. nil = the StatefulSet this
+	// node's pod belongs to when it runs in Kubernetes (see node/kube),
+	// else none (the endpoint answers 501).
+	Scaler httpapi.Scaler
 
 	// gcGrace is how old an unreferenced blob must be before it is
 	// collected (tests shorten it).
@@ -102,12 +108,17 @@ func DefaultConfig() Config {
 // more slots only add contention, and fewer leave cores idle while a task
 // waits on I/O.
 func defaultSlots() int {
-	n := runtime.NumCPU()
+	n := cores()
 	if n > 16 {
 		n = 16
 	}
 	return max(n, 1)
 }
+
+// cores is the CPU this process may use: GOMAXPROCS, which Go sets from
+// the cgroup CPU limit in a container (a pod's limits.cpu) where NumCPU
+// would count every core of the host.
+func cores() int { return max(runtime.GOMAXPROCS(0), 1) }
 
 var x264Presets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"}
 

@@ -7,12 +7,27 @@ import (
 	"github.com/gosty/gosty/cluster"
 )
 
+// drainBound bounds the drain: running tasks get the drain timeout, the
+// blob hand-off and leadership transfer as long again plus 10 s.
+func drainBound(drainTimeout time.Duration) time.Duration { return 2*drainTimeout + 10*time.Second }
+
+// ShutdownBound is the longest a graceful stop takes, from SIGTERM until
+// the process exits, with the given --drain-timeout: the public API's
+// shutdown (10 s), the drain (2 × drain timeout + 10 s), the internal API's
+// shutdown (5 s), leaving gossip and closing raft (a few seconds, 7 s
+// allowed). Kubernetes' terminationGracePeriodSeconds must exceed it plus
+// the preStop hook, or the kubelet kills a node mid-drain (the k8s/ tests
+// check the shipped StatefulSet against it).
+func ShutdownBound(drainTimeout time.Duration) time.Duration {
+	return 10*time.Second + drainBound(drainTimeout) + 5*time.Second + 7*time.Second
+}
+
 // drain is the graceful half of leaving (SIGTERM, scale-down, rolling
 // restart): announce it, finish or hand back the running tasks, make sure
 // nothing stored only here is lost, and hand over leadership. Leaving gossip
 // afterwards (close) is what lets the leader drop this node from raft.
 func (n *Node) drain(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 2*n.cfg.DrainTimeout+10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, drainBound(n.cfg.DrainTimeout))
 	defer cancel()
 	start := time.Now()
 	log := n.logger.With("component", "drain")

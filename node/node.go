@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/node/kube"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -85,7 +85,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	threads := cfg.EncoderThreads
 	if threads == 0 {
-		threads = max(runtime.NumCPU()/cfg.Slots, 1)
+		threads = max(cores()/cfg.Slots, 1)
 	}
 	if n.tc, err = transcoder.New(transcoder.Config{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Logger: logger, Threads: threads}); err != nil {
 		return nil, err
@@ -197,11 +197,21 @@ func New(cfg Config) (_ *Node, err error) {
 	n.isrv = &http.Server{Handler: internal.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
+	scaler := cfg.Scaler
+	if scaler == nil {
+		switch s, err := kube.InCluster(cfg.Name); {
+		case err != nil:
+			logger.Warn("in Kubernetes, but scaling from the API is off", "err", err)
+		case s != nil:
+			logger.Info("scaling from the API patches the StatefulSet", "statefulset", s.Target())
+			scaler = s
+		}
+	}
 	svc := service{n}
 	api, err := httpapi.New(httpapi.Config{
 		Jobs: svc, Blobs: svc, Cluster: svc, Health: svc,
 		Registry: n.metrics.reg, Logger: logger, MaxUploadBytes: cfg.MaxUploadBytes,
-		APIToken: token, NodeName: cfg.Name,
+		APIToken: token, NodeName: cfg.Name, Scaler: scaler,
 	})
 	if err != nil {
 		return nil, err
