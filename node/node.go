@@ -150,7 +150,7 @@ func New(cfg Config) (_ *Node, err error) {
 			ID:       id,
 			Raft:     n.store.Addr(),
 			Internal: net.JoinHostPort(adv, portOf(n.iln.Addr())),
-			HTTP:     n.ln.Addr().String(),
+			HTTP:     publicAddr(n.ln.Addr(), adv),
 			Slots:    cfg.Slots,
 			Version:  cfg.Version,
 		},
@@ -230,6 +230,17 @@ func fastOr(fast bool, d time.Duration) time.Duration {
 		return d
 	}
 	return 0 // raft's defaults
+}
+
+// publicAddr is the public API address peers and clients are shown: the
+// listener's own IP, or the advertised one when it listens on every
+// interface (":8080" in a pod).
+func publicAddr(ln net.Addr, adv string) string {
+	host, port, _ := net.SplitHostPort(ln.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = adv
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func portOf(a net.Addr) string {
