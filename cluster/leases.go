@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"strings"
 	"context"
 	"fmt"
 	"sync"
@@ -100,6 +101,20 @@ func (l *leases) progress(id string) float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.m[id].progress
+}
+
+// running returns the last reported progress of every leased task whose
+// id starts with prefix.
+func (l *leases) running(prefix string) map[string]float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]float64{}
+	for id, ls := range l.m {
+		if strings.HasPrefix(id, prefix) && ls.progress > 0 {
+			out[id] = ls.progress
+		}
+	}
+	return out
 }
 
 // Heartbeat renews the leases of a worker's running tasks. Only the

@@ -38,6 +38,14 @@ func TestLeases(t *testing.T) {
 	if p := l.progress(a.ID); p < 0.29 || p > 0.31 {
 		t.Fatalf("progress %v", p)
 	}
+	// What followers are told: the job's running tasks that reported
+	// progress (b's stale run never did), and nothing of other jobs.
+	if r := l.running("j/"); len(r) != 1 || r[a.ID] != l.progress(a.ID) {
+		t.Fatalf("running(j/) = %v", r)
+	}
+	if r := l.running("other/"); len(r) != 0 {
+		t.Fatalf("running(other/) = %v", r)
+	}
 	// A heartbeat from another node for the same task does not renew it.
 	l.renew(Heartbeat{Node: "n9", Tasks: []TaskBeat{{ID: a.ID, Attempt: 1}}}, now.Add(100*time.Second), current)
 	if exp := l.check([]*Task{a}, now.Add(40*time.Second), ttl); len(exp) != 1 {

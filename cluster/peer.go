@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -740,6 +741,22 @@ func (p *Peers) Heartbeat(ctx context.Context, leader string, hb Heartbeat) erro
 		return fmt.Errorf("heartbeat to %s: %w", leader, err)
 	}
 	return nil
+}
+
+// Progress asks the leader what workers last reported for a job's running
+// tasks (task id → fraction done).
+func (p *Peers) Progress(ctx context.Context, leader, jobID string) (map[string]float64, error) {
+	req, err := p.newRequest(ctx, http.MethodGet, leader, "/progress/"+url.PathEscape(jobID), ReasonOther, nil)
+	if err != nil {
+		return nil, fmt.Errorf("progress of %s from %s: %w", jobID, leader, err)
+	}
+	var out struct {
+		Tasks map[string]float64 `json:"tasks"`
+	}
+	if err := p.doJSON(req, &out); err != nil {
+		return nil, fmt.Errorf("progress of %s from %s: %w", jobID, leader, err)
+	}
+	return out.Tasks, nil
 }
 
 // postJSON posts v as JSON and expects a 2xx answer.

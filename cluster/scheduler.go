@@ -213,6 +213,16 @@ func (s *Scheduler) recover(ctx context.Context) {
 // (0 when unknown or not the leader).
 func (s *Scheduler) Progress(taskID string) float64 { return s.leases.progress(taskID) }
 
+// RunningProgress is what workers last reported for the running tasks of
+// one job, by task id. Only the leader hears heartbeats, so followers ask
+// it (over the internal API) to show the same progress it does.
+func (s *Scheduler) RunningProgress(jobID string) (map[string]float64, error) {
+	if !s.store.IsLeader() {
+		return nil, fmt.Errorf("progress of %s: %w", jobID, ErrNotLeader)
+	}
+	return s.leases.running(jobID + "/"), nil
+}
+
 // failureLog remembers, in the leader's memory, when each node failed a
 // task (not counting requeues: a death or a leave is not the node's fault).
 type failureLog struct {

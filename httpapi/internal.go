@@ -49,6 +49,9 @@ type PeerRaft interface {
 	Heartbeat(ctx context.Context, hb cluster.Heartbeat) error
 	// Remove takes a departing server out of the raft configuration.
 	Remove(ctx context.Context, req cluster.RemoveRequest) error
+	// Progress is what workers last reported for a job's running tasks
+	// (task id → fraction); only the leader knows (cluster.ErrNotLeader).
+	Progress(jobID string) (map[string]float64, error)
 }
 
 // InternalConfig is everything NewInternal needs.
@@ -164,6 +167,7 @@ func (a *Internal) routes() *gin.Engine {
 	v1.GET("/raft/status", a.status)
 	v1.POST("/heartbeat", a.heartbeat)
 	v1.POST("/raft/remove", a.remove)
+	v1.GET("/progress/:job", a.progress)
 	return e
 }
 
@@ -420,6 +424,15 @@ func (a *Internal) heartbeat(c *gin.Context) {
 		return
 	}
 	writeJSON(c, http.StatusOK, gin.H{"ok": true})
+}
+
+func (a *Internal) progress(c *gin.Context) {
+	tasks, err := a.raft.Progress(c.Param("job"))
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, gin.H{"tasks": tasks})
 }
 
 func (a *Internal) status(c *gin.Context) {

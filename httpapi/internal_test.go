@@ -37,6 +37,23 @@ type fakePeerRaft struct {
 	status  cluster.RaftStatus
 }
 
+func (f *fakePeerRaft) Progress(jobID string) (map[string]float64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := map[string]float64{}
+	for _, hb := range f.beats {
+		for _, tb := range hb.Tasks {
+			if strings.HasPrefix(tb.ID, jobID+"/") {
+				out[tb.ID] = tb.Progress
+			}
+		}
+	}
+	return out, nil
+}
+
 func (f *fakePeerRaft) Remove(ctx context.Context, req cluster.RemoveRequest) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -592,7 +609,14 @@ func TestInternalHeartbeat(t *testing.T) {
 	if len(n.raft.beats) != 1 || n.raft.beats[0].Tasks[0] != hb.Tasks[0] {
 		t.Fatalf("beats %+v", n.raft.beats)
 	}
+	// A follower asks the leader how far the running tasks are.
+	if p, err := n.peers.Progress(ctx, n.addr, "j"); err != nil || p["j/encode/00001"] != 0.5 || len(p) != 1 {
+		t.Fatalf("progress of j: %v %v", p, err)
+	}
 	n.raft.setErr(cluster.ErrNotLeader)
+	if _, err := n.peers.Progress(ctx, n.addr, "j"); !errors.Is(err, cluster.ErrNotLeader) {
+		t.Fatalf("progress from a follower: %v", err)
+	}
 	if err := n.peers.Heartbeat(ctx, n.addr, hb); !errors.Is(err, cluster.ErrNotLeader) {
 		t.Fatalf("heartbeat to a follower: %v", err)
 	}

@@ -47,10 +47,12 @@ type Node struct {
 	pins    *pins
 	joiner  *cluster.Joiner
 	sched   *cluster.Scheduler
-	promote *cluster.Promoter
-	worker  *worker
-	repl    *replicator
-	gc      *collector
+
+	progress progressCache // the leader's view of running tasks, for followers
+	promote  *cluster.Promoter
+	worker   *worker
+	repl     *replicator
+	gc       *collector
 
 	ln, iln   net.Listener
 	srv, isrv *http.Server
@@ -290,6 +292,9 @@ func (r raftPeer) Remove(ctx context.Context, req cluster.RemoveRequest) error {
 }
 func (r raftPeer) Heartbeat(ctx context.Context, hb cluster.Heartbeat) error {
 	return r.n.sched.Heartbeat(ctx, hb)
+}
+func (r raftPeer) Progress(jobID string) (map[string]float64, error) {
+	return r.n.sched.RunningProgress(jobID)
 }
 
 // Workers lists the nodes that can take tasks: alive members that are not

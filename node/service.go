@@ -125,6 +125,10 @@ func (s service) Jobs() (out []cluster.Job) {
 // chunk encodes most (by media duration, including the running fraction of
 // chunks in flight here), packaging the rest.
 func (s service) Progress(id string) float64 {
+	var remote map[string]float64
+	if j, ok := s.Job(id); ok && j.State == cluster.JobTranscoding {
+		remote = s.n.leaderProgress(id) // asked before taking the FSM lock
+	}
 	var p float64
 	s.n.store.FSM().Read(func(st *cluster.State) {
 		j, ok := st.Jobs[id]
@@ -147,8 +151,9 @@ func (s service) Progress(id string) float64 {
 				done += c.Duration
 			} else {
 				id := cluster.TaskID(j.ID, cluster.TaskEncode, c.Index)
-				// This node's own run, or (on the leader) what heartbeats report.
-				done += c.Duration * max(s.n.worker.progressOf(id), s.n.sched.Progress(id))
+				// This node's own run, or what heartbeats report (to the
+				// leader; a follower asked it).
+				done += c.Duration * max(s.n.worker.progressOf(id), s.n.sched.Progress(id), remote[id])
 			}
 		}
 		p = split
