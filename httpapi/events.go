@@ -40,7 +40,7 @@ func (a *API) events(c *gin.Context) {
 	c.Status(http.StatusOK)
 
 	s := &eventStream{c: c}
-	last := a.view(j)
+	last := a.view(c, j)
 	if s.send("job", last) != nil || last.State.Terminal() {
 		return
 	}
@@ -67,7 +67,7 @@ func (a *API) events(c *gin.Context) {
 			_ = s.send("deleted", map[string]string{"id": id})
 			return
 		}
-		v := a.view(j)
+		v := a.view(c, j)
 		if v.State == last.State && v.Progress == last.Progress {
 			continue
 		}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -57,7 +58,24 @@ type Config struct {
 	// APIToken, when set, is required as "Authorization: Bearer <token>" on
 	// state-changing calls (POST, DELETE); otherwise 401.
 	APIToken string
-	NodeName string // logged with every request
+	// APITokens are further accepted tokens (several at once, so that they
+	// can be rotated): any one of APIToken and APITokens will do.
+	APITokens []string
+	NodeName  string // logged with every request
+
+	// PlaybackKey, when set, makes playback signed: a job's files need
+	// ?exp=&sig= (see playback.go) or an API token, else 403. nil serves
+	// them to anyone who knows the job ID.
+	PlaybackKey []byte
+	// PlaybackTTL is how long signed URLs handed out in the job JSON stay
+	// valid; 0 = DefaultPlaybackTTL.
+	PlaybackTTL time.Duration
+	// MaxConcurrentUploads is the uploads this node takes at once (429
+	// beyond); 0 = DefaultMaxConcurrentUploads.
+	MaxConcurrentUploads int
+	// UploadIdleTimeout cuts an upload that sends nothing for this long
+	// (408); 0 = DefaultUploadIdleTimeout.
+	UploadIdleTimeout time.Duration
 }
 
 // DefaultMaxUploadBytes is the upload limit when Config.MaxUploadBytes is 0.
@@ -78,10 +96,14 @@ type API struct {
 	registry *prometheus.Registry
 	log      *slog.Logger
 	maxBody  int64
-	token    string
+	tokens   tokenSet
 	node     string
 	metrics  *httpMetrics
 	engine   *gin.Engine
+
+	playback   *signer       // nil: public playback
+	uploads    chan struct{} // upload slots
+	uploadIdle time.Duration
 
 	// pingInterval and pollInterval pace event streams (tests shorten them).
 	pingInterval time.Duration
@@ -110,6 +132,12 @@ func New(cfg Config) (*API, error) {
 	if cfg.MaxUploadBytes < 0 {
 		errs = append(errs, errors.New("httpapi: Config.MaxUploadBytes is negative"))
 	}
+	if cfg.MaxConcurrentUploads < 0 || cfg.PlaybackTTL < 0 || cfg.UploadIdleTimeout < 0 {
+		errs = append(errs, errors.New("httpapi: negative upload or playback limit"))
+	}
+	if cfg.PlaybackKey != nil && len(cfg.PlaybackKey) < 16 {
+		errs = append(errs, errors.New("httpapi: Config.PlaybackKey is shorter than 16 bytes"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -121,8 +149,10 @@ func New(cfg Config) (*API, error) {
 		registry:     cfg.Registry,
 		log:          cfg.Logger,
 		maxBody:      cfg.MaxUploadBytes,
-		token:        cfg.APIToken,
+		tokens:       newTokenSet(append([]string{cfg.APIToken}, cfg.APITokens...)...),
 		node:         cfg.NodeName,
+		uploads:      make(chan struct{}, cmp.Or(cfg.MaxConcurrentUploads, DefaultMaxConcurrentUploads)),
+		uploadIdle:   cmp.Or(cfg.UploadIdleTimeout, DefaultUploadIdleTimeout),
 		pingInterval: defaultPingInterval,
 		pollInterval: defaultPollInterval,
 	}
@@ -131,6 +161,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if a.maxBody == 0 {
 		a.maxBody = DefaultMaxUploadBytes
+	}
+	if cfg.PlaybackKey != nil {
+		a.playback = &signer{key: cfg.PlaybackKey, ttl: cmp.Or(cfg.PlaybackTTL, DefaultPlaybackTTL), now: time.Now}
 	}
 	m, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
@@ -152,7 +185,7 @@ func (a *API) routes() *gin.Engine {
 	// Logged client addresses come from the connection, never from
 	// X-Forwarded-For that anyone can send.
 	_ = e.SetTrustedProxies(nil)
-	e.Use(a.observe, a.recovery)
+	e.Use(a.observe, a.recovery, a.limitBody)
 	e.NoRoute(func(c *gin.Context) {
 		writeErrorCode(c, http.StatusNotFound, "not_found", "no such route")
 	})
@@ -166,7 +199,7 @@ func (a *API) routes() *gin.Engine {
 
 	v1 := e.Group("/api/v1")
 	v1.GET("/cluster", a.clusterStatus)
-	v1.POST("/jobs", a.auth, a.submit)
+	v1.POST("/jobs", a.auth, a.uploadSlot, a.submit)
 	v1.GET("/jobs", a.listJobs)
 	v1.GET("/jobs/:id", a.getJob)
 	v1.DELETE("/jobs/:id", a.auth, a.cancelJob)
