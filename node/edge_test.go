@@ -219,3 +219,64 @@ func TestSignedPlaybackEndToEnd(t *testing.T) {
 		t.Errorf("file with a bad token: %d", code)
 	}
 }
+
+func TestReadTokensAndPlaybackKey(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]string{
+		"one\n":                         "one",
+		"# comment\n\n one \r\ntwo\n\n": "one,two",
+		"":                              "error",
+		"# only a comment\n":            "error",
+		"two words\n":                   "error",
+	} {
+		got, err := readTokens(writeSecret(t, dir, "tokens", content))
+		if err != nil {
+			if want != "error" {
+				t.Errorf("%q: %v", content, err)
+			} else if strings.Contains(err.Error(), "words") {
+				t.Errorf("the error quotes the file: %v", err)
+			}
+			continue
+		}
+		if strings.Join(got, ",") != want {
+			t.Errorf("%q: %q, want %q", content, got, want)
+		}
+	}
+
+	ck := writeSecret(t, dir, "cluster.key", "ck\n")
+	cfg := DefaultConfig()
+	if k, err := playbackKey(cfg, "ck"); k != nil || err != nil {
+		t.Errorf("public playback has a key: %x %v", k, err)
+	}
+	cfg.Playback = PlaybackSigned
+	if k, err := playbackKey(cfg, "ck"); err != nil || !bytes.Equal(k, httpapi.DerivePlaybackKey("ck")) {
+		t.Errorf("derived key: %x %v", k, err)
+	}
+	cfg.PlaybackKeyFile = writeSecret(t, dir, "pk", "0123456789abcdef-playback\n")
+	if k, err := playbackKey(cfg, "ck"); err != nil || string(k) != "0123456789abcdef-playback" {
+		t.Errorf("key from the file: %q %v", k, err)
+	}
+	cfg.PlaybackKeyFile = writeSecret(t, dir, "short", "short\n")
+	if _, err := playbackKey(cfg, "ck"); err == nil || strings.Contains(err.Error(), "short\n") {
+		t.Errorf("short key: %v", err)
+	}
+
+	// Validation of the new settings.
+	for _, tc := range []struct {
+		mod  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Playback = "private" }, "playback"},
+		{func(c *Config) { c.Playback = PlaybackSigned }, "signed playback needs"},
+		{func(c *Config) { c.Playback, c.ClusterKeyFile, c.PlaybackTTL = PlaybackSigned, ck, time.Second }, "TTL"},
+		{func(c *Config) { c.MaxConcurrentUploads = 0 }, "concurrent uploads"},
+		{func(c *Config) { c.Playback, c.ClusterKeyFile = PlaybackSigned, ck }, ""},
+	} {
+		c := DefaultConfig()
+		tc.mod(&c)
+		err := c.Validate()
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("want %q, got %v", tc.want, err)
+		}
+	}
+}

@@ -106,6 +106,9 @@ func New(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip key: %w", err)
 	}
+	if clusterKey != "" && gossipKey == nil {
+		logger.Warn("gossip is neither encrypted nor authenticated: anyone who reaches the gossip port can join the member list; set --gossip-key-file")
+	}
 
 	// Listeners first: their real ports (0 in tests) go into gossip.
 	if n.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {

@@ -206,3 +206,20 @@ func TestGossipWrongKeyNotAccepted(t *testing.T) {
 	v := agree(t, c, []int{0, 1, 2}, 3, 3)
 	t.Logf("with the right key: %s", v.summary())
 }
+
+func TestClientTokenIsTheFirstOfTheFile(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]string{
+		"tok\n":                         "tok",
+		"  tok  ":                       "tok",
+		"# rotated\n\nnew-tok\nold-tok": "new-tok",
+		"\n# nothing\n":                 "",
+	} {
+		p := filepath.Join(dir, "t")
+		os.WriteFile(p, []byte(content), 0o600)
+		got, err := readClientToken(p)
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("%q: %q, %v", content, got, err)
+		}
+	}
+}
