@@ -6,7 +6,6 @@ import (
 	"unicode/utf8"
 )
 
-
 // Names that reach the disk or a URL are validated where they enter: job
 // IDs (they name work directories and task IDs), blob hashes (ValidHash:
 // they are the only names in the blob store) and the relative paths of
