@@ -28,6 +28,9 @@ type RaftConfig struct {
 	// AddressProvider resolves a server ID to its current raft address
 	// (from gossip), so that peers whose IPs changed are still reached.
 	AddressProvider raft.ServerAddressProvider
+	// ClusterKey, when set, authenticates every raft connection (see
+	// raftauth.go); every node of a cluster needs the same key.
+	ClusterKey string
 	// Tuning, zero = raft defaults; tests shorten them.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
@@ -84,10 +87,14 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: raft transport on %s: %w", cfg.BindAddr, err)
 	}
+	var layer raft.StreamLayer = stream
+	if cfg.ClusterKey != "" {
+		layer = newAuthStream(stream, cfg.ClusterKey, log.With("component", "raft-net"))
+	}
 	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		ServerAddressProvider: cfg.AddressProvider,
 		Logger:                newHCLogger(log, "raft-net"),
-		Stream:                stream,
+		Stream:                layer,
 		MaxPool:               3,
 		Timeout:               10 * time.Second,
 	})

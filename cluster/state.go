@@ -142,6 +142,9 @@ func (s *State) submit(j Job, at time.Time) error {
 	if j.ID == "" || j.SourceBlob.IsZero() || j.Origin == "" {
 		return fmt.Errorf("submit: %w: job needs id, source blob and origin", ErrInvalid)
 	}
+	if !ValidJobID(j.ID) || !ValidHash(j.SourceBlob.Hash) {
+		return fmt.Errorf("submit: %w: malformed job id or source hash", ErrInvalid)
+	}
 	if _, ok := s.Jobs[j.ID]; ok {
 		return fmt.Errorf("submit %s: %w: job exists", j.ID, ErrConflict)
 	}
@@ -254,6 +257,11 @@ func (s *State) done(r TaskResult, at time.Time) error {
 	case TaskPackage:
 		if r.HLS == "" || r.DASH == "" || len(r.Files) == 0 {
 			return fmt.Errorf("package %s: %w: missing manifests", j.ID, ErrInvalid)
+		}
+		for rel, b := range r.Files {
+			if err := CheckFilePath(rel); err != nil || !ValidHash(b.Hash) {
+				return fmt.Errorf("package %s: %w: malformed file %q", j.ID, ErrInvalid, rel)
+			}
 		}
 		j.Outputs = maps.Clone(r.Files)
 		j.HLS, j.DASH, j.MP4 = r.HLS, r.DASH, maps.Clone(r.MP4)

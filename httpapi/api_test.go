@@ -617,17 +617,19 @@ func TestFiles(t *testing.T) {
 	})
 
 	t.Run("not found", func(t *testing.T) {
-		for _, p := range []string{
-			"nope.m4s",
-			"",
-			"../../../../etc/passwd",
-			"mp4/../master.m3u8",
-			"%2e%2e/%2e%2e/etc/passwd",
-			"..%2f..%2fetc%2fpasswd",
-			"/master.m3u8",
+		for p, want := range map[string]int{
+			"nope.m4s": 404,
+			// Malformed paths are refused before any lookup
+			// (TestFilePathValidation has the full table).
+			"":                         400,
+			"../../../../etc/passwd":   400,
+			"mp4/../master.m3u8":       400,
+			"%2e%2e/%2e%2e/etc/passwd": 400,
+			"..%2f..%2fetc%2fpasswd":   400,
+			"/master.m3u8":             400,
 		} {
 			resp, b := do(t, "GET", base+p, nil, nil)
-			if resp.StatusCode != 404 {
+			if resp.StatusCode != want {
 				t.Errorf("%q: status %d: %s", p, resp.StatusCode, b)
 				continue
 			}

@@ -68,7 +68,9 @@
 //     how to build it.
 //
 //   - Output files are served from GET|HEAD /api/v1/jobs/{id}/files/{path}
-//     where path must be a key of Job.Outputs; anything else is 404. Responses
+//     where path must be a key of Job.Outputs; a malformed path (traversal,
+//     absolute, backslash, NUL or control bytes, '%', an encoded separator;
+//     cluster.CheckFilePath) is 400 before any lookup, an unknown one 404. Responses
 //     use http.ServeContent (Range, If-Range, conditional requests) with a
 //     strong ETag equal to the blob hash, Content-Type by extension, CORS
 //     open to any origin for GET/HEAD, and Cache-Control "public,
@@ -76,8 +78,31 @@
 //     "no-cache"). Blobs.OpenBlob must return a seekable reader (ServeContent
 //     seeks to find the size and to serve ranges).
 //
-//   - POST and DELETE require "Authorization: Bearer <token>" when
-//     Config.APIToken is set (401 unauthorized otherwise); reads are open.
+//   - Every state-changing route (any method but GET, HEAD and OPTIONS)
+//     requires "Authorization: Bearer <token>" with one of Config.APIToken
+//     and Config.APITokens when any is set (401 unauthorized otherwise,
+//     with WWW-Authenticate); reads are open. Tokens are kept as SHA-256
+//     digests and compared in constant time, every one of them.
+//
+//   - Signed playback (Config.PlaybackKey set; playback.go): files need
+//     ?exp=<unix>&sig=<hex HMAC-SHA256(key, "<job id>\n<exp>")>, valid for
+//     every file of the job until exp, or an API token; otherwise 403
+//     forbidden (checked before the job is looked up). Playlists served
+//     under a signature have their URIs rewritten to carry it (HLS URI
+//     lines and URI="" attributes; DASH media/initialization/index/
+//     sourceURL attributes), so players resolving relative URLs keep it.
+//     The job JSON gives authorized callers (an API token, or none
+//     configured) URLs signed for Config.PlaybackTTL; others bare URLs.
+//     Signed responses are "Cache-Control: private".
+//
+//   - Limits: Config.MaxConcurrentUploads uploads at once per node (429
+//     too_many_uploads with Retry-After beyond; the slot is released when
+//     the handler returns, client disconnects included); a declared upload
+//     length over MaxUploadBytes is 413 before it takes a slot; an upload
+//     that sends nothing for Config.UploadIdleTimeout is cut with 408 (its
+//     read deadline moves with every read, so no fixed ReadTimeout cuts a
+//     long upload); every other request body is capped at MaxJSONBytes
+//     (413), and JSON endpoints decode with decodeJSON (strict, 413/400).
 //
 //   - POST /api/v1/cluster/scale with {"replicas": n} asks Config.Scaler (in
 //     Kubernetes: patch the StatefulSet's scale subresource) for n nodes,

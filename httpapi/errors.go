@@ -61,7 +61,11 @@ func (a *API) writeError(c *gin.Context, err error) {
 	switch {
 	case errors.As(err, &tooBig):
 		c.Header("Connection", "close")
-		writeErrorCode(c, http.StatusRequestEntityTooLarge, "too_large", tooLargeMessage(tooBig.Limit))
+		msg := "the request body exceeds the limit of " + formatBytes(tooBig.Limit)
+		if tooBig.Limit == a.maxBody {
+			msg = tooLargeMessage(tooBig.Limit)
+		}
+		writeErrorCode(c, http.StatusRequestEntityTooLarge, "too_large", msg)
 	case errors.As(err, &media):
 		writeErrorCode(c, http.StatusUnprocessableEntity, "invalid_media", media.Reason)
 	case errors.Is(err, cluster.ErrNotFound):

@@ -34,7 +34,7 @@ func (a *API) events(c *gin.Context) {
 	}
 
 	s := startStream(c)
-	last := a.view(j)
+	last := a.view(c, j)
 	if s.send("job", last) != nil || last.State.Terminal() {
 		return
 	}
@@ -61,7 +61,7 @@ func (a *API) events(c *gin.Context) {
 			_ = s.send("deleted", map[string]string{"id": id})
 			return
 		}
-		v := a.view(j)
+		v := a.view(c, j)
 		if v.State == last.State && v.Progress == last.Progress {
 			continue
 		}
@@ -87,7 +87,7 @@ func (a *API) listEvents(c *gin.Context) {
 	jobs := a.jobs.Jobs()
 	list := JobList{Jobs: make([]JobView, 0, len(jobs))}
 	for _, j := range jobs {
-		v := a.view(j)
+		v := a.view(c, j)
 		b, err := json.Marshal(v)
 		if err != nil {
 			return
@@ -119,7 +119,7 @@ func (a *API) listEvents(c *gin.Context) {
 		seen := make(map[string]bool, len(sent))
 		for _, j := range a.jobs.Jobs() {
 			seen[j.ID] = true
-			b, err := json.Marshal(a.view(j))
+			b, err := json.Marshal(a.view(c, j))
 			if err != nil {
 				return
 			}

@@ -1,9 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,18 +77,36 @@ func (a *API) serveFile(c *gin.Context) {
 	if !ok {
 		return
 	}
-	rel := strings.TrimPrefix(c.Param("path"), "/")
+	rel, ok := filePath(c)
+	if !ok {
+		return
+	}
+	// Signed playback is checked before the job is looked up, so that an
+	// unsigned request cannot even learn which jobs exist.
+	var query string // the playback query to carry into playlists
+	var exp int64
+	if a.playback != nil {
+		if query, exp, ok = a.playbackGrant(c, id); !ok {
+			return
+		}
+	}
 	j, ok := a.jobs.Job(id)
 	if !ok {
 		writeErrorCode(c, http.StatusNotFound, "not_found", "no such job")
 		return
 	}
 	ref, ok := j.Outputs[rel]
-	if !ok || rel == "" || ref.IsZero() {
+	if !ok || ref.IsZero() {
 		writeErrorCode(c, http.StatusNotFound, "not_found", "no such file")
 		return
 	}
-	f, err := a.blobs.OpenBlob(c.Request.Context(), ref)
+	var f io.ReadSeekCloser
+	var err error
+	if query != "" && isPlaylist(rel) {
+		f, err = a.signedPlaylist(c, ref, rel, query)
+	} else {
+		f, err = a.blobs.OpenBlob(c.Request.Context(), ref)
+	}
 	if err != nil {
 		a.writeError(c, err)
 		return
@@ -98,9 +120,22 @@ func (a *API) serveFile(c *gin.Context) {
 	h.Set("Content-Type", contentTypeOf(rel))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("ETag", `"`+ref.Hash+`"`)
-	if isPlaylist(rel) && j.State != cluster.JobDone {
+	switch {
+	case a.playback != nil:
+		// Signed URLs are for one viewer and expire: shared caches keep
+		// nothing, the viewer's own cache no longer than the URL lives.
+		if query != "" && isPlaylist(rel) {
+			// The body carries the signature: it differs per exp.
+			h.Set("ETag", `"`+ref.Hash+"-"+strconv.FormatInt(exp, 10)+`"`)
+		}
+		if isPlaylist(rel) && j.State != cluster.JobDone || exp == 0 {
+			h.Set("Cache-Control", "private, no-cache")
+		} else {
+			h.Set("Cache-Control", "private, max-age="+strconv.FormatInt(max(exp-time.Now().Unix(), 0), 10))
+		}
+	case isPlaylist(rel) && j.State != cluster.JobDone:
 		h.Set("Cache-Control", cacheRevalidate)
-	} else {
+	default:
 		h.Set("Cache-Control", cacheImmutable)
 	}
 	// The blob is content-addressed: the ETag is the validator, so no
@@ -172,3 +207,67 @@ func (w *jsonErrorWriter) finish() {
 	w.ResponseWriter.WriteHeader(w.status)
 	_, _ = w.ResponseWriter.Write(append(b, '\n'))
 }
+
+// filePath returns the published file a request names, or answers 400:
+// the path must pass cluster.CheckFilePath (relative, no "." or ".."
+// segments, no backslash, NUL or control character, no '%'), and the raw
+// request path may not smuggle a separator in as %2F or %5C.
+func filePath(c *gin.Context) (string, bool) {
+	rel := strings.TrimPrefix(c.Param("path"), "/")
+	if raw := strings.ToLower(c.Request.URL.RawPath); strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
+		writeErrorCode(c, http.StatusBadRequest, "invalid_request", "malformed file path: encoded separator")
+		return "", false
+	}
+	if err := cluster.CheckFilePath(rel); err != nil {
+		writeErrorCode(c, http.StatusBadRequest, "invalid_request", "malformed file path: "+err.Error())
+		return "", false
+	}
+	return rel, true
+}
+
+// playbackGrant checks a request for a job's files under signed playback
+// and returns the query string that playlists served to it carry (its own
+// exp and sig, or a fresh one when it came with an API token) and the
+// expiry. On failure it has answered 403.
+func (a *API) playbackGrant(c *gin.Context, id string) (query string, exp int64, ok bool) {
+	q := c.Request.URL.Query()
+	e, err := a.playback.check(id, q.Get("exp"), q.Get("sig"))
+	if err == nil {
+		return "exp=" + q.Get("exp") + "&sig=" + q.Get("sig"), e, true
+	}
+	if a.hasToken(c) {
+		e := a.playback.expiry()
+		return PlaybackQuery(a.playback.key, id, e), e, true
+	}
+	writeErrorCode(c, http.StatusForbidden, "forbidden", err.Error())
+	return "", 0, false
+}
+
+// maxPlaylistBytes bounds a playlist read into memory to be signed.
+const maxPlaylistBytes = 16 << 20
+
+// signedPlaylist reads a playlist and rewrites its URIs to carry query.
+func (a *API) signedPlaylist(c *gin.Context, ref cluster.BlobRef, rel, query string) (io.ReadSeekCloser, error) {
+	if ref.Size > maxPlaylistBytes {
+		return nil, fmt.Errorf("playlist %s is %d bytes, more than signing reads", rel, ref.Size)
+	}
+	f, err := a.blobs.OpenBlob(c.Request.Context(), ref)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPlaylistBytes))
+	if err != nil {
+		return nil, err
+	}
+	if strings.EqualFold(path.Ext(rel), ".mpd") {
+		b = signDASH(b, query)
+	} else {
+		b = signHLS(b, query)
+	}
+	return nopCloser{bytes.NewReader(b)}, nil
+}
+
+type nopCloser struct{ io.ReadSeeker }
+
+func (nopCloser) Close() error { return nil }

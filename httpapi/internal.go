@@ -310,9 +310,11 @@ func (a *Internal) putBlob(c *gin.Context) {
 			fmt.Sprintf("Content-Length %d differs from %s %d", cl, cluster.HeaderSize, size))
 		return
 	}
-	_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Time{})
+	// A blob takes as long as it takes while bytes flow, and is cut when
+	// the sender stalls (the server's ReadTimeout would cut big blobs).
+	idle := &idleReader{r: c.Request.Body, rc: http.NewResponseController(c.Writer), idle: DefaultUploadIdleTimeout}
 	ref := cluster.BlobRef{Hash: h, Size: size}
-	body := countingBody{c.Request.Body, a.counter(c, cluster.DirectionIn)}
+	body := countingBody{idle, a.counter(c, cluster.DirectionIn)}
 	if err := a.blobs.Receive(c.Request.Context(), ref, body); err != nil {
 		if errors.Is(err, cluster.ErrInvalid) {
 			writeErrorCode(c, http.StatusUnprocessableEntity, "checksum_mismatch", err.Error())

@@ -419,7 +419,10 @@ func TestInternalAuth(t *testing.T) {
 		{"POST", cluster.InternalPrefix + "/propose", "{}"},
 		{"POST", cluster.InternalPrefix + "/raft/join", `{"id":"x","addr":"1.2.3.4:7947"}`},
 		{"GET", cluster.InternalPrefix + "/raft/status", ""},
+		{"POST", cluster.InternalPrefix + "/heartbeat", `{"node":"n2"}`},
+		{"POST", cluster.InternalPrefix + "/raft/remove", `{"id":"x"}`},
 		{"GET", "/internal/v1/unknown", ""},
+		{"GET", "/api/v1/jobs", ""},
 	}
 	auths := []struct {
 		name string

@@ -27,7 +27,7 @@ func (a *API) listJobs(c *gin.Context) {
 	jobs := a.jobs.Jobs()
 	out := JobList{Jobs: make([]JobView, 0, len(jobs))}
 	for _, j := range jobs {
-		out.Jobs = append(out.Jobs, a.view(j))
+		out.Jobs = append(out.Jobs, a.view(c, j))
 	}
 	writeJSON(c, http.StatusOK, out)
 }
@@ -42,7 +42,7 @@ func (a *API) getJob(c *gin.Context) {
 		writeErrorCode(c, http.StatusNotFound, "not_found", "no such job")
 		return
 	}
-	writeJSON(c, http.StatusOK, a.view(j))
+	writeJSON(c, http.StatusOK, a.view(c, j))
 }
 
 // cancelJob cancels a running job or deletes a finished one. It answers 200
@@ -63,7 +63,7 @@ func (a *API) cancelJob(c *gin.Context) {
 		c.Writer.WriteHeaderNow()
 		return
 	}
-	writeJSON(c, http.StatusOK, a.view(j))
+	writeJSON(c, http.StatusOK, a.view(c, j))
 }
 
 func (a *API) clusterStatus(c *gin.Context) {
@@ -97,7 +97,8 @@ func (a *API) submit(c *gin.Context) {
 		writeErrorCode(c, http.StatusRequestEntityTooLarge, "too_large", tooLargeMessage(a.maxBody))
 		return
 	}
-	body := &trackedBody{rc: http.MaxBytesReader(c.Writer, r.Body, a.maxBody)}
+	idle := &idleReader{r: r.Body, rc: http.NewResponseController(c.Writer), idle: a.uploadIdle}
+	body := &trackedBody{rc: http.MaxBytesReader(c.Writer, readCloser{idle, r.Body}, a.maxBody), idle: idle}
 	r.Body = body
 
 	ct := r.Header.Get("Content-Type")
@@ -206,8 +207,21 @@ func (a *API) uploadError(c *gin.Context, body *trackedBody, file *filePart, err
 		a.writeError(c, tooBig)
 		return
 	}
+	if body.idle.timedOut {
+		c.Header("Connection", "close")
+		writeErrorCode(c, http.StatusRequestTimeout, "upload_timeout",
+			"the upload sent nothing for "+a.uploadIdle.String()+"; it was cut")
+		return
+	}
 	if file != nil && file.trailing != nil {
 		a.writeError(c, file.trailing)
+		return
+	}
+	if body.readErr != nil {
+		// The client went away mid-upload: nobody reads this answer, but
+		// logs and metrics see 499 rather than a server error.
+		c.Header("Connection", "close")
+		writeErrorCode(c, statusClientClosed, "upload_incomplete", "the upload ended before its end")
 		return
 	}
 	a.writeError(c, err)
@@ -215,25 +229,33 @@ func (a *API) uploadError(c *gin.Context, body *trackedBody, file *filePart, err
 
 func (a *API) created(c *gin.Context, job cluster.Job) {
 	c.Header("Location", "/api/v1/jobs/"+job.ID)
-	writeJSON(c, http.StatusCreated, a.view(job))
+	writeJSON(c, http.StatusCreated, a.view(c, job))
 }
 
 // trackedBody is the request body under the size limit; it remembers
 // whether the limit was hit.
 type trackedBody struct {
-	rc  io.ReadCloser
-	big *http.MaxBytesError
+	rc      io.ReadCloser
+	idle    *idleReader
+	big     *http.MaxBytesError
+	readErr error // the first read error other than io.EOF
 }
 
 func (t *trackedBody) Read(p []byte) (int, error) {
 	n, err := t.rc.Read(p)
-	if err != nil && t.big == nil {
+	if err != nil && err != io.EOF && t.readErr == nil {
+		t.readErr = err
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			t.big = mb
 		}
 	}
 	return n, err
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 func (t *trackedBody) Close() error { return t.rc.Close() }

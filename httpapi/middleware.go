@@ -1,15 +1,12 @@
 package httpapi
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -165,21 +162,4 @@ func recoverRequest(c *gin.Context, log *slog.Logger, msg string) {
 		writeErrorCode(c, http.StatusInternalServerError, "internal", "internal error")
 	}()
 	c.Next()
-}
-
-// auth enforces the API token on state-changing routes.
-func (a *API) auth(c *gin.Context) {
-	if a.token == "" {
-		return
-	}
-	scheme, tok, ok := strings.Cut(c.GetHeader("Authorization"), " ")
-	if ok && strings.EqualFold(scheme, "Bearer") {
-		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		want := sha256.Sum256([]byte(a.token))
-		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
-			return
-		}
-	}
-	c.Header("WWW-Authenticate", `Bearer realm="gosty"`)
-	writeErrorCode(c, http.StatusUnauthorized, "unauthorized", "a valid API token is required (Authorization: Bearer <token>)")
 }

@@ -3,10 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 
@@ -46,19 +44,8 @@ func (a *API) scale(c *gin.Context) {
 			"scaling is only available when gosty runs as a Kubernetes StatefulSet (in-cluster, with the shipped Role); scale your nodes by other means")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 4<<10))
-	if err != nil {
-		writeErrorCode(c, http.StatusBadRequest, "invalid_request", "reading the body: "+err.Error())
-		return
-	}
 	var req scaleRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || dec.More() {
-		if err == nil {
-			err = errors.New("trailing data")
-		}
-		writeErrorCode(c, http.StatusBadRequest, "invalid_request", `the body must be JSON {"replicas": n}: `+err.Error())
+	if !a.decodeJSON(c, &req) {
 		return
 	}
 	if req.Replicas == nil {

@@ -83,7 +83,7 @@ func TestScale(t *testing.T) {
 		{name: "unknown field", body: `{"replicas": 3, "force": true}`, hdr: auth, status: 400, errCode: "invalid_request"},
 		{name: "trailing", body: `{"replicas": 3} {}`, hdr: auth, status: 400, errCode: "invalid_request"},
 		{name: "not json", body: `replicas=3`, hdr: auth, status: 400, errCode: "invalid_request"},
-		{name: "huge body", body: `{"replicas": 3` + strings.Repeat(" ", 8<<10) + `}`, hdr: auth, status: 400, errCode: "invalid_request"},
+		{name: "huge body", body: `{"replicas": 3` + strings.Repeat(" ", int(MaxJSONBytes)) + `}`, hdr: auth, status: 413, errCode: "too_large"},
 		{name: "forbidden", body: `{"replicas": 3}`, hdr: auth, err: statusErr{403, "kubernetes says no"}, status: 403, errCode: "forbidden"},
 		{name: "not found upstream", body: `{"replicas": 3}`, hdr: auth, err: statusErr{404, "statefulset gone"}, status: 502, errCode: "scale_failed"},
 		{name: "conflict", body: `{"replicas": 3}`, hdr: auth, err: fmt.Errorf("wrapped: %w", statusErr{409, "busy"}), status: 409, errCode: "conflict"},

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -59,7 +60,24 @@ type Config struct {
 	// APIToken, when set, is required as "Authorization: Bearer <token>" on
 	// state-changing calls (POST, DELETE); otherwise 401.
 	APIToken string
-	NodeName string // logged with every request
+	// APITokens are further accepted tokens (several at once, so that they
+	// can be rotated): any one of APIToken and APITokens will do.
+	APITokens []string
+	NodeName  string // logged with every request
+
+	// PlaybackKey, when set, makes playback signed: a job's files need
+	// ?exp=&sig= (see playback.go) or an API token, else 403. nil serves
+	// them to anyone who knows the job ID.
+	PlaybackKey []byte
+	// PlaybackTTL is how long signed URLs handed out in the job JSON stay
+	// valid; 0 = DefaultPlaybackTTL.
+	PlaybackTTL time.Duration
+	// MaxConcurrentUploads is the uploads this node takes at once (429
+	// beyond); 0 = DefaultMaxConcurrentUploads.
+	MaxConcurrentUploads int
+	// UploadIdleTimeout cuts an upload that sends nothing for this long
+	// (408); 0 = DefaultUploadIdleTimeout.
+	UploadIdleTimeout time.Duration
 	// UI holds the web UI served at / (index.html and assets/); nil = the
 	// build embedded in the binary (package ui).
 	UI fs.FS
@@ -90,11 +108,15 @@ type API struct {
 	registry *prometheus.Registry
 	log      *slog.Logger
 	maxBody  int64
-	token    string
+	tokens   tokenSet
 	node     string
 	metrics  *httpMetrics
 	ui       *uiFiles
 	engine   *gin.Engine
+
+	playback   *signer       // nil: public playback
+	uploads    chan struct{} // upload slots
+	uploadIdle time.Duration
 
 	// pingInterval and pollInterval pace event streams (tests shorten them).
 	pingInterval time.Duration
@@ -124,6 +146,12 @@ func New(cfg Config) (*API, error) {
 	if cfg.MaxUploadBytes < 0 {
 		errs = append(errs, errors.New("httpapi: Config.MaxUploadBytes is negative"))
 	}
+	if cfg.MaxConcurrentUploads < 0 || cfg.PlaybackTTL < 0 || cfg.UploadIdleTimeout < 0 {
+		errs = append(errs, errors.New("httpapi: negative upload or playback limit"))
+	}
+	if cfg.PlaybackKey != nil && len(cfg.PlaybackKey) < 16 {
+		errs = append(errs, errors.New("httpapi: Config.PlaybackKey is shorter than 16 bytes"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -136,8 +164,10 @@ func New(cfg Config) (*API, error) {
 		registry:     cfg.Registry,
 		log:          cfg.Logger,
 		maxBody:      cfg.MaxUploadBytes,
-		token:        cfg.APIToken,
+		tokens:       newTokenSet(append([]string{cfg.APIToken}, cfg.APITokens...)...),
 		node:         cfg.NodeName,
+		uploads:      make(chan struct{}, cmp.Or(cfg.MaxConcurrentUploads, DefaultMaxConcurrentUploads)),
+		uploadIdle:   cmp.Or(cfg.UploadIdleTimeout, DefaultUploadIdleTimeout),
 		pingInterval: defaultPingInterval,
 		pollInterval: defaultPollInterval,
 		listGap:      defaultListGap,
@@ -147,6 +177,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if a.maxBody == 0 {
 		a.maxBody = DefaultMaxUploadBytes
+	}
+	if cfg.PlaybackKey != nil {
+		a.playback = &signer{key: cfg.PlaybackKey, ttl: cmp.Or(cfg.PlaybackTTL, DefaultPlaybackTTL), now: time.Now}
 	}
 	m, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
@@ -175,7 +208,7 @@ func (a *API) routes() *gin.Engine {
 	// Logged client addresses come from the connection, never from
 	// X-Forwarded-For that anyone can send.
 	_ = e.SetTrustedProxies(nil)
-	e.Use(a.observe, a.recovery)
+	e.Use(a.observe, a.recovery, a.limitBody)
 	e.NoRoute(func(c *gin.Context) {
 		writeErrorCode(c, http.StatusNotFound, "not_found", "no such route")
 	})
@@ -197,7 +230,7 @@ func (a *API) routes() *gin.Engine {
 	v1.GET("/cluster", a.clusterStatus)
 	v1.GET("/events", a.listEvents)
 	v1.POST("/cluster/scale", a.auth, a.scale)
-	v1.POST("/jobs", a.auth, a.submit)
+	v1.POST("/jobs", a.auth, a.uploadSlot, a.submit)
 	v1.GET("/jobs", a.listJobs)
 	v1.GET("/jobs/:id", a.getJob)
 	v1.DELETE("/jobs/:id", a.auth, a.cancelJob)

@@ -1,17 +1,16 @@
 package httpapi
 
 import (
-	"regexp"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/gosty/gosty/cluster"
 )
 
-var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
-// validID reports whether id may name a job. IDs are checked before any
-// lookup so that odd bytes never reach the backend.
-func validID(id string) bool { return jobIDPattern.MatchString(id) }
+// validID reports whether id may name a job (cluster.ValidJobID). IDs are
+// checked before any lookup so that odd bytes never reach the backend.
+func validID(id string) bool { return cluster.ValidJobID(id) }
 
 // jobID returns the :id path parameter, or writes 400 and returns false.
 func jobID(c *gin.Context) (string, bool) {

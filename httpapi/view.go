@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/transcoder"
 )
@@ -151,6 +153,26 @@ func clamp01(f float64) float64 {
 	return f
 }
 
-func (a *API) view(j cluster.Job) JobView {
-	return NewJobView(j, a.jobs.Progress(j.ID))
+// view is the job as this caller sees it: with signed playback, the output
+// URLs carry a fresh signature for callers that are authorized (they hold
+// an API token, or none is configured); others get them bare.
+func (a *API) view(c *gin.Context, j cluster.Job) JobView {
+	v := NewJobView(j, a.jobs.Progress(j.ID))
+	if a.playback != nil && v.Outputs != nil && a.authorized(c) {
+		v.Outputs.sign(a.playback.query(j.ID))
+	}
+	return v
+}
+
+// sign appends the playback query q to every URL.
+func (o *OutputsView) sign(q string) {
+	if o.HLS != "" {
+		o.HLS += "?" + q
+	}
+	if o.DASH != "" {
+		o.DASH += "?" + q
+	}
+	for name, u := range o.MP4 {
+		o.MP4[name] = u + "?" + q
+	}
 }

@@ -13,6 +13,12 @@ import (
 	"github.com/gosty/gosty/httpapi"
 )
 
+// Playback modes.
+const (
+	PlaybackPublic = "public"
+	PlaybackSigned = "signed"
+)
+
 // Default ports. They are fixed so that nodes on different loopback
 // addresses (or pods) share them, like pods of a StatefulSet do.
 const (
@@ -44,7 +50,21 @@ type Config struct {
 	// share of the cores per slot (cores/slots, at least 1), so parallel
 	// tasks do not oversubscribe the CPU with x264's own frame threads.
 	EncoderThreads int
-	APITokenFile   string
+	// APITokenFile holds the bearer tokens state-changing API calls need:
+	// one a line (several, so that they can be rotated), blank lines and
+	// lines starting with # ignored. Empty = no token required.
+	APITokenFile string
+	// Playback is PlaybackPublic (files open to anyone with the job ID) or
+	// PlaybackSigned (files need a signed, expiring URL or an API token).
+	Playback string
+	// PlaybackKeyFile holds the signing key (at least 16 bytes); empty =
+	// derived from the cluster key, so that every node agrees.
+	PlaybackKeyFile string
+	// PlaybackTTL is how long the signed URLs in job JSON stay valid.
+	PlaybackTTL time.Duration
+	// MaxConcurrentUploads bounds the uploads this node takes at once
+	// (429 with Retry-After beyond).
+	MaxConcurrentUploads int
 	// ClusterKeyFile holds the secret peers present on the internal API.
 	ClusterKeyFile string
 	// GossipKeyFile holds a 16, 24 or 32 byte key (raw or base64) that
@@ -101,6 +121,10 @@ func DefaultConfig() Config {
 		Preset:         "veryfast",
 		Version:        "dev",
 		gcGrace:        30 * time.Second,
+		Playback:       PlaybackPublic,
+		PlaybackTTL:    6 * time.Hour,
+
+		MaxConcurrentUploads: 4,
 	}
 }
 
@@ -156,6 +180,21 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUploadBytes <= 0 {
 		errs = append(errs, "max upload bytes must be positive")
+	}
+	if c.MaxConcurrentUploads < 1 || c.MaxConcurrentUploads > 1024 {
+		errs = append(errs, fmt.Sprintf("max concurrent uploads must be 1..1024, got %d", c.MaxConcurrentUploads))
+	}
+	switch c.Playback {
+	case PlaybackPublic:
+	case PlaybackSigned:
+		if c.PlaybackTTL < time.Minute {
+			errs = append(errs, fmt.Sprintf("playback TTL %v is shorter than a minute", c.PlaybackTTL))
+		}
+		if c.PlaybackKeyFile == "" && c.ClusterKeyFile == "" {
+			errs = append(errs, "signed playback needs a playback key file or a cluster key file to derive the key from")
+		}
+	default:
+		errs = append(errs, fmt.Sprintf("playback %q must be %s or %s", c.Playback, PlaybackPublic, PlaybackSigned))
 	}
 	ok := false
 	for _, p := range x264Presets {

@@ -92,7 +92,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if n.tc, err = transcoder.New(transcoder.Config{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Logger: logger, Threads: threads}); err != nil {
 		return nil, err
 	}
-	token, err := readSecret(cfg.APITokenFile)
+	tokens, err := readTokens(cfg.APITokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("api token: %w", err)
 	}
@@ -100,9 +100,16 @@ func New(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster key: %w", err)
 	}
+	signKey, err := playbackKey(cfg, clusterKey)
+	if err != nil {
+		return nil, fmt.Errorf("playback key: %w", err)
+	}
 	gossipKey, err := readGossipKey(cfg.GossipKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("gossip key: %w", err)
+	}
+	if clusterKey != "" && gossipKey == nil {
+		logger.Warn("gossip is neither encrypted nor authenticated: anyone who reaches the gossip port can join the member list; set --gossip-key-file")
 	}
 
 	// Listeners first: their real ports (0 in tests) go into gossip.
@@ -129,6 +136,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Advertise:        net.JoinHostPort(adv, strconv.Itoa(cfg.RaftPort)),
 		Bootstrap:        len(cfg.Join) == 0,
 		AddressProvider:  addrs,
+		ClusterKey:       clusterKey,
 		Logger:           logger,
 		HeartbeatTimeout: fastOr(cfg.Fast, 500*time.Millisecond),
 		ElectionTimeout:  fastOr(cfg.Fast, 500*time.Millisecond),
@@ -196,8 +204,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.isrv = &http.Server{Handler: internal.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	n.isrv = newServer(internal.Handler(), logger)
 
 	scaler := cfg.Scaler
 	if scaler == nil {
@@ -213,18 +220,38 @@ func New(cfg Config) (_ *Node, err error) {
 	api, err := httpapi.New(httpapi.Config{
 		Jobs: svc, Blobs: svc, Cluster: svc, Health: svc,
 		Registry: n.metrics.reg, Logger: logger, MaxUploadBytes: cfg.MaxUploadBytes,
-		APIToken: token, NodeName: cfg.Name, Scaler: scaler,
+		APITokens: tokens, NodeName: cfg.Name, Scaler: scaler,
+		PlaybackKey: signKey, PlaybackTTL: cfg.PlaybackTTL, MaxConcurrentUploads: cfg.MaxConcurrentUploads,
 	})
 	if err != nil {
 		return nil, err
 	}
-	n.srv = &http.Server{
-		Handler:           api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+	n.srv = newServer(api.Handler(), logger)
+	return n, nil
+}
+
+// Server limits, the same on the public and the internal port. ReadTimeout
+// bounds reading a whole request; uploads and blob pushes, which may take
+// much longer, move their own read deadline while bytes flow
+// (httpapi.Config.UploadIdleTimeout) instead of being cut by it. Responses
+// have no write timeout: downloads and event streams are long, and the
+// handlers that stream clear any deadline.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = time.Minute
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
+
+func newServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	return n, nil
 }
 
 func fastOr(fast bool, d time.Duration) time.Duration {

@@ -76,7 +76,7 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 	var tokenFile string
 	var sf submitFlags
 	fs.StringVar(&c.server, "server", "http://127.0.0.1:8080", "node to talk to")
-	fs.StringVar(&tokenFile, "api-token-file", "", "file with the API bearer token")
+	fs.StringVar(&tokenFile, "api-token-file", "", "file with the API bearer token (the first of its lines, if several)")
 	fs.StringVar(&c.output, "output", "text", "text or json")
 	if cmd == "submit" {
 		fs.StringVar(&sf.renditions, "renditions", "", "comma-separated ladder, e.g. 720p,480p or 720p@2500k (default: the codec's ladder)")
@@ -97,11 +97,11 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		return usageError("--output must be text or json, not %q", c.output)
 	}
 	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
+		tok, err := readClientToken(tokenFile)
 		if err != nil {
 			return &exitError{exitUsage, err}
 		}
-		c.token = strings.TrimSpace(string(b))
+		c.token = tok
 	}
 	c.server = strings.TrimRight(c.server, "/")
 	switch cmd {
@@ -495,4 +495,20 @@ func (c *client) printJSON(raw json.RawMessage) error {
 	enc := json.NewEncoder(c.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// readClientToken reads the token the client sends. The node's token file
+// may list several (one a line, for rotation; # comments): the client
+// sends the first, so one file serves both.
+func readClientToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(string(b)) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			return line, nil
+		}
+	}
+	return "", fmt.Errorf("%s holds no token", path)
 }

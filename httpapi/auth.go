@@ -1,0 +1,66 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// tokenSet holds the SHA-256 of every accepted API token (never the token
+// itself, so that no token can end up in a log or an error by accident).
+type tokenSet [][sha256.Size]byte
+
+func newTokenSet(tokens ...string) tokenSet {
+	var s tokenSet
+	seen := map[[sha256.Size]byte]bool{}
+	for _, t := range tokens {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		h := sha256.Sum256([]byte(t))
+		if !seen[h] {
+			seen[h] = true
+			s = append(s, h)
+		}
+	}
+	return s
+}
+
+// match reports whether an Authorization header carries one of the tokens.
+// Every token is compared, in constant time, whatever matches.
+func (s tokenSet) match(header string) bool {
+	scheme, tok, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	found := 0
+	for i := range s {
+		found |= subtle.ConstantTimeCompare(got[:], s[i][:])
+	}
+	return found == 1
+}
+
+// authorized reports whether the caller may change state: it carries one
+// of the API tokens, or no token is configured.
+func (a *API) authorized(c *gin.Context) bool {
+	return len(a.tokens) == 0 || a.tokens.match(c.GetHeader("Authorization"))
+}
+
+// hasToken reports whether the caller presented a configured API token
+// (false when none is configured).
+func (a *API) hasToken(c *gin.Context) bool {
+	return len(a.tokens) > 0 && a.tokens.match(c.GetHeader("Authorization"))
+}
+
+// auth enforces the API token on state-changing routes.
+func (a *API) auth(c *gin.Context) {
+	if a.authorized(c) {
+		return
+	}
+	c.Header("WWW-Authenticate", `Bearer realm="gosty"`)
+	writeErrorCode(c, http.StatusUnauthorized, "unauthorized", "a valid API token is required (Authorization: Bearer <token>)")
+}

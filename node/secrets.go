@@ -1,0 +1,62 @@
+package node
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/gosty/gosty/httpapi"
+)
+
+// Secrets (API tokens, the cluster key, the gossip and playback keys) are
+// read from files, so that Kubernetes Secrets mount straight in; their
+// values never appear in logs or error messages, only the files' paths.
+
+// readTokens reads API tokens, one a line; blank lines and lines starting
+// with # are skipped. "" means no token is required.
+func readTokens(path string) ([]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.ContainsAny(line, " \t") {
+			return nil, fmt.Errorf("%s: a token may not contain spaces (one token a line)", path)
+		}
+		out = append(out, line)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no token", path)
+	}
+	return out, nil
+}
+
+// playbackKey is the signing key of signed playback: the key file's
+// contents, or one derived from the cluster key. nil for public playback.
+func playbackKey(cfg Config, clusterKey string) ([]byte, error) {
+	if cfg.Playback != PlaybackSigned {
+		return nil, nil
+	}
+	if cfg.PlaybackKeyFile != "" {
+		k, err := readSecret(cfg.PlaybackKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		if len(k) < 16 {
+			return nil, fmt.Errorf("%s: a playback key needs at least 16 bytes", cfg.PlaybackKeyFile)
+		}
+		return []byte(k), nil
+	}
+	if clusterKey == "" {
+		return nil, fmt.Errorf("signed playback needs --playback-key-file or --cluster-key-file")
+	}
+	return httpapi.DerivePlaybackKey(clusterKey), nil
+}
