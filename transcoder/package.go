@@ -22,6 +22,9 @@ type PackageInput struct {
 	Chunks         [][]string // [rendition][chunk] encoded chunk paths, in chunk order
 	Audio          string     // "" = no audio
 	SegmentSeconds float64    // 0 = DefaultSegmentSeconds
+	// Duration is the video's length in seconds; it sizes the deadlines of
+	// the ffmpeg runs (0 = assume the longest accepted source).
+	Duration float64
 }
 
 // PackageResult lists what Package wrote. Paths are relative to outDir and
@@ -71,10 +74,14 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 	}
 	defer os.RemoveAll(tmp)
 
+	media := in.Duration
+	if media <= 0 {
+		media = maxDuration
+	}
 	stitched := make([]string, n)
 	for i, r := range in.Renditions {
 		stitched[i] = filepath.Join(tmp, fmt.Sprintf("v%d.mp4", i))
-		if err := t.stitch(ctx, in.Chunks[i], filepath.Join(tmp, fmt.Sprintf("v%d.ffconcat", i)), stitched[i]); err != nil {
+		if err := t.stitch(ctx, media, in.Chunks[i], filepath.Join(tmp, fmt.Sprintf("v%d.ffconcat", i)), stitched[i]); err != nil {
 			return nil, fmt.Errorf("package: stitch %s: %w", r.Name, err)
 		}
 	}
@@ -122,7 +129,8 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		}
 		args = append(args, "-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", filepath.Join(outDir, filepath.FromSlash(rel)))
 	}
-	if err := t.run(ctx, t.ffmpeg, args, nil); err != nil {
+	// One run muxes every rendition twice (DASH and MP4) by stream copy.
+	if err := t.run(ctx, copyDeadline(media*float64(2*n+1)), t.ffmpeg, args, nil); err != nil {
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
 
@@ -151,7 +159,7 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 
 // stitch joins one rendition's chunks with the concat demuxer. The list is
 // ours and names only our own files, hence -safe 0.
-func (t *Transcoder) stitch(ctx context.Context, chunks []string, list, out string) error {
+func (t *Transcoder) stitch(ctx context.Context, media float64, chunks []string, list, out string) error {
 	var b strings.Builder
 	b.WriteString("ffconcat version 1.0\n")
 	for _, c := range chunks {
@@ -167,7 +175,7 @@ func (t *Transcoder) stitch(ctx context.Context, chunks []string, list, out stri
 	args := ffmpegBase()
 	args = append(args, "-f", "concat", "-safe", "0", "-protocol_whitelist", "file,pipe",
 		"-i", list, "-map", "0:v:0", "-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", out)
-	return t.run(ctx, t.ffmpeg, args, nil)
+	return t.run(ctx, copyDeadline(media), t.ffmpeg, args, nil)
 }
 
 // mpdRep is the part of an MPD Representation needed to write HLS.
