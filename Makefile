@@ -81,3 +81,26 @@ deps-prometheus:
 
 clean:
 	rm -rf bin
+
+# Fuzz tests (go test -fuzz takes one target per run): every Fuzz function
+# of FUZZPKGS runs for FUZZTIME. `make test` runs a short pass (FUZZTIME_CI
+# each, about 1 minute in all); `make fuzz FUZZTIME=10m` for a long one.
+# Failing inputs land in the package's testdata/fuzz/ and are replayed by
+# every `go test` from then on.
+FUZZTIME    ?= 10s
+FUZZTIME_CI ?= 5s
+FUZZPKGS    ?= ./cluster/ ./transcoder/
+# Minimizing each new interesting input may take this long (go test stops
+# counting execs meanwhile); short runs are better spent fuzzing.
+FUZZMINIMIZETIME ?= 2s
+.PHONY: fuzz fuzz-ci
+fuzz: deps-go
+	@set -e; for pkg in $(FUZZPKGS); do \
+		for fn in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
+		done; \
+	done
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_CI)
+test: fuzz-ci

@@ -125,6 +125,7 @@ func TestProbeLimits(t *testing.T) {
 				t.Errorf("video %+v audio %+v", p.Video, p.Audio)
 			}
 		}},
+		{"audio and video share an index", probeDoc(mp4, "10", vStream(640, 360, "25/1", "10"), with(aStream(), "index", 0)), "bad index", nil},
 		{"negative stream index", probeDoc(mp4, "10", with(vStream(640, 360, "25/1", "10"), "index", -1)), "bad index", nil},
 		{"not json", []byte("{"), "decode ffprobe json", nil},
 	}

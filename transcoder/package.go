@@ -1,7 +1,6 @@
 package transcoder
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/xml"
@@ -200,6 +199,10 @@ type mpdDoc struct {
 
 var streamInfRe = regexp.MustCompile(`^#EXT-X-STREAM-INF:(.*)$`)
 
+// codecsRe is an RFC 6381 codecs list as HLS's CODECS attribute takes it:
+// nothing that could end the quoted attribute or the line.
+var codecsRe = regexp.MustCompile(`^[A-Za-z0-9.+-]+(,[A-Za-z0-9.+-]+)*$`)
+
 // fixHLS checks the master playlist ffmpeg's DASH muxer wrote and rewrites
 // it from the MPD when a variant or a required attribute (BANDWIDTH,
 // RESOLUTION, CODECS) is missing. It also makes the media playlists plain
@@ -231,23 +234,36 @@ func (t *Transcoder) fixHLS(outDir string, rs []Rendition, hasAudio bool) error 
 		if err != nil {
 			return err
 		}
-		var out bytes.Buffer
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			l := sc.Text()
-			if strings.HasPrefix(l, "#EXT-X-PROGRAM-DATE-TIME") || strings.HasPrefix(l, "#EXT-X-PLAYLIST-TYPE") {
-				continue
-			}
-			out.WriteString(l + "\n")
-			if strings.HasPrefix(l, "#EXT-X-VERSION") {
-				out.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
-			}
-		}
-		if err := writeFileAtomic(p, out.Bytes()); err != nil {
+		if err := writeFileAtomic(p, vodMediaPlaylist(b)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// vodMediaPlaylist rewrites a media playlist as plain VOD: no
+// PROGRAM-DATE-TIME tags, and PLAYLIST-TYPE:VOD right after the version.
+// Line endings become "\n"; every other line is kept as it is, however long
+// (the bufio.Scanner this replaces silently stopped at a 64 KiB line).
+func vodMediaPlaylist(b []byte) []byte {
+	var out bytes.Buffer
+	lines := strings.Split(string(b), "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1] // the final newline ends a line, it does not start one
+	}
+	for _, l := range lines {
+		// A CR before the LF is part of the terminator; more than one
+		// could only be read back as a different line, so all go.
+		l = strings.TrimRight(l, "\r")
+		if strings.HasPrefix(l, "#EXT-X-PROGRAM-DATE-TIME") || strings.HasPrefix(l, "#EXT-X-PLAYLIST-TYPE") {
+			continue
+		}
+		out.WriteString(l + "\n")
+		if strings.HasPrefix(l, "#EXT-X-VERSION") {
+			out.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+		}
+	}
+	return out.Bytes()
 }
 
 func masterComplete(master []byte, want int) bool {
@@ -294,7 +310,7 @@ func buildMaster(mpd []byte, rs []Rendition, hasAudio bool) ([]byte, error) {
 	audioCodec := "mp4a.40.2"
 	var audioBW int64 = DefaultAudioBitrate
 	if audio != nil {
-		if audio.Codecs != "" {
+		if codecsRe.MatchString(audio.Codecs) {
 			audioCodec = audio.Codecs
 		}
 		if audio.Bandwidth > 0 {
@@ -308,8 +324,8 @@ func buildMaster(mpd []byte, rs []Rendition, hasAudio bool) ([]byte, error) {
 	}
 	for i, r := range rs {
 		rep, ok := video[strconv.Itoa(i)]
-		if !ok || rep.Codecs == "" {
-			return nil, fmt.Errorf("mpd has no video representation %d for %s", i, r.Name)
+		if !ok || !codecsRe.MatchString(rep.Codecs) {
+			return nil, fmt.Errorf("mpd has no video representation %d with usable codecs for %s", i, r.Name)
 		}
 		// Peak bandwidth: the encoder's VBV ceiling, or what was measured
 		// if that is higher.
