@@ -80,6 +80,7 @@ func FuzzParseProbe(f *testing.F) {
 	f.Add(probeDoc("mov,mp4,m4a,3gp,3g2,mj2", "10", vStream(640, 360, "30000/1001", "10"), aStream()), uint16(7))
 	f.Add(probeDoc("matroska,webm", "1e308", with(vStream(8192, 4320, "240/1", "86400"), "tags", map[string]string{"rotate": "-90"})), uint16(1))
 	f.Add([]byte("packet,0.1,N/A,K_\npacket,N/A,0.2,__\nformat,1.4\n"), uint16(3))
+	f.Add([]byte("packet,0.5,0.5,K"+strings.Repeat("_", maxCSVLine)+"\npacket,1,1,K_\n"), uint16(2000))
 	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
 		if p, err := parseProbe(data); err == nil {
 			checkProbe(t, p)

@@ -237,7 +237,8 @@ type keyframeScanner struct {
 	idx               keyframeIndex
 	kfAbs             []float64
 	firstPTS, lastPTS float64
-	partial           []byte
+	partial           []byte // the line so far
+	overlong          bool   // the line so far is longer than maxCSVLine: skip it
 }
 
 func newKeyframeScanner() *keyframeScanner {
@@ -245,29 +246,31 @@ func newKeyframeScanner() *keyframeScanner {
 }
 
 // maxCSVLine bounds a line we are willing to buffer; ffprobe's packet
-// lines are a few dozen bytes.
+// lines are a few dozen bytes, and longer ones are skipped whole.
 const maxCSVLine = 4 << 10
 
 func (k *keyframeScanner) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			if len(k.partial)+len(p) <= maxCSVLine {
-				k.partial = append(k.partial, p...)
+		part := p
+		if i >= 0 {
+			part = p[:i]
+		}
+		if !k.overlong {
+			if len(k.partial)+len(part) > maxCSVLine {
+				k.overlong, k.partial = true, k.partial[:0]
 			} else {
-				k.partial = append(k.partial[:0], "overlong"...) // never a valid line
+				k.partial = append(k.partial, part...)
 			}
+		}
+		if i < 0 {
 			break
 		}
-		if len(k.partial) > 0 {
-			if len(k.partial)+i <= maxCSVLine {
-				k.line(string(append(k.partial, p[:i]...)))
-			}
-			k.partial = k.partial[:0]
-		} else {
-			k.line(string(p[:i]))
+		if !k.overlong {
+			k.line(string(k.partial))
 		}
+		k.partial, k.overlong = k.partial[:0], false
 		p = p[i+1:]
 	}
 	return n, nil
@@ -302,10 +305,10 @@ func (k *keyframeScanner) line(l string) {
 }
 
 func (k *keyframeScanner) index() (keyframeIndex, error) {
-	if len(k.partial) > 0 {
+	if len(k.partial) > 0 && !k.overlong {
 		k.line(string(k.partial))
-		k.partial = nil
 	}
+	k.partial, k.overlong = nil, false
 	idx := k.idx
 	if idx.packets == 0 || len(k.kfAbs) == 0 {
 		return keyframeIndex{}, &MediaError{Reason: "video stream has no keyframes"}
