@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 DATA    ?= ./data
 HTTP    ?= :8080
 
-.PHONY: all build run cluster test test-short test-k8s kube-bins bench ui deps deps-go deps-ffmpeg deps-iptables deps-prometheus deps-node deps-chromium deps-k8s vet clean
+.PHONY: all build run cluster test test-short test-k8s kube-bins bench ui deps deps-go deps-ffmpeg deps-iptables deps-prometheus deps-node deps-chromium deps-k8s fuzz fuzz-ci vet clean
 
 all: build
 
@@ -40,6 +40,7 @@ vet: deps-go
 test: deps deps-iptables deps-prometheus deps-chromium ui vet
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -short -run '^$$' -bench . -benchtime 1x ./bench/ ./cmd/gosty/
+	@$(MAKE) --no-print-directory fuzz-ci
 
 test-short: deps-go
 	$(GO) test -count=1 -short ./...
@@ -170,3 +171,24 @@ test-k8s: deps-go deps-k8s kube-bins
 clean:
 	rm -rf bin web/node_modules
 	find httpapi/ui/dist -mindepth 1 ! -name .keep -delete
+
+# Fuzz tests (go test -fuzz takes one target per run): every Fuzz function
+# of FUZZPKGS runs for FUZZTIME. `make test` runs a short pass (FUZZTIME_CI
+# each, about 1 minute in all); `make fuzz FUZZTIME=10m` for a long one.
+# Failing inputs land in the package's testdata/fuzz/ and are replayed by
+# every `go test` from then on.
+FUZZTIME    ?= 10s
+FUZZTIME_CI ?= 5s
+FUZZPKGS    ?= ./cluster/ ./transcoder/
+# Minimizing each new interesting input may take this long (go test stops
+# counting execs meanwhile); short runs are better spent fuzzing.
+FUZZMINIMIZETIME ?= 2s
+fuzz: deps-go
+	@set -e; for pkg in $(FUZZPKGS); do \
+		for fn in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
+		done; \
+	done
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_CI)

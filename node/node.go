@@ -89,7 +89,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if threads == 0 {
 		threads = max(cores()/cfg.Slots, 1)
 	}
-	if n.tc, err = transcoder.New(transcoder.Config{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Logger: logger, Threads: threads}); err != nil {
+	if n.tc, err = transcoder.New(transcoder.Config{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Logger: logger, Threads: threads, MaxFileBytes: cfg.MaxUploadBytes}); err != nil {
 		return nil, err
 	}
 	tokens, err := readTokens(cfg.APITokenFile)

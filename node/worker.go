@@ -340,7 +340,7 @@ func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir strin
 }
 
 func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *cluster.TaskResult) error {
-	in := transcoder.PackageInput{Renditions: j.Renditions, SegmentSeconds: transcoder.DefaultSegmentSeconds}
+	in := transcoder.PackageInput{Renditions: j.Renditions, SegmentSeconds: transcoder.DefaultSegmentSeconds, Duration: videoDuration(j.Source)}
 	in.Chunks = make([][]string, len(j.Renditions))
 	for _, c := range j.Chunks {
 		if len(c.Outputs) != len(j.Renditions) {

@@ -66,7 +66,7 @@ func (t *Transcoder) EncodeAudioProgress(ctx context.Context, src string, p *Pro
 		"-c:a", "aac", "-b:a", strconv.Itoa(DefaultAudioBitrate), "-ac", strconv.Itoa(channels),
 		"-ar", strconv.Itoa(rate), "-t", fmtSec(videoDuration),
 		"-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "-y", tmp)
-	if err := t.run(ctx, t.ffmpeg, args, newProgressWriter(videoDuration, progress)); err != nil {
+	if err := t.run(ctx, audioDeadline(videoDuration), t.ffmpeg, args, newProgressWriter(videoDuration, progress)); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("encode audio %s: %w", src, err)
 	}

@@ -11,8 +11,39 @@
 //   - inputs are opened with the file protocol only (-protocol_whitelist file)
 //     and user inputs are rejected if their container can reference other
 //     files or URLs (playlists, concat lists, image sequences);
-//   - the child runs in its own process group, is killed on context cancel,
-//     and only the tail of its stderr is kept for error messages.
+//   - the child runs in its own process group, is killed (SIGKILL to the
+//     group) on context cancel and on its deadline, and only the tail of its
+//     stderr is kept for error messages.
+//
+// Hostile media. A user's file is refused, with a *MediaError whose reason
+// names the problem, before any job exists:
+//   - when it is not media: empty, text of any kind (HLS/DASH manifests,
+//     concat and ffconcat lists, SDP, subtitles, whatever names another path
+//     or URL), archives, documents (sniffHead, on the first 4 KiB);
+//   - when its demuxer is not on the allowlist (userInputArgs): hls, dash,
+//     concat, image2 and other image demuxers, sdp/rtp, subtitle formats
+//     and everything else that is not a self-contained container. Every
+//     ffmpeg/ffprobe reading a user's file gets -protocol_whitelist file,
+//     -format_whitelist and -max_streams, so even a demuxer that tried to
+//     open a URL or another file could not;
+//   - beyond the limits (limits.go): more than 32 streams, a side over 8192
+//     or more than 8192x4320 pixels, over 24 h of video (or a container
+//     declaring more), over 240 fps, an unknown size, duration or frame
+//     rate; larger than Config.MaxFileBytes (the node's upload limit).
+//
+// Streams: only the first video stream that is not a cover picture (nor a
+// still-image track, when a real video follows) and the first audio stream
+// are used, and every ffmpeg maps them by index. Other streams (more audio,
+// subtitles, data, attachments such as fonts) are ignored rather than
+// refused: phones write data tracks and films carry subtitles, and an
+// ignored stream is never mapped or decoded, so a subtitle or attachment
+// cannot pull anything in; they only count against the stream limit.
+//
+// Deadlines (deadlines.go): every run has one, a fixed allowance plus an
+// allowance per second of media (probe 60 s; a 6 s chunk encode 35 min),
+// far above normal speed. A run past it is killed with its process group
+// and fails with a *DeadlineError, which is retried like other failures; a
+// probe past it refuses the upload.
 package transcoder
 
 // Decisions recorded here (see also DESIGN.md, "Transcoding rules"):

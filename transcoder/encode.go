@@ -58,7 +58,7 @@ func (t *Transcoder) EncodeChunk(ctx context.Context, c Chunk, s EncodeSettings,
 			_ = os.Remove(p)
 		}
 	}
-	if err := t.run(ctx, t.ffmpeg, args, newProgressWriter(c.Duration, progress)); err != nil {
+	if err := t.run(ctx, encodeDeadline(c.Duration), t.ffmpeg, args, newProgressWriter(c.Duration, progress)); err != nil {
 		cleanup()
 		return nil, fmt.Errorf("encode chunk %d (%s): %w", c.Index, c.Path, err)
 	}

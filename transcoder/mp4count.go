@@ -23,25 +23,34 @@ func mp4VideoFrames(path string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	moov, err := findBox(f, 0, fi.Size(), "moov")
+	n, err := mp4VideoFramesAt(f, fi.Size())
 	if err != nil {
 		return 0, fmt.Errorf("count frames of %s: %w", path, err)
 	}
+	return n, nil
+}
+
+// mp4VideoFramesAt is mp4VideoFrames on size bytes of r.
+func mp4VideoFramesAt(r io.ReaderAt, size int64) (int, error) {
+	moov, err := findBox(r, 0, size, "moov")
+	if err != nil {
+		return 0, err
+	}
 	for off := moov.body; off < moov.end; {
-		b, err := readBoxHeader(f, off, moov.end)
+		b, err := readBoxHeader(r, off, moov.end)
 		if err != nil {
-			return 0, fmt.Errorf("count frames of %s: %w", path, err)
+			return 0, err
 		}
 		if b.typ == "trak" {
-			if n, ok, err := trakVideoSamples(f, b); err != nil {
-				return 0, fmt.Errorf("count frames of %s: %w", path, err)
+			if n, ok, err := trakVideoSamples(r, b); err != nil {
+				return 0, err
 			} else if ok {
 				return n, nil
 			}
 		}
 		off = b.end
 	}
-	return 0, fmt.Errorf("count frames of %s: no video track", path)
+	return 0, errors.New("no video track")
 }
 
 type box struct {

@@ -27,7 +27,7 @@ func TestMP4VideoFramesMatchesFFprobe(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := tc.countPackets(context.Background(), p, "v:0")
+			want, err := tc.countPackets(context.Background(), p, "v:0", 60)
 			if err != nil {
 				t.Fatal(err)
 			}

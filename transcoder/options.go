@@ -34,6 +34,9 @@ func ParseOptions(raw []byte) (Options, error) {
 	if err := o.Validate(); err != nil {
 		return Options{}, err
 	}
+	if len(o.Renditions) == 0 {
+		o.Renditions = nil // `"renditions":[]` is the default ladder, like no field
+	}
 	return o, nil
 }
 

@@ -1,7 +1,6 @@
 package transcoder
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/xml"
@@ -22,6 +21,9 @@ type PackageInput struct {
 	Chunks         [][]string // [rendition][chunk] encoded chunk paths, in chunk order
 	Audio          string     // "" = no audio
 	SegmentSeconds float64    // 0 = DefaultSegmentSeconds
+	// Duration is the video's length in seconds; it sizes the deadlines of
+	// the ffmpeg runs (0 = assume the longest accepted source).
+	Duration float64
 }
 
 // PackageResult lists what Package wrote. Paths are relative to outDir and
@@ -71,10 +73,14 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 	}
 	defer os.RemoveAll(tmp)
 
+	media := in.Duration
+	if media <= 0 {
+		media = maxDuration
+	}
 	stitched := make([]string, n)
 	for i, r := range in.Renditions {
 		stitched[i] = filepath.Join(tmp, fmt.Sprintf("v%d.mp4", i))
-		if err := t.stitch(ctx, in.Chunks[i], filepath.Join(tmp, fmt.Sprintf("v%d.ffconcat", i)), stitched[i]); err != nil {
+		if err := t.stitch(ctx, media, in.Chunks[i], filepath.Join(tmp, fmt.Sprintf("v%d.ffconcat", i)), stitched[i]); err != nil {
 			return nil, fmt.Errorf("package: stitch %s: %w", r.Name, err)
 		}
 	}
@@ -122,7 +128,8 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		}
 		args = append(args, "-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", filepath.Join(outDir, filepath.FromSlash(rel)))
 	}
-	if err := t.run(ctx, t.ffmpeg, args, nil); err != nil {
+	// One run muxes every rendition twice (DASH and MP4) by stream copy.
+	if err := t.run(ctx, copyDeadline(media*float64(2*n+1)), t.ffmpeg, args, nil); err != nil {
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
 
@@ -151,7 +158,7 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 
 // stitch joins one rendition's chunks with the concat demuxer. The list is
 // ours and names only our own files, hence -safe 0.
-func (t *Transcoder) stitch(ctx context.Context, chunks []string, list, out string) error {
+func (t *Transcoder) stitch(ctx context.Context, media float64, chunks []string, list, out string) error {
 	var b strings.Builder
 	b.WriteString("ffconcat version 1.0\n")
 	for _, c := range chunks {
@@ -167,7 +174,7 @@ func (t *Transcoder) stitch(ctx context.Context, chunks []string, list, out stri
 	args := ffmpegBase()
 	args = append(args, "-f", "concat", "-safe", "0", "-protocol_whitelist", "file,pipe",
 		"-i", list, "-map", "0:v:0", "-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", out)
-	return t.run(ctx, t.ffmpeg, args, nil)
+	return t.run(ctx, copyDeadline(media), t.ffmpeg, args, nil)
 }
 
 // mpdRep is the part of an MPD Representation needed to write HLS.
@@ -191,6 +198,10 @@ type mpdDoc struct {
 }
 
 var streamInfRe = regexp.MustCompile(`^#EXT-X-STREAM-INF:(.*)$`)
+
+// codecsRe is an RFC 6381 codecs list as HLS's CODECS attribute takes it:
+// nothing that could end the quoted attribute or the line.
+var codecsRe = regexp.MustCompile(`^[A-Za-z0-9.+-]+(,[A-Za-z0-9.+-]+)*$`)
 
 // fixHLS checks the master playlist ffmpeg's DASH muxer wrote and rewrites
 // it from the MPD when a variant or a required attribute (BANDWIDTH,
@@ -223,23 +234,36 @@ func (t *Transcoder) fixHLS(outDir string, rs []Rendition, hasAudio bool) error 
 		if err != nil {
 			return err
 		}
-		var out bytes.Buffer
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			l := sc.Text()
-			if strings.HasPrefix(l, "#EXT-X-PROGRAM-DATE-TIME") || strings.HasPrefix(l, "#EXT-X-PLAYLIST-TYPE") {
-				continue
-			}
-			out.WriteString(l + "\n")
-			if strings.HasPrefix(l, "#EXT-X-VERSION") {
-				out.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
-			}
-		}
-		if err := writeFileAtomic(p, out.Bytes()); err != nil {
+		if err := writeFileAtomic(p, vodMediaPlaylist(b)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// vodMediaPlaylist rewrites a media playlist as plain VOD: no
+// PROGRAM-DATE-TIME tags, and PLAYLIST-TYPE:VOD right after the version.
+// Line endings become "\n"; every other line is kept as it is, however long
+// (the bufio.Scanner this replaces silently stopped at a 64 KiB line).
+func vodMediaPlaylist(b []byte) []byte {
+	var out bytes.Buffer
+	lines := strings.Split(string(b), "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1] // the final newline ends a line, it does not start one
+	}
+	for _, l := range lines {
+		// A CR before the LF is part of the terminator; more than one
+		// could only be read back as a different line, so all go.
+		l = strings.TrimRight(l, "\r")
+		if strings.HasPrefix(l, "#EXT-X-PROGRAM-DATE-TIME") || strings.HasPrefix(l, "#EXT-X-PLAYLIST-TYPE") {
+			continue
+		}
+		out.WriteString(l + "\n")
+		if strings.HasPrefix(l, "#EXT-X-VERSION") {
+			out.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+		}
+	}
+	return out.Bytes()
 }
 
 func masterComplete(master []byte, want int) bool {
@@ -286,7 +310,7 @@ func buildMaster(mpd []byte, rs []Rendition, hasAudio bool) ([]byte, error) {
 	audioCodec := "mp4a.40.2"
 	var audioBW int64 = DefaultAudioBitrate
 	if audio != nil {
-		if audio.Codecs != "" {
+		if codecsRe.MatchString(audio.Codecs) {
 			audioCodec = audio.Codecs
 		}
 		if audio.Bandwidth > 0 {
@@ -300,8 +324,8 @@ func buildMaster(mpd []byte, rs []Rendition, hasAudio bool) ([]byte, error) {
 	}
 	for i, r := range rs {
 		rep, ok := video[strconv.Itoa(i)]
-		if !ok || rep.Codecs == "" {
-			return nil, fmt.Errorf("mpd has no video representation %d for %s", i, r.Name)
+		if !ok || !codecsRe.MatchString(rep.Codecs) {
+			return nil, fmt.Errorf("mpd has no video representation %d with usable codecs for %s", i, r.Name)
 		}
 		// Peak bandwidth: the encoder's VBV ceiling, or what was measured
 		// if that is higher.

@@ -41,17 +41,24 @@ func IsMediaError(err error) bool {
 
 // demuxerAllowlist is every demuxer a user file may be opened with. It holds
 // only self-contained containers and elementary streams: hls, dash, concat,
-// image2 and friends are absent because they open other files or URLs named
-// inside the input. Every name was checked against `ffmpeg -demuxers` of 5.1.
+// image2, sdp/rtp, subtitle formats and friends are absent because they open
+// other files or URLs named inside the input. Every name was checked against
+// `ffmpeg -demuxers` of 5.1. The mov demuxer can follow external data
+// references ("drefs"), but only when its enable_drefs option is set, which
+// is off by default and never set here (ffmpeg refuses the option for other
+// demuxers, so it cannot be passed explicitly on every command line).
 var demuxerAllowlist = []string{
 	"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "mpegts",
 	"flv", "mpeg", "mpegvideo", "ogg", "wav", "mp3", "aac", "flac", "asf", "h264",
 	"hevc", "m4v", "yuv4mpegpipe",
 }
 
-// userInputArgs must precede -i for every read of a user's file.
+// userInputArgs must precede -i for every read of a user's file: the file
+// protocol only (so nothing inside a file can make ffmpeg open a URL), the
+// demuxer allowlist, and a bound on streams a demuxer may create.
 func userInputArgs() []string {
-	return []string{"-protocol_whitelist", "file", "-format_whitelist", strings.Join(demuxerAllowlist, ",")}
+	return []string{"-protocol_whitelist", "file", "-format_whitelist", strings.Join(demuxerAllowlist, ","),
+		"-max_streams", strconv.Itoa(maxStreams + 1)}
 }
 
 // inputURL names a local file so that ffmpeg can't read it as an option
@@ -63,28 +70,37 @@ func inputURL(path string) string {
 	return "file:" + path
 }
 
-// Limits on what we accept; beyond them a job would be unreasonably costly
-// or the probe values are garbage.
-const (
-	maxDuration  = 24 * 3600.0
-	maxDimension = 8192
-	maxFrameRate = 240.0
-)
-
 // Probe inspects a user's file. Problems with the file itself are returned
 // as *MediaError; anything else (tool missing, ctx canceled) is not.
 func (t *Transcoder) Probe(ctx context.Context, path string) (*Probe, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("probe: %w", err)
+	}
+	if t.maxFileBytes > 0 && fi.Size() > t.maxFileBytes {
+		return nil, &MediaError{Reason: fmt.Sprintf("file is %d bytes; the limit is %d", fi.Size(), t.maxFileBytes)}
+	}
 	if err := sniff(path); err != nil {
 		return nil, err
 	}
 	args := append([]string{"-v", "error", "-hide_banner"}, userInputArgs()...)
 	args = append(args, "-show_format", "-show_streams", "-of", "json", "-i", inputURL(path))
-	var out bytes.Buffer
-	if err := t.run(ctx, t.ffprobe, args, &out); err != nil {
-		if ctx.Err() != nil {
+	out := &cappedBuffer{max: maxProbeOutput}
+	if err := t.run(ctx, t.probeTimeout, t.ffprobe, args, out); err != nil {
+		var de *DeadlineError
+		switch {
+		case ctx.Err() != nil:
 			return nil, fmt.Errorf("probe: %w", err)
+		case errors.As(err, &de):
+			return nil, &MediaError{Reason: fmt.Sprintf("reading the file took longer than %s (damaged or hostile media)", de.Limit), Err: err}
+		case out.overflow:
+			return nil, &MediaError{Reason: "the file describes itself in more than 8 MiB of metadata", Err: err}
 		}
-		if se := stderrOf(err); se != "" {
+		se := stderrOf(err)
+		if strings.Contains(se, "exceeds max_streams") {
+			return nil, &MediaError{Reason: fmt.Sprintf("the file has more than %d streams; at most %d are accepted", maxStreams, maxStreams), Err: err}
+		}
+		if se != "" {
 			return nil, &MediaError{Reason: "unsupported or damaged media: " + readableStderr(se, path), Err: err}
 		}
 		return nil, fmt.Errorf("probe %s: %w", path, err)
@@ -98,22 +114,74 @@ func (t *Transcoder) Probe(ctx context.Context, path string) (*Probe, error) {
 	return p, nil
 }
 
+// maxProbeOutput bounds ffprobe's JSON: a few kB for real files, but tags
+// and side data come from the file and could be made huge.
+const maxProbeOutput = 8 << 20
+
+// cappedBuffer keeps up to max bytes and fails the write beyond, which
+// ends the child (broken pipe).
+type cappedBuffer struct {
+	bytes.Buffer
+	max      int
+	overflow bool
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if c.Len()+len(p) > c.max {
+		c.overflow = true
+		return 0, errors.New("output too large")
+	}
+	return c.Buffer.Write(p)
+}
+
 // sniff rejects files that are obviously not media before any demuxer sees
-// them: empty files, and text such as playlists or concat lists, which are
-// the inputs able to make ffmpeg open other files.
+// them (see sniffHead).
 func sniff(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("probe: %w", err)
 	}
 	defer f.Close()
-	head := make([]byte, 4096)
+	head := make([]byte, sniffBytes)
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("probe: read %s: %w", path, err)
 	}
-	head = head[:n]
-	if n == 0 {
+	return sniffHead(head[:n])
+}
+
+// sniffBytes is how much of a file sniffHead looks at.
+const sniffBytes = 4096
+
+// magics are binary formats people upload by mistake; naming them gives a
+// better reason than ffprobe's "Invalid data found". Images are left to the
+// demuxer allowlist, which names their format.
+var magics = []struct {
+	prefix, what string
+}{
+	{"PK\x03\x04", "a zip archive"},
+	{"PK\x05\x06", "a zip archive"},
+	{"\x1f\x8b", "a gzip archive"},
+	{"BZh", "a bzip2 archive"},
+	{"\xfd7zXZ\x00", "an xz archive"},
+	{"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"},
+	{"Rar!\x1a\x07", "a RAR archive"},
+	{"\x28\xb5\x2f\xfd", "a zstd archive"},
+	{"%PDF-", "a PDF document"},
+	{"\x7fELF", "a program"},
+}
+
+// sniffHead classifies the first bytes of an upload. It refuses empty
+// files, text (playlists, concat lists, DASH manifests, SDP, subtitles: the
+// inputs able to make ffmpeg open other files or addresses, and nothing
+// else a video can be), archives, documents and programs. Binary media pass
+// on to ffprobe and the demuxer allowlist, which is the real gate: sniffing
+// only gives better reasons and a second line of defence.
+func sniffHead(head []byte) error {
+	if len(head) > sniffBytes {
+		head = head[:sniffBytes]
+	}
+	if len(head) == 0 {
 		return &MediaError{Reason: "file is empty"}
 	}
 	s := bytes.TrimLeft(head, "\ufeff \t\r\n")
@@ -124,8 +192,20 @@ func sniff(path string) error {
 		return &MediaError{Reason: "file is a concat list, not a video"}
 	case bytes.HasPrefix(s, []byte("<?xml")), bytes.HasPrefix(s, []byte("<MPD")):
 		return &MediaError{Reason: "file is an XML document (e.g. a DASH manifest), not a video"}
-	case bytes.HasPrefix(s, []byte("YUV4MPEG2")):
+	case bytes.HasPrefix(s, []byte("v=0")):
+		return &MediaError{Reason: "file is an SDP session description, not a video"}
+	case bytes.HasPrefix(s, []byte("[Script Info]")), bytes.HasPrefix(s, []byte("WEBVTT")):
+		return &MediaError{Reason: "file is a subtitle file, not a video"}
+	case bytes.HasPrefix(head, []byte("YUV4MPEG2")):
 		return nil // text header, raw frames after it
+	}
+	for _, m := range magics {
+		if bytes.HasPrefix(head, []byte(m.prefix)) {
+			return &MediaError{Reason: "file is " + m.what + ", not a video"}
+		}
+	}
+	if len(head) > 262 && bytes.HasPrefix(head[257:], []byte("ustar")) {
+		return &MediaError{Reason: "file is a tar archive, not a video"}
 	}
 	if mostlyText(head) {
 		return &MediaError{Reason: "file is a playlist or text, not a video"}
@@ -204,6 +284,11 @@ type ffprobeOut struct {
 	} `json:"format"`
 }
 
+// parseProbe turns ffprobe's JSON into a Probe and applies the limits. Only
+// the first video stream that is not a cover picture and the first audio
+// stream are kept; every other stream (more audio, subtitles, data,
+// attachments such as fonts) is ignored and never mapped by any later
+// ffmpeg, but counts against maxStreams.
 func parseProbe(js []byte) (*Probe, error) {
 	var f ffprobeOut
 	if err := json.Unmarshal(js, &f); err != nil {
@@ -212,15 +297,34 @@ func parseProbe(js []byte) (*Probe, error) {
 	if !formatAllowed(f.Format.FormatName) {
 		return nil, &MediaError{Reason: fmt.Sprintf("container format %q is not supported", f.Format.FormatName)}
 	}
+	if len(f.Streams) > maxStreams {
+		return nil, &MediaError{Reason: fmt.Sprintf("the file has %d streams; at most %d are accepted", len(f.Streams), maxStreams)}
+	}
 	p := &Probe{
 		Format:   f.Format.FormatName,
 		Duration: parseF(f.Format.Duration),
-		Size:     int64(parseF(f.Format.Size)),
-		BitRate:  int64(parseF(f.Format.BitRate)),
+		Size:     parseCount(f.Format.Size),
+		BitRate:  parseCount(f.Format.BitRate),
 	}
-	for _, s := range f.Streams {
+	// The video is the first video stream that is neither a cover picture
+	// nor a still-image track (a PNG "track" muxed before the real one), or
+	// failing that the first that is not a cover.
+	videoAt := -1
+	for i, s := range f.Streams {
+		if s.CodecType != "video" || s.Disposition["attached_pic"] != 0 {
+			continue
+		}
+		if !stillImageCodecs[s.CodecName] {
+			videoAt = i
+			break
+		}
+		if videoAt < 0 {
+			videoAt = i
+		}
+	}
+	for i, s := range f.Streams {
 		switch {
-		case s.CodecType == "video" && p.Video == nil && s.Disposition["attached_pic"] == 0:
+		case i == videoAt:
 			v := &VideoStream{
 				Index:     s.Index,
 				Codec:     s.CodecName,
@@ -230,7 +334,7 @@ func parseProbe(js []byte) (*Probe, error) {
 				Duration:  parseF(s.Duration),
 				StartTime: parseF(s.StartTime),
 				PixFmt:    s.PixFmt,
-				BitRate:   int64(parseF(s.BitRate)),
+				BitRate:   parseCount(s.BitRate),
 			}
 			if v.FrameRate <= 0 {
 				v.FrameRate = parseRate(s.RFrameRate)
@@ -261,38 +365,58 @@ func parseProbe(js []byte) (*Probe, error) {
 			p.Audio = &AudioStream{
 				Index:      s.Index,
 				Codec:      s.CodecName,
-				Channels:   s.Channels,
-				SampleRate: int(parseF(s.SampleRate)),
+				Channels:   max(s.Channels, 0),
+				SampleRate: int(min(parseCount(s.SampleRate), math.MaxInt32)),
 				Duration:   parseF(s.Duration),
 				StartTime:  parseF(s.StartTime),
-				BitRate:    int64(parseF(s.BitRate)),
+				BitRate:    parseCount(s.BitRate),
 			}
 			if p.Audio.Duration <= 0 {
 				p.Audio.Duration = p.Duration
 			}
 		}
 	}
+	if err := checkLimits(p); err != nil {
+		return nil, err
+	}
+	if p.Duration <= 0 {
+		p.Duration = p.Video.Duration
+	}
+	return p, nil
+}
+
+// stillImageCodecs are codecs of single pictures that containers may carry
+// as a video track.
+var stillImageCodecs = map[string]bool{"png": true, "bmp": true, "tiff": true, "webp": true, "gif": true}
+
+// checkLimits refuses a probe beyond what we accept.
+func checkLimits(p *Probe) error {
 	v := p.Video
 	switch {
 	case v == nil:
-		return nil, &MediaError{Reason: "no video stream"}
+		return &MediaError{Reason: "no video stream"}
+	case v.Index < 0:
+		return &MediaError{Reason: "video stream has a bad index"}
 	case v.Width <= 0 || v.Height <= 0:
-		return nil, &MediaError{Reason: "video has no picture size (unsupported codec or damaged stream)"}
+		return &MediaError{Reason: "video has no picture size (unsupported codec or damaged stream)"}
 	case v.Width > maxDimension || v.Height > maxDimension:
-		return nil, &MediaError{Reason: fmt.Sprintf("video is %dx%d; the largest supported side is %d", v.Width, v.Height, maxDimension)}
-	case v.Duration <= 0 || math.IsNaN(v.Duration):
-		return nil, &MediaError{Reason: "video duration is unknown or zero"}
+		return &MediaError{Reason: fmt.Sprintf("video is %dx%d; the largest supported side is %d", v.Width, v.Height, maxDimension)}
+	case int64(v.Width)*int64(v.Height) > maxPixels:
+		return &MediaError{Reason: fmt.Sprintf("video is %dx%d; the largest supported picture is %d pixels (8192x4320)", v.Width, v.Height, maxPixels)}
+	case v.Duration <= 0:
+		return &MediaError{Reason: "video duration is unknown or zero"}
 	case v.Duration > maxDuration:
-		return nil, &MediaError{Reason: fmt.Sprintf("video is %.0f s long; the limit is 24 h", v.Duration)}
-	case v.FrameRate <= 0 || math.IsNaN(v.FrameRate):
-		return nil, &MediaError{Reason: "video frame rate is unknown"}
+		return &MediaError{Reason: fmt.Sprintf("video is %.0f s long; the limit is 24 h", v.Duration)}
+	case p.Duration > maxDuration:
+		return &MediaError{Reason: fmt.Sprintf("file declares a duration of %.0f s; the limit is 24 h", p.Duration)}
+	case v.FrameRate <= 0:
+		return &MediaError{Reason: "video frame rate is unknown"}
 	case v.FrameRate > maxFrameRate:
-		return nil, &MediaError{Reason: fmt.Sprintf("video frame rate %.2f fps is above the limit of %g", v.FrameRate, maxFrameRate)}
+		return &MediaError{Reason: fmt.Sprintf("video frame rate %.2f fps is above the limit of %g", v.FrameRate, maxFrameRate)}
+	case p.Audio != nil && (p.Audio.Index < 0 || p.Audio.Index == v.Index):
+		return &MediaError{Reason: "audio stream has a bad index"}
 	}
-	if p.Duration <= 0 {
-		p.Duration = v.Duration
-	}
-	return p, nil
+	return nil
 }
 
 func formatAllowed(name string) bool {
@@ -309,15 +433,20 @@ func formatAllowed(name string) bool {
 	return false
 }
 
+// normRotation rounds an angle in degrees to the nearest quarter turn in
+// [0, 360); anything that is not a finite number is no rotation.
 func normRotation(deg float64) int {
-	r := int(math.Round(deg/90)) * 90
-	r %= 360
-	if r < 0 {
-		r += 360
+	if math.IsNaN(deg) || math.IsInf(deg, 0) {
+		return 0
 	}
-	return r
+	q := math.Mod(math.Round(deg/90), 4) // exact for any magnitude
+	if q < 0 {
+		q += 4
+	}
+	return int(q) * 90 % 360
 }
 
+// parseF reads a finite float; anything else is 0.
 func parseF(s string) float64 {
 	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
@@ -326,16 +455,35 @@ func parseF(s string) float64 {
 	return v
 }
 
-func parseRate(s string) float64 {
-	num, den, ok := strings.Cut(s, "/")
-	if !ok {
-		return parseF(s)
-	}
-	n, d := parseF(num), parseF(den)
-	if d == 0 {
+// parseCount reads a size, bit rate or sample rate: a non-negative integer
+// (ffprobe may print it as a float); garbage, negatives and values beyond
+// int64 are 0.
+func parseCount(s string) int64 {
+	v := parseF(s)
+	if v <= 0 || v >= math.MaxInt64 {
 		return 0
 	}
-	return n / d
+	return int64(v)
+}
+
+// parseRate reads "30000/1001" or "25"; a result that is not a finite
+// positive number is 0 (unknown).
+func parseRate(s string) float64 {
+	num, den, ok := strings.Cut(s, "/")
+	var r float64
+	if !ok {
+		r = parseF(s)
+	} else {
+		n, d := parseF(num), parseF(den)
+		if d == 0 {
+			return 0
+		}
+		r = n / d
+	}
+	if r <= 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		return 0
+	}
+	return r
 }
 
 // streamCount is what the verification steps need to know about a file we
@@ -347,12 +495,12 @@ type streamCount struct {
 
 // countPackets demuxes (does not decode) the first stream of the given type
 // of one of our own files and returns its packet count and duration.
-func (t *Transcoder) countPackets(ctx context.Context, path, streamSel string) (streamCount, error) {
+func (t *Transcoder) countPackets(ctx context.Context, path, streamSel string, mediaSeconds float64) (streamCount, error) {
 	args := []string{"-v", "error", "-hide_banner", "-protocol_whitelist", "file",
 		"-select_streams", streamSel, "-count_packets",
 		"-show_entries", "stream=nb_read_packets,duration:format=duration", "-of", "json", "-i", inputURL(path)}
 	var out bytes.Buffer
-	if err := t.run(ctx, t.ffprobe, args, &out); err != nil {
+	if err := t.run(ctx, demuxDeadline(mediaSeconds), t.ffprobe, args, &out); err != nil {
 		return streamCount{}, fmt.Errorf("count packets of %s: %w", path, err)
 	}
 	var r struct {

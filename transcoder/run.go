@@ -22,6 +22,9 @@ type Config struct {
 	FFprobe string // "" = look up "ffprobe" on PATH
 	Logger  *slog.Logger
 	Threads int // 0 = ffmpeg default; otherwise passed as -threads to encoders
+	// MaxFileBytes makes Probe refuse larger files (0 = no limit here; the
+	// node sets it to its upload limit).
+	MaxFileBytes int64
 }
 
 // Transcoder runs ffmpeg/ffprobe. It holds no per-job state, so one value is
@@ -31,6 +34,9 @@ type Transcoder struct {
 	ffprobe string
 	log     *slog.Logger
 	threads int
+
+	maxFileBytes int64
+	probeTimeout time.Duration // probeDeadline; tests shorten it
 }
 
 // stderrTailBytes bounds how much of a child's stderr we keep: enough for the
@@ -44,7 +50,7 @@ func New(cfg Config) (*Transcoder, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	t := &Transcoder{log: log.With("component", "transcoder"), threads: cfg.Threads}
+	t := &Transcoder{log: log.With("component", "transcoder"), threads: cfg.Threads, maxFileBytes: cfg.MaxFileBytes, probeTimeout: probeDeadline}
 	var err error
 	if t.ffmpeg, err = lookTool(cfg.FFmpeg, "ffmpeg"); err != nil {
 		return nil, err
@@ -56,7 +62,7 @@ func New(cfg Config) (*Transcoder, error) {
 	defer cancel()
 	for _, bin := range []string{t.ffmpeg, t.ffprobe} {
 		var out bytes.Buffer
-		if err := t.run(ctx, bin, []string{"-hide_banner", "-version"}, &out); err != nil {
+		if err := t.run(ctx, versionDeadline, bin, []string{"-hide_banner", "-version"}, &out); err != nil {
 			return nil, fmt.Errorf("transcoder: %s does not run: %w", bin, err)
 		}
 		first, _, _ := strings.Cut(out.String(), "\n")
@@ -84,15 +90,23 @@ func ffmpegBase() []string {
 	return []string{"-nostdin", "-hide_banner", "-loglevel", "error"}
 }
 
-// run starts bin in its own process group and waits for it. On ctx cancel the
-// whole group is SIGKILLed: ffmpeg may fork helpers, and killing only the
-// leader would leave them writing into directories we are about to delete.
-// stdout goes to the given writer (nil = discarded). The returned error
-// carries the tail of stderr; when ctx ended the run, it wraps ctx.Err().
-func (t *Transcoder) run(ctx context.Context, bin string, args []string, stdout io.Writer) error {
+// run starts bin in its own process group and waits for it, for at most
+// limit (see deadlines.go; a limit <= 0 means DefaultStepTimeout). When ctx
+// is canceled or the deadline passes, the whole group is SIGKILLed: ffmpeg
+// may fork helpers, and killing only the leader would leave them writing
+// into directories we are about to delete. stdout goes to the given writer
+// (nil = discarded). The returned error carries the tail of stderr; when
+// ctx ended the run it wraps ctx.Err(), and when the deadline did it is a
+// *DeadlineError (which wraps context.DeadlineExceeded).
+func (t *Transcoder) run(ctx context.Context, limit time.Duration, bin string, args []string, stdout io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if limit <= 0 {
+		limit = DefaultStepTimeout
+	}
+	runCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	tail := &ringBuffer{max: stderrTailBytes}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = stdout
@@ -106,7 +120,7 @@ func (t *Transcoder) run(ctx context.Context, bin string, args []string, stdout 
 	// the kill.
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
-	t.log.Debug("exec", "cmd", bin, "args", args)
+	t.log.Debug("exec", "cmd", bin, "args", args, "deadline", limit)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", bin, err)
 	}
@@ -116,7 +130,7 @@ func (t *Transcoder) run(ctx context.Context, bin string, args []string, stdout 
 	var mu sync.Mutex
 	go func() {
 		select {
-		case <-ctx.Done():
+		case <-runCtx.Done():
 			mu.Lock()
 			killed = true
 			mu.Unlock()
@@ -131,7 +145,11 @@ func (t *Transcoder) run(ctx context.Context, bin string, args []string, stdout 
 	mu.Unlock()
 	t.log.Debug("exec done", "cmd", bin, "pid", pid, "elapsed", time.Since(start), "err", err)
 	if wasKilled {
-		return fmt.Errorf("%s killed: %w", baseName(bin), ctx.Err())
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s killed: %w", baseName(bin), ctx.Err())
+		}
+		t.log.Warn("child ran past its deadline; killed its process group", "cmd", baseName(bin), "pid", pid, "deadline", limit)
+		return &DeadlineError{Tool: baseName(bin), Limit: limit}
 	}
 	if err != nil {
 		msg := strings.TrimSpace(tail.String())
@@ -142,6 +160,20 @@ func (t *Transcoder) run(ctx context.Context, bin string, args []string, stdout 
 	}
 	return nil
 }
+
+// DeadlineError says a child process ran past its deadline and was killed
+// with its process group. It is not a MediaError: a loaded node can be slow,
+// so the task is retried (up to the attempt limit) like other failures.
+type DeadlineError struct {
+	Tool  string
+	Limit time.Duration
+}
+
+func (e *DeadlineError) Error() string {
+	return fmt.Sprintf("%s ran past its deadline of %s and was killed", e.Tool, e.Limit)
+}
+
+func (e *DeadlineError) Unwrap() error { return context.DeadlineExceeded }
 
 // toolError keeps the stderr tail separate so that Probe can turn it into a
 // readable MediaError reason.

@@ -1,7 +1,6 @@
 package transcoder
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // cutEpsilon is subtracted from every cut time so that float formatting
@@ -53,7 +53,7 @@ func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, chunkSecon
 	}
 
 	input, userInput := src, true
-	idx, err := t.keyframes(ctx, input, userInput)
+	idx, err := t.keyframes(ctx, input, strconv.Itoa(p.Video.Index), userInput, p.Video.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("split %s: %w", src, err)
 	}
@@ -69,7 +69,7 @@ func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, chunkSecon
 			return nil, err
 		}
 		input, userInput = rekeyed, false
-		idx2, err := t.keyframes(ctx, input, userInput)
+		idx2, err := t.keyframes(ctx, input, "v:0", userInput, p.Video.Duration)
 		if err != nil {
 			return nil, fmt.Errorf("split %s: re-keyed: %w", src, err)
 		}
@@ -92,7 +92,13 @@ func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, chunkSecon
 	if userInput {
 		args = append(args, userInputArgs()...)
 	}
-	args = append(args, "-i", inputURL(input), "-map", "0:v:0", "-c", "copy", "-f", "segment")
+	// Only the probed video stream is copied: never a cover picture, a
+	// subtitle, data or attachment stream.
+	vmap := "0:v:0"
+	if userInput {
+		vmap = "0:" + strconv.Itoa(p.Video.Index)
+	}
+	args = append(args, "-i", inputURL(input), "-map", vmap, "-c", "copy", "-f", "segment")
 	if len(cuts) > 0 {
 		ts := make([]string, len(cuts))
 		for i, c := range cuts {
@@ -106,7 +112,7 @@ func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, chunkSecon
 	}
 	args = append(args, "-reset_timestamps", "1", "-segment_format", "matroska",
 		filepath.Join(dir, "chunk-%05d.mkv"))
-	if err := t.run(ctx, t.ffmpeg, args, nil); err != nil {
+	if err := t.run(ctx, copyDeadline(total), t.ffmpeg, args, nil); err != nil {
 		return nil, fmt.Errorf("split %s: %w", src, err)
 	}
 
@@ -127,7 +133,7 @@ func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, chunkSecon
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			counts[i], errs[i] = t.countPackets(ctx, f, "v:0")
+			counts[i], errs[i] = t.countPackets(ctx, f, "v:0", limit)
 		}()
 	}
 	wg.Wait()
@@ -204,59 +210,115 @@ func cutsWithin(cuts []float64, start, total, limit float64) bool {
 	return true
 }
 
-// keyframes lists the video packets of a file (demux only, no decoding).
-func (t *Transcoder) keyframes(ctx context.Context, path string, userInput bool) (keyframeIndex, error) {
+// keyframes lists the packets of one video stream of a file (demux only,
+// no decoding). sel is an ffprobe stream specifier: the probed stream's
+// index for a user's file (which may hold a cover picture or other video
+// streams before it), "v:0" for our own intermediates. ffprobe's output is
+// parsed as it arrives, so a long source never sits in memory as text.
+func (t *Transcoder) keyframes(ctx context.Context, path, sel string, userInput bool, mediaSeconds float64) (keyframeIndex, error) {
 	args := []string{"-v", "error", "-hide_banner"}
 	if userInput {
 		args = append(args, userInputArgs()...)
 	} else {
 		args = append(args, "-protocol_whitelist", "file")
 	}
-	args = append(args, "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time,flags:format=start_time",
+	args = append(args, "-select_streams", sel, "-show_entries", "packet=pts_time,dts_time,flags:format=start_time",
 		"-of", "csv", "-i", inputURL(path))
-	var out bytes.Buffer
-	if err := t.run(ctx, t.ffprobe, args, &out); err != nil {
+	sc := newKeyframeScanner()
+	if err := t.run(ctx, demuxDeadline(mediaSeconds), t.ffprobe, args, sc); err != nil {
 		return keyframeIndex{}, fmt.Errorf("list keyframes: %w", err)
 	}
-	var idx keyframeIndex
-	var kfAbs []float64
-	firstPTS, lastPTS := math.Inf(1), math.Inf(-1)
-	sc := bufio.NewScanner(&out)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		f := strings.Split(sc.Text(), ",")
-		switch f[0] {
-		case "packet":
-			if len(f) < 4 {
-				continue
+	return sc.index()
+}
+
+// keyframeScanner reads ffprobe's CSV packet lines ("packet,pts,dts,flags"
+// and "format,start_time") as an io.Writer.
+type keyframeScanner struct {
+	idx               keyframeIndex
+	kfAbs             []float64
+	firstPTS, lastPTS float64
+	partial           []byte // the line so far
+	overlong          bool   // the line so far is longer than maxCSVLine: skip it
+}
+
+func newKeyframeScanner() *keyframeScanner {
+	return &keyframeScanner{firstPTS: math.Inf(1), lastPTS: math.Inf(-1)}
+}
+
+// maxCSVLine bounds a line we are willing to buffer; ffprobe's packet
+// lines are a few dozen bytes, and longer ones are skipped whole.
+const maxCSVLine = 4 << 10
+
+func (k *keyframeScanner) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		part := p
+		if i >= 0 {
+			part = p[:i]
+		}
+		if !k.overlong {
+			if len(k.partial)+len(part) > maxCSVLine {
+				k.overlong, k.partial = true, k.partial[:0]
+			} else {
+				k.partial = append(k.partial, part...)
 			}
-			idx.packets++
-			ts, err := strconv.ParseFloat(f[1], 64)
-			if err != nil { // raw streams may lack pts; dts is the next best
-				if ts, err = strconv.ParseFloat(f[2], 64); err != nil {
-					continue
-				}
+		}
+		if i < 0 {
+			break
+		}
+		if !k.overlong {
+			k.line(string(k.partial))
+		}
+		k.partial, k.overlong = k.partial[:0], false
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (k *keyframeScanner) line(l string) {
+	f := strings.Split(strings.TrimRight(l, "\r"), ",")
+	switch f[0] {
+	case "packet":
+		if len(f) < 4 {
+			return
+		}
+		k.idx.packets++
+		ts, err := strconv.ParseFloat(f[1], 64)
+		if err != nil || math.IsNaN(ts) || math.IsInf(ts, 0) { // raw streams may lack pts; dts is the next best
+			if ts, err = strconv.ParseFloat(f[2], 64); err != nil || math.IsNaN(ts) || math.IsInf(ts, 0) {
+				return
 			}
-			firstPTS = min(firstPTS, ts)
-			lastPTS = max(lastPTS, ts)
-			if strings.Contains(f[3], "K") {
-				kfAbs = append(kfAbs, ts)
-			}
-		case "format":
-			if len(f) >= 2 {
-				idx.formatStart, _ = strconv.ParseFloat(f[1], 64)
+		}
+		k.firstPTS = min(k.firstPTS, ts)
+		k.lastPTS = max(k.lastPTS, ts)
+		if strings.Contains(f[3], "K") {
+			k.kfAbs = append(k.kfAbs, ts)
+		}
+	case "format":
+		if len(f) >= 2 {
+			if v, err := strconv.ParseFloat(f[1], 64); err == nil && !math.IsNaN(v) && !math.IsInf(v, 0) {
+				k.idx.formatStart = v
 			}
 		}
 	}
-	if idx.packets == 0 || len(kfAbs) == 0 {
+}
+
+func (k *keyframeScanner) index() (keyframeIndex, error) {
+	if len(k.partial) > 0 && !k.overlong {
+		k.line(string(k.partial))
+	}
+	k.partial, k.overlong = nil, false
+	idx := k.idx
+	if idx.packets == 0 || len(k.kfAbs) == 0 {
 		return keyframeIndex{}, &MediaError{Reason: "video stream has no keyframes"}
 	}
-	sort.Float64s(kfAbs)
-	for _, k := range kfAbs {
-		idx.keyframes = append(idx.keyframes, k-idx.formatStart)
+	sort.Float64s(k.kfAbs)
+	for _, t := range k.kfAbs {
+		idx.keyframes = append(idx.keyframes, t-idx.formatStart)
 	}
-	idx.videoStart = max(firstPTS-idx.formatStart, 0)
-	idx.videoEnd = max(lastPTS-idx.formatStart, idx.videoStart)
+	idx.videoStart = max(k.firstPTS-idx.formatStart, 0)
+	idx.videoEnd = max(k.lastPTS-idx.formatStart, idx.videoStart)
 	return idx, nil
 }
 
@@ -268,7 +330,7 @@ func (t *Transcoder) rekey(ctx context.Context, src string, p *Probe, chunkSecon
 	args := ffmpegBase()
 	args = append(args, "-noautorotate")
 	args = append(args, userInputArgs()...)
-	args = append(args, "-i", inputURL(src), "-map", "0:v:0", "-an", "-sn", "-dn",
+	args = append(args, "-i", inputURL(src), "-map", "0:"+strconv.Itoa(p.Video.Index), "-an", "-sn", "-dn",
 		"-c:v", "libx264", "-preset", "ultrafast", "-crf", "12",
 		"-force_key_frames", "expr:gte(t,n_forced*"+fmtSec(chunkSeconds)+")",
 		"-fps_mode", "passthrough")
@@ -276,7 +338,8 @@ func (t *Transcoder) rekey(ctx context.Context, src string, p *Probe, chunkSecon
 		args = append(args, "-threads", strconv.Itoa(t.threads))
 	}
 	args = append(args, "-f", "matroska", "-y", out)
-	if err := t.run(ctx, t.ffmpeg, args, nil); err != nil {
+	// Near-lossless ultrafast x264 of the whole source, one rendition.
+	if err := t.run(ctx, deadline(5*time.Minute, 100, p.Video.Duration), t.ffmpeg, args, nil); err != nil {
 		_ = os.Remove(out)
 		return fmt.Errorf("split %s: re-key: %w", src, err)
 	}
