@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -38,6 +39,9 @@ func (a *API) limitBody(c *gin.Context) {
 	r := c.Request
 	if r.Method == http.MethodPost && c.FullPath() == uploadRoute {
 		return
+	}
+	if strings.HasPrefix(c.FullPath(), UploadsRoute) {
+		return // tus bounds its own bodies (MaxSize, Upload-Length)
 	}
 	if r.ContentLength > MaxJSONBytes {
 		c.Header("Connection", "close")
