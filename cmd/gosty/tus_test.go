@@ -298,3 +298,18 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 		t.Fatalf("upload files left after the CLI upload: %v", uploads)
 	}
 }
+
+func TestResumableFlag(t *testing.T) {
+	if _, stderr, code := gosty(t, "submit", "--resumable", "sometimes", "clip.mp4"); code != exitUsage || !strings.Contains(stderr, "--resumable") {
+		t.Fatalf("--resumable sometimes: exit %d, %s", code, stderr)
+	}
+	for _, tc := range []struct {
+		mode string
+		size int64
+		want bool
+	}{{"auto", resumableThreshold - 1, false}, {"auto", resumableThreshold, true}, {"always", 1, true}, {"never", 1 << 40, false}} {
+		if got := useResumable(tc.mode, tc.size); got != tc.want {
+			t.Errorf("useResumable(%q, %d) = %v", tc.mode, tc.size, got)
+		}
+	}
+}
