@@ -96,13 +96,19 @@ func (a *API) newUploads(dir string, ttl time.Duration) (*tusUploads, error) {
 
 // serveUploads is the gin handler of every method under UploadsRoute.
 func (a *API) serveUploads(c *gin.Context) {
+	r := c.Request
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		// Reads stay open, as everywhere: an upload's ID is 128 random
+		// bits, and HEAD tells only its offset and metadata.
+	default:
+		if !a.authorized(c) {
+			a.auth(c)
+			return
+		}
+	}
 	if a.tus == nil {
 		writeErrorCode(c, http.StatusNotFound, "not_found", "resumable uploads are off on this node")
-		return
-	}
-	r := c.Request
-	if r.Method != http.MethodOptions && !a.authorized(c) {
-		a.auth(c)
 		return
 	}
 	id := strings.Trim(strings.TrimPrefix(r.URL.Path, UploadsRoute), "/")

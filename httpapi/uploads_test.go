@@ -198,8 +198,12 @@ func TestTusErrors(t *testing.T) {
 	if resp, _ := patch(t, u, 0, []byte("01234"), nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("PATCH without token: %d", resp.StatusCode)
 	}
-	if resp, _ := do(t, http.MethodHead, u, nil, tusHdr(nil)); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("HEAD without token: %d", resp.StatusCode)
+	if resp, _ := do(t, http.MethodDelete, u, nil, tusHdr(nil)); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("DELETE without token: %d", resp.StatusCode)
+	}
+	// Reads stay open, as everywhere in the API.
+	if off, _ := headOffset(t, u, nil); off != 0 {
+		t.Fatalf("HEAD without token: offset %d", off)
 	}
 	// More bytes than declared.
 	if resp, _ := patch(t, u, 0, []byte("0123456789abc"), auth); resp.StatusCode/100 != 4 {
@@ -242,6 +246,17 @@ func TestTusErrors(t *testing.T) {
 	}
 	if files := uploadFiles(t, dir); len(files) != 0 {
 		t.Fatalf("files left: %v", files)
+	}
+	// Termination (a canceled upload) with the token.
+	u = createUpload(t, e, 10, "", auth)
+	if resp, b := do(t, http.MethodDelete, u, nil, tusHdr(auth)); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := do(t, http.MethodHead, u, nil, tusHdr(nil)); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("HEAD after DELETE: %d", resp.StatusCode)
+	}
+	if files := uploadFiles(t, dir); len(files) != 0 {
+		t.Fatalf("files left after DELETE: %v", files)
 	}
 	// Unknown upload.
 	if resp, _ := do(t, http.MethodHead, e.srv.URL+UploadsRoute+"0123456789abcdef", nil, tusHdr(auth)); resp.StatusCode != http.StatusNotFound {
