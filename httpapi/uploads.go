@@ -119,10 +119,11 @@ func (a *API) serveUploads(c *gin.Context) {
 	}
 	if r.Method == http.MethodPatch || (r.Method == http.MethodPost && r.ContentLength != 0) {
 		// A body-carrying request takes an upload slot like a POST does.
-		a.uploadSlot(c)
-		if c.IsAborted() {
+		release, ok := a.takeUploadSlot(c)
+		if !ok {
 			return
 		}
+		defer release()
 	}
 	ctx := context.WithValue(r.Context(), ginContextKey{}, c)
 	if id != "" && r.Method == http.MethodPatch && a.refinish(c, ctx, id) {

@@ -342,3 +342,42 @@ func TestTusSweep(t *testing.T) {
 		t.Fatalf("files after the sweep: %v", files)
 	}
 }
+
+// A PATCH holds one of the node's upload slots while its body flows.
+func TestTusTakesAnUploadSlot(t *testing.T) {
+	e, _ := tusEnv(t, func(c *Config) { c.MaxConcurrentUploads = 1 })
+	slow := createUpload(t, e, 1000, "", nil)
+	other := createUpload(t, e, 10, "", nil)
+	pu, _ := url.Parse(slow)
+	conn, err := net.Dial("tcp", pu.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nContent-Length: 1000\r\n\r\n0123456789", pu.Path, pu.Host)
+	var resp *http.Response
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// A wrong offset: 409 (and no change) whenever a slot is free.
+		resp, _ = patch(t, other, 5, []byte("56789"), nil)
+		if resp.StatusCode == http.StatusTooManyRequests || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("PATCH while the only slot is taken: %d", resp.StatusCode)
+	}
+	conn.Close()
+	nodeadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, _ = patch(t, other, 0, []byte("0123456789"), nil)
+		if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(nodeadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PATCH once the slot is free: %d", resp.StatusCode)
+	}
+}
