@@ -129,8 +129,30 @@ func (a *API) serveUploads(c *gin.Context) {
 	if id != "" && r.Method == http.MethodPatch && a.refinish(c, ctx, id) {
 		return
 	}
-	http.StripPrefix(strings.TrimSuffix(UploadsRoute, "/"), a.tus.handler).ServeHTTP(c.Writer, r.WithContext(ctx))
+	w := tusWriter{ResponseWriter: c.Writer, raw: rawWriter(c.Writer)}
+	http.StripPrefix(strings.TrimSuffix(UploadsRoute, "/"), a.tus.handler).ServeHTTP(w, r.WithContext(ctx))
 	c.Abort()
+}
+
+// tusWriter is what tusd writes to: gin's writer (so that logs and metrics
+// see the status), but deadlines go to the connection's own writer. tusd
+// moves the read deadline from a goroutine that may outlive the request,
+// and gin reuses its writer for the next request.
+type tusWriter struct {
+	gin.ResponseWriter
+	raw http.ResponseWriter
+}
+
+func (w tusWriter) Unwrap() http.ResponseWriter { return w.raw }
+
+func rawWriter(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
 }
 
 // answerFinished answers a HEAD or PATCH of an upload that was already
