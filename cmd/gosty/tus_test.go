@@ -303,6 +303,10 @@ func TestResumableFlag(t *testing.T) {
 	if _, stderr, code := gosty(t, "submit", "--resumable", "sometimes", "clip.mp4"); code != exitUsage || !strings.Contains(stderr, "--resumable") {
 		t.Fatalf("--resumable sometimes: exit %d, %s", code, stderr)
 	}
+	// The node refuses a TTL too short to finish anything.
+	if _, stderr, code := gosty(t, "node", "--data-dir", t.TempDir(), "--upload-ttl", "5s", "--http-addr", "127.0.70.9:0"); code == 0 || !strings.Contains(stderr, "upload TTL") {
+		t.Fatalf("--upload-ttl 5s: exit %d, %s", code, stderr)
+	}
 	for _, tc := range []struct {
 		mode string
 		size int64
