@@ -31,6 +31,19 @@
 //     whole body is limited to Config.MaxUploadBytes (default 64 GiB) → 413.
 //     Success is 201 with the job view and Location: /api/v1/jobs/{id}.
 //
+//   - Resumable uploads (uploads.go; on when Config.UploadDir is set) speak
+//     tus 1.0.0 through tusd's handler at /api/v1/uploads/: POST creates
+//     (Upload-Length required, at most MaxUploadBytes; Upload-Metadata
+//     `filename` and `options`), PATCH appends at Upload-Offset, HEAD tells
+//     the offset, DELETE drops the upload. The PATCH that completes an upload
+//     hands the stored file to Jobs.Submit (the POST path) and answers 200
+//     with the job view and Gosty-Job-Id, or the JSON error writeError would
+//     give. 4xx outcomes delete the upload; 5xx keep it and a PATCH at the
+//     full offset finishes it again. Outcomes are remembered for UploadTTL,
+//     so HEAD/PATCH of a finished upload repeat them. POST, PATCH and DELETE
+//     need the token; PATCH takes an upload slot. SweepUploads (run by
+//     RunUploadSweeper) deletes uploads idle for UploadTTL.
+//
 //   - DELETE /api/v1/jobs/{id} calls Jobs.Cancel and then looks the job up
 //     again: 200 with the job view when the job still exists (a running job
 //     that is now canceled), 204 with no body when it is gone (a finished job

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -38,6 +39,9 @@ func (a *API) limitBody(c *gin.Context) {
 	r := c.Request
 	if r.Method == http.MethodPost && c.FullPath() == uploadRoute {
 		return
+	}
+	if strings.HasPrefix(c.FullPath(), UploadsRoute) {
+		return // tus bounds its own bodies (MaxSize, Upload-Length)
 	}
 	if r.ContentLength > MaxJSONBytes {
 		c.Header("Connection", "close")
@@ -80,21 +84,31 @@ func (a *API) decodeJSON(c *gin.Context, v any) bool {
 // read fails). A body declared larger than the limit is refused with 413
 // before it takes a slot.
 func (a *API) uploadSlot(c *gin.Context) {
+	release, ok := a.takeUploadSlot(c)
+	if !ok {
+		return
+	}
+	defer release()
+	c.Next()
+}
+
+// takeUploadSlot takes an upload slot, or answers 413 or 429 and returns
+// false. The caller gives the slot back with release.
+func (a *API) takeUploadSlot(c *gin.Context) (release func(), ok bool) {
 	if c.Request.ContentLength > a.maxBody {
 		c.Header("Connection", "close")
 		writeErrorCode(c, http.StatusRequestEntityTooLarge, "too_large", tooLargeMessage(a.maxBody))
-		return
+		return nil, false
 	}
 	select {
 	case a.uploads <- struct{}{}:
+		return func() { <-a.uploads }, true
 	default:
 		c.Header("Retry-After", "1")
 		writeErrorCode(c, http.StatusTooManyRequests, "too_many_uploads",
 			"this node is taking "+strconv.Itoa(cap(a.uploads))+" uploads already; retry shortly")
-		return
+		return nil, false
 	}
-	defer func() { <-a.uploads }()
-	c.Next()
 }
 
 // idleReader extends the connection's read deadline before every read of

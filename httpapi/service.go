@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -84,6 +85,13 @@ type Config struct {
 	// Scaler, when set, serves POST /api/v1/cluster/scale (state-changing,
 	// so behind APIToken like submit); nil answers 501.
 	Scaler Scaler
+	// UploadDir, when set, turns on resumable (tus) uploads at
+	// /api/v1/uploads/ (uploads.go), kept in this directory until they
+	// finish. Empty answers 404 there.
+	UploadDir string
+	// UploadTTL is how long an unfinished resumable upload is kept after
+	// its last byte; 0 = DefaultUploadTTL. RunUploadSweeper enforces it.
+	UploadTTL time.Duration
 }
 
 // DefaultMaxUploadBytes is the upload limit when Config.MaxUploadBytes is 0.
@@ -115,6 +123,7 @@ type API struct {
 	engine   *gin.Engine
 
 	playback   *signer       // nil: public playback
+	tus        *tusUploads   // nil: resumable uploads off
 	uploads    chan struct{} // upload slots
 	uploadIdle time.Duration
 
@@ -146,7 +155,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.MaxUploadBytes < 0 {
 		errs = append(errs, errors.New("httpapi: Config.MaxUploadBytes is negative"))
 	}
-	if cfg.MaxConcurrentUploads < 0 || cfg.PlaybackTTL < 0 || cfg.UploadIdleTimeout < 0 {
+	if cfg.MaxConcurrentUploads < 0 || cfg.PlaybackTTL < 0 || cfg.UploadIdleTimeout < 0 || cfg.UploadTTL < 0 {
 		errs = append(errs, errors.New("httpapi: negative upload or playback limit"))
 	}
 	if cfg.PlaybackKey != nil && len(cfg.PlaybackKey) < 16 {
@@ -193,6 +202,11 @@ func New(cfg Config) (*API, error) {
 	if a.ui, err = loadUI(uiFS); err != nil {
 		return nil, err
 	}
+	if cfg.UploadDir != "" {
+		if a.tus, err = a.newUploads(cfg.UploadDir, cmp.Or(cfg.UploadTTL, DefaultUploadTTL)); err != nil {
+			return nil, fmt.Errorf("httpapi: resumable uploads: %w", err)
+		}
+	}
 	a.engine = a.routes()
 	return a, nil
 }
@@ -238,5 +252,8 @@ func (a *API) routes() *gin.Engine {
 	v1.GET("/jobs/:id/files/*path", a.serveFile)
 	v1.HEAD("/jobs/:id/files/*path", a.serveFile)
 	v1.OPTIONS("/jobs/:id/files/*path", a.filePreflight)
+	// Resumable uploads (tus): creation, HEAD, PATCH, DELETE; the token is
+	// checked in serveUploads (OPTIONS, protocol discovery, needs none).
+	v1.Any("/uploads/*path", a.serveUploads)
 	return e
 }

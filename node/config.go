@@ -65,6 +65,9 @@ type Config struct {
 	// MaxConcurrentUploads bounds the uploads this node takes at once
 	// (429 with Retry-After beyond).
 	MaxConcurrentUploads int
+	// UploadTTL is how long an unfinished resumable (tus) upload is kept
+	// after its last byte before it is deleted.
+	UploadTTL time.Duration
 	// ClusterKeyFile holds the secret peers present on the internal API.
 	ClusterKeyFile string
 	// GossipKeyFile holds a 16, 24 or 32 byte key (raw or base64) that
@@ -125,6 +128,7 @@ func DefaultConfig() Config {
 		PlaybackTTL:    6 * time.Hour,
 
 		MaxConcurrentUploads: 4,
+		UploadTTL:            24 * time.Hour,
 	}
 }
 
@@ -180,6 +184,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUploadBytes <= 0 {
 		errs = append(errs, "max upload bytes must be positive")
+	}
+	if c.UploadTTL < time.Minute {
+		errs = append(errs, fmt.Sprintf("upload TTL must be at least 1m, got %s", c.UploadTTL))
 	}
 	if c.MaxConcurrentUploads < 1 || c.MaxConcurrentUploads > 1024 {
 		errs = append(errs, fmt.Sprintf("max concurrent uploads must be 1..1024, got %d", c.MaxConcurrentUploads))

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,7 @@ type Node struct {
 
 	ln, iln   net.Listener
 	srv, isrv *http.Server
+	api       *httpapi.API
 
 	started  time.Time
 	stopping atomic.Bool
@@ -222,10 +224,12 @@ func New(cfg Config) (_ *Node, err error) {
 		Registry: n.metrics.reg, Logger: logger, MaxUploadBytes: cfg.MaxUploadBytes,
 		APITokens: tokens, NodeName: cfg.Name, Scaler: scaler,
 		PlaybackKey: signKey, PlaybackTTL: cfg.PlaybackTTL, MaxConcurrentUploads: cfg.MaxConcurrentUploads,
+		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL,
 	})
 	if err != nil {
 		return nil, err
 	}
+	n.api = api
 	n.srv = newServer(api.Handler(), logger)
 	return n, nil
 }
@@ -469,6 +473,7 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.heartbeats)
 			start(n.repl.Run)
 			start(n.gc.Run)
+			start(n.api.RunUploadSweeper)
 			wg.Wait()
 			return nil
 		}, func(error) {

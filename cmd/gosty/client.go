@@ -57,6 +57,8 @@ type client struct {
 	stdout io.Writer
 	stderr io.Writer
 	poll   time.Duration
+	// resumable is --resumable: auto, always or never ("" = auto).
+	resumable string
 }
 
 // submitFlags are the choices `gosty submit` turns into job options.
@@ -68,6 +70,7 @@ type submitFlags struct {
 	chunkSeconds float64
 	wait         bool
 	progress     string
+	resumable    string
 }
 
 func runClient(ctx context.Context, cmd string, args []string) error {
@@ -85,6 +88,7 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		fs.Float64Var(&sf.chunkSeconds, "chunk-seconds", 0, "target chunk duration (default: the node's)")
 		fs.StringVar(&sf.options, "options", "", `job options as JSON, e.g. {"renditions":["720p","360p"]}; the flags above override it`)
 		fs.BoolVar(&sf.wait, "wait", false, "wait until every job has finished; exit 1 if any failed")
+		fs.StringVar(&sf.resumable, "resumable", "auto", "resumable (tus) uploads that survive a dropped connection: auto (files of 64 MiB and more), always or never")
 		fs.StringVar(&sf.progress, "progress", "auto", "progress bars on stderr: auto (when stderr is a terminal and --output text), on or off")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -112,6 +116,12 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		options, err := sf.jobOptions()
 		if err != nil {
 			return &exitError{exitUsage, err}
+		}
+		switch sf.resumable {
+		case "auto", "always", "never":
+			c.resumable = sf.resumable
+		default:
+			return usageError("--resumable must be auto, always or never, not %q", sf.resumable)
 		}
 		return c.submit(ctx, fs.Args(), options, sf.wait, c.showProgress(sf.progress))
 	case "jobs":
@@ -258,8 +268,17 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-// upload streams a file as multipart without holding it in memory.
+// upload sends a file: with tus when it is large (or --resumable always),
+// else as one multipart POST.
 func (c *client) upload(ctx context.Context, path, options string, bars *progress) (jobView, error) {
+	if st, err := os.Stat(path); err == nil && useResumable(c.resumable, st.Size()) {
+		return c.uploadResumable(ctx, path, options, bars)
+	}
+	return c.uploadPost(ctx, path, options, bars)
+}
+
+// uploadPost streams a file as multipart without holding it in memory.
+func (c *client) uploadPost(ctx context.Context, path, options string, bars *progress) (jobView, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return jobView{}, fmt.Errorf("submit %s: %w", path, err)

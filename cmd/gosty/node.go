@@ -37,6 +37,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.APITokenFile, "api-token-file", "", "file with the bearer tokens state-changing API calls need (one a line)")
 	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", cfg.MaxUploadBytes, "largest accepted upload")
 	fs.IntVar(&cfg.MaxConcurrentUploads, "max-concurrent-uploads", cfg.MaxConcurrentUploads, "uploads this node takes at once (429 beyond)")
+	fs.DurationVar(&cfg.UploadTTL, "upload-ttl", cfg.UploadTTL, "how long an unfinished resumable upload is kept after its last byte")
 	fs.StringVar(&cfg.Playback, "playback", cfg.Playback, "public (output files open to anyone with the job ID) or signed (files need a signed, expiring URL)")
 	fs.StringVar(&cfg.PlaybackKeyFile, "playback-key-file", "", "file with the key playback URLs are signed with (default: derived from the cluster key)")
 	fs.DurationVar(&cfg.PlaybackTTL, "playback-ttl", cfg.PlaybackTTL, "how long signed playback URLs in job JSON stay valid")

@@ -80,6 +80,14 @@ func (b *bar) reader(r io.Reader) io.Reader {
 	return pr
 }
 
+// setCurrent moves an upload bar to n bytes (where a resumed upload
+// starts again).
+func (b *bar) setCurrent(n int64) {
+	if b.b != nil {
+		b.b.SetCurrent(n)
+	}
+}
+
 func (b *bar) set(state string, fraction float64) {
 	if b.b == nil {
 		return

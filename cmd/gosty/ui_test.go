@@ -438,6 +438,44 @@ func TestUI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("back to the jobs: %v", err)
 	}
+	// A resumable (tus) upload through the page: with the threshold at 0
+	// every file goes to /api/v1/uploads/ and still becomes a job.
+	tusSrc := filepath.Join(t.TempDir(), "ui-tus.mp4")
+	if b, err := os.ReadFile(src); err != nil || os.WriteFile(tusSrc, b, 0o644) != nil {
+		t.Fatalf("copying the clip: %v", err)
+	}
+	if _, err := eval[chromedp.Void](ctx, `localStorage.setItem('gosty.resumableThreshold', '0')`); err != nil {
+		t.Fatal(err)
+	}
+	up, cancel = context.WithTimeout(ctx, 30*time.Second)
+	err = chromedp.Do(up, chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{tusSrc}))
+	cancel()
+	if err != nil {
+		t.Fatalf("choosing the tus file: %v", err)
+	}
+	waitJS(t, ctx, 60*time.Second, "the resumable upload to finish",
+		`(() => { const r = document.querySelector('.upload-row[data-file="ui-tus.mp4"]'); return r ? r.dataset.state + ': ' + r.querySelector('.status').textContent : 'none'; })()`,
+		func(v string) (bool, error) {
+			if strings.HasPrefix(v, "failed") {
+				return false, fmt.Errorf("tus upload %s", v)
+			}
+			return strings.HasPrefix(v, "done: uploaded: job "), nil
+		})
+	if used, err := eval[bool](ctx, `performance.getEntriesByType('resource').some((e) => e.name.includes('/api/v1/uploads/'))`); err != nil || !used {
+		t.Fatalf("the page did not upload through /api/v1/uploads/ (%v)", err)
+	}
+	waitJS(t, ctx, 3*time.Minute, "the tus job to be done in the list",
+		`(() => { const r = document.querySelector('.job-row[data-job-name="ui-tus.mp4"]'); return r ? r.dataset.state : 'absent'; })()`,
+		func(v string) (bool, error) {
+			if v == "failed" || v == "canceled" {
+				return false, fmt.Errorf("tus job %s", v)
+			}
+			return v == "done", nil
+		})
+	if _, err := eval[chromedp.Void](ctx, `localStorage.removeItem('gosty.resumableThreshold')`); err != nil {
+		t.Fatal(err)
+	}
+
 	c.Kill(0)
 	banner := waitJS(t, ctx, 30*time.Second, "the page to report the lost node",
 		`document.getElementById('banner').hidden ? '' : document.getElementById('banner-text').textContent`,

@@ -138,6 +138,143 @@ export function upload(file, options, onProgress) {
   return { promise, abort: () => xhr.abort() };
 }
 
+// RESUMABLE_THRESHOLD is the file size from which the page uploads with tus
+// (resumable: a dropped connection costs a HEAD and the rest of the file,
+// not a new upload). localStorage 'gosty.resumableThreshold' overrides it
+// (bytes; 0 = always).
+const RESUMABLE_THRESHOLD = 64 * 1024 * 1024;
+const THRESHOLD_KEY = 'gosty.resumableThreshold';
+const TUS_RETRIES = 8;
+
+export function resumableThreshold() {
+  try {
+    const v = localStorage.getItem(THRESHOLD_KEY);
+    if (v !== null && v !== '' && Number(v) >= 0) return Number(v);
+  } catch {
+    // storage disabled
+  }
+  return RESUMABLE_THRESHOLD;
+}
+
+// uploadFile sends a file the way its size calls for: tus from the
+// threshold on, a multipart POST below it. Same {promise, abort} as upload.
+export function uploadFile(file, options, onProgress) {
+  return file.size >= resumableThreshold()
+    ? uploadResumable(file, options, onProgress)
+    : upload(file, options, onProgress);
+}
+
+function base64(s) {
+  const bytes = new TextEncoder().encode(s);
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+
+// retryable marks an error that another try may cure (the connection
+// failed, or the node answered 408, 409, 423, 429 or 5xx).
+function retryable(err) {
+  err.retry = true;
+  return err;
+}
+
+// uploadResumable speaks tus 1.0.0 to /api/v1/uploads/: create, PATCH the
+// file from the offset the node holds, and after a failure HEAD for that
+// offset and PATCH the rest. The finishing PATCH answers with the job.
+export function uploadResumable(file, options, onProgress) {
+  let xhr = null;
+  let aborted = false;
+  let loc = null;
+  const send = (method, url, headers, body, onSent) => new Promise((resolve, reject) => {
+    if (aborted) {
+      reject(new ApiError(0, 'aborted', 'upload canceled'));
+      return;
+    }
+    xhr = new XMLHttpRequest();
+    const x = xhr;
+    x.open(method, url);
+    x.setRequestHeader('Tus-Resumable', '1.0.0');
+    for (const [k, v] of Object.entries({ ...authHeaders(), ...headers })) x.setRequestHeader(k, String(v));
+    if (onSent) x.upload.onprogress = (e) => onSent(e.loaded);
+    x.onload = () => {
+      const s = x.status;
+      if (s >= 200 && s < 300) resolve(x);
+      else if (s === 408 || s === 409 || s === 423 || s === 429 || s >= 500) reject(retryable(errorFrom(s, x.responseText)));
+      else reject(errorFrom(s, x.responseText));
+    };
+    x.onerror = () => reject(retryable(unreachable(new Error('the connection failed during the upload'))));
+    x.onabort = () => reject(new ApiError(0, 'aborted', 'upload canceled'));
+    x.send(body === undefined ? null : body);
+  });
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const backoff = (n) => Math.min(250 * 2 ** Math.min(n, 5), 5000);
+  // jobOf reads the job from a finishing answer (or asks for it).
+  const jobOf = async (x) => {
+    const id = x.getResponseHeader('Gosty-Job-Id');
+    if (!id) return null;
+    try {
+      const j = JSON.parse(x.responseText);
+      if (j && j.id === id) return j;
+    } catch {
+      // a HEAD, or no body: ask
+    }
+    return getJob(id);
+  };
+  const promise = (async () => {
+    let meta = 'filename ' + base64(file.name);
+    if (options && Object.keys(options).length > 0) meta += ',options ' + base64(JSON.stringify(options));
+    for (let tries = 0; ; tries++) {
+      try {
+        const x = await send('POST', '/api/v1/uploads/', { 'Upload-Length': file.size, 'Upload-Metadata': meta });
+        loc = new URL(x.getResponseHeader('Location'), location.href).pathname;
+        break;
+      } catch (err) {
+        if (!err.retry || tries + 1 >= TUS_RETRIES) throw err;
+        await sleep(backoff(tries + 1));
+      }
+    }
+    let offset = 0;
+    let fails = 0;
+    for (;;) {
+      try {
+        const start = offset;
+        const x = await send('PATCH', loc, { 'Upload-Offset': start, 'Content-Type': 'application/offset+octet-stream' },
+          file.slice(start), (n) => onProgress && onProgress((start + n) / file.size));
+        const job = await jobOf(x);
+        if (job) return job;
+        offset = Number(x.getResponseHeader('Upload-Offset'));
+        continue;
+      } catch (err) {
+        if (!err.retry) throw err;
+        if (++fails >= TUS_RETRIES) throw err;
+      }
+      // Where does the node stand?
+      await sleep(backoff(fails));
+      let h;
+      try {
+        h = await send('HEAD', loc, {});
+      } catch (err) {
+        if (err.status === 404) throw new ApiError(404, 'upload_gone', 'the upload is gone from the node (expired, or the node lost its data)');
+        if (!err.retry) throw err;
+        continue;
+      }
+      const job = await jobOf(h);
+      if (job) return job;
+      const off = Number(h.getResponseHeader('Upload-Offset'));
+      if (off > offset) fails = 0;
+      offset = off;
+      if (onProgress) onProgress(offset / file.size);
+    }
+  })();
+  const abort = () => {
+    aborted = true;
+    if (xhr) xhr.abort();
+    // Tell the node to drop what it holds (tus termination).
+    if (loc) fetch(loc, { method: 'DELETE', headers: { 'Tus-Resumable': '1.0.0', ...authHeaders() } }).catch(() => {});
+  };
+  return { promise, abort };
+}
+
 // events opens a server-sent event stream. handlers maps event names to
 // functions of the parsed data; onState(ok, message) reports whether the
 // stream is connected. close() ends it for good.

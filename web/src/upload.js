@@ -1,6 +1,6 @@
 // The upload panel: drop files or pick them, optional rendition and codec
 // choice, one progress bar per file. Uploads run two at a time.
-import { upload, ApiError, setToken, token } from './api.js';
+import { uploadFile, ApiError, setToken, token } from './api.js';
 import { h, bar, setBar, formatBytes, showError, clearError } from './util.js';
 
 const LADDER = ['2160p', '1440p', '1080p', '720p', '480p', '360p', '240p', '144p'];
@@ -111,7 +111,7 @@ function start(item) {
   running++;
   item.row.dataset.state = 'uploading';
   item.status.textContent = 'uploading…';
-  const { promise, abort } = upload(item.file, item.options, (f) => {
+  const { promise, abort } = uploadFile(item.file, item.options, (f) => {
     setBar(item.progress, f);
     item.status.textContent = f < 1 ? `uploading… ${Math.floor(f * 100)}%` : 'checking the video…';
   });
