@@ -1,9 +1,9 @@
 package cluster
 
 import (
-	"strings"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )

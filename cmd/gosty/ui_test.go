@@ -383,7 +383,9 @@ func TestUI(t *testing.T) {
 	// MP4 sizes come from HEAD requests.
 	waitJS(t, ctx, 20*time.Second, "MP4 sizes in the renditions table",
 		`[...document.querySelectorAll('#renditions tbody td[data-label="MP4"]')].map(td => td.textContent).join(',')`,
-		func(v string) (bool, error) { return !strings.Contains(v, "…") && !strings.Contains(v, "–") && strings.Contains(v, "B"), nil })
+		func(v string) (bool, error) {
+			return !strings.Contains(v, "…") && !strings.Contains(v, "–") && strings.Contains(v, "B"), nil
+		})
 
 	// Play (muted) and watch the clock move.
 	if _, err := eval[chromedp.Void](ctx, `document.getElementById('player').play()`, chromedp.EvalAwaitPromise); err != nil {
