@@ -84,6 +84,9 @@ type Config struct {
 	// Scaler, when set, serves POST /api/v1/cluster/scale (state-changing,
 	// so behind APIToken like submit); nil answers 501.
 	Scaler Scaler
+	// Live, when set, serves the live HLS view of jobs that are still
+	// transcoding (files/live/..., see live.go); nil answers 404 there.
+	Live Live
 }
 
 // DefaultMaxUploadBytes is the upload limit when Config.MaxUploadBytes is 0.
@@ -105,6 +108,7 @@ type API struct {
 	cluster  Cluster
 	health   Health
 	scaler   Scaler
+	live     *liveView // nil: no live view
 	registry *prometheus.Registry
 	log      *slog.Logger
 	maxBody  int64
@@ -177,6 +181,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if a.maxBody == 0 {
 		a.maxBody = DefaultMaxUploadBytes
+	}
+	if cfg.Live != nil {
+		a.live = newLiveView(cfg.Live, defaultLiveCacheBytes)
 	}
 	if cfg.PlaybackKey != nil {
 		a.playback = &signer{key: cfg.PlaybackKey, ttl: cmp.Or(cfg.PlaybackTTL, DefaultPlaybackTTL), now: time.Now}
