@@ -68,14 +68,38 @@ func TestPlayWhileEncoding(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ffmpeg")
 	}
+	t.Run("public", func(t *testing.T) { playWhileEncoding(t, false) })
+	// With signed playback every URI of a live playlist carries the
+	// signature, and the redirect to the final playlist keeps it.
+	t.Run("signed", func(t *testing.T) { playWhileEncoding(t, true) })
+}
+
+// sibling is the URL of the file name next to u, with u's query.
+func sibling(t *testing.T, u, name string) string {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Path = p.Path[:strings.LastIndex(p.Path, "/")+1] + name
+	return p.String()
+}
+
+func playWhileEncoding(t *testing.T, signed bool) {
 	dir := t.TempDir()
-	n := startNode(t, filepath.Join(dir, "data"), func(c *Config) { c.Slots = 1 })
+	n := startNode(t, filepath.Join(dir, "data"), func(c *Config) {
+		c.Slots = 1
+		if signed {
+			c.ClusterKeyFile = writeSecret(t, dir, "cluster.key", "live-cluster-key\n")
+			c.Playback = PlaybackSigned
+		}
+	})
 	const seconds = 20.0
 	src := genClip(t, filepath.Join(dir, "src.mp4"), "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=20",
 		"-f", "lavfi", "-i", "sine=frequency=440:duration=20", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
 		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
 	// A slow preset keeps the job transcoding long enough to watch it.
-	j0 := submit(t, n.base, src, `{"chunk_seconds":2,"preset":"medium"}`)
+	j0 := submit(t, n.base, src, `{"chunk_seconds":2,"preset":"medium","renditions":["180p@300k","144p"]}`)
 	start := time.Now()
 
 	// Wait for live playback while the job is still transcoding.
@@ -100,11 +124,22 @@ func TestPlayWhileEncoding(t *testing.T) {
 		t.Fatalf("live master: %d %s %s", code, h.Get("Content-Type"), body)
 	}
 	liveCodecs := codecsAttr.FindAllStringSubmatch(body, -1)
-	if len(liveCodecs) == 0 || !strings.Contains(body, "TYPE=AUDIO") {
+	if len(liveCodecs) != 2 || !strings.Contains(body, "TYPE=AUDIO") {
 		t.Fatalf("live master without codecs or audio:\n%s", body)
 	}
-	mediaURL := strings.TrimSuffix(master, "master.m3u8") + "media_0.m3u8"
-	audioURL := strings.TrimSuffix(master, "master.m3u8") + fmt.Sprintf("media_%d.m3u8", len(liveCodecs))
+	mediaURL := sibling(t, master, "media_0.m3u8")
+	audioURL := sibling(t, master, fmt.Sprintf("media_%d.m3u8", len(liveCodecs)))
+	if signed {
+		if !strings.Contains(master, "sig=") || strings.Count(body, "sig=") != 3 {
+			t.Errorf("signed live master %s:\n%s", master, body)
+		}
+		unsigned := strings.Split(master, "?")[0]
+		for _, u := range []string{unsigned, strings.Split(mediaURL, "?")[0], sibling(t, unsigned, "init-0.m4s"), sibling(t, unsigned, "seg-0-0.m4s")} {
+			if code, b, _ := httpGet(t, u); code != http.StatusForbidden {
+				t.Errorf("unsigned %s: %d %s", u, code, b)
+			}
+		}
+	}
 
 	// ffprobe reads the live master (all variants and the audio) and a
 	// media playlist from their first segment.
@@ -125,6 +160,9 @@ func TestPlayWhileEncoding(t *testing.T) {
 	}
 	if c := strings.Count(first, "#EXTINF"); c < 1 {
 		t.Fatalf("no segments:\n%s", first)
+	}
+	if signed && strings.Count(first, "sig=") != strings.Count(first, "#EXTINF")+1 {
+		t.Errorf("signed live media playlist with unsigned URIs:\n%s", first)
 	}
 	code, audio, _ := httpGet(t, audioURL)
 	if code != 200 || !strings.Contains(audio, "#EXTINF") || strings.Contains(audio, "ENDLIST") {
@@ -175,6 +213,16 @@ func TestPlayWhileEncoding(t *testing.T) {
 		t.Errorf("done job live view %+v", j.Live)
 	}
 	// The same live URLs now lead to the final VOD playlists.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(mediaURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.Contains(loc, "/"+j.ID+"/files/media_0.m3u8") || signed != strings.Contains(loc, "sig=") {
+		t.Errorf("live media URL after done: %d Location %q", resp.StatusCode, loc)
+	}
 	code, vod, _ := httpGet(t, mediaURL)
 	if code != 200 || !strings.Contains(vod, "#EXT-X-ENDLIST") || !strings.Contains(vod, "#EXT-X-PLAYLIST-TYPE:VOD") {
 		t.Fatalf("live media URL after done: %d\n%s", code, vod)
@@ -215,7 +263,7 @@ func TestPlayWhileEncoding(t *testing.T) {
 		}
 	}
 	// The live segments went with the transcoding.
-	if code, _, _ := httpGet(t, strings.TrimSuffix(master, "master.m3u8")+"seg-0-0.m4s"); code != http.StatusNotFound {
+	if code, _, _ := httpGet(t, sibling(t, master, "seg-0-0.m4s")); code != http.StatusNotFound {
 		t.Errorf("live segment after done: %d", code)
 	}
 }
