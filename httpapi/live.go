@@ -121,6 +121,10 @@ func (a *API) serveLive(c *gin.Context, j cluster.Job, name, query string, exp i
 		c.Redirect(http.StatusFound, loc)
 		return
 	}
+	if j.State.Terminal() {
+		writeErrorCode(c, http.StatusNotFound, "not_found", "the job is "+string(j.State)+": there is nothing to play")
+		return
+	}
 	st := LiveStatusOf(j)
 	if !st.Ready {
 		writeErrorCode(c, http.StatusNotFound, "not_ready", "live playback of this job is not ready yet")
