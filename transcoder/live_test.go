@@ -115,3 +115,22 @@ func TestFragmentAudio(t *testing.T) {
 		t.Errorf("fragments add up to %.3f s", d)
 	}
 }
+
+// FuzzSplitFragmented: the fMP4 box reader and the tfdt shifter never
+// panic or read out of bounds, whatever the bytes.
+func FuzzSplitFragmented(f *testing.F) {
+	moof := []byte{0, 0, 0, 52, 'm', 'o', 'o', 'f', 0, 0, 0, 44, 't', 'r', 'a', 'f',
+		0, 0, 0, 20, 't', 'f', 'd', 't', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10,
+		0, 0, 0, 16, 't', 'r', 'u', 'n', 0, 0, 1, 0, 0, 0, 0, 1}
+	f.Add(moof)
+	f.Add(append([]byte{0, 0, 0, 8, 'm', 'o', 'o', 'v'}, append(moof, 0, 0, 0, 8, 'm', 'd', 'a', 't')...))
+	f.Add([]byte{0, 0, 0, 1, 'm', 'o', 'o', 'f', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if fr, err := splitFragmented(b); err == nil {
+			_ = fr.Codec()
+			_, _ = fr.Media(12345)
+		}
+		_ = shiftTFDT(bytes.Clone(b), 1<<40)
+		_ = (&Fragmented{Init: b}).Codec()
+	})
+}
