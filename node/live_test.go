@@ -145,9 +145,19 @@ func playWhileEncoding(t *testing.T, signed bool) {
 	// media playlist from their first segment.
 	v := probeURL(t, master, "-live_start_index", "0", "-show_streams")
 	var kinds []string
+	starts := map[string]float64{}
 	for _, s := range v["streams"].([]any) {
-		kinds = append(kinds, fmt.Sprint(s.(map[string]any)["codec_type"]))
+		m := s.(map[string]any)
+		kind := fmt.Sprint(m["codec_type"])
+		kinds = append(kinds, kind)
+		st, _ := strconv.ParseFloat(fmt.Sprint(m["start_time"]), 64)
+		starts[kind] = st
 	}
+	// Picture and sound start together, as in the final package.
+	if d := math.Abs(starts["video"] - starts["audio"]); d > 0.05 {
+		t.Errorf("live video starts at %.3fs, audio at %.3fs", starts["video"], starts["audio"])
+	}
+	t.Logf("live stream starts: %v", starts)
 	if !slicesContain(kinds, "video") || !slicesContain(kinds, "audio") {
 		t.Errorf("live master streams %v", kinds)
 	}
