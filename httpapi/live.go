@@ -147,7 +147,12 @@ func (a *API) serveLive(c *gin.Context, j cluster.Job, name, query string, exp i
 		i, _ := strconv.Atoi(liveInitRe.FindStringSubmatch(name)[1])
 		var f *transcoder.Fragmented
 		if f, err = a.live.track(c.Request.Context(), j, i, 0); f != nil {
-			body, etag = f.Init, "init"
+			body = f.Init
+			if i < n {
+				etag = j.Chunks[0].Outputs[i].Hash + "-init"
+			} else {
+				etag = j.Audio.Hash + "-init"
+			}
 		}
 	case liveSegRe.MatchString(name):
 		m := liveSegRe.FindStringSubmatch(name)
