@@ -202,10 +202,27 @@ func setLiveCache(c *gin.Context, signed bool) {
 type liveView struct {
 	src   Live
 	cache *fragCache
+	// remuxes bounds the ffmpeg remuxes running at once for viewers.
+	remuxes chan struct{}
 }
 
+// maxLiveRemuxes is how many remuxes a node runs at once for the live view.
+const maxLiveRemuxes = 4
+
 func newLiveView(src Live, maxBytes int64) *liveView {
-	return &liveView{src: src, cache: &fragCache{max: maxBytes, m: map[string]*fragEntry{}}}
+	return &liveView{src: src, cache: &fragCache{max: maxBytes, m: map[string]*fragEntry{}},
+		remuxes: make(chan struct{}, maxLiveRemuxes)}
+}
+
+// fragments remuxes one blob, waiting for a free remux slot.
+func (l *liveView) fragments(ctx context.Context, ref cluster.BlobRef, fragSeconds, mediaSeconds float64) (*transcoder.Fragmented, error) {
+	select {
+	case l.remuxes <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-l.remuxes }()
+	return l.src.Fragments(ctx, ref, fragSeconds, mediaSeconds)
 }
 
 // track returns rendition i of chunk k remuxed, or the job's audio when
@@ -219,11 +236,11 @@ func (l *liveView) track(ctx context.Context, j cluster.Job, i, k int) (*transco
 		}
 		c := j.Chunks[k]
 		return l.cache.get(ctx, c.Outputs[i].Hash, func(ctx context.Context) (*transcoder.Fragmented, error) {
-			return l.src.Fragments(ctx, c.Outputs[i], 0, c.Duration)
+			return l.fragments(ctx, c.Outputs[i], 0, c.Duration)
 		})
 	case i == n && !j.Audio.IsZero():
 		return l.cache.get(ctx, j.Audio.Hash, func(ctx context.Context) (*transcoder.Fragmented, error) {
-			return l.src.Fragments(ctx, j.Audio, transcoder.DefaultSegmentSeconds, j.Source.Duration)
+			return l.fragments(ctx, j.Audio, transcoder.DefaultSegmentSeconds, j.Source.Duration)
 		})
 	}
 	return nil, nil

@@ -3,9 +3,12 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/transcoder"
@@ -128,5 +131,55 @@ func TestLiveRoutes(t *testing.T) {
 	resp.Body.Close()
 	if _, ok := raw["live"]; ok {
 		t.Errorf("live view without a live source: %v", raw["live"])
+	}
+}
+
+// TestFragCache: one load per key however many ask at once, errors are not
+// kept, and the least recently used entries go beyond the byte bound.
+func TestFragCache(t *testing.T) {
+	c := &fragCache{max: 250, m: map[string]*fragEntry{}}
+	loads := map[string]int{}
+	var mu sync.Mutex
+	load := func(key string, size int, err error) func(context.Context) (*transcoder.Fragmented, error) {
+		return func(context.Context) (*transcoder.Fragmented, error) {
+			mu.Lock()
+			loads[key]++
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			if err != nil {
+				return nil, err
+			}
+			return &transcoder.Fragmented{Init: make([]byte, size)}, nil
+		}
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if f, err := c.get(context.Background(), "a", load("a", 100, nil)); err != nil || len(f.Init) != 100 {
+				t.Errorf("a: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if loads["a"] != 1 {
+		t.Errorf("a loaded %d times", loads["a"])
+	}
+	if _, err := c.get(context.Background(), "bad", load("bad", 0, errors.New("boom"))); err == nil {
+		t.Error("error lost")
+	}
+	c.get(context.Background(), "bad", load("bad", 10, nil))
+	if loads["bad"] != 2 {
+		t.Errorf("a failed load was cached")
+	}
+	c.get(context.Background(), "b", load("b", 100, nil))
+	c.get(context.Background(), "a", load("a", 100, nil)) // a is now more recent than b
+	c.get(context.Background(), "c", load("c", 100, nil)) // over 250: the oldest goes
+	c.mu.Lock()
+	_, hasA := c.m["a"]
+	_, hasB := c.m["b"]
+	size := c.size
+	c.mu.Unlock()
+	if !hasA || hasB || size > 250 {
+		t.Errorf("after eviction: a %v, b %v, size %d", hasA, hasB, size)
 	}
 }
