@@ -89,7 +89,10 @@
 //     open to any origin for GET/HEAD, and Cache-Control "public,
 //     max-age=31536000, immutable" (playlists of a job that is not done yet:
 //     "no-cache"). Blobs.OpenBlob must return a seekable reader (ServeContent
-//     seeks to find the size and to serve ranges).
+//     seeks to find the size and to serve ranges). The one exception is
+//     files/live/...: the play-while-encoding HLS view (live.go), generated
+//     from the job state through Config.Live while the job transcodes,
+//     "no-cache", 302 to the final playlists once the job is done.
 //
 //   - Every state-changing route (any method but GET, HEAD and OPTIONS)
 //     requires "Authorization: Bearer <token>" with one of Config.APIToken

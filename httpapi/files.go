@@ -95,6 +95,10 @@ func (a *API) serveFile(c *gin.Context) {
 		writeErrorCode(c, http.StatusNotFound, "not_found", "no such job")
 		return
 	}
+	if live, ok := strings.CutPrefix(rel, liveDir); ok {
+		a.serveLive(c, j, live, query, exp)
+		return
+	}
 	ref, ok := j.Outputs[rel]
 	if !ok || ref.IsZero() {
 		writeErrorCode(c, http.StatusNotFound, "not_found", "no such file")

@@ -92,6 +92,9 @@ type Config struct {
 	// UploadTTL is how long an unfinished resumable upload is kept after
 	// its last byte; 0 = DefaultUploadTTL. RunUploadSweeper enforces it.
 	UploadTTL time.Duration
+	// Live, when set, serves the live HLS view of jobs that are still
+	// transcoding (files/live/..., see live.go); nil answers 404 there.
+	Live Live
 }
 
 // DefaultMaxUploadBytes is the upload limit when Config.MaxUploadBytes is 0.
@@ -113,6 +116,7 @@ type API struct {
 	cluster  Cluster
 	health   Health
 	scaler   Scaler
+	live     *liveView // nil: no live view
 	registry *prometheus.Registry
 	log      *slog.Logger
 	maxBody  int64
@@ -186,6 +190,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if a.maxBody == 0 {
 		a.maxBody = DefaultMaxUploadBytes
+	}
+	if cfg.Live != nil {
+		a.live = newLiveView(cfg.Live, defaultLiveCacheBytes)
 	}
 	if cfg.PlaybackKey != nil {
 		a.playback = &signer{key: cfg.PlaybackKey, ttl: cmp.Or(cfg.PlaybackTTL, DefaultPlaybackTTL), now: time.Now}

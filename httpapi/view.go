@@ -24,6 +24,9 @@ type JobView struct {
 	Renditions []transcoder.Rendition `json:"renditions"`
 	Chunks     []ChunkView            `json:"chunks"`
 	Outputs    *OutputsView           `json:"outputs,omitempty"`
+	// Live is the play-while-encoding HLS view (see live.go); absent for
+	// failed and canceled jobs.
+	Live *LiveView `json:"live,omitempty"`
 	// Bytes sums what the job stored, for people and for transfer
 	// accounting (bytes moved against the ideal).
 	Bytes      BytesView `json:"bytes"`
@@ -60,6 +63,16 @@ type OutputsView struct {
 	HLS  string            `json:"hls,omitempty"`
 	DASH string            `json:"dash,omitempty"`
 	MP4  map[string]string `json:"mp4,omitempty"` // rendition name → URL
+}
+
+// LiveView says whether and how far a job can be played while it is still
+// encoding.
+type LiveView struct {
+	HLS      string  `json:"hls"`      // live master playlist; redirects to the final one once done
+	Ready    bool    `json:"ready"`    // playback can start
+	Segments int     `json:"segments"` // chunks playable now (the contiguous encoded prefix)
+	Seconds  float64 `json:"seconds"`  // their duration
+	Complete bool    `json:"complete"` // every chunk is encoded
 }
 
 // JobList is the body of GET /api/v1/jobs.
@@ -140,6 +153,11 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 	if out.HLS != "" || out.DASH != "" || out.MP4 != nil {
 		v.Outputs = &out
 	}
+	if j.State != cluster.JobFailed && j.State != cluster.JobCanceled {
+		st := LiveStatusOf(j)
+		v.Live = &LiveView{HLS: FileURL(j.ID, liveDir+"master.m3u8"), Ready: st.Ready,
+			Segments: st.Segments, Seconds: math.Round(st.Seconds*1000) / 1000, Complete: st.Complete}
+	}
 	return v
 }
 
@@ -158,8 +176,17 @@ func clamp01(f float64) float64 {
 // an API token, or none is configured); others get them bare.
 func (a *API) view(c *gin.Context, j cluster.Job) JobView {
 	v := NewJobView(j, a.jobs.Progress(j.ID))
-	if a.playback != nil && v.Outputs != nil && a.authorized(c) {
-		v.Outputs.sign(a.playback.query(j.ID))
+	if a.live == nil {
+		v.Live = nil
+	}
+	if a.playback != nil && a.authorized(c) {
+		q := a.playback.query(j.ID)
+		if v.Outputs != nil {
+			v.Outputs.sign(q)
+		}
+		if v.Live != nil {
+			v.Live.HLS += "?" + q
+		}
 	}
 	return v
 }

@@ -220,7 +220,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	svc := service{n}
 	api, err := httpapi.New(httpapi.Config{
-		Jobs: svc, Blobs: svc, Cluster: svc, Health: svc,
+		Jobs: svc, Blobs: svc, Cluster: svc, Health: svc, Live: svc,
 		Registry: n.metrics.reg, Logger: logger, MaxUploadBytes: cfg.MaxUploadBytes,
 		APITokens: tokens, NodeName: cfg.Name, Scaler: scaler,
 		PlaybackKey: signKey, PlaybackTTL: cfg.PlaybackTTL, MaxConcurrentUploads: cfg.MaxConcurrentUploads,

@@ -296,3 +296,13 @@ func (c countingReader) Read(p []byte) (int, error) {
 	c.m.uploadBytes.Add(float64(n))
 	return n, err
 }
+
+// Fragments remuxes a blob to fragmented MP4 for the live view (httpapi.Live),
+// pulling it here first when this node holds no copy.
+func (s service) Fragments(ctx context.Context, ref cluster.BlobRef, fragSeconds, mediaSeconds float64) (*transcoder.Fragmented, error) {
+	p, err := s.n.fetch(ctx, ref, cluster.ReasonServe)
+	if err != nil {
+		return nil, err
+	}
+	return s.n.tc.Fragment(ctx, p, fragSeconds, mediaSeconds)
+}

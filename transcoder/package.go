@@ -317,11 +317,7 @@ func buildMaster(mpd []byte, rs []Rendition, hasAudio bool) ([]byte, error) {
 			audioBW = audio.Bandwidth
 		}
 	}
-	var b strings.Builder
-	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
-	if hasAudio {
-		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"media_%d.m3u8\"\n", len(rs))
-	}
+	vs := make([]Variant, len(rs))
 	for i, r := range rs {
 		rep, ok := video[strconv.Itoa(i)]
 		if !ok || !codecsRe.MatchString(rep.Codecs) {
@@ -329,26 +325,61 @@ func buildMaster(mpd []byte, rs []Rendition, hasAudio bool) ([]byte, error) {
 		}
 		// Peak bandwidth: the encoder's VBV ceiling, or what was measured
 		// if that is higher.
-		bw := max(int64(float64(r.Bitrate)*1.07), rep.Bandwidth)
-		codecs := rep.Codecs
-		if hasAudio {
-			bw += audioBW
-			codecs += "," + audioCodec
-		}
-		w, h := r.Width, r.Height
+		vs[i] = Variant{Rendition: r, Codecs: rep.Codecs, Bandwidth: max(int64(float64(r.Bitrate)*1.07), rep.Bandwidth),
+			FrameRate: parseRate(frameRate), URI: fmt.Sprintf("media_%d.m3u8", i)}
 		if rep.Width > 0 && rep.Height > 0 {
-			w, h = rep.Width, rep.Height
+			vs[i].Rendition.Width, vs[i].Rendition.Height = rep.Width, rep.Height
 		}
-		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,RESOLUTION=%dx%d,CODECS=\"%s\"", bw, w, h, codecs)
-		if fr := parseRate(frameRate); fr > 0 {
-			fmt.Fprintf(&b, ",FRAME-RATE=%.3f", fr)
+	}
+	var a *AudioVariant
+	if hasAudio {
+		a = &AudioVariant{Codecs: audioCodec, Bandwidth: audioBW, URI: fmt.Sprintf("media_%d.m3u8", len(rs))}
+	}
+	return MasterPlaylist(vs, a), nil
+}
+
+// Variant is one video rendition of an HLS master playlist.
+type Variant struct {
+	Rendition Rendition // its size and name
+	Codecs    string    // RFC 6381, e.g. avc1.64001f
+	Bandwidth int64     // peak bits/s of the video alone
+	FrameRate float64   // 0 = not stated
+	URI       string    // of its media playlist
+}
+
+// AudioVariant is the audio rendition every variant of a master refers to.
+type AudioVariant struct {
+	Codecs    string // e.g. mp4a.40.2
+	Bandwidth int64
+	URI       string
+}
+
+// MasterPlaylist writes an HLS master playlist. The final package (when
+// ffmpeg's own master is incomplete) and the live view of a job that is
+// still transcoding both write theirs here, so that they say the same.
+func MasterPlaylist(vs []Variant, audio *AudioVariant) []byte {
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+	if audio != nil {
+		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"%s\"\n", audio.URI)
+	}
+	for _, v := range vs {
+		bw := v.Bandwidth
+		codecs := v.Codecs
+		if audio != nil {
+			bw += audio.Bandwidth
+			codecs += "," + audio.Codecs
 		}
-		if hasAudio {
+		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,RESOLUTION=%dx%d,CODECS=\"%s\"", bw, v.Rendition.Width, v.Rendition.Height, codecs)
+		if v.FrameRate > 0 {
+			fmt.Fprintf(&b, ",FRAME-RATE=%.3f", v.FrameRate)
+		}
+		if audio != nil {
 			b.WriteString(",AUDIO=\"audio\"")
 		}
-		fmt.Fprintf(&b, "\nmedia_%d.m3u8\n", i)
+		fmt.Fprintf(&b, "\n%s\n", v.URI)
 	}
-	return []byte(b.String()), nil
+	return []byte(b.String())
 }
 
 func writeFileAtomic(path string, data []byte) error {

@@ -393,6 +393,12 @@ func (c *client) job(ctx context.Context, id string, cancel bool) error {
 			RunningOn string `json:"running_on"`
 			Attempts  int    `json:"attempts"`
 		} `json:"chunks"`
+		Live *struct {
+			HLS      string  `json:"hls"`
+			Ready    bool    `json:"ready"`
+			Segments int     `json:"segments"`
+			Seconds  float64 `json:"seconds"`
+		} `json:"live"`
 	}
 	if err := json.Unmarshal(raw, &j); err != nil {
 		return err
@@ -417,6 +423,8 @@ func (c *client) job(ctx context.Context, id string, cancel bool) error {
 	}
 	if j.Outputs.HLS != "" {
 		fmt.Fprintf(tw, "hls\t%s%s\ndash\t%s%s\n", c.server, j.Outputs.HLS, c.server, j.Outputs.DASH)
+	} else if j.Live != nil && j.Live.Ready {
+		fmt.Fprintf(tw, "live hls\t%s%s (%d chunks, %.1f s so far)\n", c.server, j.Live.HLS, j.Live.Segments, j.Live.Seconds)
 	}
 	return tw.Flush()
 }
