@@ -74,6 +74,7 @@ func TestCLISubmitWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	server := c.HTTP(0)
+	nodetest.WaitReady(t, server, time.Minute)
 	dir := t.TempDir()
 	good := nodetest.GenClip(t, filepath.Join(dir, "good.mp4"), "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=6",
 		"-f", "lavfi", "-i", "sine=duration=6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
