@@ -46,6 +46,9 @@ func TestCodecJobs(t *testing.T) {
 				if r.Codec != c.codec {
 					t.Errorf("rendition %s codec %q", r.Name, r.Codec)
 				}
+				if q := r.Quality; q == nil || q.SSIM < 0.8 || q.SSIM > 1 || q.PSNR < 25 || q.Frames != frames {
+					t.Errorf("rendition %s quality %+v", r.Name, q)
+				}
 			}
 			// The default 144p rung is scaled for the codec.
 			if want := map[string]int64{"hevc": 120_000, "av1": 100_000}[c.codec]; j.Renditions[1].Bitrate != want {
@@ -122,5 +125,58 @@ func TestCodecJobs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestQualityReport runs a job with a well-fed and a starved rung and
+// reads the quality report from the job JSON and /metrics: the clean top
+// rung scores SSIM > 0.9, the starved one lower SSIM and PSNR, and the
+// frame counts are the source's (the chunks' sum and what ffprobe decodes).
+func TestQualityReport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ffmpeg")
+	}
+	dir := t.TempDir()
+	n := startNode(t, filepath.Join(dir, "data"), nil)
+	src := genClip(t, filepath.Join(dir, "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=5",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
+	j := submit(t, n.base, src, `{"chunk_seconds":2,"renditions":["180p@1500k","144p@50k"]}`)
+	j = waitJob(t, n.base, j.ID, 2*time.Minute)
+	if j.State != "done" {
+		t.Fatalf("job %s: %s (%s)", j.ID, j.State, j.Error)
+	}
+	frames := 0
+	for _, c := range j.Chunks {
+		frames += c.Frames
+	}
+	if frames != 125 {
+		t.Errorf("chunks hold %d frames, want 125", frames)
+	}
+	good, bad := j.Renditions[0].Quality, j.Renditions[1].Quality
+	if good == nil || bad == nil {
+		t.Fatalf("no quality report: %+v", j.Renditions)
+	}
+	t.Logf("good %+v starved %+v", *good, *bad)
+	if good.SSIM <= 0.9 || good.SSIM > 1 || good.PSNR < 30 || good.PSNR > 100 {
+		t.Errorf("clean top rung: %+v", *good)
+	}
+	if !(bad.SSIM < good.SSIM && bad.PSNR < good.PSNR) {
+		t.Errorf("starved rung %+v does not score below the clean one %+v", *bad, *good)
+	}
+	for _, r := range j.Renditions {
+		q := r.Quality
+		if q.Frames != frames || q.SampledFrames < 50 || q.SampledFrames > frames || q.SampledSeconds <= 0 {
+			t.Errorf("%s: %+v", r.Name, *q)
+		}
+		v := probeURL(t, n.base+j.Outputs.MP4[r.Name], "-count_frames", "-select_streams", "v:0", "-show_streams")
+		if got := fmt.Sprint(v["streams"].([]any)[0].(map[string]any)["nb_read_frames"]); got != fmt.Sprint(q.Frames) {
+			t.Errorf("%s: ffprobe decodes %s frames, report says %d", r.Name, got, q.Frames)
+		}
+	}
+	metrics := scrape(t, n.base)
+	for _, want := range []string{`gosty_rendition_ssim_count{codec="h264"} 2`, `gosty_rendition_psnr_db_count{codec="h264"} 2`} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

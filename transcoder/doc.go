@@ -85,5 +85,12 @@ package transcoder
 //     its init segment's decoder configuration (avcC, hvcC per ISO/IEC
 //     14496-15 annex E, av1C) and written into the MPD and the HLS
 //     master, so both name the profile, tier and level the encoder chose.
+//   - Quality (quality.go): SSIM and PSNR per rendition against the source,
+//     on QualityWindows windows of QualityWindowSeconds each inside one
+//     chunk of the source, the source scaled down to the rendition's size
+//     (the encoder's scaler and rotation) rather than the rendition up: the
+//     score is the encoder's loss at that size. Windows start half a frame
+//     before a frame so both seeks select the same frames; PSNR is from the
+//     mean MSE over the sampled frames, capped at MaxPSNR.
 //   - Errors: problems with the user's media are *MediaError (not
 //     retryable); everything else, including ctx cancel, is not.
