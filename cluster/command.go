@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/gosty/gosty/transcoder"
 )
 
 // CommandVersion is the newest command encoding this build writes. The FSM
@@ -97,6 +99,12 @@ type TaskResult struct {
 	HLS     string             `json:"hls,omitempty"`
 	DASH    string             `json:"dash,omitempty"`
 	MP4     map[string]string  `json:"mp4,omitempty"`
+	// Quality is the package task's per-rendition quality report (in
+	// Job.Renditions order). Added after command version 1 as an optional
+	// field: entries without it (older logs, or a packager that could not
+	// measure) decode as no report, and a node that predates it ignores it,
+	// so CommandVersion stays 1.
+	Quality []transcoder.Quality `json:"quality,omitempty"`
 }
 
 // TaskFailure is the body of OpTaskFail. Permanent failures (bad media) fail

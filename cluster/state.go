@@ -264,7 +264,11 @@ func (s *State) done(r TaskResult, at time.Time) error {
 			}
 		}
 		j.Outputs = maps.Clone(r.Files)
+		if len(r.Quality) != 0 && len(r.Quality) != len(j.Renditions) {
+			return fmt.Errorf("package %s: %w: %d quality reports for %d renditions", j.ID, ErrInvalid, len(r.Quality), len(j.Renditions))
+		}
 		j.HLS, j.DASH, j.MP4 = r.HLS, r.DASH, maps.Clone(r.MP4)
+		j.Quality = slices.Clone(r.Quality)
 		for _, b := range r.Files {
 			s.addBlob(b, r.Node)
 		}
@@ -550,6 +554,7 @@ func cloneJob(j *Job) Job {
 	}
 	c.Outputs = maps.Clone(j.Outputs)
 	c.MP4 = maps.Clone(j.MP4)
+	c.Quality = slices.Clone(j.Quality)
 	c.Options.Renditions = slices.Clone(j.Options.Renditions)
 	return c
 }

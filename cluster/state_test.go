@@ -337,3 +337,42 @@ func runJobUntilPackaging(t *testing.T, s *State, j Job) {
 		t.Fatalf("state %s", s.Jobs[j.ID].State)
 	}
 }
+
+// TestPackageQualityReport: the package result's optional quality report
+// lands in the job, one per rendition; a report of the wrong length is
+// refused; and a package entry written before the field existed (raw
+// JSON, version 1, no "quality") still applies, with no report.
+func TestPackageQualityReport(t *testing.T) {
+	pk := TaskID("j", TaskPackage, 0)
+	files := map[string]BlobRef{"master.m3u8": {Hash: hash('9')}}
+
+	s := NewState()
+	runJobUntilPackaging(t, s, testJob("j", false))
+	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: pk, Node: "n1", Attempt: 1})
+	if err := apply(t, s, OpTaskDone, TaskResult{TaskID: pk, Node: "n1", Attempt: 1, Files: files, HLS: "master.m3u8", DASH: "master.m3u8",
+		Quality: []transcoder.Quality{{SSIM: 0.99}}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("one report for two renditions: %v", err)
+	}
+	q := []transcoder.Quality{{SSIM: 0.99, PSNR: 45, Frames: 300, SampledFrames: 75, SampledSeconds: 3}, {SSIM: 0.95, PSNR: 38, Frames: 300, SampledFrames: 75, SampledSeconds: 3}}
+	mustApply(t, s, OpTaskDone, TaskResult{TaskID: pk, Node: "n1", Attempt: 1, Files: files, HLS: "master.m3u8", DASH: "master.m3u8", Quality: q})
+	j, _ := s.Job("j")
+	if j.State != JobDone || len(j.Quality) != 2 || j.Quality[1] != q[1] {
+		t.Fatalf("job %s quality %+v", j.State, j.Quality)
+	}
+
+	old := NewState()
+	runJobUntilPackaging(t, old, testJob("j", false))
+	mustApply(t, old, OpTaskAssign, AssignTask{TaskID: pk, Node: "n1", Attempt: 1})
+	raw := `{"v":1,"op":"task.done","at":"2026-01-02T03:04:05Z","body":{"task_id":"j/package","node":"n1","attempt":1,` +
+		`"files":{"master.m3u8":{"hash":"` + hash('9') + `","size":1}},"hls":"master.m3u8","dash":"master.m3u8"}}`
+	c, err := DecodeCommand([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Apply(c); err != nil {
+		t.Fatalf("old package entry: %v", err)
+	}
+	if j, _ := old.Job("j"); j.State != JobDone || j.Quality != nil {
+		t.Fatalf("old entry: %s, quality %+v", j.State, j.Quality)
+	}
+}

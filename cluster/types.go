@@ -48,13 +48,15 @@ type Job struct {
 	Audio        BlobRef                `json:"audio,omitempty"`
 	// Outputs maps a published file's relative path ("master.m3u8",
 	// "manifest.mpd", "mp4/720p.mp4", "seg-0-00001.m4s", ...) to its blob.
-	Outputs    map[string]BlobRef `json:"outputs,omitempty"`
-	HLS        string             `json:"hls,omitempty"`  // relative path of the HLS master playlist
-	DASH       string             `json:"dash,omitempty"` // relative path of the DASH MPD
-	MP4        map[string]string  `json:"mp4,omitempty"`  // rendition name → relative path
-	CreatedAt  time.Time          `json:"created_at"`
-	UpdatedAt  time.Time          `json:"updated_at"`
-	FinishedAt time.Time          `json:"finished_at,omitzero"`
+	Outputs map[string]BlobRef `json:"outputs,omitempty"`
+	HLS     string             `json:"hls,omitempty"`  // relative path of the HLS master playlist
+	DASH    string             `json:"dash,omitempty"` // relative path of the DASH MPD
+	MP4     map[string]string  `json:"mp4,omitempty"`  // rendition name → relative path
+	// Quality is one report per rendition (Renditions order), or none.
+	Quality    []transcoder.Quality `json:"quality,omitempty"`
+	CreatedAt  time.Time            `json:"created_at"`
+	UpdatedAt  time.Time            `json:"updated_at"`
+	FinishedAt time.Time            `json:"finished_at,omitzero"`
 }
 
 // Chunk is one keyframe-aligned piece of the source and what became of it.

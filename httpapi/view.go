@@ -14,16 +14,16 @@ import (
 
 // JobView is the public JSON shape of a job.
 type JobView struct {
-	ID         string                 `json:"id"`
-	Name       string                 `json:"name"`
-	State      cluster.JobState       `json:"state"`
-	Progress   float64                `json:"progress"`
-	Error      string                 `json:"error,omitempty"`
-	Options    transcoder.Options     `json:"options"`
-	Source     transcoder.Probe       `json:"source"`
-	Renditions []transcoder.Rendition `json:"renditions"`
-	Chunks     []ChunkView            `json:"chunks"`
-	Outputs    *OutputsView           `json:"outputs,omitempty"`
+	ID         string             `json:"id"`
+	Name       string             `json:"name"`
+	State      cluster.JobState   `json:"state"`
+	Progress   float64            `json:"progress"`
+	Error      string             `json:"error,omitempty"`
+	Options    transcoder.Options `json:"options"`
+	Source     transcoder.Probe   `json:"source"`
+	Renditions []RenditionView    `json:"renditions"`
+	Chunks     []ChunkView        `json:"chunks"`
+	Outputs    *OutputsView       `json:"outputs,omitempty"`
 	// Live is the play-while-encoding HLS view (see live.go); absent for
 	// failed and canceled jobs.
 	Live *LiveView `json:"live,omitempty"`
@@ -33,6 +33,14 @@ type JobView struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// RenditionView is one rendition of a job and, once the job is done, how
+// close it came to the source (absent for jobs packaged before the report
+// existed, or when it could not be measured).
+type RenditionView struct {
+	transcoder.Rendition
+	Quality *transcoder.Quality `json:"quality,omitempty"`
 }
 
 // ChunkView is one chunk of a job and the node that encoded it.
@@ -99,14 +107,18 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		Error:      j.Error,
 		Options:    j.Options,
 		Source:     j.Source,
-		Renditions: j.Renditions,
+		Renditions: make([]RenditionView, len(j.Renditions)),
 		Chunks:     make([]ChunkView, len(j.Chunks)),
 		CreatedAt:  j.CreatedAt,
 		UpdatedAt:  j.UpdatedAt,
 		FinishedAt: j.FinishedAt,
 	}
-	if v.Renditions == nil {
-		v.Renditions = []transcoder.Rendition{}
+	for i, r := range j.Renditions {
+		v.Renditions[i] = RenditionView{Rendition: r}
+		if len(j.Quality) == len(j.Renditions) {
+			q := j.Quality[i]
+			v.Renditions[i].Quality = &q
+		}
 	}
 	if j.State == cluster.JobDone {
 		v.Progress = 1

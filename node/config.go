@@ -74,7 +74,8 @@ type Config struct {
 	// encrypts gossip.
 	GossipKeyFile  string
 	MaxUploadBytes int64
-	// Preset is the x264 preset new jobs submitted here are encoded with.
+	// Preset is the preset (by its x264 name) new jobs submitted here are
+	// encoded with; x265 uses the name, SVT-AV1 a mapped number.
 	Preset  string
 	FFmpeg  string
 	FFprobe string

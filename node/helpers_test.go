@@ -98,6 +98,15 @@ type apiJob struct {
 	Renditions []struct {
 		Name          string
 		Width, Height int
+		Bitrate       int64
+		Codec         string
+		Quality       *struct {
+			SSIM           float64 `json:"ssim"`
+			PSNR           float64 `json:"psnr_db"`
+			Frames         int     `json:"frames"`
+			SampledFrames  int     `json:"sampled_frames"`
+			SampledSeconds float64 `json:"sampled_seconds"`
+		} `json:"quality"`
 	} `json:"renditions"`
 	Chunks []struct {
 		Index     int     `json:"index"`

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/transcoder"
 )
 
 // metrics are the node's own gosty_ series (names per DESIGN.md). Labels
@@ -22,6 +23,8 @@ type metrics struct {
 	uploadBytes   prometheus.Counter
 	jobSeconds    *prometheus.HistogramVec
 	jobsFinished  *prometheus.CounterVec
+	renditionSSIM *prometheus.HistogramVec
+	renditionPSNR *prometheus.HistogramVec
 }
 
 func newMetrics(fsm *cluster.FSM, cfg Config, alive func() map[string]bool) *metrics {
@@ -47,6 +50,16 @@ func newMetrics(fsm *cluster.FSM, cfg Config, alive func() map[string]bool) *met
 			Help:    "Media seconds encoded per wall second for one chunk (1 = real time).",
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32},
 		}, []string{"codec"}),
+		renditionSSIM: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gosty_rendition_ssim",
+			Help:    "Sampled SSIM against the source of every rendition of jobs that finished while this node was up (every node reports the same jobs).",
+			Buckets: []float64{0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995},
+		}, []string{"codec"}),
+		renditionPSNR: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gosty_rendition_psnr_db",
+			Help:    "Sampled PSNR (dB) against the source of every rendition of jobs that finished while this node was up (every node reports the same jobs).",
+			Buckets: []float64{20, 25, 30, 33, 36, 38, 40, 42, 45, 50, 60},
+		}, []string{"codec"}),
 		tasksInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gosty_tasks_in_flight", Help: "Tasks this node is running.",
 		}),
@@ -63,7 +76,7 @@ func newMetrics(fsm *cluster.FSM, cfg Config, alive func() map[string]bool) *met
 	}
 	fsm.OnJobFinished(m.observeJob)
 	reg.MustRegister(m.chunkSeconds, m.encodeSpeed, m.tasksInFlight, m.slots, m.uploadBytes,
-		m.jobSeconds, m.jobsFinished,
+		m.jobSeconds, m.jobsFinished, m.renditionSSIM, m.renditionPSNR,
 		&stateCollector{fsm: fsm, self: cfg.Name, replicas: cfg.Replicas, alive: alive},
 		volumeCollector{dir: cfg.DataDir},
 		cluster.InternalMetrics(),
@@ -75,14 +88,24 @@ func (m *metrics) observeJob(j cluster.Job) {
 	m.jobsFinished.WithLabelValues(string(j.State)).Inc()
 	if j.State == cluster.JobDone {
 		m.jobSeconds.WithLabelValues(codecLabel(j.Options.Codec)).Observe(j.FinishedAt.Sub(j.CreatedAt).Seconds())
+		if len(j.Quality) == len(j.Renditions) {
+			for i, q := range j.Quality {
+				codec := codecLabel(j.Renditions[i].Codec)
+				m.renditionSSIM.WithLabelValues(codec).Observe(q.SSIM)
+				m.renditionPSNR.WithLabelValues(codec).Observe(q.PSNR)
+			}
+		}
 	}
 }
 
+// codecLabel bounds the codec label to the known codecs ("other" for
+// anything an old log might hold).
 func codecLabel(codec string) string {
-	if codec == "" {
-		return "h264"
+	c, err := transcoder.NormalizeCodec(codec)
+	if err != nil {
+		return "other"
 	}
-	return codec
+	return c
 }
 
 func (m *metrics) observeEncode(codec string, elapsed time.Duration, media float64) {

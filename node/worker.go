@@ -366,6 +366,17 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 	if err != nil {
 		return fmt.Errorf("package %s: %w", j.ID, err)
 	}
+	// Measured before the files move into the blob store.
+	q, err := w.quality(ctx, j, out, pr, filepath.Join(dir, "quality"))
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// The report is an extra: the job publishes without it rather
+		// than fail over it.
+		w.logger.Warn("quality report failed; publishing without it", "job", j.ID, "err", err)
+	}
+	res.Quality = q
 	res.Files = map[string]cluster.BlobRef{}
 	for _, f := range pr.Files {
 		ref, err := w.store(res, filepath.Join(out, filepath.FromSlash(f)))
@@ -376,6 +387,37 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 	}
 	res.HLS, res.DASH, res.MP4 = pr.HLS, pr.DASH, pr.MP4
 	return nil
+}
+
+// quality measures every rendition against the source on a sample
+// (transcoder.QualitySample): only the few chunks of the source that the
+// windows fall in are needed, so the packager pulls a few chunk sources at
+// most, never the whole upload.
+func (w *worker) quality(ctx context.Context, j cluster.Job, out string, pr *transcoder.PackageResult, dir string) ([]transcoder.Quality, error) {
+	if j.Source.Video == nil {
+		return nil, errors.New("no video facts")
+	}
+	chunks := make([]transcoder.Chunk, len(j.Chunks))
+	for i, c := range j.Chunks {
+		chunks[i] = transcoder.Chunk{Index: i, Start: c.Start, Duration: c.Duration, Frames: c.Frames}
+	}
+	windows := transcoder.QualitySample(chunks, j.Source.Video.FrameRate)
+	for i := range windows {
+		p, err := w.fetch(ctx, j.Chunks[windows[i].Chunk].Source, "task")
+		if err != nil {
+			return nil, fmt.Errorf("chunk %d: %w", windows[i].Chunk, err)
+		}
+		windows[i].Source = p
+	}
+	mp4s := make([]string, len(j.Renditions))
+	for i, r := range j.Renditions {
+		rel, ok := pr.MP4[r.Name]
+		if !ok {
+			return nil, fmt.Errorf("no mp4 for %s", r.Name)
+		}
+		mp4s[i] = filepath.Join(out, filepath.FromSlash(rel))
+	}
+	return w.tc.MeasureQuality(ctx, windows, j.Source.Video.Rotation, j.Source.Video.FrameRate, j.Renditions, mp4s, dir)
 }
 
 // active is how many tasks this node is running now.

@@ -68,5 +68,29 @@ package transcoder
 //     checked and rebuilt from the MPD if a variant or BANDWIDTH/RESOLUTION/
 //     CODECS is missing; media playlists are marked VOD and lose the
 //     wall-clock PROGRAM-DATE-TIME tags the muxer adds.
+//   - Codecs (codecs.go): h264 (libx264, the default), hevc (libx265) and
+//     av1 (libsvtav1). HEVC and AV1 default ladders are the h264 ladder at
+//     60% and 50% of the bitrate. Every codec gets the same fixed GOP,
+//     keyframes forced on the segment grid and no scene cuts (x265:
+//     keyint/min-keyint, scenecut=0, open-gop=0; SVT-AV1: -g, scd=0 and
+//     its default closed key-frame GOP), 8-bit 4:2:0. HEVC is tagged hvc1
+//     (parameter sets in the sample entry), as Apple's HLS players need.
+//     SVT-AV1 runs in VBR without a VBV ceiling (it takes one only in CRF
+//     mode). The job's preset is an x264 name for every codec: x265 takes
+//     the same names; SVT-AV1 maps them to its 0..13 scale with veryfast
+//     (the default) = 10 and ultrafast = 12, placebo = 4, since below 8 it
+//     is many times slower than x264 at the "same" name.
+//   - CODECS: ffmpeg 5.1's DASH muxer writes a bare "hvc1" for HEVC. After
+//     packaging, every video representation's RFC 6381 value is read from
+//     its init segment's decoder configuration (avcC, hvcC per ISO/IEC
+//     14496-15 annex E, av1C) and written into the MPD and the HLS
+//     master, so both name the profile, tier and level the encoder chose.
+//   - Quality (quality.go): SSIM and PSNR per rendition against the source,
+//     on QualityWindows windows of QualityWindowSeconds each inside one
+//     chunk of the source, the source scaled down to the rendition's size
+//     (the encoder's scaler and rotation) rather than the rendition up: the
+//     score is the encoder's loss at that size. Windows start half a frame
+//     before a frame so both seeks select the same frames; PSNR is from the
+//     mean MSE over the sampled frames, capped at MaxPSNR.
 //   - Errors: problems with the user's media are *MediaError (not
 //     retryable); everything else, including ctx cancel, is not.

@@ -137,23 +137,13 @@ func (t *Transcoder) ladder(s EncodeSettings) (filter string, outArgs [][]string
 		if r.Width%2 != 0 || r.Height%2 != 0 || r.Width <= 0 || r.Height <= 0 {
 			return "", nil, fmt.Errorf("rendition %s has odd or empty size %dx%d", r.Name, r.Width, r.Height)
 		}
-		if r.Codec != "" && r.Codec != "h264" {
-			return "", nil, fmt.Errorf("rendition %s: codec %s not supported yet", r.Name, r.Codec)
-		}
 		fmt.Fprintf(&fc, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[o%d]", i, r.Width, r.Height, i)
-		b := r.Bitrate
-		a := []string{"-map", fmt.Sprintf("[o%d]", i),
-			"-c:v", "libx264", "-preset", preset, "-profile:v", "high",
-			"-b:v", strconv.FormatInt(b, 10),
-			"-maxrate", strconv.FormatInt(int64(float64(b)*1.07), 10),
-			"-bufsize", strconv.FormatInt(2*b, 10),
-			"-g", strconv.Itoa(gop), "-keyint_min", strconv.Itoa(gop), "-sc_threshold", "0",
-			"-force_key_frames", forceKF,
-			"-x264-params", "scenecut=0:open_gop=0",
-			"-fps_mode", "passthrough"}
-		if t.threads > 0 {
-			a = append(a, "-threads", strconv.Itoa(t.threads))
+		enc, err := encoderArgs(r.Codec, preset, r.Bitrate, gop, forceKF, t.threads)
+		if err != nil {
+			return "", nil, fmt.Errorf("rendition %s: %w", r.Name, err)
 		}
+		a := append([]string{"-map", fmt.Sprintf("[o%d]", i)}, enc...)
+		a = append(a, "-fps_mode", "passthrough")
 		outArgs = append(outArgs, a)
 	}
 	return fc.String(), outArgs, nil

@@ -89,7 +89,7 @@ func TestEncodeChunkRejectsBadSettings(t *testing.T) {
 		"no frame rate": {Renditions: []Rendition{{Name: "144p", Width: 256, Height: 144, Bitrate: 1e5}}},
 		"odd size":      {FrameRate: 25, Renditions: []Rendition{{Name: "144p", Width: 255, Height: 144, Bitrate: 1e5}}},
 		"bad preset":    {FrameRate: 25, Preset: "turbo", Renditions: []Rendition{{Name: "144p", Width: 256, Height: 144, Bitrate: 1e5}}},
-		"hevc":          {FrameRate: 25, Renditions: []Rendition{{Name: "144p", Width: 256, Height: 144, Bitrate: 1e5, Codec: "hevc"}}},
+		"vp9":           {FrameRate: 25, Renditions: []Rendition{{Name: "144p", Width: 256, Height: 144, Bitrate: 1e5, Codec: "vp9"}}},
 	} {
 		if _, err := tr.EncodeChunk(context.Background(), c, s, t.TempDir(), nil); err == nil {
 			t.Errorf("%s: no error", name)

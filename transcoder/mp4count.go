@@ -136,3 +136,93 @@ func trakVideoSamples(r io.ReaderAt, trak box) (int, bool, error) {
 	}
 	return 0, false, errors.New("video track has no sample size box")
 }
+
+// mp4VideoSampleEntry returns the type of the first sample entry of the
+// first video track ("avc1", "hvc1", "av01", ...) and the body of its
+// decoder configuration box (avcC, hvcC or av1C). It reads our own encoder
+// and packager output only: progressive MP4s and fMP4 init segments.
+func mp4VideoSampleEntry(path string) (string, []byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", nil, err
+	}
+	entry, cfg, err := videoSampleEntryAt(f, fi.Size())
+	if err != nil {
+		return "", nil, fmt.Errorf("sample entry of %s: %w", path, err)
+	}
+	return entry, cfg, nil
+}
+
+func videoSampleEntryAt(r io.ReaderAt, size int64) (string, []byte, error) {
+	moov, err := findBox(r, 0, size, "moov")
+	if err != nil {
+		return "", nil, err
+	}
+	for off := moov.body; off < moov.end; {
+		trak, err := readBoxHeader(r, off, moov.end)
+		if err != nil {
+			return "", nil, err
+		}
+		off = trak.end
+		if trak.typ != "trak" {
+			continue
+		}
+		mdia, err := findBox(r, trak.body, trak.end, "mdia")
+		if err != nil {
+			return "", nil, err
+		}
+		hdlr, err := findBox(r, mdia.body, mdia.end, "hdlr")
+		if err != nil {
+			return "", nil, err
+		}
+		var h [12]byte
+		if _, err := r.ReadAt(h[:], hdlr.body); err != nil {
+			return "", nil, err
+		}
+		if string(h[8:12]) != "vide" {
+			continue
+		}
+		minf, err := findBox(r, mdia.body, mdia.end, "minf")
+		if err != nil {
+			return "", nil, err
+		}
+		stbl, err := findBox(r, minf.body, minf.end, "stbl")
+		if err != nil {
+			return "", nil, err
+		}
+		stsd, err := findBox(r, stbl.body, stbl.end, "stsd")
+		if err != nil {
+			return "", nil, err
+		}
+		// stsd: version/flags(4) entry_count(4), then the entries.
+		entry, err := readBoxHeader(r, stsd.body+8, stsd.end)
+		if err != nil {
+			return "", nil, err
+		}
+		// A visual sample entry has 78 bytes of fixed fields before its
+		// child boxes.
+		for c := entry.body + 78; c < entry.end; {
+			b, err := readBoxHeader(r, c, entry.end)
+			if err != nil {
+				return "", nil, err
+			}
+			c = b.end
+			switch b.typ {
+			case "avcC", "hvcC", "av1C":
+				n := min(b.end-b.body, 64)
+				buf := make([]byte, n)
+				if _, err := r.ReadAt(buf, b.body); err != nil {
+					return "", nil, err
+				}
+				return entry.typ, buf, nil
+			}
+		}
+		return entry.typ, nil, fmt.Errorf("sample entry %q has no decoder configuration", entry.typ)
+	}
+	return "", nil, errors.New("no video track")
+}

@@ -37,6 +37,9 @@ func ParseOptions(raw []byte) (Options, error) {
 	if len(o.Renditions) == 0 {
 		o.Renditions = nil // `"renditions":[]` is the default ladder, like no field
 	}
+	if o.Codec != "" {
+		o.Codec, _ = normalizeCodec(o.Codec) // "H265" is stored (and labelled in metrics) as "hevc"
+	}
 	return o, nil
 }
 
@@ -52,7 +55,7 @@ func (o Options) Validate() error {
 		}
 	}
 	if o.Preset != "" && !validPreset(o.Preset) {
-		return fmt.Errorf("options: unknown x264 preset %q (one of %s)", o.Preset, strings.Join(x264Presets, ", "))
+		return fmt.Errorf("options: unknown x264 preset %q (one of %s; mapped per codec, see transcoder/doc.go)", o.Preset, strings.Join(x264Presets, ", "))
 	}
 	if o.ChunkSeconds != 0 && (math.IsNaN(o.ChunkSeconds) || o.ChunkSeconds < MinChunkSeconds || o.ChunkSeconds > MaxUserChunkSeconds) {
 		return fmt.Errorf("options: chunk_seconds %g outside [%g, %g]", o.ChunkSeconds, MinChunkSeconds, MaxUserChunkSeconds)
@@ -70,17 +73,6 @@ func (o Options) EffectiveChunkSeconds() float64 {
 		return DefaultChunkSeconds
 	}
 	return o.ChunkSeconds
-}
-
-func normalizeCodec(c string) (string, error) {
-	switch strings.ToLower(strings.TrimSpace(c)) {
-	case "", "h264", "avc", "libx264":
-		return "h264", nil
-	case "hevc", "h265", "av1":
-		return "", fmt.Errorf("options: codec %s not supported yet", c)
-	default:
-		return "", fmt.Errorf("options: unknown codec %q (supported: h264)", c)
-	}
 }
 
 // parseRenditionName reads "720p", "720p@2500k", "720p@3M" or "720p@2500000".

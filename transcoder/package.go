@@ -33,6 +33,9 @@ type PackageResult struct {
 	HLS   string            // "master.m3u8"
 	DASH  string            // "manifest.mpd"
 	MP4   map[string]string // rendition name -> "mp4/720p.mp4"
+	// Codecs is each rendition's RFC 6381 codecs value as written into
+	// the manifests, read from its init segment.
+	Codecs []string
 }
 
 const (
@@ -133,7 +136,15 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
 
+	codecs, err := fixCodecs(outDir, n)
+	if err != nil {
+		return nil, fmt.Errorf("package %s: %w", outDir, err)
+	}
+	res.Codecs = codecs
 	if err := t.fixHLS(outDir, in.Renditions, hasAudio); err != nil {
+		return nil, fmt.Errorf("package %s: %w", outDir, err)
+	}
+	if err := fixMasterCodecs(filepath.Join(outDir, hlsMaster), codecs); err != nil {
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
 
@@ -396,4 +407,99 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return nil
+}
+
+var (
+	mpdRepRe    = regexp.MustCompile(`<Representation\s[^>]*>`)
+	mpdRepIDRe  = regexp.MustCompile(`\sid="([0-9]+)"`)
+	mpdCodecsRe = regexp.MustCompile(`\scodecs="[^"]*"`)
+	hlsCodecsRe = regexp.MustCompile(`CODECS="([^"]*)"`)
+)
+
+// fixCodecs reads each video representation's codecs value from its init
+// segment (init-<i>.m4s) and writes it into the MPD. ffmpeg 5.1's DASH
+// muxer writes a bare "hvc1" for HEVC (no profile, tier or level), which
+// players that check CODECS refuse; deriving every codec's value from the
+// stream itself keeps the manifests true to what the encoder made.
+func fixCodecs(outDir string, n int) ([]string, error) {
+	codecs := make([]string, n)
+	for i := range n {
+		c, err := CodecString(filepath.Join(outDir, fmt.Sprintf("init-%d.m4s", i)))
+		if err != nil {
+			return nil, fmt.Errorf("codecs of representation %d: %w", i, err)
+		}
+		if !codecsRe.MatchString(c) {
+			return nil, fmt.Errorf("codecs of representation %d: bad value %q", i, c)
+		}
+		codecs[i] = c
+	}
+	p := filepath.Join(outDir, dashManifest)
+	mpd, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read mpd: %w", err)
+	}
+	fixed := mpdRepRe.ReplaceAllFunc(mpd, func(tag []byte) []byte {
+		m := mpdRepIDRe.FindSubmatch(tag)
+		if m == nil {
+			return tag
+		}
+		i, err := strconv.Atoi(string(m[1]))
+		if err != nil || i >= n || !bytes.Contains(tag, []byte(`mimeType="video/`)) {
+			return tag
+		}
+		attr := []byte(` codecs="` + codecs[i] + `"`)
+		if mpdCodecsRe.Match(tag) {
+			return mpdCodecsRe.ReplaceAll(tag, attr)
+		}
+		return bytes.Replace(tag, []byte("<Representation"), append([]byte("<Representation"), attr...), 1)
+	})
+	if !bytes.Equal(fixed, mpd) {
+		if err := writeFileAtomic(p, fixed); err != nil {
+			return nil, err
+		}
+	}
+	return codecs, nil
+}
+
+// fixMasterCodecs puts codecs[i] as the video entry of the CODECS
+// attribute of the variant whose URI is media_<i>.m3u8, keeping the audio
+// entry.
+func fixMasterCodecs(path string, codecs []string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("hls master: %w", err)
+	}
+	lines := strings.Split(string(b), "\n")
+	inf := -1
+	for k, l := range lines {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "#EXT-X-STREAM-INF:") {
+			inf = k
+			continue
+		}
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		var i int
+		if inf >= 0 {
+			if _, err := fmt.Sscanf(l, "media_%d.m3u8", &i); err == nil && i >= 0 && i < len(codecs) {
+				lines[inf] = hlsCodecsRe.ReplaceAllStringFunc(lines[inf], func(attr string) string {
+					list := strings.Split(hlsCodecsRe.FindStringSubmatch(attr)[1], ",")
+					out := []string{codecs[i]}
+					for _, c := range list {
+						if strings.HasPrefix(c, "mp4a") || strings.HasPrefix(c, "ac-3") || strings.HasPrefix(c, "opus") {
+							out = append(out, c)
+						}
+					}
+					return `CODECS="` + strings.Join(out, ",") + `"`
+				})
+			}
+		}
+		inf = -1
+	}
+	fixed := strings.Join(lines, "\n")
+	if fixed == string(b) {
+		return nil
+	}
+	return writeFileAtomic(path, []byte(fixed))
 }

@@ -6,7 +6,8 @@ import (
 	"sort"
 )
 
-// ladder is the default rendition ladder, high to low. The height is the
+// ladder is the default rendition ladder for h264, high to low; HEVC and
+// AV1 use it scaled by codecSpecs' ladderPercent (60% and 50%). The height is the
 // short side of the picture, so portrait sources get the same rungs.
 var ladder = []struct {
 	short   int
@@ -52,14 +53,14 @@ func Plan(p *Probe, o Options) ([]Rendition, error) {
 	if len(o.Renditions) == 0 {
 		for _, r := range ladder {
 			if r.short <= short {
-				out = append(out, sized(w, h, r.short, r.bitrate, codec))
+				out = append(out, sized(w, h, r.short, codecBitrate(codec, r.bitrate), codec))
 			}
 		}
 		if len(out) == 0 {
 			// Below the lowest rung: one rendition at the source size
 			// rather than no output at all.
 			s := short &^ 1
-			out = append(out, sized(w, h, s, ladder[len(ladder)-1].bitrate, codec))
+			out = append(out, sized(w, h, s, codecBitrate(codec, ladder[len(ladder)-1].bitrate), codec))
 		}
 		return out, nil
 	}
@@ -78,7 +79,7 @@ func Plan(p *Probe, o Options) ([]Rendition, error) {
 		}
 		seen[rs] = true
 		if bitrate == 0 {
-			bitrate = defaultBitrate(rs)
+			bitrate = codecBitrate(codec, defaultBitrate(rs))
 		}
 		out = append(out, sized(w, h, rs, bitrate, codec))
 	}

@@ -31,7 +31,9 @@ func TestPlan(t *testing.T) {
 		{"override upscale", 1280, 720, Options{Renditions: []string{"1080p"}}, "", "upscale"},
 		{"override portrait upscale", 720, 1280, Options{Renditions: []string{"1080p"}}, "", "upscale"},
 		{"bad codec", 1280, 720, Options{Codec: "vp8"}, "", "unknown codec"},
-		{"hevc later", 1280, 720, Options{Codec: "hevc"}, "", "not supported yet"},
+		{"hevc ladder is 60%", 640, 360, Options{Codec: "hevc"}, "360p 640x360 480000; 240p 426x240 240000; 144p 256x144 120000", ""},
+		{"av1 ladder is 50%", 640, 360, Options{Codec: "av1"}, "360p 640x360 400000; 240p 426x240 200000; 144p 256x144 100000", ""},
+		{"av1 named rungs", 1280, 720, Options{Codec: "av1", Renditions: []string{"720p", "360p@300k"}}, "720p 1280x720 1500000; 360p 640x360 300000", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,7 +55,7 @@ func TestPlan(t *testing.T) {
 				if r.Width > tc.w || r.Height > tc.h {
 					t.Errorf("%s: %dx%d upscales %dx%d", r.Name, r.Width, r.Height, tc.w, tc.h)
 				}
-				if r.Codec != "h264" {
+				if want, _ := normalizeCodec(tc.opts.Codec); r.Codec != want {
 					t.Errorf("%s: codec %q", r.Name, r.Codec)
 				}
 				parts = append(parts, fmt.Sprintf("%s %dx%d %d", r.Name, r.Width, r.Height, r.Bitrate))

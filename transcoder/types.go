@@ -42,11 +42,13 @@ type AudioStream struct {
 // Options are the per-job choices a user may make (the `options` JSON field
 // of an upload). The zero value means "the defaults".
 type Options struct {
-	Codec        string   `json:"codec,omitempty"`         // "h264" (default); "hevc", "av1" later
+	Codec        string   `json:"codec,omitempty"`         // "h264" (default), "hevc" or "av1"
 	Renditions   []string `json:"renditions,omitempty"`    // e.g. ["1080p","720p"] or ["720p@2500k"]; empty = default ladder
 	ChunkSeconds float64  `json:"chunk_seconds,omitempty"` // target chunk duration; 0 = DefaultChunkSeconds
-	// Preset is the x264 speed/quality preset; every chunk of a job must use
-	// the same one (it shapes the stream headers), so it is fixed at submit.
+	// Preset is the speed/quality preset by its x264 name; x265 takes the
+	// same names and SVT-AV1 gets a mapped number (svtAV1Presets). Every
+	// chunk of a job must use the same one (it shapes the stream headers),
+	// so it is fixed at submit.
 	Preset string `json:"preset,omitempty"`
 }
 
@@ -56,7 +58,7 @@ type Rendition struct {
 	Width   int    `json:"width"`   // even
 	Height  int    `json:"height"`  // even
 	Bitrate int64  `json:"bitrate"` // video bits/s
-	Codec   string `json:"codec"`   // "h264"
+	Codec   string `json:"codec"`   // "h264", "hevc" or "av1"
 }
 
 // Chunk is one piece of the source video produced by Split: a stream copy
@@ -86,7 +88,7 @@ type EncodeSettings struct {
 	FrameRate      float64 // source average frame rate; sets the GOP length
 	Rotation       int     // from Probe.Video.Rotation
 	SegmentSeconds float64 // keyframe grid
-	Preset         string  // x264 preset; "" = "veryfast"
+	Preset         string  // x264 preset name (mapped for other codecs); "" = "veryfast"
 }
 
 // Progress is called with the fraction (0..1) of a long ffmpeg run done.

@@ -83,7 +83,7 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 	fs.StringVar(&c.output, "output", "text", "text or json")
 	if cmd == "submit" {
 		fs.StringVar(&sf.renditions, "renditions", "", "comma-separated ladder, e.g. 720p,480p or 720p@2500k (default: the codec's ladder)")
-		fs.StringVar(&sf.codec, "codec", "", "video codec (default h264)")
+		fs.StringVar(&sf.codec, "codec", "", "video codec: h264 (default), hevc or av1")
 		fs.StringVar(&sf.preset, "preset", "", "encoder speed/quality preset (default: the node's)")
 		fs.Float64Var(&sf.chunkSeconds, "chunk-seconds", 0, "target chunk duration (default: the node's)")
 		fs.StringVar(&sf.options, "options", "", `job options as JSON, e.g. {"renditions":["720p","360p"]}; the flags above override it`)

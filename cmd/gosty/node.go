@@ -41,7 +41,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Playback, "playback", cfg.Playback, "public (output files open to anyone with the job ID) or signed (files need a signed, expiring URL)")
 	fs.StringVar(&cfg.PlaybackKeyFile, "playback-key-file", "", "file with the key playback URLs are signed with (default: derived from the cluster key)")
 	fs.DurationVar(&cfg.PlaybackTTL, "playback-ttl", cfg.PlaybackTTL, "how long signed playback URLs in job JSON stay valid")
-	fs.StringVar(&cfg.Preset, "preset", cfg.Preset, "x264 preset for jobs submitted to this node")
+	fs.StringVar(&cfg.Preset, "preset", cfg.Preset, "speed preset (x264 names) for jobs submitted to this node; x265 takes the same names, SVT-AV1 a mapped number (veryfast = 10)")
 	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "", "ffmpeg binary (default: from PATH)")
 	fs.StringVar(&cfg.FFprobe, "ffprobe", "", "ffprobe binary (default: from PATH)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

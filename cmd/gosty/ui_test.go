@@ -386,6 +386,21 @@ func TestUI(t *testing.T) {
 		func(v string) (bool, error) {
 			return !strings.Contains(v, "…") && !strings.Contains(v, "–") && strings.Contains(v, "B"), nil
 		})
+	// The quality report: an SSIM between 0 and 1 and a PSNR per rendition.
+	ssim, err := eval[string](ctx, `[...document.querySelectorAll('#renditions tbody td.ssim')].map(td => td.textContent).join(',')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range strings.Split(ssim, ",") {
+		var v float64
+		if _, err := fmt.Sscan(s, &v); err != nil || v <= 0 || v > 1 {
+			t.Errorf("SSIM cells %q", ssim)
+			break
+		}
+	}
+	if psnr, err := eval[string](ctx, `[...document.querySelectorAll('#renditions tbody td.psnr')].map(td => td.textContent).join(',')`); err != nil || !strings.Contains(psnr, "dB") {
+		t.Errorf("PSNR cells %q %v", psnr, err)
+	}
 
 	// Play (muted) and watch the clock move.
 	if _, err := eval[chromedp.Void](ctx, `document.getElementById('player').play()`, chromedp.EvalAwaitPromise); err != nil {

@@ -162,18 +162,25 @@ function renditionTable(job, sizes) {
   const rows = (job.renditions || []).map((r) => {
     const url = job.outputs?.mp4?.[r.name];
     const size = url ? sizes.get(url) : null;
+    const q = r.quality;
     return h('tr', { dataset: { rendition: r.name, height: r.height } },
       h('td', { 'data-label': 'Rendition' }, r.name),
       h('td', { 'data-label': 'Size' }, `${r.width}×${r.height}`),
       h('td', { 'data-label': 'Codec', class: 'codec' }, r.codec),
       h('td', { 'data-label': 'Target' }, formatBitrate(r.bitrate)),
       h('td', { 'data-label': 'MP4' }, size ? formatBytes(size) : url ? '…' : '–'),
-      h('td', { 'data-label': 'Average' }, size && dur ? formatBitrate((size * 8) / dur) : '–'));
+      h('td', { 'data-label': 'Average' }, size && dur ? formatBitrate((size * 8) / dur) : '–'),
+      h('td', { 'data-label': 'SSIM', class: 'ssim' }, q ? q.ssim.toFixed(4) : '–'),
+      h('td', { 'data-label': 'PSNR', class: 'psnr' }, q ? `${q.psnr_db.toFixed(1)} dB` : '–'),
+      h('td', { 'data-label': 'Frames', class: 'frames' }, q ? String(q.frames) : '–'));
   });
   return h('div', { class: 'scroll' }, h('table', { class: 'renditions', id: 'renditions' },
     h('thead', {}, h('tr', {},
       h('th', {}, 'Rendition'), h('th', {}, 'Resolution'), h('th', { class: 'codec' }, 'Codec'), h('th', {}, 'Target video bitrate'),
-      h('th', {}, 'MP4 size'), h('th', { title: 'MP4 size × 8 ÷ duration, audio included' }, 'Average bitrate'))),
+      h('th', {}, 'MP4 size'), h('th', { title: 'MP4 size × 8 ÷ duration, audio included' }, 'Average bitrate'),
+      h('th', { title: 'Mean SSIM against the source (scaled to this size), sampled' }, 'SSIM'),
+      h('th', { title: 'PSNR against the source (scaled to this size), sampled' }, 'PSNR'),
+      h('th', { title: 'Frames in the rendition' }, 'Frames'))),
     h('tbody', {}, rows)));
 }
 

@@ -56,8 +56,8 @@ function optionsForm() {
       h('label', { class: 'field' }, 'Codec',
         h('select', { id: 'codec' },
           h('option', { value: '' }, 'H.264 (default)'),
-          h('option', { value: 'hevc', disabled: true }, 'HEVC (not supported yet)'),
-          h('option', { value: 'av1', disabled: true }, 'AV1 (not supported yet)'))),
+          h('option', { value: 'hevc' }, 'HEVC (x265)'),
+          h('option', { value: 'av1' }, 'AV1 (SVT-AV1)'))),
       h('label', { class: 'field' }, 'Chunk length (s)',
         h('input', { type: 'number', id: 'chunk-seconds', min: 2, max: 60, step: 1, placeholder: '6' }))));
 }

@@ -1,0 +1,238 @@
+package transcoder
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Quality is how close one rendition is to the source, measured on a
+// sample of it (see MeasureQuality). It is stored in the job log.
+type Quality struct {
+	SSIM float64 `json:"ssim"`    // mean SSIM (Y, U, V weighted by plane size), 0..1
+	PSNR float64 `json:"psnr_db"` // PSNR of the mean squared error over the sampled frames, dB (capped at MaxPSNR)
+	// Frames is the rendition's whole frame count (its MP4's sample
+	// count), which must equal the source's.
+	Frames         int     `json:"frames"`
+	SampledFrames  int     `json:"sampled_frames"`
+	SampledSeconds float64 `json:"sampled_seconds"`
+}
+
+// Sampling of MeasureQuality: QualityWindows windows of QualityWindowSeconds
+// each, spread evenly over the video.
+const (
+	QualityWindows       = 3
+	QualityWindowSeconds = 1.0
+	// MaxPSNR stands in for identical frames (infinite PSNR), which JSON
+	// cannot carry.
+	MaxPSNR = 100.0
+)
+
+// QualityWindow is one sampled stretch of the video: Seconds of it from At
+// in the renditions, and the same frames from SourceAt in Source, a chunk
+// of the source as Split made it (a stream copy with timestamps from zero).
+type QualityWindow struct {
+	Chunk    int     // index of the chunk Source is
+	Source   string  // local path of that chunk; filled in by the caller
+	SourceAt float64 // seconds into the chunk
+	At       float64 // seconds into the renditions
+	Seconds  float64
+}
+
+// QualitySample picks the windows MeasureQuality compares: up to
+// QualityWindows windows of QualityWindowSeconds centred on evenly spread
+// times, each kept inside the one chunk that holds it, so that only a few
+// chunk sources are needed (and no whole source). A window starts half a
+// frame before a frame time, so that an accurate seek in the chunk and in
+// the rendition (whose frame times differ by container rounding) selects
+// the same frames. Chunks must be in order with Start and Duration set.
+func QualitySample(chunks []Chunk, fps float64) []QualityWindow {
+	if len(chunks) == 0 || fps <= 0 {
+		return nil
+	}
+	last := chunks[len(chunks)-1]
+	total := last.Start + last.Duration
+	if total <= 0 {
+		return nil
+	}
+	win := QualityWindowSeconds
+	k := max(1, min(QualityWindows, int(total/win)))
+	var out []QualityWindow
+	for i := range k {
+		center := (float64(i) + 0.5) * total / float64(k)
+		c := chunks[len(chunks)-1]
+		for _, x := range chunks {
+			if center < x.Start+x.Duration {
+				c = x
+				break
+			}
+		}
+		local := math.Max(0, math.Min(center-c.Start-win/2, c.Duration-win))
+		if f := math.Round(local * fps); f > 0 {
+			local = (f - 0.5) / fps
+		} else {
+			local = 0
+		}
+		w := QualityWindow{Chunk: c.Index, SourceAt: local, At: c.Start + local, Seconds: win}
+		if c.Duration <= win {
+			w.Seconds = c.Duration + 1 // all of the chunk; the filters stop at its end
+		}
+		if len(out) > 0 && out[len(out)-1].Chunk == w.Chunk && out[len(out)-1].SourceAt == w.SourceAt {
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// MeasureQuality compares each rendition (its progressive MP4, mp4s[i])
+// with the source, with ffmpeg's ssim and psnr filters, on the sample
+// windows (QualitySample): one ffmpeg run per window decodes the chunk of
+// the source once and every rendition. The source is scaled down to each
+// rendition's size with the scaler the encoder used (rotation applied the
+// same way), so the score measures what the encoder lost, not what
+// downscaling did: a 240p rung is not marked down for being 240p, and a
+// rung starved of bitrate scores lower than a well-fed one of the same
+// size. workDir holds the per-frame statistics files.
+func (t *Transcoder) MeasureQuality(ctx context.Context, windows []QualityWindow, rotation int, fps float64, rs []Rendition, mp4s []string, workDir string) ([]Quality, error) {
+	if fps <= 0 || len(windows) == 0 {
+		return nil, fmt.Errorf("quality: %d windows at %g fps", len(windows), fps)
+	}
+	if len(rs) == 0 || len(mp4s) != len(rs) {
+		return nil, fmt.Errorf("quality: %d renditions, %d files", len(rs), len(mp4s))
+	}
+	if !safeFilterPath.MatchString(workDir) {
+		// The stats file names go inside a filter graph; a path needing
+		// escapes is not worth the risk.
+		d, err := os.MkdirTemp("", "gosty-quality-")
+		if err != nil {
+			return nil, fmt.Errorf("quality: %w", err)
+		}
+		defer os.RemoveAll(d)
+		workDir = d
+	}
+	workDir, err := filepath.Abs(workDir)
+	if err != nil || !safeFilterPath.MatchString(workDir) {
+		return nil, fmt.Errorf("quality: unusable work dir %q", workDir)
+	}
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return nil, fmt.Errorf("quality: %w", err)
+	}
+	n := len(rs)
+	out := make([]Quality, n)
+	for i := range rs {
+		f, err := mp4VideoFrames(mp4s[i])
+		if err != nil {
+			return nil, fmt.Errorf("quality %s: %w", rs[i].Name, err)
+		}
+		out[i].Frames = f
+	}
+	ssimSum := make([]float64, n)
+	mseSum := make([]float64, n)
+	for w, win := range windows {
+		if win.Source == "" || win.Seconds <= 0 {
+			return nil, fmt.Errorf("quality: window %d has no source", w)
+		}
+		var fc strings.Builder
+		fc.WriteString("[0:v:0]setpts=PTS-STARTPTS,")
+		if r := rotationFilter(rotation); r != "" {
+			fc.WriteString(r + ",")
+		}
+		fmt.Fprintf(&fc, "split=%d", n)
+		for i := range n {
+			fmt.Fprintf(&fc, "[ref%d]", i)
+		}
+		args := ffmpegBase()
+		args = append(args, "-noautorotate", "-ss", fmtSec(win.SourceAt), "-t", fmtSec(win.Seconds),
+			"-protocol_whitelist", "file", "-i", inputURL(win.Source))
+		ssimLogs := make([]string, n)
+		psnrLogs := make([]string, n)
+		for i, r := range rs {
+			args = append(args, "-ss", fmtSec(win.At), "-t", fmtSec(win.Seconds), "-protocol_whitelist", "file", "-i", inputURL(mp4s[i]))
+			ssimLogs[i] = filepath.Join(workDir, fmt.Sprintf("ssim-%d-%d.log", w, i))
+			psnrLogs[i] = filepath.Join(workDir, fmt.Sprintf("psnr-%d-%d.log", w, i))
+			fmt.Fprintf(&fc, ";[ref%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p,split[ra%d][rb%d]", i, r.Width, r.Height, i, i)
+			fmt.Fprintf(&fc, ";[%d:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p[d%d]", i+1, i)
+			fmt.Fprintf(&fc, ";[d%d][ra%d]ssim=stats_file=%s:shortest=1[x%d]", i, i, ssimLogs[i], i)
+			fmt.Fprintf(&fc, ";[x%d][rb%d]psnr=stats_file=%s:shortest=1[q%d]", i, i, psnrLogs[i], i)
+		}
+		args = append(args, "-filter_complex", fc.String())
+		for i := range n {
+			args = append(args, "-map", fmt.Sprintf("[q%d]", i), "-f", "null", "-")
+		}
+		if err := t.run(ctx, encodeDeadline(win.Seconds*float64(n)), t.ffmpeg, args, nil); err != nil {
+			return nil, fmt.Errorf("quality window at %.2fs: %w", win.At, err)
+		}
+		for i := range n {
+			ss, err := readStats(ssimLogs[i], ssimAllRe)
+			if err != nil {
+				return nil, fmt.Errorf("quality %s: %w", rs[i].Name, err)
+			}
+			ms, err := readStats(psnrLogs[i], mseAvgRe)
+			if err != nil {
+				return nil, fmt.Errorf("quality %s: %w", rs[i].Name, err)
+			}
+			if len(ss) != len(ms) {
+				return nil, fmt.Errorf("quality %s: %d ssim frames, %d psnr frames", rs[i].Name, len(ss), len(ms))
+			}
+			for k := range ss {
+				ssimSum[i] += ss[k]
+				mseSum[i] += ms[k]
+			}
+			out[i].SampledFrames += len(ss)
+		}
+	}
+	for i := range out {
+		q := &out[i]
+		if q.SampledFrames == 0 {
+			return nil, fmt.Errorf("quality %s: no frames compared", rs[i].Name)
+		}
+		q.SampledSeconds = round3(float64(q.SampledFrames) / fps)
+		q.SSIM = round4(ssimSum[i] / float64(q.SampledFrames))
+		mse := mseSum[i] / float64(q.SampledFrames)
+		q.PSNR = MaxPSNR
+		if mse > 0 {
+			q.PSNR = round3(math.Min(MaxPSNR, 10*math.Log10(255*255/mse)))
+		}
+	}
+	return out, nil
+}
+
+var (
+	safeFilterPath = regexp.MustCompile(`^[A-Za-z0-9/_.-]+$`)
+	ssimAllRe      = regexp.MustCompile(`\bAll:([0-9.]+)`)
+	mseAvgRe       = regexp.MustCompile(`\bmse_avg:([0-9.]+)`)
+)
+
+// readStats reads one number per line (frame) from an ssim or psnr
+// stats_file.
+func readStats(path string, re *regexp.Regexp) ([]float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []float64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		m := re.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%s: bad value in %q", filepath.Base(path), sc.Text())
+		}
+		out = append(out, v)
+	}
+	return out, sc.Err()
+}
+
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
+func round4(f float64) float64 { return math.Round(f*10000) / 10000 }

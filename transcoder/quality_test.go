@@ -1,0 +1,79 @@
+package transcoder
+
+import (
+	"context"
+	"math"
+	"testing"
+)
+
+func TestQualitySample(t *testing.T) {
+	chunks := []Chunk{{Index: 0, Start: 0, Duration: 6}, {Index: 1, Start: 6, Duration: 6}, {Index: 2, Start: 12, Duration: 4.5}}
+	ws := QualitySample(chunks, 25)
+	if len(ws) != QualityWindows {
+		t.Fatalf("%+v", ws)
+	}
+	for k, w := range ws {
+		c := chunks[w.Chunk]
+		if w.SourceAt < 0 || w.SourceAt+w.Seconds > c.Duration+1e-9 || math.Abs(w.At-(c.Start+w.SourceAt)) > 1e-9 {
+			t.Errorf("window %d %+v is not inside chunk %+v", k, w, c)
+		}
+		if f := w.SourceAt*25 + 0.5; math.Abs(f-math.Round(f)) > 1e-6 {
+			t.Errorf("window %d at %v is not half a frame before a frame", k, w.SourceAt)
+		}
+	}
+	if ws[0].Chunk != 0 || ws[1].Chunk != 1 || ws[2].Chunk != 2 {
+		t.Errorf("windows not spread: %+v", ws)
+	}
+	// A 2.5 s video: one window from its start over the whole short chunk.
+	ws = QualitySample([]Chunk{{Index: 0, Duration: 0.8}}, 30)
+	if len(ws) != 1 || ws[0].SourceAt != 0 || ws[0].Seconds < 0.8 {
+		t.Errorf("short video: %+v", ws)
+	}
+}
+
+// TestMeasureQuality encodes one chunk (the whole clip) to a well-fed and
+// a starved rendition of the same size and measures both against the
+// source: the good one scores high, the starved one lower on SSIM and
+// PSNR, and the frame counts are the clip's.
+func TestMeasureQuality(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ffmpeg")
+	}
+	tr := newTestTranscoder(t)
+	dir := t.TempDir()
+	src := genClip(t, dir, "src", clipSpec{W: 320, H: 180, Rate: 25, Seconds: 4, Audio: true})
+	p, err := tr.Probe(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := []Rendition{
+		{Name: "good", Width: 320, Height: 180, Bitrate: 1_500_000, Codec: "h264"},
+		{Name: "starved", Width: 320, Height: 180, Bitrate: 50_000, Codec: "h264"},
+	}
+	outs, err := tr.EncodeChunk(context.Background(), Chunk{Path: src, Duration: p.Video.Duration, Frames: 100},
+		EncodeSettings{Renditions: rs, FrameRate: p.Video.FrameRate, Preset: "ultrafast"}, dir+"/enc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := QualitySample([]Chunk{{Index: 0, Duration: p.Video.Duration}}, p.Video.FrameRate)
+	for i := range ws {
+		ws[i].Source = src
+	}
+	q, err := tr.MeasureQuality(context.Background(), ws, 0, p.Video.FrameRate, rs, outs, dir+"/q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("good %+v, starved %+v", q[0], q[1])
+	good, bad := q[0], q[1]
+	if good.SSIM < 0.9 || good.SSIM > 1 || good.PSNR < 30 {
+		t.Errorf("clean encode: %+v", good)
+	}
+	if !(bad.SSIM < good.SSIM && bad.PSNR < good.PSNR) {
+		t.Errorf("starved rung %+v does not score below the good one %+v", bad, good)
+	}
+	for i, x := range q {
+		if x.Frames != 100 || x.SampledFrames < 70 || x.SampledFrames > 100 || x.SampledSeconds <= 0 {
+			t.Errorf("%s: frames %+v", rs[i].Name, x)
+		}
+	}
+}
