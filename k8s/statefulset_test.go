@@ -51,7 +51,8 @@ var podSubnets = []string{"127.0.60", "127.0.61", "127.0.62", "127.0.63", "127.0
 // jobs, scales the StatefulSet to 5 and back to 2 with the README's
 // commands while jobs run, and checks that the pods come and go as the
 // controller decides, every job completes, raft follows the pods, nothing
-// is lost, and the scaled-away pods' claims and volumes are deleted.
+// is lost, and the scaled-away pods' claims and volumes are deleted. Then a
+// pod deleted by hand comes back on a new address with its volume.
 //
 // What the machine forces (no container runtime, one network and mount
 // namespace) is done by the agent, not by patching the manifests: the
@@ -280,7 +281,56 @@ func TestStatefulSet(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	logf("%d blobs (sources and published files) have two copies on the remaining pods", len(want))
+
+	// A pod deleted by hand comes back under its name on a new address,
+	// with its claim (the same volume, so the same raft ID), and rejoins.
+	old, err := client.CoreV1().Pods("gosty").Get(context.Background(), "gosty-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldBase, oldID := k.base("gosty-1"), k.raftID(t, "gosty-1")
+	cp.kubectl(t, tr.dir, "-n", "gosty", "delete", "pod", "gosty-1", "--wait=false")
+	logf("kubectl -n gosty delete pod gosty-1")
+	k.waitPods(t, 3*time.Minute, live)
+	renewed, err := client.CoreV1().Pods("gosty").Get(context.Background(), "gosty-1", metav1.GetOptions{})
+	if err != nil || renewed.UID == old.UID {
+		t.Fatalf("gosty-1 was not made again: %v", err)
+	}
+	k.waitRaft(t, live)
+	if k.base("gosty-1") == oldBase {
+		t.Errorf("gosty-1 came back on its old address %s", oldBase)
+	}
+	if got := agent.ClaimDir("data-gosty-1"); got != claimDirs["gosty-1"] {
+		t.Errorf("gosty-1 came back on claim dir %s, want %s", got, claimDirs["gosty-1"])
+	}
+	if id := k.raftID(t, "gosty-1"); id != oldID {
+		t.Errorf("gosty-1 came back as raft server %s, was %s: its volume was not kept", id, oldID)
+	}
+	for _, id := range ids {
+		var j jobView
+		if err := getJSONT(k.base("gosty-1")+"/api/v1/jobs/"+id, &j); err != nil || j.State != "done" {
+			t.Fatalf("job %s on the new gosty-1: %v %s", id, err, j.State)
+		}
+		fetch(t, k.base("gosty-1")+j.Outputs.HLS)
+	}
+	logf("gosty-1 is back on %s with its volume and raft ID", k.base("gosty-1"))
 	t.Logf("done in %v", time.Since(began).Round(time.Second))
+}
+
+// raftID is the raft server ID of a pod's node, from its own view.
+func (k *stsPods) raftID(t *testing.T, pod string) string {
+	t.Helper()
+	var v clusterStatus
+	if err := getJSONT(k.base(pod)+"/api/v1/cluster", &v); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range v.Raft {
+		if s.Name == pod {
+			return s.ID
+		}
+	}
+	t.Fatalf("%s is not in its own raft configuration: %+v", pod, v.Raft)
+	return ""
 }
 
 // buildGosty builds the gosty binary the pods run.
@@ -456,6 +506,7 @@ type clusterStatus struct {
 		State string `json:"state"`
 	} `json:"members"`
 	Raft []struct {
+		ID       string `json:"id"`
 		Name     string `json:"name"`
 		Suffrage string `json:"suffrage"`
 	} `json:"raft"`
