@@ -30,8 +30,8 @@ func ShutdownBound(drainTimeout time.Duration) time.Duration {
 
 // drain is the graceful half of leaving (SIGTERM, scale-down, rolling
 // restart): announce it, finish or hand back the running tasks, make sure
-// nothing stored only here is lost, and hand over leadership. Leaving gossip
-// afterwards (close) is what lets the leader drop this node from raft.
+// nothing stored only here is lost, hand over leadership and leave raft.
+// Leaving gossip follows (close).
 func (n *Node) drain(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, drainBound(n.cfg.DrainTimeout))
 	defer cancel()
