@@ -19,12 +19,13 @@
 //     "0.0.0.0", "0.0.0.0:PORT" or ":PORT" becomes the pod's address (with
 //     the port) — the pod's "all interfaces".
 //   - There is no mount namespace either: a volume is a host directory and
-//     every environment value and argument of the pod spec that names a
-//     mount path (or a file under it), or a file of the image
-//     (Image.Files), is rewritten to the host path. A persistentVolumeClaim
-//     volume is a directory per claim (keyed by the claim's UID, so that a
-//     claim deleted and made again starts empty); it outlives the pod and
-//     is removed when the claim is deleted. Secret and configMap volumes are
+//     every environment value (the image's too) and argument of the pod
+//     spec that names a mount path (or a file under it), or a file of the
+//     image (Image.Files), is rewritten to the host path; so is the working
+//     directory. A persistentVolumeClaim volume is a directory per claim
+//     (keyed by the claim's UID, so that a claim deleted and made again
+//     starts empty); it outlives the pod and is removed when the claim is
+//     deleted. Nothing provisions or binds: claims stay Pending. Secret and configMap volumes are
 //     written out per pod (items, modes); emptyDir is a per-pod directory;
 //     projected volumes (the ServiceAccount token) and downwardAPI volumes
 //     are not provided, and neither is KUBERNETES_SERVICE_HOST: a pod here
