@@ -162,10 +162,12 @@ deps-k8s:
 # The Kubernetes tests (k8s/*_test.go): every manifest against a real
 # kube-apiserver and etcd (server-side dry run with strict field validation,
 # then the README's deploy steps), cross-references between the manifests
-# and the node, and the scale endpoint with and without the shipped Role.
+# and the node, the scale endpoint with and without the shipped Role, and
+# the StatefulSet run for real (kube-controller-manager, pods as local gosty
+# processes, scaled to 5 and back to 2 with jobs running; needs ffmpeg).
 # `make test` runs them too, but skips the control-plane part when the
 # binaries are not built; here a missing piece fails.
-test-k8s: deps-go deps-k8s kube-bins
+test-k8s: deps-go deps-ffmpeg deps-k8s kube-bins
 	GOSTY_REQUIRE_KUBE=1 KUBE_BIN_DIR="$(KUBE_BIN_DIR)" $(GO) test -count=1 -timeout 15m -v ./k8s/...
 
 clean:

@@ -75,6 +75,9 @@ type MembershipConfig struct {
 	// Fast makes failure detection quick for tests and loopback clusters
 	// (memberlist.DefaultLocalConfig-like timings).
 	Fast bool
+	// Resolver resolves the DNS names in Join; nil = net.DefaultResolver
+	// (see DNSResolver for one that asks a given server).
+	Resolver *net.Resolver
 }
 
 // Membership is this node's view of the cluster through memberlist gossip.
@@ -796,8 +799,12 @@ func (m *Membership) resolveJoin(ctx context.Context) ([]string, error) {
 			add(ip, port)
 			continue
 		}
+		resolver := m.cfg.Resolver
+		if resolver == nil {
+			resolver = net.DefaultResolver
+		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ips, err := net.DefaultResolver.LookupIPAddr(rctx, host)
+		ips, err := resolver.LookupIPAddr(rctx, host)
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("resolve %s: %w", host, err))
@@ -808,6 +815,32 @@ func (m *Membership) resolveJoin(ctx context.Context) ([]string, error) {
 		}
 	}
 	return out, joinErrs(errs)
+}
+
+// DNSResolver returns a resolver that sends every query to server
+// (host:port; port 53 when left out) instead of the name servers in
+// /etc/resolv.conf, whose search domains and options still apply. It
+// serves --dns-server: a node whose host resolver does not know its peers'
+// names (the k8s/ tests' pods, which share the host's resolv.conf).
+func DNSResolver(server string) (*net.Resolver, error) {
+	addr := server
+	if _, _, err := net.SplitHostPort(server); err != nil {
+		addr = net.JoinHostPort(strings.Trim(server, "[]"), "53")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return nil, fmt.Errorf("dns server %q: want host[:port]", server)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return nil, fmt.Errorf("dns server %q: bad port", server)
+	}
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}, nil
 }
 
 // splitJoinEntry parses "host", "host:port", "ip", "[v6]:port" or a bare IPv6.

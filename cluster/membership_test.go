@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // These tests run real memberlist instances on real sockets. Like pods, every
@@ -467,5 +470,68 @@ func TestMembershipByIDPrefersAlive(t *testing.T) {
 	}
 	if got, _ := m.ByID("y"); got.Name != "dead" {
 		t.Errorf("ByID(y) = %s, want the most recent", got.Name)
+	}
+}
+
+// TestMembershipJoinThroughDNSServer joins through a name that only a
+// given DNS server knows (--dns-server), as pods resolve their headless
+// Service through the cluster DNS.
+func TestMembershipJoinThroughDNSServer(t *testing.T) {
+	ips := []string{"127.0.69.201", "127.0.69.202"}
+	port := freeGossipPort(t, ips...)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var asked []string
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		mu.Lock()
+		asked = append(asked, q.Name)
+		mu.Unlock()
+		switch {
+		case q.Name != "peers.gosty.test.":
+			m.Rcode = dns.RcodeNameError
+		case q.Qtype == dns.TypeA:
+			for _, ip := range ips {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA,
+					Class: dns.ClassINET, Ttl: 5}, A: net.ParseIP(ip).To4()})
+			}
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+
+	if _, err := DNSResolver("no port:x"); err == nil {
+		t.Error("DNSResolver accepted a bad address")
+	}
+	resolver, err := DNSResolver(pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []*Membership
+	for i, name := range []string{"a", "b"} {
+		m, err := StartMembership(MembershipConfig{Name: name, BindAddr: ips[i], BindPort: port,
+			Join: []string{"peers.gosty.test"}, Resolver: resolver, Meta: testMeta(name),
+			Logger: slog.New(&logRecorder{}), Fast: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); m.JoinLoop(ctx) }()
+		t.Cleanup(func() { cancel(); <-done; _ = m.Shutdown() })
+		ms = append(ms, m)
+	}
+	waitFor(t, 10*time.Second, "a and b join through peers.gosty.test", expectAlive(ms[0], "a", "b"))
+	waitFor(t, 5*time.Second, "b sees a", expectAlive(ms[1], "a", "b"))
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(asked, "peers.gosty.test.") {
+		t.Fatalf("the DNS server was not asked: %v", asked)
 	}
 }

@@ -302,3 +302,41 @@ func (cp *controlPlane) sh(t *testing.T, dir, script string) string {
 	}
 	return stripSkewWarning(string(out))
 }
+
+// startControllerManager runs kube-controller-manager against the control
+// plane with only the controllers a StatefulSet needs here: the StatefulSet
+// controller (pods and claims, the claims' retention policy), EndpointSlices
+// (for the headless Service's DNS name), the garbage collector (which
+// deletes a scaled-away pod's claim once the StatefulSet controller made
+// the pod its owner) and claim protection (which lets a claim go once no
+// pod uses it). Nothing schedules, provisions or evicts: the test's node
+// agent does the kubelet's and scheduler's part. It runs as the static
+// admin, without leader election or a serving port.
+func startControllerManager(t *testing.T, cp *controlPlane) *process {
+	t.Helper()
+	bin := filepath.Join(kubeBinDir(t), "kube-controller-manager")
+	if _, err := os.Stat(bin); err != nil {
+		missing(t, "no kube-controller-manager in %s", filepath.Dir(bin))
+	}
+	p := start(t, "kube-controller-manager", bin,
+		"--kubeconfig", cp.Kubeconfig,
+		"--controllers", "statefulset-controller,endpointslice-controller,garbage-collector-controller,persistentvolumeclaim-protection-controller",
+		"--leader-elect=false",
+		"--secure-port", "0",
+		"--use-service-account-credentials=false",
+		"--v", "1")
+	// No serving port to poll: it is up when the four controllers started
+	// and the garbage collector has synced (it logs both).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out := p.out.tail(1 << 20)
+		if strings.Count(out, `"Controller starting..."`) == 4 && strings.Contains(out, "Proceeding to collect garbage") {
+			break
+		}
+		if p.exited() || time.Now().After(deadline) {
+			t.Fatalf("kube-controller-manager did not start:\n%s", p.out.tail(6000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return p
+}

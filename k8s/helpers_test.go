@@ -224,3 +224,27 @@ func readmeBlocks(t testing.TB) map[string]string {
 	}
 	return blocks
 }
+
+// readmeSteps says which tests run each marked block of the README's
+// deploy section: every marked block must be run by one.
+var readmeSteps = map[string][]string{
+	"keys":       {"TestAPIServer", "TestStatefulSet"},
+	"apply":      {"TestAPIServer", "TestStatefulSet"},
+	"extras":     {"TestAPIServer"},
+	"scale":      {"TestAPIServer", "TestStatefulSet"},
+	"scale-down": {"TestStatefulSet"},
+}
+
+func TestREADMEStepsAreTested(t *testing.T) {
+	blocks := readmeBlocks(t)
+	for name := range blocks {
+		if len(readmeSteps[name]) == 0 {
+			t.Errorf("README block %q is run by no test", name)
+		}
+	}
+	for name := range readmeSteps {
+		if _, ok := blocks[name]; !ok {
+			t.Errorf("README has no block marked <!-- k8s-test: %s -->", name)
+		}
+	}
+}

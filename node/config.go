@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
 )
 
@@ -40,6 +41,9 @@ type Config struct {
 	InternalPort  int
 	// Join lists peers as host[:gossip port] or DNS names (all records).
 	Join []string
+	// DNSServer (host[:port]) resolves the DNS names in Join instead of
+	// the system's name servers; "" = the system's resolver.
+	DNSServer string
 	// Bootstrap marks the one node that may form a new cluster (a
 	// StatefulSet pod whose name ends in -0 is one by default).
 	Bootstrap bool
@@ -172,6 +176,11 @@ func (c *Config) Validate() error {
 	for name, p := range map[string]int{"raft": c.RaftPort, "gossip": c.GossipPort, "internal": c.InternalPort} {
 		if p < 0 || p > 65535 { // 0 = any free port (tests)
 			errs = append(errs, fmt.Sprintf("%s port %d out of range", name, p))
+		}
+	}
+	if c.DNSServer != "" {
+		if _, err := cluster.DNSResolver(c.DNSServer); err != nil {
+			errs = append(errs, err.Error())
 		}
 	}
 	if c.Replicas < 1 {

@@ -2,13 +2,19 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/gosty/gosty/cluster"
 )
 
 // drainBound bounds the drain: running tasks get the drain timeout, the
-// blob hand-off and leadership transfer as long again plus 10 s.
+// blob hand-off as long again, and leaving raft (leadership transfer
+// included) 10 s.
 func drainBound(drainTimeout time.Duration) time.Duration { return 2*drainTimeout + 10*time.Second }
 
 // ShutdownBound is the longest a graceful stop takes, from SIGTERM until
@@ -24,8 +30,8 @@ func ShutdownBound(drainTimeout time.Duration) time.Duration {
 
 // drain is the graceful half of leaving (SIGTERM, scale-down, rolling
 // restart): announce it, finish or hand back the running tasks, make sure
-// nothing stored only here is lost, and hand over leadership. Leaving gossip
-// afterwards (close) is what lets the leader drop this node from raft.
+// nothing stored only here is lost, hand over leadership and leave raft.
+// Leaving gossip follows (close).
 func (n *Node) drain(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, drainBound(n.cfg.DrainTimeout))
 	defer cancel()
@@ -35,22 +41,46 @@ func (n *Node) drain(ctx context.Context) {
 		log.Warn("announcing the leave", "err", err)
 	}
 	n.worker.drain(ctx, n.cfg.DrainTimeout)
-	n.handoff(ctx)
-	if n.store.IsLeader() {
-		if err := n.store.Raft().LeadershipTransfer().Error(); err != nil {
-			log.Info("no leadership transfer", "err", err)
-		} else {
-			log.Info("leadership transferred")
-		}
-	}
+	// The hand-off leaves leaveRaft its time, however much media there is.
+	deadline, _ := ctx.Deadline()
+	hctx, hcancel := context.WithDeadline(ctx, deadline.Add(-leaveRaftTimeout))
+	n.handoff(hctx)
+	hcancel()
 	n.leaveRaft(ctx)
 	log.Info("drained", "seconds", time.Since(start).Seconds())
 }
 
+// handoffSettle is how long the hand-off waits before it checks its work
+// again: long enough for gossip to spread the leaving flags of nodes that
+// started to drain meanwhile.
+const handoffSettle = time.Second
+
 // handoff pushes every blob some job still needs to other nodes until it
 // has enough copies without this one: the replication factor for sources
 // and published outputs, one copy for intermediate media of running jobs.
+//
+// Nodes of a scale-down drain at the same time (a StatefulSet with
+// podManagementPolicy Parallel stops them all at once), and a node that
+// had not announced its leave yet when this one picked targets may have
+// been given copies it will not hand on (it took stock before the copy was
+// recorded). So the hand-off checks again, after a moment, with what it
+// knows then, until a round finds nothing missing: copies on nodes that
+// turned out to be leaving do not count.
 func (n *Node) handoff(ctx context.Context) {
+	for round := 1; round <= 5 && ctx.Err() == nil; round++ {
+		if n.handoffRound(ctx, round) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(handoffSettle):
+		}
+	}
+}
+
+// handoffRound pushes what is missing now and returns how many copies it
+// made.
+func (n *Node) handoffRound(ctx context.Context, round int) int {
 	self := n.cfg.Name
 	targets := map[string]bool{}
 	for _, w := range n.Workers() {
@@ -59,7 +89,7 @@ func (n *Node) handoff(ctx context.Context) {
 		}
 	}
 	if len(targets) == 0 {
-		return // nobody to hand to: a lone node keeps its data for its return
+		return 0 // nobody to hand to: a lone node keeps its data for its return
 	}
 	type duty struct {
 		ref     cluster.BlobRef
@@ -89,6 +119,8 @@ func (n *Node) handoff(ctx context.Context) {
 			}
 		}
 	})
+	pushed := map[string]int{}
+	copies := 0
 	for _, d := range duties {
 		for _, target := range rankTargets(d.ref.Hash, targets, d.holders) {
 			if d.need == 0 || ctx.Err() != nil {
@@ -98,9 +130,15 @@ func (n *Node) handoff(ctx context.Context) {
 				n.logger.Warn("hand-off push failed", "blob", d.ref.Hash, "to", target, "err", err)
 				continue
 			}
+			pushed[target]++
+			copies++
 			d.need--
 		}
 	}
+	if round == 1 || copies > 0 {
+		n.logger.Info("media handed off", "component", "drain", "round", round, "blobs", len(duties), "copies_to", pushed)
+	}
+	return copies
 }
 
 // pushCopy sends a local blob to a node and records the new copy.
@@ -115,23 +153,86 @@ func (n *Node) pushCopy(ctx context.Context, ref cluster.BlobRef, target string)
 	return n.log.Propose(ctx, cluster.OpBlobAdd, cluster.BlobLocation{Blob: ref, Node: target})
 }
 
-// leaveRaft asks the leader to take this node out of the configuration, so
-// that a scaled-down node does not linger as a voter the cluster waits for.
-// (Should this fail, the leader also removes servers whose node it sees
-// leave gossip.) A node that is the leader still, or alone, stays.
+// leaveRaft takes this node out of the raft configuration before it goes,
+// so that a scaled-down node does not linger as a voter the cluster waits
+// for. It asks the leader until the removal is committed: the leader may be
+// unknown for a moment (right after this node handed leadership over) or
+// change under it. A node that leads hands leadership over first, to a
+// voter that stays, and again should a peer that drains at the same time
+// hand it back. A node alone in the configuration stays.
+//
+// This must not be left to the leader, which removes servers whose node
+// left gossip: it can only do so while it has a quorum, and when a cluster
+// is scaled down to one node the last two voters are that quorum — once
+// the departing one is gone, the one that stays can neither commit nor be
+// elected.
 func (n *Node) leaveRaft(ctx context.Context) {
-	id, _ := n.store.Leader()
-	if id == "" || id == n.store.ID() {
-		return
-	}
-	m, ok := n.members.ByID(id)
-	if !ok || m.Meta.Internal == "" {
-		return
-	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, leaveRaftTimeout)
 	defer cancel()
-	err := n.peers.Remove(rctx, m.Meta.Internal, cluster.RemoveRequest{ID: n.store.ID(), Name: n.cfg.Name})
-	if err != nil {
-		n.logger.Warn("leaving raft", "err", err)
+	log := n.logger.With("component", "drain")
+	self := n.store.ID()
+	backoff := 50 * time.Millisecond
+	var lastErr error
+	for ctx.Err() == nil {
+		servers, err := n.store.Configuration()
+		if err == nil && !slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == self }) {
+			return // not (or no longer) a member
+		}
+		if err == nil && len(servers) == 1 {
+			return // alone: it keeps its log for its return
+		}
+		switch id, _ := n.store.Leader(); {
+		case id == self:
+			lastErr = n.transferLeadership(servers)
+		case id == "":
+			lastErr = errors.New("no leader known")
+		default:
+			m, ok := n.members.ByID(id)
+			if !ok || m.Meta.Internal == "" {
+				lastErr = fmt.Errorf("leader %s not in gossip", id)
+				break
+			}
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			lastErr = n.peers.Remove(rctx, m.Meta.Internal, cluster.RemoveRequest{ID: self, Name: n.cfg.Name})
+			cancel()
+			if lastErr == nil {
+				log.Info("left raft", "leader", m.Name)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
+	log.Warn("could not leave raft", "err", lastErr)
+}
+
+// leaveRaftTimeout bounds leaveRaft (within the drain's bound).
+const leaveRaftTimeout = 10 * time.Second
+
+// transferLeadership hands leadership to a voter that stays (alive in
+// gossip and not leaving) if there is one, else to whichever voter raft
+// picks. Nodes of a scale-down drain at once: leadership handed to one of
+// them would leave with it.
+func (n *Node) transferLeadership(servers []raft.Server) error {
+	r := n.store.Raft()
+	for _, s := range servers {
+		if s.Suffrage != raft.Voter || string(s.ID) == n.store.ID() {
+			continue
+		}
+		if m, ok := n.members.ByID(string(s.ID)); ok && m.State == cluster.StateAlive && !m.Meta.Leaving {
+			if err := r.LeadershipTransferToServer(s.ID, s.Address).Error(); err != nil {
+				return fmt.Errorf("leadership transfer to %s: %w", m.Name, err)
+			}
+			n.logger.Info("leadership transferred", "component", "drain", "to", m.Name)
+			return nil
+		}
+	}
+	if err := r.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("leadership transfer: %w", err)
+	}
+	n.logger.Info("leadership transferred", "component", "drain", "to", "any voter (none stays)")
+	return nil
 }

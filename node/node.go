@@ -149,12 +149,19 @@ func New(cfg Config) (_ *Node, err error) {
 	if n.store.ID() != id {
 		return nil, fmt.Errorf("raft id changed under us: %s vs %s", n.store.ID(), id)
 	}
+	var resolver *net.Resolver
+	if cfg.DNSServer != "" {
+		if resolver, err = cluster.DNSResolver(cfg.DNSServer); err != nil {
+			return nil, err
+		}
+	}
 	n.members, err = cluster.StartMembership(cluster.MembershipConfig{
 		Name:          cfg.Name,
 		BindAddr:      cfg.BindAddr,
 		BindPort:      cfg.GossipPort,
 		AdvertiseAddr: adv,
 		Join:          cfg.Join,
+		Resolver:      resolver,
 		GossipKey:     gossipKey,
 		Fast:          cfg.Fast,
 		Logger:        logger,

@@ -29,6 +29,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGTERM, how long to let running tasks finish before handing them back")
 	fs.DurationVar(&cfg.Stabilize, "stabilize", cfg.Stabilize, "how long a new node must be alive before it is promoted to voter")
 	fs.StringVar(&join, "join", "", "comma-separated host[:port] or DNS names of peers")
+	fs.StringVar(&cfg.DNSServer, "dns-server", "", "DNS server (host[:port]) that resolves the --join names (default: the system's resolver)")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", cfg.Bootstrap, "may form a new cluster")
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "copies kept of every source and output")
 	fs.IntVar(&cfg.Voters, "voters", cfg.Voters, "raft voters the cluster aims for (odd)")

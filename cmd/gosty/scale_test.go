@@ -122,3 +122,66 @@ func TestScaleWhileJobsRun(t *testing.T) {
 		return true
 	})
 }
+
+// stopAtOnce stops these pods the way the StatefulSet controller does
+// with podManagementPolicy Parallel: SIGTERM to all of them at the same
+// moment, each with the grace period, then their volumes are deleted
+// (whenScaled: Delete).
+func stopAtOnce(t *testing.T, c *localCluster, pods []int, grace time.Duration) {
+	t.Helper()
+	errs := make(chan error, len(pods))
+	for _, i := range pods {
+		go func() { errs <- c.Stop(i, grace) }()
+	}
+	for range pods {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, i := range pods {
+		if err := os.RemoveAll(filepath.Join(c.dir, c.name(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestScaleDownAtOnce scales 3→1 with both scaled-away nodes stopping at
+// the same moment, while one of them leads (gosty-0 is restarted first,
+// which hands leadership to another node): leadership must end up on the
+// node that stays, and the raft configuration must shrink to it. Then back
+// to 3, and down again: the cluster keeps working.
+func TestScaleDownAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs node processes and ffmpeg")
+	}
+	c := newTestCluster(t, 69, 3, "--slots", "1", "--drain-timeout", "5s")
+	const grace = 60 * time.Second
+	src := nodetest.GenClip(t, filepath.Join(t.TempDir(), "a.mp4"), "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
+	for round := range 3 {
+		if err := c.Scale(3, grace); err != nil {
+			t.Fatal(err)
+		}
+		agree(t, c, []int{0, 1, 2}, 3, 3)
+		// Leadership away from gosty-0, which stays.
+		if err := c.Stop(0, grace); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(0); err != nil {
+			t.Fatal(err)
+		}
+		v := agree(t, c, []int{0, 1, 2}, 3, 3)
+		t.Logf("round %d: before the scale-down: %s", round, v.summary())
+		id := uploadTo(t, c.HTTP(1), src, `{"chunk_seconds":2,"preset":"ultrafast"}`)
+
+		stopAtOnce(t, c, []int{1, 2}, grace)
+		raftMatches(t, c)
+		var j failJob
+		nodetest.WaitFor(t, 2*time.Minute, "job "+id+" on the last node", func() bool {
+			return getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "done" || j.State == "failed")
+		})
+		if j.State != "done" {
+			t.Fatalf("job %s ended %s: %s", id, j.State, j.Error)
+		}
+	}
+}
