@@ -26,6 +26,7 @@ const (
 	OpBlobRemove Op = "blob.remove"
 	OpNodeJoin   Op = "node.join"
 	OpJobRewind  Op = "job.rewind"
+	OpJobNotify  Op = "job.notify"
 )
 
 // Command is one entry of the replicated log. At is stamped by the proposer so
@@ -136,4 +137,16 @@ type JobRewind struct {
 	Audio   bool   `json:"audio,omitempty"`
 	Resplit bool   `json:"resplit,omitempty"`
 	Reason  string `json:"reason"`
+}
+
+// JobNotify is the body of OpJobNotify: the outcome of one webhook delivery
+// attempt. Attempt must be one more than the attempts recorded, which makes
+// a duplicate proposal a no-op. Delivered records a 2xx answer; GiveUp ends
+// the delivery without one.
+type JobNotify struct {
+	JobID     string `json:"job_id"`
+	Attempt   int    `json:"attempt"`
+	Delivered bool   `json:"delivered,omitempty"`
+	GiveUp    bool   `json:"give_up,omitempty"`
+	Error     string `json:"error,omitempty"`
 }

@@ -109,6 +109,12 @@ func (s *State) Apply(c Command) error {
 			return err
 		}
 		return s.rewind(b, c.At)
+	case OpJobNotify:
+		var b JobNotify
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		return s.notify(b, c.At)
 	case OpNodeJoin:
 		var b NodeJoin
 		if err := decodeBody(c, &b); err != nil {
@@ -270,6 +276,7 @@ func (s *State) done(r TaskResult, at time.Time) error {
 		}
 		j.State = JobDone
 		j.FinishedAt = at
+		s.startWebhook(j)
 		s.finished = append(s.finished, *j)
 	}
 	t.State = TaskDone
@@ -398,12 +405,45 @@ func (s *State) cancel(r JobRef, at time.Time) error {
 // on them.
 func (s *State) finish(j *Job, st JobState, reason string, at time.Time) {
 	j.State, j.Error, j.UpdatedAt, j.FinishedAt = st, reason, at, at
+	if st == JobFailed {
+		s.startWebhook(j)
+	}
 	s.finished = append(s.finished, *j)
 	for _, t := range s.Tasks {
 		if t.JobID == j.ID && t.State != TaskDone {
 			t.State = TaskFailed
 		}
 	}
+}
+
+// startWebhook marks a job's callback as due: the leader's notifier
+// delivers it until a job.notify records the outcome.
+func (s *State) startWebhook(j *Job) {
+	if j.CallbackURL != "" && j.Webhook == nil {
+		j.Webhook = &WebhookStatus{State: WebhookPending}
+	}
+}
+
+func (s *State) notify(n JobNotify, at time.Time) error {
+	j, ok := s.Jobs[n.JobID]
+	if !ok {
+		return fmt.Errorf("notify %s: %w", n.JobID, ErrNotFound)
+	}
+	w := j.Webhook
+	if w == nil || w.State != WebhookPending {
+		return fmt.Errorf("notify %s: %w: no delivery pending", n.JobID, ErrConflict)
+	}
+	if n.Attempt != w.Attempts+1 {
+		return fmt.Errorf("notify %s attempt %d: %w: %d attempts recorded", n.JobID, n.Attempt, ErrStale, w.Attempts)
+	}
+	w.Attempts, w.LastError, w.LastAttemptAt = n.Attempt, n.Error, at
+	switch {
+	case n.Delivered:
+		w.State, w.DeliveredAt, w.LastError = WebhookDelivered, at, ""
+	case n.GiveUp:
+		w.State = WebhookFailed
+	}
+	return nil
 }
 
 func (s *State) delete(r JobRef) error {
@@ -551,5 +591,12 @@ func cloneJob(j *Job) Job {
 	c.Outputs = maps.Clone(j.Outputs)
 	c.MP4 = maps.Clone(j.MP4)
 	c.Options.Renditions = slices.Clone(j.Options.Renditions)
+	if j.Webhook != nil {
+		w := *j.Webhook
+		c.Webhook = &w
+	}
 	return c
 }
+
+// CloneJob returns a deep copy of j.
+func CloneJob(j *Job) Job { return cloneJob(j) }

@@ -55,6 +55,30 @@ type Job struct {
 	CreatedAt  time.Time          `json:"created_at"`
 	UpdatedAt  time.Time          `json:"updated_at"`
 	FinishedAt time.Time          `json:"finished_at,omitzero"`
+
+	// Policy set at submit from the job options (absent in logs written
+	// before they existed, which reads as: no callback, kept forever,
+	// normal priority, anonymous submitter).
+	CallbackURL string `json:"callback_url,omitempty"`
+	// Webhook is the delivery state of the callback, from the moment the
+	// job is done or failed.
+	Webhook *WebhookStatus `json:"webhook,omitempty"`
+}
+
+// Webhook delivery states.
+const (
+	WebhookPending   = "pending"
+	WebhookDelivered = "delivered"
+	WebhookFailed    = "failed" // given up
+)
+
+// WebhookStatus is where the delivery of a job's callback stands.
+type WebhookStatus struct {
+	State         string    `json:"state"`
+	Attempts      int       `json:"attempts"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastAttemptAt time.Time `json:"last_attempt_at,omitzero"`
+	DeliveredAt   time.Time `json:"delivered_at,omitzero"`
 }
 
 // Chunk is one keyframe-aligned piece of the source and what became of it.

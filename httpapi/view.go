@@ -30,6 +30,10 @@ type JobView struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// CallbackURL and Webhook: the job's callback and where its delivery
+	// stands (pending, delivered or failed, attempts, last error).
+	CallbackURL string                 `json:"callback_url,omitempty"`
+	Webhook     *cluster.WebhookStatus `json:"webhook,omitempty"`
 }
 
 // ChunkView is one chunk of a job and the node that encoded it.
@@ -91,6 +95,9 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		CreatedAt:  j.CreatedAt,
 		UpdatedAt:  j.UpdatedAt,
 		FinishedAt: j.FinishedAt,
+
+		CallbackURL: j.CallbackURL,
+		Webhook:     j.Webhook,
 	}
 	if v.Renditions == nil {
 		v.Renditions = []transcoder.Rendition{}

@@ -82,6 +82,13 @@ type Config struct {
 	// else none (the endpoint answers 501).
 	Scaler httpapi.Scaler
 
+	// WebhookAllow is where job callbacks may go: comma-separated
+	// host[:port], ip[:port] or CIDR entries; empty = callbacks refused.
+	WebhookAllow string
+	// WebhookKeyFile holds the webhook HMAC key; default: derived from the
+	// cluster key.
+	WebhookKeyFile string
+
 	// gcGrace is how old an unreferenced blob must be before it is
 	// collected (tests shorten it).
 	gcGrace time.Duration
@@ -195,6 +202,11 @@ func (c *Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Sprintf("playback %q must be %s or %s", c.Playback, PlaybackPublic, PlaybackSigned))
+	}
+	if a, err := parseAllowList(c.WebhookAllow); err != nil {
+		errs = append(errs, err.Error())
+	} else if !a.empty() && c.WebhookKeyFile == "" && c.ClusterKeyFile == "" {
+		errs = append(errs, "webhooks need a webhook key file or a cluster key file to derive the signing key from")
 	}
 	ok := false
 	for _, p := range x264Presets {

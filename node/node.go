@@ -53,6 +53,9 @@ type Node struct {
 	worker   *worker
 	repl     *replicator
 	gc       *collector
+	notify   *notifier
+
+	webhookAllow *allowList
 
 	ln, iln   net.Listener
 	srv, isrv *http.Server
@@ -103,6 +106,13 @@ func New(cfg Config) (_ *Node, err error) {
 	signKey, err := playbackKey(cfg, clusterKey)
 	if err != nil {
 		return nil, fmt.Errorf("playback key: %w", err)
+	}
+	if n.webhookAllow, err = parseAllowList(cfg.WebhookAllow); err != nil {
+		return nil, err
+	}
+	hookKey, err := webhookKey(cfg, clusterKey)
+	if err != nil {
+		return nil, fmt.Errorf("webhook key: %w", err)
 	}
 	gossipKey, err := readGossipKey(cfg.GossipKeyFile)
 	if err != nil {
@@ -192,6 +202,7 @@ func New(cfg Config) (_ *Node, err error) {
 		n.sched.LeaseBase, n.sched.LeasePerMediaSecond = 4*time.Second, time.Second/2
 	}
 	n.repl = &replicator{n: n, logger: logger.With("component", "replicator"), interval: 2 * time.Second}
+	n.notify = newNotifier(n.store, n.webhookAllow, hookKey, logger)
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, log: n.log, pins: n.pins,
 		logger: logger.With("component", "gc"), grace: cfg.gcGrace, interval: 10 * time.Second,
@@ -469,6 +480,9 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.heartbeats)
 			start(n.repl.Run)
 			start(n.gc.Run)
+			if !n.webhookAllow.empty() {
+				start(n.notify.Run)
+			}
 			wg.Wait()
 			return nil
 		}, func(error) {

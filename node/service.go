@@ -25,10 +25,16 @@ type service struct{ n *Node }
 // media and bad options are refused here, before any work is queued.
 func (s service) Submit(ctx context.Context, filename string, body io.Reader, options []byte) (cluster.Job, error) {
 	n := s.n
-	opts, err := transcoder.ParseOptions(options)
+	jo, err := parseJobOptions(options)
 	if err != nil {
 		return cluster.Job{}, cluster.Invalid(err)
 	}
+	if jo.CallbackURL != "" {
+		if err := checkCallbackURL(ctx, n.webhookAllow, jo.CallbackURL); err != nil {
+			return cluster.Job{}, cluster.Invalid(err)
+		}
+	}
+	opts := jo.Options
 	if opts.Preset == "" {
 		opts.Preset = n.cfg.Preset
 	}
@@ -66,6 +72,7 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		Origin:       n.cfg.Name,
 		Renditions:   rends,
 		ChunkSeconds: opts.EffectiveChunkSeconds(),
+		CallbackURL:  jo.CallbackURL,
 	}
 	if err := n.log.Propose(ctx, cluster.OpJobSubmit, cluster.SubmitJob{Job: job}); err != nil {
 		// A conflict after a retried forward means an earlier try committed.

@@ -40,6 +40,8 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Playback, "playback", cfg.Playback, "public (output files open to anyone with the job ID) or signed (files need a signed, expiring URL)")
 	fs.StringVar(&cfg.PlaybackKeyFile, "playback-key-file", "", "file with the key playback URLs are signed with (default: derived from the cluster key)")
 	fs.DurationVar(&cfg.PlaybackTTL, "playback-ttl", cfg.PlaybackTTL, "how long signed playback URLs in job JSON stay valid")
+	fs.StringVar(&cfg.WebhookAllow, "webhook-allow", "", "comma-separated host[:port], ip[:port] or CIDR job callbacks may go to (empty: callback_url refused)")
+	fs.StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "file with the HMAC key webhook deliveries are signed with (default: derived from the cluster key)")
 	fs.StringVar(&cfg.Preset, "preset", cfg.Preset, "x264 preset for jobs submitted to this node")
 	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "", "ffmpeg binary (default: from PATH)")
 	fs.StringVar(&cfg.FFprobe, "ffprobe", "", "ffprobe binary (default: from PATH)")
