@@ -27,6 +27,7 @@ const (
 	OpNodeJoin   Op = "node.join"
 	OpJobRewind  Op = "job.rewind"
 	OpJobNotify  Op = "job.notify"
+	OpJobExpire  Op = "job.expire"
 )
 
 // Command is one entry of the replicated log. At is stamped by the proposer so
@@ -69,7 +70,7 @@ type SubmitJob struct {
 	Job Job `json:"job"`
 }
 
-// JobRef is the body of OpJobCancel and OpJobDelete.
+// JobRef is the body of OpJobCancel, OpJobDelete and OpJobExpire.
 type JobRef struct {
 	JobID  string `json:"job_id"`
 	Reason string `json:"reason,omitempty"`

@@ -30,6 +30,8 @@ type State struct {
 	// finished collects jobs that reached a final state during the last
 	// Apply, for the FSM to report; it is not part of the replicated state.
 	finished []Job
+	// expired likewise collects jobs whose media expired.
+	expired []Job
 }
 
 // BlobHolders records one blob's size and the nodes that hold a copy.
@@ -109,6 +111,12 @@ func (s *State) Apply(c Command) error {
 			return err
 		}
 		return s.rewind(b, c.At)
+	case OpJobExpire:
+		var b JobRef
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		return s.expire(b, c.At)
 	case OpJobNotify:
 		var b JobNotify
 		if err := decodeBody(c, &b); err != nil {
@@ -465,14 +473,55 @@ func (s *State) delete(r JobRef) error {
 			delete(s.Retired, id)
 		}
 	}
-	// Locations of blobs no job needs any more are dropped here; the nodes
-	// delete the bytes when their collector sees them unreferenced.
+	s.dropUnreferenced()
+	return nil
+}
+
+// dropUnreferenced forgets the locations of blobs no job needs any more;
+// the nodes delete the bytes when their collector sees them unreferenced.
+// It returns the bytes released, each blob counted once.
+func (s *State) dropUnreferenced() int64 {
+	var freed int64
 	ref := s.Referenced()
-	for h := range s.Blobs {
+	for h, b := range s.Blobs {
 		if !ref[h] {
+			freed += b.Size
 			delete(s.Blobs, h)
 		}
 	}
+	return freed
+}
+
+// expire releases a finished job's media once its TTL has run out (at is
+// the proposer's clock; an early proposal is refused). The job stays
+// listed, without outputs, with expired_at and the bytes freed.
+func (s *State) expire(r JobRef, at time.Time) error {
+	j, ok := s.Jobs[r.JobID]
+	if !ok {
+		return fmt.Errorf("expire %s: %w", r.JobID, ErrNotFound)
+	}
+	if !j.ExpiredAt.IsZero() {
+		return fmt.Errorf("expire %s: %w: already expired", r.JobID, ErrConflict)
+	}
+	exp := j.ExpiresAt()
+	if exp.IsZero() || at.Before(exp) {
+		return fmt.Errorf("expire %s: %w: job is %s and not past its TTL", r.JobID, ErrConflict, j.State)
+	}
+	before := s.Referenced()
+	j.ExpiredAt, j.UpdatedAt = at, at
+	after := s.Referenced()
+	var freed int64
+	for h := range before {
+		if !after[h] {
+			if b := s.Blobs[h]; b != nil {
+				freed += b.Size
+			}
+		}
+	}
+	s.dropUnreferenced()
+	j.FreedBytes = freed
+	j.Outputs, j.HLS, j.DASH, j.MP4 = nil, "", "", nil
+	s.expired = append(s.expired, *j)
 	return nil
 }
 
@@ -511,7 +560,12 @@ func (s *State) Referenced() map[string]bool {
 		}
 	}
 	for _, j := range s.Jobs {
-		add(j.SourceBlob)
+		if !j.ExpiredAt.IsZero() {
+			continue // its TTL ran out: nothing of it is kept
+		}
+		if j.keepsSource() {
+			add(j.SourceBlob)
+		}
 		for _, b := range j.Outputs {
 			add(b)
 		}
@@ -529,13 +583,22 @@ func (s *State) Referenced() map[string]bool {
 	return ref
 }
 
+// keepsSource reports whether a job still needs its source: always, but
+// for a done job submitted with keep_source:false.
+func (j *Job) keepsSource() bool { return !(j.DropSource && j.State == JobDone) }
+
 // Durable is the set of blobs that must keep the replication factor: every
 // job's source and its published outputs. Chunks and intermediate encodes
 // can be made again from the source, so one copy of them is enough.
 func (s *State) Durable() map[string]BlobRef {
 	out := map[string]BlobRef{}
 	for _, j := range s.Jobs {
-		out[j.SourceBlob.Hash] = j.SourceBlob
+		if !j.ExpiredAt.IsZero() {
+			continue
+		}
+		if j.keepsSource() {
+			out[j.SourceBlob.Hash] = j.SourceBlob
+		}
 		for _, b := range j.Outputs {
 			out[b.Hash] = b
 		}

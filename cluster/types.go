@@ -63,6 +63,27 @@ type Job struct {
 	// Webhook is the delivery state of the callback, from the moment the
 	// job is done or failed.
 	Webhook *WebhookStatus `json:"webhook,omitempty"`
+	// TTL is how long the job's media are kept after it finishes (0:
+	// forever); stamped at submit from the job's ttl option or the
+	// submitting node's --retention.
+	TTL time.Duration `json:"ttl,omitempty"`
+	// DropSource lets the source go as soon as the job is done
+	// (keep_source:false).
+	DropSource bool `json:"drop_source,omitempty"`
+	// ExpiredAt is when the TTL ran out and the job's media were released
+	// (the job stays listed); FreedBytes is what that released: the
+	// blobs no other job shares, counted once however many copies.
+	ExpiredAt  time.Time `json:"expired_at,omitzero"`
+	FreedBytes int64     `json:"freed_bytes,omitempty"`
+}
+
+// ExpiresAt is when a finished job's media may go; zero for never (no
+// TTL, not finished, or already expired).
+func (j *Job) ExpiresAt() time.Time {
+	if j.TTL <= 0 || !j.State.Terminal() || j.FinishedAt.IsZero() || !j.ExpiredAt.IsZero() {
+		return time.Time{}
+	}
+	return j.FinishedAt.Add(j.TTL)
 }
 
 // Webhook delivery states.

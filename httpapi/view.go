@@ -34,6 +34,14 @@ type JobView struct {
 	// stands (pending, delivered or failed, attempts, last error).
 	CallbackURL string                 `json:"callback_url,omitempty"`
 	Webhook     *cluster.WebhookStatus `json:"webhook,omitempty"`
+	// TTL is how long the media are kept after the job finishes (absent:
+	// forever); ExpiresAt when that is; once it has passed, ExpiredAt and
+	// FreedBytes say when the media went and how many bytes that released.
+	TTL        string    `json:"ttl,omitempty"`
+	KeepSource bool      `json:"keep_source"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	ExpiredAt  time.Time `json:"expired_at,omitzero"`
+	FreedBytes int64     `json:"freed_bytes,omitempty"`
 }
 
 // ChunkView is one chunk of a job and the node that encoded it.
@@ -98,6 +106,13 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 
 		CallbackURL: j.CallbackURL,
 		Webhook:     j.Webhook,
+		KeepSource:  !j.DropSource,
+		ExpiresAt:   j.ExpiresAt(),
+		ExpiredAt:   j.ExpiredAt,
+		FreedBytes:  j.FreedBytes,
+	}
+	if j.TTL > 0 {
+		v.TTL = j.TTL.String()
 	}
 	if v.Renditions == nil {
 		v.Renditions = []transcoder.Rendition{}

@@ -89,9 +89,15 @@ type Config struct {
 	// cluster key.
 	WebhookKeyFile string
 
-	// gcGrace is how old an unreferenced blob must be before it is
-	// collected (tests shorten it).
-	gcGrace time.Duration
+	// Retention is the TTL of jobs submitted here without a ttl option
+	// (0: kept forever).
+	Retention time.Duration
+
+	// GCGrace is how old an unreferenced blob must be before it is
+	// collected; GCInterval how often the collector runs (tests shorten
+	// both).
+	GCGrace    time.Duration
+	GCInterval time.Duration
 	// Fast shortens gossip failure detection and raft timeouts, for
 	// loopback clusters and tests.
 	Fast bool
@@ -127,7 +133,8 @@ func DefaultConfig() Config {
 		MaxUploadBytes: 64 << 30,
 		Preset:         "veryfast",
 		Version:        "dev",
-		gcGrace:        30 * time.Second,
+		GCGrace:        30 * time.Second,
+		GCInterval:     10 * time.Second,
 		Playback:       PlaybackPublic,
 		PlaybackTTL:    6 * time.Hour,
 
@@ -202,6 +209,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Sprintf("playback %q must be %s or %s", c.Playback, PlaybackPublic, PlaybackSigned))
+	}
+	if c.Retention < 0 || c.GCGrace < 0 || c.GCInterval <= 0 {
+		errs = append(errs, "retention and gc grace must not be negative, gc interval must be positive")
 	}
 	if a, err := parseAllowList(c.WebhookAllow); err != nil {
 		errs = append(errs, err.Error())

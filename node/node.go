@@ -205,7 +205,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.notify = newNotifier(n.store, n.webhookAllow, hookKey, logger)
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, log: n.log, pins: n.pins,
-		logger: logger.With("component", "gc"), grace: cfg.gcGrace, interval: 10 * time.Second,
+		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,
 	}
 
 	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
@@ -480,6 +480,7 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.heartbeats)
 			start(n.repl.Run)
 			start(n.gc.Run)
+			start(n.expireLoop)
 			if !n.webhookAllow.empty() {
 				start(n.notify.Run)
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/gosty/gosty/transcoder"
 )
@@ -16,7 +17,18 @@ import (
 type jobOptions struct {
 	transcoder.Options
 	CallbackURL string `json:"callback_url,omitempty"`
+	// TTL is how long the job's media are kept once it finishes, a Go
+	// duration ("72h", "30m"); "0" keeps them forever; absent: --retention.
+	TTL string `json:"ttl,omitempty"`
+	// KeepSource false drops the source as soon as the job is done.
+	KeepSource *bool `json:"keep_source,omitempty"`
+
+	ttl    time.Duration
+	hasTTL bool
 }
+
+// MaxTTL bounds a job's ttl option.
+const MaxTTL = 100 * 365 * 24 * time.Hour
 
 // parseJobOptions decodes and checks the options of an upload.
 func parseJobOptions(raw []byte) (jobOptions, error) {
@@ -40,6 +52,13 @@ func parseJobOptions(raw []byte) (jobOptions, error) {
 	}
 	if o.Options, err = transcoder.ParseOptions(tb); err != nil {
 		return jobOptions{}, err
+	}
+	if o.TTL != "" {
+		d, err := time.ParseDuration(o.TTL)
+		if err != nil || d < 0 || d > MaxTTL {
+			return jobOptions{}, fmt.Errorf("options: ttl %q: want a duration such as 72h or 30m (0 keeps forever)", o.TTL)
+		}
+		o.ttl, o.hasTTL = d, true
 	}
 	return o, nil
 }

@@ -73,6 +73,11 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		Renditions:   rends,
 		ChunkSeconds: opts.EffectiveChunkSeconds(),
 		CallbackURL:  jo.CallbackURL,
+		TTL:          n.cfg.Retention,
+		DropSource:   jo.KeepSource != nil && !*jo.KeepSource,
+	}
+	if jo.hasTTL {
+		job.TTL = jo.ttl
 	}
 	if err := n.log.Propose(ctx, cluster.OpJobSubmit, cluster.SubmitJob{Job: job}); err != nil {
 		// A conflict after a retried forward means an earlier try committed.

@@ -85,7 +85,14 @@ func TestParseJobOptions(t *testing.T) {
 	if err != nil || o.Renditions != nil || o.CallbackURL != "http://x/" {
 		t.Fatalf("%+v %v", o, err)
 	}
-	for _, bad := range []string{`{"callbackurl":"x"}`, `{"chunk_seconds":1000}`, `{} {}`} {
+	o, err = parseJobOptions([]byte(`{"ttl":"90m","keep_source":false}`))
+	if err != nil || !o.hasTTL || o.ttl != 90*time.Minute || o.KeepSource == nil || *o.KeepSource {
+		t.Fatalf("ttl/keep_source: %+v %v", o, err)
+	}
+	if o, err = parseJobOptions([]byte(`{"ttl":"0"}`)); err != nil || !o.hasTTL || o.ttl != 0 {
+		t.Fatalf("ttl 0: %+v %v", o, err)
+	}
+	for _, bad := range []string{`{"callbackurl":"x"}`, `{"chunk_seconds":1000}`, `{} {}`, `{"ttl":"-1h"}`, `{"ttl":"soon"}`, `{"ttl":5}`} {
 		if _, err := parseJobOptions([]byte(bad)); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
