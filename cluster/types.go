@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/gosty/gosty/transcoder"
@@ -75,6 +76,42 @@ type Job struct {
 	// blobs no other job shares, counted once however many copies.
 	ExpiredAt  time.Time `json:"expired_at,omitzero"`
 	FreedBytes int64     `json:"freed_bytes,omitempty"`
+	// Priority orders the job's tasks before others' ("" is normal);
+	// Submitter is who sent it (a hash of the API token, or "client:"
+	// and the client_id option; "" anonymous), for fair sharing.
+	Priority  Priority `json:"priority,omitempty"`
+	Submitter string   `json:"submitter,omitempty"`
+}
+
+// Priority is a job's scheduling class.
+type Priority string
+
+const (
+	PriorityHigh   Priority = "high"
+	PriorityNormal Priority = "normal"
+	PriorityLow    Priority = "low"
+)
+
+// ParsePriority reads a priority option; "" is normal.
+func ParsePriority(s string) (Priority, error) {
+	switch p := Priority(s); p {
+	case "", PriorityNormal:
+		return PriorityNormal, nil
+	case PriorityHigh, PriorityLow:
+		return p, nil
+	}
+	return "", fmt.Errorf("options: priority %q: want high, normal or low", s)
+}
+
+// rank orders priorities: high first.
+func (p Priority) rank() int {
+	switch p {
+	case PriorityHigh:
+		return 0
+	case PriorityLow:
+		return 2
+	}
+	return 1
 }
 
 // ExpiresAt is when a finished job's media may go; zero for never (no

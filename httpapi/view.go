@@ -42,6 +42,11 @@ type JobView struct {
 	ExpiresAt  time.Time `json:"expires_at,omitzero"`
 	ExpiredAt  time.Time `json:"expired_at,omitzero"`
 	FreedBytes int64     `json:"freed_bytes,omitempty"`
+	// Priority is the scheduling class; Submitter who sent the job, for
+	// fair sharing ("token:<hash of the API token>", "client:<client_id>",
+	// absent when anonymous).
+	Priority  cluster.Priority `json:"priority"`
+	Submitter string           `json:"submitter,omitempty"`
 }
 
 // ChunkView is one chunk of a job and the node that encoded it.
@@ -110,6 +115,11 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		ExpiresAt:   j.ExpiresAt(),
 		ExpiredAt:   j.ExpiredAt,
 		FreedBytes:  j.FreedBytes,
+		Priority:    j.Priority,
+		Submitter:   j.Submitter,
+	}
+	if v.Priority == "" {
+		v.Priority = cluster.PriorityNormal
 	}
 	if j.TTL > 0 {
 		v.TTL = j.TTL.String()

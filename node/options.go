@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -22,6 +24,13 @@ type jobOptions struct {
 	TTL string `json:"ttl,omitempty"`
 	// KeepSource false drops the source as soon as the job is done.
 	KeepSource *bool `json:"keep_source,omitempty"`
+	// Priority is high, normal (default) or low.
+	Priority string `json:"priority,omitempty"`
+	// ClientID names the submitter for fair sharing when the cluster has
+	// no API tokens (with tokens, the token used names it).
+	ClientID string `json:"client_id,omitempty"`
+
+	priority cluster.Priority
 
 	ttl    time.Duration
 	hasTTL bool
@@ -53,6 +62,12 @@ func parseJobOptions(raw []byte) (jobOptions, error) {
 	if o.Options, err = transcoder.ParseOptions(tb); err != nil {
 		return jobOptions{}, err
 	}
+	if o.priority, err = cluster.ParsePriority(o.Priority); err != nil {
+		return jobOptions{}, err
+	}
+	if o.ClientID != "" && !validClientID(o.ClientID) {
+		return jobOptions{}, errors.New("options: client_id: 1-64 letters, digits and . _ - @ :")
+	}
 	if o.TTL != "" {
 		d, err := time.ParseDuration(o.TTL)
 		if err != nil || d < 0 || d > MaxTTL {
@@ -61,4 +76,17 @@ func parseJobOptions(raw []byte) (jobOptions, error) {
 		o.ttl, o.hasTTL = d, true
 	}
 	return o, nil
+}
+
+func validClientID(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-@:", r)
+		if !ok {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -33,6 +34,15 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		if err := checkCallbackURL(ctx, n.webhookAllow, jo.CallbackURL); err != nil {
 			return cluster.Job{}, cluster.Invalid(err)
 		}
+	}
+	submitter := ""
+	if id, tokens := httpapi.Submitter(ctx); tokens {
+		if jo.ClientID != "" {
+			return cluster.Job{}, cluster.Invalid(errors.New("options: client_id: this cluster names submitters by their API token"))
+		}
+		submitter = id
+	} else if jo.ClientID != "" {
+		submitter = "client:" + jo.ClientID
 	}
 	opts := jo.Options
 	if opts.Preset == "" {
@@ -75,6 +85,8 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		CallbackURL:  jo.CallbackURL,
 		TTL:          n.cfg.Retention,
 		DropSource:   jo.KeepSource != nil && !*jo.KeepSource,
+		Priority:     jo.priority,
+		Submitter:    submitter,
 	}
 	if jo.hasTTL {
 		job.TTL = jo.ttl

@@ -92,7 +92,13 @@ func TestParseJobOptions(t *testing.T) {
 	if o, err = parseJobOptions([]byte(`{"ttl":"0"}`)); err != nil || !o.hasTTL || o.ttl != 0 {
 		t.Fatalf("ttl 0: %+v %v", o, err)
 	}
-	for _, bad := range []string{`{"callbackurl":"x"}`, `{"chunk_seconds":1000}`, `{} {}`, `{"ttl":"-1h"}`, `{"ttl":"soon"}`, `{"ttl":5}`} {
+	if o, err = parseJobOptions([]byte(`{"priority":"high","client_id":"team-a@x"}`)); err != nil || o.priority != "high" || o.ClientID != "team-a@x" {
+		t.Fatalf("priority/client_id: %+v %v", o, err)
+	}
+	if o, _ = parseJobOptions(nil); o.priority != "" {
+		t.Fatalf("no options: priority %q", o.priority)
+	}
+	for _, bad := range []string{`{"priority":"urgent"}`, `{"client_id":"a b"}`, `{"callbackurl":"x"}`, `{"chunk_seconds":1000}`, `{} {}`, `{"ttl":"-1h"}`, `{"ttl":"soon"}`, `{"ttl":5}`} {
 		if _, err := parseJobOptions([]byte(bad)); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
