@@ -168,6 +168,12 @@ func (s *State) submit(j Job, at time.Time) error {
 	j.State = JobQueued
 	j.Chunks = nil
 	j.Outputs = nil
+	// What the log decides later is not the proposer's to set.
+	j.Webhook, j.ExpiredAt, j.FreedBytes, j.FinishedAt = nil, time.Time{}, 0, time.Time{}
+	j.TTL = max(j.TTL, 0)
+	if _, err := ParsePriority(string(j.Priority)); err != nil {
+		j.Priority = PriorityNormal
+	}
 	j.CreatedAt, j.UpdatedAt = at, at
 	s.Jobs[j.ID] = &j
 	s.addBlob(j.SourceBlob, j.Origin)
