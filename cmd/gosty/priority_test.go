@@ -52,7 +52,7 @@ func TestHighPriorityOvertakesLowOnOneSlot(t *testing.T) {
 	agree(t, c, []int{0}, 1, 1)
 	dir := t.TempDir()
 	long, short := filepath.Join(dir, "long.mp4"), filepath.Join(dir, "short.mp4")
-	nodetest.GenClip(t, long, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=30",
+	nodetest.GenClip(t, long, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=20",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
 	nodetest.GenClip(t, short, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=4",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
