@@ -202,7 +202,7 @@ func New(cfg Config) (_ *Node, err error) {
 		n.sched.LeaseBase, n.sched.LeasePerMediaSecond = 4*time.Second, time.Second/2
 	}
 	n.repl = &replicator{n: n, logger: logger.With("component", "replicator"), interval: 2 * time.Second}
-	n.notify = newNotifier(n.store, n.webhookAllow, hookKey, logger)
+	n.notify = newNotifier(n.store, n.log, n.webhookAllow, hookKey, logger)
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, log: n.log, pins: n.pins,
 		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,

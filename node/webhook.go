@@ -245,7 +245,10 @@ func webhookClient(a *allowList, timeout time.Duration) *http.Client {
 // a new leader carries on where the old one stopped: at least once, and a
 // duplicate only when a leader dies between a 2xx and its commit.
 type notifier struct {
-	store  *cluster.Store
+	store *cluster.Store
+	// log records attempts; through the forwarder, so that a 2xx seen by a
+	// leader that has just lost leadership still reaches the new one.
+	log    proposer
 	key    []byte
 	client *http.Client
 	logger *slog.Logger
@@ -260,9 +263,9 @@ type notifier struct {
 	inflight map[string]bool
 }
 
-func newNotifier(store *cluster.Store, a *allowList, key []byte, logger *slog.Logger) *notifier {
+func newNotifier(store *cluster.Store, log proposer, a *allowList, key []byte, logger *slog.Logger) *notifier {
 	return &notifier{
-		store: store, key: key, client: webhookClient(a, 10*time.Second),
+		store: store, log: log, key: key, client: webhookClient(a, 10*time.Second),
 		logger:   logger.With("component", "webhook"),
 		interval: 500 * time.Millisecond, backoff: time.Second, maxBackoff: time.Minute,
 		maxAttempts: 12, maxAge: 24 * time.Hour, inflight: map[string]bool{},
@@ -359,7 +362,7 @@ func (w *notifier) deliver(ctx context.Context, j cluster.Job, now time.Time) {
 		}
 		rec.GiveUp = attempt >= w.maxAttempts || now.Sub(j.FinishedAt) > w.maxAge
 	}
-	if perr := w.store.Propose(ctx, cluster.OpJobNotify, rec); perr != nil {
+	if perr := w.log.Propose(ctx, cluster.OpJobNotify, rec); perr != nil {
 		w.logger.Warn("recording a webhook attempt failed", "job", j.ID, "attempt", attempt, "err", perr)
 		return
 	}
