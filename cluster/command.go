@@ -28,6 +28,8 @@ const (
 	OpBlobRemove Op = "blob.remove"
 	OpNodeJoin   Op = "node.join"
 	OpJobRewind  Op = "job.rewind"
+	OpJobNotify  Op = "job.notify"
+	OpJobExpire  Op = "job.expire"
 )
 
 // Command is one entry of the replicated log. At is stamped by the proposer so
@@ -70,7 +72,7 @@ type SubmitJob struct {
 	Job Job `json:"job"`
 }
 
-// JobRef is the body of OpJobCancel and OpJobDelete.
+// JobRef is the body of OpJobCancel, OpJobDelete and OpJobExpire.
 type JobRef struct {
 	JobID  string `json:"job_id"`
 	Reason string `json:"reason,omitempty"`
@@ -144,4 +146,16 @@ type JobRewind struct {
 	Audio   bool   `json:"audio,omitempty"`
 	Resplit bool   `json:"resplit,omitempty"`
 	Reason  string `json:"reason"`
+}
+
+// JobNotify is the body of OpJobNotify: the outcome of one webhook delivery
+// attempt. Attempt must be one more than the attempts recorded, which makes
+// a duplicate proposal a no-op. Delivered records a 2xx answer; GiveUp ends
+// the delivery without one.
+type JobNotify struct {
+	JobID     string `json:"job_id"`
+	Attempt   int    `json:"attempt"`
+	Delivered bool   `json:"delivered,omitempty"`
+	GiveUp    bool   `json:"give_up,omitempty"`
+	Error     string `json:"error,omitempty"`
 }

@@ -24,6 +24,7 @@ type FSM struct {
 	applied uint64
 
 	onFinish atomic.Pointer[func(Job)]
+	onExpire atomic.Pointer[func(Job)]
 }
 
 // NewFSM returns an FSM over an empty state.
@@ -49,8 +50,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	err = f.state.Apply(c)
-	finished := f.state.finished
-	f.state.finished = nil
+	finished, expired := f.state.finished, f.state.expired
+	f.state.finished, f.state.expired = nil, nil
 	f.applied = l.Index
 	f.notifyLocked()
 	f.mu.Unlock()
@@ -64,8 +65,18 @@ func (f *FSM) Apply(l *raft.Log) any {
 			(*fn)(j)
 		}
 	}
+	if fn := f.onExpire.Load(); fn != nil && time.Since(c.At) < finishReportWindow {
+		for _, j := range expired {
+			(*fn)(j)
+		}
+	}
 	return err
 }
+
+// OnJobExpired sets fn to be called (outside the lock) with every job whose
+// media expire in a freshly committed entry. Every node calls it for the
+// same jobs.
+func (f *FSM) OnJobExpired(fn func(Job)) { f.onExpire.Store(&fn) }
 
 // finishReportWindow is how old a log entry may be for the jobs it finishes
 // to be reported to OnJobFinished.

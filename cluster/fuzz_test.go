@@ -26,8 +26,19 @@ func fuzzState(f *testing.F) *State {
 			{Start: 6, Duration: 6, Frames: 150, Source: BlobRef{Hash: hash('c'), Size: 10}},
 		}}},
 		{OpTaskAssign, AssignTask{TaskID: TaskID("j1", TaskEncode, 0), Node: "n1", Term: 1, Attempt: 1}},
-		{OpJobSubmit, SubmitJob{Job: testJob("j2", false)}},
+		{OpJobSubmit, SubmitJob{Job: func() Job {
+			j := testJob("j2", false)
+			j.TTL, j.CallbackURL, j.Priority, j.Submitter = time.Second, "http://127.0.0.1:9/", PriorityLow, "client:x"
+			return j
+		}()}},
 		{OpJobCancel, JobRef{JobID: "j2"}},
+		{OpJobSubmit, SubmitJob{Job: func() Job {
+			j := testJob("j4", false)
+			j.SourceBlob.Hash, j.CallbackURL = hash('4'), "http://127.0.0.1:9/"
+			return j
+		}()}},
+		{OpTaskAssign, AssignTask{TaskID: TaskID("j4", TaskSplit, 0), Node: "n1", Term: 1, Attempt: 1}},
+		{OpTaskFail, TaskFailure{TaskID: TaskID("j4", TaskSplit, 0), Node: "n1", Attempt: 1, Reason: "bad", Permanent: true}},
 	}
 	for _, c := range cmds {
 		data, err := EncodeCommand(c.op, t0, c.body)
@@ -85,6 +96,13 @@ func FuzzApply(f *testing.F) {
 		enc(OpNodeJoin, NodeJoin{ID: "id-2", Name: "n1"}),
 		enc(OpJobRewind, JobRewind{JobID: "j1", Chunks: []int{0, 1, -1, 99}, Audio: true, Reason: "lost"}),
 		enc(OpJobRewind, JobRewind{JobID: "j1", Resplit: true, Reason: "lost"}),
+		enc(OpJobExpire, JobRef{JobID: "j2"}),
+		enc(OpJobExpire, JobRef{JobID: "j1"}),
+		enc(OpJobNotify, JobNotify{JobID: "j4", Attempt: 1, Error: "503"}),
+		enc(OpJobNotify, JobNotify{JobID: "j4", Attempt: 1, Delivered: true}),
+		enc(OpJobNotify, JobNotify{JobID: "j4", Attempt: 2, GiveUp: true}),
+		enc(OpJobNotify, JobNotify{JobID: "j1", Attempt: 1, Delivered: true}),
+		[]byte(`{"v":1,"op":"job.submit","at":"2026-01-01T00:00:00Z","body":{"job":{"id":"j9","source_blob":{"hash":"` + hash('7') + `"},"origin":"n","renditions":[{}],"ttl":-5,"priority":"urgent","expired_at":"2026-01-01T00:00:00Z","webhook":{"state":"pending"},"freed_bytes":7}}}`),
 		[]byte(`{"v":1,"op":"job.submit","at":"9999-12-31T23:59:59-23:59","body":{"job":{"id":"x","source_blob":{"hash":"h"},"origin":"n","renditions":[{}]}}}`),
 		[]byte(`{"v":1,"op":"task.done","at":"2026-01-01T00:00:00Z","body":{"task_id":"j1/split","chunks":[{}]}}`),
 		[]byte(`{"v":2,"op":"job.submit","body":{}}`),

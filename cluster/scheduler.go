@@ -271,7 +271,8 @@ func (f *failureLog) filter(workers []Worker, now time.Time, n int, window time.
 var kindOrder = map[TaskKind]int{TaskSplit: 0, TaskAudio: 1, TaskEncode: 2, TaskPackage: 3}
 
 // Assignments decides which pending tasks go where, given the nodes and
-// their slots. Older jobs first, and within a job the pipeline's order; a
+// their slots, in fairOrder (priority class, then a fair share between
+// submitters, then older jobs first, and within a job the pipeline's order); a
 // split or audio task must run where the source is, an encode prefers the
 // node that holds its chunk and a package the node that holds most outputs.
 func Assignments(st *State, workers []Worker) []AssignTask {
@@ -293,19 +294,7 @@ func Assignments(st *State, workers []Worker) []AssignTask {
 			pending = append(pending, t)
 		}
 	}
-	sort.Slice(pending, func(a, b int) bool {
-		ja, jb := st.Jobs[pending[a].JobID], st.Jobs[pending[b].JobID]
-		if !ja.CreatedAt.Equal(jb.CreatedAt) {
-			return ja.CreatedAt.Before(jb.CreatedAt)
-		}
-		if ja.ID != jb.ID {
-			return ja.ID < jb.ID
-		}
-		if ka, kb := kindOrder[pending[a].Kind], kindOrder[pending[b].Kind]; ka != kb {
-			return ka < kb
-		}
-		return pending[a].Chunk < pending[b].Chunk
-	})
+	pending = fairOrder(st, pending)
 
 	// Two passes: first every task that can run where its input already is,
 	// then the rest wherever a slot is free. A FIFO single pass would let an
@@ -388,4 +377,74 @@ func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly b
 		}
 	}
 	return best
+}
+
+// fairOrder sorts pending tasks for placement: by priority class (high,
+// normal, low); within a class, submitters take turns, the one with the
+// fewest tasks running (counting those already given a turn) going next,
+// ties to the submitter with the oldest waiting job; each submitter's own
+// tasks go oldest job first and in pipeline order. So one submitter's huge
+// upload cannot starve another's small one, and a high-priority job
+// overtakes everything queued below it (running tasks finish first: there
+// is no preemption).
+func fairOrder(st *State, pending []*Task) []*Task {
+	byAge := func(a, b *Task) bool {
+		ja, jb := st.Jobs[a.JobID], st.Jobs[b.JobID]
+		if !ja.CreatedAt.Equal(jb.CreatedAt) {
+			return ja.CreatedAt.Before(jb.CreatedAt)
+		}
+		if ja.ID != jb.ID {
+			return ja.ID < jb.ID
+		}
+		if ka, kb := kindOrder[a.Kind], kindOrder[b.Kind]; ka != kb {
+			return ka < kb
+		}
+		return a.Chunk < b.Chunk
+	}
+	sort.Slice(pending, func(a, b int) bool { return byAge(pending[a], pending[b]) })
+
+	running := map[string]int{} // submitter → tasks assigned now
+	for _, t := range st.Tasks {
+		if j := st.Jobs[t.JobID]; t.State == TaskAssigned && j != nil {
+			running[j.Submitter]++
+		}
+	}
+	type class struct {
+		queues map[string][]*Task // submitter → its tasks, in age order
+		order  []string           // submitters by first appearance (oldest job first)
+	}
+	var classes [3]class
+	for _, t := range pending {
+		j := st.Jobs[t.JobID]
+		c := &classes[j.Priority.rank()]
+		if c.queues == nil {
+			c.queues = map[string][]*Task{}
+		}
+		if _, ok := c.queues[j.Submitter]; !ok {
+			c.order = append(c.order, j.Submitter)
+		}
+		c.queues[j.Submitter] = append(c.queues[j.Submitter], t)
+	}
+	out := make([]*Task, 0, len(pending))
+	for _, c := range classes {
+		for left := len(c.order); left > 0; {
+			best := ""
+			found := false
+			for _, sub := range c.order { // oldest first, so ties go to it
+				if len(c.queues[sub]) == 0 {
+					continue
+				}
+				if !found || running[sub] < running[best] {
+					best, found = sub, true
+				}
+			}
+			out = append(out, c.queues[best][0])
+			c.queues[best] = c.queues[best][1:]
+			running[best]++
+			if len(c.queues[best]) == 0 {
+				left--
+			}
+		}
+	}
+	return out
 }

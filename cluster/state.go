@@ -30,6 +30,8 @@ type State struct {
 	// finished collects jobs that reached a final state during the last
 	// Apply, for the FSM to report; it is not part of the replicated state.
 	finished []Job
+	// expired likewise collects jobs whose media expired.
+	expired []Job
 }
 
 // BlobHolders records one blob's size and the nodes that hold a copy.
@@ -109,6 +111,18 @@ func (s *State) Apply(c Command) error {
 			return err
 		}
 		return s.rewind(b, c.At)
+	case OpJobExpire:
+		var b JobRef
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		return s.expire(b, c.At)
+	case OpJobNotify:
+		var b JobNotify
+		if err := decodeBody(c, &b); err != nil {
+			return err
+		}
+		return s.notify(b, c.At)
 	case OpNodeJoin:
 		var b NodeJoin
 		if err := decodeBody(c, &b); err != nil {
@@ -154,6 +168,12 @@ func (s *State) submit(j Job, at time.Time) error {
 	j.State = JobQueued
 	j.Chunks = nil
 	j.Outputs = nil
+	// What the log decides later is not the proposer's to set.
+	j.Webhook, j.ExpiredAt, j.FreedBytes, j.FinishedAt = nil, time.Time{}, 0, time.Time{}
+	j.TTL = max(j.TTL, 0)
+	if _, err := ParsePriority(string(j.Priority)); err != nil {
+		j.Priority = PriorityNormal
+	}
 	j.CreatedAt, j.UpdatedAt = at, at
 	s.Jobs[j.ID] = &j
 	s.addBlob(j.SourceBlob, j.Origin)
@@ -274,6 +294,7 @@ func (s *State) done(r TaskResult, at time.Time) error {
 		}
 		j.State = JobDone
 		j.FinishedAt = at
+		s.startWebhook(j)
 		s.finished = append(s.finished, *j)
 	}
 	t.State = TaskDone
@@ -402,12 +423,45 @@ func (s *State) cancel(r JobRef, at time.Time) error {
 // on them.
 func (s *State) finish(j *Job, st JobState, reason string, at time.Time) {
 	j.State, j.Error, j.UpdatedAt, j.FinishedAt = st, reason, at, at
+	if st == JobFailed {
+		s.startWebhook(j)
+	}
 	s.finished = append(s.finished, *j)
 	for _, t := range s.Tasks {
 		if t.JobID == j.ID && t.State != TaskDone {
 			t.State = TaskFailed
 		}
 	}
+}
+
+// startWebhook marks a job's callback as due: the leader's notifier
+// delivers it until a job.notify records the outcome.
+func (s *State) startWebhook(j *Job) {
+	if j.CallbackURL != "" && j.Webhook == nil {
+		j.Webhook = &WebhookStatus{State: WebhookPending}
+	}
+}
+
+func (s *State) notify(n JobNotify, at time.Time) error {
+	j, ok := s.Jobs[n.JobID]
+	if !ok {
+		return fmt.Errorf("notify %s: %w", n.JobID, ErrNotFound)
+	}
+	w := j.Webhook
+	if w == nil || w.State != WebhookPending {
+		return fmt.Errorf("notify %s: %w: no delivery pending", n.JobID, ErrConflict)
+	}
+	if n.Attempt != w.Attempts+1 {
+		return fmt.Errorf("notify %s attempt %d: %w: %d attempts recorded", n.JobID, n.Attempt, ErrStale, w.Attempts)
+	}
+	w.Attempts, w.LastError, w.LastAttemptAt = n.Attempt, n.Error, at
+	switch {
+	case n.Delivered:
+		w.State, w.DeliveredAt, w.LastError = WebhookDelivered, at, ""
+	case n.GiveUp:
+		w.State = WebhookFailed
+	}
+	return nil
 }
 
 func (s *State) delete(r JobRef) error {
@@ -429,14 +483,55 @@ func (s *State) delete(r JobRef) error {
 			delete(s.Retired, id)
 		}
 	}
-	// Locations of blobs no job needs any more are dropped here; the nodes
-	// delete the bytes when their collector sees them unreferenced.
+	s.dropUnreferenced()
+	return nil
+}
+
+// dropUnreferenced forgets the locations of blobs no job needs any more;
+// the nodes delete the bytes when their collector sees them unreferenced.
+// It returns the bytes released, each blob counted once.
+func (s *State) dropUnreferenced() int64 {
+	var freed int64
 	ref := s.Referenced()
-	for h := range s.Blobs {
+	for h, b := range s.Blobs {
 		if !ref[h] {
+			freed += b.Size
 			delete(s.Blobs, h)
 		}
 	}
+	return freed
+}
+
+// expire releases a finished job's media once its TTL has run out (at is
+// the proposer's clock; an early proposal is refused). The job stays
+// listed, without outputs, with expired_at and the bytes freed.
+func (s *State) expire(r JobRef, at time.Time) error {
+	j, ok := s.Jobs[r.JobID]
+	if !ok {
+		return fmt.Errorf("expire %s: %w", r.JobID, ErrNotFound)
+	}
+	if !j.ExpiredAt.IsZero() {
+		return fmt.Errorf("expire %s: %w: already expired", r.JobID, ErrConflict)
+	}
+	exp := j.ExpiresAt()
+	if exp.IsZero() || at.Before(exp) {
+		return fmt.Errorf("expire %s: %w: job is %s and not past its TTL", r.JobID, ErrConflict, j.State)
+	}
+	before := s.Referenced()
+	j.ExpiredAt, j.UpdatedAt = at, at
+	after := s.Referenced()
+	var freed int64
+	for h := range before {
+		if !after[h] {
+			if b := s.Blobs[h]; b != nil {
+				freed += b.Size
+			}
+		}
+	}
+	s.dropUnreferenced()
+	j.FreedBytes = freed
+	j.Outputs, j.HLS, j.DASH, j.MP4 = nil, "", "", nil
+	s.expired = append(s.expired, *j)
 	return nil
 }
 
@@ -475,7 +570,12 @@ func (s *State) Referenced() map[string]bool {
 		}
 	}
 	for _, j := range s.Jobs {
-		add(j.SourceBlob)
+		if !j.ExpiredAt.IsZero() {
+			continue // its TTL ran out: nothing of it is kept
+		}
+		if j.keepsSource() {
+			add(j.SourceBlob)
+		}
 		for _, b := range j.Outputs {
 			add(b)
 		}
@@ -493,13 +593,22 @@ func (s *State) Referenced() map[string]bool {
 	return ref
 }
 
+// keepsSource reports whether a job still needs its source: always, but
+// for a done job submitted with keep_source:false.
+func (j *Job) keepsSource() bool { return !(j.DropSource && j.State == JobDone) }
+
 // Durable is the set of blobs that must keep the replication factor: every
 // job's source and its published outputs. Chunks and intermediate encodes
 // can be made again from the source, so one copy of them is enough.
 func (s *State) Durable() map[string]BlobRef {
 	out := map[string]BlobRef{}
 	for _, j := range s.Jobs {
-		out[j.SourceBlob.Hash] = j.SourceBlob
+		if !j.ExpiredAt.IsZero() {
+			continue
+		}
+		if j.keepsSource() {
+			out[j.SourceBlob.Hash] = j.SourceBlob
+		}
 		for _, b := range j.Outputs {
 			out[b.Hash] = b
 		}
@@ -556,5 +665,12 @@ func cloneJob(j *Job) Job {
 	c.MP4 = maps.Clone(j.MP4)
 	c.Quality = slices.Clone(j.Quality)
 	c.Options.Renditions = slices.Clone(j.Options.Renditions)
+	if j.Webhook != nil {
+		w := *j.Webhook
+		c.Webhook = &w
+	}
 	return c
 }
+
+// CloneJob returns a deep copy of j.
+func CloneJob(j *Job) Job { return cloneJob(j) }

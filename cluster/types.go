@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/gosty/gosty/transcoder"
@@ -57,6 +58,87 @@ type Job struct {
 	CreatedAt  time.Time            `json:"created_at"`
 	UpdatedAt  time.Time            `json:"updated_at"`
 	FinishedAt time.Time            `json:"finished_at,omitzero"`
+
+	// Policy set at submit from the job options (absent in logs written
+	// before they existed, which reads as: no callback, kept forever,
+	// normal priority, anonymous submitter).
+	CallbackURL string `json:"callback_url,omitempty"`
+	// Webhook is the delivery state of the callback, from the moment the
+	// job is done or failed.
+	Webhook *WebhookStatus `json:"webhook,omitempty"`
+	// TTL is how long the job's media are kept after it finishes (0:
+	// forever); stamped at submit from the job's ttl option or the
+	// submitting node's --retention.
+	TTL time.Duration `json:"ttl,omitempty"`
+	// DropSource lets the source go as soon as the job is done
+	// (keep_source:false).
+	DropSource bool `json:"drop_source,omitempty"`
+	// ExpiredAt is when the TTL ran out and the job's media were released
+	// (the job stays listed); FreedBytes is what that released: the
+	// blobs no other job shares, counted once however many copies.
+	ExpiredAt  time.Time `json:"expired_at,omitzero"`
+	FreedBytes int64     `json:"freed_bytes,omitempty"`
+	// Priority orders the job's tasks before others' ("" is normal);
+	// Submitter is who sent it (a hash of the API token, or "client:"
+	// and the client_id option; "" anonymous), for fair sharing.
+	Priority  Priority `json:"priority,omitempty"`
+	Submitter string   `json:"submitter,omitempty"`
+}
+
+// Priority is a job's scheduling class.
+type Priority string
+
+const (
+	PriorityHigh   Priority = "high"
+	PriorityNormal Priority = "normal"
+	PriorityLow    Priority = "low"
+)
+
+// ParsePriority reads a priority option; "" is normal.
+func ParsePriority(s string) (Priority, error) {
+	switch p := Priority(s); p {
+	case "", PriorityNormal:
+		return PriorityNormal, nil
+	case PriorityHigh, PriorityLow:
+		return p, nil
+	}
+	return "", fmt.Errorf("options: priority %q: want high, normal or low", s)
+}
+
+// rank orders priorities: high first.
+func (p Priority) rank() int {
+	switch p {
+	case PriorityHigh:
+		return 0
+	case PriorityLow:
+		return 2
+	}
+	return 1
+}
+
+// ExpiresAt is when a finished job's media may go; zero for never (no
+// TTL, not finished, or already expired).
+func (j *Job) ExpiresAt() time.Time {
+	if j.TTL <= 0 || !j.State.Terminal() || j.FinishedAt.IsZero() || !j.ExpiredAt.IsZero() {
+		return time.Time{}
+	}
+	return j.FinishedAt.Add(j.TTL)
+}
+
+// Webhook delivery states.
+const (
+	WebhookPending   = "pending"
+	WebhookDelivered = "delivered"
+	WebhookFailed    = "failed" // given up
+)
+
+// WebhookStatus is where the delivery of a job's callback stands.
+type WebhookStatus struct {
+	State         string    `json:"state"`
+	Attempts      int       `json:"attempts"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastAttemptAt time.Time `json:"last_attempt_at,omitzero"`
+	DeliveredAt   time.Time `json:"delivered_at,omitzero"`
 }
 
 // Chunk is one keyframe-aligned piece of the source and what became of it.

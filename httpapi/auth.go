@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"net/http"
 	"strings"
 
@@ -63,4 +65,33 @@ func (a *API) auth(c *gin.Context) {
 	}
 	c.Header("WWW-Authenticate", `Bearer realm="gosty"`)
 	writeErrorCode(c, http.StatusUnauthorized, "unauthorized", "a valid API token is required (Authorization: Bearer <token>)")
+}
+
+// submitter names the caller for fair sharing: "token:" and a short hash of
+// the presented token when it is one of the configured tokens (the token
+// itself is never kept), else "".
+func (s tokenSet) submitter(header string) string {
+	if !s.match(header) {
+		return ""
+	}
+	_, tok, _ := strings.Cut(header, " ")
+	h := sha256.Sum256([]byte("gosty submitter\x00" + strings.TrimSpace(tok)))
+	return "token:" + hex.EncodeToString(h[:8])
+}
+
+type submitterKey struct{}
+
+// WithSubmitter returns ctx carrying the identity of an authenticated
+// submitter (see Submitter).
+func WithSubmitter(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, submitterKey{}, id)
+}
+
+// Submitter is the identity the API derived for the caller of Jobs.Submit:
+// a hash of the API token used, "" when no tokens are configured (the
+// client_id option names the submitter then). ok is false when no tokens
+// are configured.
+func Submitter(ctx context.Context) (id string, ok bool) {
+	id, ok = ctx.Value(submitterKey{}).(string)
+	return id, ok
 }

@@ -91,6 +91,9 @@ func (a *API) readyz(c *gin.Context) {
 // (optional, first) and `file`, or a raw body with ?filename= and optional
 // ?options=. The media streams straight into Jobs.Submit.
 func (a *API) submit(c *gin.Context) {
+	if len(a.tokens) > 0 {
+		c.Request = c.Request.WithContext(WithSubmitter(c.Request.Context(), a.tokens.submitter(c.GetHeader("Authorization"))))
+	}
 	r := c.Request
 	if r.ContentLength > a.maxBody {
 		c.Header("Connection", "close")

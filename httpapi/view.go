@@ -33,6 +33,23 @@ type JobView struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// CallbackURL and Webhook: the job's callback and where its delivery
+	// stands (pending, delivered or failed, attempts, last error).
+	CallbackURL string                 `json:"callback_url,omitempty"`
+	Webhook     *cluster.WebhookStatus `json:"webhook,omitempty"`
+	// TTL is how long the media are kept after the job finishes (absent:
+	// forever); ExpiresAt when that is; once it has passed, ExpiredAt and
+	// FreedBytes say when the media went and how many bytes that released.
+	TTL        string    `json:"ttl,omitempty"`
+	KeepSource bool      `json:"keep_source"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	ExpiredAt  time.Time `json:"expired_at,omitzero"`
+	FreedBytes int64     `json:"freed_bytes,omitempty"`
+	// Priority is the scheduling class; Submitter who sent the job, for
+	// fair sharing ("token:<hash of the API token>", "client:<client_id>",
+	// absent when anonymous).
+	Priority  cluster.Priority `json:"priority"`
+	Submitter string           `json:"submitter,omitempty"`
 }
 
 // RenditionView is one rendition of a job and, once the job is done, how
@@ -112,6 +129,21 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		CreatedAt:  j.CreatedAt,
 		UpdatedAt:  j.UpdatedAt,
 		FinishedAt: j.FinishedAt,
+
+		CallbackURL: j.CallbackURL,
+		Webhook:     j.Webhook,
+		KeepSource:  !j.DropSource,
+		ExpiresAt:   j.ExpiresAt(),
+		ExpiredAt:   j.ExpiredAt,
+		FreedBytes:  j.FreedBytes,
+		Priority:    j.Priority,
+		Submitter:   j.Submitter,
+	}
+	if v.Priority == "" {
+		v.Priority = cluster.PriorityNormal
+	}
+	if j.TTL > 0 {
+		v.TTL = j.TTL.String()
 	}
 	for i, r := range j.Renditions {
 		v.Renditions[i] = RenditionView{Rendition: r}

@@ -32,7 +32,7 @@ func TestCancelThenDeleteRemovesMedia(t *testing.T) {
 	n := startNode(t, filepath.Join(dir, "data"), func(c *Config) {
 		c.Slots = 1
 		c.Preset = "medium"
-		c.gcGrace = 0
+		c.GCGrace = 0
 	})
 
 	keep := submit(t, n.base, genClip(t, filepath.Join(dir, "keep.mp4"), "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=3",

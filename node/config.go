@@ -90,9 +90,22 @@ type Config struct {
 	// else none (the endpoint answers 501).
 	Scaler httpapi.Scaler
 
-	// gcGrace is how old an unreferenced blob must be before it is
-	// collected (tests shorten it).
-	gcGrace time.Duration
+	// WebhookAllow is where job callbacks may go: comma-separated
+	// host[:port], ip[:port] or CIDR entries; empty = callbacks refused.
+	WebhookAllow string
+	// WebhookKeyFile holds the webhook HMAC key; default: derived from the
+	// cluster key.
+	WebhookKeyFile string
+
+	// Retention is the TTL of jobs submitted here without a ttl option
+	// (0: kept forever).
+	Retention time.Duration
+
+	// GCGrace is how old an unreferenced blob must be before it is
+	// collected; GCInterval how often the collector runs (tests shorten
+	// both).
+	GCGrace    time.Duration
+	GCInterval time.Duration
 	// Fast shortens gossip failure detection and raft timeouts, for
 	// loopback clusters and tests.
 	Fast bool
@@ -128,7 +141,8 @@ func DefaultConfig() Config {
 		MaxUploadBytes: 64 << 30,
 		Preset:         "veryfast",
 		Version:        "dev",
-		gcGrace:        30 * time.Second,
+		GCGrace:        30 * time.Second,
+		GCInterval:     10 * time.Second,
 		Playback:       PlaybackPublic,
 		PlaybackTTL:    6 * time.Hour,
 
@@ -212,6 +226,14 @@ func (c *Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Sprintf("playback %q must be %s or %s", c.Playback, PlaybackPublic, PlaybackSigned))
+	}
+	if c.Retention < 0 || c.GCGrace < 0 || c.GCInterval <= 0 {
+		errs = append(errs, "retention and gc grace must not be negative, gc interval must be positive")
+	}
+	if a, err := parseAllowList(c.WebhookAllow); err != nil {
+		errs = append(errs, err.Error())
+	} else if !a.empty() && c.WebhookKeyFile == "" && c.ClusterKeyFile == "" {
+		errs = append(errs, "webhooks need a webhook key file or a cluster key file to derive the signing key from")
 	}
 	ok := false
 	for _, p := range x264Presets {

@@ -202,7 +202,7 @@ func TestUploadLoad(t *testing.T) {
 		c.MaxConcurrentUploads = 4
 		c.MaxUploadBytes = 1 << 20
 		c.APITokenFile = tokens
-		c.gcGrace = 0
+		c.GCGrace = 0
 		// Request logs would pile up in the test's own memory.
 		c.Logger = slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})

@@ -25,6 +25,7 @@ type metrics struct {
 	jobsFinished  *prometheus.CounterVec
 	renditionSSIM *prometheus.HistogramVec
 	renditionPSNR *prometheus.HistogramVec
+	freedBytes    prometheus.Counter
 }
 
 func newMetrics(fsm *cluster.FSM, cfg Config, alive func() map[string]bool) *metrics {
@@ -66,6 +67,10 @@ func newMetrics(fsm *cluster.FSM, cfg Config, alive func() map[string]bool) *met
 		slots: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gosty_task_slots", Help: "Tasks this node may run at once.",
 		}),
+		freedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gosty_retention_freed_bytes_total",
+			Help: "Bytes released by jobs whose TTL ran out (each blob once, however many copies; every node counts the same jobs).",
+		}),
 		uploadBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gosty_upload_bytes_total", Help: "Bytes received in uploads.",
 		}),
@@ -75,8 +80,9 @@ func newMetrics(fsm *cluster.FSM, cfg Config, alive func() map[string]bool) *met
 		m.jobsFinished.WithLabelValues(string(s))
 	}
 	fsm.OnJobFinished(m.observeJob)
+	fsm.OnJobExpired(func(j cluster.Job) { m.freedBytes.Add(float64(j.FreedBytes)) })
 	reg.MustRegister(m.chunkSeconds, m.encodeSpeed, m.tasksInFlight, m.slots, m.uploadBytes,
-		m.jobSeconds, m.jobsFinished, m.renditionSSIM, m.renditionPSNR,
+		m.jobSeconds, m.jobsFinished, m.renditionSSIM, m.renditionPSNR, m.freedBytes,
 		&stateCollector{fsm: fsm, self: cfg.Name, replicas: cfg.Replicas, alive: alive},
 		volumeCollector{dir: cfg.DataDir},
 		cluster.InternalMetrics(),

@@ -54,6 +54,9 @@ type Node struct {
 	worker   *worker
 	repl     *replicator
 	gc       *collector
+	notify   *notifier
+
+	webhookAllow *allowList
 
 	ln, iln   net.Listener
 	srv, isrv *http.Server
@@ -105,6 +108,13 @@ func New(cfg Config) (_ *Node, err error) {
 	signKey, err := playbackKey(cfg, clusterKey)
 	if err != nil {
 		return nil, fmt.Errorf("playback key: %w", err)
+	}
+	if n.webhookAllow, err = parseAllowList(cfg.WebhookAllow); err != nil {
+		return nil, err
+	}
+	hookKey, err := webhookKey(cfg, clusterKey)
+	if err != nil {
+		return nil, fmt.Errorf("webhook key: %w", err)
 	}
 	gossipKey, err := readGossipKey(cfg.GossipKeyFile)
 	if err != nil {
@@ -201,9 +211,10 @@ func New(cfg Config) (_ *Node, err error) {
 		n.sched.LeaseBase, n.sched.LeasePerMediaSecond = 4*time.Second, time.Second/2
 	}
 	n.repl = &replicator{n: n, logger: logger.With("component", "replicator"), interval: 2 * time.Second}
+	n.notify = newNotifier(n.store, n.log, n.webhookAllow, hookKey, logger)
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, log: n.log, pins: n.pins,
-		logger: logger.With("component", "gc"), grace: cfg.gcGrace, interval: 10 * time.Second,
+		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,
 	}
 
 	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
@@ -481,6 +492,10 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.repl.Run)
 			start(n.gc.Run)
 			start(n.api.RunUploadSweeper)
+			start(n.expireLoop)
+			if !n.webhookAllow.empty() {
+				start(n.notify.Run)
+			}
 			wg.Wait()
 			return nil
 		}, func(error) {

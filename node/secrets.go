@@ -60,3 +60,22 @@ func playbackKey(cfg Config, clusterKey string) ([]byte, error) {
 	}
 	return httpapi.DerivePlaybackKey(clusterKey), nil
 }
+
+// webhookKey is the key webhook deliveries are signed with: the key file's
+// contents, or one derived from the cluster key. nil when webhooks are off.
+func webhookKey(cfg Config, clusterKey string) ([]byte, error) {
+	if cfg.WebhookKeyFile != "" {
+		k, err := readSecret(cfg.WebhookKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		if len(k) < 16 {
+			return nil, fmt.Errorf("%s: a webhook key needs at least 16 bytes", cfg.WebhookKeyFile)
+		}
+		return []byte(k), nil
+	}
+	if clusterKey == "" {
+		return nil, nil
+	}
+	return DeriveWebhookKey(clusterKey), nil
+}

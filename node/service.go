@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -25,10 +26,25 @@ type service struct{ n *Node }
 // media and bad options are refused here, before any work is queued.
 func (s service) Submit(ctx context.Context, filename string, body io.Reader, options []byte) (cluster.Job, error) {
 	n := s.n
-	opts, err := transcoder.ParseOptions(options)
+	jo, err := parseJobOptions(options)
 	if err != nil {
 		return cluster.Job{}, cluster.Invalid(err)
 	}
+	if jo.CallbackURL != "" {
+		if err := checkCallbackURL(ctx, n.webhookAllow, jo.CallbackURL); err != nil {
+			return cluster.Job{}, cluster.Invalid(err)
+		}
+	}
+	submitter := ""
+	if id, tokens := httpapi.Submitter(ctx); tokens {
+		if jo.ClientID != "" {
+			return cluster.Job{}, cluster.Invalid(errors.New("options: client_id: this cluster names submitters by their API token"))
+		}
+		submitter = id
+	} else if jo.ClientID != "" {
+		submitter = "client:" + jo.ClientID
+	}
+	opts := jo.Options
 	if opts.Preset == "" {
 		opts.Preset = n.cfg.Preset
 	}
@@ -66,6 +82,14 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		Origin:       n.cfg.Name,
 		Renditions:   rends,
 		ChunkSeconds: opts.EffectiveChunkSeconds(),
+		CallbackURL:  jo.CallbackURL,
+		TTL:          n.cfg.Retention,
+		DropSource:   jo.KeepSource != nil && !*jo.KeepSource,
+		Priority:     jo.priority,
+		Submitter:    submitter,
+	}
+	if jo.hasTTL {
+		job.TTL = jo.ttl
 	}
 	if err := n.log.Propose(ctx, cluster.OpJobSubmit, cluster.SubmitJob{Job: job}); err != nil {
 		// A conflict after a retried forward means an earlier try committed.

@@ -68,6 +68,11 @@ type submitFlags struct {
 	codec        string
 	preset       string
 	chunkSeconds float64
+	priority     string
+	ttl          string
+	callbackURL  string
+	clientID     string
+	dropSource   bool
 	wait         bool
 	progress     string
 	resumable    string
@@ -86,6 +91,11 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		fs.StringVar(&sf.codec, "codec", "", "video codec: h264 (default), hevc or av1")
 		fs.StringVar(&sf.preset, "preset", "", "encoder speed/quality preset (default: the node's)")
 		fs.Float64Var(&sf.chunkSeconds, "chunk-seconds", 0, "target chunk duration (default: the node's)")
+		fs.StringVar(&sf.priority, "priority", "", "high, normal or low (default normal)")
+		fs.StringVar(&sf.ttl, "ttl", "", "keep the media this long after the job finishes, e.g. 72h (0: forever; default: the node's --retention)")
+		fs.StringVar(&sf.callbackURL, "callback-url", "", "URL the cluster POSTs the job to when it is done or failed (must be in the nodes' --webhook-allow)")
+		fs.StringVar(&sf.clientID, "client-id", "", "who submits, for fair sharing on a cluster without API tokens")
+		fs.BoolVar(&sf.dropSource, "drop-source", false, "delete the source once the job is done (keep_source:false)")
 		fs.StringVar(&sf.options, "options", "", `job options as JSON, e.g. {"renditions":["720p","360p"]}; the flags above override it`)
 		fs.BoolVar(&sf.wait, "wait", false, "wait until every job has finished; exit 1 if any failed")
 		fs.StringVar(&sf.resumable, "resumable", "auto", "resumable (tus) uploads that survive a dropped connection: auto (files of 64 MiB and more), always or never")
@@ -165,6 +175,14 @@ func (sf submitFlags) jobOptions() (string, error) {
 	}
 	if sf.chunkSeconds != 0 {
 		opts["chunk_seconds"] = sf.chunkSeconds
+	}
+	for k, v := range map[string]string{"priority": sf.priority, "ttl": sf.ttl, "callback_url": sf.callbackURL, "client_id": sf.clientID} {
+		if v != "" {
+			opts[k] = v
+		}
+	}
+	if sf.dropSource {
+		opts["keep_source"] = false
 	}
 	if len(opts) == 0 {
 		return "", nil

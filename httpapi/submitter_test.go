@@ -1,0 +1,24 @@
+package httpapi
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestSubmitterIdentity(t *testing.T) {
+	s := newTokenSet("tok-one-secret", "tok-two-secret")
+	a, b := s.submitter("Bearer tok-one-secret"), s.submitter("Bearer tok-two-secret")
+	if !strings.HasPrefix(a, "token:") || a == b || a != s.submitter("bearer  tok-one-secret ") {
+		t.Fatalf("submitters %q %q", a, b)
+	}
+	if strings.Contains(a, "secret") || s.submitter("Bearer nope") != "" {
+		t.Fatalf("bad submitter %q", a)
+	}
+	if _, ok := Submitter(context.Background()); ok {
+		t.Fatal("a submitter without tokens")
+	}
+	if id, ok := Submitter(WithSubmitter(context.Background(), a)); !ok || id != a {
+		t.Fatal("submitter lost in the context")
+	}
+}

@@ -1,0 +1,410 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/httpapi"
+)
+
+// Webhook headers. The signature covers the timestamp and the body:
+// hex(HMAC-SHA256(key, timestamp + "." + body)).
+const (
+	HeaderSignature = "Gosty-Signature" // "sha256=<hex>"
+	HeaderTimestamp = "Gosty-Timestamp" // unix seconds
+	HeaderDelivery  = "Gosty-Delivery"  // the job ID
+)
+
+const webhookKeyLabel = "gosty webhook signing key v1"
+
+// DeriveWebhookKey is the webhook signing key used when no
+// --webhook-key-file is given: an HMAC of a fixed label under the cluster key.
+func DeriveWebhookKey(clusterKey string) []byte {
+	m := hmac.New(sha256.New, []byte(clusterKey))
+	m.Write([]byte(webhookKeyLabel))
+	return m.Sum(nil)
+}
+
+// SignWebhook returns the Gosty-Signature value for a delivery.
+func SignWebhook(key []byte, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(timestamp))
+	m.Write([]byte("."))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// allowList is where webhooks may go: host names (optionally with a port),
+// IP addresses (optionally with a port) and CIDR prefixes.
+type allowList struct {
+	names    []hostPort // name → matched against the URL's host
+	ips      []ipPort
+	prefixes []netip.Prefix
+}
+
+type hostPort struct {
+	host string
+	port string // "" = any
+}
+
+type ipPort struct {
+	ip   netip.Addr
+	port string
+}
+
+func (a *allowList) empty() bool {
+	return a == nil || len(a.names)+len(a.ips)+len(a.prefixes) == 0
+}
+
+// parseAllowList reads --webhook-allow: comma-separated host[:port],
+// ip[:port], [ipv6]:port or CIDR entries.
+func parseAllowList(s string) (*allowList, error) {
+	a := &allowList{}
+	for _, e := range strings.Split(s, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(e); err == nil {
+			a.prefixes = append(a.prefixes, p.Masked())
+			continue
+		}
+		host, port := e, ""
+		if h, p, err := net.SplitHostPort(e); err == nil {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return nil, fmt.Errorf("webhook allow list: bad port in %q", e)
+			}
+			host, port = h, p
+		}
+		if ip, err := netip.ParseAddr(host); err == nil {
+			a.ips = append(a.ips, ipPort{ip.Unmap(), port})
+			continue
+		}
+		if host == "" || strings.ContainsAny(host, "/@ ") {
+			return nil, fmt.Errorf("webhook allow list: bad entry %q (want host[:port] or CIDR)", e)
+		}
+		a.names = append(a.names, hostPort{strings.ToLower(strings.TrimSuffix(host, ".")), port})
+	}
+	return a, nil
+}
+
+// nameAllowed reports whether a host name (not an IP) is listed for port.
+func (a *allowList) nameAllowed(host, port string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, n := range a.names {
+		if n.host == host && (n.port == "" || n.port == port) {
+			return true
+		}
+	}
+	return false
+}
+
+// ipAllowed reports whether an address is listed (as an IP or in a prefix).
+func (a *allowList) ipAllowed(ip netip.Addr, port string) bool {
+	ip = ip.Unmap()
+	for _, e := range a.ips {
+		if e.ip == ip && (e.port == "" || e.port == port) {
+			return true
+		}
+	}
+	for _, p := range a.prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkCallbackURL validates a job's callback_url at submit.
+func checkCallbackURL(ctx context.Context, a *allowList, raw string) error {
+	if a.empty() {
+		return errors.New("options: callback_url: webhooks are off on this cluster (no --webhook-allow)")
+	}
+	if len(raw) > 2048 {
+		return errors.New("options: callback_url is longer than 2048 characters")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("options: callback_url: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("options: callback_url: scheme must be http or https, not %q", u.Scheme)
+	}
+	if u.User != nil {
+		return errors.New("options: callback_url: user info is not allowed")
+	}
+	if u.Host == "" || u.Fragment != "" || u.Opaque != "" {
+		return errors.New("options: callback_url: want an absolute URL without a fragment")
+	}
+	host, port := u.Hostname(), urlPort(u)
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if a.ipAllowed(ip, port) {
+			return nil
+		}
+	} else if a.nameAllowed(host, port) {
+		return nil
+	} else if len(a.prefixes) > 0 || len(a.ips) > 0 {
+		// A name may still land inside a listed prefix; delivery checks
+		// again at every dial.
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		ips, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
+		ok := err == nil && len(ips) > 0
+		for _, ip := range ips {
+			ok = ok && a.ipAllowed(ip, port)
+		}
+		if ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("options: callback_url: %s is not in --webhook-allow", net.JoinHostPort(host, port))
+}
+
+func urlPort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+// webhookClient is the only client that makes requests outside the
+// cluster. It dials only addresses the allow list admits, checked on the
+// resolved IP at dial time (a name that later resolves elsewhere, DNS
+// rebinding, is refused unless the name itself is listed), follows no
+// redirects and uses no proxy.
+func webhookClient(a *allowList, timeout time.Duration) *http.Client {
+	d := &net.Dialer{Timeout: timeout}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		var ips []netip.Addr
+		named := false
+		if ip, err := netip.ParseAddr(host); err == nil {
+			ips = []netip.Addr{ip}
+		} else {
+			named = a.nameAllowed(host, port)
+			if ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
+				return nil, err
+			}
+		}
+		var errs []error
+		for _, ip := range ips {
+			if !named && !a.ipAllowed(ip, port) {
+				errs = append(errs, fmt.Errorf("%s (%s) is not in --webhook-allow", host, ip))
+				continue
+			}
+			c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
+			if err == nil {
+				return c, nil
+			}
+			errs = append(errs, err)
+		}
+		if len(errs) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no address", host))
+		}
+		return nil, errors.Join(errs...)
+	}
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dial,
+			TLSHandshakeTimeout:   timeout,
+			ResponseHeaderTimeout: timeout,
+			MaxIdleConns:          16,
+			IdleConnTimeout:       30 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// notifier delivers the callbacks of finished jobs while this node leads.
+// Delivery state lives in the job log (job.notify after every attempt), so
+// a new leader carries on where the old one stopped: at least once, and a
+// duplicate only when a leader dies between a 2xx and its commit.
+type notifier struct {
+	store *cluster.Store
+	// log records attempts; through the forwarder, so that a 2xx seen by a
+	// leader that has just lost leadership still reaches the new one.
+	log    proposer
+	key    []byte
+	client *http.Client
+	logger *slog.Logger
+
+	interval    time.Duration // how often due deliveries are looked for
+	backoff     time.Duration // after the first failure, doubling...
+	maxBackoff  time.Duration // ...up to this
+	maxAttempts int
+	maxAge      time.Duration // since the job finished
+
+	mu       sync.Mutex
+	inflight map[string]bool
+}
+
+func newNotifier(store *cluster.Store, log proposer, a *allowList, key []byte, logger *slog.Logger) *notifier {
+	return &notifier{
+		store: store, log: log, key: key, client: webhookClient(a, 10*time.Second),
+		logger:   logger.With("component", "webhook"),
+		interval: 500 * time.Millisecond, backoff: time.Second, maxBackoff: time.Minute,
+		maxAttempts: 12, maxAge: 24 * time.Hour, inflight: map[string]bool{},
+	}
+}
+
+// due is how long after the last attempt the next one may start.
+func (w *notifier) due(attempts int) time.Duration {
+	if attempts <= 0 {
+		return 0
+	}
+	d := w.backoff
+	for i := 1; i < attempts && d < w.maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, w.maxBackoff)
+}
+
+// Run delivers while this node leads.
+func (w *notifier) Run(ctx context.Context) {
+	t := time.NewTicker(w.interval)
+	defer t.Stop()
+	var term uint64 // the term whose log this node has caught up with
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !w.store.IsLeader() {
+			term = 0
+			continue
+		}
+		if cur := w.store.Term(); cur != term {
+			// A new leader first applies everything committed before it, so
+			// that a delivery the old leader recorded is not made again.
+			bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := w.store.Barrier(bctx)
+			cancel()
+			if err != nil {
+				continue
+			}
+			term = cur
+		}
+		w.round(ctx)
+	}
+}
+
+func (w *notifier) round(ctx context.Context) {
+	now := time.Now()
+	var jobs []cluster.Job
+	w.store.FSM().Read(func(st *cluster.State) {
+		for _, j := range st.Jobs {
+			h := j.Webhook
+			if h == nil || h.State != cluster.WebhookPending || j.CallbackURL == "" {
+				continue
+			}
+			if !h.LastAttemptAt.IsZero() && now.Sub(h.LastAttemptAt) < w.due(h.Attempts) {
+				continue
+			}
+			jobs = append(jobs, cluster.CloneJob(j))
+		}
+	})
+	for _, j := range jobs {
+		w.mu.Lock()
+		busy := w.inflight[j.ID]
+		w.inflight[j.ID] = true
+		w.mu.Unlock()
+		if busy {
+			continue
+		}
+		go func() {
+			defer func() {
+				w.mu.Lock()
+				delete(w.inflight, j.ID)
+				w.mu.Unlock()
+			}()
+			w.deliver(ctx, j, now)
+		}()
+	}
+}
+
+func (w *notifier) deliver(ctx context.Context, j cluster.Job, now time.Time) {
+	attempt := j.Webhook.Attempts + 1
+	err := w.post(ctx, j, now)
+	rec := cluster.JobNotify{JobID: j.ID, Attempt: attempt, Delivered: err == nil}
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		rec.Error = err.Error()
+		if len(rec.Error) > 500 {
+			rec.Error = rec.Error[:500]
+		}
+		rec.GiveUp = attempt >= w.maxAttempts || now.Sub(j.FinishedAt) > w.maxAge
+	}
+	if perr := w.log.Propose(ctx, cluster.OpJobNotify, rec); perr != nil {
+		w.logger.Warn("recording a webhook attempt failed", "job", j.ID, "attempt", attempt, "err", perr)
+		return
+	}
+	switch {
+	case rec.Delivered:
+		w.logger.Info("webhook delivered", "job", j.ID, "attempt", attempt)
+	case rec.GiveUp:
+		w.logger.Warn("webhook given up", "job", j.ID, "attempts", attempt, "err", err)
+	default:
+		w.logger.Info("webhook attempt failed; will retry", "job", j.ID, "attempt", attempt,
+			"retry_in", w.due(attempt), "err", err)
+	}
+}
+
+// post sends one delivery; nil means the receiver answered 2xx.
+func (w *notifier) post(ctx context.Context, j cluster.Job, now time.Time) error {
+	progress := 0.0
+	if j.State == cluster.JobDone {
+		progress = 1
+	}
+	body, err := json.Marshal(httpapi.NewJobView(j, progress))
+	if err != nil {
+		return err
+	}
+	ts := strconv.FormatInt(now.Unix(), 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.CallbackURL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "gosty-webhook/1")
+	req.Header.Set(HeaderDelivery, j.ID)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, SignWebhook(w.key, ts, body))
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("receiver answered %s", resp.Status)
+	}
+	return nil
+}
