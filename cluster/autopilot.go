@@ -27,6 +27,10 @@ type Promoter struct {
 	Logger    *slog.Logger
 }
 
+// rejoinGrace is how long after a join request the promoter trusts it over
+// gossip's memory of the node's last departure.
+const rejoinGrace = 30 * time.Second
+
 // Run promotes while this node leads, until ctx ends.
 func (p *Promoter) Run(ctx context.Context) {
 	t := time.NewTicker(p.Interval)
@@ -52,6 +56,9 @@ func (p *Promoter) round(ctx context.Context) {
 	for _, srv := range servers {
 		if string(srv.ID) == self {
 			continue
+		}
+		if p.Store.joinedWithin(srv.ID, rejoinGrace) {
+			continue // it just asked to join: alive, whatever gossip still says
 		}
 		if m, ok := p.Members.ByID(string(srv.ID)); ok && m.State == StateLeft {
 			p.Logger.Info("removing a server whose node left", "node", m.Name, "id", srv.ID, "suffrage", srv.Suffrage.String())

@@ -63,6 +63,7 @@ func (s *Store) Join(ctx context.Context, req JoinRequest) error {
 			}
 		}
 	}
+	s.noteJoin(raft.ServerID(req.ID))
 	if !known {
 		s.log.Info("adding node as non-voter", "node", req.Name, "id", req.ID, "addr", req.Addr)
 		if err := s.raft.AddNonvoter(raft.ServerID(req.ID), raft.ServerAddress(req.Addr), 0, timeout).Error(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,6 +47,36 @@ type Store struct {
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
 	hadState  bool
+
+	// joined records when servers last asked this leader to join, so the
+	// promoter does not take out a node that gossip still remembers as
+	// gone (its rejoin can reach raft before its alive message spreads).
+	joinedMu sync.Mutex
+	joined   map[raft.ServerID]time.Time
+}
+
+// noteJoin records that a server just asked to join.
+func (s *Store) noteJoin(id raft.ServerID) {
+	s.joinedMu.Lock()
+	defer s.joinedMu.Unlock()
+	if s.joined == nil {
+		s.joined = map[raft.ServerID]time.Time{}
+	}
+	now := time.Now()
+	for k, at := range s.joined {
+		if now.Sub(at) > time.Hour {
+			delete(s.joined, k)
+		}
+	}
+	s.joined[id] = now
+}
+
+// joinedWithin says whether a server asked to join in the last d.
+func (s *Store) joinedWithin(id raft.ServerID, d time.Duration) bool {
+	s.joinedMu.Lock()
+	defer s.joinedMu.Unlock()
+	at, ok := s.joined[id]
+	return ok && time.Since(at) < d
 }
 
 // OpenStore opens (or creates) the raft state in cfg.DataDir and starts raft.
