@@ -263,16 +263,19 @@ func writeSection(b *testing.B, file string, body []byte) {
 
 // buildSynthetic builds the gosty binary with the gostysynthetic tag (the
 // synthetic encoder; never in a production build) into a temp dir.
-func buildSynthetic(b *testing.B) string {
+func buildSynthetic(b *testing.B) string { return goBuild(b, "gosty-synthetic", "-tags", "gostysynthetic") }
+
+// goBuild builds this package (the gosty command) into a temp dir.
+func goBuild(b *testing.B, name string, flags ...string) string {
 	b.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	out := filepath.Join(b.TempDir(), "gosty-synthetic")
-	cmd := exec.Command(goBin, "build", "-tags", "gostysynthetic", "-o", out, ".")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go build -tags gostysynthetic: %v\n%s", err, msg)
+	out := filepath.Join(b.TempDir(), name)
+	args := append(append([]string{"build"}, flags...), "-o", out, ".")
+	if msg, err := exec.Command(goBin, args...).CombinedOutput(); err != nil {
+		b.Fatalf("go %v: %v\n%s", args, err, msg)
 	}
 	return out
 }
