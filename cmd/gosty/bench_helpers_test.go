@@ -263,7 +263,9 @@ func writeSection(b *testing.B, file string, body []byte) {
 
 // buildSynthetic builds the gosty binary with the gostysynthetic tag (the
 // synthetic encoder; never in a production build) into a temp dir.
-func buildSynthetic(b *testing.B) string { return goBuild(b, "gosty-synthetic", "-tags", "gostysynthetic") }
+func buildSynthetic(b *testing.B) string {
+	return goBuild(b, "gosty-synthetic", "-tags", "gostysynthetic")
+}
 
 // goBuild builds this package (the gosty command) into a temp dir.
 func goBuild(b *testing.B, name string, flags ...string) string {
