@@ -110,12 +110,19 @@ func readProc(pid int) procSample {
 		rss: procStatusKB(status, "VmRSS:") << 10, hwm: procStatusKB(status, "VmHWM:") << 10}
 }
 
-// sampler reads a set of processes every interval until stopped.
+// sampler reads a set of processes, and the machine's CPU counters, every
+// interval until stopped.
 type sampler struct {
 	mu      sync.Mutex
 	samples map[int][]procSample
+	machine []machineSample
 	stop    chan struct{}
 	done    chan struct{}
+}
+
+type machineSample struct {
+	at          time.Time
+	busy, total int64 // jiffies
 }
 
 func startSampler(pids []int, every time.Duration) *sampler {
@@ -129,6 +136,8 @@ func startSampler(pids []int, every time.Duration) *sampler {
 			for _, pid := range pids {
 				s.samples[pid] = append(s.samples[pid], readProc(pid))
 			}
+			busy, total := machineCPU()
+			s.machine = append(s.machine, machineSample{time.Now(), busy, total})
 			s.mu.Unlock()
 			select {
 			case <-s.stop:
@@ -169,6 +178,46 @@ func (s *sampler) between(pid int, from, to time.Time) (cpu time.Duration, peak 
 	return b.cpu - a.cpu, peak
 }
 
+// machineBusy is the share of the machine's CPU time that was busy
+// between two instants (samples nearest them).
+func (s *sampler) machineBusy(from, to time.Time) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var a, b *machineSample
+	for i := range s.machine {
+		m := &s.machine[i]
+		if a == nil || absDur(m.at.Sub(from)) < absDur(a.at.Sub(from)) {
+			a = m
+		}
+		if b == nil || absDur(m.at.Sub(to)) < absDur(b.at.Sub(to)) {
+			b = m
+		}
+	}
+	if a == nil || b == nil || b.total <= a.total {
+		return 0
+	}
+	return float64(b.busy-a.busy) / float64(b.total-a.total)
+}
+
+// machineCPU is the busy and total jiffies of the whole machine (busy is
+// everything but idle and iowait).
+func machineCPU() (busy, total int64) {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
+}
+
 func absDur(d time.Duration) time.Duration {
 	if d < 0 {
 		return -d
@@ -183,7 +232,10 @@ type logLine struct {
 	Task string    `json:"task"`
 	Kind string    `json:"kind"`
 	Term uint64    `json:"term"`
-	node string
+	// Node is the last "node" field: the node that logged the line, or
+	// for the scheduler's "task assigned" the assignee.
+	Node string `json:"node"`
+	node string // whose log the line is in
 }
 
 // lines parses every node's log collected so far.

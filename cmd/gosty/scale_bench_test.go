@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,9 +22,11 @@ import (
 // scaleSetup is one control-plane benchmark configuration.
 type scaleSetup struct {
 	nodes, slots, chunks int
-	chunkSeconds         float64 // media seconds per chunk
-	factor               float64 // encode wall seconds per media second
-	bitRate              int64   // source bits/s (chunk sizes)
+	chunkSeconds         float64       // media seconds per chunk
+	factor               float64       // encode wall seconds per media second
+	bitRate              int64         // source bits/s (chunk sizes)
+	profile              time.Duration // CPU profile of the leader this long from the window's start (0: none)
+	waitDone             bool          // wait for packaging to finish (else stop after the last encode)
 }
 
 // perChunk is the wall time one chunk encode takes.
@@ -35,20 +42,38 @@ func (s scaleSetup) ideal() time.Duration {
 // scaleResult is what one run measured.
 type scaleResult struct {
 	setup                 scaleSetup
-	window, total         time.Duration // first encode assignment → package assignment; submit → job done
+	window                time.Duration // first encode assignment → package assignment (the last encode committed)
+	total, packaging      time.Duration // submit → job done; package assignment → done (waitDone only)
 	assigns, fails        int           // encode assignments and failed/requeued runs in the window
 	leaderCPU, othersCPU  time.Duration // leader; mean of the other nodes
+	allCPU                time.Duration // every node
 	leaderPeak, leaderHWM int64         // leader's largest sampled RSS in the window; its VmHWM at the end
 	othersPeak            int64         // largest RSS of any other node in the window
 	leaderChanges         int
-	load                  float64 // machine load average at the end of the window
-	machineBusy           float64 // fraction of the machine's CPU busy during the window
+	machineBusy           float64   // share of the machine's CPU busy during the window
+	raft                  raftStats // on the leader, submit → end of the window
+	phases                taskPhases
+	profile               []byte // the leader's CPU profile during the window (pprof)
 }
 
 func (r scaleResult) efficiency() float64 { return r.setup.ideal().Seconds() / r.window.Seconds() }
 
+// overhead is the wall time each task cost beyond its encode, averaged
+// over the window: slot time used per chunk minus the encode itself.
+func (r scaleResult) overhead() time.Duration {
+	s := r.setup
+	return time.Duration(float64(r.window)*float64(s.nodes*s.slots)/float64(s.chunks)) - s.perChunk()
+}
+
 // committed is the task entries (assign, done, fail) the window put through raft.
 func (r scaleResult) committed() int { return r.assigns + r.setup.chunks + r.fails }
+
+// taskPhases are medians over a run's encode tasks, from the nodes' logs.
+type taskPhases struct {
+	run          time.Duration // worker: task started → task done (pull the chunk, record the copy, encode, store outputs)
+	doneToAssign time.Duration // worker's task done → the leader's next assignment to that node (report, commit, schedule, commit)
+	assignToRun  time.Duration // leader's assignment → worker's task started (replicate, apply, notice)
+}
 
 // BenchmarkControlPlane runs one long job on 5, 10 and 20 node processes
 // built with the synthetic encoder (a chunk encode takes a fixed wall
@@ -56,53 +81,91 @@ func (r scaleResult) committed() int { return r.assigns + r.setup.chunks + r.fai
 // CPU is not what limits the cluster: the leader's scheduling, raft,
 // leases, heartbeats and chunk transfers are. It reports scheduling
 // efficiency (ideal encode time / measured), task entries committed per
-// second, and the leader's CPU and memory.
+// second, the leader's CPU and memory, where each task's time went, and a
+// CPU profile of the leader.
 func BenchmarkControlPlane(b *testing.B) {
-	base := scaleSetup{slots: 2, chunks: envInt("GOSTY_BENCH_CHUNKS", 2000), chunkSeconds: 6, factor: 0.2, bitRate: 1_000_000}
+	base := scaleSetup{slots: 2, chunks: envInt("GOSTY_BENCH_CHUNKS", 2000), chunkSeconds: 6, factor: 0.2, bitRate: 1_000_000,
+		profile: 20 * time.Second}
 	sizes := envInts("GOSTY_BENCH_NODES", []int{5, 10, 20})
 	if testing.Short() {
-		base.chunks, base.factor, sizes = 48, 0.05, []int{3}
+		base.chunks, base.factor, base.profile, sizes = 48, 0.05, 0, []int{3}
 	}
 	bin := buildSynthetic(b)
 	var results []scaleResult
 	for k, n := range sizes {
 		s := base
 		s.nodes = n
+		// Packaging does not change with the number of nodes, and takes
+		// long at this size: it is timed on the largest cluster only.
+		s.waitDone = k == len(sizes)-1
 		r := scaleOnce(b, bin, 44+k, s)
 		results = append(results, r)
 		b.ReportMetric(r.efficiency(), fmt.Sprintf("efficiency-%dnodes", n))
 		b.ReportMetric(float64(r.committed())/r.window.Seconds(), fmt.Sprintf("tasks/s-%dnodes", n))
-		b.Logf("%d nodes: window %v (ideal %v), efficiency %.3f, %d task entries (%.1f/s), leader CPU %v, peak RSS %s, machine busy %.0f%%",
-			n, r.window.Round(10*time.Millisecond), s.ideal(), r.efficiency(), r.committed(), float64(r.committed())/r.window.Seconds(),
-			r.leaderCPU.Round(10*time.Millisecond), mibOf(r.leaderPeak), 100*r.machineBusy)
+		b.Logf("%d nodes: window %v (ideal %v), efficiency %.3f, overhead per task %v (run %v, done→assign %v, assign→run %v), %d task entries (%.1f/s), raft entries %.0f (commit %v, bolt store %v), leader CPU %v, all nodes CPU %v, leader peak RSS %s, machine busy %.0f%%, packaging %v",
+			n, r.window.Round(10*time.Millisecond), s.ideal(), r.efficiency(), r.overhead().Round(time.Millisecond),
+			r.phases.run.Round(time.Millisecond), r.phases.doneToAssign.Round(time.Millisecond), r.phases.assignToRun.Round(time.Millisecond),
+			r.committed(), float64(r.committed())/r.window.Seconds(),
+			r.raft.commitIndex, r.raft.meanCommit().Round(100*time.Microsecond), r.raft.meanStore().Round(100*time.Microsecond),
+			r.leaderCPU.Round(10*time.Millisecond), r.allCPU.Round(10*time.Millisecond), mibOf(r.leaderPeak), 100*r.machineBusy, r.packaging.Round(time.Second))
+		if d := os.Getenv("GOSTY_BENCH_LOGS"); d != "" && len(r.profile) > 0 {
+			os.MkdirAll(d, 0o755)
+			os.WriteFile(filepath.Join(d, fmt.Sprintf("leader-cpu-%dnodes.pprof", n)), r.profile, 0o644)
+		}
 	}
+	writeSection(b, "40-control-plane.md", scaleReport(b, results))
+}
+
+func scaleReport(b *testing.B, results []scaleResult) []byte {
 	var buf bytes.Buffer
 	s := results[0].setup
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
 	fmt.Fprintf(&buf, "## Control-plane scale\n\n")
 	fmt.Fprintf(&buf, "Measured %s with `make bench BENCH=ControlPlane` (BenchmarkControlPlane in cmd/gosty), one run per size.\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&buf, "- Machine: %s\n", machine())
-	fmt.Fprintf(&buf, "- Nodes: real `gosty node` processes on 127.0.4x.y built with `-tags gostysynthetic`, production timings (no `--fast`), `--slots %d`, 3 voters, replicas 2\n", s.slots)
-	fmt.Fprintf(&buf, "- Encoder: synthetic (`GOSTY_SYNTHETIC_ENCODER=%g`): a %g s chunk takes %v of wall time and writes each rendition at its bit rate (360p ladder: 360p, 240p, 144p, 1.4 Mb/s); chunk sources are %d kb/s; audio 128 kb/s\n",
+	fmt.Fprintf(&buf, "- Machine: %s; shared with other work, see *machine busy*\n", machine())
+	fmt.Fprintf(&buf, "- Nodes: `gosty node` processes on 127.0.4x.y (one loopback address each) built with `-tags gostysynthetic`, production timings (no `--fast`), `--slots %d`, 3 voters, replicas 2\n", s.slots)
+	fmt.Fprintf(&buf, "- Encoder: synthetic (`GOSTY_SYNTHETIC_ENCODER=%g`): a %g s chunk takes %v of wall time, then each rendition is written at its bit rate (360p, 240p, 144p: 1.4 Mb/s together); chunk sources %d kb/s, audio 128 kb/s; every blob goes through the blob store, transfers and raft as real media do\n",
 		s.factor, s.chunkSeconds, s.perChunk(), s.bitRate/1000)
-	fmt.Fprintf(&buf, "- Job: %d chunks (%.0f s of media), uploaded to a node that does not lead; *window* runs from the first encode assignment to the package assignment (the last encode committed), read from the nodes' logs\n",
+	fmt.Fprintf(&buf, "- Job: %d chunks (%.0f s of media) uploaded to a node that does not lead. *Window*: first encode assignment → package assignment (the last encode committed), from the nodes' logs\n",
 		s.chunks, float64(s.chunks)*s.chunkSeconds)
-	fmt.Fprintf(&buf, "- *Ideal* = chunks × per-chunk time / (nodes × slots); *efficiency* = ideal / window; *task entries* = encode assignments + completions + failures committed in the window\n")
-	fmt.Fprintf(&buf, "- Leader CPU and RSS from /proc/<pid>/stat and status sampled every 250 ms; *machine busy* is the share of all cores in use during the window (other jobs on the machine included)\n\n")
-	fmt.Fprintf(&buf, "| nodes | slots | ideal | window | efficiency | task entries/s | leader CPU (share of window) | leader peak RSS | other nodes: mean CPU, peak RSS | leader changes | machine busy | submit → done |\n")
-	fmt.Fprintf(&buf, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&buf, "- *Ideal* = chunks × per-chunk time / (nodes × slots); *efficiency* = ideal / window; *overhead per task* = window × slots / chunks − per-chunk time;\n")
+	fmt.Fprintf(&buf, "  *task entries* = encode assignments + completions + failures; *raft entries* = every committed entry (tasks, blob copies, ...)\n")
+	fmt.Fprintf(&buf, "- CPU and RSS from /proc/<pid>/stat and status sampled every 250 ms; *machine busy* is the share of all cores in use during the window, other work on the machine included\n\n")
+	fmt.Fprintf(&buf, "| nodes | slots | ideal | window | efficiency | overhead per task | task entries/s | raft entries/s | mean commit on the leader |\n")
+	fmt.Fprintf(&buf, "|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
-		fmt.Fprintf(&buf, "| %d | %d | %.1f s | %.1f s | **%.3f** | %.1f | %.1f s (%.0f%%) | %s (VmHWM %s) | %.1f s, %s | %d | %.0f%% | %.1f s |\n",
-			r.setup.nodes, r.setup.nodes*r.setup.slots, r.setup.ideal().Seconds(), r.window.Seconds(), r.efficiency(),
-			float64(r.committed())/r.window.Seconds(), r.leaderCPU.Seconds(), 100*r.leaderCPU.Seconds()/r.window.Seconds(),
-			mibOf(r.leaderPeak), mibOf(r.leaderHWM), r.othersCPU.Seconds(), mibOf(r.othersPeak), r.leaderChanges, 100*r.machineBusy, r.total.Seconds())
+		fmt.Fprintf(&buf, "| %d | %d | %.1f s | %.1f s | **%.3f** | %s | %.1f | %.1f | %.1f ms |\n",
+			r.setup.nodes, r.setup.nodes*r.setup.slots, r.setup.ideal().Seconds(), r.window.Seconds(), r.efficiency(), ms(r.overhead()),
+			float64(r.committed())/r.window.Seconds(), r.raft.commitIndex/r.window.Seconds(), float64(r.raft.meanCommit())/float64(time.Millisecond))
+	}
+	fmt.Fprintf(&buf, "\n| nodes | leader CPU (share of a core) | leader RSS peak (VmHWM) | other nodes: mean CPU, largest RSS | all nodes' CPU (share of the machine) | machine busy | leader changes |\n")
+	fmt.Fprintf(&buf, "|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		fmt.Fprintf(&buf, "| %d | %.1f s (%.0f%%) | %s (%s) | %.1f s, %s | %.1f s (%.0f%%) | %.0f%% | %d |\n",
+			r.setup.nodes, r.leaderCPU.Seconds(), 100*r.leaderCPU.Seconds()/r.window.Seconds(), mibOf(r.leaderPeak), mibOf(r.leaderHWM),
+			r.othersCPU.Seconds(), mibOf(r.othersPeak), r.allCPU.Seconds(), 100*r.allCPU.Seconds()/r.window.Seconds()/float64(runtime.NumCPU()),
+			100*r.machineBusy, r.leaderChanges)
+	}
+	fmt.Fprintf(&buf, "\nWhere a task's time goes (medians over the encode tasks, from the nodes' logs):\n\n")
+	fmt.Fprintf(&buf, "| nodes | started → done (encode %v + pull chunk, record copy, store outputs) | done → next assignment to that node | assignment → started |\n|---|---|---|---|\n", s.perChunk())
+	for _, r := range results {
+		fmt.Fprintf(&buf, "| %d | %s | %s | %s |\n", r.setup.nodes, ms(r.phases.run), ms(r.phases.doneToAssign), ms(r.phases.assignToRun))
 	}
 	last := results[len(results)-1]
+	if last.setup.waitDone {
+		fmt.Fprintf(&buf, "\nAt %d nodes the job was then packaged and done %.0f s after submission; packaging took %.0f s.\n",
+			last.setup.nodes, last.total.Seconds(), last.packaging.Seconds())
+	}
 	verdict := "met"
 	if last.efficiency() < 0.9 {
 		verdict = "**missed**"
 	}
-	fmt.Fprintf(&buf, "\nTarget: efficiency ≥ 0.9 at %d nodes: %s (%.3f).\n\n", last.setup.nodes, verdict, last.efficiency())
-	writeSection(b, "40-control-plane.md", buf.Bytes())
+	fmt.Fprintf(&buf, "\n**Target: efficiency ≥ 0.9 at %d nodes: %s (%.3f).**\n\n", last.setup.nodes, verdict, last.efficiency())
+	if top := pprofTop(b, last.profile); top != "" {
+		fmt.Fprintf(&buf, "<details><summary>Leader CPU profile at %d nodes (%v from the window's start, <code>go tool pprof -top</code>)</summary>\n\n```\n%s```\n\n</details>\n\n",
+			last.setup.nodes, last.setup.profile, top)
+	}
+	return buf.Bytes()
 }
 
 func envInts(name string, def []int) []int {
@@ -118,21 +181,6 @@ func envInts(name string, def []int) []int {
 	return out
 }
 
-// machineCPU is the busy and total jiffies of the whole machine.
-func machineCPU() (busy, total int64) {
-	b, _ := os.ReadFile("/proc/stat")
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	for i, v := range f[1:] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		total += n
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
-		}
-	}
-	return busy, total
-}
-
 func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 	dir, err := os.MkdirTemp("", "gosty-scale-")
 	if err != nil {
@@ -141,7 +189,7 @@ func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 	// Each run's media go now, not at the end of the benchmark.
 	defer os.RemoveAll(dir)
 	c, l := newCluster(b, clusterOpts{subnet: subnet, size: s.nodes, bin: bin, dir: dir,
-		env: []string{"GOSTY_SYNTHETIC_ENCODER=" + strconv.FormatFloat(s.factor, 'g', -1, 64)}},
+		env: []string{"GOSTY_SYNTHETIC_ENCODER=" + strconv.FormatFloat(s.factor, 'g', -1, 64), "GOSTY_PPROF_PORT=" + pprofPort}},
 		"--slots", strconv.Itoa(s.slots), "--log-level", "info")
 	defer func() {
 		for _, i := range c.Running() {
@@ -170,7 +218,6 @@ func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 	}
 	smp := startSampler(all, 250*time.Millisecond)
 	defer smp.Stop()
-	busy0, total0 := machineCPU()
 
 	src := filepath.Join(dir, "source.gsy")
 	desc := synthetic.Source{Duration: float64(s.chunks) * s.chunkSeconds, Width: 640, Height: 360, FPS: 25,
@@ -178,37 +225,63 @@ func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 	if err := os.WriteFile(src, desc.Bytes(), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	raft0 := scrapeRaft(c.HTTP(lead))
 	submitted := time.Now()
 	id := uploadTo(b, c.HTTP(origin), src, fmt.Sprintf(`{"chunk_seconds":%g,"renditions":["360p","240p","144p"]}`, s.chunkSeconds))
 	// Waiting reads the logs, not the API: a 2,000-chunk job's JSON is
 	// large, and polling it would load the nodes being measured.
 	w := &logWatch{}
-	nodetest.WaitFor(b, 30*time.Minute, "the package task done", func() bool {
+	var raft1 raftStats
+	var windowEnded, profiling bool
+	profiled := make(chan []byte, 1)
+	nodetest.WaitFor(b, 30*time.Minute, "the last encode", func() bool {
 		time.Sleep(200 * time.Millisecond)
-		return w.found(l, `"msg":"task done"`, `"kind":"package"`) || w.found(l, `"msg":"task failed"`, `"permanent":true`)
+		if s.profile > 0 && !profiling && w.found(l, `"msg":"task assigned"`, `/encode/`) {
+			profiling = true
+			go func() { profiled <- leaderProfile(c.ip(lead), s.profile) }()
+		}
+		if w.found(l, `"msg":"task failed"`, `"permanent":true`) {
+			b.Fatalf("a task failed for good")
+		}
+		if !windowEnded && w.found(l, `"msg":"task assigned"`, `/package"`) {
+			raft1, windowEnded = scrapeRaft(c.HTTP(lead)), true
+		}
+		return windowEnded
 	})
 	var j failJob
-	nodetest.WaitFor(b, time.Minute, "the job done", func() bool {
-		time.Sleep(200 * time.Millisecond)
-		var cur failJob
-		if getJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &cur) != nil {
-			return false
+	if s.waitDone {
+		nodetest.WaitFor(b, 30*time.Minute, "the package task done", func() bool {
+			time.Sleep(200 * time.Millisecond)
+			return w.found(l, `"msg":"task done"`, `"kind":"package"`)
+		})
+		nodetest.WaitFor(b, time.Minute, "the job done", func() bool {
+			time.Sleep(200 * time.Millisecond)
+			var cur failJob
+			if getJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &cur) != nil {
+				return false
+			}
+			j = cur
+			return j.State == "done" || j.State == "failed"
+		})
+		if j.State != "done" {
+			b.Fatalf("job %s: %s", j.State, j.Error)
 		}
-		j = cur
-		return j.State == "done" || j.State == "failed"
-	})
-	total := time.Since(submitted)
-	if j.State != "done" {
-		b.Fatalf("job %s: %s", j.State, j.Error)
+	} else if err := getJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &j); err != nil {
+		b.Fatal(err)
 	}
-	if len(j.Chunks) != s.chunks {
-		b.Fatalf("job has %d chunks, want %d", len(j.Chunks), s.chunks)
+	total := time.Since(submitted)
+	if len(j.Chunks) != s.chunks || j.encoded() != s.chunks {
+		b.Fatalf("job has %d chunks, %d encoded; want %d", len(j.Chunks), j.encoded(), s.chunks)
 	}
 
-	r := scaleResult{setup: s, total: total}
-	var start, end time.Time
+	r := scaleResult{setup: s, raft: raft1.minus(raft0)}
+	if s.profile > 0 {
+		r.profile = <-profiled
+	}
+	lines := l.lines()
+	var start, end, packaged time.Time
 	leaders := map[string]bool{}
-	for _, ll := range l.lines() {
+	for _, ll := range lines {
 		switch {
 		case ll.Msg == "task assigned" && strings.Contains(ll.Task, "/encode/"):
 			if start.IsZero() {
@@ -217,9 +290,11 @@ func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 			r.assigns++
 		case ll.Msg == "task assigned" && strings.HasSuffix(ll.Task, "/package") && end.IsZero():
 			end = ll.Time
+		case ll.Msg == "task done" && ll.Kind == "package":
+			packaged = ll.Time
 		case ll.Msg == "task taken back" || (ll.Msg == "task failed" && ll.Kind == "encode"):
 			r.fails++
-		case ll.Msg == "scheduling as leader":
+		case ll.Msg == "scheduling as leader" && !ll.Time.Before(start):
 			leaders[ll.node] = true
 		}
 	}
@@ -227,27 +302,65 @@ func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 		b.Fatalf("no encode window in the logs (start %v, end %v)", start, end)
 	}
 	r.window = end.Sub(start)
-	r.leaderChanges = len(leaders) - 1
+	if s.waitDone {
+		r.total, r.packaging = total, packaged.Sub(end)
+	}
+	r.phases = phasesOf(lines)
+	r.leaderChanges = len(leaders)
 	r.leaderCPU, r.leaderPeak = smp.between(pids[lead], start, end)
 	r.leaderHWM = readProc(pids[lead]).hwm
+	r.allCPU = r.leaderCPU
 	for _, i := range pods {
 		if i == lead {
 			continue
 		}
 		cpu, peak := smp.between(pids[i], start, end)
 		r.othersCPU += cpu
+		r.allCPU += cpu
 		r.othersPeak = max(r.othersPeak, peak)
 	}
 	r.othersCPU /= time.Duration(max(1, s.nodes-1))
-	busy1, total1 := machineCPU()
-	r.machineBusy = float64(busy1-busy0) / float64(max(1, total1-total0))
-	r.load = loadAvg()
-	// The leader must not have changed: its CPU would be split.
-	var after clusterView
-	if getJSON(c.HTTP(origin)+"/api/v1/cluster", &after) == nil && after.Leader != v.Leader {
-		b.Logf("leader changed during the run: %s → %s", v.Leader, after.Leader)
-	}
+	r.machineBusy = smp.machineBusy(start, end)
 	return r
+}
+
+// phasesOf splits encode tasks' time into the phases of taskPhases. A
+// "task assigned" line names the assignee in its last "node" field.
+func phasesOf(lines []logLine) taskPhases {
+	assignedTo := map[string][]time.Time{} // node → times of its assignments
+	lastAssign := map[string]time.Time{}   // task → its latest assignment
+	started := map[string]time.Time{}      // task → its latest start
+	var run, toAssign, toRun []float64
+	for _, ll := range lines {
+		if ll.Msg == "task assigned" && strings.Contains(ll.Task, "/encode/") {
+			assignedTo[ll.Node] = append(assignedTo[ll.Node], ll.Time)
+		}
+	}
+	for _, ll := range lines {
+		if !strings.Contains(ll.Task, "/encode/") {
+			continue
+		}
+		switch ll.Msg {
+		case "task assigned":
+			lastAssign[ll.Task] = ll.Time
+		case "task started":
+			if at, ok := lastAssign[ll.Task]; ok {
+				toRun = append(toRun, float64(ll.Time.Sub(at)))
+			}
+			started[ll.Task] = ll.Time
+		case "task done":
+			if st, ok := started[ll.Task]; ok {
+				run = append(run, float64(ll.Time.Sub(st)))
+			}
+			for _, at := range assignedTo[ll.Node] {
+				if at.After(ll.Time) {
+					toAssign = append(toAssign, float64(at.Sub(ll.Time)))
+					break
+				}
+			}
+		}
+	}
+	return taskPhases{run: time.Duration(medianF(run)), doneToAssign: time.Duration(medianF(toAssign)), assignToRun: time.Duration(medianF(toRun))}
 }
 
 // agreeWithin is agree with a longer deadline (many processes on few cores).
@@ -282,4 +395,100 @@ func agreeWithin(t testing.TB, c *localCluster, pods []int, alive, voters int, d
 		return true
 	})
 	return v
+}
+
+const pprofPort = "6060"
+
+// pprofTop is the head of `go tool pprof -top` for a profile ("" if none).
+func pprofTop(b *testing.B, profile []byte) string {
+	if len(profile) == 0 {
+		return ""
+	}
+	f := filepath.Join(b.TempDir(), "leader.pprof")
+	if err := os.WriteFile(f, profile, 0o644); err != nil {
+		return ""
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out, err := exec.Command(goBin, "tool", "pprof", "-top", "-nodecount=30", f).Output()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+// leaderProfile takes a CPU profile of the node at ip (pprof is served by
+// -tags gostysynthetic builds only).
+func leaderProfile(ip string, d time.Duration) []byte {
+	resp, err := http.Get(fmt.Sprintf("http://%s:%s/debug/pprof/profile?seconds=%d", ip, pprofPort, int(d.Seconds())))
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	return b
+}
+
+// raftStats are cumulative raft numbers from a node's /metrics.
+type raftStats struct {
+	commitIndex          float64
+	commitSum, count     float64 // gosty_raft_commit_duration_seconds
+	storeSum, storeCount float64 // gosty_raft_boltdb_store_logs_duration_seconds
+}
+
+func (a raftStats) minus(b raftStats) raftStats {
+	return raftStats{a.commitIndex - b.commitIndex, a.commitSum - b.commitSum, a.count - b.count, a.storeSum - b.storeSum, a.storeCount - b.storeCount}
+}
+
+func (a raftStats) meanCommit() time.Duration {
+	if a.count == 0 {
+		return 0
+	}
+	return time.Duration(a.commitSum / a.count * float64(time.Second))
+}
+
+func (a raftStats) meanStore() time.Duration {
+	if a.storeCount == 0 {
+		return 0
+	}
+	return time.Duration(a.storeSum / a.storeCount * float64(time.Second))
+}
+
+func scrapeRaft(base string) raftStats {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return raftStats{}
+	}
+	defer resp.Body.Close()
+	var r raftStats
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "gosty_raft_commit_index":
+			r.commitIndex = v
+		case "gosty_raft_commit_duration_seconds_sum":
+			r.commitSum = v
+		case "gosty_raft_commit_duration_seconds_count":
+			r.count = v
+		case "gosty_raft_boltdb_store_logs_duration_seconds_sum":
+			r.storeSum = v
+		case "gosty_raft_boltdb_store_logs_duration_seconds_count":
+			r.storeCount = v
+		}
+	}
+	return r
 }
