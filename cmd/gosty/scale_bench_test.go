@@ -41,19 +41,19 @@ func (s scaleSetup) ideal() time.Duration {
 
 // scaleResult is what one run measured.
 type scaleResult struct {
-	setup                 scaleSetup
-	window                time.Duration // first encode assignment → package assignment (the last encode committed)
-	total, packaging      time.Duration // submit → job done; package assignment → done (waitDone only)
-	assigns, fails        int           // encode assignments and failed/requeued runs in the window
-	leaderCPU, othersCPU  time.Duration // leader; mean of the other nodes
-	allCPU                time.Duration // every node
-	leaderPeak, leaderHWM int64         // leader's largest sampled RSS in the window; its VmHWM at the end
-	othersPeak            int64         // largest RSS of any other node in the window
-	leaderChanges         int
-	machineBusy           float64   // share of the machine's CPU busy during the window
-	raft                  raftStats // on the leader, submit → end of the window
-	phases                taskPhases
-	profile               []byte // the leader's CPU profile during the window (pprof)
+	setup                  scaleSetup
+	window                 time.Duration // first encode assignment → package assignment (the last encode committed)
+	total, packaging       time.Duration // submit → job done; package assignment → done (waitDone only)
+	assigns, fails         int           // encode assignments and failed/requeued runs in the window
+	leaderCPU, othersCPU   time.Duration // leader; mean of the other nodes
+	allCPU                 time.Duration // every node
+	leaderPeak, leaderHWM  int64         // leader's largest sampled RSS in the window; its VmHWM at the end
+	othersPeak             int64         // largest RSS of any other node in the window
+	leaderChanges          int
+	machineBusy            float64   // share of the machine's CPU busy during the window
+	raft                   raftStats // on the leader, submit → end of the window
+	phases                 taskPhases
+	profile, workerProfile []byte // CPU profiles of the leader and of a worker during the window (pprof)
 }
 
 func (r scaleResult) efficiency() float64 { return r.setup.ideal().Seconds() / r.window.Seconds() }
@@ -111,6 +111,7 @@ func BenchmarkControlPlane(b *testing.B) {
 		if d := os.Getenv("GOSTY_BENCH_LOGS"); d != "" && len(r.profile) > 0 {
 			os.MkdirAll(d, 0o755)
 			os.WriteFile(filepath.Join(d, fmt.Sprintf("leader-cpu-%dnodes.pprof", n)), r.profile, 0o644)
+			os.WriteFile(filepath.Join(d, fmt.Sprintf("worker-cpu-%dnodes.pprof", n)), r.workerProfile, 0o644)
 		}
 	}
 	writeSection(b, "40-control-plane.md", scaleReport(b, results))
@@ -161,9 +162,14 @@ func scaleReport(b *testing.B, results []scaleResult) []byte {
 		verdict = "**missed**"
 	}
 	fmt.Fprintf(&buf, "\n**Target: efficiency ≥ 0.9 at %d nodes: %s (%.3f).**\n\n", last.setup.nodes, verdict, last.efficiency())
-	if top := pprofTop(b, last.profile); top != "" {
-		fmt.Fprintf(&buf, "<details><summary>Leader CPU profile at %d nodes (%v from the window's start, <code>go tool pprof -top</code>)</summary>\n\n```\n%s```\n\n</details>\n\n",
-			last.setup.nodes, last.setup.profile, top)
+	for _, p := range []struct {
+		who     string
+		profile []byte
+	}{{"the leader", last.profile}, {"a worker (neither leader nor splitter)", last.workerProfile}} {
+		if top := pprofTop(b, p.profile); top != "" {
+			fmt.Fprintf(&buf, "<details><summary>CPU profile of %s at %d nodes (%v from the window's start, <code>go tool pprof -top</code>)</summary>\n\n```\n%s```\n\n</details>\n\n",
+				p.who, last.setup.nodes, last.setup.profile, top)
+		}
 	}
 	return buf.Bytes()
 }
@@ -233,12 +239,14 @@ func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 	w := &logWatch{}
 	var raft1 raftStats
 	var windowEnded, profiling bool
-	profiled := make(chan []byte, 1)
+	profiled, workerProfiled := make(chan []byte, 1), make(chan []byte, 1)
+	worker := (lead + 2) % s.nodes // neither the leader nor the node that split
 	nodetest.WaitFor(b, 30*time.Minute, "the last encode", func() bool {
 		time.Sleep(200 * time.Millisecond)
 		if s.profile > 0 && !profiling && w.found(l, `"msg":"task assigned"`, `/encode/`) {
 			profiling = true
-			go func() { profiled <- leaderProfile(c.ip(lead), s.profile) }()
+			go func() { profiled <- cpuProfile(c.ip(lead), s.profile) }()
+			go func() { workerProfiled <- cpuProfile(c.ip(worker), s.profile) }()
 		}
 		if w.found(l, `"msg":"task failed"`, `"permanent":true`) {
 			b.Fatalf("a task failed for good")
@@ -276,7 +284,7 @@ func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 
 	r := scaleResult{setup: s, raft: raft1.minus(raft0)}
 	if s.profile > 0 {
-		r.profile = <-profiled
+		r.profile, r.workerProfile = <-profiled, <-workerProfiled
 	}
 	lines := l.lines()
 	var start, end, packaged time.Time
@@ -404,7 +412,7 @@ func pprofTop(b *testing.B, profile []byte) string {
 	if len(profile) == 0 {
 		return ""
 	}
-	f := filepath.Join(b.TempDir(), "leader.pprof")
+	f := filepath.Join(b.TempDir(), "cpu.pprof")
 	if err := os.WriteFile(f, profile, 0o644); err != nil {
 		return ""
 	}
@@ -419,9 +427,9 @@ func pprofTop(b *testing.B, profile []byte) string {
 	return string(out)
 }
 
-// leaderProfile takes a CPU profile of the node at ip (pprof is served by
+// cpuProfile takes a CPU profile of the node at ip (pprof is served by
 // -tags gostysynthetic builds only).
-func leaderProfile(ip string, d time.Duration) []byte {
+func cpuProfile(ip string, d time.Duration) []byte {
 	resp, err := http.Get(fmt.Sprintf("http://%s:%s/debug/pprof/profile?seconds=%d", ip, pprofPort, int(d.Seconds())))
 	if err != nil {
 		return nil
