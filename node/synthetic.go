@@ -49,6 +49,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
+		sc.Logger = logger.With("component", "synthetic")
 		logger.Warn("benchmark build: synthetic encoder, this node does not transcode",
 			"factor", sc.Factor, "bytes_per_second", sc.BytesPerSecond)
 		return synthetic.New(sc), nil

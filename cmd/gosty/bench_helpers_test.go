@@ -236,6 +236,11 @@ type logLine struct {
 	// for the scheduler's "task assigned" the assignee.
 	Node string `json:"node"`
 	node string // whose log the line is in
+	// The synthetic encoder's line per chunk.
+	Chunk        int       `json:"chunk"`
+	Began        time.Time `json:"began"`
+	WaitSeconds  float64   `json:"wait_seconds"`
+	WriteSeconds float64   `json:"write_seconds"`
 }
 
 // lines parses every node's log collected so far.
