@@ -25,7 +25,35 @@ import (
 )
 
 // sample is one timed run.
-type sample struct{ wall, cpu time.Duration }
+type sample struct {
+	wall, cpu time.Duration
+	others    float64 // cores busy with other work on the machine meanwhile
+}
+
+// machineBusy is the CPU time the whole machine has spent busy so far
+// (everything but idle and iowait, all cores).
+func machineBusy() time.Duration {
+	raw, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line)
+	var busy int64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / 100 // USER_HZ
+}
+
+// measured fills in how busy the rest of the machine was during s, given
+// the machine's busy time before it started.
+func (s sample) measured(busy0 time.Duration) sample {
+	if other := machineBusy() - busy0 - s.cpu; other > 0 {
+		s.others = other.Seconds() / s.wall.Seconds()
+	}
+	return s
+}
 
 // BenchmarkOverhead compares a one-node and a three-node cluster with one
 // plain ffmpeg command doing the same encoding (same ladder, same x264
@@ -117,19 +145,20 @@ func runPlain(b *testing.B, tc *transcoder.Transcoder, src string, p *transcoder
 		b.Fatal(err)
 	}
 	cmd := exec.Command(tc.FFmpeg(), args...)
+	busy0 := machineBusy()
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("plain ffmpeg: %v %s", err, out)
 	}
 	st := cmd.ProcessState
-	return sample{wall: time.Since(start), cpu: st.UserTime() + st.SystemTime()}
+	return sample{wall: time.Since(start), cpu: st.UserTime() + st.SystemTime()}.measured(busy0)
 }
 
 // runNode submits the clip to the first node and waits for the job to be
 // done (the wall time) and for its outputs to be replicated (the CPU time
 // then includes the copies).
 func runNode(b *testing.B, bases []string, src, options string) sample {
-	self0, kids0 := rusage(syscall.RUSAGE_SELF), rusage(syscall.RUSAGE_CHILDREN)
+	self0, kids0, busy0 := rusage(syscall.RUSAGE_SELF), rusage(syscall.RUSAGE_CHILDREN), machineBusy()
 	start := time.Now()
 	id := upload(b, bases[0], src, options)
 	for {
@@ -150,7 +179,10 @@ func runNode(b *testing.B, bases []string, src, options string) sample {
 		})
 	}
 	cpu := rusage(syscall.RUSAGE_SELF) - self0 + rusage(syscall.RUSAGE_CHILDREN) - kids0
-	return sample{wall: wall, cpu: cpu}
+	end := time.Since(start) // CPU runs until the copies are made
+	s := sample{wall: end, cpu: cpu}.measured(busy0)
+	s.wall = wall
+	return s
 }
 
 func rusage(who int) time.Duration {
@@ -267,14 +299,17 @@ func writeReport(b *testing.B, path string, w, h, secs, nRend int, cfg node.Conf
 	fmt.Fprintf(&buf, "  chunk transfers, encodes, audio, stitching, HLS+DASH+MP4 packaging). CPU: every node and its ffmpegs until `done`\n")
 	fmt.Fprintf(&buf, "  and, with three nodes, until the source and outputs have their second copy\n")
 	fmt.Fprintf(&buf, "- Plain: one `ffmpeg` decoding once and encoding every rendition and the audio with the same settings (`Transcoder.BaselineArgs`), MP4 outputs, no packaging\n\n")
-	fmt.Fprintf(&buf, "| round | plain wall | 1 node wall | 3 nodes wall | 1 node / plain | 3 nodes / plain | plain CPU | 1 node CPU | 3 nodes CPU | 1 node / plain | 3 nodes / plain |\n")
-	fmt.Fprintf(&buf, "|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&buf, "*Others* is how many cores other work on the machine kept busy during each run (machine busy time from /proc/stat minus the run's own CPU,\n")
+	fmt.Fprintf(&buf, "over its wall time): a round is only fair when its three runs saw about the same.\n\n")
+	fmt.Fprintf(&buf, "| round | plain wall | 1 node wall | 3 nodes wall | 1 node / plain | 3 nodes / plain | plain CPU | 1 node CPU | 3 nodes CPU | 1 node / plain | 3 nodes / plain | others (plain, 1, 3) |\n")
+	fmt.Fprintf(&buf, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	wall1, cpu1 := ratios(single, plain)
 	wall3, cpu3 := ratios(triple, plain)
 	for i := range wall1 {
-		fmt.Fprintf(&buf, "| %d | %.1f s | %.1f s | %.1f s | %.3f | %.3f | %.1f s | %.1f s | %.1f s | %.3f | %.3f |\n", i+1,
+		fmt.Fprintf(&buf, "| %d | %.1f s | %.1f s | %.1f s | %.3f | %.3f | %.1f s | %.1f s | %.1f s | %.3f | %.3f | %.2f, %.2f, %.2f |\n", i+1,
 			plain[i].wall.Seconds(), single[i].wall.Seconds(), triple[i].wall.Seconds(), wall1[i], wall3[i],
-			plain[i].cpu.Seconds(), single[i].cpu.Seconds(), triple[i].cpu.Seconds(), cpu1[i], cpu3[i])
+			plain[i].cpu.Seconds(), single[i].cpu.Seconds(), triple[i].cpu.Seconds(), cpu1[i], cpu3[i],
+			plain[i].others, single[i].others, triple[i].others)
 	}
 	line := func(name string, wall, cpu []float64) {
 		v := "met"
