@@ -1,14 +1,46 @@
-// Package bench holds gosty's benchmarks (the failover benchmark lives
-// with the process harness in cmd/gosty): numbers measured side by side on
-// one machine in one run, never absolute times compared across runs.
+// Package bench holds gosty's in-process benchmarks; the ones that run
+// node processes live with the process harness in cmd/gosty. Ratios are
+// measured side by side on one machine in one run, never absolute times
+// compared across runs.
 //
-//	make bench   # full form; each benchmark writes a section into bench/results/,
-//	             # and BENCHMARKS.md is those sections in name order
+//	make bench                 # full form: every benchmark writes a section into
+//	                           # bench/results/NN-name.md; BENCHMARKS.md is those
+//	                           # sections in name order
+//	make bench BENCH=Memory    # one benchmark (its section is replaced, the others kept)
 //
-// `make test` runs the short form (a small clip, one run) so the benchmarks
-// cannot rot. Knobs, all optional: GOSTY_BENCH_SECONDS (clip length, default
-// 30), GOSTY_BENCH_RUNS (interleaved rounds, default 3), GOSTY_BENCH_DIR
-// (write the markdown sections to this directory), GOSTY_BENCH_THREADS,
-// GOSTY_BENCH_SLOTS and GOSTY_BENCH_OPTIONS (the node's --encoder-threads,
-// --slots and the job's options JSON, for exploring settings).
+// The suite (section file, where, what):
+//
+//	10-overhead.md       BenchmarkOverhead (bench): a one-node and a three-node cluster
+//	                     against one plain ffmpeg command doing the same encoding, in
+//	                     rotating rounds: wall and CPU ratios (target wall ≤ 1.10)
+//	20-bytes-moved.md    BenchmarkBytesMoved (bench): bytes moved between nodes for one
+//	                     job on 1, 3 and 5 nodes, against the ideal for the replication
+//	                     factor and against the hub design
+//	30-failover.md       BenchmarkFailover (cmd/gosty): leader kill → next assignment,
+//	                     worker kill → its chunk elsewhere, full restart → job resumed
+//	40-control-plane.md  BenchmarkControlPlane (cmd/gosty): 5, 10 and 20 node processes
+//	                     built with -tags gostysynthetic (the synthetic encoder of
+//	                     transcoder/synthetic), 2,000 chunks: scheduling efficiency
+//	                     (target ≥ 0.9 at 20 nodes), task entries/s, the leader's CPU,
+//	                     memory and profile
+//	50-memory.md         BenchmarkMemory (cmd/gosty): a node's RSS idle, receiving a
+//	                     2 GiB upload and serving it back (target < 150 MiB)
+//
+// `make test` runs the short form (small inputs, one run, well under a
+// minute each) so the benchmarks cannot rot; it writes no results.
+//
+// Knobs, all optional: GOSTY_BENCH_DIR (write the sections to this
+// directory; make bench sets it), GOSTY_BENCH_RUNS (rounds or runs of the
+// overhead, failover and memory benchmarks, default 3), GOSTY_BENCH_SECONDS
+// (overhead clip length, default 30), GOSTY_BENCH_THREADS,
+// GOSTY_BENCH_SLOTS and GOSTY_BENCH_OPTIONS (the overhead nodes'
+// --encoder-threads, --slots and the job's options JSON, for exploring
+// settings), GOSTY_BENCH_CHUNKS and GOSTY_BENCH_NODES (control plane: chunks,
+// default 2000, and cluster sizes, default 5,10,20), GOSTY_BENCH_UPLOAD_MIB
+// (memory: upload size, default 2048), GOSTY_BENCH_LOGS (keep every process
+// cluster's node logs, and the control-plane CPU profiles, in this
+// directory).
+//
+// Process clusters use loopback addresses 127.0.40.x–127.0.47.x (failover
+// 40–42, control plane 44–46, memory 47) with the fixed node ports.
 package bench

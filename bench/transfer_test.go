@@ -3,11 +3,8 @@ package bench
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,7 +25,7 @@ import (
 func BenchmarkBytesMoved(b *testing.B) {
 	seconds, sizes := 24, []int{1, 3, 5}
 	if testing.Short() {
-		seconds, sizes = 6, []int{3}
+		seconds, sizes = 6, []int{1, 3}
 	}
 	dir := b.TempDir()
 	src := filepath.Join(dir, "source.mp4")
@@ -94,41 +91,10 @@ type benchJob struct {
 }
 
 func moveOnce(b *testing.B, dir, src string, size, replicas int) moveResult {
-	var nodes []*node.Node
-	var bases []string
-	ctx, cancel := context.WithCancel(context.Background())
-	var stops []chan struct{}
-	defer func() {
-		cancel()
-		for _, s := range stops {
-			<-s
-		}
-	}()
-	for i := range size {
-		cfg := node.DefaultConfig()
-		cfg.Name = fmt.Sprintf("gosty-%d", i)
-		cfg.DataDir = filepath.Join(dir, cfg.Name)
-		cfg.HTTPAddr, cfg.BindAddr = "127.0.0.1:0", "127.0.0.1"
-		cfg.RaftPort, cfg.GossipPort, cfg.InternalPort = 0, 0, 0
+	bases, stop := startNodes(b, dir, size, func(cfg *node.Config) {
 		cfg.Slots, cfg.Replicas, cfg.Fast, cfg.Stabilize = 1, replicas, true, time.Second
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-		if i > 0 {
-			cfg.Join = []string{nodes[0].GossipAddr()}
-		}
-		n, err := node.New(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		stop := make(chan struct{})
-		go func() { n.Run(ctx); close(stop) }()
-		stops = append(stops, stop)
-		nodes = append(nodes, n)
-		bases = append(bases, "http://"+n.HTTPAddr())
-	}
-	for _, base := range bases {
-		nodetest.WaitReady(b, base, 60*time.Second)
-	}
-	waitMembers(b, bases[0], size)
+	})
+	defer stop()
 
 	id := upload(b, bases[0], src, "")
 	var j benchJob

@@ -31,7 +31,6 @@ import (
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/kube"
-	"github.com/gosty/gosty/transcoder"
 )
 
 // Node is one member of a gosty cluster.
@@ -39,7 +38,7 @@ type Node struct {
 	cfg     Config
 	logger  *slog.Logger
 	blobs   *cluster.BlobStore
-	tc      *transcoder.Transcoder
+	tc      Transcoder
 	members *cluster.Membership
 	store   *cluster.Store
 	peers   *cluster.Peers
@@ -94,7 +93,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if threads == 0 {
 		threads = max(cores()/cfg.Slots, 1)
 	}
-	if n.tc, err = transcoder.New(transcoder.Config{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Logger: logger, Threads: threads, MaxFileBytes: cfg.MaxUploadBytes}); err != nil {
+	if n.tc, err = newTranscoder(cfg, logger, threads); err != nil {
 		return nil, err
 	}
 	tokens, err := readTokens(cfg.APITokenFile)

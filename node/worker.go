@@ -30,7 +30,7 @@ type worker struct {
 	fsm   *cluster.FSM
 	log   proposer
 	blobs *cluster.BlobStore
-	tc    *transcoder.Transcoder
+	tc    Transcoder
 	// fetch returns the local path of a blob, pulling it from a peer first
 	// when this node has no copy.
 	fetch   func(ctx context.Context, ref cluster.BlobRef, reason string) (string, error)

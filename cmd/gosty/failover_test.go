@@ -92,7 +92,7 @@ func failoverSetup(t *testing.T, subnet int, submitTo func(leader int) int) (*lo
 	return c, leader, id, origin
 }
 
-func waitJobOn(t *testing.T, c *localCluster, pods []int, id string) failJob {
+func waitJobOn(t testing.TB, c *localCluster, pods []int, id string) failJob {
 	t.Helper()
 	var j failJob
 	nodetest.WaitFor(t, 4*time.Minute, "job to finish", func() bool {

@@ -56,20 +56,71 @@ func (l *logs) dump(t testing.TB) {
 	}
 }
 
+// save writes each node's output to dir/<name>.log.
+func (l *logs) save(t testing.TB, dir string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Log(err)
+		return
+	}
+	for name, b := range l.buf {
+		if err := os.WriteFile(filepath.Join(dir, name+".log"), b.Bytes(), 0o644); err != nil {
+			t.Log(err)
+		}
+	}
+}
+
 // newTestCluster is a localCluster of test-binary processes on
-// 127.0.<subnet>.x, cleaned up (every process SIGKILLed) when the test ends.
+// 127.0.<subnet>.x with --fast timings, cleaned up (every process
+// SIGKILLed) when the test ends.
 func newTestCluster(t testing.TB, subnet, size int, extra ...string) *localCluster {
 	t.Helper()
-	dir := t.TempDir()
+	c, _ := newCluster(t, clusterOpts{subnet: subnet, size: size, fast: true}, extra...)
+	return c
+}
+
+// clusterOpts shape a process cluster for tests and benchmarks.
+type clusterOpts struct {
+	subnet, size int
+	first        int      // last octet of pod 0 (default 1)
+	bin          string   // node binary (default: this test binary as gosty)
+	env          []string // extra environment for every node
+	fast         bool     // --fast failure detection (tests); benchmarks of steady state run without it
+	dir          string   // parent of the data dirs (default: a test temp dir)
+}
+
+// newCluster is a localCluster of node processes, cleaned up (every
+// process SIGKILLed) when the test ends; it returns the nodes' collected
+// output too.
+func newCluster(t testing.TB, o clusterOpts, extra ...string) (*localCluster, *logs) {
+	t.Helper()
+	dir := o.dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	key := filepath.Join(dir, "cluster.key")
 	if err := os.WriteFile(key, []byte("test-cluster-key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	l := &logs{}
+	env := append([]string{"GOSTY_TEST_MAIN=1"}, o.env...)
+	bin := os.Args[0]
+	if o.bin != "" {
+		bin = o.bin
+	}
+	first := 1
+	if o.first > 0 {
+		first = o.first
+	}
+	args := []string{"--stabilize", "2s", "--cluster-key-file", key, "--log-level", "info"}
+	if o.fast {
+		args = append([]string{"--fast"}, args...)
+	}
 	c := &localCluster{
-		bin: os.Args[0], env: []string{"GOSTY_TEST_MAIN=1"}, dir: filepath.Join(dir, "data"),
-		prefix: "gosty", net: fmt.Sprintf("127.0.%d", subnet), first: 1, size: size,
-		args: append([]string{"--fast", "--stabilize", "2s", "--cluster-key-file", key, "--log-level", "info"}, extra...),
+		bin: bin, env: env, dir: filepath.Join(dir, "data"),
+		prefix: "gosty", net: fmt.Sprintf("127.0.%d", o.subnet), first: first, size: o.size,
+		args: append(args, extra...),
 		out:  l.writer,
 	}
 	t.Cleanup(func() {
@@ -85,8 +136,11 @@ func newTestCluster(t testing.TB, subnet, size int, extra ...string) *localClust
 		if t.Failed() {
 			l.dump(t)
 		}
+		if d := os.Getenv("GOSTY_BENCH_LOGS"); d != "" { // keep every node's log for a look
+			l.save(t, filepath.Join(d, fmt.Sprintf("%s-127.0.%d", strings.ReplaceAll(t.Name(), "/", "_"), o.subnet)))
+		}
 	})
-	return c
+	return c, l
 }
 
 func getJSON(url string, v any) error {

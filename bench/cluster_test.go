@@ -1,0 +1,59 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gosty/gosty/node"
+	"github.com/gosty/gosty/node/nodetest"
+)
+
+// startNodes runs an in-process cluster of size nodes on 127.0.0.1 with
+// free ports, every node joining the first, and waits until all are ready
+// and alive. tweak adjusts each node's config. stop ends them all.
+func startNodes(b *testing.B, dir string, size int, tweak func(*node.Config)) (bases []string, stop func()) {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var nodes []*node.Node
+	var stops []chan struct{}
+	stop = func() {
+		cancel()
+		for _, s := range stops {
+			<-s
+		}
+	}
+	for i := range size {
+		cfg := node.DefaultConfig()
+		cfg.Name = fmt.Sprintf("gosty-%d", i)
+		cfg.DataDir = filepath.Join(dir, cfg.Name)
+		cfg.HTTPAddr, cfg.BindAddr = "127.0.0.1:0", "127.0.0.1"
+		cfg.RaftPort, cfg.GossipPort, cfg.InternalPort = 0, 0, 0
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if i > 0 {
+			cfg.Join = []string{nodes[0].GossipAddr()}
+		}
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		n, err := node.New(cfg)
+		if err != nil {
+			stop()
+			b.Fatal(err)
+		}
+		s := make(chan struct{})
+		go func() { n.Run(ctx); close(s) }()
+		stops = append(stops, s)
+		nodes = append(nodes, n)
+		bases = append(bases, "http://"+n.HTTPAddr())
+	}
+	for _, base := range bases {
+		nodetest.WaitReady(b, base, 60*time.Second)
+	}
+	waitMembers(b, bases[0], size)
+	return bases, stop
+}
