@@ -18,7 +18,6 @@ func (a *API) events(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
 	changed := a.jobs.Changed() // before the first read, so no change is missed
 	j, ok := a.jobs.Job(id)
 	if !ok {
@@ -39,37 +38,19 @@ func (a *API) events(c *gin.Context) {
 		return
 	}
 
-	ping := time.NewTicker(a.pingInterval)
-	defer ping.Stop()
-	poll := time.NewTicker(a.pollInterval)
-	defer poll.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ping.C:
-			if s.comment("ping") != nil {
-				return
-			}
-			continue
-		case <-changed:
-			changed = a.jobs.Changed()
-		case <-poll.C:
-		}
+	a.watch(c, s, changed, func() bool {
 		j, ok := a.jobs.Job(id)
 		if !ok {
 			_ = s.send("deleted", map[string]string{"id": id})
-			return
+			return false
 		}
 		v := a.view(c, j)
 		if v.State == last.State && v.Progress == last.Progress {
-			continue
+			return true
 		}
 		last = v
-		if s.send("job", v) != nil || v.State.Terminal() {
-			return
-		}
-	}
+		return s.send("job", v) == nil && !v.State.Terminal()
+	})
 }
 
 // listEvents streams changes to the whole job list as server-sent events
@@ -99,6 +80,47 @@ func (a *API) listEvents(c *gin.Context) {
 		return
 	}
 
+	a.watch(c, s, changed, func() bool {
+		seen := make(map[string]bool, len(sent))
+		for _, j := range a.jobs.Jobs() {
+			seen[j.ID] = true
+			b, err := json.Marshal(a.view(c, j))
+			if err != nil {
+				return false
+			}
+			if bytes.Equal(b, sent[j.ID]) {
+				continue
+			}
+			sent[j.ID] = b
+			if s.sendRaw("job", b) != nil {
+				return false
+			}
+		}
+		for id := range sent {
+			if !seen[id] {
+				delete(sent, id)
+				if s.send("deleted", map[string]string{"id": id}) != nil {
+					return false
+				}
+			}
+		}
+		// A burst of changes (every task of a big job) costs one sweep per
+		// gap, not one per log entry.
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(a.listGap):
+			return true
+		}
+	})
+}
+
+// watch calls step whenever the job log changes or the poll interval
+// passes (progress reported by heartbeats is not in the log), keeping the
+// stream alive with pings, until step returns false or the client goes.
+// changed must have been taken before the stream's first read.
+func (a *API) watch(c *gin.Context, s *eventStream, changed <-chan struct{}, step func() bool) {
+	ctx := c.Request.Context()
 	ping := time.NewTicker(a.pingInterval)
 	defer ping.Stop()
 	poll := time.NewTicker(a.pollInterval)
@@ -116,35 +138,8 @@ func (a *API) listEvents(c *gin.Context) {
 			changed = a.jobs.Changed()
 		case <-poll.C:
 		}
-		seen := make(map[string]bool, len(sent))
-		for _, j := range a.jobs.Jobs() {
-			seen[j.ID] = true
-			b, err := json.Marshal(a.view(c, j))
-			if err != nil {
-				return
-			}
-			if bytes.Equal(b, sent[j.ID]) {
-				continue
-			}
-			sent[j.ID] = b
-			if s.sendRaw("job", b) != nil {
-				return
-			}
-		}
-		for id := range sent {
-			if !seen[id] {
-				delete(sent, id)
-				if s.send("deleted", map[string]string{"id": id}) != nil {
-					return
-				}
-			}
-		}
-		// A burst of changes (every task of a big job) costs one sweep per
-		// gap, not one per log entry.
-		select {
-		case <-ctx.Done():
+		if !step() {
 			return
-		case <-time.After(a.listGap):
 		}
 	}
 }
