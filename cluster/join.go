@@ -22,13 +22,17 @@ func (s *Store) Join(ctx context.Context, req JoinRequest) error {
 	if !s.IsLeader() {
 		return fmt.Errorf("join %s: %w", req.Name, ErrNotLeader)
 	}
+	if v, reads := s.fsm.LogVersion(), max(req.LogVersion, LogV1); reads < v {
+		return fmt.Errorf("join %s: %w: the node reads log version %d but the cluster writes %d; run a newer release on it",
+			req.Name, ErrInvalid, reads, v)
+	}
 	servers, err := s.Configuration()
 	if err != nil {
 		return fmt.Errorf("join %s: %w", req.Name, err)
 	}
 	var stale []string
 	s.fsm.Read(func(st *State) {
-		for id, name := range st.Nodes {
+		for id, name := range st.nodes {
 			if name == req.Name && id != req.ID {
 				stale = append(stale, id)
 			}
@@ -191,7 +195,7 @@ func (j *Joiner) try(ctx context.Context, waited time.Duration) (bool, error) {
 		}
 		jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		err := j.Peers.Join(jctx, lm.Meta.Internal, JoinRequest{Name: j.Name, ID: j.Store.ID(), Addr: j.Store.Addr()})
+		err := j.Peers.Join(jctx, lm.Meta.Internal, JoinRequest{Name: j.Name, ID: j.Store.ID(), Addr: j.Store.Addr(), LogVersion: CommandVersion})
 		if err != nil {
 			return false, fmt.Errorf("join via %s: %w", lm.Name, err)
 		}

@@ -91,6 +91,10 @@ type JoinRequest struct {
 	Name string `json:"name"`
 	ID   string `json:"id"`
 	Addr string `json:"addr"` // raft host:port
+	// LogVersion is the newest log version the joining node reads (absent
+	// from the first release: 1). A cluster that writes a newer version
+	// refuses it.
+	LogVersion int `json:"log_version,omitempty"`
 }
 
 // RaftStatus is one node's view of raft.
