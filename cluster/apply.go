@@ -135,7 +135,7 @@ func (s *State) done(r TaskResult, at time.Time) error {
 			held = append(held, c.Source)
 			s.newTask(j.ID, TaskEncode, i, c.Duration)
 		}
-		nj.State = JobTranscoding
+		nj.State, nj.ChunkCount = JobTranscoding, len(r.Chunks)
 	case TaskAudio:
 		nj.Audio = r.Audio
 		held = append(held, r.Audio)
@@ -301,7 +301,7 @@ func (s *State) rewind(r JobRewind, at time.Time) error {
 		}
 		s.dropChunks(j.ID, true)
 		s.newTask(j.ID, TaskSplit, 0, j.Source.Duration)
-		nj.State = JobQueued
+		nj.State, nj.ChunkCount = JobQueued, 0
 	}
 	for _, i := range r.Chunks {
 		if r.Resplit {
@@ -570,11 +570,12 @@ func (s *State) compactCmd(c JobCompact, _ time.Time) error {
 // their totals, and stores the compact record. It returns that record.
 func (s *State) compact(j *Job, published int64) *Job {
 	sz := &JobSizes{Published: published}
+	n := 0
 	s.chunks.AscendGreaterOrEqual(&Chunk{JobID: j.ID}, func(c *Chunk) bool {
 		if c.JobID != j.ID {
 			return false
 		}
-		sz.Chunks++
+		n++
 		sz.ChunkSize += c.Source.Size
 		for _, o := range c.Outputs {
 			sz.Encoded += o.Size
@@ -584,6 +585,7 @@ func (s *State) compact(j *Job, published int64) *Job {
 	s.dropJobWork(j.ID)
 	nj := *j
 	nj.Sizes = sz
+	nj.ChunkCount = max(nj.ChunkCount, n)
 	s.putJob(j, &nj)
 	return &nj
 }

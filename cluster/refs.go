@@ -144,7 +144,11 @@ func (s *State) ref(r jobRef) {
 			s.out.durable = append(s.out.durable, nb.Hash)
 		}
 	}
-	nb.set = nb.set || r.set
+	if r.set && !nb.set {
+		nb.set = true
+		s.sets[nb.Hash] = true
+		s.setGen++
+	}
 	s.blobs.ReplaceOrInsert(&nb)
 }
 
@@ -155,6 +159,7 @@ func (s *State) unref(r jobRef) {
 	}
 	if b.refs <= 1 {
 		s.blobs.Delete(b)
+		delete(s.sets, b.Hash)
 		s.out.released = append(s.out.released, b.Ref())
 		return
 	}

@@ -273,6 +273,7 @@ func readStateV1(r io.Reader) (*State, error) {
 		}
 		chunks := j.Chunks
 		j.Chunks = nil
+		j.ChunkCount = len(chunks)
 		s.putJob(nil, j)
 		for i := range chunks {
 			c := chunks[i]

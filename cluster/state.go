@@ -45,6 +45,10 @@ type State struct {
 
 	ix     index
 	counts map[JobState]int
+	// sets are the manifests referenced now; setGen counts the ones ever
+	// added, so that a collector can tell that one came meanwhile.
+	sets   map[string]bool
+	setGen uint64
 
 	// What the last Apply did, for the FSM to report; not replicated.
 	out applyReport
@@ -93,7 +97,7 @@ func NewState() *State {
 		version: LogV1,
 		jobs:    newJobTree(), chunks: newChunkTree(), tasks: newTaskTree(), blobs: newBlobTree(),
 		nodes: map[string]string{}, retired: map[string]int{},
-		ix: newIndex(), counts: map[JobState]int{},
+		ix: newIndex(), counts: map[JobState]int{}, sets: map[string]bool{},
 	}
 }
 
@@ -319,6 +323,19 @@ func (s *State) Blobs(after string, fn func(*BlobHolders) bool) {
 		return fn(b)
 	})
 }
+
+// Sets calls fn with the record of every referenced manifest until fn
+// returns false: one per done job whose media are kept.
+func (s *State) Sets(fn func(*BlobHolders) bool) {
+	for _, h := range slices.Sorted(maps.Keys(s.sets)) {
+		if b, ok := s.Blob(h); ok && !fn(b) {
+			return
+		}
+	}
+}
+
+// SetGeneration changes whenever a manifest is added.
+func (s *State) SetGeneration() uint64 { return s.setGen }
 
 // BlobCount is how many blob records there are.
 func (s *State) BlobCount() int { return s.blobs.Len() }

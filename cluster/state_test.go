@@ -36,7 +36,7 @@ func TestJobLifecycle(t *testing.T) {
 				if s.ChunkCount("job1") != 0 || s.tasks.Len() != 0 || !got.Compact() || got.Manifest.Hash != hash('8') {
 					t.Fatalf("not compact: %d chunks, %d tasks, %+v", s.ChunkCount("job1"), s.tasks.Len(), got)
 				}
-				if sz := got.Sizes; sz.Chunks != 2 || sz.ChunkSize != 20 || sz.Encoded != 20 || sz.Published != 2 {
+				if sz := got.Sizes; got.ChunkCount != 2 || sz.ChunkSize != 20 || sz.Encoded != 20 || sz.Published != 2 {
 					t.Fatalf("sizes %+v", sz)
 				}
 				if len(blobs) != 2 || blobs["a"] != 1 || blobs["8"] != 1 {
@@ -391,7 +391,7 @@ func TestCompactLegacyJobs(t *testing.T) {
 		t.Fatalf("compacting twice: %v", err)
 	}
 	j := jobOf(t, s, "done")
-	if !j.Compact() || j.Outputs != nil || j.Manifest.Hash != hash('8') || j.Sizes.Published != 2 || j.Sizes.Chunks != 2 {
+	if !j.Compact() || j.Outputs != nil || j.Manifest.Hash != hash('8') || j.Sizes.Published != 2 || j.ChunkCount != 2 {
 		t.Fatalf("compacted job %+v sizes %+v", j, j.Sizes)
 	}
 	if s.chunks.Len() != 0 || s.tasks.Len() != 0 || len(s.retired) != 0 {

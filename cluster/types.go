@@ -53,8 +53,10 @@ type Job struct {
 	ChunkSeconds float64     `json:"chunk_seconds"`
 	// Chunks is filled in copies of running jobs (and was stored inline by
 	// logs and snapshots of the first format); the state keeps them apart.
-	Chunks []Chunk  `json:"chunks"`
-	Audio  BlobRef  `json:"audio,omitempty"`
+	Chunks []Chunk `json:"chunks"`
+	// ChunkCount is how many chunks the split made (0 before it).
+	ChunkCount int     `json:"chunk_count,omitempty"`
+	Audio      BlobRef `json:"audio,omitempty"`
 	// Outputs maps a published file's relative path ("master.m3u8",
 	// "manifest.mpd", "mp4/720p.mp4", "seg-0-00001.m4s", ...) to its blob,
 	// for jobs packaged under the first log format until the leader
@@ -100,9 +102,8 @@ type Job struct {
 	Submitter string   `json:"submitter,omitempty"`
 }
 
-// JobSizes are a finished job's byte totals and chunk count.
+// JobSizes are a finished job's byte totals.
 type JobSizes struct {
-	Chunks    int   `json:"chunks"`          // how many chunks it was cut into
 	ChunkSize int64 `json:"chunk_bytes"`     // the chunks' sources
 	Encoded   int64 `json:"encoded_bytes"`   // encoded chunks, every rendition
 	Published int64 `json:"published_bytes"` // published files (HLS, DASH, MP4)
