@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
@@ -87,9 +86,23 @@ func (s *State) freeze() *frozen {
 		blobs: s.blobs.Clone(), nodes: maps.Clone(s.nodes), retired: maps.Clone(s.retired)}
 }
 
-// WriteTo writes the view in the version 2 format.
+// WriteTo writes the view in the format of its log version: version 2
+// once the cluster writes log version 2, else version 1, which every node
+// of the previous release can restore (a leader sends its snapshot to a
+// follower that fell behind, whatever release the follower runs).
 func (f *frozen) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
+	if f.version < LogV2 {
+		bw := bufio.NewWriterSize(cw, 256<<10)
+		err := f.writeV1(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			return cw.n, fmt.Errorf("write snapshot: %w", err)
+		}
+		return cw.n, nil
+	}
 	zw, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
 	if err != nil {
 		return 0, err
@@ -133,6 +146,74 @@ func (f *frozen) writeLines(w io.Writer) error {
 		put(snapLine{Retired: &snapRetired{ID: id, Attempt: f.retired[id]}})
 	}
 	put(snapLine{End: true})
+	return werr
+}
+
+// writeV1 writes the view in the version 1 format, one record at a time:
+// {"v":1,"state":{"jobs":{id: job with its chunks},"tasks":{...},
+// "blobs":{hash:{"size","nodes"}},"nodes":{...},"retired":{...}}}.
+func (f *frozen) writeV1(w io.Writer) error {
+	var werr error
+	raw := func(s string) {
+		if werr == nil {
+			_, werr = io.WriteString(w, s)
+		}
+	}
+	entry := func(first *bool, key string, v any) bool {
+		if werr != nil {
+			return false
+		}
+		if !*first {
+			raw(",")
+		}
+		*first = false
+		k, _ := json.Marshal(key)
+		b, err := json.Marshal(v)
+		if err != nil {
+			werr = err
+			return false
+		}
+		raw(string(k) + ":" + string(b))
+		return werr == nil
+	}
+	raw(`{"v":1,"state":{"jobs":{`)
+	first := true
+	f.jobs.Ascend(func(j *Job) bool {
+		full := *j
+		full.Chunks = []Chunk{}
+		f.chunks.AscendGreaterOrEqual(&Chunk{JobID: j.ID}, func(c *Chunk) bool {
+			if c.JobID != j.ID {
+				return false
+			}
+			cc := *c
+			cc.JobID = ""
+			full.Chunks = append(full.Chunks, cc)
+			return true
+		})
+		return entry(&first, j.ID, &full)
+	})
+	raw(`},"tasks":{`)
+	first = true
+	f.tasks.Ascend(func(t *Task) bool { return entry(&first, t.ID, t) })
+	raw(`},"blobs":{`)
+	first = true
+	f.blobs.Ascend(func(b *BlobHolders) bool {
+		return entry(&first, b.Hash, struct {
+			Size  int64           `json:"size"`
+			Nodes map[string]bool `json:"nodes"`
+		}{b.Size, b.Nodes})
+	})
+	raw(`},"nodes":{`)
+	first = true
+	for _, id := range slices.Sorted(maps.Keys(f.nodes)) {
+		entry(&first, id, f.nodes[id])
+	}
+	raw(`},"retired":{`)
+	first = true
+	for _, id := range slices.Sorted(maps.Keys(f.retired)) {
+		entry(&first, id, f.retired[id])
+	}
+	raw("}}}\n")
 	return werr
 }
 
@@ -295,35 +376,4 @@ func readStateV1(r io.Reader) (*State, error) {
 	maps.Copy(s.retired, old.Retired)
 	s.takeReport()
 	return s, nil
-}
-
-// encodeStateV1 writes a state in the version 1 format, for tests that
-// check old snapshots still restore.
-func encodeStateV1(s *State) []byte {
-	old := stateV1{Jobs: map[string]*Job{}, Tasks: map[string]*Task{}, Nodes: s.Nodes(), Retired: maps.Clone(s.retired),
-		Blobs: map[string]*struct {
-			Size  int64           `json:"size"`
-			Nodes map[string]bool `json:"nodes"`
-		}{}}
-	s.jobs.Ascend(func(j *Job) bool {
-		full := s.fullJob(j)
-		old.Jobs[j.ID] = &full
-		return true
-	})
-	s.tasks.Ascend(func(t *Task) bool { old.Tasks[t.ID] = t; return true })
-	s.blobs.Ascend(func(b *BlobHolders) bool {
-		old.Blobs[b.Hash] = &struct {
-			Size  int64           `json:"size"`
-			Nodes map[string]bool `json:"nodes"`
-		}{b.Size, b.Nodes}
-		return true
-	})
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(struct {
-		V     int      `json:"v"`
-		State *stateV1 `json:"state"`
-	}{LogV1, &old}); err != nil {
-		panic(err)
-	}
-	return buf.Bytes()
 }

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/gosty/gosty/cluster"
 )
 
 // events streams a job's state and progress as server-sent events. See the
@@ -57,8 +55,8 @@ func (a *API) events(c *gin.Context) {
 }
 
 // listEvents streams the job list as server-sent events (GET
-// /api/v1/events): "jobs" with the first page (as GET /api/v1/jobs answers
-// it), then "job" with the view of each job that is new or changed, and
+// /api/v1/events[?limit=N]): "jobs" with the first page (as GET
+// /api/v1/jobs answers it), then "job" with the view of each job that is new or changed, and
 // "deleted" with {"id"} for each job that is gone. Only the jobs the log
 // says changed are looked at (and, for progress, which is not in the log,
 // the running ones this stream has sent), so a stream costs what changes,
@@ -66,6 +64,11 @@ func (a *API) events(c *gin.Context) {
 // fresh "jobs".
 func (a *API) listEvents(c *gin.Context) {
 	ctx := c.Request.Context()
+	q, ok := listQuery(c) // ?limit= sizes the first page
+	if !ok {
+		return
+	}
+	q.Cursor, q.State = "", ""
 	changed := a.jobs.Changed() // before the first read, so no change is missed
 	s := startStream(c)
 
@@ -75,7 +78,7 @@ func (a *API) listEvents(c *gin.Context) {
 	var at uint64
 	page := func() bool {
 		_, at, _ = a.jobs.ChangesSince(math.MaxUint64)
-		jobs, next, err := a.jobs.List(cluster.ListQuery{})
+		jobs, next, err := a.jobs.List(q)
 		if err != nil {
 			return false
 		}

@@ -19,7 +19,9 @@ func newFrontHandler() *frontHandler {
 
 func (f *frontHandler) set(h http.Handler) { f.h.Store(&h) }
 
-func (f *frontHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*f.h.Load()).ServeHTTP(w, r) }
+func (f *frontHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*f.h.Load()).ServeHTTP(w, r)
+}
 
 // starting answers while the node opens its job log.
 func starting(w http.ResponseWriter, r *http.Request) {

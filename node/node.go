@@ -48,9 +48,9 @@ type Node struct {
 	joiner  *cluster.Joiner
 	sched   *cluster.Scheduler
 
-	progress progressCache // the leader's view of running tasks, for followers
-	promote  *cluster.Promoter
-	worker   *worker
+	progress  progressCache // the leader's view of running tasks, for followers
+	promote   *cluster.Promoter
+	worker    *worker
 	repl      *replicator
 	gc        *collector
 	notify    *notifier

@@ -259,10 +259,13 @@ func (s service) Ready() error {
 
 // ClusterStatus is the JSON of GET /api/v1/cluster.
 type ClusterStatus struct {
-	Node    string         `json:"node"`   // the node that answered
-	Leader  string         `json:"leader"` // leader's node name
-	Term    uint64         `json:"term"`
-	Members []MemberStatus `json:"members"`
+	Node   string `json:"node"`   // the node that answered
+	Leader string `json:"leader"` // leader's node name
+	Term   uint64 `json:"term"`
+	// LogVersion is the log format the cluster writes (it moves up once
+	// every server reads the newer one: see cluster.LogV2).
+	LogVersion int            `json:"log_version"`
+	Members    []MemberStatus `json:"members"`
 	// Raft is the raft configuration: every server, member or not.
 	Raft []RaftServer `json:"raft"`
 }
@@ -317,7 +320,7 @@ func (s service) Status() any {
 			return true
 		})
 	})
-	out := ClusterStatus{Node: n.cfg.Name, Term: n.store.Term(), Raft: rafts}
+	out := ClusterStatus{Node: n.cfg.Name, Term: n.store.Term(), Raft: rafts, LogVersion: n.store.FSM().LogVersion()}
 	for _, m := range n.members.Members() {
 		ms := MemberStatus{
 			Name: m.Name, ID: m.Meta.ID, State: string(m.State), Leaving: m.Meta.Leaving,
