@@ -27,6 +27,8 @@ type FSM struct {
 	applied uint64
 	feed    changeFeed
 
+	commands atomic.Uint64 // commands applied (a batch counts its own)
+
 	onFinish atomic.Pointer[func(Job)]
 	onExpire atomic.Pointer[func(Job)]
 	onBlobs  atomic.Pointer[func(BlobEvents)]
@@ -69,9 +71,11 @@ func (f *FSM) Apply(l *raft.Log) any {
 		err = berr
 		if berr == nil {
 			res = BatchResult{Errs: errs}
+			f.commands.Add(uint64(len(errs)))
 		}
 	} else {
 		err = f.state.Apply(c)
+		f.commands.Add(1)
 	}
 	rep := f.state.takeReport()
 	f.applied = l.Index
@@ -158,6 +162,10 @@ func (f *FSM) AppliedIndex() uint64 {
 	defer f.mu.RUnlock()
 	return f.applied
 }
+
+// CommandsApplied is how many commands this FSM applied since it started
+// (every command of a batch counts, refused ones too).
+func (f *FSM) CommandsApplied() uint64 { return f.commands.Load() }
 
 // LogVersion is the log version the cluster writes now.
 func (f *FSM) LogVersion() int {

@@ -11,6 +11,24 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// CheckJoinVersion refuses a node that cannot read the log version the
+// cluster writes (meta is the node's gossip metadata; ok false when gossip
+// has not brought it here yet, and the node should ask again).
+func (s *Store) CheckJoinVersion(name string, meta MemberMeta, ok bool) error {
+	v := s.fsm.LogVersion()
+	if v <= LogV1 {
+		return nil // every release reads version 1
+	}
+	if !ok {
+		return fmt.Errorf("join %s: %w: its gossip metadata has not arrived yet", name, ErrNotLeader)
+	}
+	if reads := meta.LogVersion(); reads < v {
+		return fmt.Errorf("join %s: %w: the node reads log version %d but the cluster writes %d; run a newer release on it",
+			name, ErrInvalid, reads, v)
+	}
+	return nil
+}
+
 // Join adds a node to the cluster as a non-voter; it runs on the leader.
 // A node that comes back under an old name with a new ID (a wiped data
 // dir is a new incarnation) first has its old ID removed, so the old one
@@ -21,10 +39,6 @@ func (s *Store) Join(ctx context.Context, req JoinRequest) error {
 	}
 	if !s.IsLeader() {
 		return fmt.Errorf("join %s: %w", req.Name, ErrNotLeader)
-	}
-	if v, reads := s.fsm.LogVersion(), max(req.LogVersion, LogV1); reads < v {
-		return fmt.Errorf("join %s: %w: the node reads log version %d but the cluster writes %d; run a newer release on it",
-			req.Name, ErrInvalid, reads, v)
 	}
 	servers, err := s.Configuration()
 	if err != nil {
@@ -195,7 +209,7 @@ func (j *Joiner) try(ctx context.Context, waited time.Duration) (bool, error) {
 		}
 		jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		err := j.Peers.Join(jctx, lm.Meta.Internal, JoinRequest{Name: j.Name, ID: j.Store.ID(), Addr: j.Store.Addr(), LogVersion: CommandVersion})
+		err := j.Peers.Join(jctx, lm.Meta.Internal, JoinRequest{Name: j.Name, ID: j.Store.ID(), Addr: j.Store.Addr()})
 		if err != nil {
 			return false, fmt.Errorf("join via %s: %w", lm.Name, err)
 		}

@@ -91,10 +91,9 @@ type JoinRequest struct {
 	Name string `json:"name"`
 	ID   string `json:"id"`
 	Addr string `json:"addr"` // raft host:port
-	// LogVersion is the newest log version the joining node reads (absent
-	// from the first release: 1). A cluster that writes a newer version
-	// refuses it.
-	LogVersion int `json:"log_version,omitempty"`
+	// No field may be added: nodes of the previous release decode join
+	// requests strictly. What else the leader needs to know of a joining
+	// node (the log version it reads) comes from gossip.
 }
 
 // RaftStatus is one node's view of raft.

@@ -43,6 +43,8 @@ type Scheduler struct {
 	AvoidAfter  int           // failures within AvoidWindow
 	AvoidWindow time.Duration //
 	failures    failureLog
+	// PlanSeconds, when set, observes how long each planning round takes.
+	PlanSeconds interface{ Observe(float64) }
 }
 
 // NewScheduler returns a scheduler over store that places work on workers.
@@ -104,6 +106,9 @@ func (s *Scheduler) lead(ctx context.Context) {
 // slots, counting the slots that queued results free.
 func (s *Scheduler) plan(st *State, queued []Command, term uint64) []Command {
 	now := time.Now()
+	if s.PlanSeconds != nil {
+		defer func() { s.PlanSeconds.Observe(time.Since(now).Seconds()) }()
+	}
 	version := st.Version()
 	freed := map[string]bool{}
 	for _, c := range queued {

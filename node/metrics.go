@@ -26,6 +26,7 @@ type metrics struct {
 	renditionSSIM *prometheus.HistogramVec
 	renditionPSNR *prometheus.HistogramVec
 	freedBytes    prometheus.Counter
+	planSeconds   prometheus.Histogram
 }
 
 func newMetrics(fsm *cluster.FSM, cfg Config) *metrics {
@@ -74,6 +75,11 @@ func newMetrics(fsm *cluster.FSM, cfg Config) *metrics {
 		uploadBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gosty_upload_bytes_total", Help: "Bytes received in uploads.",
 		}),
+		planSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gosty_scheduler_plan_seconds",
+			Help:    "Time the leader's scheduler takes to plan one log entry's reclaims, rewinds and assignments (under the state's read lock).",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+		}),
 	}
 	m.slots.Set(float64(cfg.Slots))
 	for _, s := range []cluster.JobState{cluster.JobDone, cluster.JobFailed, cluster.JobCanceled} {
@@ -82,7 +88,7 @@ func newMetrics(fsm *cluster.FSM, cfg Config) *metrics {
 	fsm.OnJobFinished(m.observeJob)
 	fsm.OnJobExpired(func(j cluster.Job) { m.freedBytes.Add(float64(j.FreedBytes)) })
 	reg.MustRegister(m.chunkSeconds, m.encodeSpeed, m.tasksInFlight, m.slots, m.uploadBytes,
-		m.jobSeconds, m.jobsFinished, m.renditionSSIM, m.renditionPSNR, m.freedBytes,
+		m.jobSeconds, m.jobsFinished, m.renditionSSIM, m.renditionPSNR, m.freedBytes, m.planSeconds,
 		volumeCollector{dir: cfg.DataDir},
 		cluster.InternalMetrics(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -137,7 +143,10 @@ var (
 	queueDesc = prometheus.NewDesc("gosty_queue_depth", "Tasks waiting for a node.", nil, nil)
 	underDesc = prometheus.NewDesc("gosty_blobs_under_replicated",
 		"Sources and published outputs (a manifest and its files count once) with fewer copies on alive nodes than the replication factor.", nil, nil)
-	heldDesc = prometheus.NewDesc("gosty_blob_store_bytes", "Bytes of blobs stored on this node.", nil, nil)
+	heldDesc     = prometheus.NewDesc("gosty_blob_store_bytes", "Bytes of blobs stored on this node.", nil, nil)
+	commandsDesc = prometheus.NewDesc("gosty_log_commands_applied_total",
+		"Commands this node applied from the job log since it started (a batch entry counts each of its commands); against gosty_raft_applied_index it shows how many commands share an entry.", nil, nil)
+	logVersionDesc = prometheus.NewDesc("gosty_log_version", "The job log format version the cluster writes.", nil, nil)
 )
 
 var allStates = []cluster.JobState{cluster.JobQueued, cluster.JobSplitting, cluster.JobTranscoding,
@@ -148,6 +157,8 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueDesc
 	ch <- underDesc
 	ch <- heldDesc
+	ch <- commandsDesc
+	ch <- logVersionDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -168,6 +179,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(pending))
 	ch <- prometheus.MustNewConstMetric(underDesc, prometheus.GaugeValue, float64(c.under()))
 	ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(c.held()))
+	ch <- prometheus.MustNewConstMetric(commandsDesc, prometheus.CounterValue, float64(c.fsm.CommandsApplied()))
+	ch <- prometheus.MustNewConstMetric(logVersionDesc, prometheus.GaugeValue, float64(c.fsm.LogVersion()))
 }
 
 // volumeCollector reports the data volume's size and free space at scrape

@@ -217,6 +217,7 @@ func New(cfg Config) (_ *Node, err error) {
 		pins: n.pins, running: map[string]*taskRun{},
 	}
 	n.sched = cluster.NewScheduler(n.store, n, logger)
+	n.sched.PlanSeconds = n.metrics.planSeconds
 	if cfg.Fast {
 		n.sched.LeaseBase, n.sched.LeasePerMediaSecond = 4*time.Second, time.Second/2
 	}
@@ -350,6 +351,10 @@ func (r raftPeer) ApplyForwarded(ctx context.Context, cmd []byte) (uint64, error
 	return r.n.store.ApplyEncoded(ctx, cmd)
 }
 func (r raftPeer) Join(ctx context.Context, req cluster.JoinRequest) error {
+	m, ok := r.n.members.ByID(req.ID)
+	if err := r.n.store.CheckJoinVersion(req.Name, m.Meta, ok); err != nil {
+		return err
+	}
 	return r.n.store.Join(ctx, req)
 }
 func (r raftPeer) Status() cluster.RaftStatus { return r.n.store.Status() }

@@ -39,6 +39,9 @@ type worker struct {
 	metrics *metrics
 	pins    *pins
 
+	// ctx is Run's: results are reported under it, not under the run's
+	// own context, which ends as soon as the result is applied.
+	ctx      context.Context
 	mu       sync.Mutex
 	running  map[string]*taskRun // by task id
 	draining bool                // start nothing new
@@ -52,6 +55,9 @@ type taskRun struct {
 }
 
 func (w *worker) Run(ctx context.Context) {
+	w.mu.Lock()
+	w.ctx = ctx
+	w.mu.Unlock()
 	defer w.wg.Wait()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -194,7 +200,10 @@ func (w *worker) execute(ctx context.Context, t cluster.Task, j cluster.Job, r *
 			w.metrics.observeEncode(j.Options.Codec, elapsed, t.Duration)
 		}
 	}
-	w.report(ctx, log, t, res, err)
+	w.mu.Lock()
+	rctx := w.ctx
+	w.mu.Unlock()
+	w.report(rctx, log, t, res, err)
 }
 
 // report commits the outcome, retrying while the log is unavailable (an
