@@ -92,3 +92,38 @@ func TestFailingNodeIsAvoidedForAWhile(t *testing.T) {
 		t.Fatalf("failure log %v", f.at)
 	}
 }
+
+// TestHeartbeatRenews goes through the leader's Heartbeat on a real store:
+// a heartbeat for the current assignment moves its lease on, one for
+// another attempt or node does not.
+func TestHeartbeatRenews(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	ctx := t.Context()
+	if err := s.Propose(ctx, OpJobSubmit, SubmitJob{Job: testJob("j", false)}); err != nil {
+		t.Fatal(err)
+	}
+	split := TaskID("j", TaskSplit, 0)
+	if err := s.Propose(ctx, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Term: s.Term(), Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	sc := NewScheduler(s, nil, nil)
+	for _, hb := range []Heartbeat{
+		{Node: "n2", Tasks: []TaskBeat{{ID: split, Attempt: 1}}},
+		{Node: "n1", Tasks: []TaskBeat{{ID: split, Attempt: 2}}},
+	} {
+		if err := sc.Heartbeat(ctx, hb); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := sc.leases.m[split]; ok {
+			t.Fatalf("a heartbeat from %s for attempt %d made a lease", hb.Node, hb.Tasks[0].Attempt)
+		}
+	}
+	if err := sc.Heartbeat(ctx, Heartbeat{Node: "n1", Tasks: []TaskBeat{{ID: split, Attempt: 1, Progress: 0.5}}}); err != nil {
+		t.Fatal(err)
+	}
+	ls, ok := sc.leases.m[split]
+	if !ok || ls.node != "n1" || time.Until(ls.expires) < sc.LeaseBase/2 || sc.Progress(split) != 0.5 {
+		t.Fatalf("the current assignment's heartbeat left lease %+v (%v)", ls, ok)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"slices"
 	"time"
 
 	"github.com/google/btree"
@@ -327,7 +326,7 @@ func (s *State) Blobs(after string, fn func(*BlobHolders) bool) {
 // Sets calls fn with the record of every referenced manifest until fn
 // returns false: one per done job whose media are kept.
 func (s *State) Sets(fn func(*BlobHolders) bool) {
-	for _, h := range slices.Sorted(maps.Keys(s.sets)) {
+	for h := range s.sets {
 		if b, ok := s.Blob(h); ok && !fn(b) {
 			return
 		}
@@ -371,9 +370,9 @@ func (s *State) Expiring(t time.Time, fn func(*Job) bool) {
 }
 
 // PendingWebhooks calls fn with every job whose callback is still to be
-// delivered.
+// delivered, in no particular order.
 func (s *State) PendingWebhooks(fn func(*Job) bool) {
-	for _, id := range slices.Sorted(maps.Keys(s.ix.webhooks)) {
+	for id := range s.ix.webhooks {
 		if !fn(s.job(id)) {
 			return
 		}
@@ -381,9 +380,9 @@ func (s *State) PendingWebhooks(fn func(*Job) bool) {
 }
 
 // LegacyJobs calls fn with finished jobs still in the version-1 shape (not
-// compact), until fn returns false.
+// compact), in no particular order, until fn returns false.
 func (s *State) LegacyJobs(fn func(*Job) bool) {
-	for _, id := range slices.Sorted(maps.Keys(s.ix.legacy)) {
+	for id := range s.ix.legacy {
 		if !fn(s.job(id)) {
 			return
 		}

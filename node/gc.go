@@ -51,9 +51,10 @@ func (p *pins) has(hash string) bool {
 // intermediate encodes of finished ones), and copies that never got a
 // record. A blob stays while
 //   - the log has a record of it (something references it),
-//   - it is a file listed by a manifest stored here that the log references
-//     (the holder of a manifest holds its files; a copy being pushed here
-//     arrives manifest first),
+//   - it is a file listed by a manifest the log says this node holds, or
+//     by a referenced manifest stored here that a round looks at (a copy
+//     being pushed here arrives manifest first; until the push is recorded,
+//     the files are also young),
 //   - it is pinned (stored by a task or an upload whose command is not
 //     committed yet), or
 //   - it was stored (or stored again) within the grace period.
@@ -221,12 +222,15 @@ func (c *collector) kept(ctx context.Context, local []string) (keep map[string]b
 	c.fsm.Read(func(st *cluster.State) {
 		gen = st.SetGeneration()
 		for _, h := range local {
-			if _, ok := st.Blob(h); ok {
+			if b, ok := st.Blob(h); ok {
 				keep[h] = true
+				if b.Set() && !b.Nodes[c.name] {
+					sets = append(sets, b.Ref()) // stored here, not recorded yet: a copy on its way
+				}
 			}
 		}
 		st.Sets(func(b *cluster.BlobHolders) bool {
-			if b.Nodes[c.name] || c.blobs.Has(b.Hash) {
+			if b.Nodes[c.name] {
 				sets = append(sets, b.Ref())
 			}
 			return true
