@@ -486,6 +486,9 @@ func histogramOf(b *testing.B, base, name string) promHistogram {
 // its end.
 func tenMinuteJob(b *testing.B, bin, dir string) (entries, commands int64) {
 	b.Helper()
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		b.Fatal(err)
+	}
 	c, _ := newCluster(b, clusterOpts{subnet: 94, size: 1, bin: bin, dir: dir,
 		env: []string{"GOSTY_SYNTHETIC_ENCODER=0.02"}}, "--slots", "2")
 	if err := c.Start(0); err != nil {
