@@ -156,8 +156,12 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 	if cfg.ElectionTimeout > 0 {
 		rc.ElectionTimeout = cfg.ElectionTimeout
 	}
-	// Snapshots keep restart replay short; the FSM is small (metadata only).
+	// Snapshots keep restart replay short (they are cheap: see
+	// snapshot.go). An entry may be a batch of hundreds of commands, so a
+	// thousand entries kept behind a snapshot (not raft's 10240) are plenty
+	// for a follower that fell a little behind, and keep the log file small.
 	rc.SnapshotThreshold = 1024
+	rc.TrailingLogs = 1024
 	if err := raft.ValidateConfig(rc); err != nil {
 		s.closeParts()
 		return nil, fmt.Errorf("open store: raft config: %w", err)

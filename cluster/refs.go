@@ -76,6 +76,9 @@ func (j *Job) keepsSource() bool { return !(j.DropSource && j.State == JobDone) 
 // keeps indexes, counts and references in step. A job that stops having
 // work left lets go of its chunks' media.
 func (s *State) putJob(old, j *Job) {
+	if j != nil {
+		s.intern(j)
+	}
 	for _, r := range jobRefs(j) { // new references first: a blob in both keeps its record
 		s.ref(r)
 	}
@@ -135,7 +138,7 @@ func (s *State) ref(r jobRef) {
 	if b, ok := s.Blob(r.b.Hash); ok {
 		nb = *b
 	} else {
-		nb = BlobHolders{Hash: r.b.Hash, Size: r.b.Size, Nodes: map[string]bool{}}
+		nb = BlobHolders{Hash: r.b.Hash, Size: r.b.Size}
 	}
 	nb.refs++
 	if r.durable {
@@ -179,12 +182,11 @@ func (s *State) addHolder(b BlobRef, node string) error {
 		return nil
 	}
 	rec, ok := s.Blob(b.Hash)
-	if !ok || rec.Nodes[node] {
+	if !ok || rec.Nodes.Has(node) {
 		return nil
 	}
 	nb := *rec
-	nb.Nodes = maps.Clone(rec.Nodes)
-	nb.Nodes[node] = true
+	nb.Nodes = rec.Nodes.With(s.name(node))
 	s.blobs.ReplaceOrInsert(&nb)
 	return nil
 }
@@ -193,12 +195,11 @@ func (s *State) addHolder(b BlobRef, node string) error {
 // while something references the blob, holders or not.
 func (s *State) removeHolder(hash, node string) error {
 	rec, ok := s.Blob(hash)
-	if !ok || !rec.Nodes[node] {
+	if !ok || !rec.Nodes.Has(node) {
 		return nil
 	}
 	nb := *rec
-	nb.Nodes = maps.Clone(rec.Nodes)
-	delete(nb.Nodes, node)
+	nb.Nodes = rec.Nodes.Without(node)
 	s.blobs.ReplaceOrInsert(&nb)
 	if nb.durable > 0 {
 		s.out.durable = append(s.out.durable, hash)

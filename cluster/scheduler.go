@@ -188,7 +188,7 @@ func (s *Scheduler) recover(st *State) []JobRewind {
 	var rewinds []JobRewind
 	held := func(b BlobRef) bool {
 		if h, ok := st.Blob(b.Hash); ok {
-			for name := range h.Nodes {
+			for _, name := range h.Nodes {
 				if s.workers.Alive(name) {
 					return true
 				}
@@ -346,7 +346,7 @@ func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly b
 	j, _ := st.JobRecord(t.JobID)
 	holds := func(node string, b BlobRef) bool {
 		h, ok := st.Blob(b.Hash)
-		return ok && h.Nodes[node]
+		return ok && h.Nodes.Has(node)
 	}
 	score := func(node string) int { return 0 }
 	switch t.Kind {

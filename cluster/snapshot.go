@@ -2,13 +2,16 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/google/btree"
 )
@@ -137,7 +140,7 @@ func (f *frozen) writeLines(w io.Writer) error {
 	f.chunks.Ascend(func(c *Chunk) bool { return put(snapLine{Chunk: c}) })
 	f.tasks.Ascend(func(t *Task) bool { return put(snapLine{Task: t}) })
 	f.blobs.Ascend(func(b *BlobHolders) bool {
-		return put(snapLine{Blob: &snapBlob{Hash: b.Hash, Size: b.Size, Nodes: slices.Sorted(maps.Keys(b.Nodes))}})
+		return put(snapLine{Blob: &snapBlob{Hash: b.Hash, Size: b.Size, Nodes: b.Nodes}})
 	})
 	for _, id := range slices.Sorted(maps.Keys(f.nodes)) {
 		put(snapLine{Node: &NodeJoin{ID: id, Name: f.nodes[id]}})
@@ -201,7 +204,7 @@ func (f *frozen) writeV1(w io.Writer) error {
 		return entry(&first, b.Hash, struct {
 			Size  int64           `json:"size"`
 			Nodes map[string]bool `json:"nodes"`
-		}{b.Size, b.Nodes})
+		}{b.Size, b.Nodes.Map()})
 	})
 	raw(`},"nodes":{`)
 	first = true
@@ -247,9 +250,13 @@ func readStateV2(r io.Reader) (*State, error) {
 		return nil, fmt.Errorf("read snapshot: %w", err)
 	}
 	defer zr.Close()
-	dec := json.NewDecoder(bufio.NewReaderSize(zr, 256<<10))
+	br := bufio.NewReaderSize(zr, 256<<10)
+	head, err := br.ReadBytes('\n')
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot header: %w", err)
+	}
 	var h snapHeader
-	if err := dec.Decode(&h); err != nil {
+	if err := json.Unmarshal(head, &h); err != nil {
 		return nil, fmt.Errorf("read snapshot header: %w", err)
 	}
 	if h.Format != snapshotFormat || h.V != SnapshotVersion {
@@ -260,46 +267,141 @@ func readStateV2(r io.Reader) (*State, error) {
 	}
 	s := NewState()
 	s.version = h.LogVersion
-	var holders []*snapBlob
-	for n := 0; ; n++ {
-		var l snapLine
-		if err := dec.Decode(&l); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("read snapshot: cut off after %d records", n)
-			}
-			return nil, fmt.Errorf("read snapshot record %d: %w", n, err)
+	done := make(chan struct{})
+	batches, wait := decodeLines(br, done)
+	defer wait() // the reader goroutine is done with br before zr closes
+	defer close(done)
+	n := 0
+	for b := range batches {
+		if b.err != nil {
+			return nil, fmt.Errorf("read snapshot record %d: %w", n+b.failed, b.err)
 		}
-		switch {
-		case l.End:
-			for _, b := range holders {
-				s.restoreHolders(b)
+		for _, l := range b.lines {
+			if end, err := s.restoreLine(&l); err != nil {
+				return nil, fmt.Errorf("read snapshot record %d: %w", n, err)
+			} else if end {
+				s.takeReport()
+				return s, nil
 			}
-			s.takeReport()
-			return s, nil
-		case l.Job != nil:
-			if l.Job.ID == "" || s.job(l.Job.ID) != nil {
-				return nil, fmt.Errorf("read snapshot record %d: job %q missing or twice", n, l.Job.ID)
-			}
-			l.Job.Chunks = nil
-			s.putJob(nil, l.Job)
-		case l.Chunk != nil:
-			j := s.job(l.Chunk.JobID)
-			if j == nil {
-				return nil, fmt.Errorf("read snapshot record %d: chunk of unknown job %q", n, l.Chunk.JobID)
-			}
-			s.putChunk(nil, l.Chunk, !j.State.Terminal())
-		case l.Task != nil:
-			s.tasks.ReplaceOrInsert(l.Task)
-		case l.Blob != nil:
-			holders = append(holders, l.Blob)
-		case l.Node != nil:
-			s.nodes[l.Node.ID] = l.Node.Name
-		case l.Retired != nil:
-			s.retired[l.Retired.ID] = l.Retired.Attempt
-		default:
-			return nil, fmt.Errorf("read snapshot record %d: empty record", n)
+			n++
 		}
 	}
+	return nil, fmt.Errorf("read snapshot: cut off after %d records", n)
+}
+
+// restoreLine puts one record into a state being restored; end reports
+// the end record.
+func (s *State) restoreLine(l *snapLine) (end bool, err error) {
+	switch {
+	case l.End:
+		return true, nil
+	case l.Job != nil:
+		if l.Job.ID == "" || s.job(l.Job.ID) != nil {
+			return false, fmt.Errorf("job %q missing or twice", l.Job.ID)
+		}
+		l.Job.Chunks = nil
+		s.putJob(nil, l.Job)
+	case l.Chunk != nil:
+		j := s.job(l.Chunk.JobID)
+		if j == nil {
+			return false, fmt.Errorf("chunk of unknown job %q", l.Chunk.JobID)
+		}
+		s.putChunk(nil, l.Chunk, !j.State.Terminal())
+	case l.Task != nil:
+		s.tasks.ReplaceOrInsert(l.Task)
+	case l.Blob != nil:
+		s.restoreHolders(l.Blob) // after every job and chunk: the references exist
+	case l.Node != nil:
+		s.nodes[l.Node.ID] = l.Node.Name
+	case l.Retired != nil:
+		s.retired[l.Retired.ID] = l.Retired.Attempt
+	default:
+		return false, errors.New("empty record")
+	}
+	return false, nil
+}
+
+// lineBatch is a run of decoded snapshot lines (or the error of the line
+// failed lines into the run).
+type lineBatch struct {
+	lines  []snapLine
+	failed int
+	err    error
+}
+
+// decodeLines decodes JSON lines on every core, in batches, and delivers
+// the batches in order. Decoding is most of a restore's time; inserting
+// stays on the caller's goroutine. It stops when r ends or done closes.
+func decodeLines(r *bufio.Reader, done <-chan struct{}) (<-chan lineBatch, func()) {
+	const batchLines = 512
+	workers := max(1, runtime.GOMAXPROCS(0))
+	order := make(chan chan lineBatch, 2*workers)
+	out := make(chan lineBatch)
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // read lines, hand each batch to a decoder, keep their order
+		defer wg.Done()
+		defer close(order)
+		for eof := false; !eof; {
+			raw := make([][]byte, 0, batchLines)
+			for len(raw) < batchLines {
+				line, err := r.ReadBytes('\n')
+				if len(bytes.TrimSpace(line)) > 0 {
+					raw = append(raw, line)
+				}
+				if err != nil {
+					eof = true
+					break
+				}
+			}
+			if len(raw) == 0 {
+				return
+			}
+			res := make(chan lineBatch, 1)
+			select {
+			case order <- res:
+			case <-done:
+				return
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-done:
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				b := lineBatch{lines: make([]snapLine, len(raw))}
+				for i, line := range raw {
+					if err := json.Unmarshal(line, &b.lines[i]); err != nil {
+						b.lines, b.failed, b.err = b.lines[:i], i, err
+						break
+					}
+				}
+				res <- b
+			}()
+		}
+	}()
+	wg.Add(1)
+	go func() { // deliver in order
+		defer wg.Done()
+		defer close(out)
+		for res := range order {
+			select {
+			case b := <-res:
+				select {
+				case out <- b:
+				case <-done:
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return out, wg.Wait
 }
 
 // restoreHolders puts a snapshot's holders on a referenced blob's record.
@@ -309,10 +411,12 @@ func (s *State) restoreHolders(b *snapBlob) {
 		return // nothing references it any more
 	}
 	nb := *rec
-	nb.Nodes = make(map[string]bool, len(b.Nodes))
+	nb.Nodes = make(NodeSet, 0, len(b.Nodes))
 	for _, n := range b.Nodes {
-		nb.Nodes[n] = true
+		nb.Nodes = append(nb.Nodes, s.name(n))
 	}
+	slices.Sort(nb.Nodes)
+	nb.Nodes = slices.Compact(nb.Nodes)
 	if b.Size > 0 {
 		nb.Size = b.Size
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/btree"
@@ -48,6 +49,7 @@ type State struct {
 	// added, so that a collector can tell that one came meanwhile.
 	sets   map[string]bool
 	setGen uint64
+	in     interner // shared copies of values many records hold
 
 	// What the last Apply did, for the FSM to report; not replicated.
 	out applyReport
@@ -67,11 +69,49 @@ type applyReport struct {
 type BlobHolders struct {
 	Hash  string          `json:"hash"`
 	Size  int64           `json:"size"`
-	Nodes map[string]bool `json:"nodes"`
+	Nodes NodeSet `json:"nodes"`
 
 	refs    int  // references from jobs in the state
 	durable int  // of which must keep the replication factor
 	set     bool // a manifest: its holders hold every file it lists too
+}
+
+// NodeSet is a small sorted set of node names (a blob's holders: about the
+// replication factor of them), lighter than a map for the hundreds of
+// thousands of records a long history keeps.
+type NodeSet []string
+
+// Has reports whether name is in the set.
+func (s NodeSet) Has(name string) bool {
+	_, ok := slices.BinarySearch(s, name)
+	return ok
+}
+
+// With returns a new set with name added.
+func (s NodeSet) With(name string) NodeSet {
+	i, ok := slices.BinarySearch(s, name)
+	if ok {
+		return s
+	}
+	return slices.Insert(slices.Clone(s), i, name)
+}
+
+// Without returns a new set without name.
+func (s NodeSet) Without(name string) NodeSet {
+	i, ok := slices.BinarySearch(s, name)
+	if !ok {
+		return s
+	}
+	return slices.Delete(slices.Clone(s), i, i+1)
+}
+
+// Map returns the set as a map.
+func (s NodeSet) Map() map[string]bool {
+	m := make(map[string]bool, len(s))
+	for _, n := range s {
+		m[n] = true
+	}
+	return m
 }
 
 // Refs is how many references keep the blob.

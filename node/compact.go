@@ -61,13 +61,13 @@ func fullHolders(st *cluster.State, j cluster.Job) []string {
 			return nil
 		}
 		if first {
-			for name := range rec.Nodes {
+			for _, name := range rec.Nodes {
 				out = append(out, name)
 			}
 			first = false
 			continue
 		}
-		out = slices.DeleteFunc(out, func(name string) bool { return !rec.Nodes[name] })
+		out = slices.DeleteFunc(out, func(name string) bool { return !rec.Nodes.Has(name) })
 	}
 	slices.Sort(out)
 	return out

@@ -105,6 +105,9 @@ type Config struct {
 	// them the leader removes the oldest (job.forget), media and all.
 	HistoryJobs int
 	HistoryAge  time.Duration
+	// HistoryInterval is how often the leader looks for jobs beyond the
+	// history (0: a minute; tests shorten it).
+	HistoryInterval time.Duration
 
 	// GCGrace is how old an unreferenced blob must be before it is
 	// collected; GCInterval how often the collector runs (tests shorten

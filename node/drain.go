@@ -108,11 +108,11 @@ func (n *Node) handoffRound(ctx context.Context, round int) int {
 				if k++; k == 1000 {
 					more = true
 				}
-				if !b.Nodes[self] {
+				if !b.Nodes.Has(self) {
 					return !more
 				}
 				others := map[string]bool{}
-				for name := range b.Nodes {
+				for _, name := range b.Nodes {
 					if targets[name] {
 						others[name] = true
 					}

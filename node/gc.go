@@ -224,13 +224,13 @@ func (c *collector) kept(ctx context.Context, local []string) (keep map[string]b
 		for _, h := range local {
 			if b, ok := st.Blob(h); ok {
 				keep[h] = true
-				if b.Set() && !b.Nodes[c.name] {
+				if b.Set() && !b.Nodes.Has(c.name) {
 					sets = append(sets, b.Ref()) // stored here, not recorded yet: a copy on its way
 				}
 			}
 		}
 		st.Sets(func(b *cluster.BlobHolders) bool {
-			if b.Nodes[c.name] {
+			if b.Nodes.Has(c.name) {
 				sets = append(sets, b.Ref())
 			}
 			return true

@@ -122,7 +122,7 @@ func (r *replicator) round(ctx context.Context) {
 			return
 		}
 		live, first := 0, ""
-		for name := range b.Nodes {
+		for _, name := range b.Nodes {
 			if alive[name] {
 				live++
 				if first == "" || name < first {
@@ -133,7 +133,7 @@ func (r *replicator) round(ctx context.Context) {
 		if live < want {
 			under[b.Hash] = true
 			if first == n.cfg.Name {
-				duties = append(duties, replicaDuty{ref: b.Ref(), set: b.Set(), holders: maps.Clone(b.Nodes)})
+				duties = append(duties, replicaDuty{ref: b.Ref(), set: b.Set(), holders: b.Nodes.Map()})
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -69,7 +70,7 @@ func (n *Node) historyLoop(ctx context.Context) {
 	if n.cfg.HistoryJobs == 0 && n.cfg.HistoryAge == 0 {
 		return
 	}
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(cmp.Or(n.cfg.HistoryInterval, time.Minute))
 	defer t.Stop()
 	for {
 		if n.store.IsLeader() && n.store.FSM().LogVersion() >= cluster.LogV2 {

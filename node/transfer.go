@@ -23,7 +23,7 @@ func (n *Node) holders(hash string, set cluster.BlobRef) []string {
 			h, ok = st.Blob(set.Hash)
 		}
 		if ok {
-			for name := range h.Nodes {
+			for _, name := range h.Nodes {
 				names = append(names, name)
 			}
 		}

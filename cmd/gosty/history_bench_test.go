@@ -79,8 +79,7 @@ func BenchmarkHistory(b *testing.B) {
 
 	// Lists under the load of the active jobs.
 	smp := startSampler([]int{pid}, 200*time.Millisecond)
-	first := pageLatencies(b, c.HTTP(0)+"/api/v1/jobs", 200)
-	deep := pageLatencies(b, c.HTTP(0)+"/api/v1/jobs?cursor="+h.deepCursor, 200)
+	first, deep := pageLatencies(b, c.HTTP(0)+"/api/v1/jobs", c.HTTP(0)+"/api/v1/jobs?cursor="+h.deepCursor, 200)
 	time.Sleep(10 * time.Second) // the scheduler plans a while
 	smp.Stop()
 	_, peak := smp.between(pid, start, time.Now())
@@ -88,8 +87,14 @@ func BenchmarkHistory(b *testing.B) {
 	plan := histogramOf(b, c.HTTP(0), "gosty_scheduler_plan_seconds")
 	c.StopAll(time.Minute)
 
-	// Entries per ten-minute job, alone on a quiet one-node cluster.
-	entries, commands := tenMinuteJob(b, bin, filepath.Join(dir, "alone"))
+	// Entries per ten-minute job, alone on a quiet one-node cluster; then
+	// short jobs and a few long ones on it, a graceful stop and a restart.
+	short, long := 100, 3
+	if testing.Short() {
+		short, long = 10, 1
+	}
+	alone := runAlone(b, bin, filepath.Join(dir, "alone"), short, long)
+	entries, commands := alone.entries, alone.commands
 
 	perJob := float64(h.snapBytes) / float64(finished+active)
 	b.ReportMetric(perJob, "snapshot-B/job")
@@ -118,6 +123,11 @@ func BenchmarkHistory(b *testing.B) {
 	fmt.Fprintf(&md, "| scheduler planning round (%.0f rounds) mean / p99 | %.2f / %.2f ms | |\n", plan.count, plan.mean()*1000, plan.quantile(0.99)*1000)
 	fmt.Fprintf(&md, "| apply throughput while building | %.0f commands/s, %.0f entries/s | |\n", h.cmdRate(), float64(h.entries)/h.took.Seconds())
 	fmt.Fprintf(&md, "| log entries of a ten-minute job (alone, one node, 2 slots, 6 s chunks: %d commands) | %d | ≤ 100 |\n", commands, entries)
+	fmt.Fprintf(&md, "| log entries of a ten-minute job under load (its %d commands at the build's %.0f commands an entry) | %.1f | ≤ 100 |\n",
+		commands, float64(h.commands)/float64(h.entries), float64(commands)/(float64(h.commands)/float64(h.entries)))
+	fmt.Fprintf(&md, "| that node after %d more jobs (10 to 60 s) and %d more of ten minutes, stopped with SIGTERM: snapshot on disk | %d B, %.0f B a job | ≤ 2 KiB a job |\n",
+		short, long, alone.snapBytes, float64(alone.snapBytes)/float64(alone.jobs))
+	fmt.Fprintf(&md, "| its restart to ready | %v | ≤ 10 s |\n", alone.ready.Round(time.Millisecond))
 	fmt.Fprintf(&md, "\nFinished jobs are compact records: the snapshot keeps no chunk, task or per-file record of them, so a two-hour job weighs what a one-second one does. "+
 		"The list pages from an index by creation time, so the deep page costs what the first does.\n\n")
 	writeSection(b, "history.md", []byte(md.String()))
@@ -388,11 +398,11 @@ func newestSnapshot(b *testing.B, data string) string {
 	return files[len(files)-1]
 }
 
-// pageLatencies GETs url n times and returns the durations in seconds.
-func pageLatencies(b *testing.B, url string, n int) []float64 {
+// pageLatencies GETs two pages n times each, taking turns (so that both
+// meet the same load), and returns the durations in seconds.
+func pageLatencies(b *testing.B, first, deep string, n int) (firsts, deeps []float64) {
 	b.Helper()
-	var out []float64
-	for range n {
+	get := func(url string) float64 {
 		t0 := time.Now()
 		resp, err := http.Get(url)
 		if err != nil {
@@ -404,9 +414,13 @@ func pageLatencies(b *testing.B, url string, n int) []float64 {
 		if resp.StatusCode != 200 {
 			b.Fatalf("GET %s: %s %s", url, resp.Status, buf.String())
 		}
-		out = append(out, time.Since(t0).Seconds())
+		return time.Since(t0).Seconds()
 	}
-	return out
+	for range n {
+		firsts = append(firsts, get(first))
+		deeps = append(deeps, get(deep))
+	}
+	return firsts, deeps
 }
 
 func quantile(xs []float64, q float64) float64 {
@@ -481,10 +495,19 @@ func histogramOf(b *testing.B, base, name string) promHistogram {
 	return h
 }
 
-// tenMinuteJob runs one ten-minute synthetic job alone on a fresh one-node
-// cluster and returns the log entries and commands from its submission to
-// its end.
-func tenMinuteJob(b *testing.B, bin, dir string) (entries, commands int64) {
+// aloneResult is what runAlone measured.
+type aloneResult struct {
+	entries, commands int64 // of the first ten-minute job
+	jobs              int   // jobs the node ran
+	snapBytes         int64 // the snapshot taken at a graceful stop
+	ready             time.Duration
+}
+
+// runAlone runs one ten-minute synthetic job alone on a fresh one-node
+// cluster and counts the log entries and commands from its submission to
+// its end; then short more jobs of 10 to 60 s and long more of ten minutes,
+// a graceful stop (which takes a snapshot) and a restart.
+func runAlone(b *testing.B, bin, dir string, short, long int) aloneResult {
 	b.Helper()
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		b.Fatal(err)
@@ -504,12 +527,50 @@ func tenMinuteJob(b *testing.B, bin, dir string) (entries, commands int64) {
 		b.Fatal(err)
 	}
 	e0, c0 := metricValue(base, "gosty_raft_applied_index"), metricValue(base, "gosty_log_commands_applied_total")
-	id := uploadTo(b, base, src, "")
-	nodetest.WaitFor(b, 5*time.Minute, "the ten-minute job", func() bool {
-		var j struct{ State string }
-		return getJSON(base+"/api/v1/jobs/"+id, &j) == nil && j.State == "done"
-	})
+	waitDone := func(ids ...string) {
+		for _, id := range ids {
+			nodetest.WaitFor(b, 10*time.Minute, "job "+id, func() bool {
+				var j struct{ State string }
+				return getJSON(base+"/api/v1/jobs/"+id, &j) == nil && j.State == "done"
+			})
+		}
+	}
+	waitDone(uploadTo(b, base, src, ""))
+	var r aloneResult
 	e1, c1 := metricValue(base, "gosty_raft_applied_index"), metricValue(base, "gosty_log_commands_applied_total")
+	r.entries, r.commands = int64(e1-e0), int64(c1-c0)
+
+	var ids []string
+	for i := range short + long {
+		d := 10 + float64(i%6)*10
+		if i >= short {
+			d = 600
+		}
+		p := filepath.Join(dir, fmt.Sprintf("job-%d.synthetic", i))
+		if err := os.WriteFile(p, synthetic.Source{Duration: d, Width: 1280, Height: 720, FPS: 25, BitRate: 3_000_000, Audio: true, Name: p}.Bytes(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, uploadTo(b, base, p, ""))
+	}
+	waitDone(ids...)
+	r.jobs = 1 + short + long
+	if err := c.Stop(0, time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	snap := newestSnapshot(b, filepath.Join(c.dir, c.name(0)))
+	fi, err := os.Stat(snap)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.snapBytes = fi.Size()
+	start := time.Now()
+	if err := c.Start(0); err != nil {
+		b.Fatal(err)
+	}
+	nodetest.WaitReady(b, base, time.Minute)
+	r.ready = time.Since(start)
 	c.StopAll(time.Minute)
-	return int64(e1 - e0), int64(c1 - c0)
+	b.Logf("alone: ten-minute job %d entries, %d commands; %d jobs, snapshot %d B (%.0f B a job), ready again in %v",
+		r.entries, r.commands, r.jobs, r.snapBytes, float64(r.snapBytes)/float64(r.jobs), r.ready.Round(time.Millisecond))
+	return r
 }
