@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,6 +47,10 @@ type Scheduler struct {
 	failures    failureLog
 	// PlanSeconds, when set, observes how long each planning round takes.
 	PlanSeconds interface{ Observe(float64) }
+	// due asks the next planning round for the work that follows time, not
+	// commits (leases, dead nodes, lost media, failure counts); the tick
+	// sets it.
+	due atomic.Bool
 }
 
 // NewScheduler returns a scheduler over store that places work on workers.
@@ -87,6 +93,7 @@ func (s *Scheduler) lead(ctx context.Context) {
 	term := s.store.Term()
 	s.leases.reset() // every assignment gets a fresh lease from this leader
 	s.log.Info("scheduling as leader", "term", term)
+	s.due.Store(true)
 	s.store.commits.setPlanner(func(st *State, queued []Command) []Command { return s.plan(st, queued, term) })
 	defer s.store.commits.setPlanner(nil)
 	t := time.NewTicker(s.Tick)
@@ -96,14 +103,18 @@ func (s *Scheduler) lead(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			s.due.Store(true)
 			s.store.commits.kick()
 		}
 	}
 }
 
-// plan decides what to commit after queued: tasks taken back from dead or
-// silent nodes, jobs rewound for lost media, and assignments for the free
-// slots, counting the slots that queued results free.
+// plan decides what to commit after queued: assignments for the free
+// slots, counting the slots that queued results free, and once a tick the
+// tasks taken back from dead or silent nodes and the jobs rewound for lost
+// media. It runs for every entry the leader commits, under the state's
+// read lock, so what it does there is what the active work needs: nothing
+// at all when no slot is free.
 func (s *Scheduler) plan(st *State, queued []Command, term uint64) []Command {
 	now := time.Now()
 	if s.PlanSeconds != nil {
@@ -134,14 +145,16 @@ func (s *Scheduler) plan(st *State, queued []Command, term uint64) []Command {
 		}
 		out = append(out, c)
 	}
-	for _, f := range s.reclaim(st, freed, now) {
-		freed[f.TaskID] = true
-		add(OpTaskFail, f)
+	if s.due.Swap(false) {
+		for _, f := range s.reclaim(st, freed, now) {
+			freed[f.TaskID] = true
+			add(OpTaskFail, f)
+		}
+		for _, r := range s.recover(st) {
+			add(OpJobRewind, r)
+		}
+		s.failures.observe(st, now)
 	}
-	for _, r := range s.recover(st) {
-		add(OpJobRewind, r)
-	}
-	s.failures.observe(st, now)
 	workers := s.failures.filter(s.workers.Workers(), now, s.AvoidAfter, s.AvoidWindow)
 	for _, a := range assignments(st, workers, freed) {
 		a.Term = term
@@ -310,11 +323,20 @@ func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTas
 				free[t.Node]--
 			}
 		case TaskPending:
-			if j, ok := st.JobRecord(t.JobID); ok && !j.State.Terminal() {
-				pending = append(pending, t)
-			}
+			pending = append(pending, t)
 		}
 		return true
+	})
+	slots := 0
+	for _, n := range free {
+		slots += max(n, 0)
+	}
+	if slots == 0 || len(pending) == 0 {
+		return nil // the common case of a busy cluster: nothing to place
+	}
+	pending = slices.DeleteFunc(pending, func(t *Task) bool {
+		j, ok := st.JobRecord(t.JobID)
+		return !ok || j.State.Terminal()
 	})
 	pending = fairOrder(st, pending)
 
@@ -325,6 +347,9 @@ func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTas
 	placed := map[string]bool{}
 	for _, local := range []bool{true, false} {
 		for _, t := range pending {
+			if slots == 0 {
+				return out
+			}
 			if placed[t.ID] {
 				continue
 			}
@@ -333,6 +358,7 @@ func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTas
 				continue
 			}
 			free[node]--
+			slots--
 			placed[t.ID] = true
 			out = append(out, AssignTask{TaskID: t.ID, Node: node, Attempt: t.Attempt + 1})
 		}
@@ -411,8 +437,18 @@ func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly b
 // overtakes everything queued below it (running tasks finish first: there
 // is no preemption).
 func fairOrder(st *State, pending []*Task) []*Task {
+	jobs := map[string]*Job{}
+	for _, t := range pending {
+		if _, ok := jobs[t.JobID]; !ok {
+			jobs[t.JobID], _ = st.JobRecord(t.JobID)
+		}
+	}
 	jobOf := func(id string) *Job {
+		if j, ok := jobs[id]; ok {
+			return j
+		}
 		j, _ := st.JobRecord(id)
+		jobs[id] = j
 		return j
 	}
 	byAge := func(a, b *Task) bool {

@@ -67,8 +67,8 @@ type applyReport struct {
 // BlobHolders records one referenced blob: its size, the nodes that hold a
 // copy, and (derived, not persisted) how many references keep it.
 type BlobHolders struct {
-	Hash  string          `json:"hash"`
-	Size  int64           `json:"size"`
+	Hash  string  `json:"hash"`
+	Size  int64   `json:"size"`
 	Nodes NodeSet `json:"nodes"`
 
 	refs    int  // references from jobs in the state
