@@ -32,11 +32,15 @@ type committer struct {
 	plan atomic.Pointer[Planner]
 }
 
-// Planner is what the leader's scheduler adds to an entry: given the
-// state and the commands about to be committed, the commands to commit
-// after them (task reclaims, rewinds, assignments). It runs under the
-// FSM's read lock and must not block.
-type Planner func(st *State, queued []Command) []Command
+// Planner is what the leader's scheduler adds to an entry. Plan, given the
+// state and the commands about to be committed, returns the commands to
+// commit after them (task reclaims, rewinds, assignments); it runs under
+// the FSM's read lock and must not block. Applied is told each planned
+// command's verdict once its entry is committed (err nil: it took effect).
+type Planner struct {
+	Plan    func(st *State, queued []Command) []Command
+	Applied func(c Command, err error)
+}
 
 type proposal struct {
 	cmd  Command
@@ -54,13 +58,11 @@ func newCommitter(s *Store, log *slog.Logger) *committer {
 }
 
 // setPlanner installs (or, with nil, removes) the scheduler's planner.
-func (c *committer) setPlanner(p Planner) {
-	if p == nil {
-		c.plan.Store(nil)
-		return
+func (c *committer) setPlanner(p *Planner) {
+	c.plan.Store(p)
+	if p != nil {
+		c.kick()
 	}
-	c.plan.Store(&p)
-	c.kick()
 }
 
 // kick asks for a planning round even with nothing queued.
@@ -125,8 +127,9 @@ func (c *committer) round(ctx context.Context) bool {
 		cmds[i] = p.cmd
 	}
 	var extra []Command
-	if plan := c.plan.Load(); plan != nil {
-		s.fsm.Read(func(st *State) { extra = (*plan)(st, cmds) })
+	plan := c.plan.Load()
+	if plan != nil {
+		s.fsm.Read(func(st *State) { extra = plan.Plan(st, cmds) })
 		if room := MaxBatch - len(cmds); len(extra) > room {
 			extra = extra[:room]
 			more = true
@@ -149,11 +152,10 @@ func (c *committer) round(ctx context.Context) bool {
 			applied = applied || r.err == nil
 			continue
 		}
-		if r.err != nil {
-			c.log.Debug("planned command refused", "op", extra[i-len(items)].Op, "err", r.err)
-			continue
+		if plan != nil && plan.Applied != nil {
+			plan.Applied(extra[i-len(items)], r.err)
 		}
-		applied = true
+		applied = applied || r.err == nil
 	}
 	return more || (applied && len(extra) > 0) || (applied && len(items) > 0)
 }

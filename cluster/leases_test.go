@@ -84,12 +84,15 @@ func TestFailingNodeIsAvoidedForAWhile(t *testing.T) {
 	if got := f.filter(workers[:1], t0, 3, time.Minute); len(got) != 1 {
 		t.Fatal("the only worker must not be filtered out")
 	}
-	if got := f.filter(workers, t0.Add(2*time.Minute), 3, time.Minute); len(got) != 2 {
-		t.Fatalf("the node should be forgiven after the window: %v", got)
-	}
 	f.observe(s, t0.Add(time.Second)) // nothing new
 	if len(f.at["bad"]) != 3 || len(f.at["other"]) != 0 {
 		t.Fatalf("failure log %v", f.at)
+	}
+	if got := f.filter(workers, t0.Add(2*time.Minute), 3, time.Minute); len(got) != 2 {
+		t.Fatalf("the node should be forgiven after the window: %v", got)
+	}
+	if len(f.at) != 0 {
+		t.Fatalf("failures older than the window are kept: %v", f.at)
 	}
 }
 

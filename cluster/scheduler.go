@@ -94,7 +94,10 @@ func (s *Scheduler) lead(ctx context.Context) {
 	s.leases.reset() // every assignment gets a fresh lease from this leader
 	s.log.Info("scheduling as leader", "term", term)
 	s.due.Store(true)
-	s.store.commits.setPlanner(func(st *State, queued []Command) []Command { return s.plan(st, queued, term) })
+	s.store.commits.setPlanner(&Planner{
+		Plan:    func(st *State, queued []Command) []Command { return s.plan(st, queued, term) },
+		Applied: s.applied,
+	})
 	defer s.store.commits.setPlanner(nil)
 	t := time.NewTicker(s.Tick)
 	defer t.Stop()
@@ -163,6 +166,42 @@ func (s *Scheduler) plan(st *State, queued []Command, term uint64) []Command {
 	return out
 }
 
+// applied logs what became of a planned command.
+func (s *Scheduler) applied(c Command, err error) {
+	switch c.Op {
+	case OpTaskAssign:
+		var a AssignTask
+		if json.Unmarshal(c.Body, &a) != nil {
+			return
+		}
+		if err != nil {
+			s.log.Warn("assignment refused", "task", a.TaskID, "err", err)
+			return
+		}
+		s.log.Info("task assigned", "task", a.TaskID, "node", a.Node, "attempt", a.Attempt)
+	case OpTaskFail:
+		var f TaskFailure
+		if json.Unmarshal(c.Body, &f) != nil {
+			return
+		}
+		if err != nil {
+			s.log.Debug("taking a task back refused", "task", f.TaskID, "err", err)
+			return
+		}
+		s.log.Warn("task taken back", "task", f.TaskID, "node", f.Node, "attempt", f.Attempt, "reason", f.Reason)
+	case OpJobRewind:
+		var r JobRewind
+		if json.Unmarshal(c.Body, &r) != nil {
+			return
+		}
+		if err != nil {
+			s.log.Warn("rewind refused", "job", r.JobID, "err", err)
+			return
+		}
+		s.log.Warn("job rewound", "job", r.JobID, "reason", r.Reason)
+	}
+}
+
 // reclaim takes tasks back from nodes that died (requeued: not the task's
 // fault) and from runs whose lease lapsed (a failure: the node is alive but
 // not making progress, say paused or wedged). Tasks with a result queued
@@ -185,9 +224,6 @@ func (s *Scheduler) reclaim(st *State, freed map[string]bool, now time.Time) []T
 	for _, t := range s.leases.check(live, now, s.leaseTTL) {
 		fails = append(fails, TaskFailure{TaskID: t.ID, Node: t.Node, Attempt: t.Attempt,
 			Reason: fmt.Sprintf("lease expired: no heartbeat from %s for %v", t.Node, s.leaseTTL(t).Round(time.Second))})
-	}
-	for _, f := range fails {
-		s.log.Warn("taking a task back", "task", f.TaskID, "node", f.Node, "attempt", f.Attempt, "reason", f.Reason)
 	}
 	return fails
 }
@@ -229,7 +265,6 @@ func (s *Scheduler) recover(st *State) []JobRewind {
 		r.Audio = !j.Audio.IsZero() && !held(j.Audio)
 		if len(r.Chunks) > 0 || r.Audio || r.Resplit {
 			r.Reason = fmt.Sprintf("lost with a node: %d encoded chunks, audio %v, chunk sources %v", len(r.Chunks), r.Audio, r.Resplit)
-			s.log.Warn("rewinding a job", "job", r.JobID, "reason", r.Reason)
 			rewinds = append(rewinds, r)
 		}
 		return true
@@ -282,14 +317,15 @@ func (f *failureLog) filter(workers []Worker, now time.Time, n int, window time.
 		return workers
 	}
 	var keep []Worker
-	for _, w := range workers {
-		recent := 0
-		for _, at := range f.at[w.Name] {
-			if now.Sub(at) < window {
-				recent++
-			}
+	for name, times := range f.at { // failures older than the window are forgotten
+		if times = slices.DeleteFunc(times, func(at time.Time) bool { return now.Sub(at) >= window }); len(times) == 0 {
+			delete(f.at, name)
+		} else {
+			f.at[name] = times
 		}
-		if recent < n {
+	}
+	for _, w := range workers {
+		if len(f.at[w.Name]) < n {
 			keep = append(keep, w)
 		}
 	}

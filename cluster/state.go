@@ -153,8 +153,8 @@ func TaskID(jobID string, k TaskKind, chunk int) string {
 
 // Apply changes the state by one command. The error says why a command was
 // refused (stale completion, unknown job, ...); a refused command changes
-// nothing. A batch answers ErrBatch wrapping each command's verdict; Apply
-// of a batch returns nil and BatchErrors gives the verdicts.
+// nothing. For a batch, Apply returns only a refusal of the batch itself;
+// ApplyBatch gives each command's verdict.
 func (s *State) Apply(c Command) error {
 	switch c.Op {
 	case OpBatch:

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -130,5 +129,3 @@ func (n *Node) holdsSet(ctx context.Context, ref cluster.BlobRef) (bool, error) 
 	}
 	return true, nil
 }
-
-var errNoTarget = errors.New("no node to copy to")

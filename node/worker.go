@@ -43,6 +43,7 @@ type worker struct {
 	// own context, which ends as soon as the result is applied.
 	ctx      context.Context
 	mu       sync.Mutex
+	wake     chan struct{}       // a run ended: reconcile now, a slot is free
 	running  map[string]*taskRun // by task id
 	draining bool                // start nothing new
 	wg       sync.WaitGroup
@@ -57,6 +58,10 @@ type taskRun struct {
 func (w *worker) Run(ctx context.Context) {
 	w.mu.Lock()
 	w.ctx = ctx
+	if w.wake == nil {
+		w.wake = make(chan struct{}, 1)
+	}
+	wake := w.wake
 	w.mu.Unlock()
 	defer w.wg.Wait()
 	tick := time.NewTicker(time.Second)
@@ -73,6 +78,7 @@ func (w *worker) Run(ctx context.Context) {
 			w.mu.Unlock()
 			return
 		case <-changed:
+		case <-wake:
 		case <-tick.C:
 		}
 	}
@@ -136,6 +142,12 @@ func (w *worker) reconcile(ctx context.Context) {
 				delete(w.running, s.task.ID)
 			}
 			w.mu.Unlock()
+			// The result's entry may already hold this slot's next
+			// assignment: look now, not at the next tick.
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
 		}()
 	}
 	w.metrics.tasksInFlight.Set(float64(len(w.running)))
@@ -272,7 +284,7 @@ func (w *worker) store(res *cluster.TaskResult, path string) (cluster.BlobRef, e
 // the task's result.
 func (w *worker) input(ctx context.Context, ref cluster.BlobRef, res *cluster.TaskResult) (string, error) {
 	p, pulled, err := w.fetch(ctx, ref, "task")
-	if err == nil && pulled && res.Files == nil && res.Manifest.IsZero() {
+	if err == nil && pulled {
 		res.Pulled = append(res.Pulled, ref)
 	}
 	return p, err
