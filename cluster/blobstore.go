@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -29,7 +30,14 @@ type BlobStore struct {
 	dir   string
 	tmp   string
 	bytes atomic.Int64 // total size of the stored blobs
+
+	mu       sync.Mutex
+	stored   map[string]bool // stored since the last Stored call
+	overflow bool            // more than maxStored: Stored says so
 }
+
+// maxStored bounds the hashes kept for Stored between two calls.
+const maxStored = 100_000
 
 // BlobInfo is a blob found on disk.
 type BlobInfo struct {
@@ -160,6 +168,7 @@ func (b *BlobStore) install(src, hash string) error {
 	dst, _ := b.Path(hash)
 	if _, err := os.Stat(dst); err == nil {
 		b.touch(dst)
+		b.noteStored(hash)
 		return os.Remove(src)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
@@ -176,7 +185,35 @@ func (b *BlobStore) install(src, hash string) error {
 		return err
 	}
 	b.bytes.Add(fi.Size())
+	b.noteStored(hash)
 	return syncDir(filepath.Dir(dst))
+}
+
+func (b *BlobStore) noteStored(hash string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.stored) >= maxStored {
+		b.overflow = true
+		return
+	}
+	if b.stored == nil {
+		b.stored = map[string]bool{}
+	}
+	b.stored[hash] = true
+}
+
+// Stored returns the blobs stored (or stored again) since the last call,
+// for the collector to look at once they are old enough; all is true when
+// there were too many to list and everything should be looked at.
+func (b *BlobStore) Stored() (hashes []string, all bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for h := range b.stored {
+		hashes = append(hashes, h)
+	}
+	all = b.overflow
+	b.stored, b.overflow = nil, false
+	return hashes, all
 }
 
 // touch sets a stored blob's modification time to now (best effort: a
@@ -312,6 +349,7 @@ func (b *BlobStore) Receive(ctx context.Context, want BlobRef, r io.Reader) erro
 	}
 	if p, _ := b.Path(want.Hash); b.Has(want.Hash) {
 		b.touch(p)
+		b.noteStored(want.Hash)
 		return nil
 	}
 	f, err := os.CreateTemp(b.tmp, "recv-*")

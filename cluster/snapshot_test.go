@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -83,6 +84,7 @@ func TestSnapshotFormats(t *testing.T) {
 		// The indexes come back too.
 		var legacy []string
 		back.LegacyJobs(func(j *Job) bool { legacy = append(legacy, j.ID); return true })
+		slices.Sort(legacy)
 		if want := "done gone"; strings.Join(legacy, " ") != want && v == LogV1 {
 			t.Fatalf("legacy jobs after restore: %v", legacy)
 		}

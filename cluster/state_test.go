@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -376,6 +377,7 @@ func TestCompactLegacyJobs(t *testing.T) {
 	mustApply(t, s, OpClusterUpgrade, ClusterUpgrade{Version: LogV2})
 	var legacy []string
 	s.LegacyJobs(func(j *Job) bool { legacy = append(legacy, j.ID); return true })
+	slices.Sort(legacy)
 	if fmt.Sprint(legacy) != "[done gone]" {
 		t.Fatalf("legacy jobs %v", legacy)
 	}

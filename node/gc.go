@@ -60,10 +60,12 @@ func (p *pins) has(hash string) bool {
 //   - it was stored (or stored again) within the grace period.
 //
 // It needs no command: a blob nothing references has no record to update.
-// Its cost follows what is released: the FSM hands it the blobs that lost
-// their last reference (onBlobs), and each round looks at those; the whole
-// blob directory is walked at start and every fullSweepEvery (stray copies,
-// releases it did not hear while it was down).
+// Its cost follows what changes: each round looks at the blobs the FSM says
+// lost their last reference (onBlobs) and the blobs stored here since the
+// last round (a copy pushed after its job let go of it, a task's output
+// whose result was refused), and again, later, at those that were too young
+// or pinned; the whole blob directory is walked at start and every
+// fullSweepEvery (releases it did not hear while it was down).
 type collector struct {
 	name      string
 	fsm       *cluster.FSM
@@ -116,11 +118,18 @@ func (c *collector) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		stored, all := c.blobs.Stored()
 		c.mu.Lock()
-		sweep := c.sweep || time.Since(lastSweep) > fullSweepEvery
+		sweep := c.sweep || all || time.Since(lastSweep) > fullSweepEvery
 		cands := c.candidates
 		c.candidates, c.sweep = nil, false
 		c.mu.Unlock()
+		for _, h := range stored {
+			if cands == nil {
+				cands = map[string]bool{}
+			}
+			cands[h] = true
+		}
 		switch {
 		case sweep:
 			lastSweep = time.Now()
@@ -178,8 +187,18 @@ func (c *collector) collect(ctx context.Context, cands map[string]bool) {
 	}
 	cutoff := time.Now().Add(-c.grace)
 	deleted := 0
+	var later []string // too young or pinned now: look again next round
+	defer func() {
+		if len(later) > 0 {
+			c.onBlobs(cluster.BlobEvents{Released: refsOf(later)})
+		}
+	}()
 	for _, h := range local {
-		if keep[h] || c.pins.has(h) {
+		if keep[h] {
+			continue
+		}
+		if c.pins.has(h) {
+			later = append(later, h)
 			continue
 		}
 		if ctx.Err() != nil {
@@ -198,8 +217,11 @@ func (c *collector) collect(ctx context.Context, cands map[string]bool) {
 			c.mu.Unlock()
 			return
 		}
-		if mt, ok := c.blobs.ModTime(h); !ok || mt.After(cutoff) || c.pins.has(h) {
-			continue // gone already, stored again lately, or pinned meanwhile
+		if mt, ok := c.blobs.ModTime(h); !ok {
+			continue // gone already
+		} else if mt.After(cutoff) || c.pins.has(h) {
+			later = append(later, h) // stored lately, or pinned meanwhile
+			continue
 		}
 		if err := c.blobs.Delete(h); err != nil {
 			c.logger.Warn("blob collection: delete failed", "blob", h, "err", err)
@@ -262,6 +284,14 @@ func (c *collector) kept(ctx context.Context, local []string) (keep map[string]b
 		}
 	}
 	return keep, gen, true
+}
+
+func refsOf(hashes []string) []cluster.BlobRef {
+	out := make([]cluster.BlobRef, len(hashes))
+	for i, h := range hashes {
+		out[i] = cluster.BlobRef{Hash: h}
+	}
+	return out
 }
 
 // localManifest reads a blob stored here as a manifest, if it is one (it
