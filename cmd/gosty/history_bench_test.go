@@ -78,9 +78,13 @@ func BenchmarkHistory(b *testing.B) {
 	b.Logf("restart: /healthz after %v, ready after %v", healthy.Round(time.Millisecond), ready.Round(time.Millisecond))
 
 	// Lists under the load of the active jobs.
+	requests, settle := 200, 10*time.Second
+	if testing.Short() {
+		requests, settle = 50, 2*time.Second
+	}
 	smp := startSampler([]int{pid}, 200*time.Millisecond)
-	first, deep := pageLatencies(b, c.HTTP(0)+"/api/v1/jobs", c.HTTP(0)+"/api/v1/jobs?cursor="+h.deepCursor, 200)
-	time.Sleep(10 * time.Second) // the scheduler plans a while
+	first, deep := pageLatencies(b, c.HTTP(0)+"/api/v1/jobs", c.HTTP(0)+"/api/v1/jobs?cursor="+h.deepCursor, requests)
+	time.Sleep(settle) // the scheduler plans a while
 	smp.Stop()
 	_, peak := smp.between(pid, start, time.Now())
 	rss := readProc(pid).rss
@@ -91,7 +95,7 @@ func BenchmarkHistory(b *testing.B) {
 	// short jobs and a few long ones on it, a graceful stop and a restart.
 	short, long := 100, 3
 	if testing.Short() {
-		short, long = 10, 1
+		short, long = 4, 1
 	}
 	alone := runAlone(b, bin, filepath.Join(dir, "alone"), short, long)
 	entries, commands := alone.entries, alone.commands
