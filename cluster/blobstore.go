@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,10 +22,22 @@ import (
 // Every blob is written to a temp file, fsynced, hashed and then renamed into
 // place, so a crash leaves either a whole, correctly named blob or a temp
 // file that the next open removes.
+//
+// Storing bytes that are already here (the same file uploaded again, an
+// init segment two jobs share) refreshes the blob's modification time: a
+// collector's grace period counts from the last time anyone stored it.
 type BlobStore struct {
-	dir string
-	tmp string
+	dir   string
+	tmp   string
+	bytes atomic.Int64 // total size of the stored blobs
+
+	mu       sync.Mutex
+	stored   map[string]bool // stored since the last Stored call
+	overflow bool            // more than maxStored: Stored says so
 }
+
+// maxStored bounds the hashes kept for Stored between two calls.
+const maxStored = 100_000
 
 // BlobInfo is a blob found on disk.
 type BlobInfo struct {
@@ -40,6 +54,13 @@ func OpenBlobStore(dir string) (*BlobStore, error) {
 	}
 	if err := os.MkdirAll(b.tmp, 0o750); err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	list, err := b.List()
+	if err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	for _, bi := range list {
+		b.bytes.Add(bi.Ref.Size)
 	}
 	return b, nil
 }
@@ -141,10 +162,13 @@ func (b *BlobStore) PutFile(path string) (BlobRef, error) {
 }
 
 // install renames a synced file to its content address. If the blob already
-// exists the new copy is dropped: same name, same bytes.
+// exists the new copy is dropped (same name, same bytes) and the stored
+// one is touched.
 func (b *BlobStore) install(src, hash string) error {
 	dst, _ := b.Path(hash)
 	if _, err := os.Stat(dst); err == nil {
+		b.touch(dst)
+		b.noteStored(hash)
 		return os.Remove(src)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
@@ -153,11 +177,91 @@ func (b *BlobStore) install(src, hash string) error {
 	if err := os.Chmod(src, 0o640); err != nil {
 		return err
 	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
 	if err := os.Rename(src, dst); err != nil {
 		return err
 	}
+	b.bytes.Add(fi.Size())
+	b.noteStored(hash)
 	return syncDir(filepath.Dir(dst))
 }
+
+func (b *BlobStore) noteStored(hash string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.stored) >= maxStored {
+		b.overflow = true
+		return
+	}
+	if b.stored == nil {
+		b.stored = map[string]bool{}
+	}
+	b.stored[hash] = true
+}
+
+// Stored returns the blobs stored (or stored again) since the last call,
+// for the collector to look at once they are old enough; all is true when
+// there were too many to list and everything should be looked at.
+func (b *BlobStore) Stored() (hashes []string, all bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for h := range b.stored {
+		hashes = append(hashes, h)
+	}
+	all = b.overflow
+	b.stored, b.overflow = nil, false
+	return hashes, all
+}
+
+// touch sets a stored blob's modification time to now (best effort: a
+// blob deleted meanwhile is simply gone).
+func (b *BlobStore) touch(path string) {
+	now := time.Now()
+	_ = os.Chtimes(path, now, now)
+}
+
+// PutBytes stores a small blob held in memory (a manifest).
+func (b *BlobStore) PutBytes(data []byte) (BlobRef, error) {
+	f, err := os.CreateTemp(b.tmp, "bytes-*")
+	if err != nil {
+		return BlobRef{}, fmt.Errorf("put blob: %w", err)
+	}
+	name := f.Name()
+	defer os.Remove(name)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return BlobRef{}, fmt.Errorf("put blob: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	ref := BlobRef{Hash: hex.EncodeToString(sum[:]), Size: int64(len(data))}
+	return ref, b.install(name, ref.Hash)
+}
+
+// ModTime is when a stored blob was last stored (zero and false when it
+// is not here).
+func (b *BlobStore) ModTime(h string) (time.Time, bool) {
+	p, err := b.Path(h)
+	if err != nil {
+		return time.Time{}, false
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return fi.ModTime(), true
+}
+
+// Bytes is the total size of the blobs stored here.
+func (b *BlobStore) Bytes() int64 { return b.bytes.Load() }
 
 // Delete removes a blob; deleting a missing blob is not an error.
 func (b *BlobStore) Delete(h string) error {
@@ -165,8 +269,15 @@ func (b *BlobStore) Delete(h string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+	fi, statErr := os.Stat(p)
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
 		return fmt.Errorf("delete blob %s: %w", h, err)
+	}
+	if statErr == nil {
+		b.bytes.Add(-fi.Size())
 	}
 	return nil
 }
@@ -236,7 +347,9 @@ func (b *BlobStore) Receive(ctx context.Context, want BlobRef, r io.Reader) erro
 	if !ValidHash(want.Hash) || want.Size < 0 {
 		return fmt.Errorf("receive blob %q (%d bytes): %w: not a valid blob ref", want.Hash, want.Size, ErrInvalid)
 	}
-	if b.Has(want.Hash) {
+	if p, _ := b.Path(want.Hash); b.Has(want.Hash) {
+		b.touch(p)
+		b.noteStored(want.Hash)
 		return nil
 	}
 	f, err := os.CreateTemp(b.tmp, "recv-*")

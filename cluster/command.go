@@ -4,15 +4,32 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/gosty/gosty/transcoder"
 )
 
-// CommandVersion is the newest command encoding this build writes. The FSM
-// reads every version up to this one, so a newer node can replay an older log;
-// a command from a newer version than it knows is refused loudly rather than
-// half-applied.
-const CommandVersion = 1
+// Log format versions. Every command carries the version it was written
+// for, and the state records the version the cluster has agreed to write
+// (State.Version), which only moves up, through a committed
+// cluster.upgrade, once every server of the raft configuration advertises
+// in gossip that it reads the newer one (MemberMeta.LogVersion). Until then
+// every node writes the older shapes, so a rolling update never commits an
+// entry an old node cannot apply.
+//
+//   - 1: the first release. A finished job keeps its chunks, tasks and one
+//     blob record per published file; every stored or pulled copy is its own
+//     blob.add.
+//   - 2: a finished job is compacted (its published files named by one
+//     manifest blob, its chunks and tasks dropped); task results carry the
+//     copies their node pulled; several commands share one entry (batch);
+//     job.compact, job.forget and cluster.upgrade exist.
+const (
+	LogV1 = 1
+	LogV2 = 2
+	// CommandVersion is the newest version this build reads and writes.
+	// The FSM reads every version up to it, so a newer node replays an
+	// older log; a command from a newer version is refused loudly rather
+	// than half-applied.
+	CommandVersion = LogV2
+)
 
 // Op names a state change in the job log.
 type Op string
@@ -30,7 +47,23 @@ const (
 	OpJobRewind  Op = "job.rewind"
 	OpJobNotify  Op = "job.notify"
 	OpJobExpire  Op = "job.expire"
+
+	// Version 2.
+	OpBatch          Op = "batch"
+	OpJobCompact     Op = "job.compact"
+	OpJobForget      Op = "job.forget"
+	OpClusterUpgrade Op = "cluster.upgrade"
 )
+
+// minVersion is the log version an op first appeared in: it is never
+// encoded for an older one.
+func (o Op) minVersion() int {
+	switch o {
+	case OpBatch, OpJobCompact, OpJobForget, OpClusterUpgrade:
+		return LogV2
+	}
+	return LogV1
+}
 
 // Command is one entry of the replicated log. At is stamped by the proposer so
 // that applying a command never reads the clock: every replica and every
@@ -42,13 +75,30 @@ type Command struct {
 	Body json.RawMessage `json:"body"`
 }
 
-// EncodeCommand builds a log entry for op with body.
+// EncodeCommand builds a log entry for op with body in the first log
+// format (or the first one op exists in). Proposers that know the
+// cluster's version use EncodeCommandV.
 func EncodeCommand(op Op, at time.Time, body any) ([]byte, error) {
+	return EncodeCommandV(LogV1, op, at, body)
+}
+
+// EncodeCommandV builds a log entry for op with body for log version v
+// (raised to the version op first appeared in).
+func EncodeCommandV(v int, op Op, at time.Time, body any) ([]byte, error) {
+	c, err := NewCommand(v, op, at, body)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(c)
+}
+
+// NewCommand builds a command for op with body for log version v.
+func NewCommand(v int, op Op, at time.Time, body any) (Command, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", op, err)
+		return Command{}, fmt.Errorf("encode %s: %w", op, err)
 	}
-	return json.Marshal(Command{V: CommandVersion, Op: op, At: at.UTC(), Body: b})
+	return Command{V: min(max(v, op.minVersion()), CommandVersion), Op: op, At: at.UTC(), Body: b}, nil
 }
 
 // DecodeCommand parses a log entry; it never panics on hostile bytes.
@@ -63,7 +113,26 @@ func DecodeCommand(data []byte) (Command, error) {
 	if c.Op == "" {
 		return c, fmt.Errorf("decode command: missing op")
 	}
+	if c.V < c.Op.minVersion() {
+		return c, fmt.Errorf("decode command: %s needs log version %d, entry says %d", c.Op, c.Op.minVersion(), c.V)
+	}
 	return c, nil
+}
+
+// Batch is the body of OpBatch: commands applied one after the other in
+// one log entry, each with its own verdict (FSM.Apply answers a
+// BatchResult). The leader's committer puts what was proposed while the
+// previous entry was being committed into one entry.
+type Batch struct {
+	Cmds []Command `json:"cmds"`
+}
+
+// MaxBatch bounds the commands in one batch entry.
+const MaxBatch = 512
+
+// BatchResult is FSM.Apply's answer for a batch: one verdict per command.
+type BatchResult struct {
+	Errs []error
 }
 
 // SubmitJob is the body of OpJobSubmit: a probed, planned job whose source
@@ -102,11 +171,19 @@ type TaskResult struct {
 	DASH    string             `json:"dash,omitempty"`
 	MP4     map[string]string  `json:"mp4,omitempty"`
 	// Quality is the package task's per-rendition quality report (in
-	// Job.Renditions order). Added after command version 1 as an optional
-	// field: entries without it (older logs, or a packager that could not
-	// measure) decode as no report, and a node that predates it ignores it,
-	// so CommandVersion stays 1.
-	Quality []transcoder.Quality `json:"quality,omitempty"`
+	// Job.Renditions order). Added to version 1 as an optional field:
+	// entries without it (older logs, or a packager that could not
+	// measure) decode as no report, and a node that predates it ignores it.
+	Quality []Quality `json:"quality,omitempty"`
+
+	// Version 2. Manifest replaces Files: the package task stores the list
+	// of published files as one blob and reports it with the bytes they
+	// add up to. Pulled lists the blobs the node copied from peers to run
+	// the task, so their new copy is recorded in this entry rather than
+	// in a blob.add of its own.
+	Manifest  BlobRef   `json:"manifest,omitzero"`
+	Published int64     `json:"published_bytes,omitempty"`
+	Pulled    []BlobRef `json:"pulled,omitempty"`
 }
 
 // TaskFailure is the body of OpTaskFail. Permanent failures (bad media) fail
@@ -158,4 +235,30 @@ type JobNotify struct {
 	Delivered bool   `json:"delivered,omitempty"`
 	GiveUp    bool   `json:"give_up,omitempty"`
 	Error     string `json:"error,omitempty"`
+}
+
+// JobCompact is the body of OpJobCompact: a job that finished under log
+// version 1 becomes compact. For a done job the proposer has stored the
+// manifest of its Outputs and names the nodes that hold it and every file
+// it lists (Holders); a failed, canceled or expired job has no manifest.
+type JobCompact struct {
+	JobID    string   `json:"job_id"`
+	Manifest BlobRef  `json:"manifest,omitzero"`
+	Holders  []string `json:"holders,omitempty"`
+}
+
+// JobForget is the body of OpJobForget: finished jobs that fell out of the
+// history window (--history) leave the state, as if deleted.
+type JobForget struct {
+	JobIDs []string `json:"job_ids"`
+	Reason string   `json:"reason,omitempty"`
+}
+
+// MaxForget bounds the jobs one job.forget removes.
+const MaxForget = 1000
+
+// ClusterUpgrade is the body of OpClusterUpgrade: from this entry on, the
+// cluster writes log version Version.
+type ClusterUpgrade struct {
+	Version int `json:"version"`
 }

@@ -1,11 +1,16 @@
 // Package cluster is everything that makes identical nodes one cluster:
 // gossip membership (membership.go), the replicated job log (raft over
 // BoltDB in raft.go, the FSM in fsm.go over the plain State in state.go,
-// versioned commands in command.go), joining and bootstrapping (join.go),
-// the voter count (autopilot.go), the leader's scheduler with its leases
-// (scheduler.go, leases.go), forwarding writes to the leader (forward.go),
-// the content-addressed blob store (blobstore.go) and moving blobs between
-// nodes (peer.go).
+// whose command handlers are in apply.go, its blob references in refs.go,
+// its orderings in index.go and list.go, its snapshot formats in
+// snapshot.go; versioned commands in command.go and the log's own media
+// types in logtypes.go; a done job's manifest in manifest.go), the
+// leader's one way into the log that batches what is proposed together
+// (commit.go), joining and bootstrapping (join.go), the voter count
+// (autopilot.go), moving the cluster to a newer log version (upgrade.go),
+// the leader's scheduler with its leases (scheduler.go, leases.go),
+// forwarding writes to the leader (forward.go), the content-addressed blob
+// store (blobstore.go) and moving blobs between nodes (peer.go).
 //
 // It knows nothing of HTTP routing or of the node that wires it: the
 // internal API's handlers live in httpapi, and only this package's client
@@ -25,4 +30,14 @@
 //     alive nodes; intermediate media once, redone (job.rewind) when lost.
 //   - A node's raft address is resolved from gossip on every connection,
 //     and nodes dial from their bind address.
+//   - The state stays the size of the active work plus a fixed-size record
+//     per finished job: a finished job's chunks, tasks and per-file records
+//     leave it (its files are listed in one manifest blob), blob records are
+//     reference-counted, and finished jobs beyond the history bound are
+//     forgotten. Every loop reads an index or the running jobs, never the
+//     whole history, and a snapshot is an O(1) copy-on-write freeze.
+//   - A new command shape is written only once every server reads it (the
+//     log version, see command.go); applying an entry never depends on the
+//     version a node runs, only on the state's, so old and new nodes agree
+//     during a rolling update.
 package cluster

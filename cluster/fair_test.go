@@ -10,11 +10,11 @@ import (
 // fairJob adds a job in transcoding with n pending encode tasks.
 func fairJob(s *State, id string, age int, prio Priority, sub string, n int) {
 	j := &Job{ID: id, State: JobTranscoding, CreatedAt: t0.Add(time.Duration(age) * time.Second), Priority: prio, Submitter: sub}
+	s.putJob(nil, j)
 	for i := range n {
-		j.Chunks = append(j.Chunks, Chunk{Index: i, Duration: 2})
-		s.Tasks[TaskID(id, TaskEncode, i)] = &Task{ID: TaskID(id, TaskEncode, i), JobID: id, Kind: TaskEncode, Chunk: i, State: TaskPending}
+		s.putChunk(nil, &Chunk{JobID: id, Index: i, Duration: 2}, true)
+		s.tasks.ReplaceOrInsert(&Task{ID: TaskID(id, TaskEncode, i), JobID: id, Kind: TaskEncode, Chunk: i, State: TaskPending})
 	}
-	s.Jobs[id] = j
 }
 
 func TestFairOrder(t *testing.T) {
@@ -45,13 +45,14 @@ func TestFairOrder(t *testing.T) {
 			for _, j := range tc.jobs {
 				fairJob(s, j.id, j.age, j.prio, j.sub, j.n+j.running)
 				for i := range j.running {
-					tk := s.Tasks[TaskID(j.id, TaskEncode, i)]
+					tk := *taskOf(s, TaskID(j.id, TaskEncode, i))
 					tk.State, tk.Node = TaskAssigned, "elsewhere"
+					s.tasks.ReplaceOrInsert(&tk)
 				}
 			}
 			var got []string
 			for _, a := range Assignments(s, []Worker{{Name: "n1", Slots: tc.slots}}) {
-				tk := s.Tasks[a.TaskID]
+				tk := taskOf(s, a.TaskID)
 				got = append(got, fmt.Sprintf("%s:%d", tk.JobID, tk.Chunk))
 			}
 			if g := strings.Join(got, " "); g != tc.want {

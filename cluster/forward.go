@@ -21,7 +21,7 @@ type Forwarder struct {
 // 15 s pass. A retried command can come back stale or conflicting if an
 // earlier try did commit; callers treat those verdicts accordingly.
 func (f *Forwarder) Propose(ctx context.Context, op Op, body any) error {
-	data, err := EncodeCommand(op, time.Now(), body)
+	data, err := EncodeCommandV(f.Store.FSM().LogVersion(), op, time.Now(), body)
 	if err != nil {
 		return err
 	}

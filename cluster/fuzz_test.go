@@ -1,23 +1,26 @@
 package cluster
 
 import (
-	"bytes"
-	"encoding/json"
 	"testing"
 	"time"
 )
 
-// fuzzState is a state in the middle of things: one job split into two
-// chunks with chunk 0 assigned to n1 and the audio pending, a second job
-// failed, a node mapping and a retired task. Commands are applied to a
-// fresh copy of it.
+// fuzzState is a state in the middle of things: a job done under log
+// version 1 and not compacted yet, then (at version 2) one job split into
+// two chunks with chunk 0 assigned to n1 and the audio pending, a second
+// job canceled, a third failed, a node mapping and a retired task.
+// Commands are applied to a fresh copy of it.
 func fuzzState(f *testing.F) *State {
 	f.Helper()
 	s := NewState()
+	old := testJob("j0", false)
+	old.SourceBlob.Hash = hash('0')
+	runJob(f, s, old)
 	cmds := []struct {
 		op   Op
 		body any
 	}{
+		{OpClusterUpgrade, ClusterUpgrade{Version: LogV2}},
 		{OpNodeJoin, NodeJoin{ID: "id-1", Name: "n1"}},
 		{OpJobSubmit, SubmitJob{Job: testJob("j1", true)}},
 		{OpTaskAssign, AssignTask{TaskID: TaskID("j1", TaskSplit, 0), Node: "n1", Term: 1, Attempt: 1}},
@@ -41,19 +44,9 @@ func fuzzState(f *testing.F) *State {
 		{OpTaskFail, TaskFailure{TaskID: TaskID("j4", TaskSplit, 0), Node: "n1", Attempt: 1, Reason: "bad", Permanent: true}},
 	}
 	for _, c := range cmds {
-		data, err := EncodeCommand(c.op, t0, c.body)
-		if err != nil {
-			f.Fatal(err)
-		}
-		cmd, err := DecodeCommand(data)
-		if err != nil {
-			f.Fatal(err)
-		}
-		if err := s.Apply(cmd); err != nil {
-			f.Fatalf("%s: %v", c.op, err)
-		}
+		mustApply(f, s, c.op, c.body)
 	}
-	s.Retired = map[string]int{TaskID("j1", TaskPackage, 0): 2}
+	s.retired[TaskID("j1", TaskPackage, 0)] = 2
 	return s
 }
 
@@ -63,12 +56,9 @@ func fuzzState(f *testing.F) *State {
 // encodes to JSON (snapshots) and decodes to the same state.
 func FuzzApply(f *testing.F) {
 	base := fuzzState(f)
-	baseJSON, err := json.Marshal(base)
-	if err != nil {
-		f.Fatal(err)
-	}
+	baseDump := dump(f, base)
 	enc := func(op Op, body any) []byte {
-		b, err := EncodeCommand(op, t0.Add(time.Minute), body)
+		b, err := EncodeCommandV(LogV2, op, t0.Add(time.Minute), body)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -109,6 +99,19 @@ func FuzzApply(f *testing.F) {
 		[]byte(`{"v":1,"op":"job.frobnicate","body":{}}`),
 		[]byte(`{"v":1,"op":"job.submit","body":null}`),
 		[]byte(`{"v":1,"op":"job.rewind","body":{"job_id":"j1","chunks":[9223372036854775807]}}`),
+		enc(OpJobCompact, JobCompact{JobID: "j0", Manifest: BlobRef{Hash: hash('8'), Size: 9}, Holders: []string{"n1"}}),
+		enc(OpJobCompact, JobCompact{JobID: "j0"}),
+		enc(OpJobCompact, JobCompact{JobID: "j2"}),
+		enc(OpJobForget, JobForget{JobIDs: []string{"j0", "j2", "j1"}}),
+		enc(OpTaskDone, TaskResult{TaskID: TaskID("j1", TaskEncode, 0), Node: "n1", Attempt: 1,
+			Outputs: []BlobRef{{Hash: hash('d'), Size: 5}, {Hash: hash('e'), Size: 5}}, Pulled: []BlobRef{{Hash: hash('b')}}}),
+		enc(OpBatch, Batch{Cmds: []Command{
+			{V: 2, Op: OpJobCancel, At: t0, Body: []byte(`{"job_id":"j1"}`)},
+			{V: 2, Op: OpJobDelete, At: t0, Body: []byte(`{"job_id":"j1"}`)},
+			{V: 1, Op: OpBatch, At: t0, Body: []byte(`{}`)},
+		}}),
+		enc(OpClusterUpgrade, ClusterUpgrade{Version: 3}),
+		[]byte(`{"v":2,"op":"batch","body":{"cmds":[{"v":9,"op":"job.cancel","body":{"job_id":"j1"}}]}}`),
 		[]byte(`not json`),
 	} {
 		f.Add(seed)
@@ -118,32 +121,33 @@ func FuzzApply(f *testing.F) {
 		if err != nil {
 			return
 		}
-		s := base.Clone()
-		applyErr := s.Apply(c)
-		after, err := json.Marshal(s)
-		if err != nil {
-			t.Fatalf("state after %s does not encode: %v", c.Op, err)
+		s := roundTrip(t, base)
+		var applyErr error
+		if c.Op == OpBatch {
+			_, applyErr = s.ApplyBatch(c)
+		} else {
+			applyErr = s.Apply(c)
 		}
-		if applyErr != nil && !bytes.Equal(after, baseJSON) {
-			t.Fatalf("refused %s (%v) changed the state:\n%s\n%s", c.Op, applyErr, baseJSON, after)
+		if err := s.checkRefs(); err != nil {
+			t.Fatalf("after %s: %v", c.Op, err)
 		}
-		back := NewState()
-		if err := json.Unmarshal(after, back); err != nil {
-			t.Fatalf("state after %s does not decode: %v", c.Op, err)
+		after := dump(t, s)
+		if applyErr != nil && after != baseDump {
+			t.Fatalf("refused %s (%v) changed the state:\n%s\n%s", c.Op, applyErr, baseDump, after)
 		}
-		again, err := json.Marshal(back)
-		if err != nil || !bytes.Equal(again, after) {
-			t.Fatalf("state after %s changed on a round trip (%v):\n%s\n%s", c.Op, err, after, again)
+		if again := dump(t, roundTrip(t, s)); again != after {
+			t.Fatalf("state after %s changed on a snapshot round trip:\n%s\n%s", c.Op, after, again)
 		}
 		// What the FSM and the nodes read from a state must not panic.
-		_ = s.Referenced()
-		_ = s.Durable()
-		_ = s.JobsByAge()
-		_ = s.Clone()
-		for id := range s.Jobs {
-			if j, ok := s.Job(id); !ok || j.ID != id {
-				t.Fatalf("job %q reads back as %+v", id, j)
-			}
+		if _, err := s.List(ListQuery{Limit: MaxPageSize}); err != nil {
+			t.Fatal(err)
 		}
+		s.ActiveJobs(func(j *Job) bool { _ = s.Chunks(j.ID); return true })
+		s.jobs.Ascend(func(r *Job) bool {
+			if j, ok := s.Job(r.ID); !ok || j.ID != r.ID {
+				t.Fatalf("job %q reads back as %+v", r.ID, j)
+			}
+			return true
+		})
 	})
 }

@@ -13,7 +13,7 @@ func TestWebhookDeliveryState(t *testing.T) {
 	j := testJob("j1", true)
 	j.CallbackURL = "http://127.0.0.1:9/hook"
 	runJob(t, s, j)
-	w := s.Jobs["j1"].Webhook
+	w := jobOf(t, s, "j1").Webhook
 	if w == nil || w.State != WebhookPending || w.Attempts != 0 {
 		t.Fatalf("after done: webhook %+v", w)
 	}
@@ -22,14 +22,14 @@ func TestWebhookDeliveryState(t *testing.T) {
 		t.Fatalf("duplicate attempt: %v", err)
 	}
 	mustApply(t, s, OpJobNotify, JobNotify{JobID: "j1", Attempt: 2, Delivered: true})
-	w = s.Jobs["j1"].Webhook
+	w = jobOf(t, s, "j1").Webhook
 	if w.State != WebhookDelivered || w.Attempts != 2 || w.LastError != "" || w.DeliveredAt.IsZero() {
 		t.Fatalf("after delivery: %+v", w)
 	}
 	if err := apply(t, s, OpJobNotify, JobNotify{JobID: "j1", Attempt: 3, Delivered: true}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("delivery after delivered: %v", err)
 	}
-	if c := s.Clone(); c.Jobs["j1"].Webhook.State != WebhookDelivered {
+	if c := roundTrip(t, s); jobOf(t, c, "j1").Webhook.State != WebhookDelivered {
 		t.Fatal("webhook state lost in a snapshot")
 	}
 
@@ -39,18 +39,18 @@ func TestWebhookDeliveryState(t *testing.T) {
 	mustApply(t, s, OpJobSubmit, SubmitJob{Job: f})
 	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: TaskID("j2", TaskSplit, 0), Node: "n1", Attempt: 1})
 	mustApply(t, s, OpTaskFail, TaskFailure{TaskID: TaskID("j2", TaskSplit, 0), Node: "n1", Attempt: 1, Reason: "bad", Permanent: true})
-	if w := s.Jobs["j2"].Webhook; w == nil || w.State != WebhookPending {
+	if w := jobOf(t, s, "j2").Webhook; w == nil || w.State != WebhookPending {
 		t.Fatalf("failed job: webhook %+v", w)
 	}
 	mustApply(t, s, OpJobNotify, JobNotify{JobID: "j2", Attempt: 1, GiveUp: true, Error: "refused"})
-	if w := s.Jobs["j2"].Webhook; w.State != WebhookFailed || w.LastError != "refused" {
+	if w := jobOf(t, s, "j2").Webhook; w.State != WebhookFailed || w.LastError != "refused" {
 		t.Fatalf("given up: %+v", w)
 	}
 	c := testJob("j3", false)
 	c.CallbackURL = "http://127.0.0.1:9/hook"
 	mustApply(t, s, OpJobSubmit, SubmitJob{Job: c})
 	mustApply(t, s, OpJobCancel, JobRef{JobID: "j3"})
-	if w := s.Jobs["j3"].Webhook; w != nil {
+	if w := jobOf(t, s, "j3").Webhook; w != nil {
 		t.Fatalf("canceled job: webhook %+v", w)
 	}
 }
@@ -62,8 +62,8 @@ func TestExpireAndDropSource(t *testing.T) {
 	j := testJob("j1", true)
 	j.TTL = time.Minute
 	runJob(t, s, j)
-	fin := s.Jobs["j1"].FinishedAt
-	if got := s.Jobs["j1"].ExpiresAt(); !got.Equal(fin.Add(time.Minute)) {
+	fin := jobOf(t, s, "j1").FinishedAt
+	if got := jobOf(t, s, "j1").ExpiresAt(); !got.Equal(fin.Add(time.Minute)) {
 		t.Fatalf("expires at %v", got)
 	}
 	other := testJob("j2", false) // shares j1's source
@@ -77,7 +77,7 @@ func TestExpireAndDropSource(t *testing.T) {
 		t.Fatalf("early expiry: %v", err)
 	}
 	var outBytes int64
-	for _, b := range s.Jobs["j1"].Outputs {
+	for _, b := range jobOf(t, s, "j1").Outputs {
 		outBytes += b.Size
 	}
 	data, _ := EncodeCommand(OpJobExpire, fin.Add(time.Minute), JobRef{JobID: "j1"})
@@ -85,21 +85,17 @@ func TestExpireAndDropSource(t *testing.T) {
 	if err := s.Apply(c); err != nil {
 		t.Fatal(err)
 	}
-	e := s.Jobs["j1"]
+	e := jobOf(t, s, "j1")
 	if e.ExpiredAt.IsZero() || e.Outputs != nil || e.HLS != "" || e.FreedBytes != outBytes {
 		t.Fatalf("expired job: %+v (want %d bytes freed: the source is shared)", e, outBytes)
 	}
-	ref := s.Referenced()
-	if !ref[j.SourceBlob.Hash] {
-		t.Fatal("a source another job uses was released")
-	}
-	if len(ref) != 1 || len(s.Blobs) != 1 {
-		t.Fatalf("left referenced %v, located %d", ref, len(s.Blobs))
+	if blobs := blobSet(s); len(blobs) != 1 || blobs["a"] != 1 {
+		t.Fatalf("a source another job uses must stay, and only it: %v", blobs)
 	}
 	if err := s.Apply(c); !errors.Is(err, ErrConflict) {
 		t.Fatalf("second expiry: %v", err)
 	}
-	if !s.Jobs["j2"].ExpiresAt().IsZero() {
+	if !jobOf(t, s, "j2").ExpiresAt().IsZero() {
 		t.Fatal("a job without TTL expires")
 	}
 
@@ -108,12 +104,34 @@ func TestExpireAndDropSource(t *testing.T) {
 	d.DropSource = true
 	s1 := NewState()
 	mustApply(t, s1, OpJobSubmit, SubmitJob{Job: d})
-	if !s1.Referenced()[hash('9')] {
+	if _, ok := s1.Blob(hash('9')); !ok {
 		t.Fatal("source released before the job is done")
 	}
 	s2 := NewState()
 	runJob(t, s2, d)
-	if s2.Referenced()[hash('9')] || s2.Durable()[hash('9')].Hash != "" {
+	if _, ok := s2.Blob(hash('9')); ok {
 		t.Fatal("keep_source:false kept the source after done")
+	}
+}
+
+// TestExpireCompactJob: expiring a compact job releases its source and its
+// manifest, and counts the files the manifest lists by their total.
+func TestExpireCompactJob(t *testing.T) {
+	s := upgraded(t)
+	j := testJob("j1", false)
+	j.TTL = time.Minute
+	runJob(t, s, j)
+	fin := jobOf(t, s, "j1").FinishedAt
+	if err := applyAt(t, s, OpJobExpire, fin.Add(time.Minute), JobRef{JobID: "j1"}); err != nil {
+		t.Fatal(err)
+	}
+	e := jobOf(t, s, "j1")
+	if want := int64(100 + 50 + 2); e.FreedBytes != want || !e.Manifest.IsZero() || s.BlobCount() != 0 {
+		t.Fatalf("expired: freed %d (want %d), manifest %v, %d blobs left", e.FreedBytes, want, e.Manifest, s.BlobCount())
+	}
+	var due []string
+	s.Expiring(fin.Add(time.Hour), func(j *Job) bool { due = append(due, j.ID); return true })
+	if len(due) != 0 {
+		t.Fatalf("still expiring: %v", due)
 	}
 }

@@ -90,7 +90,7 @@ func TestStateRefusesBadNames(t *testing.T) {
 		if err := apply(t, s, OpJobSubmit, SubmitJob{Job: testJob(id, false)}); !errors.Is(err, ErrInvalid) {
 			t.Errorf("submit %q: %v", id, err)
 		}
-		if len(s.Jobs) != 0 {
+		if s.JobCount() != 0 {
 			t.Errorf("submit %q changed the state", id)
 		}
 	}
@@ -125,7 +125,7 @@ func TestStateRefusesBadNames(t *testing.T) {
 			t.Errorf("package with %v: %v", files, err)
 		}
 	}
-	if j := s.Jobs["j1"]; j.State != JobPackaging || len(j.Outputs) != 0 {
+	if j := jobOf(t, s, "j1"); j.State != JobPackaging || len(j.Outputs) != 0 {
 		t.Errorf("job after refused package results: %s, %d outputs", j.State, len(j.Outputs))
 	}
 }

@@ -11,6 +11,24 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// CheckJoinVersion refuses a node that cannot read the log version the
+// cluster writes (meta is the node's gossip metadata; ok false when gossip
+// has not brought it here yet, and the node should ask again).
+func (s *Store) CheckJoinVersion(name string, meta MemberMeta, ok bool) error {
+	v := s.fsm.LogVersion()
+	if v <= LogV1 {
+		return nil // every release reads version 1
+	}
+	if !ok {
+		return fmt.Errorf("join %s: %w: its gossip metadata has not arrived yet", name, ErrNotLeader)
+	}
+	if reads := meta.LogVersion(); reads < v {
+		return fmt.Errorf("join %s: %w: the node reads log version %d but the cluster writes %d; run a newer release on it",
+			name, ErrInvalid, reads, v)
+	}
+	return nil
+}
+
 // Join adds a node to the cluster as a non-voter; it runs on the leader.
 // A node that comes back under an old name with a new ID (a wiped data
 // dir is a new incarnation) first has its old ID removed, so the old one
@@ -28,7 +46,7 @@ func (s *Store) Join(ctx context.Context, req JoinRequest) error {
 	}
 	var stale []string
 	s.fsm.Read(func(st *State) {
-		for id, name := range st.Nodes {
+		for id, name := range st.nodes {
 			if name == req.Name && id != req.ID {
 				stale = append(stale, id)
 			}

@@ -125,7 +125,7 @@ func (s *Scheduler) Heartbeat(_ context.Context, hb Heartbeat) error {
 	}
 	s.leases.renew(hb, time.Now(), func(id string) (node string, attempt int, ttl time.Duration, ok bool) {
 		s.store.FSM().Read(func(st *State) {
-			if t := st.Tasks[id]; t != nil && t.State == TaskAssigned {
+			if t, found := st.Task(id); found && t.State == TaskAssigned {
 				node, attempt, ttl, ok = t.Node, t.Attempt, s.leaseTTL(t), true
 			}
 		})

@@ -84,11 +84,49 @@ func TestFailingNodeIsAvoidedForAWhile(t *testing.T) {
 	if got := f.filter(workers[:1], t0, 3, time.Minute); len(got) != 1 {
 		t.Fatal("the only worker must not be filtered out")
 	}
-	if got := f.filter(workers, t0.Add(2*time.Minute), 3, time.Minute); len(got) != 2 {
-		t.Fatalf("the node should be forgiven after the window: %v", got)
-	}
 	f.observe(s, t0.Add(time.Second)) // nothing new
 	if len(f.at["bad"]) != 3 || len(f.at["other"]) != 0 {
 		t.Fatalf("failure log %v", f.at)
+	}
+	if got := f.filter(workers, t0.Add(2*time.Minute), 3, time.Minute); len(got) != 2 {
+		t.Fatalf("the node should be forgiven after the window: %v", got)
+	}
+	if len(f.at) != 0 {
+		t.Fatalf("failures older than the window are kept: %v", f.at)
+	}
+}
+
+// TestHeartbeatRenews goes through the leader's Heartbeat on a real store:
+// a heartbeat for the current assignment moves its lease on, one for
+// another attempt or node does not.
+func TestHeartbeatRenews(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	ctx := t.Context()
+	if err := s.Propose(ctx, OpJobSubmit, SubmitJob{Job: testJob("j", false)}); err != nil {
+		t.Fatal(err)
+	}
+	split := TaskID("j", TaskSplit, 0)
+	if err := s.Propose(ctx, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Term: s.Term(), Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	sc := NewScheduler(s, nil, nil)
+	for _, hb := range []Heartbeat{
+		{Node: "n2", Tasks: []TaskBeat{{ID: split, Attempt: 1}}},
+		{Node: "n1", Tasks: []TaskBeat{{ID: split, Attempt: 2}}},
+	} {
+		if err := sc.Heartbeat(ctx, hb); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := sc.leases.m[split]; ok {
+			t.Fatalf("a heartbeat from %s for attempt %d made a lease", hb.Node, hb.Tasks[0].Attempt)
+		}
+	}
+	if err := sc.Heartbeat(ctx, Heartbeat{Node: "n1", Tasks: []TaskBeat{{ID: split, Attempt: 1, Progress: 0.5}}}); err != nil {
+		t.Fatal(err)
+	}
+	ls, ok := sc.leases.m[split]
+	if !ok || ls.node != "n1" || time.Until(ls.expires) < sc.LeaseBase/2 || sc.Progress(split) != 0.5 {
+		t.Fatalf("the current assignment's heartbeat left lease %+v (%v)", ls, ok)
 	}
 }

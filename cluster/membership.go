@@ -39,7 +39,13 @@ type MemberMeta struct {
 	Slots    int    `json:"slots"`             // tasks it may run at once
 	Version  string `json:"v,omitempty"`       //
 	Leaving  bool   `json:"leaving,omitempty"` // set during graceful shutdown: take no new work there
+	// Log is the newest log version the node reads (CommandVersion); absent
+	// (0) from nodes of the first release, which read version 1 only.
+	Log int `json:"log,omitempty"`
 }
+
+// LogVersion is the newest log version the member reads.
+func (m MemberMeta) LogVersion() int { return max(m.Log, LogV1) }
 
 // MemberState is the gossip view of a member's health.
 type MemberState string

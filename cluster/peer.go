@@ -91,6 +91,9 @@ type JoinRequest struct {
 	Name string `json:"name"`
 	ID   string `json:"id"`
 	Addr string `json:"addr"` // raft host:port
+	// No field may be added: nodes of the previous release decode join
+	// requests strictly. What else the leader needs to know of a joining
+	// node (the log version it reads) comes from gossip.
 }
 
 // RaftStatus is one node's view of raft.

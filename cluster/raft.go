@@ -47,6 +47,9 @@ type Store struct {
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
 	hadState  bool
+	commits   *committer
+	stop      context.CancelFunc
+	done      chan struct{}
 
 	// joined records when servers last asked this leader to join, so the
 	// promoter does not take out a node that gossip still remembers as
@@ -97,6 +100,7 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, log: log.With("raft_id", id), id: raft.ServerID(id), fsm: NewFSM(log)}
+	s.commits = newCommitter(s, log)
 
 	adv := cfg.Advertise
 	if adv == "" {
@@ -152,8 +156,12 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 	if cfg.ElectionTimeout > 0 {
 		rc.ElectionTimeout = cfg.ElectionTimeout
 	}
-	// Snapshots keep restart replay short; the FSM is small (metadata only).
+	// Snapshots keep restart replay short (they are cheap: see
+	// snapshot.go). An entry may be a batch of hundreds of commands, so a
+	// thousand entries kept behind a snapshot (not raft's 10240) are plenty
+	// for a follower that fell a little behind, and keep the log file small.
 	rc.SnapshotThreshold = 1024
+	rc.TrailingLogs = 1024
 	if err := raft.ValidateConfig(rc); err != nil {
 		s.closeParts()
 		return nil, fmt.Errorf("open store: raft config: %w", err)
@@ -170,6 +178,12 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 		s.closeParts()
 		return nil, fmt.Errorf("open store: start raft: %w", err)
 	}
+	cctx, stop := context.WithCancel(context.Background())
+	s.stop, s.done = stop, make(chan struct{})
+	go func() {
+		defer close(s.done)
+		s.commits.run(cctx)
+	}()
 	if cfg.Bootstrap && !has {
 		if err := s.BootstrapSelf(); err != nil {
 			s.Close()
@@ -249,6 +263,10 @@ func (s *Store) closeParts() {
 
 // Close stops raft and releases its files. It does not leave the cluster.
 func (s *Store) Close() error {
+	if s.stop != nil {
+		s.stop()
+		<-s.done
+	}
 	var err error
 	if s.raft != nil {
 		err = s.raft.Shutdown().Error()
@@ -284,7 +302,7 @@ func (s *Store) Barrier(ctx context.Context) error {
 // the FSM's verdict on it. Followers get ErrNotLeader (the Forwarder sends
 // their writes to the leader).
 func (s *Store) Propose(ctx context.Context, op Op, body any) error {
-	data, err := EncodeCommand(op, time.Now(), body)
+	data, err := EncodeCommandV(s.fsm.LogVersion(), op, time.Now(), body)
 	if err != nil {
 		return err
 	}
@@ -295,25 +313,38 @@ func (s *Store) Propose(ctx context.Context, op Op, body any) error {
 }
 
 // ApplyEncoded commits an encoded command and returns its log index, or
-// the FSM's verdict on it as the error.
+// the FSM's verdict on it as the error. It goes through the committer,
+// which may share the entry with other commands.
 func (s *Store) ApplyEncoded(ctx context.Context, data []byte) (uint64, error) {
 	if s.raft.State() != raft.Leader {
 		return 0, ErrNotLeader
 	}
-	if _, err := DecodeCommand(data); err != nil {
+	cmd, err := DecodeCommand(data)
+	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	if cmd.Op == OpBatch {
+		return 0, fmt.Errorf("%w: batches are made by the leader", ErrInvalid)
+	}
+	return s.commits.propose(ctx, cmd, data)
+}
+
+// applyRaw commits one entry as it is.
+func (s *Store) applyRaw(ctx context.Context, data []byte) (raft.ApplyFuture, error) {
 	f := s.raft.Apply(data, timeoutOf(ctx))
 	if err := waitFuture(ctx, f); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
-		}
-		return 0, err
+		return nil, raftError(err)
 	}
-	if res, ok := f.Response().(error); ok && res != nil {
-		return f.Index(), res
+	return f, nil
+}
+
+// Snapshot takes a raft snapshot now (a graceful stop does, so that the
+// next start replays little of the log).
+func (s *Store) Snapshot() error {
+	if err := s.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return fmt.Errorf("snapshot: %w", err)
 	}
-	return f.Index(), nil
+	return nil
 }
 
 // WaitApplied blocks until the local FSM has applied index, so that a

@@ -30,7 +30,7 @@ func openTestStore(t *testing.T, dir string) *Store {
 
 func stateJSON(t *testing.T, s *Store) string {
 	var out string
-	s.FSM().Read(func(st *State) { out = mustJSON(t, st) })
+	s.FSM().Read(func(st *State) { out = dump(t, st) })
 	return out
 }
 
@@ -48,7 +48,7 @@ func TestStoreSurvivesRestart(t *testing.T) {
 	if err := s.Propose(ctx, OpTaskAssign, AssignTask{TaskID: TaskID("a", TaskSplit, 0), Node: "n1", Term: s.Term(), Attempt: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Raft().Snapshot().Error(); err != nil {
+	if err := s.Snapshot(); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
 	if err := s.Propose(ctx, OpJobSubmit, SubmitJob{Job: testJob("b", false)}); err != nil {
@@ -75,7 +75,7 @@ func TestStoreSurvivesRestart(t *testing.T) {
 		t.Fatalf("state after restart differs:\n got %s\nwant %s", got, want)
 	}
 	var n int
-	s2.FSM().Read(func(st *State) { n = len(st.Jobs) })
+	s2.FSM().Read(func(st *State) { n = st.JobCount() })
 	if n != 2 {
 		t.Fatalf("want 2 jobs after restart, got %d", n)
 	}
@@ -83,7 +83,9 @@ func TestStoreSurvivesRestart(t *testing.T) {
 
 func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
 	f := NewFSM(nil)
-	f.Read(func(st *State) { runJob(t, st, testJob("x", true)) })
+	f.mu.Lock()
+	runJob(t, f.state, testJob("x", true))
+	f.mu.Unlock()
 	snap, err := f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +99,8 @@ func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	var a, b string
-	f.Read(func(st *State) { a = mustJSON(t, st) })
-	g.Read(func(st *State) { b = mustJSON(t, st) })
+	f.Read(func(st *State) { a = dump(t, st) })
+	g.Read(func(st *State) { b = dump(t, st) })
 	if a != b {
 		t.Fatalf("restore differs:\n%s\n%s", a, b)
 	}

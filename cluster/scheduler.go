@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,6 +45,12 @@ type Scheduler struct {
 	AvoidAfter  int           // failures within AvoidWindow
 	AvoidWindow time.Duration //
 	failures    failureLog
+	// PlanSeconds, when set, observes how long each planning round takes.
+	PlanSeconds interface{ Observe(float64) }
+	// due asks the next planning round for the work that follows time, not
+	// commits (leases, dead nodes, lost media, failure counts); the tick
+	// sets it.
+	due atomic.Bool
 }
 
 // NewScheduler returns a scheduler over store that places work on workers.
@@ -70,7 +78,10 @@ func (s *Scheduler) Run(ctx context.Context) {
 	}
 }
 
-// lead runs scheduling rounds until leadership is lost or ctx ends.
+// lead plans for the committer until leadership is lost or ctx ends: every
+// entry the leader commits carries the reclaims, rewinds and assignments
+// that the state (and the results in that entry) call for, and a tick
+// plans again for what time alone changes (leases lapsing, nodes arriving).
 func (s *Scheduler) lead(ctx context.Context) {
 	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := s.store.Barrier(bctx)
@@ -82,131 +93,183 @@ func (s *Scheduler) lead(ctx context.Context) {
 	term := s.store.Term()
 	s.leases.reset() // every assignment gets a fresh lease from this leader
 	s.log.Info("scheduling as leader", "term", term)
+	s.due.Store(true)
+	s.store.commits.setPlanner(&Planner{
+		Plan:    func(st *State, queued []Command) []Command { return s.plan(st, queued, term) },
+		Applied: s.applied,
+	})
+	defer s.store.commits.setPlanner(nil)
 	t := time.NewTicker(s.Tick)
 	defer t.Stop()
-	for s.store.IsLeader() {
-		changed := s.store.FSM().Changed()
-		s.round(ctx, term)
+	for s.store.IsLeader() && s.store.Term() == term {
 		select {
 		case <-ctx.Done():
 			return
-		case <-changed:
 		case <-t.C:
+			s.due.Store(true)
+			s.store.commits.kick()
 		}
 	}
 }
 
-func (s *Scheduler) round(ctx context.Context, term uint64) {
-	s.reclaim(ctx)
-	s.recover(ctx)
-	var plan []AssignTask
-	s.store.FSM().Read(func(st *State) {
-		now := time.Now()
-		s.failures.observe(st, now)
-		plan = Assignments(st, s.failures.filter(s.workers.Workers(), now, s.AvoidAfter, s.AvoidWindow))
-	})
-	for _, a := range plan {
-		a.Term = term
-		err := s.store.Propose(ctx, OpTaskAssign, a)
-		switch {
-		case err == nil:
-			s.log.Info("task assigned", "task", a.TaskID, "node", a.Node, "attempt", a.Attempt)
-		case errors.Is(err, ErrNotLeader), ctx.Err() != nil:
-			return
-		default:
-			s.log.Warn("assignment refused", "task", a.TaskID, "err", err)
+// plan decides what to commit after queued: assignments for the free
+// slots, counting the slots that queued results free, and once a tick the
+// tasks taken back from dead or silent nodes and the jobs rewound for lost
+// media. It runs for every entry the leader commits, under the state's
+// read lock, so what it does there is what the active work needs: nothing
+// at all when no slot is free.
+func (s *Scheduler) plan(st *State, queued []Command, term uint64) []Command {
+	now := time.Now()
+	if s.PlanSeconds != nil {
+		defer func() { s.PlanSeconds.Observe(time.Since(now).Seconds()) }()
+	}
+	version := st.Version()
+	freed := map[string]bool{}
+	for _, c := range queued {
+		switch c.Op {
+		case OpTaskDone:
+			var r TaskResult
+			if json.Unmarshal(c.Body, &r) == nil {
+				freed[r.TaskID] = true
+			}
+		case OpTaskFail:
+			var f TaskFailure
+			if json.Unmarshal(c.Body, &f) == nil {
+				freed[f.TaskID] = true
+			}
 		}
+	}
+	var out []Command
+	add := func(op Op, body any) {
+		c, err := NewCommand(version, op, now, body)
+		if err != nil {
+			s.log.Error("planning", "op", op, "err", err)
+			return
+		}
+		out = append(out, c)
+	}
+	if s.due.Swap(false) {
+		for _, f := range s.reclaim(st, freed, now) {
+			freed[f.TaskID] = true
+			add(OpTaskFail, f)
+		}
+		for _, r := range s.recover(st) {
+			add(OpJobRewind, r)
+		}
+		s.failures.observe(st, now)
+	}
+	workers := s.failures.filter(s.workers.Workers(), now, s.AvoidAfter, s.AvoidWindow)
+	for _, a := range assignments(st, workers, freed) {
+		a.Term = term
+		add(OpTaskAssign, a)
+	}
+	return out
+}
+
+// applied logs what became of a planned command.
+func (s *Scheduler) applied(c Command, err error) {
+	switch c.Op {
+	case OpTaskAssign:
+		var a AssignTask
+		if json.Unmarshal(c.Body, &a) != nil {
+			return
+		}
+		if err != nil {
+			s.log.Warn("assignment refused", "task", a.TaskID, "err", err)
+			return
+		}
+		s.log.Info("task assigned", "task", a.TaskID, "node", a.Node, "attempt", a.Attempt)
+	case OpTaskFail:
+		var f TaskFailure
+		if json.Unmarshal(c.Body, &f) != nil {
+			return
+		}
+		if err != nil {
+			s.log.Debug("taking a task back refused", "task", f.TaskID, "err", err)
+			return
+		}
+		s.log.Warn("task taken back", "task", f.TaskID, "node", f.Node, "attempt", f.Attempt, "reason", f.Reason)
+	case OpJobRewind:
+		var r JobRewind
+		if json.Unmarshal(c.Body, &r) != nil {
+			return
+		}
+		if err != nil {
+			s.log.Warn("rewind refused", "job", r.JobID, "err", err)
+			return
+		}
+		s.log.Warn("job rewound", "job", r.JobID, "reason", r.Reason)
 	}
 }
 
 // reclaim takes tasks back from nodes that died (requeued: not the task's
 // fault) and from runs whose lease lapsed (a failure: the node is alive but
-// not making progress, say paused or wedged).
-func (s *Scheduler) reclaim(ctx context.Context) {
-	var assigned []*Task
-	s.store.FSM().Read(func(st *State) {
-		for _, t := range st.Tasks {
-			if t.State == TaskAssigned {
-				c := *t
-				assigned = append(assigned, &c)
-			}
-		}
-	})
+// not making progress, say paused or wedged). Tasks with a result queued
+// are left alone.
+func (s *Scheduler) reclaim(st *State, freed map[string]bool, now time.Time) []TaskFailure {
 	var fails []TaskFailure
 	var live []*Task
-	for _, t := range assigned {
+	st.Tasks(func(t *Task) bool {
+		if t.State != TaskAssigned || freed[t.ID] {
+			return true
+		}
 		if !s.workers.Alive(t.Node) {
 			fails = append(fails, TaskFailure{TaskID: t.ID, Node: t.Node, Attempt: t.Attempt,
 				Reason: fmt.Sprintf("node %s is gone", t.Node), Requeue: true})
-			continue
+			return true
 		}
 		live = append(live, t)
-	}
-	for _, t := range s.leases.check(live, time.Now(), s.leaseTTL) {
+		return true
+	})
+	for _, t := range s.leases.check(live, now, s.leaseTTL) {
 		fails = append(fails, TaskFailure{TaskID: t.ID, Node: t.Node, Attempt: t.Attempt,
 			Reason: fmt.Sprintf("lease expired: no heartbeat from %s for %v", t.Node, s.leaseTTL(t).Round(time.Second))})
 	}
-	for _, f := range fails {
-		err := s.store.Propose(ctx, OpTaskFail, f)
-		switch {
-		case err == nil:
-			s.log.Warn("task taken back", "task", f.TaskID, "node", f.Node, "attempt", f.Attempt, "reason", f.Reason)
-		case errors.Is(err, ErrNotLeader), ctx.Err() != nil:
-			return
-		default:
-			s.log.Debug("taking a task back refused", "task", f.TaskID, "err", err)
-		}
-	}
+	return fails
 }
 
 // recover redoes the work whose only copies died with a node: encoded
 // chunks and the audio live on the node that made them until packaging, and
 // chunk sources on the node that split. The source and published outputs
-// are replicated and need no such care.
-func (s *Scheduler) recover(ctx context.Context) {
+// are replicated and need no such care. Only jobs with work left are
+// looked at.
+func (s *Scheduler) recover(st *State) []JobRewind {
 	var rewinds []JobRewind
-	s.store.FSM().Read(func(st *State) {
-		held := func(b BlobRef) bool {
-			if h := st.Blobs[b.Hash]; h != nil {
-				for name := range h.Nodes {
-					if s.workers.Alive(name) {
-						return true
-					}
+	held := func(b BlobRef) bool {
+		if h, ok := st.Blob(b.Hash); ok {
+			for _, name := range h.Nodes {
+				if s.workers.Alive(name) {
+					return true
 				}
-			}
-			return false
-		}
-		for _, j := range st.Jobs {
-			if j.State.Terminal() || !held(j.SourceBlob) {
-				continue // nothing to redo from, or nothing to redo
-			}
-			r := JobRewind{JobID: j.ID}
-			for _, c := range j.Chunks {
-				lost := false
-				for _, o := range c.Outputs {
-					lost = lost || !held(o)
-				}
-				if lost {
-					r.Chunks = append(r.Chunks, c.Index)
-				}
-				if (lost || len(c.Outputs) == 0) && !held(c.Source) {
-					r.Resplit = true
-				}
-			}
-			r.Audio = !j.Audio.IsZero() && !held(j.Audio)
-			if len(r.Chunks) > 0 || r.Audio || r.Resplit {
-				r.Reason = fmt.Sprintf("lost with a node: %d encoded chunks, audio %v, chunk sources %v", len(r.Chunks), r.Audio, r.Resplit)
-				rewinds = append(rewinds, r)
 			}
 		}
-	})
-	for _, r := range rewinds {
-		if err := s.store.Propose(ctx, OpJobRewind, r); err != nil {
-			s.log.Warn("rewind refused", "job", r.JobID, "err", err)
-			continue
-		}
-		s.log.Warn("job rewound", "job", r.JobID, "reason", r.Reason)
+		return false
 	}
+	st.ActiveJobs(func(j *Job) bool {
+		if !held(j.SourceBlob) {
+			return true // nothing to redo from
+		}
+		r := JobRewind{JobID: j.ID}
+		for _, c := range st.Chunks(j.ID) {
+			lost := false
+			for _, o := range c.Outputs {
+				lost = lost || !held(o)
+			}
+			if lost {
+				r.Chunks = append(r.Chunks, c.Index)
+			}
+			if (lost || len(c.Outputs) == 0) && !held(c.Source) {
+				r.Resplit = true
+			}
+		}
+		r.Audio = !j.Audio.IsZero() && !held(j.Audio)
+		if len(r.Chunks) > 0 || r.Audio || r.Resplit {
+			r.Reason = fmt.Sprintf("lost with a node: %d encoded chunks, audio %v, chunk sources %v", len(r.Chunks), r.Audio, r.Resplit)
+			rewinds = append(rewinds, r)
+		}
+		return true
+	})
+	return rewinds
 }
 
 // Progress is the last progress a worker reported for a task's current run
@@ -234,14 +297,17 @@ func (f *failureLog) observe(st *State, now time.Time) {
 	if f.seen == nil {
 		f.seen, f.at = map[string]int{}, map[string][]time.Time{}
 	}
-	for id, t := range st.Tasks {
-		if t.Failures > f.seen[id] && t.FailedOn != "" {
-			for range t.Failures - f.seen[id] {
+	live := make(map[string]int, len(f.seen))
+	st.Tasks(func(t *Task) bool {
+		if t.Failures > f.seen[t.ID] && t.FailedOn != "" {
+			for range t.Failures - f.seen[t.ID] {
 				f.at[t.FailedOn] = append(f.at[t.FailedOn], now)
 			}
 		}
-		f.seen[id] = t.Failures
-	}
+		live[t.ID] = t.Failures
+		return true
+	})
+	f.seen = live // tasks that left the state are forgotten
 }
 
 // filter leaves out workers with at least n failures within window, as long
@@ -251,14 +317,15 @@ func (f *failureLog) filter(workers []Worker, now time.Time, n int, window time.
 		return workers
 	}
 	var keep []Worker
-	for _, w := range workers {
-		recent := 0
-		for _, at := range f.at[w.Name] {
-			if now.Sub(at) < window {
-				recent++
-			}
+	for name, times := range f.at { // failures older than the window are forgotten
+		if times = slices.DeleteFunc(times, func(at time.Time) bool { return now.Sub(at) >= window }); len(times) == 0 {
+			delete(f.at, name)
+		} else {
+			f.at[name] = times
 		}
-		if recent < n {
+	}
+	for _, w := range workers {
+		if len(f.at[w.Name]) < n {
 			keep = append(keep, w)
 		}
 	}
@@ -275,25 +342,38 @@ var kindOrder = map[TaskKind]int{TaskSplit: 0, TaskAudio: 1, TaskEncode: 2, Task
 // submitters, then older jobs first, and within a job the pipeline's order); a
 // split or audio task must run where the source is, an encode prefers the
 // node that holds its chunk and a package the node that holds most outputs.
-func Assignments(st *State, workers []Worker) []AssignTask {
+func Assignments(st *State, workers []Worker) []AssignTask { return assignments(st, workers, nil) }
+
+// assignments is Assignments with the slots of the freed tasks (whose
+// results are about to be committed) counted as free.
+func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTask {
 	free := map[string]int{}
 	for _, w := range workers {
 		free[w.Name] = w.Slots
 	}
-	for _, t := range st.Tasks {
-		if t.State == TaskAssigned {
-			if _, ok := free[t.Node]; ok {
+	var pending []*Task
+	st.Tasks(func(t *Task) bool {
+		switch t.State {
+		case TaskAssigned:
+			if _, ok := free[t.Node]; ok && !freed[t.ID] {
 				free[t.Node]--
 			}
-		}
-	}
-	var pending []*Task
-	for _, t := range st.Tasks {
-		j := st.Jobs[t.JobID]
-		if t.State == TaskPending && j != nil && !j.State.Terminal() {
+		case TaskPending:
 			pending = append(pending, t)
 		}
+		return true
+	})
+	slots := 0
+	for _, n := range free {
+		slots += max(n, 0)
 	}
+	if slots == 0 || len(pending) == 0 {
+		return nil // the common case of a busy cluster: nothing to place
+	}
+	pending = slices.DeleteFunc(pending, func(t *Task) bool {
+		j, ok := st.JobRecord(t.JobID)
+		return !ok || j.State.Terminal()
+	})
 	pending = fairOrder(st, pending)
 
 	// Two passes: first every task that can run where its input already is,
@@ -303,6 +383,9 @@ func Assignments(st *State, workers []Worker) []AssignTask {
 	placed := map[string]bool{}
 	for _, local := range []bool{true, false} {
 		for _, t := range pending {
+			if slots == 0 {
+				return out
+			}
 			if placed[t.ID] {
 				continue
 			}
@@ -311,6 +394,7 @@ func Assignments(st *State, workers []Worker) []AssignTask {
 				continue
 			}
 			free[node]--
+			slots--
 			placed[t.ID] = true
 			out = append(out, AssignTask{TaskID: t.ID, Node: node, Attempt: t.Attempt + 1})
 		}
@@ -321,10 +405,10 @@ func Assignments(st *State, workers []Worker) []AssignTask {
 // pick chooses a node with a free slot for t, or "" when none fits now.
 // With localOnly, only a node that holds some of t's input qualifies.
 func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly bool) string {
-	j := st.Jobs[t.JobID]
+	j, _ := st.JobRecord(t.JobID)
 	holds := func(node string, b BlobRef) bool {
-		h := st.Blobs[b.Hash]
-		return h != nil && h.Nodes[node]
+		h, ok := st.Blob(b.Hash)
+		return ok && h.Nodes.Has(node)
 	}
 	score := func(node string) int { return 0 }
 	switch t.Kind {
@@ -336,8 +420,8 @@ func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly b
 			return -1 // the source must be local: splitting is where bytes are cheapest
 		}
 	case TaskEncode:
-		if t.Chunk < len(j.Chunks) {
-			src := j.Chunks[t.Chunk].Source
+		if c, ok := st.Chunk(j.ID, t.Chunk); ok {
+			src := c.Source
 			score = func(node string) int {
 				if holds(node, src) {
 					return 1
@@ -346,9 +430,10 @@ func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly b
 			}
 		}
 	case TaskPackage:
+		chunks := st.Chunks(j.ID)
 		score = func(node string) int {
 			n := 0
-			for _, c := range j.Chunks {
+			for _, c := range chunks {
 				for _, o := range c.Outputs {
 					if holds(node, o) {
 						n++
@@ -388,8 +473,22 @@ func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly b
 // overtakes everything queued below it (running tasks finish first: there
 // is no preemption).
 func fairOrder(st *State, pending []*Task) []*Task {
+	jobs := map[string]*Job{}
+	for _, t := range pending {
+		if _, ok := jobs[t.JobID]; !ok {
+			jobs[t.JobID], _ = st.JobRecord(t.JobID)
+		}
+	}
+	jobOf := func(id string) *Job {
+		if j, ok := jobs[id]; ok {
+			return j
+		}
+		j, _ := st.JobRecord(id)
+		jobs[id] = j
+		return j
+	}
 	byAge := func(a, b *Task) bool {
-		ja, jb := st.Jobs[a.JobID], st.Jobs[b.JobID]
+		ja, jb := jobOf(a.JobID), jobOf(b.JobID)
 		if !ja.CreatedAt.Equal(jb.CreatedAt) {
 			return ja.CreatedAt.Before(jb.CreatedAt)
 		}
@@ -404,18 +503,19 @@ func fairOrder(st *State, pending []*Task) []*Task {
 	sort.Slice(pending, func(a, b int) bool { return byAge(pending[a], pending[b]) })
 
 	running := map[string]int{} // submitter → tasks assigned now
-	for _, t := range st.Tasks {
-		if j := st.Jobs[t.JobID]; t.State == TaskAssigned && j != nil {
+	st.Tasks(func(t *Task) bool {
+		if j := jobOf(t.JobID); t.State == TaskAssigned && j != nil {
 			running[j.Submitter]++
 		}
-	}
+		return true
+	})
 	type class struct {
 		queues map[string][]*Task // submitter → its tasks, in age order
 		order  []string           // submitters by first appearance (oldest job first)
 	}
 	var classes [3]class
 	for _, t := range pending {
-		j := st.Jobs[t.JobID]
+		j := jobOf(t.JobID)
 		c := &classes[j.Priority.rank()]
 		if c.queues == nil {
 			c.queues = map[string][]*Task{}

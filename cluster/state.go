@@ -5,45 +5,143 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
-	"strings"
 	"time"
+
+	"github.com/google/btree"
 )
 
 // MaxTaskAttempts is how many times a task may fail before its job fails.
 const MaxTaskAttempts = 3
 
-// State is the replicated job log applied to memory: jobs, their tasks and
-// where every blob lives. It is a plain value with no locking and no I/O so
-// that it can be tested, snapshotted and replayed on its own; FSM adds the
-// locking and the raft plumbing.
+// State is the replicated job log applied to memory: jobs, the chunks and
+// tasks of running jobs, and where every referenced blob lives. It is a
+// plain value with no locking and no I/O so that it can be tested,
+// snapshotted and replayed on its own; FSM adds the locking and the raft
+// plumbing.
+//
+// What it holds, and how each piece leaves:
+//   - jobs: every job until it is deleted (DELETE) or falls out of the
+//     history window (job.forget). A finished job is compact (Job.Compact):
+//     a record of fixed size and one manifest blob for its files.
+//   - chunks, tasks and retired attempt counts: only for jobs with work
+//     left; they go when the job finishes (log version 2) or is compacted
+//     (job.compact, for jobs finished under version 1).
+//   - blobs: one record per blob some job references (sources, the
+//     intermediate media of running jobs, manifests, and the files of
+//     version-1 jobs not yet compacted), with its holders. A record goes
+//     when its last reference does.
+//   - nodes: raft server ID → node name, one entry per live incarnation
+//     (an old incarnation of a name is dropped when the new one joins).
+//
+// Records are immutable once stored (see index.go): Apply replaces them.
 type State struct {
-	Jobs  map[string]*Job  `json:"jobs"`
-	Tasks map[string]*Task `json:"tasks"`
-	// Blobs maps a blob hash to the set of nodes holding it.
-	Blobs map[string]*BlobHolders `json:"blobs"`
-	// Nodes maps raft server IDs to node names.
-	Nodes map[string]string `json:"nodes,omitempty"`
-	// Retired keeps the attempt counts of tasks removed by a rewind.
-	Retired map[string]int `json:"retired,omitempty"`
+	version int
+	jobs    *btree.BTreeG[*Job]
+	chunks  *btree.BTreeG[*Chunk]
+	tasks   *btree.BTreeG[*Task]
+	blobs   *btree.BTreeG[*BlobHolders]
+	nodes   map[string]string
+	retired map[string]int // task ID → attempts, for tasks removed by a rewind
 
-	// finished collects jobs that reached a final state during the last
-	// Apply, for the FSM to report; it is not part of the replicated state.
-	finished []Job
-	// expired likewise collects jobs whose media expired.
-	expired []Job
+	ix     index
+	counts map[JobState]int
+	// sets are the manifests referenced now; setGen counts the ones ever
+	// added, so that a collector can tell that one came meanwhile.
+	sets   map[string]bool
+	setGen uint64
+	in     interner // shared copies of values many records hold
+
+	// What the last Apply did, for the FSM to report; not replicated.
+	out applyReport
 }
 
-// BlobHolders records one blob's size and the nodes that hold a copy.
+// applyReport collects what one Apply changed that others watch.
+type applyReport struct {
+	finished []Job     // jobs that reached a final state
+	expired  []Job     // jobs whose media expired
+	touched  []string  // jobs changed or removed
+	released []BlobRef // blob records dropped: their bytes may go
+	durable  []string  // blobs that became durable or lost a holder: replication may be due
+}
+
+// BlobHolders records one referenced blob: its size, the nodes that hold a
+// copy, and (derived, not persisted) how many references keep it.
 type BlobHolders struct {
-	Size  int64           `json:"size"`
-	Nodes map[string]bool `json:"nodes"`
+	Hash  string  `json:"hash"`
+	Size  int64   `json:"size"`
+	Nodes NodeSet `json:"nodes"`
+
+	refs    int  // references from jobs in the state
+	durable int  // of which must keep the replication factor
+	set     bool // a manifest: its holders hold every file it lists too
 }
 
-// NewState returns an empty state.
-func NewState() *State {
-	return &State{Jobs: map[string]*Job{}, Tasks: map[string]*Task{}, Blobs: map[string]*BlobHolders{}, Nodes: map[string]string{}}
+// NodeSet is a small sorted set of node names (a blob's holders: about the
+// replication factor of them), lighter than a map for the hundreds of
+// thousands of records a long history keeps.
+type NodeSet []string
+
+// Has reports whether name is in the set.
+func (s NodeSet) Has(name string) bool {
+	_, ok := slices.BinarySearch(s, name)
+	return ok
 }
+
+// With returns a new set with name added.
+func (s NodeSet) With(name string) NodeSet {
+	i, ok := slices.BinarySearch(s, name)
+	if ok {
+		return s
+	}
+	return slices.Insert(slices.Clone(s), i, name)
+}
+
+// Without returns a new set without name.
+func (s NodeSet) Without(name string) NodeSet {
+	i, ok := slices.BinarySearch(s, name)
+	if !ok {
+		return s
+	}
+	return slices.Delete(slices.Clone(s), i, i+1)
+}
+
+// Map returns the set as a map.
+func (s NodeSet) Map() map[string]bool {
+	m := make(map[string]bool, len(s))
+	for _, n := range s {
+		m[n] = true
+	}
+	return m
+}
+
+// Refs is how many references keep the blob.
+func (b *BlobHolders) Refs() int { return b.refs }
+
+// Durable reports whether the blob must be kept at the replication factor
+// (a source, a manifest, a published file of a version-1 job): what is
+// made from those can be made again, so one copy of it is enough.
+func (b *BlobHolders) Durable() bool { return b.durable > 0 }
+
+// Set reports whether the blob is a job's manifest: a holder of it holds
+// every file it lists as well, and copies move as a whole.
+func (b *BlobHolders) Set() bool { return b.set }
+
+// Ref is the blob's reference.
+func (b *BlobHolders) Ref() BlobRef { return BlobRef{Hash: b.Hash, Size: b.Size} }
+
+// NewState returns an empty state at log version 1: a new cluster moves to
+// the newest version as soon as its leader sees that every server reads it.
+func NewState() *State {
+	return &State{
+		version: LogV1,
+		jobs:    newJobTree(), chunks: newChunkTree(), tasks: newTaskTree(), blobs: newBlobTree(),
+		nodes: map[string]string{}, retired: map[string]int{},
+		ix: newIndex(), counts: map[JobState]int{}, sets: map[string]bool{},
+	}
+}
+
+// Version is the log version the cluster writes (see LogV1, LogV2).
+func (s *State) Version() int { return s.version }
 
 // TaskID names the task of kind k for a job; chunk is used by encode tasks.
 func TaskID(jobID string, k TaskKind, chunk int) string {
@@ -55,94 +153,82 @@ func TaskID(jobID string, k TaskKind, chunk int) string {
 
 // Apply changes the state by one command. The error says why a command was
 // refused (stale completion, unknown job, ...); a refused command changes
-// nothing.
+// nothing. For a batch, Apply returns only a refusal of the batch itself;
+// ApplyBatch gives each command's verdict.
 func (s *State) Apply(c Command) error {
 	switch c.Op {
+	case OpBatch:
+		_, err := s.ApplyBatch(c)
+		return err
 	case OpJobSubmit:
-		var b SubmitJob
-		if err := decodeBody(c, &b); err != nil {
-			return err
-		}
-		return s.submit(b.Job, c.At)
+		return applyBody(c, func(b SubmitJob, at time.Time) error { return s.submit(b.Job, at) })
 	case OpJobCancel:
-		var b JobRef
-		if err := decodeBody(c, &b); err != nil {
-			return err
-		}
-		return s.cancel(b, c.At)
+		return applyBody(c, s.cancel)
 	case OpJobDelete:
-		var b JobRef
-		if err := decodeBody(c, &b); err != nil {
-			return err
-		}
-		return s.delete(b)
+		return applyBody(c, func(r JobRef, _ time.Time) error { return s.delete(r) })
 	case OpTaskAssign:
-		var b AssignTask
-		if err := decodeBody(c, &b); err != nil {
-			return err
-		}
-		return s.assign(b, c.At)
+		return applyBody(c, s.assign)
 	case OpTaskDone:
-		var b TaskResult
-		if err := decodeBody(c, &b); err != nil {
-			return err
-		}
-		return s.done(b, c.At)
+		return applyBody(c, s.done)
 	case OpTaskFail:
-		var b TaskFailure
-		if err := decodeBody(c, &b); err != nil {
-			return err
-		}
-		return s.fail(b, c.At)
-	case OpBlobAdd, OpBlobRemove:
-		var b BlobLocation
-		if err := decodeBody(c, &b); err != nil {
-			return err
-		}
-		if c.Op == OpBlobAdd {
-			s.addBlob(b.Blob, b.Node)
-		} else {
-			s.removeBlob(b.Blob.Hash, b.Node)
-		}
-		return nil
+		return applyBody(c, s.fail)
+	case OpBlobAdd:
+		return applyBody(c, func(b BlobLocation, _ time.Time) error { return s.addHolder(b.Blob, b.Node) })
+	case OpBlobRemove:
+		return applyBody(c, func(b BlobLocation, _ time.Time) error { return s.removeHolder(b.Blob.Hash, b.Node) })
 	case OpJobRewind:
-		var b JobRewind
-		if err := decodeBody(c, &b); err != nil {
-			return err
-		}
-		return s.rewind(b, c.At)
+		return applyBody(c, s.rewind)
 	case OpJobExpire:
-		var b JobRef
-		if err := decodeBody(c, &b); err != nil {
-			return err
-		}
-		return s.expire(b, c.At)
+		return applyBody(c, s.expire)
 	case OpJobNotify:
-		var b JobNotify
-		if err := decodeBody(c, &b); err != nil {
-			return err
-		}
-		return s.notify(b, c.At)
+		return applyBody(c, s.notify)
 	case OpNodeJoin:
-		var b NodeJoin
-		if err := decodeBody(c, &b); err != nil {
-			return err
-		}
-		if b.ID == "" || b.Name == "" {
-			return fmt.Errorf("node join: %w: id and name are required", ErrInvalid)
-		}
-		for id, name := range s.Nodes {
-			if name == b.Name && id != b.ID {
-				delete(s.Nodes, id) // the old incarnation of this name
-			}
-		}
-		s.Nodes[b.ID] = b.Name
-		return nil
+		return applyBody(c, func(b NodeJoin, _ time.Time) error { return s.nodeJoin(b) })
+	case OpJobCompact:
+		return applyBody(c, s.compactCmd)
+	case OpJobForget:
+		return applyBody(c, s.forget)
+	case OpClusterUpgrade:
+		return applyBody(c, func(b ClusterUpgrade, _ time.Time) error { return s.upgrade(b) })
 	default:
 		// An op this build does not know came from a newer node. Skipping it
 		// keeps replicas identical (they all skip it) and the reason is logged.
 		return fmt.Errorf("apply: unknown op %q", c.Op)
 	}
+}
+
+// ApplyBatch applies the commands of a batch one after the other and
+// returns each one's verdict. A batch inside a batch is refused.
+func (s *State) ApplyBatch(c Command) ([]error, error) {
+	var b Batch
+	if err := decodeBody(c, &b); err != nil {
+		return nil, err
+	}
+	if len(b.Cmds) > MaxBatch {
+		return nil, fmt.Errorf("batch: %w: %d commands, at most %d", ErrInvalid, len(b.Cmds), MaxBatch)
+	}
+	errs := make([]error, len(b.Cmds))
+	for i, sub := range b.Cmds {
+		switch {
+		case sub.Op == OpBatch:
+			errs[i] = fmt.Errorf("batch: %w: nested batch", ErrInvalid)
+		case sub.V < 1 || sub.V > CommandVersion || sub.V < sub.Op.minVersion():
+			errs[i] = fmt.Errorf("batch: %w: %s at version %d", ErrInvalid, sub.Op, sub.V)
+		default:
+			errs[i] = s.Apply(sub)
+		}
+	}
+	return errs, nil
+}
+
+// apply decodes a command's body and hands it to fn with the proposer's
+// time.
+func applyBody[T any](c Command, fn func(T, time.Time) error) error {
+	var b T
+	if err := decodeBody(c, &b); err != nil {
+		return err
+	}
+	return fn(b, c.At)
 }
 
 func decodeBody(c Command, v any) error {
@@ -152,525 +238,198 @@ func decodeBody(c Command, v any) error {
 	return nil
 }
 
-func (s *State) submit(j Job, at time.Time) error {
-	if j.ID == "" || j.SourceBlob.IsZero() || j.Origin == "" {
-		return fmt.Errorf("submit: %w: job needs id, source blob and origin", ErrInvalid)
-	}
-	if !ValidJobID(j.ID) || !ValidHash(j.SourceBlob.Hash) {
-		return fmt.Errorf("submit: %w: malformed job id or source hash", ErrInvalid)
-	}
-	if _, ok := s.Jobs[j.ID]; ok {
-		return fmt.Errorf("submit %s: %w: job exists", j.ID, ErrConflict)
-	}
-	if len(j.Renditions) == 0 {
-		return fmt.Errorf("submit %s: %w: no renditions", j.ID, ErrInvalid)
-	}
-	j.State = JobQueued
-	j.Chunks = nil
-	j.Outputs = nil
-	// What the log decides later is not the proposer's to set.
-	j.Webhook, j.ExpiredAt, j.FreedBytes, j.FinishedAt = nil, time.Time{}, 0, time.Time{}
-	j.TTL = max(j.TTL, 0)
-	if _, err := ParsePriority(string(j.Priority)); err != nil {
-		j.Priority = PriorityNormal
-	}
-	j.CreatedAt, j.UpdatedAt = at, at
-	s.Jobs[j.ID] = &j
-	s.addBlob(j.SourceBlob, j.Origin)
-	s.newTask(j.ID, TaskSplit, 0, j.Source.Duration)
-	if j.Source.Audio != nil {
-		s.newTask(j.ID, TaskAudio, 0, j.Source.Duration)
-	}
-	return nil
+// takeReport returns what the applies since the last call did and clears it.
+func (s *State) takeReport() applyReport {
+	r := s.out
+	s.out = applyReport{}
+	return r
 }
 
-// newTask creates a pending task. A task made again (after a rewind) keeps
-// counting attempts where the old one stopped, so that a late report from
-// an old run can never pass for the new one.
-func (s *State) newTask(jobID string, k TaskKind, chunk int, dur float64) {
-	id := TaskID(jobID, k, chunk)
-	t := &Task{ID: id, JobID: jobID, Kind: k, Chunk: chunk, State: TaskPending, Duration: dur}
-	if old := s.Tasks[id]; old != nil {
-		t.Attempt = old.Attempt
-	} else if a := s.Retired[id]; a > 0 {
-		t.Attempt = a
+// ---- reads. Everything returned is a copy or an immutable record: callers
+// may keep it but never change it.
+
+// Job returns a copy of one job; a running job's copy has its chunks.
+func (s *State) Job(id string) (Job, bool) {
+	j := s.job(id)
+	if j == nil {
+		return Job{}, false
 	}
-	s.Tasks[id] = t
+	return s.fullJob(j), true
 }
 
-func (s *State) assign(a AssignTask, at time.Time) error {
-	t, ok := s.Tasks[a.TaskID]
-	if !ok {
-		return fmt.Errorf("assign %s: %w", a.TaskID, ErrNotFound)
-	}
-	if t.State != TaskPending || a.Attempt != t.Attempt+1 {
-		return fmt.Errorf("assign %s attempt %d: %w: task is %s at attempt %d", a.TaskID, a.Attempt, ErrStale, t.State, t.Attempt)
-	}
-	j := s.Jobs[t.JobID]
-	if j == nil || j.State.Terminal() {
-		return fmt.Errorf("assign %s: %w: job is finished", a.TaskID, ErrStale)
-	}
-	t.State, t.Node, t.Term, t.Attempt = TaskAssigned, a.Node, a.Term, a.Attempt
-	if t.Kind == TaskSplit && j.State == JobQueued {
-		j.State = JobSplitting
-	}
-	if t.Kind == TaskEncode && t.Chunk < len(j.Chunks) {
-		j.Chunks[t.Chunk].Attempts = a.Attempt
-		j.Chunks[t.Chunk].RunningOn = a.Node
-	}
-	j.UpdatedAt = at
-	return nil
+// JobRecord returns the stored record of a job, without its chunks. It is
+// shared and immutable: read it, never change it.
+func (s *State) JobRecord(id string) (*Job, bool) {
+	j := s.job(id)
+	return j, j != nil
 }
 
-// current returns the task a result or failure refers to, if that report
-// comes from the current assignment.
-func (s *State) current(taskID, node string, attempt int) (*Task, *Job, error) {
-	t, ok := s.Tasks[taskID]
-	if !ok {
-		return nil, nil, fmt.Errorf("task %s: %w", taskID, ErrNotFound)
-	}
-	if t.State != TaskAssigned || t.Node != node || t.Attempt != attempt {
-		return nil, nil, fmt.Errorf("task %s from %s attempt %d: %w: task is %s on %q at attempt %d",
-			taskID, node, attempt, ErrStale, t.State, t.Node, t.Attempt)
-	}
-	j := s.Jobs[t.JobID]
-	if j == nil || j.State.Terminal() {
-		return nil, nil, fmt.Errorf("task %s: %w: job is finished", taskID, ErrStale)
-	}
-	return t, j, nil
-}
-
-func (s *State) done(r TaskResult, at time.Time) error {
-	t, j, err := s.current(r.TaskID, r.Node, r.Attempt)
-	if err != nil {
-		return err
-	}
-	switch t.Kind {
-	case TaskSplit:
-		if len(r.Chunks) == 0 {
-			return fmt.Errorf("split %s: %w: no chunks", j.ID, ErrInvalid)
-		}
-		j.Chunks = slices.Clone(r.Chunks)
-		for i := range j.Chunks {
-			c := &j.Chunks[i]
-			c.Index, c.Outputs, c.EncodedBy, c.Attempts = i, nil, "", 0
-			s.addBlob(c.Source, r.Node)
-			s.newTask(j.ID, TaskEncode, i, c.Duration)
-		}
-		j.State = JobTranscoding
-	case TaskAudio:
-		if r.Audio.IsZero() {
-			return fmt.Errorf("audio %s: %w: no blob", j.ID, ErrInvalid)
-		}
-		j.Audio = r.Audio
-		s.addBlob(r.Audio, r.Node)
-	case TaskEncode:
-		if t.Chunk >= len(j.Chunks) || len(r.Outputs) != len(j.Renditions) {
-			return fmt.Errorf("encode %s: %w: want %d outputs, got %d", t.ID, ErrInvalid, len(j.Renditions), len(r.Outputs))
-		}
-		c := &j.Chunks[t.Chunk]
-		c.Outputs = slices.Clone(r.Outputs)
-		c.EncodedBy, c.RunningOn = r.Node, ""
-		for _, o := range r.Outputs {
-			s.addBlob(o, r.Node)
-		}
-	case TaskPackage:
-		if r.HLS == "" || r.DASH == "" || len(r.Files) == 0 {
-			return fmt.Errorf("package %s: %w: missing manifests", j.ID, ErrInvalid)
-		}
-		for rel, b := range r.Files {
-			if err := CheckFilePath(rel); err != nil || !ValidHash(b.Hash) {
-				return fmt.Errorf("package %s: %w: malformed file %q", j.ID, ErrInvalid, rel)
-			}
-		}
-		j.Outputs = maps.Clone(r.Files)
-		if len(r.Quality) != 0 && len(r.Quality) != len(j.Renditions) {
-			return fmt.Errorf("package %s: %w: %d quality reports for %d renditions", j.ID, ErrInvalid, len(r.Quality), len(j.Renditions))
-		}
-		j.HLS, j.DASH, j.MP4 = r.HLS, r.DASH, maps.Clone(r.MP4)
-		j.Quality = slices.Clone(r.Quality)
-		for _, b := range r.Files {
-			s.addBlob(b, r.Node)
-		}
-		j.State = JobDone
-		j.FinishedAt = at
-		s.startWebhook(j)
-		s.finished = append(s.finished, *j)
-	}
-	t.State = TaskDone
-	t.Error = ""
-	j.UpdatedAt = at
-	if j.State == JobTranscoding && s.readyToPackage(j) {
-		j.State = JobPackaging
-		s.newTask(j.ID, TaskPackage, 0, j.Source.Duration)
-	}
-	return nil
-}
-
-// readyToPackage reports whether every chunk is encoded and the audio (if
-// the source has any) is ready.
-func (s *State) readyToPackage(j *Job) bool {
-	if len(j.Chunks) == 0 {
-		return false
-	}
-	for _, c := range j.Chunks {
-		if len(c.Outputs) == 0 {
-			return false
-		}
-	}
-	return j.Source.Audio == nil || !j.Audio.IsZero()
-}
-
-func (s *State) fail(f TaskFailure, at time.Time) error {
-	t, j, err := s.current(f.TaskID, f.Node, f.Attempt)
-	if err != nil {
-		return err
-	}
-	j.UpdatedAt = at
-	t.Error = f.Reason
-	if t.Kind == TaskEncode && t.Chunk < len(j.Chunks) {
-		j.Chunks[t.Chunk].RunningOn = ""
-	}
-	if f.Requeue && !f.Permanent {
-		t.State, t.Node = TaskPending, ""
-		return nil
-	}
-	t.Failures++
-	t.FailedOn = f.Node
-	if f.Permanent || t.Failures >= MaxTaskAttempts {
-		reason := f.Reason
-		if !f.Permanent {
-			reason = fmt.Sprintf("%s task failed %d times; last error: %s", t.Kind, t.Failures, f.Reason)
-		}
-		s.finish(j, JobFailed, reason, at)
-		return nil
-	}
-	t.State, t.Node = TaskPending, ""
-	return nil
-}
-
-func (s *State) rewind(r JobRewind, at time.Time) error {
-	j, ok := s.Jobs[r.JobID]
-	if !ok {
-		return fmt.Errorf("rewind %s: %w", r.JobID, ErrNotFound)
-	}
-	if j.State.Terminal() {
-		return fmt.Errorf("rewind %s: %w: job is %s", r.JobID, ErrConflict, j.State)
-	}
-	// Packaging starts over in every case: its inputs changed.
-	s.retire(TaskID(j.ID, TaskPackage, 0))
-	if r.Resplit {
-		for id, t := range s.Tasks {
-			if t.JobID == j.ID && t.Kind == TaskEncode {
-				s.retire(id)
-			}
-		}
-		j.Chunks = nil
-		s.newTask(j.ID, TaskSplit, 0, j.Source.Duration)
-		j.State = JobQueued
-	}
-	for _, i := range r.Chunks {
-		if r.Resplit || i < 0 || i >= len(j.Chunks) {
-			continue
-		}
-		j.Chunks[i].Outputs, j.Chunks[i].EncodedBy, j.Chunks[i].RunningOn = nil, "", ""
-		if t := s.Tasks[TaskID(j.ID, TaskEncode, i)]; t != nil {
-			t.State, t.Node = TaskPending, ""
-		}
-	}
-	if r.Audio && j.Source.Audio != nil {
-		j.Audio = BlobRef{}
-		if t := s.Tasks[TaskID(j.ID, TaskAudio, 0)]; t != nil {
-			t.State, t.Node = TaskPending, ""
-		}
-	}
-	if j.State == JobPackaging {
-		j.State = JobTranscoding
-	}
-	j.UpdatedAt = at
-	return nil
-}
-
-// retire removes a task but remembers its attempt count for when the same
-// task is made again.
-func (s *State) retire(id string) {
-	if t := s.Tasks[id]; t != nil {
-		if s.Retired == nil {
-			s.Retired = map[string]int{}
-		}
-		s.Retired[id] = t.Attempt
-		delete(s.Tasks, id)
-	}
-}
-
-func (s *State) cancel(r JobRef, at time.Time) error {
-	j, ok := s.Jobs[r.JobID]
-	if !ok {
-		return fmt.Errorf("cancel %s: %w", r.JobID, ErrNotFound)
-	}
-	if j.State.Terminal() {
-		return fmt.Errorf("cancel %s: %w: job is %s", r.JobID, ErrConflict, j.State)
-	}
-	reason := r.Reason
-	if reason == "" {
-		reason = "canceled by user"
-	}
-	s.finish(j, JobCanceled, reason, at)
-	return nil
-}
-
-// finish ends a job: its unfinished tasks fail so that no node keeps working
-// on them.
-func (s *State) finish(j *Job, st JobState, reason string, at time.Time) {
-	j.State, j.Error, j.UpdatedAt, j.FinishedAt = st, reason, at, at
-	if st == JobFailed {
-		s.startWebhook(j)
-	}
-	s.finished = append(s.finished, *j)
-	for _, t := range s.Tasks {
-		if t.JobID == j.ID && t.State != TaskDone {
-			t.State = TaskFailed
-		}
-	}
-}
-
-// startWebhook marks a job's callback as due: the leader's notifier
-// delivers it until a job.notify records the outcome.
-func (s *State) startWebhook(j *Job) {
-	if j.CallbackURL != "" && j.Webhook == nil {
-		j.Webhook = &WebhookStatus{State: WebhookPending}
-	}
-}
-
-func (s *State) notify(n JobNotify, at time.Time) error {
-	j, ok := s.Jobs[n.JobID]
-	if !ok {
-		return fmt.Errorf("notify %s: %w", n.JobID, ErrNotFound)
-	}
-	w := j.Webhook
-	if w == nil || w.State != WebhookPending {
-		return fmt.Errorf("notify %s: %w: no delivery pending", n.JobID, ErrConflict)
-	}
-	if n.Attempt != w.Attempts+1 {
-		return fmt.Errorf("notify %s attempt %d: %w: %d attempts recorded", n.JobID, n.Attempt, ErrStale, w.Attempts)
-	}
-	w.Attempts, w.LastError, w.LastAttemptAt = n.Attempt, n.Error, at
-	switch {
-	case n.Delivered:
-		w.State, w.DeliveredAt, w.LastError = WebhookDelivered, at, ""
-	case n.GiveUp:
-		w.State = WebhookFailed
-	}
-	return nil
-}
-
-func (s *State) delete(r JobRef) error {
-	j, ok := s.Jobs[r.JobID]
-	if !ok {
-		return fmt.Errorf("delete %s: %w", r.JobID, ErrNotFound)
-	}
-	if !j.State.Terminal() {
-		return fmt.Errorf("delete %s: %w: job is %s; cancel it first", r.JobID, ErrConflict, j.State)
-	}
-	delete(s.Jobs, r.JobID)
-	for id, t := range s.Tasks {
-		if t.JobID == r.JobID {
-			delete(s.Tasks, id)
-		}
-	}
-	for id := range s.Retired {
-		if strings.HasPrefix(id, r.JobID+"/") {
-			delete(s.Retired, id)
-		}
-	}
-	s.dropUnreferenced()
-	return nil
-}
-
-// dropUnreferenced forgets the locations of blobs no job needs any more;
-// the nodes delete the bytes when their collector sees them unreferenced.
-// It returns the bytes released, each blob counted once.
-func (s *State) dropUnreferenced() int64 {
-	var freed int64
-	ref := s.Referenced()
-	for h, b := range s.Blobs {
-		if !ref[h] {
-			freed += b.Size
-			delete(s.Blobs, h)
-		}
-	}
-	return freed
-}
-
-// expire releases a finished job's media once its TTL has run out (at is
-// the proposer's clock; an early proposal is refused). The job stays
-// listed, without outputs, with expired_at and the bytes freed.
-func (s *State) expire(r JobRef, at time.Time) error {
-	j, ok := s.Jobs[r.JobID]
-	if !ok {
-		return fmt.Errorf("expire %s: %w", r.JobID, ErrNotFound)
-	}
-	if !j.ExpiredAt.IsZero() {
-		return fmt.Errorf("expire %s: %w: already expired", r.JobID, ErrConflict)
-	}
-	exp := j.ExpiresAt()
-	if exp.IsZero() || at.Before(exp) {
-		return fmt.Errorf("expire %s: %w: job is %s and not past its TTL", r.JobID, ErrConflict, j.State)
-	}
-	before := s.Referenced()
-	j.ExpiredAt, j.UpdatedAt = at, at
-	after := s.Referenced()
-	var freed int64
-	for h := range before {
-		if !after[h] {
-			if b := s.Blobs[h]; b != nil {
-				freed += b.Size
-			}
-		}
-	}
-	s.dropUnreferenced()
-	j.FreedBytes = freed
-	j.Outputs, j.HLS, j.DASH, j.MP4 = nil, "", "", nil
-	s.expired = append(s.expired, *j)
-	return nil
-}
-
-func (s *State) addBlob(b BlobRef, node string) {
-	if b.IsZero() || node == "" {
-		return
-	}
-	h := s.Blobs[b.Hash]
-	if h == nil {
-		h = &BlobHolders{Size: b.Size, Nodes: map[string]bool{}}
-		s.Blobs[b.Hash] = h
-	}
-	h.Nodes[node] = true
-}
-
-func (s *State) removeBlob(hash, node string) {
-	h := s.Blobs[hash]
-	if h == nil {
-		return
-	}
-	delete(h.Nodes, node)
-	if len(h.Nodes) == 0 {
-		delete(s.Blobs, hash)
-	}
-}
-
-// Referenced is the set of blob hashes some job still needs. A running job
-// needs everything it has made so far; a finished one keeps its source (so
-// it can be looked at or resubmitted) and its published outputs, and lets
-// chunks and intermediate encodes go.
-func (s *State) Referenced() map[string]bool {
-	ref := map[string]bool{}
-	add := func(b BlobRef) {
-		if !b.IsZero() {
-			ref[b.Hash] = true
-		}
-	}
-	for _, j := range s.Jobs {
-		if !j.ExpiredAt.IsZero() {
-			continue // its TTL ran out: nothing of it is kept
-		}
-		if j.keepsSource() {
-			add(j.SourceBlob)
-		}
-		for _, b := range j.Outputs {
-			add(b)
-		}
-		if j.State.Terminal() {
-			continue
-		}
-		add(j.Audio)
-		for _, c := range j.Chunks {
-			add(c.Source)
-			for _, o := range c.Outputs {
-				add(o)
-			}
-		}
-	}
-	return ref
-}
-
-// keepsSource reports whether a job still needs its source: always, but
-// for a done job submitted with keep_source:false.
-func (j *Job) keepsSource() bool { return !(j.DropSource && j.State == JobDone) }
-
-// Durable is the set of blobs that must keep the replication factor: every
-// job's source and its published outputs. Chunks and intermediate encodes
-// can be made again from the source, so one copy of them is enough.
-func (s *State) Durable() map[string]BlobRef {
-	out := map[string]BlobRef{}
-	for _, j := range s.Jobs {
-		if !j.ExpiredAt.IsZero() {
-			continue
-		}
-		if j.keepsSource() {
-			out[j.SourceBlob.Hash] = j.SourceBlob
-		}
-		for _, b := range j.Outputs {
-			out[b.Hash] = b
-		}
-	}
-	return out
-}
-
-// Clone returns a deep copy, for snapshots.
-func (s *State) Clone() *State {
-	b, err := json.Marshal(s)
-	if err != nil {
-		panic(fmt.Sprintf("clone state: %v", err)) // only plain data lives here
-	}
-	c := NewState()
-	if err := json.Unmarshal(b, c); err != nil {
-		panic(fmt.Sprintf("clone state: %v", err))
-	}
+// fullJob is a copy of j with the chunks the state keeps for it.
+func (s *State) fullJob(j *Job) Job {
+	c := *j
+	c.Chunks = s.Chunks(j.ID)
 	return c
 }
 
-// Job returns a copy of one job.
-func (s *State) Job(id string) (Job, bool) {
-	j, ok := s.Jobs[id]
-	if !ok {
-		return Job{}, false
-	}
-	return cloneJob(j), true
-}
-
-// JobsByAge returns copies of the jobs, newest first.
-func (s *State) JobsByAge() []Job {
-	out := make([]Job, 0, len(s.Jobs))
-	for _, j := range s.Jobs {
-		out = append(out, cloneJob(j))
-	}
-	sort.Slice(out, func(a, b int) bool {
-		if !out[a].CreatedAt.Equal(out[b].CreatedAt) {
-			return out[a].CreatedAt.After(out[b].CreatedAt)
+// Chunks returns copies of a job's chunks in order (none once it is
+// compact).
+func (s *State) Chunks(jobID string) []Chunk {
+	var out []Chunk
+	s.chunks.AscendGreaterOrEqual(&Chunk{JobID: jobID}, func(c *Chunk) bool {
+		if c.JobID != jobID {
+			return false
 		}
-		return out[a].ID > out[b].ID
+		cc := *c
+		cc.JobID = ""
+		out = append(out, cc)
+		return true
 	})
 	return out
 }
 
-func cloneJob(j *Job) Job {
-	c := *j
-	c.Renditions = slices.Clone(j.Renditions)
-	c.Chunks = make([]Chunk, len(j.Chunks))
-	for i, ch := range j.Chunks {
-		ch.Outputs = slices.Clone(ch.Outputs)
-		c.Chunks[i] = ch
-	}
-	c.Outputs = maps.Clone(j.Outputs)
-	c.MP4 = maps.Clone(j.MP4)
-	c.Quality = slices.Clone(j.Quality)
-	c.Options.Renditions = slices.Clone(j.Options.Renditions)
-	if j.Webhook != nil {
-		w := *j.Webhook
-		c.Webhook = &w
-	}
-	return c
+// Chunk returns one chunk's record (shared, immutable).
+func (s *State) Chunk(jobID string, i int) (*Chunk, bool) {
+	c, ok := s.chunks.Get(&Chunk{JobID: jobID, Index: i})
+	return c, ok
 }
 
-// CloneJob returns a deep copy of j.
-func CloneJob(j *Job) Job { return cloneJob(j) }
+// ChunkCount is how many chunks a running job has.
+func (s *State) ChunkCount(jobID string) int {
+	n := 0
+	s.chunks.AscendGreaterOrEqual(&Chunk{JobID: jobID}, func(c *Chunk) bool {
+		if c.JobID != jobID {
+			return false
+		}
+		n++
+		return true
+	})
+	return n
+}
+
+// Task returns a task's record (shared, immutable).
+func (s *State) Task(id string) (*Task, bool) {
+	t, ok := s.tasks.Get(&Task{ID: id})
+	return t, ok
+}
+
+// Tasks calls fn with every task (of jobs with work left, and of version-1
+// jobs not yet compacted) until fn returns false.
+func (s *State) Tasks(fn func(*Task) bool) { s.tasks.Ascend(fn) }
+
+// JobTasks calls fn with every task of one job.
+func (s *State) JobTasks(jobID string, fn func(*Task) bool) {
+	prefix := jobID + "/"
+	s.tasks.AscendGreaterOrEqual(&Task{ID: prefix}, func(t *Task) bool {
+		if len(t.ID) < len(prefix) || t.ID[:len(prefix)] != prefix {
+			return false
+		}
+		return fn(t)
+	})
+}
+
+// ActiveJobs calls fn with the record of every job that has work left, in
+// no particular order, until fn returns false.
+func (s *State) ActiveJobs(fn func(*Job) bool) {
+	for _, st := range activeStates {
+		stop := false
+		s.ix.byState[st].Ascend(func(k jobKey) bool {
+			if !fn(s.job(k.id)) {
+				stop = true
+				return false
+			}
+			return true
+		})
+		if stop {
+			return
+		}
+	}
+}
+
+// Blob returns one blob's record (shared, immutable).
+func (s *State) Blob(hash string) (*BlobHolders, bool) {
+	b, ok := s.blobs.Get(&BlobHolders{Hash: hash})
+	return b, ok
+}
+
+// Blobs calls fn with the blob records from hash after (exclusive; "" for
+// the first) in hash order until fn returns false, so long scans can go in
+// pages and let go of the lock in between.
+func (s *State) Blobs(after string, fn func(*BlobHolders) bool) {
+	s.blobs.AscendGreaterOrEqual(&BlobHolders{Hash: after}, func(b *BlobHolders) bool {
+		if b.Hash == after {
+			return true
+		}
+		return fn(b)
+	})
+}
+
+// Sets calls fn with the record of every referenced manifest until fn
+// returns false: one per done job whose media are kept.
+func (s *State) Sets(fn func(*BlobHolders) bool) {
+	for h := range s.sets {
+		if b, ok := s.Blob(h); ok && !fn(b) {
+			return
+		}
+	}
+}
+
+// SetGeneration changes whenever a manifest is added.
+func (s *State) SetGeneration() uint64 { return s.setGen }
+
+// BlobCount is how many blob records there are.
+func (s *State) BlobCount() int { return s.blobs.Len() }
+
+// Nodes returns a copy of the raft ID → node name map.
+func (s *State) Nodes() map[string]string { return maps.Clone(s.nodes) }
+
+// Counts returns how many jobs are in each state.
+func (s *State) Counts() map[JobState]int { return maps.Clone(s.counts) }
+
+// JobCount is how many jobs the state holds.
+func (s *State) JobCount() int { return s.jobs.Len() }
+
+// FinishedCount is how many finished jobs the state holds.
+func (s *State) FinishedCount() int { return s.ix.finished.Len() }
+
+// OldestFinished calls fn with finished jobs, oldest finish first, until fn
+// returns false.
+func (s *State) OldestFinished(fn func(*Job) bool) {
+	s.ix.finished.Ascend(func(k jobKey) bool { return fn(s.job(k.id)) })
+}
+
+// Expiring calls fn with jobs whose TTL runs out at or before t, soonest
+// first, until fn returns false.
+func (s *State) Expiring(t time.Time, fn func(*Job) bool) {
+	end := t.UnixNano()
+	s.ix.expiring.Ascend(func(k jobKey) bool {
+		if k.at > end {
+			return false
+		}
+		return fn(s.job(k.id))
+	})
+}
+
+// PendingWebhooks calls fn with every job whose callback is still to be
+// delivered, in no particular order.
+func (s *State) PendingWebhooks(fn func(*Job) bool) {
+	for id := range s.ix.webhooks {
+		if !fn(s.job(id)) {
+			return
+		}
+	}
+}
+
+// LegacyJobs calls fn with finished jobs still in the version-1 shape (not
+// compact), in no particular order, until fn returns false.
+func (s *State) LegacyJobs(fn func(*Job) bool) {
+	for id := range s.ix.legacy {
+		if !fn(s.job(id)) {
+			return
+		}
+	}
+}
+
+func (s *State) job(id string) *Job {
+	j, _ := s.jobs.Get(&Job{ID: id})
+	return j
+}

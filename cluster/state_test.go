@@ -1,109 +1,87 @@
 package cluster
 
 import (
-	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gosty/gosty/transcoder"
 )
 
-var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-
-func testJob(id string, audio bool) Job {
-	j := Job{
-		ID: id, Name: "clip.mp4", Origin: "n1",
-		SourceBlob: BlobRef{Hash: strings.Repeat("a", 64), Size: 100},
-		Source:     transcoder.Probe{Duration: 12, Video: &transcoder.VideoStream{Width: 640, Height: 360, FrameRate: 25, Duration: 12}},
-		Renditions: []transcoder.Rendition{{Name: "360p", Width: 640, Height: 360}, {Name: "240p", Width: 426, Height: 240}},
-	}
-	if audio {
-		j.Source.Audio = &transcoder.AudioStream{Codec: "aac", Channels: 2}
-	}
-	return j
-}
-
-func hash(c byte) string { return strings.Repeat(string(c), 64) }
-
-// apply is a test helper: encode and apply one command.
-func apply(t *testing.T, s *State, op Op, body any) error {
-	t.Helper()
-	data, err := EncodeCommand(op, t0, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := DecodeCommand(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.Apply(c)
-}
-
-func mustApply(t *testing.T, s *State, op Op, body any) {
-	t.Helper()
-	if err := apply(t, s, op, body); err != nil {
-		t.Fatalf("%s: %v", op, err)
-	}
-}
-
-// runJob drives one job through its whole pipeline on node n1.
-func runJob(t *testing.T, s *State, j Job) {
-	t.Helper()
-	mustApply(t, s, OpJobSubmit, SubmitJob{Job: j})
-	split := TaskID(j.ID, TaskSplit, 0)
-	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Term: 1, Attempt: 1})
-	if got := s.Jobs[j.ID].State; got != JobSplitting {
-		t.Fatalf("after split assign: state %s", got)
-	}
-	mustApply(t, s, OpTaskDone, TaskResult{TaskID: split, Node: "n1", Attempt: 1, Chunks: []Chunk{
-		{Start: 0, Duration: 6, Frames: 150, Source: BlobRef{Hash: hash('b'), Size: 10}},
-		{Start: 6, Duration: 6, Frames: 150, Source: BlobRef{Hash: hash('c'), Size: 10}},
-	}})
-	if got := s.Jobs[j.ID].State; got != JobTranscoding {
-		t.Fatalf("after split: state %s", got)
-	}
-	for i, hs := range [][2]byte{{'d', 'e'}, {'f', '0'}} {
-		id := TaskID(j.ID, TaskEncode, i)
-		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: id, Node: "n1", Term: 1, Attempt: 1})
-		mustApply(t, s, OpTaskDone, TaskResult{TaskID: id, Node: "n1", Attempt: 1,
-			Outputs: []BlobRef{{Hash: hash(hs[0]), Size: 5}, {Hash: hash(hs[1]), Size: 5}}})
-	}
-	if j.Source.Audio != nil {
-		if got := s.Jobs[j.ID].State; got != JobTranscoding {
-			t.Fatalf("package must wait for audio; state %s", got)
-		}
-		id := TaskID(j.ID, TaskAudio, 0)
-		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: id, Node: "n1", Term: 1, Attempt: 1})
-		mustApply(t, s, OpTaskDone, TaskResult{TaskID: id, Node: "n1", Attempt: 1, Audio: BlobRef{Hash: hash('1'), Size: 3}})
-	}
-	if got := s.Jobs[j.ID].State; got != JobPackaging {
-		t.Fatalf("after encodes: state %s", got)
-	}
-	pk := TaskID(j.ID, TaskPackage, 0)
-	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: pk, Node: "n1", Term: 1, Attempt: 1})
-	mustApply(t, s, OpTaskDone, TaskResult{TaskID: pk, Node: "n1", Attempt: 1,
-		Files: map[string]BlobRef{"master.m3u8": {Hash: hash('2'), Size: 1}, "manifest.mpd": {Hash: hash('3'), Size: 1}},
-		HLS:   "master.m3u8", DASH: "manifest.mpd"})
-}
-
 func TestJobLifecycle(t *testing.T) {
-	for _, audio := range []bool{true, false} {
-		s := NewState()
-		j := testJob("job1", audio)
-		runJob(t, s, j)
-		got := s.Jobs["job1"]
-		if got.State != JobDone || got.FinishedAt.IsZero() || got.HLS != "master.m3u8" {
-			t.Fatalf("audio=%v: job not done: %+v", audio, got)
+	for _, v := range []int{LogV1, LogV2} {
+		for _, audio := range []bool{true, false} {
+			t.Run(fmt.Sprintf("v%d audio %v", v, audio), func(t *testing.T) {
+				s := NewState()
+				if v == LogV2 {
+					s = upgraded(t)
+				}
+				runJob(t, s, testJob("job1", audio))
+				got := jobOf(t, s, "job1")
+				if got.State != JobDone || got.FinishedAt.IsZero() || got.HLS != "master.m3u8" {
+					t.Fatalf("job not done: %+v", got)
+				}
+				blobs := blobSet(s)
+				if v == LogV1 {
+					// The first format keeps the chunks and one record per file.
+					if cs := s.Chunks("job1"); len(cs) != 2 || cs[1].EncodedBy != "n1" || len(cs[1].Outputs) != 2 {
+						t.Fatalf("chunk records: %+v", cs)
+					}
+					if len(blobs) != 3 || blobs["a"] != 1 || blobs["2"] != 1 || blobs["3"] != 1 {
+						t.Fatalf("a done job keeps source and outputs only, got %v", blobs)
+					}
+					return
+				}
+				// The second: a compact record and a manifest.
+				if s.ChunkCount("job1") != 0 || s.tasks.Len() != 0 || !got.Compact() || got.Manifest.Hash != hash('8') {
+					t.Fatalf("not compact: %d chunks, %d tasks, %+v", s.ChunkCount("job1"), s.tasks.Len(), got)
+				}
+				if sz := got.Sizes; got.ChunkCount != 2 || sz.ChunkSize != 20 || sz.Encoded != 20 || sz.Published != 2 {
+					t.Fatalf("sizes %+v", sz)
+				}
+				if len(blobs) != 2 || blobs["a"] != 1 || blobs["8"] != 1 {
+					t.Fatalf("a done job keeps its source and its manifest only, got %v", blobs)
+				}
+				if m, _ := s.Blob(hash('8')); !m.Set() || !m.Durable() {
+					t.Fatalf("manifest record %+v", m)
+				}
+			})
 		}
-		if got.Chunks[1].EncodedBy != "n1" || len(got.Chunks[1].Outputs) != 2 {
-			t.Fatalf("chunk record: %+v", got.Chunks[1])
+	}
+}
+
+// TestFinishedJobWeighsTheSameWhateverItsLength: once finished (log version
+// 2), a job of a thousand chunks takes as many bytes in the snapshot as a
+// job of one, give or take the digits of its byte totals.
+func TestFinishedJobWeighsTheSameWhateverItsLength(t *testing.T) {
+	size := func(chunks int) int {
+		s := upgraded(t)
+		j := testJob("j", false)
+		mustApply(t, s, OpJobSubmit, SubmitJob{Job: j})
+		split := TaskID("j", TaskSplit, 0)
+		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Attempt: 1})
+		var cs []Chunk
+		for i := range chunks {
+			cs = append(cs, Chunk{Duration: 6, Frames: 150, Source: BlobRef{Hash: fmt.Sprintf("%064x", i+1), Size: 1000}})
 		}
-		ref := s.Referenced()
-		if !ref[hash('a')] || !ref[hash('2')] || ref[hash('b')] || ref[hash('d')] {
-			t.Fatalf("a done job keeps source and outputs only, got %v", ref)
+		mustApply(t, s, OpTaskDone, TaskResult{TaskID: split, Node: "n1", Attempt: 1, Chunks: cs})
+		for i := range chunks {
+			id := TaskID("j", TaskEncode, i)
+			mustApply(t, s, OpTaskAssign, AssignTask{TaskID: id, Node: "n1", Attempt: 1})
+			mustApply(t, s, OpTaskDone, TaskResult{TaskID: id, Node: "n1", Attempt: 1,
+				Outputs: []BlobRef{{Hash: fmt.Sprintf("%064x", 1<<20+2*i), Size: 900}, {Hash: fmt.Sprintf("%064x", 1<<20+2*i+1), Size: 400}}})
 		}
+		pk := TaskID("j", TaskPackage, 0)
+		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: pk, Node: "n1", Attempt: 1})
+		r := packageResult(s, pk)
+		r.Published = 123456789 // the same number of digits either way
+		mustApply(t, s, OpTaskDone, r)
+		return len(dump(t, s))
+	}
+	// The same record, but for the digits of its totals.
+	if a, b := size(1), size(1000); b > a+12 {
+		t.Fatalf("a finished one-chunk job takes %d bytes, a 1000-chunk one %d", a, b)
 	}
 }
 
@@ -130,15 +108,17 @@ func TestStaleAndDuplicateReportsAreRefused(t *testing.T) {
 		{"submit without source", OpJobSubmit, SubmitJob{Job: Job{ID: "x", Origin: "n1"}}, ErrInvalid},
 		{"delete a running job", OpJobDelete, JobRef{JobID: "j"}, ErrConflict},
 		{"cancel unknown job", OpJobCancel, JobRef{JobID: "zz"}, ErrNotFound},
+		{"compact a running job", OpJobCompact, JobCompact{JobID: "j"}, ErrConflict},
+		{"upgrade to a version this build cannot write", OpClusterUpgrade, ClusterUpgrade{Version: 99}, ErrConflict},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := s.Clone()
+			before := dump(t, s)
 			err := apply(t, s, tc.op, tc.body)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
-			if a, b := mustJSON(t, before), mustJSON(t, s); a != b {
+			if after := dump(t, s); before != after {
 				t.Fatalf("a refused command changed the state")
 			}
 		})
@@ -146,19 +126,27 @@ func TestStaleAndDuplicateReportsAreRefused(t *testing.T) {
 }
 
 func TestFailuresRetryThenFailTheJob(t *testing.T) {
-	s := NewState()
-	mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob("j", false)})
-	split := TaskID("j", TaskSplit, 0)
-	for attempt := 1; attempt <= MaxTaskAttempts; attempt++ {
-		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Attempt: attempt})
-		mustApply(t, s, OpTaskFail, TaskFailure{TaskID: split, Node: "n1", Attempt: attempt, Reason: "disk full"})
-		if attempt < MaxTaskAttempts && s.Tasks[split].State != TaskPending {
-			t.Fatalf("attempt %d: task should be pending again, is %s", attempt, s.Tasks[split].State)
+	for _, v := range []int{LogV1, LogV2} {
+		s := NewState()
+		if v == LogV2 {
+			s = upgraded(t)
 		}
-	}
-	j := s.Jobs["j"]
-	if j.State != JobFailed || !strings.Contains(j.Error, "disk full") || !strings.Contains(j.Error, "3 times") {
-		t.Fatalf("job: %s %q", j.State, j.Error)
+		mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob("j", false)})
+		split := TaskID("j", TaskSplit, 0)
+		for attempt := 1; attempt <= MaxTaskAttempts; attempt++ {
+			mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Attempt: attempt})
+			mustApply(t, s, OpTaskFail, TaskFailure{TaskID: split, Node: "n1", Attempt: attempt, Reason: "disk full"})
+			if attempt < MaxTaskAttempts && taskOf(s, split).State != TaskPending {
+				t.Fatalf("attempt %d: task should be pending again, is %s", attempt, taskOf(s, split).State)
+			}
+		}
+		j := jobOf(t, s, "j")
+		if j.State != JobFailed || !strings.Contains(j.Error, "disk full") || !strings.Contains(j.Error, "3 times") {
+			t.Fatalf("v%d job: %s %q", v, j.State, j.Error)
+		}
+		if v == LogV2 && (s.tasks.Len() != 0 || !j.Compact()) {
+			t.Fatalf("a failed job keeps %d tasks (compact %v)", s.tasks.Len(), j.Compact())
+		}
 	}
 }
 
@@ -168,11 +156,11 @@ func TestPermanentFailureFailsAtOnce(t *testing.T) {
 	split := TaskID("j", TaskSplit, 0)
 	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Attempt: 1})
 	mustApply(t, s, OpTaskFail, TaskFailure{TaskID: split, Node: "n1", Attempt: 1, Reason: "no video stream", Permanent: true})
-	j := s.Jobs["j"]
+	j := jobOf(t, s, "j")
 	if j.State != JobFailed || j.Error != "no video stream" {
 		t.Fatalf("job: %s %q", j.State, j.Error)
 	}
-	if s.Tasks[TaskID("j", TaskAudio, 0)].State != TaskFailed {
+	if taskOf(s, TaskID("j", TaskAudio, 0)).State != TaskFailed {
 		t.Fatal("the job's other tasks must stop")
 	}
 	if got := Assignments(s, []Worker{{Name: "n1", Slots: 4}}); len(got) != 0 {
@@ -181,23 +169,29 @@ func TestPermanentFailureFailsAtOnce(t *testing.T) {
 }
 
 func TestCancelThenDelete(t *testing.T) {
-	s := NewState()
-	mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob("j", false)})
-	mustApply(t, s, OpJobCancel, JobRef{JobID: "j"})
-	if s.Jobs["j"].State != JobCanceled {
-		t.Fatal("not canceled")
-	}
-	if err := apply(t, s, OpJobCancel, JobRef{JobID: "j"}); !errors.Is(err, ErrConflict) {
-		t.Fatalf("second cancel: %v", err)
-	}
-	mustApply(t, s, OpJobDelete, JobRef{JobID: "j"})
-	if len(s.Jobs) != 0 || len(s.Tasks) != 0 || len(s.Blobs) != 0 {
-		t.Fatalf("delete left %d jobs, %d tasks, %d blobs", len(s.Jobs), len(s.Tasks), len(s.Blobs))
+	for _, v := range []int{LogV1, LogV2} {
+		s := NewState()
+		if v == LogV2 {
+			s = upgraded(t)
+		}
+		mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob("j", false)})
+		mustApply(t, s, OpJobCancel, JobRef{JobID: "j"})
+		if jobOf(t, s, "j").State != JobCanceled {
+			t.Fatal("not canceled")
+		}
+		if err := apply(t, s, OpJobCancel, JobRef{JobID: "j"}); !errors.Is(err, ErrConflict) {
+			t.Fatalf("second cancel: %v", err)
+		}
+		mustApply(t, s, OpJobDelete, JobRef{JobID: "j"})
+		if s.JobCount() != 0 || s.tasks.Len() != 0 || s.BlobCount() != 0 || len(s.Counts()) != 0 {
+			t.Fatalf("delete left %d jobs, %d tasks, %d blobs", s.JobCount(), s.tasks.Len(), s.BlobCount())
+		}
 	}
 }
 
 func TestDecodeCommandRefusesGarbage(t *testing.T) {
-	for _, in := range []string{"", "{", "null", `{"v":0,"op":"job.submit"}`, `{"v":99,"op":"job.submit"}`, `{"v":1}`, "\x00\xff"} {
+	for _, in := range []string{"", "{", "null", `{"v":0,"op":"job.submit"}`, `{"v":99,"op":"job.submit"}`, `{"v":1}`, "\x00\xff",
+		`{"v":1,"op":"batch","body":{"cmds":[]}}`, `{"v":1,"op":"job.forget","body":{}}`} {
 		if _, err := DecodeCommand([]byte(in)); err == nil {
 			t.Errorf("DecodeCommand(%q) accepted", in)
 		}
@@ -226,10 +220,13 @@ func TestAssignmentsPlacement(t *testing.T) {
 	if got := Assignments(s, []Worker{{Name: "n1", Slots: 1}}); len(got) != 1 || got[0].TaskID != TaskID("j", TaskSplit, 0) {
 		t.Fatalf("one slot: %+v", got)
 	}
-	// Assigned tasks use up slots.
+	// Assigned tasks use up slots, unless their result is about to be committed.
 	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: TaskID("j", TaskSplit, 0), Node: "n1", Attempt: 1})
 	if got := Assignments(s, []Worker{{Name: "n1", Slots: 1}}); len(got) != 0 {
 		t.Fatalf("no free slot: %+v", got)
+	}
+	if got := assignments(s, []Worker{{Name: "n1", Slots: 1}}, map[string]bool{TaskID("j", TaskSplit, 0): true}); len(got) != 1 {
+		t.Fatalf("the split's slot is freed by its queued result: %+v", got)
 	}
 	// Encodes prefer the chunk's holder.
 	mustApply(t, s, OpTaskDone, TaskResult{TaskID: TaskID("j", TaskSplit, 0), Node: "n1", Attempt: 1, Chunks: []Chunk{
@@ -247,16 +244,6 @@ func TestAssignmentsPlacement(t *testing.T) {
 	}
 }
 
-func mustJSON(t *testing.T, s *State) string {
-	t.Helper()
-	c := s.Clone()
-	b, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestRequeueDoesNotCountAsFailure(t *testing.T) {
 	s := NewState()
 	mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob("j", false)})
@@ -265,8 +252,8 @@ func TestRequeueDoesNotCountAsFailure(t *testing.T) {
 		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Attempt: attempt})
 		mustApply(t, s, OpTaskFail, TaskFailure{TaskID: split, Node: "n1", Attempt: attempt, Reason: "node n1 died", Requeue: true})
 	}
-	if tk := s.Tasks[split]; tk.State != TaskPending || tk.Failures != 0 || s.Jobs["j"].State.Terminal() {
-		t.Fatalf("task %+v, job %s", tk, s.Jobs["j"].State)
+	if tk := taskOf(s, split); tk.State != TaskPending || tk.Failures != 0 || jobOf(t, s, "j").State.Terminal() {
+		t.Fatalf("task %+v, job %s", tk, jobOf(t, s, "j").State)
 	}
 }
 
@@ -279,11 +266,11 @@ func TestRewindRedoesLostWorkWithoutReusingAttempts(t *testing.T) {
 
 	// Chunk 1's encodes and the audio were only on a node that died.
 	mustApply(t, s, OpJobRewind, JobRewind{JobID: "j", Chunks: []int{1}, Audio: true, Reason: "lost"})
-	got := s.Jobs["j"]
+	got, _ := s.Job("j")
 	if got.State != JobTranscoding || len(got.Chunks[1].Outputs) != 0 || len(got.Chunks[0].Outputs) == 0 || !got.Audio.IsZero() {
 		t.Fatalf("after rewind: %s %+v audio %v", got.State, got.Chunks, got.Audio)
 	}
-	if _, ok := s.Tasks[pk]; ok {
+	if taskOf(s, pk) != nil {
 		t.Fatal("the package task survived its inputs changing")
 	}
 	// The old package run's report is stale.
@@ -292,49 +279,29 @@ func TestRewindRedoesLostWorkWithoutReusingAttempts(t *testing.T) {
 		t.Fatal("a report from before the rewind was accepted")
 	}
 	enc := TaskID("j", TaskEncode, 1)
-	if s.Tasks[enc].State != TaskPending || s.Tasks[enc].Attempt != 1 {
-		t.Fatalf("encode task %+v", s.Tasks[enc])
+	if tk := taskOf(s, enc); tk.State != TaskPending || tk.Attempt != 1 {
+		t.Fatalf("encode task %+v", tk)
 	}
 	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: enc, Node: "n2", Attempt: 2})
-	mustApply(t, s, OpTaskDone, TaskResult{TaskID: enc, Node: "n2", Attempt: 2, Outputs: []BlobRef{{Hash: hash('7')}, {Hash: hash('8')}}})
+	mustApply(t, s, OpTaskDone, TaskResult{TaskID: enc, Node: "n2", Attempt: 2, Outputs: []BlobRef{{Hash: hash('7')}, {Hash: hash('6')}}})
 	au := TaskID("j", TaskAudio, 0)
 	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: au, Node: "n2", Attempt: 2})
-	mustApply(t, s, OpTaskDone, TaskResult{TaskID: au, Node: "n2", Attempt: 2, Audio: BlobRef{Hash: hash('6')}})
-	if s.Jobs["j"].State != JobPackaging || s.Tasks[pk].Attempt != 1 {
-		t.Fatalf("package again: %s %+v", s.Jobs["j"].State, s.Tasks[pk])
+	mustApply(t, s, OpTaskDone, TaskResult{TaskID: au, Node: "n2", Attempt: 2, Audio: BlobRef{Hash: hash('5')}})
+	if jobOf(t, s, "j").State != JobPackaging || taskOf(s, pk).Attempt != 1 {
+		t.Fatalf("package again: %s %+v", jobOf(t, s, "j").State, taskOf(s, pk))
 	}
 
 	// Resplit: back to the source, with attempt numbers still rising.
 	mustApply(t, s, OpJobRewind, JobRewind{JobID: "j", Resplit: true, Reason: "chunks lost"})
-	if got := s.Jobs["j"]; got.State != JobQueued || len(got.Chunks) != 0 || s.Tasks[TaskID("j", TaskSplit, 0)].Attempt != 1 {
-		t.Fatalf("after resplit: %s %d chunks, split %+v", got.State, len(got.Chunks), s.Tasks[TaskID("j", TaskSplit, 0)])
+	if got := jobOf(t, s, "j"); got.State != JobQueued || s.ChunkCount("j") != 0 || taskOf(s, TaskID("j", TaskSplit, 0)).Attempt != 1 {
+		t.Fatalf("after resplit: %s %d chunks, split %+v", got.State, s.ChunkCount("j"), taskOf(s, TaskID("j", TaskSplit, 0)))
+	}
+	if blobs := blobSet(s); len(blobs) != 2 || blobs["a"] != 1 || blobs["5"] != 1 {
+		t.Fatalf("after a resplit the source and the audio are referenced, got %v", blobs)
 	}
 	// The state round-trips through a snapshot with its retired attempts.
-	if a, b := mustJSON(t, s), mustJSON(t, s.Clone()); a != b {
-		t.Fatal("clone differs")
-	}
-}
-
-// runJobUntilPackaging drives a job up to its package task.
-func runJobUntilPackaging(t *testing.T, s *State, j Job) {
-	t.Helper()
-	mustApply(t, s, OpJobSubmit, SubmitJob{Job: j})
-	split := TaskID(j.ID, TaskSplit, 0)
-	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Attempt: 1})
-	mustApply(t, s, OpTaskDone, TaskResult{TaskID: split, Node: "n1", Attempt: 1, Chunks: []Chunk{
-		{Duration: 6, Source: BlobRef{Hash: hash('b')}}, {Duration: 6, Source: BlobRef{Hash: hash('c')}}}})
-	for i := range 2 {
-		id := TaskID(j.ID, TaskEncode, i)
-		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: id, Node: "n1", Attempt: 1})
-		mustApply(t, s, OpTaskDone, TaskResult{TaskID: id, Node: "n1", Attempt: 1, Outputs: []BlobRef{{Hash: hash('d')}, {Hash: hash('e')}}})
-	}
-	if j.Source.Audio != nil {
-		id := TaskID(j.ID, TaskAudio, 0)
-		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: id, Node: "n1", Attempt: 1})
-		mustApply(t, s, OpTaskDone, TaskResult{TaskID: id, Node: "n1", Attempt: 1, Audio: BlobRef{Hash: hash('1')}})
-	}
-	if s.Jobs[j.ID].State != JobPackaging {
-		t.Fatalf("state %s", s.Jobs[j.ID].State)
+	if a, b := dump(t, s), dump(t, roundTrip(t, s)); a != b {
+		t.Fatalf("snapshot round trip differs:\n%s\n%s", a, b)
 	}
 }
 
@@ -350,10 +317,10 @@ func TestPackageQualityReport(t *testing.T) {
 	runJobUntilPackaging(t, s, testJob("j", false))
 	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: pk, Node: "n1", Attempt: 1})
 	if err := apply(t, s, OpTaskDone, TaskResult{TaskID: pk, Node: "n1", Attempt: 1, Files: files, HLS: "master.m3u8", DASH: "master.m3u8",
-		Quality: []transcoder.Quality{{SSIM: 0.99}}}); !errors.Is(err, ErrInvalid) {
+		Quality: []Quality{{SSIM: 0.99}}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("one report for two renditions: %v", err)
 	}
-	q := []transcoder.Quality{{SSIM: 0.99, PSNR: 45, Frames: 300, SampledFrames: 75, SampledSeconds: 3}, {SSIM: 0.95, PSNR: 38, Frames: 300, SampledFrames: 75, SampledSeconds: 3}}
+	q := []Quality{{SSIM: 0.99, PSNR: 45, Frames: 300, SampledFrames: 75, SampledSeconds: 3}, {SSIM: 0.95, PSNR: 38, Frames: 300, SampledFrames: 75, SampledSeconds: 3}}
 	mustApply(t, s, OpTaskDone, TaskResult{TaskID: pk, Node: "n1", Attempt: 1, Files: files, HLS: "master.m3u8", DASH: "master.m3u8", Quality: q})
 	j, _ := s.Job("j")
 	if j.State != JobDone || len(j.Quality) != 2 || j.Quality[1] != q[1] {
@@ -374,5 +341,203 @@ func TestPackageQualityReport(t *testing.T) {
 	}
 	if j, _ := old.Job("j"); j.State != JobDone || j.Quality != nil {
 		t.Fatalf("old entry: %s, quality %+v", j.State, j.Quality)
+	}
+}
+
+// TestManifestResultNeedsVersion2: before the cluster moved to log version
+// 2, a package result with a manifest and no files is refused (an old node
+// would refuse it the same way), afterwards it finishes the job.
+func TestManifestResultNeedsVersion2(t *testing.T) {
+	s := NewState()
+	runJobUntilPackaging(t, s, testJob("j", false))
+	pk := TaskID("j", TaskPackage, 0)
+	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: pk, Node: "n1", Attempt: 1})
+	r := TaskResult{TaskID: pk, Node: "n1", Attempt: 1, HLS: "master.m3u8", DASH: "manifest.mpd", Manifest: BlobRef{Hash: hash('8'), Size: 5}}
+	if err := apply(t, s, OpTaskDone, r); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a manifest result at version 1: %v", err)
+	}
+	mustApply(t, s, OpClusterUpgrade, ClusterUpgrade{Version: LogV2})
+	if err := apply(t, s, OpClusterUpgrade, ClusterUpgrade{Version: LogV2}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("upgrading twice: %v", err)
+	}
+	mustApply(t, s, OpTaskDone, r)
+	if j := jobOf(t, s, "j"); j.State != JobDone || !j.Compact() {
+		t.Fatalf("job %+v", j)
+	}
+}
+
+// TestCompactLegacyJobs: jobs finished under version 1 keep their chunks,
+// tasks and file records until job.compact turns them into the compact
+// shape; a done one needs its manifest and holders, the others none.
+func TestCompactLegacyJobs(t *testing.T) {
+	s := NewState()
+	runJob(t, s, testJob("done", true))
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob("gone", false)})
+	mustApply(t, s, OpJobCancel, JobRef{JobID: "gone"})
+	mustApply(t, s, OpClusterUpgrade, ClusterUpgrade{Version: LogV2})
+	var legacy []string
+	s.LegacyJobs(func(j *Job) bool { legacy = append(legacy, j.ID); return true })
+	slices.Sort(legacy)
+	if fmt.Sprint(legacy) != "[done gone]" {
+		t.Fatalf("legacy jobs %v", legacy)
+	}
+	if err := apply(t, s, OpJobCompact, JobCompact{JobID: "done"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("compact without a manifest: %v", err)
+	}
+	if err := apply(t, s, OpJobCompact, JobCompact{JobID: "gone", Manifest: BlobRef{Hash: hash('8')}, Holders: []string{"n1"}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a manifest for a job without outputs: %v", err)
+	}
+	mustApply(t, s, OpJobCompact, JobCompact{JobID: "done", Manifest: BlobRef{Hash: hash('8'), Size: 70}, Holders: []string{"n1", "n2"}})
+	mustApply(t, s, OpJobCompact, JobCompact{JobID: "gone"})
+	if err := apply(t, s, OpJobCompact, JobCompact{JobID: "gone"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("compacting twice: %v", err)
+	}
+	j := jobOf(t, s, "done")
+	if !j.Compact() || j.Outputs != nil || j.Manifest.Hash != hash('8') || j.Sizes.Published != 2 || j.ChunkCount != 2 {
+		t.Fatalf("compacted job %+v sizes %+v", j, j.Sizes)
+	}
+	if s.chunks.Len() != 0 || s.tasks.Len() != 0 || len(s.retired) != 0 {
+		t.Fatalf("left %d chunks %d tasks", s.chunks.Len(), s.tasks.Len())
+	}
+	if blobs := blobSet(s); len(blobs) != 2 || blobs["8"] != 2 || blobs["a"] != 1 {
+		t.Fatalf("blobs %v", blobs)
+	}
+	legacy = nil
+	s.LegacyJobs(func(j *Job) bool { legacy = append(legacy, j.ID); return true })
+	if len(legacy) != 0 {
+		t.Fatalf("still legacy: %v", legacy)
+	}
+}
+
+// TestBatch: the commands of a batch apply in order with a verdict each;
+// one refused command does not stop the others.
+func TestBatch(t *testing.T) {
+	s := upgraded(t)
+	var cmds []Command
+	add := func(v int, op Op, body any) {
+		c, err := NewCommand(v, op, t0, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, c)
+	}
+	add(LogV2, OpJobSubmit, SubmitJob{Job: testJob("a", false)})
+	add(LogV1, OpJobSubmit, SubmitJob{Job: testJob("a", false)}) // conflict
+	add(LogV2, OpTaskAssign, AssignTask{TaskID: TaskID("a", TaskSplit, 0), Node: "n1", Attempt: 1})
+	add(LogV2, OpBatch, Batch{})
+	batch, err := NewCommand(LogV2, OpBatch, t0, Batch{Cmds: cmds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs, err := s.ApplyBatch(batch)
+	if err != nil || len(errs) != 4 {
+		t.Fatalf("batch: %v %v", errs, err)
+	}
+	if errs[0] != nil || !errors.Is(errs[1], ErrConflict) || errs[2] != nil || !errors.Is(errs[3], ErrInvalid) {
+		t.Fatalf("verdicts %v", errs)
+	}
+	if jobOf(t, s, "a").State != JobSplitting {
+		t.Fatal("the assignment after a refused command did not apply")
+	}
+	if err := s.checkRefs(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestForget: job.forget removes finished jobs and what only they
+// referenced, and passes over running ones.
+func TestForget(t *testing.T) {
+	s := upgraded(t)
+	runJob(t, s, testJob("old", false))
+	run := testJob("run", false)
+	run.SourceBlob.Hash = hash('f')
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: run})
+	mustApply(t, s, OpJobForget, JobForget{JobIDs: []string{"old", "run", "nope"}})
+	if s.JobCount() != 1 || jobOf(t, s, "run").State != JobQueued {
+		t.Fatalf("%d jobs left", s.JobCount())
+	}
+	if blobs := blobSet(s); len(blobs) != 1 || blobs["f"] != 1 {
+		t.Fatalf("blobs %v", blobs)
+	}
+	if err := apply(t, s, OpJobForget, JobForget{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("empty forget: %v", err)
+	}
+}
+
+// TestRenditionCap: from log version 2 the state refuses a ladder longer
+// than MaxRenditions (the API says so first).
+func TestRenditionCap(t *testing.T) {
+	j := testJob("j", false)
+	for range MaxRenditions {
+		j.Renditions = append(j.Renditions, Rendition{Name: "x", Width: 2, Height: 2})
+	}
+	if err := apply(t, NewState(), OpJobSubmit, SubmitJob{Job: j}); err != nil {
+		t.Fatalf("version 1 knows no cap: %v", err)
+	}
+	if err := apply(t, upgraded(t), OpJobSubmit, SubmitJob{Job: j}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("version 2: %v", err)
+	}
+}
+
+// TestListPages: pages run newest first, cursors walk every job once even
+// while jobs are added, and a state filter pages the same way.
+func TestListPages(t *testing.T) {
+	s := upgraded(t)
+	for i := range 23 {
+		j := testJob(fmt.Sprintf("j%02d", i), false)
+		if err := applyAt(t, s, OpJobSubmit, t0.Add(time.Duration(i/2)*time.Second), SubmitJob{Job: j}); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			mustApply(t, s, OpJobCancel, JobRef{JobID: j.ID})
+		}
+	}
+	walk := func(q ListQuery, during func(page int)) []string {
+		var ids []string
+		for page := 0; ; page++ {
+			p, err := s.List(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range p.Jobs {
+				ids = append(ids, j.ID)
+			}
+			if p.Next == "" {
+				return ids
+			}
+			if during != nil {
+				during(page)
+			}
+			q.Cursor = p.Next
+		}
+	}
+	all := walk(ListQuery{Limit: 5}, func(page int) {
+		j := testJob(fmt.Sprintf("new%d", page), false)
+		if err := applyAt(t, s, OpJobSubmit, t0.Add(time.Hour), SubmitJob{Job: j}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(all) != 23 || all[0] != "j22" || all[22] != "j00" {
+		t.Fatalf("walked %d jobs: %v", len(all), all)
+	}
+	seen := map[string]bool{}
+	for _, id := range all {
+		if seen[id] {
+			t.Fatalf("%s listed twice", id)
+		}
+		seen[id] = true
+	}
+	canceled := walk(ListQuery{Limit: 3, State: JobCanceled}, nil)
+	if len(canceled) != 8 || canceled[0] != "j21" {
+		t.Fatalf("canceled: %v", canceled)
+	}
+	if _, err := s.List(ListQuery{Limit: MaxPageSize + 1}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("limit too large: %v", err)
+	}
+	if _, err := s.List(ListQuery{Cursor: "../x"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad cursor: %v", err)
+	}
+	if _, err := s.List(ListQuery{State: "lost"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad state: %v", err)
 	}
 }

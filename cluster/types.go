@@ -3,8 +3,6 @@ package cluster
 import (
 	"fmt"
 	"time"
-
-	"github.com/gosty/gosty/transcoder"
 )
 
 // JobState is where a job is in its life. The names are part of the public API.
@@ -32,32 +30,51 @@ type BlobRef struct {
 // IsZero reports whether b names no blob.
 func (b BlobRef) IsZero() bool { return b.Hash == "" }
 
-// Job is one upload and everything the cluster made of it. Jobs are values
-// owned by the FSM; readers get copies.
+// Job is one upload and everything the cluster made of it. The state keeps
+// each job as an immutable record (a change replaces the record); readers
+// get copies or shared read-only pointers.
+//
+// A running job's chunks live in the state beside it (State.Chunks) and are
+// filled into copies handed to readers. A finished job is compact: its
+// chunks, tasks and per-file records leave the state, and what remains is
+// this record with its published files named by one manifest blob
+// (Manifest) and a few totals (Sizes), the same size whatever the media's
+// length.
 type Job struct {
-	ID           string                 `json:"id"`
-	Name         string                 `json:"name"` // the uploaded file name, for people
-	State        JobState               `json:"state"`
-	Error        string                 `json:"error,omitempty"`
-	Options      transcoder.Options     `json:"options"`
-	Source       transcoder.Probe       `json:"source"`
-	SourceBlob   BlobRef                `json:"source_blob"`
-	Origin       string                 `json:"origin"` // node that received the upload
-	Renditions   []transcoder.Rendition `json:"renditions"`
-	ChunkSeconds float64                `json:"chunk_seconds"`
-	Chunks       []Chunk                `json:"chunks"`
-	Audio        BlobRef                `json:"audio,omitempty"`
+	ID           string      `json:"id"`
+	Name         string      `json:"name"` // the uploaded file name, for people
+	State        JobState    `json:"state"`
+	Error        string      `json:"error,omitempty"`
+	Options      JobOptions  `json:"options"`
+	Source       Probe       `json:"source"`
+	SourceBlob   BlobRef     `json:"source_blob"`
+	Origin       string      `json:"origin"` // node that received the upload
+	Renditions   []Rendition `json:"renditions"`
+	ChunkSeconds float64     `json:"chunk_seconds"`
+	// Chunks is filled in copies of running jobs (and was stored inline by
+	// logs and snapshots of the first format); the state keeps them apart.
+	Chunks []Chunk `json:"chunks"`
+	// ChunkCount is how many chunks the split made (0 before it).
+	ChunkCount int     `json:"chunk_count,omitempty"`
+	Audio      BlobRef `json:"audio,omitempty"`
 	// Outputs maps a published file's relative path ("master.m3u8",
-	// "manifest.mpd", "mp4/720p.mp4", "seg-0-00001.m4s", ...) to its blob.
+	// "manifest.mpd", "mp4/720p.mp4", "seg-0-00001.m4s", ...) to its blob,
+	// for jobs packaged under the first log format until the leader
+	// compacts them (job.compact); Manifest replaces it.
 	Outputs map[string]BlobRef `json:"outputs,omitempty"`
-	HLS     string             `json:"hls,omitempty"`  // relative path of the HLS master playlist
-	DASH    string             `json:"dash,omitempty"` // relative path of the DASH MPD
-	MP4     map[string]string  `json:"mp4,omitempty"`  // rendition name → relative path
+	// Manifest is the blob listing every published file (ManifestDoc): the
+	// job's outputs, replicated as one set.
+	Manifest BlobRef           `json:"manifest,omitzero"`
+	HLS      string            `json:"hls,omitempty"`  // relative path of the HLS master playlist
+	DASH     string            `json:"dash,omitempty"` // relative path of the DASH MPD
+	MP4      map[string]string `json:"mp4,omitempty"`  // rendition name → relative path
 	// Quality is one report per rendition (Renditions order), or none.
-	Quality    []transcoder.Quality `json:"quality,omitempty"`
-	CreatedAt  time.Time            `json:"created_at"`
-	UpdatedAt  time.Time            `json:"updated_at"`
-	FinishedAt time.Time            `json:"finished_at,omitzero"`
+	Quality []Quality `json:"quality,omitempty"`
+	// Sizes sums what a finished job stored, kept when its chunks go.
+	Sizes      *JobSizes `json:"sizes,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 
 	// Policy set at submit from the job options (absent in logs written
 	// before they existed, which reads as: no callback, kept forever,
@@ -84,6 +101,16 @@ type Job struct {
 	Priority  Priority `json:"priority,omitempty"`
 	Submitter string   `json:"submitter,omitempty"`
 }
+
+// JobSizes are a finished job's byte totals.
+type JobSizes struct {
+	ChunkSize int64 `json:"chunk_bytes"`     // the chunks' sources
+	Encoded   int64 `json:"encoded_bytes"`   // encoded chunks, every rendition
+	Published int64 `json:"published_bytes"` // published files (HLS, DASH, MP4)
+}
+
+// Compact reports whether a finished job's chunks have left the state.
+func (j *Job) Compact() bool { return j.Sizes != nil }
 
 // Priority is a job's scheduling class.
 type Priority string
@@ -142,7 +169,9 @@ type WebhookStatus struct {
 }
 
 // Chunk is one keyframe-aligned piece of the source and what became of it.
+// JobID is set in the state's own records and empty in command bodies.
 type Chunk struct {
+	JobID     string    `json:"job,omitempty"`
 	Index     int       `json:"index"`
 	Start     float64   `json:"start"`
 	Duration  float64   `json:"duration"`

@@ -56,9 +56,9 @@ func sampleJob() cluster.Job {
 		ID:    "j1",
 		Name:  "movie.mov",
 		State: cluster.JobTranscoding,
-		Source: transcoder.Probe{Format: "mov,mp4", Duration: 12,
-			Video: &transcoder.VideoStream{Codec: "h264", Width: 1280, Height: 720, FrameRate: 25}},
-		Renditions: []transcoder.Rendition{{Name: "720p", Width: 1280, Height: 720, Bitrate: 3e6, Codec: "h264"}},
+		Source: cluster.Probe{Format: "mov,mp4", Duration: 12,
+			Video: &cluster.VideoStream{Codec: "h264", Width: 1280, Height: 720, FrameRate: 25}},
+		Renditions: []cluster.Rendition{{Name: "720p", Width: 1280, Height: 720, Bitrate: 3e6, Codec: "h264"}},
 		Chunks: []cluster.Chunk{
 			{Index: 0, Start: 0, Duration: 6, Frames: 150, EncodedBy: "n2", Attempts: 1},
 			{Index: 1, Start: 6, Duration: 6, Frames: 150, Attempts: 0},

@@ -60,14 +60,29 @@
 //     Last-Event-ID for a job already in a terminal state gets 204, which
 //     tells browsers' EventSource to stop reconnecting.
 //
-//   - GET /api/v1/events streams the whole job list (for the web UI and
-//     dashboards): "event: jobs" with {"jobs": [...]} (as GET /api/v1/jobs)
-//     first, then "event: job" with the view of each job that is new or whose
-//     view changed in any field, and "event: deleted" with {"id": "..."} for
-//     each job that is gone. Changes are swept when Jobs.Changed fires (at
-//     most once per 250 ms) and on the same short poll; pings as above. The
-//     stream never ends by itself; a reconnecting client gets a fresh "jobs"
-//     snapshot, which replaces whatever it held.
+//   - GET /api/v1/jobs?limit=N&cursor=C&state=S answers a page of the job
+//     list, newest first: {"jobs": [...], "next_cursor": "..."} (no
+//     next_cursor on the last page). limit is 1 to 500 (default 50); state
+//     filters (queued, splitting, transcoding, packaging, done, failed,
+//     canceled); the cursor is opaque and names the last job of the previous
+//     page, so walking the cursors lists every job once even while jobs are
+//     added. A bad limit, cursor or state is 400 invalid_request. List items
+//     leave "chunks" out (chunk_count says how many); GET /api/v1/jobs/{id}
+//     has them, for a done job as its manifest recorded them.
+//
+//   - GET /api/v1/events[?limit=N] streams the job list (for the web UI and
+//     dashboards): "event: jobs" with the first page (as GET /api/v1/jobs
+//     answers it, next_cursor included) first, then "event: job" with the
+//     view of each job that is new or whose view changed in any field, and
+//     "event: deleted" with {"id": "..."} for each job that is gone. Only
+//     the jobs the log says changed are looked at (Jobs.ChangesSince), plus,
+//     for progress (not in the log), the running jobs the stream has sent;
+//     so a stream costs what changes, not the history, and a job beyond the
+//     first page is sent when it changes. Changes are swept when Jobs.Changed
+//     fires (at most once per 250 ms) and on the same short poll; pings as
+//     above. The stream never ends by itself; a reconnecting client, or one
+//     that fell too far behind the log, gets a fresh "jobs", which replaces
+//     whatever it held.
 //
 //   - The web UI is served at GET / (index.html, Cache-Control no-cache, an
 //     ETag, and a Content-Security-Policy that allows only the page's own
@@ -81,7 +96,10 @@
 //     how to build it.
 //
 //   - Output files are served from GET|HEAD /api/v1/jobs/{id}/files/{path}
-//     where path must be a key of Job.Outputs; a malformed path (traversal,
+//     where path must be listed in the job's manifest (Jobs.Manifest; a job
+//     of the first log format not compacted yet: a key of Job.Outputs), and
+//     Blobs.OpenBlob gets the manifest too, whose holders hold every file it
+//     lists; a malformed path (traversal,
 //     absolute, backslash, NUL or control bytes, '%', an encoded separator;
 //     cluster.CheckFilePath) is 400 before any lookup, an unknown one 404. Responses
 //     use http.ServeContent (Range, If-Range, conditional requests) with a

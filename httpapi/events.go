@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -33,7 +34,7 @@ func (a *API) events(c *gin.Context) {
 	}
 
 	s := startStream(c)
-	last := a.view(c, j)
+	last := a.view(c, j, true)
 	if s.send("job", last) != nil || last.State.Terminal() {
 		return
 	}
@@ -44,7 +45,7 @@ func (a *API) events(c *gin.Context) {
 			_ = s.send("deleted", map[string]string{"id": id})
 			return false
 		}
-		v := a.view(c, j)
+		v := a.view(c, j, true)
 		if v.State == last.State && v.Progress == last.Progress {
 			return true
 		}
@@ -53,55 +54,86 @@ func (a *API) events(c *gin.Context) {
 	})
 }
 
-// listEvents streams changes to the whole job list as server-sent events
-// (GET /api/v1/events): "jobs" with the list first, then "job" with the
-// view of each job that is new or changed, and "deleted" with {"id"} for
-// each job that is gone. See the package documentation.
+// listEvents streams the job list as server-sent events (GET
+// /api/v1/events[?limit=N]): "jobs" with the first page (as GET
+// /api/v1/jobs answers it), then "job" with the view of each job that is new or changed, and
+// "deleted" with {"id"} for each job that is gone. Only the jobs the log
+// says changed are looked at (and, for progress, which is not in the log,
+// the running ones this stream has sent), so a stream costs what changes,
+// not the history; a stream that falls too far behind the log gets a
+// fresh "jobs".
 func (a *API) listEvents(c *gin.Context) {
 	ctx := c.Request.Context()
+	q, ok := listQuery(c) // ?limit= sizes the first page
+	if !ok {
+		return
+	}
+	q.Cursor, q.State = "", ""
 	changed := a.jobs.Changed() // before the first read, so no change is missed
 	s := startStream(c)
 
-	// sent holds the JSON last sent for each job: a job is sent again only
-	// when its view differs.
-	sent := map[string][]byte{}
-	jobs := a.jobs.Jobs()
-	list := JobList{Jobs: make([]JobView, 0, len(jobs))}
-	for _, j := range jobs {
-		v := a.view(c, j)
-		b, err := json.Marshal(v)
+	// running holds the JSON last sent for jobs with work left, so that a
+	// progress change (not in the log) is sent, and nothing else twice.
+	running := map[string][]byte{}
+	var at uint64
+	page := func() bool {
+		_, at, _ = a.jobs.ChangesSince(math.MaxUint64)
+		jobs, next, err := a.jobs.List(q)
 		if err != nil {
-			return
+			return false
 		}
-		list.Jobs = append(list.Jobs, v)
-		sent[j.ID] = b
+		clear(running)
+		list := JobList{Jobs: make([]JobView, 0, len(jobs)), NextCursor: next}
+		for _, j := range jobs {
+			v := a.view(c, j, false)
+			list.Jobs = append(list.Jobs, v)
+			if !j.State.Terminal() {
+				b, _ := json.Marshal(v)
+				running[j.ID] = b
+			}
+		}
+		return s.send("jobs", list) == nil
 	}
-	if s.send("jobs", list) != nil {
+	if !page() {
 		return
+	}
+	send := func(id string) bool {
+		j, ok := a.jobs.Summary(id)
+		if !ok {
+			delete(running, id)
+			return s.send("deleted", map[string]string{"id": id}) == nil
+		}
+		b, err := json.Marshal(a.view(c, j, false))
+		if err != nil {
+			return false
+		}
+		if prev, ok := running[id]; ok && bytes.Equal(prev, b) {
+			return true
+		}
+		if j.State.Terminal() {
+			delete(running, id)
+		} else {
+			running[id] = b
+		}
+		return s.sendRaw("job", b) == nil
 	}
 
 	a.watch(c, s, changed, func() bool {
-		seen := make(map[string]bool, len(sent))
-		for _, j := range a.jobs.Jobs() {
-			seen[j.ID] = true
-			b, err := json.Marshal(a.view(c, j))
-			if err != nil {
-				return false
-			}
-			if bytes.Equal(b, sent[j.ID]) {
-				continue
-			}
-			sent[j.ID] = b
-			if s.sendRaw("job", b) != nil {
+		ids, upTo, ok := a.jobs.ChangesSince(at)
+		if !ok {
+			return page()
+		}
+		at = upTo
+		seen := map[string]bool{}
+		for _, id := range ids {
+			seen[id] = true
+			if !send(id) {
 				return false
 			}
 		}
-		for id := range sent {
-			if !seen[id] {
-				delete(sent, id)
-				if s.send("deleted", map[string]string{"id": id}) != nil {
-					return false
-				}
+		for id := range running {
+			if !seen[id] && !send(id) {
+				return false
 			}
 		}
 		// A burst of changes (every task of a big job) costs one sweep per

@@ -2,11 +2,14 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -35,7 +38,16 @@ type fakeJobs struct {
 	submitErr error    // returned by Submit after reading the body
 	received  chan int // when set, gets the byte count after every body read
 	cancelErr error    // returned by Cancel
-	panicList bool     // Jobs() panics
+	panicList bool     // List panics
+
+	seq       uint64   // changes so far
+	changes   []change // every change, in order
+	manifests map[string]*cluster.Manifest
+}
+
+type change struct {
+	seq uint64
+	id  string
 }
 
 func newFakeJobs() *fakeJobs {
@@ -46,9 +58,22 @@ func newFakeJobs() *fakeJobs {
 	}
 }
 
-func (f *fakeJobs) notifyLocked() {
+func (f *fakeJobs) notifyLocked(ids ...string) {
+	f.seq++
+	for _, id := range ids {
+		f.changes = append(f.changes, change{f.seq, id})
+	}
 	close(f.changed)
 	f.changed = make(chan struct{})
+}
+
+func (f *fakeJobs) setManifest(j cluster.Job, m *cluster.Manifest) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.manifests == nil {
+		f.manifests = map[string]*cluster.Manifest{}
+	}
+	f.manifests[j.Manifest.Hash] = m
 }
 
 func (f *fakeJobs) put(j cluster.Job) {
@@ -59,7 +84,7 @@ func (f *fakeJobs) put(j cluster.Job) {
 	}
 	j.UpdatedAt = j.CreatedAt
 	f.jobs[j.ID] = j
-	f.notifyLocked()
+	f.notifyLocked(j.ID)
 }
 
 func (f *fakeJobs) setProgress(id string, p float64) {
@@ -75,14 +100,14 @@ func (f *fakeJobs) setState(id string, s cluster.JobState) {
 	j := f.jobs[id]
 	j.State = s
 	f.jobs[id] = j
-	f.notifyLocked()
+	f.notifyLocked(id)
 }
 
 func (f *fakeJobs) remove(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.jobs, id)
-	f.notifyLocked()
+	f.notifyLocked(id)
 }
 
 func (f *fakeJobs) submissions() []submission {
@@ -122,7 +147,7 @@ func (f *fakeJobs) Submit(ctx context.Context, filename string, body io.Reader, 
 	j.UpdatedAt = j.CreatedAt
 	f.jobs[j.ID] = j
 	f.submits = append(f.submits, submission{filename, buf.Bytes(), options})
-	f.notifyLocked()
+	f.notifyLocked(j.ID)
 	return j, nil
 }
 
@@ -133,18 +158,64 @@ func (f *fakeJobs) Job(id string) (cluster.Job, bool) {
 	return j, ok
 }
 
-func (f *fakeJobs) Jobs() []cluster.Job {
+func (f *fakeJobs) Summary(id string) (cluster.Job, bool) {
+	j, ok := f.Job(id)
+	j.Chunks = nil
+	return j, ok
+}
+
+// List pages like the state does: newest first; the fake's cursor is the
+// last job's ID.
+func (f *fakeJobs) List(q cluster.ListQuery) ([]cluster.Job, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.panicList {
 		panic("boom: secret internals")
 	}
-	out := make([]cluster.Job, 0, len(f.jobs))
+	all := make([]cluster.Job, 0, len(f.jobs))
 	for _, j := range f.jobs {
-		out = append(out, j)
+		if q.State == "" || j.State == q.State {
+			j.Chunks = nil
+			all = append(all, j)
+		}
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].CreatedAt.After(out[b].CreatedAt) })
-	return out
+	sort.Slice(all, func(a, b int) bool { return all[a].CreatedAt.After(all[b].CreatedAt) })
+	if q.Cursor != "" {
+		i := slices.IndexFunc(all, func(j cluster.Job) bool { return j.ID == q.Cursor })
+		if i < 0 {
+			return nil, "", cluster.Invalid(errors.New("malformed cursor"))
+		}
+		all = all[i+1:]
+	}
+	limit := cmp.Or(q.Limit, cluster.DefaultPageSize)
+	if len(all) > limit {
+		return all[:limit], all[limit-1].ID, nil
+	}
+	return all, "", nil
+}
+
+func (f *fakeJobs) Manifest(ctx context.Context, j cluster.Job) (*cluster.Manifest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.manifests[j.Manifest.Hash]
+	if !ok {
+		return nil, fmt.Errorf("manifest %s: %w", j.Manifest.Hash, cluster.ErrNotFound)
+	}
+	return m, nil
+}
+
+func (f *fakeJobs) ChangesSince(after uint64) ([]string, uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seen := map[string]bool{}
+	var ids []string
+	for _, c := range f.changes {
+		if c.seq > after && !seen[c.id] {
+			seen[c.id] = true
+			ids = append(ids, c.id)
+		}
+	}
+	return ids, f.seq, true
 }
 
 func (f *fakeJobs) Progress(id string) float64 {
@@ -169,7 +240,7 @@ func (f *fakeJobs) Cancel(ctx context.Context, id string) error {
 		j.State = cluster.JobCanceled
 		f.jobs[id] = j
 	}
-	f.notifyLocked()
+	f.notifyLocked(id)
 	return nil
 }
 
@@ -196,7 +267,7 @@ func (b *fakeBlobs) add(hash string, data []byte) cluster.BlobRef {
 	return cluster.BlobRef{Hash: hash, Size: int64(len(data))}
 }
 
-func (b *fakeBlobs) OpenBlob(ctx context.Context, ref cluster.BlobRef) (io.ReadSeekCloser, error) {
+func (b *fakeBlobs) OpenBlob(ctx context.Context, ref, _ cluster.BlobRef) (io.ReadSeekCloser, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	data, ok := b.blobs[ref.Hash]

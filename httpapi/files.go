@@ -70,7 +70,8 @@ func (a *API) filePreflight(c *gin.Context) {
 }
 
 // serveFile serves one published file of a job. The path is only ever a key
-// into Job.Outputs: no filesystem path is built from it.
+// into the job's manifest (or, for a job from the first log format not
+// compacted yet, Job.Outputs): no filesystem path is built from it.
 func (a *API) serveFile(c *gin.Context) {
 	setFileCORS(c.Writer.Header())
 	id, ok := jobID(c)
@@ -99,17 +100,20 @@ func (a *API) serveFile(c *gin.Context) {
 		a.serveLive(c, j, live, query, exp)
 		return
 	}
-	ref, ok := j.Outputs[rel]
-	if !ok || ref.IsZero() {
+	ref, ok, err := a.outputFile(c, j, rel)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	if !ok {
 		writeErrorCode(c, http.StatusNotFound, "not_found", "no such file")
 		return
 	}
 	var f io.ReadSeekCloser
-	var err error
 	if query != "" && isPlaylist(rel) {
-		f, err = a.signedPlaylist(c, ref, rel, query)
+		f, err = a.signedPlaylist(c, ref, j.Manifest, rel, query)
 	} else {
-		f, err = a.blobs.OpenBlob(c.Request.Context(), ref)
+		f, err = a.blobs.OpenBlob(c.Request.Context(), ref, j.Manifest)
 	}
 	if err != nil {
 		a.writeError(c, err)
@@ -250,12 +254,30 @@ func (a *API) playbackGrant(c *gin.Context, id string) (query string, exp int64,
 // maxPlaylistBytes bounds a playlist read into memory to be signed.
 const maxPlaylistBytes = 16 << 20
 
+// outputFile finds the blob a done job published at rel: in its manifest,
+// or in the per-file outputs of a job not compacted yet. The error says
+// why the manifest could not be read.
+func (a *API) outputFile(c *gin.Context, j cluster.Job, rel string) (cluster.BlobRef, bool, error) {
+	if ref, ok := j.Outputs[rel]; ok {
+		return ref, !ref.IsZero(), nil
+	}
+	if j.Manifest.IsZero() {
+		return cluster.BlobRef{}, false, nil
+	}
+	m, err := a.jobs.Manifest(c.Request.Context(), j)
+	if err != nil {
+		return cluster.BlobRef{}, false, fmt.Errorf("job %s: manifest: %w", j.ID, err)
+	}
+	ref, ok := m.File(rel)
+	return ref, ok, nil
+}
+
 // signedPlaylist reads a playlist and rewrites its URIs to carry query.
-func (a *API) signedPlaylist(c *gin.Context, ref cluster.BlobRef, rel, query string) (io.ReadSeekCloser, error) {
+func (a *API) signedPlaylist(c *gin.Context, ref, set cluster.BlobRef, rel, query string) (io.ReadSeekCloser, error) {
 	if ref.Size > maxPlaylistBytes {
 		return nil, fmt.Errorf("playlist %s is %d bytes, more than signing reads", rel, ref.Size)
 	}
-	f, err := a.blobs.OpenBlob(c.Request.Context(), ref)
+	f, err := a.blobs.OpenBlob(c.Request.Context(), ref, set)
 	if err != nil {
 		return nil, err
 	}

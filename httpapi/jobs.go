@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -23,13 +24,39 @@ const maxOptionsBytes = 64 << 10
 // maxNameBytes bounds the display name taken from the client.
 const maxNameBytes = 255
 
+// listJobs answers GET /api/v1/jobs?limit=N&cursor=C&state=S: a page of
+// jobs, newest first (limit 1 to 500, default 50), and the cursor of the
+// next page.
 func (a *API) listJobs(c *gin.Context) {
-	jobs := a.jobs.Jobs()
-	out := JobList{Jobs: make([]JobView, 0, len(jobs))}
+	q, ok := listQuery(c)
+	if !ok {
+		return
+	}
+	jobs, next, err := a.jobs.List(q)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	out := JobList{Jobs: make([]JobView, 0, len(jobs)), NextCursor: next}
 	for _, j := range jobs {
-		out.Jobs = append(out.Jobs, a.view(c, j))
+		out.Jobs = append(out.Jobs, a.view(c, j, false))
 	}
 	writeJSON(c, http.StatusOK, out)
+}
+
+// listQuery reads the paging parameters, or answers 400.
+func listQuery(c *gin.Context) (cluster.ListQuery, bool) {
+	q := cluster.ListQuery{Cursor: c.Query("cursor"), State: cluster.JobState(c.Query("state"))}
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > cluster.MaxPageSize {
+			writeErrorCode(c, http.StatusBadRequest, "invalid_request",
+				fmt.Sprintf("limit must be a number from 1 to %d", cluster.MaxPageSize))
+			return q, false
+		}
+		q.Limit = n
+	}
+	return q, true
 }
 
 func (a *API) getJob(c *gin.Context) {
@@ -42,7 +69,7 @@ func (a *API) getJob(c *gin.Context) {
 		writeErrorCode(c, http.StatusNotFound, "not_found", "no such job")
 		return
 	}
-	writeJSON(c, http.StatusOK, a.view(c, j))
+	writeJSON(c, http.StatusOK, a.view(c, j, true))
 }
 
 // cancelJob cancels a running job or deletes a finished one. It answers 200
@@ -63,7 +90,7 @@ func (a *API) cancelJob(c *gin.Context) {
 		c.Writer.WriteHeaderNow()
 		return
 	}
-	writeJSON(c, http.StatusOK, a.view(c, j))
+	writeJSON(c, http.StatusOK, a.view(c, j, true))
 }
 
 func (a *API) clusterStatus(c *gin.Context) {
@@ -232,7 +259,7 @@ func (a *API) uploadError(c *gin.Context, body *trackedBody, file *filePart, err
 
 func (a *API) created(c *gin.Context, job cluster.Job) {
 	c.Header("Location", "/api/v1/jobs/"+job.ID)
-	writeJSON(c, http.StatusCreated, a.view(c, job))
+	writeJSON(c, http.StatusCreated, a.view(c, job, true))
 }
 
 // trackedBody is the request body under the size limit; it remembers

@@ -75,7 +75,16 @@ type LiveStatus struct {
 func LiveStatusOf(j cluster.Job) LiveStatus {
 	var s LiveStatus
 	switch j.State {
-	case cluster.JobTranscoding, cluster.JobPackaging, cluster.JobDone:
+	case cluster.JobTranscoding, cluster.JobPackaging:
+	case cluster.JobDone:
+		if j.Compact() {
+			s.Ready, s.Complete, s.Segments = true, true, j.ChunkCount
+			s.Seconds = j.Source.Duration
+			if j.Source.Video != nil && j.Source.Video.Duration > 0 {
+				s.Seconds = j.Source.Video.Duration
+			}
+			return s
+		}
 	default:
 		return s
 	}
@@ -105,7 +114,7 @@ func (a *API) serveLive(c *gin.Context, j cluster.Job, name, query string, exp i
 		case name == "master.m3u8" && j.HLS != "":
 			target = j.HLS
 		case liveMediaRe.MatchString(name):
-			if _, ok := j.Outputs[name]; ok {
+			if _, ok, _ := a.outputFile(c, j, name); ok {
 				target = name
 			}
 		}
@@ -267,7 +276,7 @@ func (l *liveView) master(ctx context.Context, j cluster.Job) ([]byte, error) {
 		if codec == "" {
 			return nil, fmt.Errorf("live %s: no codec for rendition %s", j.ID, r.Name)
 		}
-		vs[i] = transcoder.Variant{Rendition: r, Codecs: codec, Bandwidth: int64(float64(r.Bitrate) * 1.07),
+		vs[i] = transcoder.Variant{Rendition: cluster.TranscoderRenditions([]cluster.Rendition{r})[0], Codecs: codec, Bandwidth: int64(float64(r.Bitrate) * 1.07),
 			FrameRate: fr, URI: fmt.Sprintf("media_%d.m3u8", i)}
 	}
 	var audio *transcoder.AudioVariant

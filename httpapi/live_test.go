@@ -15,8 +15,8 @@ import (
 )
 
 func liveJob(state cluster.JobState, encoded []bool, audio bool) cluster.Job {
-	j := cluster.Job{ID: "livejob", State: state, Renditions: []transcoder.Rendition{{Name: "180p"}, {Name: "144p"}}}
-	j.Source.Audio = &transcoder.AudioStream{Codec: "aac"}
+	j := cluster.Job{ID: "livejob", State: state, Renditions: []cluster.Rendition{{Name: "180p"}, {Name: "144p"}}}
+	j.Source.Audio = &cluster.AudioStream{Codec: "aac"}
 	if audio {
 		j.Audio = cluster.BlobRef{Hash: strings.Repeat("a", 64), Size: 1}
 	}

@@ -26,19 +26,33 @@ type Jobs interface {
 	// nil). A read error from body means the upload failed: nothing may be
 	// committed, and the error should be returned wrapped with %w.
 	Submit(ctx context.Context, filename string, body io.Reader, options []byte) (cluster.Job, error)
+	// Job returns one job; a running job's copy has its chunks.
 	Job(id string) (cluster.Job, bool)
-	Jobs() []cluster.Job                         // newest first
+	// Summary returns one job without its chunks (cheap for any job).
+	Summary(id string) (cluster.Job, bool)
+	// List returns a page of jobs, newest first, without their chunks, and
+	// the cursor of the next page ("" on the last). A bad query wraps
+	// cluster.ErrInvalid.
+	List(q cluster.ListQuery) (jobs []cluster.Job, next string, err error)
+	// Manifest returns a done job's manifest (the list of its published
+	// files), from this node or a holder.
+	Manifest(ctx context.Context, j cluster.Job) (*cluster.Manifest, error)
 	Progress(id string) float64                  // 0..1
 	Cancel(ctx context.Context, id string) error // cancel a running job, or delete a finished one and its media
 	Changed() <-chan struct{}                    // closed at the next change to any job; call again after it fires
+	// ChangesSince returns the jobs changed since log index after (each
+	// once) and the index that brings the caller to; ok is false when the
+	// caller must read the list afresh (it fell too far behind).
+	ChangesSince(after uint64) (ids []string, upTo uint64, ok bool)
 }
 
 // Blobs opens published media.
 type Blobs interface {
 	// OpenBlob returns a seekable reader of the blob's bytes, local or
-	// proxied from a holder. It returns an error wrapping cluster.ErrNotFound
-	// when no node holds the blob.
-	OpenBlob(ctx context.Context, ref cluster.BlobRef) (io.ReadSeekCloser, error)
+	// proxied from a holder. set, when not zero, is the manifest that lists
+	// the blob: its holders hold the blob too. It returns an error wrapping
+	// cluster.ErrNotFound when no node holds the blob.
+	OpenBlob(ctx context.Context, ref, set cluster.BlobRef) (io.ReadSeekCloser, error)
 }
 
 // Cluster describes membership for GET /api/v1/cluster.

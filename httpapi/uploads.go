@@ -194,7 +194,7 @@ func (a *API) answerFinished(c *gin.Context, id string) bool {
 		c.Writer.WriteHeaderNow()
 		return true
 	}
-	writeJSON(c, http.StatusOK, a.view(c, j))
+	writeJSON(c, http.StatusOK, a.view(c, j, true))
 	c.Abort()
 	return true
 }
@@ -333,7 +333,7 @@ func (u *tusUploads) resultResponse(a *API, c *gin.Context, res uploadResult) (t
 	if j, ok := a.jobs.Job(res.jobID); ok {
 		var v JobView
 		if c != nil {
-			v = a.view(c, j)
+			v = a.view(c, j, true)
 		} else {
 			v = NewJobView(j, a.jobs.Progress(j.ID))
 		}

@@ -9,7 +9,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gosty/gosty/cluster"
-	"github.com/gosty/gosty/transcoder"
 )
 
 // JobView is the public JSON shape of a job.
@@ -19,11 +18,15 @@ type JobView struct {
 	State      cluster.JobState   `json:"state"`
 	Progress   float64            `json:"progress"`
 	Error      string             `json:"error,omitempty"`
-	Options    transcoder.Options `json:"options"`
-	Source     transcoder.Probe   `json:"source"`
+	Options    cluster.JobOptions `json:"options"`
+	Source     cluster.Probe      `json:"source"`
 	Renditions []RenditionView    `json:"renditions"`
-	Chunks     []ChunkView        `json:"chunks"`
-	Outputs    *OutputsView       `json:"outputs,omitempty"`
+	// Chunks are a job's chunks: live while it runs, and for a done job as
+	// its manifest recorded them. Pages of the job list leave them out
+	// (ChunkCount says how many there are).
+	Chunks     []ChunkView  `json:"chunks,omitempty"`
+	ChunkCount int          `json:"chunk_count"`
+	Outputs    *OutputsView `json:"outputs,omitempty"`
 	// Live is the play-while-encoding HLS view (see live.go); absent for
 	// failed and canceled jobs.
 	Live *LiveView `json:"live,omitempty"`
@@ -56,8 +59,8 @@ type JobView struct {
 // close it came to the source (absent for jobs packaged before the report
 // existed, or when it could not be measured).
 type RenditionView struct {
-	transcoder.Rendition
-	Quality *transcoder.Quality `json:"quality,omitempty"`
+	cluster.Rendition
+	Quality *cluster.Quality `json:"quality,omitempty"`
 }
 
 // ChunkView is one chunk of a job and the node that encoded it.
@@ -100,9 +103,11 @@ type LiveView struct {
 	Complete bool    `json:"complete"` // every chunk is encoded
 }
 
-// JobList is the body of GET /api/v1/jobs.
+// JobList is the body of GET /api/v1/jobs: a page of jobs, newest first,
+// and the cursor of the next page (absent on the last).
 type JobList struct {
-	Jobs []JobView `json:"jobs"`
+	Jobs       []JobView `json:"jobs"`
+	NextCursor string    `json:"next_cursor,omitempty"`
 }
 
 // FileURL is the URL path at which a job's published file rel is served.
@@ -114,7 +119,9 @@ func FileURL(jobID, rel string) string {
 	return "/api/v1/jobs/" + url.PathEscape(jobID) + "/files/" + strings.Join(parts, "/")
 }
 
-// NewJobView builds the public view of j with the given progress.
+// NewJobView builds the public view of j with the given progress. A
+// running job's copy carries its chunks; a compact done job's chunks come
+// from its manifest (ChunkViews).
 func NewJobView(j cluster.Job, progress float64) JobView {
 	v := JobView{
 		ID:         j.ID,
@@ -125,7 +132,7 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		Options:    j.Options,
 		Source:     j.Source,
 		Renditions: make([]RenditionView, len(j.Renditions)),
-		Chunks:     make([]ChunkView, len(j.Chunks)),
+		ChunkCount: max(j.ChunkCount, len(j.Chunks)),
 		CreatedAt:  j.CreatedAt,
 		UpdatedAt:  j.UpdatedAt,
 		FinishedAt: j.FinishedAt,
@@ -156,6 +163,13 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		v.Progress = 1
 	}
 	v.Bytes = BytesView{Source: j.SourceBlob.Size, Audio: j.Audio.Size}
+	if sz := j.Sizes; sz != nil {
+		v.Bytes.Chunks, v.Bytes.Encoded, v.Bytes.Published = sz.ChunkSize, sz.Encoded, sz.Published
+	}
+	if len(j.Chunks) > 0 {
+		v.Chunks = make([]ChunkView, len(j.Chunks))
+		v.Bytes.Chunks, v.Bytes.Encoded = 0, 0
+	}
 	for i, c := range j.Chunks {
 		var enc int64
 		for _, o := range c.Outputs {
@@ -174,6 +188,9 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		}
 		v.Bytes.Chunks += c.Source.Size
 		v.Bytes.Encoded += enc
+	}
+	if j.Outputs != nil {
+		v.Bytes.Published = 0
 	}
 	for _, b := range j.Outputs {
 		v.Bytes.Published += b.Size
@@ -205,6 +222,16 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 	return v
 }
 
+// ChunkViews are the chunks a done job's manifest recorded.
+func ChunkViews(cs []cluster.ChunkSummary) []ChunkView {
+	out := make([]ChunkView, len(cs))
+	for i, c := range cs {
+		out[i] = ChunkView{Index: c.Index, Start: c.Start, Duration: c.Duration, Frames: c.Frames,
+			EncodedBy: c.EncodedBy, Attempts: c.Attempts, Bytes: c.Bytes, Encoded: c.Encoded}
+	}
+	return out
+}
+
 func clamp01(f float64) float64 {
 	switch {
 	case math.IsNaN(f) || f < 0:
@@ -217,9 +244,21 @@ func clamp01(f float64) float64 {
 
 // view is the job as this caller sees it: with signed playback, the output
 // URLs carry a fresh signature for callers that are authorized (they hold
-// an API token, or none is configured); others get them bare.
-func (a *API) view(c *gin.Context, j cluster.Job) JobView {
+// an API token, or none is configured); others get them bare. A done job's
+// chunks come from its manifest when detail is asked for (one job, not a
+// page of the list).
+func (a *API) view(c *gin.Context, j cluster.Job, detail bool) JobView {
 	v := NewJobView(j, a.jobs.Progress(j.ID))
+	if detail && j.Compact() && !j.Manifest.IsZero() {
+		if m, err := a.jobs.Manifest(c.Request.Context(), j); err == nil {
+			v.Chunks = ChunkViews(m.Chunks)
+		} else {
+			a.log.Debug("job view without its manifest", "job", j.ID, "err", err)
+		}
+	}
+	if !detail {
+		v.Chunks = nil
+	}
 	if a.live == nil {
 		v.Live = nil
 	}

@@ -281,13 +281,20 @@ type noJobs struct{}
 func (noJobs) Submit(context.Context, string, io.Reader, []byte) (cluster.Job, error) {
 	return cluster.Job{}, errors.New("no jobs here")
 }
-func (noJobs) Job(string) (cluster.Job, bool)       { return cluster.Job{}, false }
-func (noJobs) Jobs() []cluster.Job                  { return nil }
-func (noJobs) Progress(string) float64              { return 0 }
-func (noJobs) Cancel(context.Context, string) error { return cluster.ErrNotFound }
-func (noJobs) Changed() <-chan struct{}             { return make(chan struct{}) }
-func (noJobs) Status() any                          { return map[string]string{"node": "gosty-0"} }
-func (noJobs) Ready() error                         { return nil }
-func (noJobs) OpenBlob(context.Context, cluster.BlobRef) (io.ReadSeekCloser, error) {
+func (noJobs) Job(string) (cluster.Job, bool)     { return cluster.Job{}, false }
+func (noJobs) Summary(string) (cluster.Job, bool) { return cluster.Job{}, false }
+func (noJobs) List(cluster.ListQuery) ([]cluster.Job, string, error) {
+	return nil, "", nil
+}
+func (noJobs) Manifest(context.Context, cluster.Job) (*cluster.Manifest, error) {
+	return nil, cluster.ErrNotFound
+}
+func (noJobs) ChangesSince(uint64) ([]string, uint64, bool) { return nil, 0, true }
+func (noJobs) Progress(string) float64                      { return 0 }
+func (noJobs) Cancel(context.Context, string) error         { return cluster.ErrNotFound }
+func (noJobs) Changed() <-chan struct{}                     { return make(chan struct{}) }
+func (noJobs) Status() any                                  { return map[string]string{"node": "gosty-0"} }
+func (noJobs) Ready() error                                 { return nil }
+func (noJobs) OpenBlob(context.Context, cluster.BlobRef, cluster.BlobRef) (io.ReadSeekCloser, error) {
 	return nil, cluster.ErrNotFound
 }

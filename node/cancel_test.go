@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/gosty/gosty/cluster"
 )
 
 func del(t *testing.T, base, id string) int {
@@ -65,8 +63,7 @@ func TestCancelThenDeleteRemovesMedia(t *testing.T) {
 
 	// What must remain: the kept job's source and outputs. Everything else
 	// (the deleted job's source and chunks, the kept job's chunks) goes.
-	want := map[string]bool{}
-	n.store.FSM().Read(func(st *cluster.State) { want = st.Referenced() })
+	want := referenced(t, n.Node)
 	if len(want) == 0 {
 		t.Fatal("the kept job references nothing")
 	}

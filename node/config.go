@@ -100,6 +100,14 @@ type Config struct {
 	// Retention is the TTL of jobs submitted here without a ttl option
 	// (0: kept forever).
 	Retention time.Duration
+	// HistoryJobs and HistoryAge bound how many finished jobs stay listed
+	// and for how long after they finish (0: no bound of that kind); beyond
+	// them the leader removes the oldest (job.forget), media and all.
+	HistoryJobs int
+	HistoryAge  time.Duration
+	// HistoryInterval is how often the leader looks for jobs beyond the
+	// history (0: a minute; tests shorten it).
+	HistoryInterval time.Duration
 
 	// GCGrace is how old an unreferenced blob must be before it is
 	// collected; GCInterval how often the collector runs (tests shorten
@@ -116,6 +124,42 @@ type Config struct {
 	// hand-off, leadership transfer) must fit in Kubernetes'
 	// terminationGracePeriodSeconds.
 	DrainTimeout time.Duration
+}
+
+// The history kept by default: a hundred thousand finished jobs, for 90
+// days after they finish.
+const (
+	DefaultHistoryJobs = 100_000
+	DefaultHistoryAge  = 90 * 24 * time.Hour
+)
+
+// ParseHistory reads --history: comma-separated bounds, a job count ("100000")
+// and/or an age ("90d", "2160h"); "0" or "none" means no bound. It returns
+// the count and the age (0 for a bound not given).
+func ParseHistory(s string) (jobs int, age time.Duration, err error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" || s == "none" {
+		return 0, 0, nil
+	}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if n, err := strconv.Atoi(part); err == nil && n > 0 {
+			jobs = n
+			continue
+		}
+		if d, ok := strings.CutSuffix(part, "d"); ok {
+			if n, err := strconv.Atoi(d); err == nil && n > 0 {
+				age = time.Duration(n) * 24 * time.Hour
+				continue
+			}
+		}
+		if d, err := time.ParseDuration(part); err == nil && d > 0 {
+			age = d
+			continue
+		}
+		return 0, 0, fmt.Errorf("history %q: want a job count, an age (90d, 2160h) or both, comma-separated", s)
+	}
+	return jobs, age, nil
 }
 
 // DefaultConfig returns a one-node configuration with data in ./data and
@@ -137,6 +181,8 @@ func DefaultConfig() Config {
 		DrainTimeout:   20 * time.Second,
 		Replicas:       2,
 		Voters:         3,
+		HistoryJobs:    DefaultHistoryJobs,
+		HistoryAge:     DefaultHistoryAge,
 		Slots:          defaultSlots(),
 		MaxUploadBytes: 64 << 30,
 		Preset:         "veryfast",
@@ -226,6 +272,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Sprintf("playback %q must be %s or %s", c.Playback, PlaybackPublic, PlaybackSigned))
+	}
+	if c.HistoryJobs < 0 || c.HistoryAge < 0 {
+		errs = append(errs, "history bounds must not be negative")
 	}
 	if c.Retention < 0 || c.GCGrace < 0 || c.GCInterval <= 0 {
 		errs = append(errs, "retention and gc grace must not be negative, gc interval must be positive")

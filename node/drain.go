@@ -79,7 +79,7 @@ func (n *Node) handoff(ctx context.Context) {
 }
 
 // handoffRound pushes what is missing now and returns how many copies it
-// made.
+// made. It walks the blob records a page at a time.
 func (n *Node) handoffRound(ctx context.Context, round int) int {
 	self := n.cfg.Name
 	targets := map[string]bool{}
@@ -93,32 +93,41 @@ func (n *Node) handoffRound(ctx context.Context, round int) int {
 	}
 	type duty struct {
 		ref     cluster.BlobRef
+		set     bool
 		holders map[string]bool
 		need    int
 	}
 	var duties []duty
-	n.store.FSM().Read(func(st *cluster.State) {
-		durable := st.Durable()
-		for hash := range st.Referenced() {
-			h := st.Blobs[hash]
-			if h == nil || !h.Nodes[self] {
-				continue
-			}
-			others := map[string]bool{}
-			for name := range h.Nodes {
-				if targets[name] {
-					others[name] = true
+	after := ""
+	for more := true; more && ctx.Err() == nil; {
+		more = false
+		n.store.FSM().Read(func(st *cluster.State) {
+			k := 0
+			st.Blobs(after, func(b *cluster.BlobHolders) bool {
+				after = b.Hash
+				if k++; k == 1000 {
+					more = true
 				}
-			}
-			need := 1
-			if _, ok := durable[hash]; ok {
-				need = n.cfg.Replicas
-			}
-			if need = min(need, len(targets)) - len(others); need > 0 {
-				duties = append(duties, duty{ref: cluster.BlobRef{Hash: hash, Size: h.Size}, holders: others, need: need})
-			}
-		}
-	})
+				if !b.Nodes.Has(self) {
+					return !more
+				}
+				others := map[string]bool{}
+				for _, name := range b.Nodes {
+					if targets[name] {
+						others[name] = true
+					}
+				}
+				need := 1
+				if b.Durable() {
+					need = n.cfg.Replicas
+				}
+				if need = min(need, len(targets)) - len(others); need > 0 {
+					duties = append(duties, duty{ref: b.Ref(), set: b.Set(), holders: others, need: need})
+				}
+				return !more
+			})
+		})
+	}
 	pushed := map[string]int{}
 	copies := 0
 	for _, d := range duties {
@@ -126,7 +135,7 @@ func (n *Node) handoffRound(ctx context.Context, round int) int {
 			if d.need == 0 || ctx.Err() != nil {
 				break
 			}
-			if err := n.pushCopy(ctx, d.ref, target); err != nil {
+			if err := n.pushCopy(ctx, d.ref, d.set, target, cluster.ReasonReplicate); err != nil {
 				n.logger.Warn("hand-off push failed", "blob", d.ref.Hash, "to", target, "err", err)
 				continue
 			}
@@ -139,18 +148,6 @@ func (n *Node) handoffRound(ctx context.Context, round int) int {
 		n.logger.Info("media handed off", "component", "drain", "round", round, "blobs", len(duties), "copies_to", pushed)
 	}
 	return copies
-}
-
-// pushCopy sends a local blob to a node and records the new copy.
-func (n *Node) pushCopy(ctx context.Context, ref cluster.BlobRef, target string) error {
-	m, ok := n.members.Member(target)
-	if !ok || m.Meta.Internal == "" {
-		return cluster.ErrNotFound
-	}
-	if err := n.peers.Push(ctx, ref, m.Meta.Internal, cluster.ReasonReplicate); err != nil {
-		return err
-	}
-	return n.log.Propose(ctx, cluster.OpBlobAdd, cluster.BlobLocation{Blob: ref, Node: target})
 }
 
 // leaveRaft takes this node out of the raft configuration before it goes,

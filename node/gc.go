@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -44,73 +46,273 @@ func (p *pins) has(hash string) bool {
 	return p.count[hash] > 0
 }
 
-// collector deletes local blobs that no job needs any more (deleted jobs,
-// and the chunks and intermediate encodes of finished ones) and tells the
-// log this node no longer holds them.
+// collector deletes local blobs that no job needs any more: what the log
+// stopped referencing (deleted, expired or forgotten jobs, the chunks and
+// intermediate encodes of finished ones), and copies that never got a
+// record. A blob stays while
+//   - the log has a record of it (something references it),
+//   - it is a file listed by a manifest the log says this node holds, or
+//     by a referenced manifest stored here that a round looks at (a copy
+//     being pushed here arrives manifest first; until the push is recorded,
+//     the files are also young),
+//   - it is pinned (stored by a task or an upload whose command is not
+//     committed yet), or
+//   - it was stored (or stored again) within the grace period.
+//
+// It needs no command: a blob nothing references has no record to update.
+// Its cost follows what changes: each round looks at the blobs the FSM says
+// lost their last reference (onBlobs) and the blobs stored here since the
+// last round (a copy pushed after its job let go of it, a task's output
+// whose result was refused), and again, later, at those that were too young
+// or pinned; the whole blob directory is walked at start and every
+// fullSweepEvery (releases it did not hear while it was down).
 type collector struct {
-	name   string
-	fsm    *cluster.FSM
-	blobs  *cluster.BlobStore
-	log    proposer
-	pins   *pins
-	logger *slog.Logger
+	name      string
+	fsm       *cluster.FSM
+	blobs     *cluster.BlobStore
+	pins      *pins
+	manifests *manifestCache
+	logger    *slog.Logger
 	// grace covers the moment between a blob landing on disk and its pin:
 	// nothing younger is collected.
 	grace    time.Duration
 	interval time.Duration
+
+	mu         sync.Mutex
+	candidates map[string]bool
+	sweep      bool // walk everything next round
 }
 
-// Run collects every interval. It does not wake on every log change: each
-// collection walks the whole blob directory, and a busy job changes the log
-// several times a second.
+const (
+	fullSweepEvery = time.Hour
+	maxCandidates  = 200_000 // beyond it the next round walks everything
+)
+
+func (c *collector) onBlobs(ev cluster.BlobEvents) {
+	if len(ev.Released) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.candidates == nil {
+		c.candidates = map[string]bool{}
+	}
+	for _, b := range ev.Released {
+		if len(c.candidates) >= maxCandidates {
+			c.sweep = true
+			return
+		}
+		c.candidates[b.Hash] = true
+	}
+}
+
+// Run collects every interval: the released blobs, or everything when a
+// sweep is due.
 func (c *collector) Run(ctx context.Context) {
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
+	lastSweep := time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		c.collect(ctx)
+		stored, all := c.blobs.Stored()
+		c.mu.Lock()
+		sweep := c.sweep || all || time.Since(lastSweep) > fullSweepEvery
+		cands := c.candidates
+		c.candidates, c.sweep = nil, false
+		c.mu.Unlock()
+		for _, h := range stored {
+			if cands == nil {
+				cands = map[string]bool{}
+			}
+			cands[h] = true
+		}
+		switch {
+		case sweep:
+			lastSweep = time.Now()
+			c.collect(ctx, nil)
+		case len(cands) > 0:
+			c.collect(ctx, cands)
+		}
 	}
 }
 
-func (c *collector) collect(ctx context.Context) {
-	var ref map[string]bool
-	held := map[string]bool{}
-	c.fsm.Read(func(st *cluster.State) {
-		ref = st.Referenced()
-		for h, hs := range st.Blobs {
-			if hs.Nodes[c.name] {
-				held[h] = true
+// collect deletes what it may of cands (nil: every local blob).
+func (c *collector) collect(ctx context.Context, cands map[string]bool) {
+	var local []string
+	if cands == nil {
+		list, err := c.blobs.List()
+		if err != nil {
+			c.logger.Warn("blob collection: list failed", "err", err)
+			return
+		}
+		for _, b := range list {
+			local = append(local, b.Ref.Hash)
+		}
+	} else {
+		for h := range cands {
+			if c.blobs.Has(h) {
+				local = append(local, h)
 			}
 		}
-	})
-	list, err := c.blobs.List()
-	if err != nil {
-		c.logger.Warn("blob collection: list failed", "err", err)
+	}
+	if len(local) == 0 {
+		return
+	}
+	// A released manifest's files go with it, unless something keeps them.
+	released := map[string]bool{}
+	for _, h := range local {
+		released[h] = true
+	}
+	for _, h := range local {
+		if cands == nil {
+			break
+		}
+		if m, err := c.localManifest(h); err == nil {
+			for _, f := range m.Files {
+				if !released[f.Hash] && c.blobs.Has(f.Hash) {
+					released[f.Hash] = true
+					local = append(local, f.Hash)
+				}
+			}
+		}
+	}
+
+	keep, gen, ok := c.kept(ctx, local)
+	if !ok {
 		return
 	}
 	cutoff := time.Now().Add(-c.grace)
-	for _, b := range list {
-		h := b.Ref.Hash
-		if ref[h] || c.pins.has(h) || b.ModTime.After(cutoff) {
+	deleted := 0
+	var later []string // too young or pinned now: look again next round
+	defer func() {
+		if len(later) > 0 {
+			c.onBlobs(cluster.BlobEvents{Released: refsOf(later)})
+		}
+	}()
+	for _, h := range local {
+		if keep[h] {
 			continue
 		}
-		if held[h] {
-			// Drop the location first: a reader sent here by the log must
-			// not find the bytes gone while the log still names this node.
-			err := c.log.Propose(ctx, cluster.OpBlobRemove, cluster.BlobLocation{Blob: b.Ref, Node: c.name})
-			if err != nil {
-				c.logger.Warn("blob collection: could not record removal", "blob", h, "err", err)
-				continue
-			}
+		if c.pins.has(h) {
+			later = append(later, h)
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// Right before deleting, under the state's lock: still no record,
+		// and no manifest added since the keep set was made.
+		still := true
+		c.fsm.Read(func(st *cluster.State) {
+			_, referenced := st.Blob(h)
+			still = !referenced && st.SetGeneration() == gen
+		})
+		if !still {
+			c.mu.Lock()
+			c.sweep = true // something changed: look again next round
+			c.mu.Unlock()
+			return
+		}
+		if mt, ok := c.blobs.ModTime(h); !ok {
+			continue // gone already
+		} else if mt.After(cutoff) || c.pins.has(h) {
+			later = append(later, h) // stored lately, or pinned meanwhile
+			continue
 		}
 		if err := c.blobs.Delete(h); err != nil {
 			c.logger.Warn("blob collection: delete failed", "blob", h, "err", err)
 			continue
 		}
-		c.logger.Debug("blob collected", "blob", h, "bytes", b.Ref.Size)
+		deleted++
+		c.logger.Debug("blob collected", "blob", h)
+	}
+	if deleted > 0 {
+		c.logger.Info("blobs collected", "blobs", deleted, "sweep", cands == nil)
 	}
 }
+
+// kept returns which of local the log still needs here: blobs with a
+// record, and files of referenced manifests stored here. gen is the
+// state's manifest generation the answer holds for.
+func (c *collector) kept(ctx context.Context, local []string) (keep map[string]bool, gen uint64, ok bool) {
+	keep = map[string]bool{}
+	var sets []cluster.BlobRef
+	c.fsm.Read(func(st *cluster.State) {
+		gen = st.SetGeneration()
+		for _, h := range local {
+			if b, ok := st.Blob(h); ok {
+				keep[h] = true
+				if b.Set() && !b.Nodes.Has(c.name) {
+					sets = append(sets, b.Ref()) // stored here, not recorded yet: a copy on its way
+				}
+			}
+		}
+		st.Sets(func(b *cluster.BlobHolders) bool {
+			if b.Nodes.Has(c.name) {
+				sets = append(sets, b.Ref())
+			}
+			return true
+		})
+	})
+	want := map[string]bool{}
+	for _, h := range local {
+		if !keep[h] {
+			want[h] = true
+		}
+	}
+	for _, s := range sets {
+		if len(want) == 0 {
+			break
+		}
+		if !c.blobs.Has(s.Hash) {
+			continue // recorded here but lost: nothing of it to keep
+		}
+		m, err := c.manifests.get(ctx, s)
+		if err != nil {
+			c.logger.Warn("blob collection: a manifest stored here cannot be read; collecting nothing this round", "manifest", s.Hash, "err", err)
+			return nil, 0, false
+		}
+		for _, f := range m.Files {
+			if want[f.Hash] {
+				keep[f.Hash] = true
+				delete(want, f.Hash)
+			}
+		}
+	}
+	return keep, gen, true
+}
+
+func refsOf(hashes []string) []cluster.BlobRef {
+	out := make([]cluster.BlobRef, len(hashes))
+	for i, h := range hashes {
+		out[i] = cluster.BlobRef{Hash: h}
+	}
+	return out
+}
+
+// localManifest reads a blob stored here as a manifest, if it is one (it
+// looks at the first bytes before reading more).
+func (c *collector) localManifest(h string) (*cluster.Manifest, error) {
+	ref, ok := c.blobs.Stat(h)
+	if !ok || ref.Size > maxManifestBytes {
+		return nil, cluster.ErrNotFound
+	}
+	f, err := c.blobs.Open(h)
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, len(manifestPrefix))
+	_, err = io.ReadFull(f, head)
+	f.Close()
+	if err != nil || string(head) != manifestPrefix {
+		return nil, cluster.ErrNotFound
+	}
+	return c.manifests.get(context.Background(), ref)
+}
+
+// manifestPrefix is how every manifest document starts.
+var manifestPrefix = fmt.Sprintf(`{"v":%d,"job":`, cluster.ManifestVersion)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -218,3 +219,30 @@ func keyframeTimes(t *testing.T, url string) []float64 {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// referenced is every blob the log keeps: those with a record, and the
+// files the manifests list.
+func referenced(t *testing.T, n *Node) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	var sets []cluster.BlobRef
+	n.store.FSM().Read(func(st *cluster.State) {
+		st.Blobs("", func(b *cluster.BlobHolders) bool {
+			out[b.Hash] = true
+			if b.Set() {
+				sets = append(sets, b.Ref())
+			}
+			return true
+		})
+	})
+	for _, s := range sets {
+		m, err := n.manifests.get(context.Background(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range m.Files {
+			out[f.Hash] = true
+		}
+	}
+	return out
+}

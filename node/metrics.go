@@ -26,9 +26,10 @@ type metrics struct {
 	renditionSSIM *prometheus.HistogramVec
 	renditionPSNR *prometheus.HistogramVec
 	freedBytes    prometheus.Counter
+	planSeconds   prometheus.Histogram
 }
 
-func newMetrics(fsm *cluster.FSM, cfg Config, alive func() map[string]bool) *metrics {
+func newMetrics(fsm *cluster.FSM, cfg Config) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
 		reg: reg,
@@ -74,6 +75,11 @@ func newMetrics(fsm *cluster.FSM, cfg Config, alive func() map[string]bool) *met
 		uploadBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gosty_upload_bytes_total", Help: "Bytes received in uploads.",
 		}),
+		planSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gosty_scheduler_plan_seconds",
+			Help:    "Time the leader's scheduler takes to plan one log entry's reclaims, rewinds and assignments (under the state's read lock).",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+		}),
 	}
 	m.slots.Set(float64(cfg.Slots))
 	for _, s := range []cluster.JobState{cluster.JobDone, cluster.JobFailed, cluster.JobCanceled} {
@@ -82,8 +88,7 @@ func newMetrics(fsm *cluster.FSM, cfg Config, alive func() map[string]bool) *met
 	fsm.OnJobFinished(m.observeJob)
 	fsm.OnJobExpired(func(j cluster.Job) { m.freedBytes.Add(float64(j.FreedBytes)) })
 	reg.MustRegister(m.chunkSeconds, m.encodeSpeed, m.tasksInFlight, m.slots, m.uploadBytes,
-		m.jobSeconds, m.jobsFinished, m.renditionSSIM, m.renditionPSNR, m.freedBytes,
-		&stateCollector{fsm: fsm, self: cfg.Name, replicas: cfg.Replicas, alive: alive},
+		m.jobSeconds, m.jobsFinished, m.renditionSSIM, m.renditionPSNR, m.freedBytes, m.planSeconds,
 		volumeCollector{dir: cfg.DataDir},
 		cluster.InternalMetrics(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -123,20 +128,25 @@ func (m *metrics) observeEncode(codec string, elapsed time.Duration, media float
 }
 
 // stateCollector reads job and queue gauges from the FSM at scrape time, so
-// they can never drift from the log.
+// they can never drift from the log; its cost follows the active work (the
+// job counts are kept by the state, the tasks are those of running jobs).
+// The replication gauge is the replicator's last count, the stored bytes
+// the blob store's own total.
 type stateCollector struct {
-	fsm      *cluster.FSM
-	self     string
-	replicas int
-	alive    func() map[string]bool
+	fsm   *cluster.FSM
+	under func() int   // durable blobs short of copies
+	held  func() int64 // bytes stored on this node
 }
 
 var (
 	jobsDesc  = prometheus.NewDesc("gosty_jobs", "Jobs by state.", []string{"state"}, nil)
 	queueDesc = prometheus.NewDesc("gosty_queue_depth", "Tasks waiting for a node.", nil, nil)
 	underDesc = prometheus.NewDesc("gosty_blobs_under_replicated",
-		"Sources and published outputs with fewer copies on alive nodes than the replication factor.", nil, nil)
-	heldDesc = prometheus.NewDesc("gosty_blob_store_bytes", "Bytes of blobs this node holds, per the job log.", nil, nil)
+		"Sources and published outputs (a manifest and its files count once) with fewer copies on alive nodes than the replication factor.", nil, nil)
+	heldDesc     = prometheus.NewDesc("gosty_blob_store_bytes", "Bytes of blobs stored on this node.", nil, nil)
+	commandsDesc = prometheus.NewDesc("gosty_log_commands_applied_total",
+		"Commands this node applied from the job log since it started (a batch entry counts each of its commands); against gosty_raft_applied_index it shows how many commands share an entry.", nil, nil)
+	logVersionDesc = prometheus.NewDesc("gosty_log_version", "The job log format version the cluster writes.", nil, nil)
 )
 
 var allStates = []cluster.JobState{cluster.JobQueued, cluster.JobSplitting, cluster.JobTranscoding,
@@ -147,47 +157,30 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueDesc
 	ch <- underDesc
 	ch <- heldDesc
+	ch <- commandsDesc
+	ch <- logVersionDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := map[cluster.JobState]int{}
-	pending, under := 0, 0
-	var held int64
-	alive := c.alive()
+	var counts map[cluster.JobState]int
+	pending := 0
 	c.fsm.Read(func(st *cluster.State) {
-		for _, h := range st.Blobs {
-			if h.Nodes[c.self] {
-				held += h.Size
-			}
-		}
-		for hash := range st.Durable() {
-			copies := 0
-			if h := st.Blobs[hash]; h != nil {
-				for name := range h.Nodes {
-					if alive[name] {
-						copies++
-					}
-				}
-			}
-			if copies < min(c.replicas, len(alive)) {
-				under++
-			}
-		}
-		for _, j := range st.Jobs {
-			counts[j.State]++
-		}
-		for _, t := range st.Tasks {
+		counts = st.Counts()
+		st.Tasks(func(t *cluster.Task) bool {
 			if t.State == cluster.TaskPending {
 				pending++
 			}
-		}
+			return true
+		})
 	})
 	for _, s := range allStates {
 		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(pending))
-	ch <- prometheus.MustNewConstMetric(underDesc, prometheus.GaugeValue, float64(under))
-	ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(held))
+	ch <- prometheus.MustNewConstMetric(underDesc, prometheus.GaugeValue, float64(c.under()))
+	ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(c.held()))
+	ch <- prometheus.MustNewConstMetric(commandsDesc, prometheus.CounterValue, float64(c.fsm.CommandsApplied()))
+	ch <- prometheus.MustNewConstMetric(logVersionDesc, prometheus.GaugeValue, float64(c.fsm.LogVersion()))
 }
 
 // volumeCollector reports the data volume's size and free space at scrape

@@ -48,17 +48,21 @@ type Node struct {
 	joiner  *cluster.Joiner
 	sched   *cluster.Scheduler
 
-	progress progressCache // the leader's view of running tasks, for followers
-	promote  *cluster.Promoter
-	worker   *worker
-	repl     *replicator
-	gc       *collector
-	notify   *notifier
+	progress  progressCache // the leader's view of running tasks, for followers
+	promote   *cluster.Promoter
+	worker    *worker
+	repl      *replicator
+	gc        *collector
+	notify    *notifier
+	upgrader  *cluster.Upgrader
+	manifests *manifestCache
 
 	webhookAllow *allowList
 
 	ln, iln   net.Listener
 	srv, isrv *http.Server
+	front     *frontHandler // the public handler: "starting" until Run
+	serveErr  chan error    // the public server's end
 	api       *httpapi.API
 
 	started  time.Time
@@ -123,10 +127,16 @@ func New(cfg Config) (_ *Node, err error) {
 		logger.Warn("gossip is neither encrypted nor authenticated: anyone who reaches the gossip port can join the member list; set --gossip-key-file")
 	}
 
-	// Listeners first: their real ports (0 in tests) go into gossip.
+	// Listeners first: their real ports (0 in tests) go into gossip. The
+	// public one answers /healthz at once, while raft restores the job log
+	// (a large history takes seconds), and hands over to the API in Run.
 	if n.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
+	n.front = newFrontHandler()
+	n.srv = newServer(n.front, logger)
+	n.serveErr = make(chan error, 1)
+	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
 	if n.iln, err = net.Listen("tcp", cfg.bindHostPort(cfg.InternalPort)); err != nil {
 		return nil, fmt.Errorf("listen on internal port: %w", err)
 	}
@@ -181,6 +191,7 @@ func New(cfg Config) (_ *Node, err error) {
 			HTTP:     publicAddr(n.ln.Addr(), adv),
 			Slots:    cfg.Slots,
 			Version:  cfg.Version,
+			Log:      cluster.CommandVersion,
 		},
 	})
 	if err != nil {
@@ -188,7 +199,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	addrs.set(n.members)
 
-	n.metrics = newMetrics(n.store.FSM(), cfg, n.aliveNames)
+	n.metrics = newMetrics(n.store.FSM(), cfg)
 	n.metrics.reg.MustRegister(clusterCollector{n})
 	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: clusterKey, Blobs: n.blobs, Registry: n.metrics.reg,
 		Logger: logger, BindAddr: cfg.BindAddr})
@@ -206,15 +217,24 @@ func New(cfg Config) (_ *Node, err error) {
 		pins: n.pins, running: map[string]*taskRun{},
 	}
 	n.sched = cluster.NewScheduler(n.store, n, logger)
+	n.sched.PlanSeconds = n.metrics.planSeconds
 	if cfg.Fast {
 		n.sched.LeaseBase, n.sched.LeasePerMediaSecond = 4*time.Second, time.Second/2
 	}
-	n.repl = &replicator{n: n, logger: logger.With("component", "replicator"), interval: 2 * time.Second}
+	n.manifests = newManifestCache(n.openBlob, maxManifestFiles)
+	n.repl = newReplicator(n, logger.With("component", "replicator"), 2*time.Second)
 	n.notify = newNotifier(n.store, n.log, n.webhookAllow, hookKey, logger)
 	n.gc = &collector{
-		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, log: n.log, pins: n.pins,
+		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, pins: n.pins, manifests: n.manifests,
 		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,
 	}
+	n.store.FSM().OnBlobs(func(ev cluster.BlobEvents) {
+		n.repl.onBlobs(ev)
+		n.gc.onBlobs(ev)
+	})
+	n.metrics.reg.MustRegister(&stateCollector{fsm: n.store.FSM(), under: n.repl.underReplicated, held: n.blobs.Bytes})
+	n.upgrader = &cluster.Upgrader{Store: n.store, Members: n.members, Interval: time.Second,
+		Logger: logger.With("component", "upgrader")}
 
 	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
 		ClusterKey: clusterKey, Blobs: n.blobs, Raft: raftPeer{n},
@@ -247,7 +267,6 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.api = api
-	n.srv = newServer(api.Handler(), logger)
 	return n, nil
 }
 
@@ -332,6 +351,10 @@ func (r raftPeer) ApplyForwarded(ctx context.Context, cmd []byte) (uint64, error
 	return r.n.store.ApplyEncoded(ctx, cmd)
 }
 func (r raftPeer) Join(ctx context.Context, req cluster.JoinRequest) error {
+	m, ok := r.n.members.ByID(req.ID)
+	if err := r.n.store.CheckJoinVersion(req.Name, m.Meta, ok); err != nil {
+		return err
+	}
 	return r.n.store.Join(ctx, req)
 }
 func (r raftPeer) Status() cluster.RaftStatus { return r.n.store.Status() }
@@ -435,11 +458,12 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		}, func(error) { cancel() })
 	}
-	{ // Public HTTP.
+	{ // Public HTTP (serving since New; the API takes over now).
 		g.Add(func() error {
+			n.front.set(n.api.Handler())
 			n.logger.Info("serving", "http", n.HTTPAddr(), "internal", n.iln.Addr().String(),
 				"data_dir", n.cfg.DataDir, "slots", n.cfg.Slots, "join", strings.Join(n.cfg.Join, ","))
-			if err := n.srv.Serve(n.ln); !errors.Is(err, http.ErrServerClosed) {
+			if err := <-n.serveErr; !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http: %w", err)
 			}
 			return nil
@@ -492,6 +516,9 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.gc.Run)
 			start(n.api.RunUploadSweeper)
 			start(n.expireLoop)
+			start(n.historyLoop)
+			start(n.compactLoop)
+			start(n.upgrader.Run)
 			if !n.webhookAllow.empty() {
 				start(n.notify.Run)
 			}
@@ -517,6 +544,13 @@ func (n *Node) Run(ctx context.Context) error {
 		})
 	}
 	err := g.Run()
+	// A snapshot now makes the next start replay little of the log.
+	start := time.Now()
+	if serr := n.store.Snapshot(); serr != nil {
+		n.logger.Warn("snapshot at stop failed", "err", serr)
+	} else {
+		n.logger.Info("snapshot taken at stop", "seconds", time.Since(start).Seconds())
+	}
 	n.logger.Info("stopped")
 	return err
 }
@@ -539,7 +573,9 @@ func (n *Node) close() {
 	if n.iln != nil {
 		n.iln.Close()
 	}
-	if n.ln != nil {
+	if n.srv != nil {
+		n.srv.Close() // closes n.ln
+	} else if n.ln != nil {
 		n.ln.Close()
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"path/filepath"
 	"strings"
 	"time"
@@ -48,6 +47,10 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 	if opts.Preset == "" {
 		opts.Preset = n.cfg.Preset
 	}
+	if len(opts.Renditions) > cluster.MaxRenditions {
+		return cluster.Job{}, cluster.Invalid(fmt.Errorf("options: renditions: %d asked for, at most %d per job",
+			len(opts.Renditions), cluster.MaxRenditions))
+	}
 	owner := new(int) // a unique pin owner for this upload
 	defer n.pins.release(owner)
 	ref, err := n.blobs.Put(ctx, countingReader{body, n.metrics})
@@ -73,14 +76,18 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		}
 		return cluster.Job{}, cluster.Invalid(err)
 	}
+	if len(rends) > cluster.MaxRenditions {
+		return cluster.Job{}, cluster.Invalid(fmt.Errorf("options: the ladder has %d renditions, at most %d per job",
+			len(rends), cluster.MaxRenditions))
+	}
 	job := cluster.Job{
 		ID:           newJobID(),
 		Name:         displayName(filename),
-		Options:      opts,
-		Source:       *probe,
+		Options:      cluster.OptionsOf(opts),
+		Source:       cluster.ProbeOf(*probe),
 		SourceBlob:   ref,
 		Origin:       n.cfg.Name,
-		Renditions:   rends,
+		Renditions:   cluster.RenditionsOf(rends),
 		ChunkSeconds: opts.EffectiveChunkSeconds(),
 		CallbackURL:  jo.CallbackURL,
 		TTL:          n.cfg.Retention,
@@ -140,9 +147,31 @@ func (s service) Job(id string) (j cluster.Job, ok bool) {
 	return j, ok
 }
 
-func (s service) Jobs() (out []cluster.Job) {
-	s.n.store.FSM().Read(func(st *cluster.State) { out = st.JobsByAge() })
-	return out
+func (s service) Summary(id string) (j cluster.Job, ok bool) {
+	s.n.store.FSM().Read(func(st *cluster.State) {
+		var r *cluster.Job
+		if r, ok = st.JobRecord(id); ok {
+			j = *r
+		}
+	})
+	return j, ok
+}
+
+func (s service) List(q cluster.ListQuery) (out []cluster.Job, next string, err error) {
+	var page cluster.JobPage
+	s.n.store.FSM().Read(func(st *cluster.State) { page, err = st.List(q) })
+	for _, r := range page.Jobs { // records are immutable: copied outside the lock
+		out = append(out, *r)
+	}
+	return out, page.Next, err
+}
+
+func (s service) Manifest(ctx context.Context, j cluster.Job) (*cluster.Manifest, error) {
+	return s.n.manifest(ctx, j)
+}
+
+func (s service) ChangesSince(after uint64) ([]string, uint64, bool) {
+	return s.n.store.FSM().ChangesSince(after)
 }
 
 // Progress weighs the pipeline by what it costs: splitting a little, the
@@ -150,12 +179,12 @@ func (s service) Jobs() (out []cluster.Job) {
 // chunks in flight here), packaging the rest.
 func (s service) Progress(id string) float64 {
 	var remote map[string]float64
-	if j, ok := s.Job(id); ok && j.State == cluster.JobTranscoding {
+	if j, ok := s.Summary(id); ok && j.State == cluster.JobTranscoding {
 		remote = s.n.leaderProgress(id) // asked before taking the FSM lock
 	}
 	var p float64
 	s.n.store.FSM().Read(func(st *cluster.State) {
-		j, ok := st.Jobs[id]
+		j, ok := st.JobRecord(id)
 		if !ok {
 			return
 		}
@@ -169,7 +198,7 @@ func (s service) Progress(id string) float64 {
 		}
 		const split, encode = 0.05, 0.85
 		var total, done float64
-		for _, c := range j.Chunks {
+		for _, c := range st.Chunks(j.ID) {
 			total += c.Duration
 			if len(c.Outputs) > 0 {
 				done += c.Duration
@@ -193,7 +222,7 @@ func (s service) Progress(id string) float64 {
 
 // Cancel stops a running job; a finished job is deleted with its media.
 func (s service) Cancel(ctx context.Context, id string) error {
-	j, ok := s.Job(id)
+	j, ok := s.Summary(id)
 	if !ok {
 		return fmt.Errorf("job %s: %w", id, cluster.ErrNotFound)
 	}
@@ -210,8 +239,8 @@ func (s service) Cancel(ctx context.Context, id string) error {
 
 func (s service) Changed() <-chan struct{} { return s.n.store.FSM().Changed() }
 
-func (s service) OpenBlob(ctx context.Context, ref cluster.BlobRef) (io.ReadSeekCloser, error) {
-	return s.n.openBlob(ctx, ref)
+func (s service) OpenBlob(ctx context.Context, ref, set cluster.BlobRef) (io.ReadSeekCloser, error) {
+	return s.n.openBlob(ctx, ref, set)
 }
 
 // Ready is nil when the node has a leader to commit to and is not stopping.
@@ -230,10 +259,13 @@ func (s service) Ready() error {
 
 // ClusterStatus is the JSON of GET /api/v1/cluster.
 type ClusterStatus struct {
-	Node    string         `json:"node"`   // the node that answered
-	Leader  string         `json:"leader"` // leader's node name
-	Term    uint64         `json:"term"`
-	Members []MemberStatus `json:"members"`
+	Node   string `json:"node"`   // the node that answered
+	Leader string `json:"leader"` // leader's node name
+	Term   uint64 `json:"term"`
+	// LogVersion is the log format the cluster writes (it moves up once
+	// every server reads the newer one: see cluster.LogV2).
+	LogVersion int            `json:"log_version"`
+	Members    []MemberStatus `json:"members"`
 	// Raft is the raft configuration: every server, member or not.
 	Raft []RaftServer `json:"raft"`
 }
@@ -266,7 +298,7 @@ func (s service) Status() any {
 	leaderID, _ := n.store.Leader()
 	suffrage := map[string]string{}
 	var names map[string]string
-	n.store.FSM().Read(func(st *cluster.State) { names = maps.Clone(st.Nodes) })
+	n.store.FSM().Read(func(st *cluster.State) { names = st.Nodes() })
 	var rafts []RaftServer
 	if servers, err := n.store.Configuration(); err == nil {
 		for _, srv := range servers {
@@ -281,13 +313,14 @@ func (s service) Status() any {
 	}
 	active := map[string]int{}
 	n.store.FSM().Read(func(st *cluster.State) {
-		for _, t := range st.Tasks {
+		st.Tasks(func(t *cluster.Task) bool {
 			if t.State == cluster.TaskAssigned {
 				active[t.Node]++
 			}
-		}
+			return true
+		})
 	})
-	out := ClusterStatus{Node: n.cfg.Name, Term: n.store.Term(), Raft: rafts}
+	out := ClusterStatus{Node: n.cfg.Name, Term: n.store.Term(), Raft: rafts, LogVersion: n.store.FSM().LogVersion()}
 	for _, m := range n.members.Members() {
 		ms := MemberStatus{
 			Name: m.Name, ID: m.Meta.ID, State: string(m.State), Leaving: m.Meta.Leaving,
@@ -324,7 +357,7 @@ func (c countingReader) Read(p []byte) (int, error) {
 // Fragments remuxes a blob to fragmented MP4 for the live view (httpapi.Live),
 // pulling it here first when this node holds no copy.
 func (s service) Fragments(ctx context.Context, ref cluster.BlobRef, fragSeconds, mediaSeconds float64) (*transcoder.Fragmented, error) {
-	p, err := s.n.fetch(ctx, ref, cluster.ReasonServe)
+	p, _, err := s.n.fetch(ctx, ref, cluster.ReasonServe)
 	if err != nil {
 		return nil, err
 	}

@@ -3,22 +3,26 @@ package node
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"io"
-	"log/slog"
 	"sort"
-	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/gosty/gosty/cluster"
 )
 
 // holders lists the internal addresses of alive nodes (not this one) that
-// the log says hold a blob.
-func (n *Node) holders(hash string) []string {
+// the log says hold a blob; for a blob with no record of its own, those of
+// set, the manifest that lists it (whose holders hold every file it lists).
+func (n *Node) holders(hash string, set cluster.BlobRef) []string {
 	var names []string
 	n.store.FSM().Read(func(st *cluster.State) {
-		if h := st.Blobs[hash]; h != nil {
-			for name := range h.Nodes {
+		h, ok := st.Blob(hash)
+		if !ok && !set.IsZero() {
+			h, ok = st.Blob(set.Hash)
+		}
+		if ok {
+			for _, name := range h.Nodes {
 				names = append(names, name)
 			}
 		}
@@ -37,122 +41,91 @@ func (n *Node) holders(hash string) []string {
 }
 
 // fetch returns the local path of a blob a task needs, pulling it from a
-// holder first when it is not here, and records the new copy in the log.
-func (n *Node) fetch(ctx context.Context, ref cluster.BlobRef, reason string) (string, error) {
+// holder first when it is not here; pulled says it was. Under log version
+// 1 the new copy is recorded at once (blob.add); from version 2 the task
+// result that needed it records it.
+func (n *Node) fetch(ctx context.Context, ref cluster.BlobRef, reason string) (path string, pulled bool, err error) {
 	p, err := n.blobs.Path(ref.Hash)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if n.blobs.Has(ref.Hash) {
-		return p, nil
+		return p, false, nil
 	}
-	holders := n.holders(ref.Hash)
+	holders := n.holders(ref.Hash, cluster.BlobRef{})
 	if len(holders) == 0 {
-		return "", fmt.Errorf("blob %s: %w: no alive holder", ref.Hash, cluster.ErrNotFound)
+		return "", false, fmt.Errorf("blob %s: %w: no alive holder", ref.Hash, cluster.ErrNotFound)
 	}
 	if err := n.peers.Pull(ctx, ref, holders, reason); err != nil {
-		return "", err
+		return "", false, err
 	}
-	if err := n.log.Propose(ctx, cluster.OpBlobAdd, cluster.BlobLocation{Blob: ref, Node: n.cfg.Name}); err != nil {
-		n.logger.Warn("recording a pulled blob failed", "blob", ref.Hash, "err", err)
+	if n.store.FSM().LogVersion() < cluster.LogV2 {
+		if err := n.log.Propose(ctx, cluster.OpBlobAdd, cluster.BlobLocation{Blob: ref, Node: n.cfg.Name}); err != nil {
+			n.logger.Warn("recording a pulled blob failed", "blob", ref.Hash, "err", err)
+		}
 	}
-	return p, nil
+	return p, true, nil
 }
 
-// openBlob serves a blob from here or streams it from a holder.
-func (n *Node) openBlob(ctx context.Context, ref cluster.BlobRef) (io.ReadSeekCloser, error) {
+// openBlob serves a blob from here or streams it from a holder (of the
+// blob, or of set, the manifest that lists it).
+func (n *Node) openBlob(ctx context.Context, ref, set cluster.BlobRef) (io.ReadSeekCloser, error) {
 	if f, err := n.blobs.Open(ref.Hash); err == nil {
 		return f, nil
 	}
-	holders := n.holders(ref.Hash)
+	holders := n.holders(ref.Hash, set)
 	if len(holders) == 0 {
 		return nil, fmt.Errorf("blob %s: %w", ref.Hash, cluster.ErrNotFound)
 	}
 	return n.peers.Open(ctx, ref, holders)
 }
 
-// replicator keeps every durable blob (sources, published outputs) at the
-// replication factor. Each blob is the duty of its lowest-named alive
-// holder, which pushes copies to the nodes that rank highest for that blob
-// (rendezvous hashing spreads the copies and keeps the choice stable).
-type replicator struct {
-	n        *Node
-	logger   *slog.Logger
-	interval time.Duration
-}
+// setPushes is how many files of a manifest go to a peer at once.
+const setPushes = 4
 
-func (r *replicator) Run(ctx context.Context) {
-	t := time.NewTicker(r.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		r.round(ctx)
+// pushCopy sends a local blob to a node and records the new copy. For a
+// manifest (set) it sends the manifest first, so that the target's
+// collector keeps the files that follow, then every file it lists, and
+// records the copy once the target holds them all.
+func (n *Node) pushCopy(ctx context.Context, ref cluster.BlobRef, set bool, target, reason string) error {
+	m, ok := n.members.Member(target)
+	if !ok || m.Meta.Internal == "" {
+		return fmt.Errorf("push to %s: %w", target, cluster.ErrNotFound)
 	}
-}
-
-type replicaDuty struct {
-	ref     cluster.BlobRef
-	holders map[string]bool
-}
-
-func (r *replicator) round(ctx context.Context) {
-	n := r.n
-	alive := n.aliveNames()
-	var duties []replicaDuty
-	n.store.FSM().Read(func(st *cluster.State) {
-		for hash, ref := range st.Durable() {
-			h := st.Blobs[hash]
-			if h == nil || !h.Nodes[n.cfg.Name] {
-				continue
-			}
-			live := map[string]bool{}
-			first := ""
-			for name := range h.Nodes {
-				if alive[name] {
-					live[name] = true
-					if first == "" || name < first {
-						first = name
-					}
-				}
-			}
-			if first == n.cfg.Name && len(live) < n.cfg.Replicas {
-				duties = append(duties, replicaDuty{ref: ref, holders: live})
-			}
+	if err := n.peers.Push(ctx, ref, m.Meta.Internal, reason); err != nil {
+		return err
+	}
+	if set {
+		man, err := n.manifests.get(ctx, ref)
+		if err != nil {
+			return err
 		}
-	})
-	for _, d := range duties {
-		need := n.cfg.Replicas - len(d.holders)
-		for _, target := range rankTargets(d.ref.Hash, alive, d.holders) {
-			if need == 0 || ctx.Err() != nil {
-				break
-			}
-			if err := n.pushCopy(ctx, d.ref, target); err != nil {
-				r.logger.Warn("replication push failed", "blob", d.ref.Hash, "to", target, "err", err)
-				continue
-			}
-			need--
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(setPushes)
+		for _, f := range man.Files {
+			g.Go(func() error { return n.peers.Push(gctx, f.Ref(), m.Meta.Internal, reason) })
+		}
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("push manifest %s to %s: %w", ref.Hash, target, err)
 		}
 	}
+	return n.log.Propose(ctx, cluster.OpBlobAdd, cluster.BlobLocation{Blob: ref, Node: target})
 }
 
-// rankTargets orders the alive nodes that lack a blob by rendezvous score.
-func rankTargets(hash string, alive, holders map[string]bool) []string {
-	var out []string
-	for name := range alive {
-		if !holders[name] {
-			out = append(out, name)
+// holdsSet reports whether this node has a manifest and every file it
+// lists.
+func (n *Node) holdsSet(ctx context.Context, ref cluster.BlobRef) (bool, error) {
+	if !n.blobs.Has(ref.Hash) {
+		return false, nil
+	}
+	m, err := n.manifests.get(ctx, ref)
+	if err != nil {
+		return false, err
+	}
+	for _, f := range m.Files {
+		if !n.blobs.Has(f.Hash) {
+			return false, nil
 		}
 	}
-	score := func(name string) uint64 {
-		h := fnv.New64a()
-		io.WriteString(h, hash)
-		io.WriteString(h, name)
-		return h.Sum64()
-	}
-	sort.Slice(out, func(a, b int) bool { return score(out[a]) > score(out[b]) })
-	return out
+	return true, nil
 }

@@ -318,16 +318,14 @@ func (w *notifier) round(ctx context.Context) {
 	now := time.Now()
 	var jobs []cluster.Job
 	w.store.FSM().Read(func(st *cluster.State) {
-		for _, j := range st.Jobs {
+		st.PendingWebhooks(func(j *cluster.Job) bool {
 			h := j.Webhook
-			if h == nil || h.State != cluster.WebhookPending || j.CallbackURL == "" {
-				continue
-			}
 			if !h.LastAttemptAt.IsZero() && now.Sub(h.LastAttemptAt) < w.due(h.Attempts) {
-				continue
+				return true
 			}
-			jobs = append(jobs, cluster.CloneJob(j))
-		}
+			jobs = append(jobs, *j)
+			return true
+		})
 	})
 	for _, j := range jobs {
 		w.mu.Lock()

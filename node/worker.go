@@ -32,14 +32,18 @@ type worker struct {
 	blobs *cluster.BlobStore
 	tc    Transcoder
 	// fetch returns the local path of a blob, pulling it from a peer first
-	// when this node has no copy.
-	fetch   func(ctx context.Context, ref cluster.BlobRef, reason string) (string, error)
+	// when this node has no copy (pulled says so).
+	fetch   func(ctx context.Context, ref cluster.BlobRef, reason string) (path string, pulled bool, err error)
 	slots   int
 	logger  *slog.Logger
 	metrics *metrics
 	pins    *pins
 
+	// ctx is Run's: results are reported under it, not under the run's
+	// own context, which ends as soon as the result is applied.
+	ctx      context.Context
 	mu       sync.Mutex
+	wake     chan struct{}       // a run ended: reconcile now, a slot is free
 	running  map[string]*taskRun // by task id
 	draining bool                // start nothing new
 	wg       sync.WaitGroup
@@ -52,6 +56,13 @@ type taskRun struct {
 }
 
 func (w *worker) Run(ctx context.Context) {
+	w.mu.Lock()
+	w.ctx = ctx
+	if w.wake == nil {
+		w.wake = make(chan struct{}, 1)
+	}
+	wake := w.wake
+	w.mu.Unlock()
 	defer w.wg.Wait()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -67,6 +78,7 @@ func (w *worker) Run(ctx context.Context) {
 			w.mu.Unlock()
 			return
 		case <-changed:
+		case <-wake:
 		case <-tick.C:
 		}
 	}
@@ -82,11 +94,12 @@ func (w *worker) reconcile(ctx context.Context) {
 	var starts []start
 	mine := map[string]int{}
 	w.fsm.Read(func(st *cluster.State) {
-		for _, t := range st.Tasks {
+		st.Tasks(func(t *cluster.Task) bool {
 			if t.State == cluster.TaskAssigned && t.Node == w.name {
 				mine[t.ID] = t.Attempt
 			}
-		}
+			return true
+		})
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for id, attempt := range mine {
@@ -99,8 +112,9 @@ func (w *worker) reconcile(ctx context.Context) {
 			if len(w.running)+len(starts) >= w.slots {
 				break
 			}
-			t := st.Tasks[id]
-			starts = append(starts, start{task: *t, job: cloneJobFrom(st, t.JobID)})
+			t, _ := st.Task(id)
+			j, _ := st.Job(t.JobID)
+			starts = append(starts, start{task: *t, job: j})
 		}
 	})
 
@@ -128,14 +142,15 @@ func (w *worker) reconcile(ctx context.Context) {
 				delete(w.running, s.task.ID)
 			}
 			w.mu.Unlock()
+			// The result's entry may already hold this slot's next
+			// assignment: look now, not at the next tick.
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
 		}()
 	}
 	w.metrics.tasksInFlight.Set(float64(len(w.running)))
-}
-
-func cloneJobFrom(st *cluster.State, id string) cluster.Job {
-	j, _ := st.Job(id)
-	return j
 }
 
 // progressOf is the fraction done of this node's run of a task (0 if none).
@@ -197,7 +212,10 @@ func (w *worker) execute(ctx context.Context, t cluster.Task, j cluster.Job, r *
 			w.metrics.observeEncode(j.Options.Codec, elapsed, t.Duration)
 		}
 	}
-	w.report(ctx, log, t, res, err)
+	w.mu.Lock()
+	rctx := w.ctx
+	w.mu.Unlock()
+	w.report(rctx, log, t, res, err)
 }
 
 // report commits the outcome, retrying while the log is unavailable (an
@@ -214,6 +232,9 @@ func (w *worker) report(ctx context.Context, log *slog.Logger, t cluster.Task, r
 			Requeue: errors.Is(runErr, cluster.ErrNotFound)}
 	}
 	defer w.pins.release(res)
+	if res != nil && w.fsm.LogVersion() < cluster.LogV2 {
+		res.Pulled = nil // version 1 recorded them as they came (fetch)
+	}
 	backoff := 100 * time.Millisecond
 	for {
 		err := w.log.Propose(ctx, op, body)
@@ -259,12 +280,23 @@ func (w *worker) store(res *cluster.TaskResult, path string) (cluster.BlobRef, e
 	return ref, nil
 }
 
+// input fetches a task's input; a copy pulled from a peer is recorded in
+// the task's result.
+func (w *worker) input(ctx context.Context, ref cluster.BlobRef, res *cluster.TaskResult) (string, error) {
+	p, pulled, err := w.fetch(ctx, ref, "task")
+	if err == nil && pulled {
+		res.Pulled = append(res.Pulled, ref)
+	}
+	return p, err
+}
+
 func (w *worker) split(ctx context.Context, j cluster.Job, dir string, res *cluster.TaskResult) error {
-	src, err := w.fetch(ctx, j.SourceBlob, "task")
+	src, err := w.input(ctx, j.SourceBlob, res)
 	if err != nil {
 		return fmt.Errorf("split %s: %w", j.ID, err)
 	}
-	chunks, err := w.tc.Split(ctx, src, &j.Source, j.ChunkSeconds, dir)
+	probe := j.Source.Transcoder()
+	chunks, err := w.tc.Split(ctx, src, &probe, j.ChunkSeconds, dir)
 	if err != nil {
 		return fmt.Errorf("split %s: %w", j.ID, err)
 	}
@@ -279,12 +311,13 @@ func (w *worker) split(ctx context.Context, j cluster.Job, dir string, res *clus
 }
 
 func (w *worker) audio(ctx context.Context, j cluster.Job, dir string, res *cluster.TaskResult) error {
-	src, err := w.fetch(ctx, j.SourceBlob, "task")
+	src, err := w.input(ctx, j.SourceBlob, res)
 	if err != nil {
 		return fmt.Errorf("audio %s: %w", j.ID, err)
 	}
 	out := filepath.Join(dir, "audio.m4a")
-	if err := w.tc.EncodeAudio(ctx, src, &j.Source, videoDuration(j.Source), out); err != nil {
+	probe := j.Source.Transcoder()
+	if err := w.tc.EncodeAudio(ctx, src, &probe, videoDuration(j.Source), out); err != nil {
 		return fmt.Errorf("audio %s: %w", j.ID, err)
 	}
 	ref, err := w.store(res, out)
@@ -295,7 +328,7 @@ func (w *worker) audio(ctx context.Context, j cluster.Job, dir string, res *clus
 	return nil
 }
 
-func videoDuration(p transcoder.Probe) float64 {
+func videoDuration(p cluster.Probe) float64 {
 	if p.Video != nil && p.Video.Duration > 0 {
 		return p.Video.Duration
 	}
@@ -304,7 +337,7 @@ func videoDuration(p transcoder.Probe) float64 {
 
 func encodeSettings(j cluster.Job) transcoder.EncodeSettings {
 	s := transcoder.EncodeSettings{
-		Renditions:     j.Renditions,
+		Renditions:     cluster.TranscoderRenditions(j.Renditions),
 		SegmentSeconds: transcoder.DefaultSegmentSeconds,
 		Preset:         j.Options.Preset,
 	}
@@ -320,7 +353,7 @@ func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir strin
 		return fmt.Errorf("encode %s chunk %d: job has %d chunks", j.ID, chunk, len(j.Chunks))
 	}
 	c := j.Chunks[chunk]
-	src, err := w.fetch(ctx, c.Source, "task")
+	src, err := w.input(ctx, c.Source, res)
 	if err != nil {
 		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
 	}
@@ -340,14 +373,14 @@ func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir strin
 }
 
 func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *cluster.TaskResult) error {
-	in := transcoder.PackageInput{Renditions: j.Renditions, SegmentSeconds: transcoder.DefaultSegmentSeconds, Duration: videoDuration(j.Source)}
+	in := transcoder.PackageInput{Renditions: cluster.TranscoderRenditions(j.Renditions), SegmentSeconds: transcoder.DefaultSegmentSeconds, Duration: videoDuration(j.Source)}
 	in.Chunks = make([][]string, len(j.Renditions))
 	for _, c := range j.Chunks {
 		if len(c.Outputs) != len(j.Renditions) {
 			return fmt.Errorf("package %s: chunk %d has %d outputs for %d renditions", j.ID, c.Index, len(c.Outputs), len(j.Renditions))
 		}
 		for r, o := range c.Outputs {
-			p, err := w.fetch(ctx, o, "task")
+			p, _, err := w.fetch(ctx, o, "task")
 			if err != nil {
 				return fmt.Errorf("package %s: chunk %d: %w", j.ID, c.Index, err)
 			}
@@ -355,7 +388,7 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 		}
 	}
 	if !j.Audio.IsZero() {
-		p, err := w.fetch(ctx, j.Audio, "task")
+		p, _, err := w.fetch(ctx, j.Audio, "task")
 		if err != nil {
 			return fmt.Errorf("package %s: audio: %w", j.ID, err)
 		}
@@ -376,16 +409,29 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 		// than fail over it.
 		w.logger.Warn("quality report failed; publishing without it", "job", j.ID, "err", err)
 	}
-	res.Quality = q
-	res.Files = map[string]cluster.BlobRef{}
+	res.Quality = cluster.QualitiesOf(q)
+	files := map[string]cluster.BlobRef{}
 	for _, f := range pr.Files {
 		ref, err := w.store(res, filepath.Join(out, filepath.FromSlash(f)))
 		if err != nil {
 			return fmt.Errorf("package %s: %w", j.ID, err)
 		}
-		res.Files[f] = ref
+		files[f] = ref
 	}
 	res.HLS, res.DASH, res.MP4 = pr.HLS, pr.DASH, pr.MP4
+	if w.fsm.LogVersion() < cluster.LogV2 {
+		res.Files = files // the first log format: one record per file
+		return nil
+	}
+	// One manifest names every file: the result stays small however long
+	// the media, and the files replicate as one set.
+	m := cluster.NewManifest(j.ID, files, j.Chunks)
+	ref, err := w.blobs.PutBytes(m.Encode())
+	if err != nil {
+		return fmt.Errorf("package %s: manifest: %w", j.ID, err)
+	}
+	w.pins.add(res, ref.Hash)
+	res.Manifest, res.Published = ref, m.Published()
 	return nil
 }
 
@@ -403,7 +449,7 @@ func (w *worker) quality(ctx context.Context, j cluster.Job, out string, pr *tra
 	}
 	windows := transcoder.QualitySample(chunks, j.Source.Video.FrameRate)
 	for i := range windows {
-		p, err := w.fetch(ctx, j.Chunks[windows[i].Chunk].Source, "task")
+		p, _, err := w.fetch(ctx, j.Chunks[windows[i].Chunk].Source, "task")
 		if err != nil {
 			return nil, fmt.Errorf("chunk %d: %w", windows[i].Chunk, err)
 		}
@@ -417,7 +463,7 @@ func (w *worker) quality(ctx context.Context, j cluster.Job, out string, pr *tra
 		}
 		mp4s[i] = filepath.Join(out, filepath.FromSlash(rel))
 	}
-	return w.tc.MeasureQuality(ctx, windows, j.Source.Video.Rotation, j.Source.Video.FrameRate, j.Renditions, mp4s, dir)
+	return w.tc.MeasureQuality(ctx, windows, j.Source.Video.Rotation, j.Source.Video.FrameRate, cluster.TranscoderRenditions(j.Renditions), mp4s, dir)
 }
 
 // active is how many tasks this node is running now.

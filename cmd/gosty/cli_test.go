@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -160,10 +161,36 @@ func TestCLISubmitWait(t *testing.T) {
 		}
 	})
 
+	t.Run("pages", func(t *testing.T) {
+		// Two jobs by now: good.mp4 (done), then cut.mp4 (failed).
+		page := func(args ...string) httpapi.JobList {
+			t.Helper()
+			out, stderr, code := gosty(t, append([]string{"jobs", "--server", server, "--output", "json"}, args...)...)
+			var l httpapi.JobList
+			if code != 0 || json.Unmarshal([]byte(out), &l) != nil {
+				t.Fatalf("gosty jobs %v: exit %d\n%s%s", args, code, out, stderr)
+			}
+			return l
+		}
+		if l := page("--limit", "1"); len(l.Jobs) != 1 || l.Jobs[0].Name != "cut.mp4" || l.NextCursor == "" {
+			t.Errorf("one page of one: %+v", l)
+		}
+		if l := page("--limit", "1", "--all"); len(l.Jobs) != 2 || l.Jobs[1].Name != "good.mp4" || l.NextCursor != "" {
+			t.Errorf("every page: %+v", l)
+		}
+		if l := page("--state", "failed"); len(l.Jobs) != 1 || l.Jobs[0].Name != "cut.mp4" {
+			t.Errorf("failed jobs: %+v", l)
+		}
+		if text, _, code := gosty(t, "jobs", "--server", server, "--limit", "1"); code != 0 || !strings.Contains(text, "(more: --all") {
+			t.Errorf("text page: exit %d\n%s", code, text)
+		}
+	})
+
 	t.Run("usage", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"submit", "--server", server},
 			{"jobs", "--output", "yaml"},
+			{"jobs", "--server", server, "--limit", "501"},
 			{"job"},
 			{"submit", "--options", "{", good},
 		} {

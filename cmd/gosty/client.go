@@ -12,10 +12,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/httpapi"
 )
 
 // Exit codes of the client commands, so scripts can tell a job that failed
@@ -83,6 +87,7 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 	c := &client{hc: &http.Client{}, stdout: os.Stdout, stderr: os.Stderr, poll: 500 * time.Millisecond}
 	var tokenFile string
 	var sf submitFlags
+	var lf listFlags
 	fs.StringVar(&c.server, "server", "http://127.0.0.1:8080", "node to talk to")
 	fs.StringVar(&tokenFile, "api-token-file", "", "file with the API bearer token (the first of its lines, if several)")
 	fs.StringVar(&c.output, "output", "text", "text or json")
@@ -100,6 +105,11 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		fs.BoolVar(&sf.wait, "wait", false, "wait until every job has finished; exit 1 if any failed")
 		fs.StringVar(&sf.resumable, "resumable", "auto", "resumable (tus) uploads that survive a dropped connection: auto (files of 64 MiB and more), always or never")
 		fs.StringVar(&sf.progress, "progress", "auto", "progress bars on stderr: auto (when stderr is a terminal and --output text), on or off")
+	}
+	if cmd == "jobs" {
+		fs.IntVar(&lf.limit, "limit", 0, fmt.Sprintf("jobs per page, newest first (default %d, at most %d)", cluster.DefaultPageSize, cluster.MaxPageSize))
+		fs.StringVar(&lf.state, "state", "", "only jobs in this state: queued, splitting, transcoding, packaging, done, failed or canceled")
+		fs.BoolVar(&lf.all, "all", false, "every job, page after page (default: the first page)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return &exitError{exitUsage, err}
@@ -138,7 +148,10 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		if fs.NArg() != 0 {
 			return usageError("jobs: unexpected arguments %q", fs.Args())
 		}
-		return c.jobs(ctx)
+		if lf.limit < 0 || lf.limit > cluster.MaxPageSize {
+			return usageError("--limit must be 1 to %d", cluster.MaxPageSize)
+		}
+		return c.jobs(ctx, lf)
 	case "job", "cancel":
 		if fs.NArg() != 1 {
 			return usageError("%s: name one job id", cmd)
@@ -369,12 +382,35 @@ func (c *client) follow(ctx context.Context, j jobView, bars *progress) (json.Ra
 	}
 }
 
-func (c *client) jobs(ctx context.Context) error {
-	var out struct {
-		Jobs []jobView `json:"jobs"`
+// listFlags are `gosty jobs`' paging choices.
+type listFlags struct {
+	limit int
+	state string
+	all   bool
+}
+
+// jobs lists jobs, newest first: one page, or with --all every page (the
+// cursors list each job once even while jobs are added).
+func (c *client) jobs(ctx context.Context, lf listFlags) error {
+	var out httpapi.JobList
+	q := url.Values{}
+	if lf.limit > 0 {
+		q.Set("limit", strconv.Itoa(lf.limit))
 	}
-	if err := c.do(ctx, http.MethodGet, "/api/v1/jobs", nil, "", &out); err != nil {
-		return &exitError{exitRequest, err}
+	if lf.state != "" {
+		q.Set("state", lf.state)
+	}
+	for {
+		var page httpapi.JobList
+		if err := c.do(ctx, http.MethodGet, "/api/v1/jobs?"+q.Encode(), nil, "", &page); err != nil {
+			return &exitError{exitRequest, err}
+		}
+		out.Jobs = append(out.Jobs, page.Jobs...)
+		out.NextCursor = page.NextCursor
+		if !lf.all || page.NextCursor == "" {
+			break
+		}
+		q.Set("cursor", page.NextCursor)
 	}
 	return c.print(out, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -383,6 +419,9 @@ func (c *client) jobs(ctx context.Context) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%3.0f%%\t%s\n", j.ID, j.Name, j.State, 100*j.Progress, j.Error)
 		}
 		tw.Flush()
+		if out.NextCursor != "" {
+			fmt.Fprintf(w, "(more: --all, or the next page from cursor %s)\n", out.NextCursor)
+		}
 	})
 }
 

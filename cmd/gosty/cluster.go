@@ -34,6 +34,17 @@ type localCluster struct {
 	mu    sync.Mutex
 	procs map[int]*exec.Cmd
 	ips   map[int]string // an override (a pod rescheduled on a new IP)
+	bins  map[int]string // an override (a pod updated to another release)
+}
+
+// SetBinary makes pod i run bin from its next Start (a rolling update).
+func (c *localCluster) SetBinary(i int, bin string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bins == nil {
+		c.bins = map[int]string{}
+	}
+	c.bins[i] = bin
 }
 
 func (c *localCluster) name(i int) string { return fmt.Sprintf("%s-%d", c.prefix, i) }
@@ -65,7 +76,13 @@ func (c *localCluster) Start(i int) error {
 	name, ip := c.name(i), c.ip(i)
 	args := append([]string{"node", "--name", name, "--data-dir", filepath.Join(c.dir, name),
 		"--bind-addr", ip, "--http-addr", net.JoinHostPort(ip, "8080"), "--join", c.joinList()}, c.args...)
-	cmd := exec.Command(c.bin, args...)
+	c.mu.Lock()
+	bin := c.bin
+	if b, ok := c.bins[i]; ok {
+		bin = b
+	}
+	c.mu.Unlock()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), c.env...)
 	if c.out != nil {
 		w := c.out(name)

@@ -21,7 +21,8 @@ Usage:
   gosty submit FILE...        upload videos and print their job ids
                               [--renditions 720p,360p] [--codec h264] [--wait]
                               [--progress auto|on|off]
-  gosty jobs                  list jobs
+  gosty jobs [--limit N] [--state S] [--all]
+                              list jobs, newest first, a page at a time
   gosty job ID                show one job
   gosty cancel ID             cancel a running job, or delete a finished one
   gosty members               show the cluster's members

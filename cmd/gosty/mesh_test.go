@@ -48,6 +48,17 @@ func (l *logs) writer(name string) io.Writer {
 	return lockedWriter{&l.mu, l.buf[name]}
 }
 
+// count is how many times s appears in every node's output.
+func (l *logs) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, b := range l.buf {
+		n += bytes.Count(b.Bytes(), []byte(s))
+	}
+	return n
+}
+
 func (l *logs) dump(t testing.TB) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -45,13 +45,15 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.WebhookAllow, "webhook-allow", "", "comma-separated host[:port], ip[:port] or CIDR job callbacks may go to (empty: callback_url refused)")
 	fs.StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "file with the HMAC key webhook deliveries are signed with (default: derived from the cluster key)")
 	fs.DurationVar(&cfg.Retention, "retention", 0, "how long finished jobs' media are kept when a job gives no ttl (0: forever)")
+	history := fs.String("history", "100000,90d", "how many finished jobs stay listed and for how long: a count, an age (90d, 2160h) or both, comma-separated; older ones are removed with their media (none: keep all)")
 	fs.DurationVar(&cfg.GCGrace, "gc-grace", cfg.GCGrace, "how old an unreferenced blob must be before it is deleted")
 	fs.DurationVar(&cfg.GCInterval, "gc-interval", cfg.GCInterval, "how often unreferenced blobs are looked for")
 	fs.StringVar(&cfg.Preset, "preset", cfg.Preset, "speed preset (x264 names) for jobs submitted to this node; x265 takes the same names, SVT-AV1 a mapped number (veryfast = 10)")
 	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "", "ffmpeg binary (default: from PATH)")
 	fs.StringVar(&cfg.FFprobe, "ffprobe", "", "ffprobe binary (default: from PATH)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	var err error
+	if err = fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -59,6 +61,9 @@ func runNode(ctx context.Context, args []string) error {
 	}
 	if err := envDefaults(fs); err != nil {
 		return err
+	}
+	if cfg.HistoryJobs, cfg.HistoryAge, err = node.ParseHistory(*history); err != nil {
+		return fmt.Errorf("--history: %w", err)
 	}
 	for _, j := range strings.Split(join, ",") {
 		if j = strings.TrimSpace(j); j != "" {

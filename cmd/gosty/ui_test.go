@@ -493,6 +493,25 @@ func TestUI(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// History pages: with one job a page the list shows the newest and
+	// offers the older ones, which come on demand.
+	if _, err := eval[chromedp.Void](ctx, `localStorage.setItem('gosty.pageSize', '1'); location.reload()`); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, 20*time.Second, "one page of one job, and a way to older ones",
+		`[...document.querySelectorAll('.job-row')].map(r => r.dataset.jobName).join(',') + '|' + document.getElementById('more-jobs').hidden`,
+		func(v string) (bool, error) { return v == "ui-tus.mp4|false", nil })
+	saveScreenshot(t, ctx, dir, "ui-paged.png", false)
+	if _, err := eval[chromedp.Void](ctx, `document.getElementById('more-jobs').click()`); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, 20*time.Second, "the older page",
+		`[...document.querySelectorAll('.job-row')].map(r => r.dataset.jobName).join(',')`,
+		func(v string) (bool, error) { return v == "ui-tus.mp4,ui-clip.mp4", nil })
+	if _, err := eval[chromedp.Void](ctx, `localStorage.removeItem('gosty.pageSize')`); err != nil {
+		t.Fatal(err)
+	}
+
 	c.Kill(0)
 	banner := waitJS(t, ctx, 30*time.Second, "the page to report the lost node",
 		`document.getElementById('banner').hidden ? '' : document.getElementById('banner-text').textContent`,

@@ -1,6 +1,7 @@
 // The jobs page: the upload panel and a job list kept live by
-// GET /api/v1/events (a snapshot, then one event per changed job).
-import { events, deleteJob, ApiError } from './api.js';
+// GET /api/v1/events (the first page, then one event per changed job);
+// "Show older jobs" pages further back through GET /api/v1/jobs?cursor=.
+import { events, deleteJob, getJSON, ApiError } from './api.js';
 import { mountUpload, askToken } from './upload.js';
 import {
   h, bar, formatAgo, formatDuration, showError, clearError, terminal, trackProgress, etaText,
@@ -10,10 +11,40 @@ export function mountJobs(el) {
   mountUpload(el);
   const list = h('div', { class: 'job-list', id: 'job-list', 'aria-live': 'polite' });
   const empty = h('p', { class: 'muted empty' }, 'Connecting…');
-  el.append(h('section', { class: 'card' }, h('h2', {}, 'Jobs'), empty, list));
+  const more = h('button', { type: 'button', class: 'link', id: 'more-jobs', hidden: true }, 'Show older jobs');
+  el.append(h('section', { class: 'card' }, h('h2', {}, 'Jobs'), empty, list, more));
 
   const jobs = new Map(); // id → job view
   const rowsById = new Map();
+  let cursor = ''; // where the next page of older jobs starts
+
+  function setCursor(c) {
+    cursor = c || '';
+    more.hidden = cursor === '';
+  }
+
+  // localStorage 'gosty.pageSize' sets the jobs per page (default: the
+  // server's, 50).
+  const size = parseInt(localStorage.getItem('gosty.pageSize') || '', 10);
+  const limit = size > 0 ? `limit=${size}` : '';
+
+  more.onclick = async () => {
+    more.disabled = true;
+    try {
+      const page = await getJSON('/api/v1/jobs?' + [limit, 'cursor=' + encodeURIComponent(cursor)].filter(Boolean).join('&'));
+      for (const j of page.jobs || []) {
+        if (jobs.has(j.id)) continue; // a live event got here first
+        jobs.set(j.id, j);
+        render(j);
+      }
+      setCursor(page.next_cursor);
+      clearError('more-jobs');
+    } catch (err) {
+      showError(`Loading older jobs failed: ${err.message}`, 'more-jobs');
+    } finally {
+      more.disabled = false;
+    }
+  };
 
   function render(job) {
     trackProgress(job);
@@ -34,13 +65,14 @@ export function mountJobs(el) {
     empty.hidden = jobs.size > 0;
   }
 
-  const stream = events('/api/v1/events', {
+  const stream = events('/api/v1/events' + (limit ? '?' + limit : ''), {
     jobs: (data) => {
       jobs.clear();
       rowsById.clear();
       list.replaceChildren();
       for (const j of data.jobs || []) jobs.set(j.id, j);
       for (const j of data.jobs || []) render(j);
+      setCursor(data.next_cursor);
       updateEmpty();
     },
     job: (j) => {
@@ -70,7 +102,7 @@ function jobRow(j) {
     src.duration ? formatDuration(src.duration) : null,
     v ? `${v.width}×${v.height}` : null,
     j.renditions && j.renditions.length ? `${j.renditions.length} renditions` : null,
-    j.chunks && j.chunks.length ? `${j.chunks.length} chunks` : null,
+    j.chunk_count ? `${j.chunk_count} chunks` : null,
   ].filter(Boolean).join(' · ');
   return h('article', { class: 'job-row state-' + j.state, dataset: { jobId: j.id, jobName: j.name, state: j.state } },
     h('div', { class: 'job-head' },

@@ -1,0 +1,146 @@
+package cluster
+
+import "github.com/gosty/gosty/transcoder"
+
+// The log's own copies of the media facts a job carries. The replicated log
+// and its snapshots outlive any one build, so their JSON must not change
+// when the transcoder's structs do: these types are declared here, with the
+// tags every log since the first release has used, and converted field by
+// field at the boundary (ProbeOf, Probe.Transcoder, ...). A field is only
+// ever added, never renamed or removed.
+
+// JobOptions are the per-job choices of a user (transcoder.Options).
+type JobOptions struct {
+	Codec        string   `json:"codec,omitempty"`
+	Renditions   []string `json:"renditions,omitempty"`
+	ChunkSeconds float64  `json:"chunk_seconds,omitempty"`
+	Preset       string   `json:"preset,omitempty"`
+}
+
+// Probe is what probing the source found (transcoder.Probe).
+type Probe struct {
+	Format   string       `json:"format"`
+	Duration float64      `json:"duration"`
+	Size     int64        `json:"size"`
+	BitRate  int64        `json:"bit_rate,omitempty"`
+	Video    *VideoStream `json:"video,omitempty"`
+	Audio    *AudioStream `json:"audio,omitempty"`
+}
+
+// VideoStream describes the source's video (transcoder.VideoStream).
+type VideoStream struct {
+	Index     int     `json:"index"`
+	Codec     string  `json:"codec"`
+	Width     int     `json:"width"`
+	Height    int     `json:"height"`
+	Rotation  int     `json:"rotation,omitempty"`
+	FrameRate float64 `json:"frame_rate"`
+	Duration  float64 `json:"duration"`
+	StartTime float64 `json:"start_time"`
+	PixFmt    string  `json:"pix_fmt,omitempty"`
+	BitRate   int64   `json:"bit_rate,omitempty"`
+}
+
+// AudioStream describes the source's audio (transcoder.AudioStream).
+type AudioStream struct {
+	Index      int     `json:"index"`
+	Codec      string  `json:"codec"`
+	Channels   int     `json:"channels"`
+	SampleRate int     `json:"sample_rate"`
+	Duration   float64 `json:"duration"`
+	StartTime  float64 `json:"start_time"`
+	BitRate    int64   `json:"bit_rate,omitempty"`
+}
+
+// Rendition is one rung of a job's ladder (transcoder.Rendition).
+type Rendition struct {
+	Name    string `json:"name"`
+	Width   int    `json:"width"`
+	Height  int    `json:"height"`
+	Bitrate int64  `json:"bitrate"`
+	Codec   string `json:"codec"`
+}
+
+// Quality is one rendition's quality report (transcoder.Quality).
+type Quality struct {
+	SSIM           float64 `json:"ssim"`
+	PSNR           float64 `json:"psnr_db"`
+	Frames         int     `json:"frames"`
+	SampledFrames  int     `json:"sampled_frames"`
+	SampledSeconds float64 `json:"sampled_seconds"`
+}
+
+// OptionsOf converts the transcoder's options into the log's.
+func OptionsOf(o transcoder.Options) JobOptions {
+	return JobOptions{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset}
+}
+
+// Transcoder converts back.
+func (o JobOptions) Transcoder() transcoder.Options {
+	return transcoder.Options{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset}
+}
+
+// ProbeOf converts a probe into the log's shape.
+func ProbeOf(p transcoder.Probe) Probe {
+	out := Probe{Format: p.Format, Duration: p.Duration, Size: p.Size, BitRate: p.BitRate}
+	if v := p.Video; v != nil {
+		out.Video = &VideoStream{Index: v.Index, Codec: v.Codec, Width: v.Width, Height: v.Height, Rotation: v.Rotation,
+			FrameRate: v.FrameRate, Duration: v.Duration, StartTime: v.StartTime, PixFmt: v.PixFmt, BitRate: v.BitRate}
+	}
+	if a := p.Audio; a != nil {
+		out.Audio = &AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
+			Duration: a.Duration, StartTime: a.StartTime, BitRate: a.BitRate}
+	}
+	return out
+}
+
+// Transcoder converts back.
+func (p Probe) Transcoder() transcoder.Probe {
+	out := transcoder.Probe{Format: p.Format, Duration: p.Duration, Size: p.Size, BitRate: p.BitRate}
+	if v := p.Video; v != nil {
+		out.Video = &transcoder.VideoStream{Index: v.Index, Codec: v.Codec, Width: v.Width, Height: v.Height, Rotation: v.Rotation,
+			FrameRate: v.FrameRate, Duration: v.Duration, StartTime: v.StartTime, PixFmt: v.PixFmt, BitRate: v.BitRate}
+	}
+	if a := p.Audio; a != nil {
+		out.Audio = &transcoder.AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
+			Duration: a.Duration, StartTime: a.StartTime, BitRate: a.BitRate}
+	}
+	return out
+}
+
+// RenditionsOf converts a ladder into the log's shape.
+func RenditionsOf(rs []transcoder.Rendition) []Rendition {
+	out := make([]Rendition, len(rs))
+	for i, r := range rs {
+		out[i] = Rendition{Name: r.Name, Width: r.Width, Height: r.Height, Bitrate: r.Bitrate, Codec: r.Codec}
+	}
+	return out
+}
+
+// TranscoderRenditions converts a ladder back.
+func TranscoderRenditions(rs []Rendition) []transcoder.Rendition {
+	out := make([]transcoder.Rendition, len(rs))
+	for i, r := range rs {
+		out[i] = transcoder.Rendition{Name: r.Name, Width: r.Width, Height: r.Height, Bitrate: r.Bitrate, Codec: r.Codec}
+	}
+	return out
+}
+
+// QualitiesOf converts quality reports into the log's shape (nil stays nil).
+func QualitiesOf(qs []transcoder.Quality) []Quality {
+	if qs == nil {
+		return nil
+	}
+	out := make([]Quality, len(qs))
+	for i, q := range qs {
+		out[i] = Quality{SSIM: q.SSIM, PSNR: q.PSNR, Frames: q.Frames, SampledFrames: q.SampledFrames, SampledSeconds: q.SampledSeconds}
+	}
+	return out
+}
+
+func cloneSlice[T any](s []T) []T {
+	if s == nil {
+		return nil
+	}
+	return append([]T(nil), s...)
+}
