@@ -88,6 +88,8 @@ func BenchmarkHistory(b *testing.B) {
 	smp.Stop()
 	_, peak := smp.between(pid, start, time.Now())
 	rss := readProc(pid).rss
+	heap := metricValue(c.HTTP(0), "go_memstats_heap_inuse_bytes")
+	b.Logf("heap in use %s, RSS %s (peak %s)", mibOf(int64(heap)), mibOf(rss), mibOf(peak))
 	plan := histogramOf(b, c.HTTP(0), "gosty_scheduler_plan_seconds")
 	c.StopAll(time.Minute)
 
@@ -121,7 +123,7 @@ func BenchmarkHistory(b *testing.B) {
 	fmt.Fprintf(&md, "| snapshot time (streamed, at stop) | %v | |\n", h.snapTook.Round(time.Millisecond))
 	fmt.Fprintf(&md, "| restore (reading the snapshot into a state, in process) | %v | |\n", h.restoreTook.Round(time.Millisecond))
 	fmt.Fprintf(&md, "| restart to /healthz, to ready (node process) | %v, %v | ready ≤ 10 s |\n", healthy.Round(time.Millisecond), ready.Round(time.Millisecond))
-	fmt.Fprintf(&md, "| node RSS (peak while serving lists and working the active jobs; at the end) | %s; %s | ≤ 512 MiB |\n", mibOf(peak), mibOf(rss))
+	fmt.Fprintf(&md, "| node RSS (peak while serving lists and working the active jobs; at the end; Go heap in use then) | %s; %s; %s | ≤ 512 MiB |\n", mibOf(peak), mibOf(rss), mibOf(int64(heap)))
 	fmt.Fprintf(&md, "| first page (50 jobs) p50 / p99 | %.1f / %.1f ms | p99 ≤ 20 ms |\n", quantile(first, 0.5)*1000, quantile(first, 0.99)*1000)
 	fmt.Fprintf(&md, "| deep page (50 jobs at 90%% of the history) p50 / p99 | %.1f / %.1f ms | p99 ≤ 20 ms |\n", quantile(deep, 0.5)*1000, quantile(deep, 0.99)*1000)
 	fmt.Fprintf(&md, "| scheduler planning round (%.0f rounds) mean / p99 | %.2f / %.2f ms | |\n", plan.count, plan.mean()*1000, plan.quantile(0.99)*1000)
