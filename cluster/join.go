@@ -173,11 +173,30 @@ func (j *Joiner) Run(ctx context.Context) error {
 	}
 }
 
+// inConfiguration reports whether this node's raft ID is in the raft
+// configuration it knows.
+func (j *Joiner) inConfiguration() bool {
+	servers, err := j.Store.Configuration()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if string(s.ID) == j.Store.ID() {
+			return true
+		}
+	}
+	return false
+}
+
 func (j *Joiner) try(ctx context.Context, waited time.Duration) (bool, error) {
-	// Hearing from a leader means being in its configuration: leaders
-	// only replicate to their members. (A node's own copy of the
+	// Hearing from a leader means being in its configuration (leaders only
+	// replicate to their members), as long as that configuration names
+	// this node's raft ID: a node that came back at its old address with
+	// an empty data dir (a new incarnation) hears the leader that still
+	// replicates to its old self there, and must ask to join as itself,
+	// which takes the old incarnation out. (A node's own copy of the
 	// configuration can still list it after it was removed while away.)
-	if id, _ := j.Store.Leader(); id != "" {
+	if id, _ := j.Store.Leader(); id != "" && j.inConfiguration() {
 		return true, nil
 	}
 	peers := 0

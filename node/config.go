@@ -108,6 +108,10 @@ type Config struct {
 	// HistoryInterval is how often the leader looks for jobs beyond the
 	// history (0: a minute; tests shorten it).
 	HistoryInterval time.Duration
+	// ScrubInterval is how often every local blob is hashed again (0: never)
+	// and ScrubRate how many bytes a second that may read.
+	ScrubInterval time.Duration
+	ScrubRate     int64
 
 	// GCGrace is how old an unreferenced blob must be before it is
 	// collected; GCInterval how often the collector runs (tests shorten
@@ -183,6 +187,8 @@ func DefaultConfig() Config {
 		Voters:         3,
 		HistoryJobs:    DefaultHistoryJobs,
 		HistoryAge:     DefaultHistoryAge,
+		ScrubInterval:  24 * time.Hour,
+		ScrubRate:      32 << 20,
 		Slots:          defaultSlots(),
 		MaxUploadBytes: 64 << 30,
 		Preset:         "veryfast",
@@ -275,6 +281,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HistoryJobs < 0 || c.HistoryAge < 0 {
 		errs = append(errs, "history bounds must not be negative")
+	}
+	if c.ScrubInterval < 0 || c.ScrubRate < 0 {
+		errs = append(errs, "scrub interval and rate must not be negative")
 	}
 	if c.Retention < 0 || c.GCGrace < 0 || c.GCInterval <= 0 {
 		errs = append(errs, "retention and gc grace must not be negative, gc interval must be positive")

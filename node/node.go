@@ -56,6 +56,7 @@ type Node struct {
 	notify    *notifier
 	upgrader  *cluster.Upgrader
 	manifests *manifestCache
+	check     *checker
 
 	webhookAllow *allowList
 
@@ -202,7 +203,8 @@ func New(cfg Config) (_ *Node, err error) {
 	n.metrics = newMetrics(n.store.FSM(), cfg)
 	n.metrics.reg.MustRegister(clusterCollector{n})
 	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: clusterKey, Blobs: n.blobs, Registry: n.metrics.reg,
-		Logger: logger, BindAddr: cfg.BindAddr})
+		Logger: logger, BindAddr: cfg.BindAddr, OnAbsent: n.holderLacks})
+	n.check = newChecker(n, logger.With("component", "check"))
 	n.log = &cluster.Forwarder{Store: n.store, Members: n.members, Peers: n.peers}
 	n.joiner = &cluster.Joiner{
 		Store: n.store, Members: n.members, Peers: n.peers, Name: cfg.Name,
@@ -376,7 +378,7 @@ func (n *Node) Workers() []cluster.Worker {
 		if m.Meta.Leaving || (m.Name == n.cfg.Name && n.stopping.Load()) {
 			continue
 		}
-		out = append(out, cluster.Worker{Name: m.Name, Slots: m.Meta.Slots})
+		out = append(out, cluster.Worker{Name: m.Name, ID: m.Meta.ID, Slots: m.Meta.Slots})
 	}
 	return out
 }
@@ -385,6 +387,14 @@ func (n *Node) Workers() []cluster.Worker {
 func (n *Node) Alive(name string) bool {
 	m, ok := n.members.Member(name)
 	return ok && m.State == cluster.StateAlive
+}
+
+// AliveID is the raft ID of the alive node named name ("" when none).
+func (n *Node) AliveID(name string) string {
+	if m, ok := n.members.Member(name); ok && m.State == cluster.StateAlive {
+		return m.Meta.ID
+	}
+	return ""
 }
 
 // heartbeats tells the leader, every interval, which tasks run here, so
@@ -426,12 +436,19 @@ func (n *Node) sendHeartbeat(ctx context.Context, hb cluster.Heartbeat) error {
 	return n.peers.Heartbeat(hctx, m.Meta.Internal, hb)
 }
 
-// aliveNames is the set of nodes that can hold and serve blobs now.
+// aliveNames is the set of nodes that can hold and serve blobs now: alive,
+// not leaving, and running the incarnation the log knows for their name
+// (see cluster.State.LiveHolder).
 func (n *Node) aliveNames() map[string]bool {
-	out := map[string]bool{}
-	for _, w := range n.Workers() {
-		out[w.Name] = true
-	}
+	ws := n.Workers()
+	out := make(map[string]bool, len(ws))
+	n.store.FSM().Read(func(st *cluster.State) {
+		for _, w := range ws {
+			if st.LiveHolder(w.Name, w.ID) {
+				out[w.Name] = true
+			}
+		}
+	})
 	return out
 }
 
@@ -507,6 +524,7 @@ func (n *Node) Run(ctx context.Context) error {
 				if err := n.log.Propose(ctx, cluster.OpNodeJoin, cluster.NodeJoin{ID: n.store.ID(), Name: n.cfg.Name}); err != nil {
 					n.logger.Warn("registering the node name", "err", err)
 				}
+				n.check.reconcile(ctx)
 			})
 			start(n.sched.Run)
 			start(n.promote.Run)
@@ -519,6 +537,7 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.historyLoop)
 			start(n.compactLoop)
 			start(n.upgrader.Run)
+			start(func(ctx context.Context) { n.check.scrub(ctx, n.cfg.ScrubInterval, n.cfg.ScrubRate) })
 			if !n.webhookAllow.empty() {
 				start(n.notify.Run)
 			}

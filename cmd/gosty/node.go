@@ -46,6 +46,8 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "file with the HMAC key webhook deliveries are signed with (default: derived from the cluster key)")
 	fs.DurationVar(&cfg.Retention, "retention", 0, "how long finished jobs' media are kept when a job gives no ttl (0: forever)")
 	history := fs.String("history", "100000,90d", "how many finished jobs stay listed and for how long: a count, an age (90d, 2160h) or both, comma-separated; older ones are removed with their media (none: keep all)")
+	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", cfg.ScrubInterval, "how often every stored blob is hashed again, to find damaged copies (0: never)")
+	fs.Int64Var(&cfg.ScrubRate, "scrub-rate", cfg.ScrubRate, "bytes a second the scrub may read")
 	fs.DurationVar(&cfg.GCGrace, "gc-grace", cfg.GCGrace, "how old an unreferenced blob must be before it is deleted")
 	fs.DurationVar(&cfg.GCInterval, "gc-interval", cfg.GCInterval, "how often unreferenced blobs are looked for")
 	fs.StringVar(&cfg.Preset, "preset", cfg.Preset, "speed preset (x264 names) for jobs submitted to this node; x265 takes the same names, SVT-AV1 a mapped number (veryfast = 10)")
