@@ -56,6 +56,8 @@ type Store struct {
 	// gone (its rejoin can reach raft before its alive message spreads).
 	joinedMu sync.Mutex
 	joined   map[raft.ServerID]time.Time
+
+	reach reach // on the leader, the servers its heartbeats fail to reach
 }
 
 // noteJoin records that a server just asked to join.
@@ -180,10 +182,11 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 	}
 	cctx, stop := context.WithCancel(context.Background())
 	s.stop, s.done = stop, make(chan struct{})
-	go func() {
-		defer close(s.done)
-		s.commits.run(cctx)
-	}()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.commits.run(cctx) }()
+	go func() { defer wg.Done(); s.watchReach(cctx) }()
+	go func() { wg.Wait(); close(s.done) }()
 	if cfg.Bootstrap && !has {
 		if err := s.BootstrapSelf(); err != nil {
 			s.Close()
