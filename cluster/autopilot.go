@@ -40,7 +40,8 @@ type Promoter struct {
 }
 
 // rejoinGrace is how long after a join request the promoter trusts it over
-// gossip's memory of the node's last departure.
+// gossip's memory of the node's last departure (news older than the
+// request).
 const rejoinGrace = 30 * time.Second
 
 // changeTimeout bounds one configuration change of a round.
@@ -211,7 +212,12 @@ func (p *Promoter) view(servers []raft.Server, now time.Time) []serverView {
 		inConfig[srv.ID] = true
 		m, known := p.Members.ByID(string(srv.ID))
 		v := serverView{ID: srv.ID, Address: srv.Address, Name: m.Name, Voter: srv.Suffrage == raft.Voter,
-			Health: p.healthOf(srv.ID, m, known), Rejoined: p.Store.joinedWithin(srv.ID, rejoinGrace)}
+			Health: p.healthOf(srv.ID, m, known)}
+		// A join request newer than gossip's news of the node beats it
+		// for a while: its alive message may not have spread yet.
+		if at, ok := p.Store.joinedAt(srv.ID); ok && now.Sub(at) < rejoinGrace && (!known || at.After(m.Since)) {
+			v.Rejoined = true
+		}
 		if m.Meta.Raft != "" {
 			v.Address = raft.ServerAddress(m.Meta.Raft)
 		}

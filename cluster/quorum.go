@@ -79,8 +79,8 @@ type serverView struct {
 	// raft (on the leader) does not reach it either. The dead-server
 	// timeout runs from it.
 	DownSince time.Time
-	// Rejoined: it asked to join moments ago, which beats gossip's memory
-	// of its departure.
+	// Rejoined: it asked to join moments ago, after gossip last changed
+	// its state: that beats gossip's memory of its departure.
 	Rejoined bool
 }
 

@@ -76,12 +76,12 @@ func (s *Store) noteJoin(id raft.ServerID) {
 	s.joined[id] = now
 }
 
-// joinedWithin says whether a server asked to join in the last d.
-func (s *Store) joinedWithin(id raft.ServerID, d time.Duration) bool {
+// joinedAt says when a server last asked this leader to join.
+func (s *Store) joinedAt(id raft.ServerID) (time.Time, bool) {
 	s.joinedMu.Lock()
 	defer s.joinedMu.Unlock()
 	at, ok := s.joined[id]
-	return ok && time.Since(at) < d
+	return at, ok
 }
 
 // OpenStore opens (or creates) the raft state in cfg.DataDir and starts raft.

@@ -506,16 +506,30 @@ func (n *Node) Run(ctx context.Context) error {
 				go func() { defer wg.Done(); f(wctx) }()
 			}
 			start(n.members.JoinLoop)
+			joined := make(chan struct{})
 			start(func(ctx context.Context) {
 				if err := n.joiner.Run(ctx); err != nil {
 					return
 				}
 				n.joined.Store(true)
+				close(joined)
 				n.logger.Info("in the cluster", "raft_id", n.store.ID())
 				// Record which name this raft ID runs under (the bootstrapper
-				// never asked to join, and names outlive restarts).
-				if err := n.log.Propose(ctx, cluster.OpNodeJoin, cluster.NodeJoin{ID: n.store.ID(), Name: n.cfg.Name}); err != nil {
+				// never asked to join, and names outlive restarts). Bounded:
+				// a node the leader has just removed would wait for ever to
+				// apply the entry; it joins again (Watch), and the leader
+				// records its name then.
+				pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				if err := n.log.Propose(pctx, cluster.OpNodeJoin, cluster.NodeJoin{ID: n.store.ID(), Name: n.cfg.Name}); err != nil {
 					n.logger.Warn("registering the node name", "err", err)
+				}
+			})
+			start(func(ctx context.Context) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-joined:
 				}
 				n.joiner.Watch(ctx, joinWatchPeriod(n.cfg.Fast))
 			})
