@@ -82,7 +82,7 @@ func (p *Promoter) round(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, changeTimeout)
 	defer cancel()
 	if err := p.apply(cctx, c); err != nil {
-		p.Logger.Warn("raft configuration change failed", "change", c.Op.String(), "server", c.Server.Name,
+		p.Logger.Warn("raft configuration change failed", "change", c.Op.String(), "member", c.Server.Name,
 			"id", c.Server.ID, "err", err)
 	}
 }
@@ -142,7 +142,8 @@ func (p *Promoter) leave(ctx context.Context, id raft.ServerID, withLeaver bool)
 // apply makes one configuration change.
 func (p *Promoter) apply(ctx context.Context, c change) error {
 	s := c.Server
-	log := p.Logger.With("node", s.Name, "id", s.ID, "why", c.Why)
+	// "member", not "node": the logger already names this node.
+	log := p.Logger.With("member", s.Name, "id", s.ID, "why", c.Why)
 	var f raft.Future
 	switch c.Op {
 	case opPromote:

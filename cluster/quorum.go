@@ -29,10 +29,21 @@ import (
 //     failures the cluster can take; promoting first would, for a moment,
 //     make the newcomer one more voter the quorum depends on, and make the
 //     commit of the change wait for it.
+//   - A non-voter down for the timeout is removed too: it holds no vote,
+//     but the leader keeps replicating to it, and a pod that never comes
+//     back (scaled away while it was down) would stay in the
+//     configuration for ever.
 //   - A node that crashed may come back: nothing is removed for being down
 //     a short while, except in the leave rescue above, where waiting would
 //     lose the quorum for certain. A removed node that comes back asks to
 //     join again (Joiner) and is a non-voter until promoted.
+//   - Healthy means alive in gossip and not leaving, and on the leader
+//     also reached by raft's heartbeats (reach.go): gossip takes seconds
+//     to call a crashed node dead, and a voter killed a moment before
+//     another leaves must not be counted on. A node is down for the
+//     timeout only if gossip has it dead (or suspect, or does not know it)
+//     and raft does not reach it either: one that came back before gossip
+//     noticed is not removed.
 
 // serverHealth is what this node knows of a raft server's node.
 type serverHealth int
@@ -175,12 +186,14 @@ func candidates(view []serverView, except raft.ServerID, stabilize time.Duration
 }
 
 // planLeave lists the changes, in order, that take the server leaver out
-// of the configuration without leaving fewer healthy voters than the
-// target's quorum when that can be helped: healthy non-voters promoted
-// first; failing those, down voters removed first when the voters that
-// stay would not make a quorum of what remains; then the leaver. Nothing
-// when it is not a member. withLeaver false leaves its own removal out (a
-// leader prepares its leave before handing leadership over).
+// of the configuration without leaving fewer healthy voters than a quorum
+// (of the target, and of the voters that remain) when that can be helped:
+// healthy non-voters promoted first (those alive for the stabilisation
+// time before the others, then by ordinal); failing those, down voters
+// removed first when the healthy voters that stay would not make a quorum
+// of what remains; then the leaver. Nothing when it is not a member.
+// withLeaver false leaves its own removal out (a leader prepares its leave
+// before handing leadership over).
 func planLeave(view []serverView, leaver raft.ServerID, p policy, now time.Time, withLeaver bool) []change {
 	i := slices.IndexFunc(view, func(s serverView) bool { return s.ID == leaver })
 	if i < 0 {
