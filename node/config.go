@@ -123,6 +123,11 @@ type Config struct {
 	Fast bool
 	// Stabilize is how long a non-voter must be alive before promotion.
 	Stabilize time.Duration
+	// DeadServerTimeout is how long a raft server's node may be dead or
+	// suspect in gossip (not leaving) before the leader removes it from
+	// raft, a voter to be replaced by a healthy non-voter; 0: never. A
+	// removed node that comes back joins again as a non-voter.
+	DeadServerTimeout time.Duration
 	// DrainTimeout bounds how long a stopping node waits for its running
 	// tasks before handing them back; the whole drain (tasks, blob
 	// hand-off, leadership transfer) must fit in Kubernetes'
@@ -174,29 +179,30 @@ func DefaultConfig() Config {
 		host = "gosty"
 	}
 	return Config{
-		Name:           host,
-		DataDir:        "./data",
-		HTTPAddr:       ":8080",
-		BindAddr:       "0.0.0.0",
-		RaftPort:       DefaultRaftPort,
-		GossipPort:     DefaultGossipPort,
-		InternalPort:   DefaultInternalPort,
-		Stabilize:      10 * time.Second,
-		DrainTimeout:   20 * time.Second,
-		Replicas:       2,
-		Voters:         3,
-		HistoryJobs:    DefaultHistoryJobs,
-		HistoryAge:     DefaultHistoryAge,
-		ScrubInterval:  24 * time.Hour,
-		ScrubRate:      32 << 20,
-		Slots:          defaultSlots(),
-		MaxUploadBytes: 64 << 30,
-		Preset:         "veryfast",
-		Version:        "dev",
-		GCGrace:        30 * time.Second,
-		GCInterval:     10 * time.Second,
-		Playback:       PlaybackPublic,
-		PlaybackTTL:    6 * time.Hour,
+		Name:              host,
+		DataDir:           "./data",
+		HTTPAddr:          ":8080",
+		BindAddr:          "0.0.0.0",
+		RaftPort:          DefaultRaftPort,
+		GossipPort:        DefaultGossipPort,
+		InternalPort:      DefaultInternalPort,
+		Stabilize:         10 * time.Second,
+		DrainTimeout:      20 * time.Second,
+		DeadServerTimeout: 5 * time.Minute,
+		Replicas:          2,
+		Voters:            3,
+		HistoryJobs:       DefaultHistoryJobs,
+		HistoryAge:        DefaultHistoryAge,
+		ScrubInterval:     24 * time.Hour,
+		ScrubRate:         32 << 20,
+		Slots:             defaultSlots(),
+		MaxUploadBytes:    64 << 30,
+		Preset:            "veryfast",
+		Version:           "dev",
+		GCGrace:           30 * time.Second,
+		GCInterval:        10 * time.Second,
+		Playback:          PlaybackPublic,
+		PlaybackTTL:       6 * time.Hour,
 
 		MaxConcurrentUploads: 4,
 		UploadTTL:            24 * time.Hour,
@@ -254,6 +260,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Voters < 1 || c.Voters%2 == 0 {
 		errs = append(errs, fmt.Sprintf("voters must be odd and positive, got %d", c.Voters))
+	}
+	if c.DeadServerTimeout < 0 {
+		errs = append(errs, fmt.Sprintf("dead server timeout must not be negative, got %s", c.DeadServerTimeout))
 	}
 	if c.Slots < 1 || c.Slots > 256 {
 		errs = append(errs, fmt.Sprintf("slots must be 1..256, got %d", c.Slots))

@@ -212,7 +212,8 @@ func New(cfg Config) (_ *Node, err error) {
 		Settle:       10 * time.Second, Logger: logger,
 	}
 	n.promote = &cluster.Promoter{Store: n.store, Members: n.members, Voters: cfg.Voters,
-		Stabilize: cfg.Stabilize, Interval: time.Second, Logger: logger.With("component", "promoter")}
+		Stabilize: cfg.Stabilize, DeadTimeout: cfg.DeadServerTimeout, Interval: time.Second,
+		Logger: logger.With("component", "promoter")}
 	n.worker = &worker{
 		name: cfg.Name, fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
 		slots: cfg.Slots, logger: logger.With("component", "worker"), metrics: n.metrics,
@@ -296,6 +297,15 @@ func newServer(h http.Handler, logger *slog.Logger) *http.Server {
 	}
 }
 
+// joinWatchPeriod is how often a member checks that it hears from a
+// leader (cluster.Joiner.Watch): a few election timeouts.
+func joinWatchPeriod(fast bool) time.Duration {
+	if fast {
+		return 2 * time.Second
+	}
+	return 5 * time.Second
+}
+
 func fastOr(fast bool, d time.Duration) time.Duration {
 	if fast {
 		return d
@@ -361,7 +371,7 @@ func (r raftPeer) Join(ctx context.Context, req cluster.JoinRequest) error {
 }
 func (r raftPeer) Status() cluster.RaftStatus { return r.n.store.Status() }
 func (r raftPeer) Remove(ctx context.Context, req cluster.RemoveRequest) error {
-	return r.n.store.Remove(ctx, req)
+	return r.n.promote.Remove(ctx, req)
 }
 func (r raftPeer) Heartbeat(ctx context.Context, hb cluster.Heartbeat) error {
 	return r.n.sched.Heartbeat(ctx, hb)
@@ -513,18 +523,33 @@ func (n *Node) Run(ctx context.Context) error {
 				go func() { defer wg.Done(); f(wctx) }()
 			}
 			start(n.members.JoinLoop)
+			joined := make(chan struct{})
 			start(func(ctx context.Context) {
 				if err := n.joiner.Run(ctx); err != nil {
 					return
 				}
 				n.joined.Store(true)
+				close(joined)
 				n.logger.Info("in the cluster", "raft_id", n.store.ID())
 				// Record which name this raft ID runs under (the bootstrapper
-				// never asked to join, and names outlive restarts).
-				if err := n.log.Propose(ctx, cluster.OpNodeJoin, cluster.NodeJoin{ID: n.store.ID(), Name: n.cfg.Name}); err != nil {
+				// never asked to join, and names outlive restarts). Bounded:
+				// a node the leader has just removed would wait for ever to
+				// apply the entry; it joins again (Watch), and the leader
+				// records its name then.
+				pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				if err := n.log.Propose(pctx, cluster.OpNodeJoin, cluster.NodeJoin{ID: n.store.ID(), Name: n.cfg.Name}); err != nil {
 					n.logger.Warn("registering the node name", "err", err)
 				}
 				n.check.reconcile(ctx)
+			})
+			start(func(ctx context.Context) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-joined:
+				}
+				n.joiner.Watch(ctx, joinWatchPeriod(n.cfg.Fast))
 			})
 			start(n.sched.Run)
 			start(n.promote.Run)

@@ -28,6 +28,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.Fast, "fast", cfg.Fast, "quick failure detection (loopback clusters and tests)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGTERM, how long to let running tasks finish before handing them back")
 	fs.DurationVar(&cfg.Stabilize, "stabilize", cfg.Stabilize, "how long a new node must be alive before it is promoted to voter")
+	fs.DurationVar(&cfg.DeadServerTimeout, "dead-server-timeout", cfg.DeadServerTimeout, "how long a node may be dead before the leader removes it from raft, replacing a voter with a healthy non-voter (0: never)")
 	fs.StringVar(&join, "join", "", "comma-separated host[:port] or DNS names of peers")
 	fs.StringVar(&cfg.DNSServer, "dns-server", "", "DNS server (host[:port]) that resolves the --join names (default: the system's resolver)")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", cfg.Bootstrap, "may form a new cluster")
