@@ -230,6 +230,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, pins: n.pins, manifests: n.manifests,
 		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,
+		lost: n.check.disown,
 	}
 	n.store.FSM().OnBlobs(func(ev cluster.BlobEvents) {
 		n.repl.onBlobs(ev)
@@ -240,7 +241,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Logger: logger.With("component", "upgrader")}
 
 	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
-		ClusterKey: clusterKey, Blobs: n.blobs, Raft: raftPeer{n},
+		ClusterKey: clusterKey, Blobs: peerBlobs{n.blobs, n.check}, Raft: raftPeer{n},
 		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name,
 	})
 	if err != nil {
