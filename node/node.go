@@ -215,7 +215,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Stabilize: cfg.Stabilize, DeadTimeout: cfg.DeadServerTimeout, Interval: time.Second,
 		Logger: logger.With("component", "promoter")}
 	n.worker = &worker{
-		name: cfg.Name, fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
+		name: cfg.Name, id: n.store.ID(), fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
 		slots: cfg.Slots, logger: logger.With("component", "worker"), metrics: n.metrics,
 		pins: n.pins, running: map[string]*taskRun{},
 	}
