@@ -81,8 +81,8 @@ func (p *pins) has(hash string) bool {
 // was made. A store therefore either comes first and is seen (fresh, or
 // pinned until its command is applied here, after which the record is
 // seen), or comes after the delete and writes a new copy. The grace only
-// has to cover what nothing pins: a copy pushed here whose manifest has
-// not reached this node's log.
+// has to cover the stores nothing pins (a copy pushed or pulled here) until
+// this node's log has the record that keeps them.
 //
 // It needs no command: a blob nothing references has no record to update.
 // Its cost follows what changes: each round looks at the blobs the FSM says
