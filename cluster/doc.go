@@ -47,6 +47,11 @@
 //     reference-counted, and finished jobs beyond the history bound are
 //     forgotten. Every loop reads an index or the running jobs, never the
 //     whole history, and a snapshot is an O(1) copy-on-write freeze.
+//   - A blob's modification time is when it was last stored, and storing
+//     bytes already there (any path: upload, task output, push, pull)
+//     refreshes it. Storing a blob and deleting it take the blob's lock, and
+//     a delete decides under it (BlobStore.DeleteIf), so a collector never
+//     removes a blob a store has just reported stored.
 //   - A new command shape is written only once every server reads it (the
 //     log version, see command.go); applying an entry never depends on the
 //     version a node runs, only on the state's, so old and new nodes agree

@@ -195,9 +195,10 @@ func (p *Peers) newRequest(ctx context.Context, method, addr, path, reason strin
 	return req, nil
 }
 
-// Pull makes the blob local. It is a no-op if the blob is already stored;
-// otherwise it tries each holder (internal host:port) in order, streaming a
-// GET into a temp file. An interrupted body is resumed with a Range request
+// Pull makes the blob local. If the blob is already stored it only
+// refreshes it (as a store of the same bytes does); otherwise it tries each
+// holder (internal host:port) in order, streaming a GET into a temp file.
+// An interrupted body is resumed with a Range request
 // from the bytes already written (same holder, then the next), up to 5
 // attempts in all. Size and sha256 are verified before the blob is
 // installed. The error wraps ErrNotFound when no holder has the blob, and
@@ -208,8 +209,9 @@ func (p *Peers) Pull(ctx context.Context, ref BlobRef, holders []string, reason 
 		return fmt.Errorf("pull %s from %v: %w: not a valid blob ref", ref.Hash, holders, ErrInvalid)
 	}
 	for {
-		if p.blobs.Has(ref.Hash) {
-			return nil
+		// Already here: stored again, as far as the collector is concerned.
+		if present, err := p.blobs.refresh(ref.Hash); present || err != nil {
+			return err
 		}
 		p.mu.Lock()
 		call, busy := p.pulling[ref.Hash]

@@ -53,11 +53,10 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 	}
 	owner := new(int) // a unique pin owner for this upload
 	defer n.pins.release(owner)
-	ref, err := n.blobs.Put(ctx, countingReader{body, n.metrics})
+	ref, err := n.blobs.Put(ctx, countingReader{body, n.metrics}, n.pins.holder(owner))
 	if err != nil {
 		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, err)
 	}
-	n.pins.add(owner, ref.Hash)
 	if ref.Size == 0 {
 		return cluster.Job{}, &transcoder.MediaError{Reason: "the uploaded file is empty"}
 	}

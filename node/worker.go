@@ -283,12 +283,7 @@ func failureReason(err error) string {
 // store moves a produced file into the blob store and pins it until the
 // result that names it is committed.
 func (w *worker) store(res *cluster.TaskResult, path string) (cluster.BlobRef, error) {
-	ref, err := w.blobs.PutFile(path)
-	if err != nil {
-		return ref, err
-	}
-	w.pins.add(res, ref.Hash)
-	return ref, nil
+	return w.blobs.PutFile(path, w.pins.holder(res))
 }
 
 // input fetches a task's input; a copy pulled from a peer is recorded in
@@ -437,11 +432,10 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 	// One manifest names every file: the result stays small however long
 	// the media, and the files replicate as one set.
 	m := cluster.NewManifest(j.ID, files, j.Chunks)
-	ref, err := w.blobs.PutBytes(m.Encode())
+	ref, err := w.blobs.PutBytes(m.Encode(), w.pins.holder(res))
 	if err != nil {
 		return fmt.Errorf("package %s: manifest: %w", j.ID, err)
 	}
-	w.pins.add(res, ref.Hash)
 	res.Manifest, res.Published = ref, m.Published()
 	return nil
 }
