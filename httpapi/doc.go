@@ -41,8 +41,32 @@
 //     give. 4xx outcomes delete the upload; 5xx keep it and a PATCH at the
 //     full offset finishes it again. Outcomes are remembered for UploadTTL,
 //     so HEAD/PATCH of a finished upload repeat them. POST, PATCH and DELETE
-//     need the token; PATCH takes an upload slot. SweepUploads (run by
-//     RunUploadSweeper) deletes uploads idle for UploadTTL.
+//     need the token (a finishing PATCH submits under it, as a POST does);
+//     PATCH takes an upload slot. SweepUploads (run by RunUploadSweeper)
+//     deletes uploads idle for UploadTTL. X-HTTP-Method-Override on a POST
+//     is applied before any check, as tusd applies it.
+//
+//   - Resume anywhere (uploadid.go, uploadrelay.go): an upload lives in the
+//     UploadDir of the node that took it, and its ID names that node,
+//     "<node name>.<32 hex digits>" (128 random bits; a node whose name is
+//     not [A-Za-z0-9][A-Za-z0-9._-]{0,127} gives out the bare 32 digits,
+//     served by it alone). IDs are checked before use: anything else is 400
+//     invalid_request. Location is relative (/api/v1/uploads/<id>), valid on
+//     every node. A node that gets a HEAD, PATCH or DELETE of an upload
+//     another node holds checks the token (401 before anything is relayed),
+//     takes an upload slot for a PATCH (429), and relays the request through
+//     Config.UploadRelay to that node's internal API
+//     (/internal/v1/uploads/:id, behind the cluster key; the API token
+//     identity travels as cluster.HeaderSubmitter), streaming the body
+//     (Expect: 100-continue: a refusal costs no bytes); the owner serves it
+//     with its own slots and idle timeout (Internal → ServeRelayedUpload)
+//     and never relays further. The answer is passed on: status, tus
+//     headers, Gosty-Job-Id, the body. A client that stalls is cut at the
+//     relaying node (408); an owner that is not alive in gossip, not
+//     reachable, or that takes no byte for 1.5 × UploadIdleTimeout is 503
+//     unavailable with Retry-After and a message naming the node (never 404:
+//     the upload resumes when the node is back); an owner that refuses the
+//     relay (another cluster key) is 502 bad_gateway.
 //
 //   - DELETE /api/v1/jobs/{id} calls Jobs.Cancel and then looks the job up
 //     again: 200 with the job view when the job still exists (a running job
