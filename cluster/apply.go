@@ -163,7 +163,7 @@ func (s *State) done(r TaskResult, at time.Time) error {
 		startWebhook(&nj)
 	}
 	nt := *t
-	nt.State, nt.Error = TaskDone, ""
+	nt.State, nt.Error, nt.Lost = TaskDone, "", 0
 	s.tasks.ReplaceOrInsert(&nt)
 	nj.UpdatedAt = at
 	if nj.State == JobTranscoding && s.readyToPackage(&nj) {
@@ -256,6 +256,14 @@ func (s *State) fail(f TaskFailure, at time.Time) error {
 	}
 	if f.Requeue && !f.Permanent {
 		nt.State, nt.Node = TaskPending, ""
+		if f.Lost && s.version >= LogV2 {
+			if nt.Lost++; nt.Lost >= MaxLostInput {
+				s.tasks.ReplaceOrInsert(&nt)
+				s.finish(j, &nj, JobFailed, fmt.Sprintf("the input of the %s task is lost: no node has a copy (%d tries); last error: %s",
+					t.Kind, nt.Lost, f.Reason), at)
+				return nil
+			}
+		}
 		s.tasks.ReplaceOrInsert(&nt)
 		s.putJob(j, &nj)
 		return nil
@@ -526,13 +534,34 @@ func (s *State) nodeJoin(b NodeJoin) error {
 	if b.ID == "" || b.Name == "" {
 		return fmt.Errorf("node join: %w: id and name are required", ErrInvalid)
 	}
+	reborn := false
 	for id, name := range s.nodes {
 		if name == b.Name && id != b.ID {
 			delete(s.nodes, id) // the old incarnation of this name
+			reborn = true
 		}
 	}
-	s.nodes[b.ID] = b.Name
+	s.nodes[b.ID] = s.name(b.Name)
+	if reborn && s.version >= LogV2 {
+		s.dropHolder(b.Name)
+	}
 	return nil
+}
+
+// dropHolder forgets every copy recorded under a node name: a new
+// incarnation of the name (an empty data dir) holds nothing until it
+// reports what it has. It walks every blob record, once per rebirth.
+func (s *State) dropHolder(name string) {
+	var held []*BlobHolders
+	s.blobs.Ascend(func(b *BlobHolders) bool {
+		if b.Nodes.Has(name) {
+			held = append(held, b)
+		}
+		return true
+	})
+	for _, b := range held {
+		s.removeHolder(b.Hash, name)
+	}
 }
 
 // compactCmd applies job.compact: a job finished under log version 1 takes

@@ -197,7 +197,16 @@ type TaskFailure struct {
 	// Requeue puts the task back without counting a failure: the node
 	// died or is leaving, which says nothing about the task.
 	Requeue bool `json:"requeue,omitempty"`
+	// Lost (version 2) says the task's input could not be found on any
+	// node the log named: it is requeued (the leader may rewind the job to
+	// make the input again), but only MaxLostInput times in a row before
+	// the job fails with the reason.
+	Lost bool `json:"lost,omitempty"`
 }
+
+// MaxLostInput is how many times a task may find its input lost before its
+// job fails.
+const MaxLostInput = 5
 
 // BlobLocation is the body of OpBlobAdd and OpBlobRemove.
 type BlobLocation struct {

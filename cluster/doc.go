@@ -6,8 +6,10 @@
 // snapshot.go; versioned commands in command.go and the log's own media
 // types in logtypes.go; a done job's manifest in manifest.go), the
 // leader's one way into the log that batches what is proposed together
-// (commit.go), joining and bootstrapping (join.go), the voter count
-// (autopilot.go), moving the cluster to a newer log version (upgrade.go),
+// (commit.go), joining and bootstrapping (join.go), the voters and their
+// quorum (autopilot.go carries out what quorum.go decides, from gossip and
+// from whom raft's heartbeats reach, reach.go), moving the cluster to a
+// newer log version (upgrade.go),
 // the leader's scheduler with its leases (scheduler.go, leases.go),
 // forwarding writes to the leader (forward.go), the content-addressed blob
 // store (blobstore.go) and moving blobs between nodes (peer.go).
@@ -30,6 +32,15 @@
 //     alive nodes; intermediate media once, redone (job.rewind) when lost.
 //   - A node's raft address is resolved from gossip on every connection,
 //     and nodes dial from their bind address.
+//   - No change the cluster makes on its own takes it below a quorum of
+//     healthy voters when a healthy non-voter could be promoted instead: a
+//     voter that leaves is replaced first if the quorum needs it (even when
+//     it leads: it prepares its leave before handing leadership over), a
+//     server dead for the dead-server timeout is removed only if the voters
+//     that answer can commit without it, and is then replaced. Healthy is
+//     gossip's word and, on the leader, raft's too: gossip is seconds late
+//     about a crash. A member removed while it was away joins again as a
+//     non-voter. The rules and why are in quorum.go.
 //   - The state stays the size of the active work plus a fixed-size record
 //     per finished job: a finished job's chunks, tasks and per-file records
 //     leave it (its files are listed in one manifest blob), blob records are

@@ -97,29 +97,6 @@ type RemoveRequest struct {
 	Name string `json:"name"`
 }
 
-// Remove takes a departing server out of the configuration; it runs on the
-// leader. The leader never removes itself (it hands leadership over
-// first), and the last voter is never removed.
-func (s *Store) Remove(ctx context.Context, req RemoveRequest) error {
-	if !s.IsLeader() {
-		return fmt.Errorf("remove %s: %w", req.Name, ErrNotLeader)
-	}
-	if req.ID == "" || req.ID == s.ID() {
-		return fmt.Errorf("remove %q: %w: not a removable server", req.Name, ErrInvalid)
-	}
-	servers, err := s.Configuration()
-	if err != nil {
-		return fmt.Errorf("remove %s: %w", req.Name, err)
-	}
-	for _, srv := range servers {
-		if string(srv.ID) == req.ID {
-			s.log.Info("removing a departing server", "node", req.Name, "id", req.ID, "suffrage", srv.Suffrage.String())
-			return s.raft.RemoveServer(srv.ID, 0, timeoutOf(ctx)).Error()
-		}
-	}
-	return nil // already gone
-}
-
 // Status is this node's view of raft, for peers deciding whether a cluster
 // exists and where its leader is.
 func (s *Store) Status() RaftStatus {
@@ -173,11 +150,67 @@ func (j *Joiner) Run(ctx context.Context) error {
 	}
 }
 
+// inConfiguration reports whether this node's raft ID is in the raft
+// configuration it knows.
+func (j *Joiner) inConfiguration() bool {
+	servers, err := j.Store.Configuration()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if string(s.ID) == j.Store.ID() {
+			return true
+		}
+	}
+	return false
+}
+
+// Watch runs once Run has returned, until ctx ends. A member removed from
+// the configuration while it was away without restarting (paused,
+// partitioned, or dead past the dead-server timeout: see Promoter) hears
+// from no leader, since leaders only replicate to their members: after two
+// looks a period apart without a leader it asks to join again, as at
+// startup. A member that is in the configuration and merely between
+// leaders finds no leader among its peers either, and asks nothing.
+func (j *Joiner) Watch(ctx context.Context, period time.Duration) {
+	log := j.Logger.With("component", "joiner")
+	t := time.NewTicker(period)
+	defer t.Stop()
+	leaderless := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if id, _ := j.Store.Leader(); id != "" {
+			leaderless = 0
+			continue
+		}
+		if leaderless++; leaderless < 2 {
+			continue
+		}
+		if _, err := j.ask(ctx, 0, false); err != nil && leaderless%10 == 2 {
+			log.Info("no leader heard from", "err", err)
+		}
+	}
+}
+
 func (j *Joiner) try(ctx context.Context, waited time.Duration) (bool, error) {
-	// Hearing from a leader means being in its configuration: leaders
-	// only replicate to their members. (A node's own copy of the
+	return j.ask(ctx, waited, j.Bootstrapper && !j.Store.HadState())
+}
+
+// ask looks for a leader among the peers and asks it to add this node;
+// mayBootstrap lets it form a cluster when no peer has one.
+func (j *Joiner) ask(ctx context.Context, waited time.Duration, mayBootstrap bool) (bool, error) {
+	// Hearing from a leader means being in its configuration (leaders only
+	// replicate to their members), as long as that configuration names
+	// this node's raft ID: a node that came back at its old address with
+	// an empty data dir (a new incarnation) hears the leader that still
+	// replicates to its old self there, and must ask to join as itself,
+	// which takes the old incarnation out. (A node's own copy of the
 	// configuration can still list it after it was removed while away.)
-	if id, _ := j.Store.Leader(); id != "" {
+	if id, _ := j.Store.Leader(); id != "" && j.inConfiguration() {
 		return true, nil
 	}
 	peers := 0
@@ -216,7 +249,7 @@ func (j *Joiner) try(ctx context.Context, waited time.Duration) (bool, error) {
 		return false, nil // added; done once our raft hears from the leader
 	case leaderID == "?":
 		return false, errors.New("a cluster exists but has no leader")
-	case j.Bootstrapper && !j.Store.HadState() && (peers > 0 || waited >= j.Settle):
+	case mayBootstrap && (peers > 0 || waited >= j.Settle):
 		// Every peer we can see says it has no state: no cluster exists.
 		return true, j.Store.BootstrapSelf()
 	}

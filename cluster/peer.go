@@ -119,6 +119,10 @@ type PeerConfig struct {
 	Client *http.Client
 	// BindAddr is the IP peer connections are made from ("" = any).
 	BindAddr string
+	// OnAbsent, when set, is told of every holder (by internal address)
+	// that answered it does not have a blob the caller was told it holds,
+	// so that the log's claim can be corrected.
+	OnAbsent func(ref BlobRef, holder string)
 }
 
 // Peers is the client side of the internal API.
@@ -129,6 +133,7 @@ type Peers struct {
 	client   *http.Client
 	relay    *http.Client // relayed upload PATCHes: no response-header timeout (relay.go)
 	transfer *prometheus.CounterVec
+	onAbsent func(ref BlobRef, holder string)
 
 	mu      sync.Mutex
 	pulling map[string]*pullCall // one pull per blob at a time
@@ -160,6 +165,7 @@ func NewPeers(cfg PeerConfig) *Peers {
 		log:      cfg.Logger,
 		client:   cfg.Client,
 		transfer: TransferBytes(cfg.Registry),
+		onAbsent: cfg.OnAbsent,
 		pulling:  map[string]*pullCall{},
 	}
 	if p.log == nil {
@@ -359,6 +365,9 @@ func (p *Peers) pull(ctx context.Context, ref BlobRef, holders []string, reason 
 		case status == http.StatusNotFound:
 			absent[i] = true
 			attempts-- // a holder that does not have it costs no attempt
+			if p.onAbsent != nil {
+				p.onAbsent(ref, holder)
+			}
 		case errors.Is(gerr, ErrInvalid):
 			lied[i] = true
 			if rerr := pt.reset(); rerr != nil {

@@ -56,6 +56,8 @@ type Store struct {
 	// gone (its rejoin can reach raft before its alive message spreads).
 	joinedMu sync.Mutex
 	joined   map[raft.ServerID]time.Time
+
+	reach reach // on the leader, the servers its heartbeats fail to reach
 }
 
 // noteJoin records that a server just asked to join.
@@ -74,12 +76,12 @@ func (s *Store) noteJoin(id raft.ServerID) {
 	s.joined[id] = now
 }
 
-// joinedWithin says whether a server asked to join in the last d.
-func (s *Store) joinedWithin(id raft.ServerID, d time.Duration) bool {
+// joinedAt says when a server last asked this leader to join.
+func (s *Store) joinedAt(id raft.ServerID) (time.Time, bool) {
 	s.joinedMu.Lock()
 	defer s.joinedMu.Unlock()
 	at, ok := s.joined[id]
-	return ok && time.Since(at) < d
+	return at, ok
 }
 
 // OpenStore opens (or creates) the raft state in cfg.DataDir and starts raft.
@@ -180,10 +182,11 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 	}
 	cctx, stop := context.WithCancel(context.Background())
 	s.stop, s.done = stop, make(chan struct{})
-	go func() {
-		defer close(s.done)
-		s.commits.run(cctx)
-	}()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.commits.run(cctx) }()
+	go func() { defer wg.Done(); s.watchReach(cctx) }()
+	go func() { wg.Wait(); close(s.done) }()
 	if cfg.Bootstrap && !has {
 		if err := s.BootstrapSelf(); err != nil {
 			s.Close()

@@ -11,18 +11,23 @@ import (
 	"time"
 )
 
-// Worker is a node that can take tasks, as the scheduler sees it.
+// Worker is a node that can take tasks, as the scheduler sees it: its name,
+// the raft ID it runs under now (its incarnation) and its slots.
 type Worker struct {
 	Name  string
+	ID    string
 	Slots int
 }
 
 // Workers tells the scheduler which nodes may take new tasks (alive, not
 // leaving) and how many each may run at once, and which nodes are alive at
-// all (a leaving node still finishes its tasks).
+// all (a leaving node still finishes its tasks) and as which incarnation.
 type Workers interface {
 	Workers() []Worker
 	Alive(name string) bool
+	// AliveID is the raft ID of the alive node with this name ("" when
+	// none is alive).
+	AliveID(name string) string
 }
 
 // Scheduler runs on whichever node leads: it turns pending tasks into
@@ -238,7 +243,7 @@ func (s *Scheduler) recover(st *State) []JobRewind {
 	held := func(b BlobRef) bool {
 		if h, ok := st.Blob(b.Hash); ok {
 			for _, name := range h.Nodes {
-				if s.workers.Alive(name) {
+				if st.LiveHolder(name, s.workers.AliveID(name)) {
 					return true
 				}
 			}
@@ -406,9 +411,15 @@ func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTas
 // With localOnly, only a node that holds some of t's input qualifies.
 func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly bool) string {
 	j, _ := st.JobRecord(t.JobID)
+	ids := make(map[string]string, len(workers))
+	for _, w := range workers {
+		ids[w.Name] = w.ID
+	}
 	holds := func(node string, b BlobRef) bool {
 		h, ok := st.Blob(b.Hash)
-		return ok && h.Nodes.Has(node)
+		// A worker is alive by definition; its copies count if it runs
+		// the incarnation the log knows (an ID-less worker: a test's).
+		return ok && h.Nodes.Has(node) && (ids[node] == "" || st.LiveHolder(node, ids[node]))
 	}
 	score := func(node string) int { return 0 }
 	switch t.Kind {

@@ -379,6 +379,30 @@ func (s *State) SetGeneration() uint64 { return s.setGen }
 // BlobCount is how many blob records there are.
 func (s *State) BlobCount() int { return s.blobs.Len() }
 
+// Incarnation is the raft ID the log knows for a node name ("" when none).
+func (s *State) Incarnation(name string) string {
+	for id, n := range s.nodes {
+		if n == name {
+			return id
+		}
+	}
+	return ""
+}
+
+// LiveHolder reports whether the copies the log records under name count:
+// the node is alive (aliveID, its raft ID in gossip, is not empty) and runs
+// the incarnation the log knows for its name. A node that came back under
+// its name with an empty data dir runs a new raft ID: until its node.join
+// is committed (which drops every claim of the name), nothing recorded
+// under the name is taken as held.
+func (s *State) LiveHolder(name, aliveID string) bool {
+	if aliveID == "" {
+		return false
+	}
+	id := s.Incarnation(name)
+	return id == "" || id == aliveID
+}
+
 // Nodes returns a copy of the raft ID → node name map.
 func (s *State) Nodes() map[string]string { return maps.Clone(s.nodes) }
 

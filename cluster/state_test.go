@@ -541,3 +541,64 @@ func TestListPages(t *testing.T) {
 		t.Fatalf("bad state: %v", err)
 	}
 }
+
+// TestRebirthDropsClaims: when a name joins again under a new raft ID (an
+// empty data dir), every copy recorded under the name is forgotten (log
+// version 2); until then, and for any other incarnation, LiveHolder says
+// the name's copies do not count.
+func TestRebirthDropsClaims(t *testing.T) {
+	s := upgraded(t)
+	mustApply(t, s, OpNodeJoin, NodeJoin{ID: "id-1", Name: "n1"})
+	mustApply(t, s, OpNodeJoin, NodeJoin{ID: "id-2", Name: "n2"})
+	runJob(t, s, testJob("j", false))
+	mustApply(t, s, OpBlobAdd, BlobLocation{Blob: BlobRef{Hash: hash('8')}, Node: "n2"})
+	if !s.LiveHolder("n1", "id-1") || s.LiveHolder("n1", "id-9") || s.LiveHolder("n1", "") || !s.LiveHolder("n7", "id-7") {
+		t.Fatal("LiveHolder")
+	}
+	mustApply(t, s, OpNodeJoin, NodeJoin{ID: "id-1", Name: "n1"}) // the same incarnation again: nothing changes
+	if b, _ := s.Blob(hash('a')); !b.Nodes.Has("n1") {
+		t.Fatal("a rejoin of the same incarnation dropped its claims")
+	}
+	mustApply(t, s, OpNodeJoin, NodeJoin{ID: "id-9", Name: "n1"})
+	if s.Incarnation("n1") != "id-9" || !s.LiveHolder("n1", "id-9") {
+		t.Fatalf("incarnation %q", s.Incarnation("n1"))
+	}
+	s.Blobs("", func(b *BlobHolders) bool {
+		if b.Nodes.Has("n1") {
+			t.Errorf("%s still claimed by the reborn n1", b.Hash[:8])
+		}
+		return true
+	})
+	if m, _ := s.Blob(hash('8')); !m.Nodes.Has("n2") || len(m.Nodes) != 1 {
+		t.Fatalf("other nodes' claims: %v", m.Nodes)
+	}
+}
+
+// TestLostInputFailsAfterBoundedRequeues: a task that keeps finding its
+// input gone is requeued MaxLostInput-1 times, then its job fails with the
+// reason; requeues for a dead node do not count.
+func TestLostInputFailsAfterBoundedRequeues(t *testing.T) {
+	s := upgraded(t)
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob("j", false)})
+	split := TaskID("j", TaskSplit, 0)
+	attempt := 0
+	assignFail := func(f TaskFailure) {
+		attempt++
+		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Attempt: attempt})
+		f.TaskID, f.Node, f.Attempt = split, "n1", attempt
+		mustApply(t, s, OpTaskFail, f)
+	}
+	for range 3 {
+		assignFail(TaskFailure{Reason: "node n1 is gone", Requeue: true})
+	}
+	for i := 1; i < MaxLostInput; i++ {
+		assignFail(TaskFailure{Reason: "blob: not found", Requeue: true, Lost: true})
+		if jobOf(t, s, "j").State.Terminal() {
+			t.Fatalf("failed after %d lost inputs", i)
+		}
+	}
+	assignFail(TaskFailure{Reason: "blob: not found", Requeue: true, Lost: true})
+	if j := jobOf(t, s, "j"); j.State != JobFailed || !strings.Contains(j.Error, "lost") {
+		t.Fatalf("job %s %q", j.State, j.Error)
+	}
+}

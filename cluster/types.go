@@ -218,4 +218,7 @@ type Task struct {
 	FailedOn string    `json:"failed_on,omitempty"` // node of the last counted failure
 	// Duration is the media duration the task covers, for leases and progress.
 	Duration float64 `json:"duration"`
+	// Lost counts the runs in a row that found the input gone (log version
+	// 2; see TaskFailure.Lost).
+	Lost int `json:"lost,omitempty"`
 }

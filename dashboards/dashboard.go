@@ -332,10 +332,12 @@ func raftHealth() []cog.Builder[dashboard.Panel] {
 			Thresholds(levels("green", step{10, "red"})).
 			ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeDashed)),
 		graph("Voters and servers",
-			"Voters and all servers (voters and non-voters) in the Raft configuration (gosty_raft_voters, gosty_raft_servers). Every node reports its copy of the replicated configuration; max across the selected nodes.",
+			"Voters and all servers (voters and non-voters) in the Raft configuration (gosty_raft_voters, gosty_raft_servers): every node reports its copy of the replicated configuration; max across the selected nodes. Healthy voters (alive in gossip, not leaving, reached by raft's heartbeats) and the failure tolerance (how many more voters may fail before the quorum is lost) as the leader sees them (gosty_raft_healthy_voters, gosty_raft_failure_tolerance).",
 			"short",
 			q(`max(gosty_raft_voters{`+node+`})`, "voters"),
-			q(`max(gosty_raft_servers{`+node+`})`, "servers")).
+			q(`max(gosty_raft_servers{`+node+`})`, "servers"),
+			q(`max(gosty_raft_healthy_voters{`+node+`} and on (instance) (gosty_raft_state{`+node+`,state="leader"} == 1))`, "healthy voters"),
+			q(`max(gosty_raft_failure_tolerance{`+node+`} and on (instance) (gosty_raft_state{`+node+`,state="leader"} == 1))`, "failure tolerance")).
 			Span(8),
 		graph("Raft latency p99",
 			"99th percentile of Raft commit time on the leader (gosty_raft_commit_duration_seconds), FSM apply time on every node (gosty_raft_fsm_apply_duration_seconds) and AppendEntries RPC time on the leader (gosty_raft_append_entries_rpc_duration_seconds). Bridged from hashicorp/raft's internal metrics by each node; buckets summed over the selected nodes.",

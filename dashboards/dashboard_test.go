@@ -14,7 +14,7 @@ import (
 // Expected size of the dashboard; change together with dashboard.go.
 const (
 	wantPanels  = 39 // not counting the 8 rows
-	wantTargets = 50
+	wantTargets = 52
 )
 
 var wantRows = []string{
@@ -32,6 +32,7 @@ var (
 		"gosty_transfer_bytes_total",
 		"gosty_raft_state", "gosty_raft_term", "gosty_raft_commit_index", "gosty_raft_applied_index",
 		"gosty_raft_last_contact_seconds", "gosty_raft_voters", "gosty_raft_servers",
+		"gosty_raft_healthy_voters", "gosty_raft_failure_tolerance",
 		"gosty_members",
 		"gosty_http_requests_total", "gosty_http_requests_in_flight",
 		"gosty_data_volume_free_bytes", "gosty_data_volume_size_bytes", "gosty_blob_store_bytes",

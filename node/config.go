@@ -108,6 +108,10 @@ type Config struct {
 	// HistoryInterval is how often the leader looks for jobs beyond the
 	// history (0: a minute; tests shorten it).
 	HistoryInterval time.Duration
+	// ScrubInterval is how often every local blob is hashed again (0: never)
+	// and ScrubRate how many bytes a second that may read.
+	ScrubInterval time.Duration
+	ScrubRate     int64
 
 	// GCGrace is how old an unreferenced blob must be before it is
 	// collected; GCInterval how often the collector runs (tests shorten
@@ -119,6 +123,11 @@ type Config struct {
 	Fast bool
 	// Stabilize is how long a non-voter must be alive before promotion.
 	Stabilize time.Duration
+	// DeadServerTimeout is how long a raft server's node may be dead or
+	// suspect in gossip (not leaving) before the leader removes it from
+	// raft, a voter to be replaced by a healthy non-voter; 0: never. A
+	// removed node that comes back joins again as a non-voter.
+	DeadServerTimeout time.Duration
 	// DrainTimeout bounds how long a stopping node waits for its running
 	// tasks before handing them back; the whole drain (tasks, blob
 	// hand-off, leadership transfer) must fit in Kubernetes'
@@ -170,27 +179,30 @@ func DefaultConfig() Config {
 		host = "gosty"
 	}
 	return Config{
-		Name:           host,
-		DataDir:        "./data",
-		HTTPAddr:       ":8080",
-		BindAddr:       "0.0.0.0",
-		RaftPort:       DefaultRaftPort,
-		GossipPort:     DefaultGossipPort,
-		InternalPort:   DefaultInternalPort,
-		Stabilize:      10 * time.Second,
-		DrainTimeout:   20 * time.Second,
-		Replicas:       2,
-		Voters:         3,
-		HistoryJobs:    DefaultHistoryJobs,
-		HistoryAge:     DefaultHistoryAge,
-		Slots:          defaultSlots(),
-		MaxUploadBytes: 64 << 30,
-		Preset:         "veryfast",
-		Version:        "dev",
-		GCGrace:        30 * time.Second,
-		GCInterval:     10 * time.Second,
-		Playback:       PlaybackPublic,
-		PlaybackTTL:    6 * time.Hour,
+		Name:              host,
+		DataDir:           "./data",
+		HTTPAddr:          ":8080",
+		BindAddr:          "0.0.0.0",
+		RaftPort:          DefaultRaftPort,
+		GossipPort:        DefaultGossipPort,
+		InternalPort:      DefaultInternalPort,
+		Stabilize:         10 * time.Second,
+		DrainTimeout:      20 * time.Second,
+		DeadServerTimeout: 5 * time.Minute,
+		Replicas:          2,
+		Voters:            3,
+		HistoryJobs:       DefaultHistoryJobs,
+		HistoryAge:        DefaultHistoryAge,
+		ScrubInterval:     24 * time.Hour,
+		ScrubRate:         32 << 20,
+		Slots:             defaultSlots(),
+		MaxUploadBytes:    64 << 30,
+		Preset:            "veryfast",
+		Version:           "dev",
+		GCGrace:           30 * time.Second,
+		GCInterval:        10 * time.Second,
+		Playback:          PlaybackPublic,
+		PlaybackTTL:       6 * time.Hour,
 
 		MaxConcurrentUploads: 4,
 		UploadTTL:            24 * time.Hour,
@@ -249,6 +261,9 @@ func (c *Config) Validate() error {
 	if c.Voters < 1 || c.Voters%2 == 0 {
 		errs = append(errs, fmt.Sprintf("voters must be odd and positive, got %d", c.Voters))
 	}
+	if c.DeadServerTimeout < 0 {
+		errs = append(errs, fmt.Sprintf("dead server timeout must not be negative, got %s", c.DeadServerTimeout))
+	}
 	if c.Slots < 1 || c.Slots > 256 {
 		errs = append(errs, fmt.Sprintf("slots must be 1..256, got %d", c.Slots))
 	}
@@ -275,6 +290,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HistoryJobs < 0 || c.HistoryAge < 0 {
 		errs = append(errs, "history bounds must not be negative")
+	}
+	if c.ScrubInterval < 0 || c.ScrubRate < 0 {
+		errs = append(errs, "scrub interval and rate must not be negative")
 	}
 	if c.Retention < 0 || c.GCGrace < 0 || c.GCInterval <= 0 {
 		errs = append(errs, "retention and gc grace must not be negative, gc interval must be positive")

@@ -163,6 +163,14 @@ func (n *Node) handoffRound(ctx context.Context, round int) int {
 // is scaled down to one node the last two voters are that quorum — once
 // the departing one is gone, the one that stays can neither commit nor be
 // elected.
+//
+// The leader never lets a leave take the cluster below a quorum of healthy
+// voters (cluster.Promoter.Remove): it promotes a healthy non-voter first
+// when the voters that stay would be short of one. A leader that leaves
+// does the same before it hands leadership over (PrepareLeave), with what
+// it knows as the leader: raft's heartbeats tell it at once which voters
+// just crashed, which the next leader may not know yet, and the voter it
+// hands leadership to must be a healthy one.
 func (n *Node) leaveRaft(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, leaveRaftTimeout)
 	defer cancel()
@@ -180,7 +188,9 @@ func (n *Node) leaveRaft(ctx context.Context) {
 		}
 		switch id, _ := n.store.Leader(); {
 		case id == self:
-			lastErr = n.transferLeadership(servers)
+			if lastErr = n.promote.PrepareLeave(ctx); lastErr == nil {
+				lastErr = n.transferLeadership()
+			}
 		case id == "":
 			lastErr = errors.New("no leader known")
 		default:
@@ -209,17 +219,21 @@ func (n *Node) leaveRaft(ctx context.Context) {
 // leaveRaftTimeout bounds leaveRaft (within the drain's bound).
 const leaveRaftTimeout = 10 * time.Second
 
-// transferLeadership hands leadership to a voter that stays (alive in
-// gossip and not leaving) if there is one, else to whichever voter raft
-// picks. Nodes of a scale-down drain at once: leadership handed to one of
-// them would leave with it.
-func (n *Node) transferLeadership(servers []raft.Server) error {
+// transferLeadership hands leadership to a voter that stays (healthy:
+// alive in gossip, not leaving, reached by raft) if there is one, else to
+// whichever voter raft picks. Nodes of a scale-down drain at once:
+// leadership handed to one of them would leave with it.
+func (n *Node) transferLeadership() error {
+	servers, err := n.store.Configuration()
+	if err != nil {
+		return fmt.Errorf("leadership transfer: %w", err)
+	}
 	r := n.store.Raft()
 	for _, s := range servers {
 		if s.Suffrage != raft.Voter || string(s.ID) == n.store.ID() {
 			continue
 		}
-		if m, ok := n.members.ByID(string(s.ID)); ok && m.State == cluster.StateAlive && !m.Meta.Leaving {
+		if m, ok := n.members.ByID(string(s.ID)); ok && n.promote.Healthy(string(s.ID)) {
 			if err := r.LeadershipTransferToServer(s.ID, s.Address).Error(); err != nil {
 				return fmt.Errorf("leadership transfer to %s: %w", m.Name, err)
 			}

@@ -81,10 +81,24 @@ type collector struct {
 	mu         sync.Mutex
 	candidates map[string]bool
 	sweep      bool // walk everything next round
+
+	// arriving (owned by the Run goroutine) holds the manifests stored here that the log does not record
+	// here yet (a copy being pushed: manifest first, then its files, then
+	// the record), by when a round first saw them. Their files are kept
+	// while the push goes on, in rounds that no longer look at the
+	// manifest itself. An entry goes when the log records the copy here,
+	// forgets the manifest, or after arrivalTimeout (a push that died).
+	arriving map[string]arrival
+}
+
+type arrival struct {
+	ref   cluster.BlobRef
+	since time.Time
 }
 
 const (
 	fullSweepEvery = time.Hour
+	arrivalTimeout = time.Hour
 	maxCandidates  = 200_000 // beyond it the next round walks everything
 )
 
@@ -241,15 +255,29 @@ func (c *collector) collect(ctx context.Context, cands map[string]bool) {
 func (c *collector) kept(ctx context.Context, local []string) (keep map[string]bool, gen uint64, ok bool) {
 	keep = map[string]bool{}
 	var sets []cluster.BlobRef
+	now := time.Now()
+	if c.arriving == nil {
+		c.arriving = map[string]arrival{}
+	}
 	c.fsm.Read(func(st *cluster.State) {
 		gen = st.SetGeneration()
 		for _, h := range local {
 			if b, ok := st.Blob(h); ok {
 				keep[h] = true
 				if b.Set() && !b.Nodes.Has(c.name) {
-					sets = append(sets, b.Ref()) // stored here, not recorded yet: a copy on its way
+					if _, seen := c.arriving[h]; !seen {
+						c.arriving[h] = arrival{ref: b.Ref(), since: now}
+					}
 				}
 			}
+		}
+		for h, a := range c.arriving {
+			b, ok := st.Blob(h)
+			if !ok || b.Nodes.Has(c.name) || now.Sub(a.since) > arrivalTimeout {
+				delete(c.arriving, h) // recorded here (listed below), forgotten, or given up
+				continue
+			}
+			sets = append(sets, a.ref)
 		}
 		st.Sets(func(b *cluster.BlobHolders) bool {
 			if b.Nodes.Has(c.name) {

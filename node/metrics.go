@@ -27,6 +27,7 @@ type metrics struct {
 	renditionPSNR *prometheus.HistogramVec
 	freedBytes    prometheus.Counter
 	planSeconds   prometheus.Histogram
+	damaged       prometheus.Counter
 }
 
 func newMetrics(fsm *cluster.FSM, cfg Config) *metrics {
@@ -75,6 +76,10 @@ func newMetrics(fsm *cluster.FSM, cfg Config) *metrics {
 		uploadBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gosty_upload_bytes_total", Help: "Bytes received in uploads.",
 		}),
+		damaged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gosty_blobs_damaged_total",
+			Help: "Local blob copies found damaged (on reading them or by the scrub) and deleted; replication makes them again from a good copy.",
+		}),
 		planSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "gosty_scheduler_plan_seconds",
 			Help:    "Time the leader's scheduler takes to plan one log entry's reclaims, rewinds and assignments (under the state's read lock).",
@@ -88,7 +93,7 @@ func newMetrics(fsm *cluster.FSM, cfg Config) *metrics {
 	fsm.OnJobFinished(m.observeJob)
 	fsm.OnJobExpired(func(j cluster.Job) { m.freedBytes.Add(float64(j.FreedBytes)) })
 	reg.MustRegister(m.chunkSeconds, m.encodeSpeed, m.tasksInFlight, m.slots, m.uploadBytes,
-		m.jobSeconds, m.jobsFinished, m.renditionSSIM, m.renditionPSNR, m.freedBytes, m.planSeconds,
+		m.jobSeconds, m.jobsFinished, m.renditionSSIM, m.renditionPSNR, m.freedBytes, m.planSeconds, m.damaged,
 		volumeCollector{dir: cfg.DataDir},
 		cluster.InternalMetrics(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -18,6 +18,8 @@ func TestMetricsExposed(t *testing.T) {
 		`gosty_raft_state{state="follower"} 0`,
 		"gosty_raft_voters 1",
 		"gosty_raft_servers 1",
+		"gosty_raft_healthy_voters 1",
+		"gosty_raft_failure_tolerance 0",
 		"gosty_raft_last_contact_seconds 0",
 		`gosty_members{state="alive"} 1`,
 		`gosty_members{state="dead"} 0`,

@@ -58,6 +58,7 @@ type Node struct {
 	notify    *notifier
 	upgrader  *cluster.Upgrader
 	manifests *manifestCache
+	check     *checker
 
 	webhookAllow *allowList
 
@@ -204,7 +205,8 @@ func New(cfg Config) (_ *Node, err error) {
 	n.metrics = newMetrics(n.store.FSM(), cfg)
 	n.metrics.reg.MustRegister(clusterCollector{n})
 	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: clusterKey, Blobs: n.blobs, Registry: n.metrics.reg,
-		Logger: logger, BindAddr: cfg.BindAddr})
+		Logger: logger, BindAddr: cfg.BindAddr, OnAbsent: n.holderLacks})
+	n.check = newChecker(n, logger.With("component", "check"))
 	n.log = &cluster.Forwarder{Store: n.store, Members: n.members, Peers: n.peers}
 	n.joiner = &cluster.Joiner{
 		Store: n.store, Members: n.members, Peers: n.peers, Name: cfg.Name,
@@ -212,7 +214,8 @@ func New(cfg Config) (_ *Node, err error) {
 		Settle:       10 * time.Second, Logger: logger,
 	}
 	n.promote = &cluster.Promoter{Store: n.store, Members: n.members, Voters: cfg.Voters,
-		Stabilize: cfg.Stabilize, Interval: time.Second, Logger: logger.With("component", "promoter")}
+		Stabilize: cfg.Stabilize, DeadTimeout: cfg.DeadServerTimeout, Interval: time.Second,
+		Logger: logger.With("component", "promoter")}
 	n.worker = &worker{
 		name: cfg.Name, fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
 		slots: cfg.Slots, logger: logger.With("component", "worker"), metrics: n.metrics,
@@ -298,6 +301,15 @@ func newServer(h http.Handler, logger *slog.Logger) *http.Server {
 	}
 }
 
+// joinWatchPeriod is how often a member checks that it hears from a
+// leader (cluster.Joiner.Watch): a few election timeouts.
+func joinWatchPeriod(fast bool) time.Duration {
+	if fast {
+		return 2 * time.Second
+	}
+	return 5 * time.Second
+}
+
 func fastOr(fast bool, d time.Duration) time.Duration {
 	if fast {
 		return d
@@ -363,7 +375,7 @@ func (r raftPeer) Join(ctx context.Context, req cluster.JoinRequest) error {
 }
 func (r raftPeer) Status() cluster.RaftStatus { return r.n.store.Status() }
 func (r raftPeer) Remove(ctx context.Context, req cluster.RemoveRequest) error {
-	return r.n.store.Remove(ctx, req)
+	return r.n.promote.Remove(ctx, req)
 }
 func (r raftPeer) Heartbeat(ctx context.Context, hb cluster.Heartbeat) error {
 	return r.n.sched.Heartbeat(ctx, hb)
@@ -380,7 +392,7 @@ func (n *Node) Workers() []cluster.Worker {
 		if m.Meta.Leaving || (m.Name == n.cfg.Name && n.stopping.Load()) {
 			continue
 		}
-		out = append(out, cluster.Worker{Name: m.Name, Slots: m.Meta.Slots})
+		out = append(out, cluster.Worker{Name: m.Name, ID: m.Meta.ID, Slots: m.Meta.Slots})
 	}
 	return out
 }
@@ -389,6 +401,14 @@ func (n *Node) Workers() []cluster.Worker {
 func (n *Node) Alive(name string) bool {
 	m, ok := n.members.Member(name)
 	return ok && m.State == cluster.StateAlive
+}
+
+// AliveID is the raft ID of the alive node named name ("" when none).
+func (n *Node) AliveID(name string) string {
+	if m, ok := n.members.Member(name); ok && m.State == cluster.StateAlive {
+		return m.Meta.ID
+	}
+	return ""
 }
 
 // heartbeats tells the leader, every interval, which tasks run here, so
@@ -430,12 +450,19 @@ func (n *Node) sendHeartbeat(ctx context.Context, hb cluster.Heartbeat) error {
 	return n.peers.Heartbeat(hctx, m.Meta.Internal, hb)
 }
 
-// aliveNames is the set of nodes that can hold and serve blobs now.
+// aliveNames is the set of nodes that can hold and serve blobs now: alive,
+// not leaving, and running the incarnation the log knows for their name
+// (see cluster.State.LiveHolder).
 func (n *Node) aliveNames() map[string]bool {
-	out := map[string]bool{}
-	for _, w := range n.Workers() {
-		out[w.Name] = true
-	}
+	ws := n.Workers()
+	out := make(map[string]bool, len(ws))
+	n.store.FSM().Read(func(st *cluster.State) {
+		for _, w := range ws {
+			if st.LiveHolder(w.Name, w.ID) {
+				out[w.Name] = true
+			}
+		}
+	})
 	return out
 }
 
@@ -500,17 +527,33 @@ func (n *Node) Run(ctx context.Context) error {
 				go func() { defer wg.Done(); f(wctx) }()
 			}
 			start(n.members.JoinLoop)
+			joined := make(chan struct{})
 			start(func(ctx context.Context) {
 				if err := n.joiner.Run(ctx); err != nil {
 					return
 				}
 				n.joined.Store(true)
+				close(joined)
 				n.logger.Info("in the cluster", "raft_id", n.store.ID())
 				// Record which name this raft ID runs under (the bootstrapper
-				// never asked to join, and names outlive restarts).
-				if err := n.log.Propose(ctx, cluster.OpNodeJoin, cluster.NodeJoin{ID: n.store.ID(), Name: n.cfg.Name}); err != nil {
+				// never asked to join, and names outlive restarts). Bounded:
+				// a node the leader has just removed would wait for ever to
+				// apply the entry; it joins again (Watch), and the leader
+				// records its name then.
+				pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				if err := n.log.Propose(pctx, cluster.OpNodeJoin, cluster.NodeJoin{ID: n.store.ID(), Name: n.cfg.Name}); err != nil {
 					n.logger.Warn("registering the node name", "err", err)
 				}
+				n.check.reconcile(ctx)
+			})
+			start(func(ctx context.Context) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-joined:
+				}
+				n.joiner.Watch(ctx, joinWatchPeriod(n.cfg.Fast))
 			})
 			start(n.sched.Run)
 			start(n.promote.Run)
@@ -523,6 +566,7 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.historyLoop)
 			start(n.compactLoop)
 			start(n.upgrader.Run)
+			start(func(ctx context.Context) { n.check.scrub(ctx, n.cfg.ScrubInterval, n.cfg.ScrubRate) })
 			if !n.webhookAllow.empty() {
 				start(n.notify.Run)
 			}

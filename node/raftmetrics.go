@@ -13,7 +13,8 @@ import (
 
 // clusterCollector reads raft's and gossip's state at scrape time: this
 // node's raft role, term, indexes and last contact with the leader, the
-// voter count, and members by gossip state.
+// voter count, the healthy voters and the failures the quorum can take,
+// and members by gossip state.
 type clusterCollector struct{ n *Node }
 
 var (
@@ -26,6 +27,10 @@ var (
 	raftVotersDesc  = prometheus.NewDesc("gosty_raft_voters", "Voters in the raft configuration.", nil, nil)
 	raftServersDesc = prometheus.NewDesc("gosty_raft_servers", "Servers (voters and non-voters) in the raft configuration.", nil, nil)
 	membersDesc     = prometheus.NewDesc("gosty_members", "Cluster members by gossip state, as this node sees them.", []string{"state"}, nil)
+	healthyDesc     = prometheus.NewDesc("gosty_raft_healthy_voters",
+		"Voters alive in gossip and not leaving (on the leader, also reached by raft's heartbeats), as this node sees them.", nil, nil)
+	toleranceDesc = prometheus.NewDesc("gosty_raft_failure_tolerance",
+		"How many more voters may fail before the cluster loses its quorum (0 also when it has lost it), as this node sees them.", nil, nil)
 )
 
 var raftStates = []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown}
@@ -34,7 +39,7 @@ var memberStates = []cluster.MemberState{cluster.StateAlive, cluster.StateSuspec
 
 func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{raftStateDesc, raftTermDesc, raftCommitDesc, raftAppliedDesc,
-		raftContactDesc, raftVotersDesc, raftServersDesc, membersDesc} {
+		raftContactDesc, raftVotersDesc, raftServersDesc, membersDesc, healthyDesc, toleranceDesc} {
 		ch <- d
 	}
 }
@@ -74,6 +79,10 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(raftVotersDesc, prometheus.GaugeValue, float64(voters))
 		ch <- prometheus.MustNewConstMetric(raftServersDesc, prometheus.GaugeValue, float64(len(servers)))
+	}
+	if q, err := c.n.promote.Health(); err == nil {
+		ch <- prometheus.MustNewConstMetric(healthyDesc, prometheus.GaugeValue, float64(q.Healthy))
+		ch <- prometheus.MustNewConstMetric(toleranceDesc, prometheus.GaugeValue, float64(q.FailureTolerance))
 	}
 	counts := map[cluster.MemberState]int{}
 	for _, m := range c.n.members.Members() {

@@ -268,6 +268,20 @@ type ClusterStatus struct {
 	Members    []MemberStatus `json:"members"`
 	// Raft is the raft configuration: every server, member or not.
 	Raft []RaftServer `json:"raft"`
+	// Quorum is how the voters fare, as the answering node sees them.
+	Quorum QuorumStatus `json:"quorum"`
+}
+
+// QuorumStatus is the health of the raft voters: healthy ones are alive in
+// gossip and not leaving (and, seen from the leader, reached by raft's
+// heartbeats).
+type QuorumStatus struct {
+	Voters        int `json:"voters"`
+	HealthyVoters int `json:"healthy_voters"`
+	Needed        int `json:"needed"` // voters that make a quorum
+	// FailureTolerance is how many more voters may fail before the cluster
+	// loses its quorum (0 too when it has lost it: healthy < needed).
+	FailureTolerance int `json:"failure_tolerance"`
 }
 
 // RaftServer is one server of the raft configuration.
@@ -321,6 +335,9 @@ func (s service) Status() any {
 		})
 	})
 	out := ClusterStatus{Node: n.cfg.Name, Term: n.store.Term(), Raft: rafts, LogVersion: n.store.FSM().LogVersion()}
+	if q, err := n.promote.Health(); err == nil {
+		out.Quorum = QuorumStatus{Voters: q.Voters, HealthyVoters: q.Healthy, Needed: q.Needed, FailureTolerance: q.FailureTolerance}
+	}
 	for _, m := range n.members.Members() {
 		ms := MemberStatus{
 			Name: m.Name, ID: m.Meta.ID, State: string(m.State), Leaving: m.Meta.Leaving,

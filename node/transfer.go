@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -14,8 +15,11 @@ import (
 // holders lists the internal addresses of alive nodes (not this one) that
 // the log says hold a blob; for a blob with no record of its own, those of
 // set, the manifest that lists it (whose holders hold every file it lists).
+// A node that came back as a new incarnation does not count (see
+// cluster.State.LiveHolder).
 func (n *Node) holders(hash string, set cluster.BlobRef) []string {
-	var names []string
+	type holder struct{ name, id string }
+	var hs []holder
 	n.store.FSM().Read(func(st *cluster.State) {
 		h, ok := st.Blob(hash)
 		if !ok && !set.IsZero() {
@@ -23,17 +27,18 @@ func (n *Node) holders(hash string, set cluster.BlobRef) []string {
 		}
 		if ok {
 			for _, name := range h.Nodes {
-				names = append(names, name)
+				hs = append(hs, holder{name, st.Incarnation(name)})
 			}
 		}
 	})
-	sort.Strings(names)
+	sort.Slice(hs, func(a, b int) bool { return hs[a].name < hs[b].name })
 	var out []string
-	for _, name := range names {
-		if name == n.cfg.Name {
+	for _, h := range hs {
+		if h.name == n.cfg.Name {
 			continue
 		}
-		if m, ok := n.members.Member(name); ok && m.State == cluster.StateAlive && m.Meta.Internal != "" {
+		m, ok := n.members.Member(h.name)
+		if ok && m.State == cluster.StateAlive && m.Meta.Internal != "" && (h.id == "" || h.id == m.Meta.ID) {
 			out = append(out, m.Meta.Internal)
 		}
 	}
@@ -50,7 +55,10 @@ func (n *Node) fetch(ctx context.Context, ref cluster.BlobRef, reason string) (p
 		return "", false, err
 	}
 	if n.blobs.Has(ref.Hash) {
-		return p, false, nil
+		if ref.Size > verifyBeforeUse || n.check.ok(ref.Hash) || n.check.verify(ctx, ref, nil) == nil {
+			return p, false, nil
+		}
+		// Damaged here (now deleted): fetch a good copy like any other.
 	}
 	holders := n.holders(ref.Hash, cluster.BlobRef{})
 	if len(holders) == 0 {
@@ -70,7 +78,7 @@ func (n *Node) fetch(ctx context.Context, ref cluster.BlobRef, reason string) (p
 // openBlob serves a blob from here or streams it from a holder (of the
 // blob, or of set, the manifest that lists it).
 func (n *Node) openBlob(ctx context.Context, ref, set cluster.BlobRef) (io.ReadSeekCloser, error) {
-	if f, err := n.blobs.Open(ref.Hash); err == nil {
+	if f, ok := n.check.open(ctx, ref); ok {
 		return f, nil
 	}
 	holders := n.holders(ref.Hash, set)
@@ -78,6 +86,38 @@ func (n *Node) openBlob(ctx context.Context, ref, set cluster.BlobRef) (io.ReadS
 		return nil, fmt.Errorf("blob %s: %w", ref.Hash, cluster.ErrNotFound)
 	}
 	return n.peers.Open(ctx, ref, holders)
+}
+
+// holderLacks corrects the log when a node the log names as a holder of a
+// blob answers that it has none: that claim goes (in the background; a
+// pull does not wait for it).
+func (n *Node) holderLacks(ref cluster.BlobRef, addr string) {
+	var name string
+	for _, m := range n.members.Members() {
+		if m.Meta.Internal == addr {
+			name = m.Name
+		}
+	}
+	if name == "" {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var claimed bool
+		n.store.FSM().Read(func(st *cluster.State) {
+			b, ok := st.Blob(ref.Hash)
+			claimed = ok && b.Nodes.Has(name)
+		})
+		if !claimed {
+			return
+		}
+		if err := n.log.Propose(ctx, cluster.OpBlobRemove, cluster.BlobLocation{Blob: ref, Node: name}); err != nil {
+			n.logger.Warn("dropping a claim its holder denies", "blob", ref.Hash, "node", name, "err", err)
+			return
+		}
+		n.logger.Warn("dropped a claim its holder denies", "blob", ref.Hash, "node", name)
+	}()
 }
 
 // setPushes is how many files of a manifest go to a peer at once.

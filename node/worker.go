@@ -227,9 +227,10 @@ func (w *worker) report(ctx context.Context, log *slog.Logger, t cluster.Task, r
 		op = cluster.OpTaskFail
 		// A missing input (its only holders died) is not the task's fault:
 		// the leader redoes the lost work and the task waits for it.
+		lost := errors.Is(runErr, cluster.ErrNotFound)
 		body = cluster.TaskFailure{TaskID: t.ID, Node: w.name, Attempt: t.Attempt,
 			Reason: failureReason(runErr), Permanent: transcoder.IsMediaError(runErr),
-			Requeue: errors.Is(runErr, cluster.ErrNotFound)}
+			Requeue: lost, Lost: lost && w.fsm.LogVersion() >= cluster.LogV2}
 	}
 	defer w.pins.release(res)
 	if res != nil && w.fsm.LogVersion() < cluster.LogV2 {

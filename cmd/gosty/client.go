@@ -491,6 +491,23 @@ type clusterView struct {
 	Node    string       `json:"node"`
 	Leader  string       `json:"leader"`
 	Members []memberView `json:"members"`
+	Quorum  quorumView   `json:"quorum"`
+}
+
+type quorumView struct {
+	Voters           int `json:"voters"`
+	HealthyVoters    int `json:"healthy_voters"`
+	Needed           int `json:"needed"`
+	FailureTolerance int `json:"failure_tolerance"`
+}
+
+// String is the quorum line of `gosty members`.
+func (q quorumView) String() string {
+	s := fmt.Sprintf("voters: %d of %d healthy, quorum %d", q.HealthyVoters, q.Voters, q.Needed)
+	if q.HealthyVoters < q.Needed {
+		return s + ": quorum lost"
+	}
+	return s + fmt.Sprintf(", failure tolerance %d", q.FailureTolerance)
 }
 
 type memberView struct {
@@ -516,6 +533,15 @@ func (c *client) members(ctx context.Context) error {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return err
 	}
+	leader := s.Leader
+	if leader == "" {
+		leader = "none"
+	}
+	line := "leader: " + leader
+	if s.Quorum.Voters > 0 { // nodes that predate it do not say
+		line += "; " + s.Quorum.String()
+	}
+	fmt.Fprintln(c.stdout, line)
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tRAFT\tVOTER\tTASKS\tHTTP")
 	for _, m := range s.Members {

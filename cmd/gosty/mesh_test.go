@@ -235,7 +235,8 @@ func fetchSum(t testing.TB, url string) string {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %s", url, resp.Status)
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		t.Fatalf("GET %s: %s %s", url, resp.Status, b)
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, resp.Body); err != nil {

@@ -433,17 +433,20 @@ func TestUI(t *testing.T) {
 		t.Errorf("the page threw:\n%s", blog)
 	}
 
-	// The cluster page lists both nodes and the leader.
+	// The cluster page lists both nodes, the leader and the quorum (two
+	// voters: none may fail).
 	cl, cancel := context.WithTimeout(ctx, 20*time.Second)
 	err = chromedp.Do(cl, chromedp.Navigate(base+"/#/cluster"), chromedp.WaitVisible(chromedp.CSS("#members table")))
 	cancel()
 	if err != nil {
 		t.Fatalf("cluster page: %v", err)
 	}
-	waitJS(t, ctx, 20*time.Second, "both members and a leader on the cluster page",
-		`[...document.querySelectorAll('#members tbody tr')].map(tr => tr.dataset.name + '=' + tr.dataset.role).sort().join(' ') + ' leader=' + document.getElementById('leader').textContent`,
+	waitJS(t, ctx, 20*time.Second, "both members, a leader and the quorum on the cluster page",
+		`[...document.querySelectorAll('#members tbody tr')].map(tr => tr.dataset.name + '=' + tr.dataset.role).sort().join(' ') +
+			' quorum=' + document.getElementById('quorum').textContent + ' leader=' + document.getElementById('leader').textContent`,
 		func(v string) (bool, error) {
 			return strings.Contains(v, "gosty-0=") && strings.Contains(v, "gosty-1=") && strings.Contains(v, "=leader") &&
+				strings.Contains(v, "quorum=2 of 2 voters healthy, 0 more may fail") &&
 				!strings.HasSuffix(v, "leader=") && !strings.Contains(v, "leader=none"), nil
 		})
 	saveScreenshot(t, ctx, dir, "ui-cluster.png", true)

@@ -1,6 +1,7 @@
 // The cluster page: members, gossip state, raft role and voter status,
-// leader, slots in use, the raft configuration, bytes this node moved, and
-// the scale control when the cluster runs in Kubernetes. Polled every 3 s.
+// leader, the quorum's health, slots in use, the raft configuration, bytes
+// this node moved, and the scale control when the cluster runs in
+// Kubernetes. Polled every 3 s.
 import { getCluster, getText, scale, ApiError } from './api.js';
 import { askToken } from './upload.js';
 import { h, bar, cell, formatBytes, formatAgo, showError, clearError } from './util.js';
@@ -61,9 +62,21 @@ function renderSummary(box, st) {
     h('dl', { class: 'facts' },
       h('dt', {}, 'Leader'), h('dd', { id: 'leader' }, st.leader || h('span', { class: 'warn' }, 'none: the cluster cannot commit')),
       h('dt', {}, 'Raft term'), h('dd', {}, String(st.term ?? '–')),
+      h('dt', {}, 'Quorum'), h('dd', { id: 'quorum' }, quorumText(st.quorum)),
       h('dt', {}, 'Members'), h('dd', {}, `${alive.length} alive of ${(st.members || []).length}`),
       h('dt', {}, 'Slots in use'), h('dd', {}, `${busy} of ${slots}`, bar(slots ? busy / slots : 0, 'small')),
       h('dt', {}, 'This page from'), h('dd', {}, st.node || location.host)));
+}
+
+// quorumText is the voters' health: healthy of all, and how many more
+// may fail before the cluster cannot commit (as the serving node sees it).
+// No voter to spare is a warning, unless there is only one voter.
+function quorumText(q) {
+  if (!q || !q.voters) return '–';
+  const healthy = `${q.healthy_voters} of ${q.voters} voters healthy`;
+  if (q.healthy_voters < q.needed) return h('span', { class: 'warn' }, `${healthy}: quorum of ${q.needed} lost`);
+  const text = `${healthy}, ${q.failure_tolerance} more may fail`;
+  return q.failure_tolerance === 0 && q.voters > 1 ? h('span', { class: 'warn' }, text) : text;
 }
 
 // linkable is a member's public address when a browser can use it.

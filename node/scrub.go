@@ -1,0 +1,366 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/gosty/gosty/cluster"
+)
+
+// What the log says a node holds must be what its disk holds. Three checks
+// keep the two in step:
+//
+//   - At start (once the node is in the cluster), reconcile walks the
+//     records that name this node and drops the claims its disk cannot
+//     confirm (a file gone, a manifest missing a file), and reports the
+//     referenced blobs it has that the log does not know of.
+//   - A local copy is checked against its hash the first time it is read
+//     (served or used by a task) since the node started or stored it:
+//     before use when it is small, while it streams when it is large. A
+//     copy that fails is deleted and its claim dropped; the reader gets the
+//     bytes from another holder, and replication makes a new copy.
+//   - The scrubber re-hashes every local blob every --scrub-interval at
+//     most --scrub-rate bytes a second, and treats what fails the same way.
+type checker struct {
+	n      *Node
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	verified map[string]time.Time // hash → modification time it was verified at
+}
+
+// maxVerified bounds the verified-copies cache; past it the oldest
+// entries are dropped and those copies are checked again on their next
+// read.
+const maxVerified = 200_000
+
+// verifyBeforeUse is the largest blob checked in full before it is used;
+// larger ones are checked as they stream (serving) or by the scrubber.
+const verifyBeforeUse = 64 << 20
+
+func newChecker(n *Node, logger *slog.Logger) *checker {
+	return &checker{n: n, logger: logger, verified: map[string]time.Time{}}
+}
+
+// ok reports whether a local copy was verified and has not changed since.
+func (c *checker) ok(hash string) bool {
+	mt, ok := c.n.blobs.ModTime(hash)
+	if !ok {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, seen := c.verified[hash]
+	return seen && at.Equal(mt)
+}
+
+func (c *checker) mark(hash string) {
+	mt, ok := c.n.blobs.ModTime(hash)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.verified) >= maxVerified {
+		for h := range c.verified { // any will do: they are checked again when read
+			delete(c.verified, h)
+			if len(c.verified) < maxVerified*9/10 {
+				break
+			}
+		}
+	}
+	c.verified[hash] = mt
+}
+
+// verify hashes a local copy (limited to lim bytes a second when lim is
+// not nil). A mismatch deletes the copy and drops this node's claims to it
+// (and to the manifests that list it) and returns an error.
+func (c *checker) verify(ctx context.Context, ref cluster.BlobRef, lim *rate.Limiter) error {
+	f, err := c.n.blobs.Open(ref.Hash)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	var r io.Reader = f
+	if lim != nil {
+		r = &limitedReader{ctx: ctx, r: f, lim: lim}
+	}
+	n, err := io.Copy(h, r)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", ref.Hash, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != ref.Hash || (ref.Size > 0 && n != ref.Size) {
+		c.bad(ctx, ref.Hash, fmt.Sprintf("content hashes to %s, %d bytes", got, n))
+		return fmt.Errorf("blob %s: %w: the local copy is damaged", ref.Hash, cluster.ErrNotFound)
+	}
+	c.mark(ref.Hash)
+	return nil
+}
+
+// bad drops a damaged local copy.
+func (c *checker) bad(ctx context.Context, hash, why string) {
+	c.logger.Error("damaged blob: deleting the local copy", "blob", hash, "why", why)
+	c.mu.Lock()
+	delete(c.verified, hash)
+	c.mu.Unlock()
+	if err := c.n.blobs.Delete(hash); err != nil {
+		c.logger.Warn("deleting a damaged blob", "blob", hash, "err", err)
+	}
+	c.n.metrics.damaged.Inc()
+	for _, claim := range c.claimsOn(hash) {
+		if err := c.n.log.Propose(ctx, cluster.OpBlobRemove, cluster.BlobLocation{Blob: claim, Node: c.n.cfg.Name}); err != nil {
+			c.logger.Warn("dropping the claim to a damaged blob", "blob", claim.Hash, "err", err)
+		}
+	}
+}
+
+// claimsOn lists the records that say this node holds hash: its own, and
+// those of the manifests held here that list it.
+func (c *checker) claimsOn(hash string) []cluster.BlobRef {
+	var out, sets []cluster.BlobRef
+	self := c.n.cfg.Name
+	c.n.store.FSM().Read(func(st *cluster.State) {
+		if b, ok := st.Blob(hash); ok && b.Nodes.Has(self) {
+			out = append(out, b.Ref())
+		}
+		st.Sets(func(b *cluster.BlobHolders) bool {
+			if b.Nodes.Has(self) {
+				sets = append(sets, b.Ref())
+			}
+			return true
+		})
+	})
+	for _, s := range sets {
+		if s.Hash == hash {
+			continue
+		}
+		if m, err := c.n.manifests.get(context.Background(), s); err == nil {
+			for _, f := range m.Files {
+				if f.Hash == hash {
+					out = append(out, s)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// open returns a local copy for reading, checked: a small one in full
+// first, a large one as it is read (the reader fails at its end, and the
+// copy is dropped, when the bytes do not match). ok false: no usable local
+// copy (absent or damaged).
+func (c *checker) open(ctx context.Context, ref cluster.BlobRef) (io.ReadSeekCloser, bool) {
+	f, err := c.n.blobs.Open(ref.Hash)
+	if err != nil {
+		return nil, false
+	}
+	if c.ok(ref.Hash) {
+		return f, true
+	}
+	fi, err := f.Stat()
+	if err != nil || (ref.Size > 0 && fi.Size() != ref.Size) {
+		f.Close()
+		if err == nil {
+			c.bad(ctx, ref.Hash, fmt.Sprintf("%d bytes, the log says %d", fi.Size(), ref.Size))
+		}
+		return nil, false
+	}
+	if fi.Size() <= verifyBeforeUse {
+		f.Close()
+		if c.verify(ctx, ref, nil) != nil {
+			return nil, false
+		}
+		f, err = c.n.blobs.Open(ref.Hash)
+		return f, err == nil
+	}
+	return &checkedFile{File: f, c: c, ref: ref, h: sha256.New()}, true
+}
+
+// checkedFile hashes what is read from the start in order; at the end of
+// an in-order read it checks the hash. A seek ends the check (the
+// scrubber checks the copy later).
+type checkedFile struct {
+	*os.File
+	c   *checker
+	ref cluster.BlobRef
+	h   interface {
+		io.Writer
+		Sum([]byte) []byte
+	}
+	n       int64
+	skipped bool
+}
+
+func (f *checkedFile) Read(p []byte) (int, error) {
+	n, err := f.File.Read(p)
+	if !f.skipped {
+		f.h.Write(p[:n])
+		f.n += int64(n)
+		if errors.Is(err, io.EOF) && f.n == f.ref.Size {
+			if hex.EncodeToString(f.h.Sum(nil)) != f.ref.Hash {
+				f.c.bad(context.Background(), f.ref.Hash, "damaged: found while serving it")
+				return n, fmt.Errorf("blob %s: the local copy is damaged", f.ref.Hash)
+			}
+			f.c.mark(f.ref.Hash)
+		}
+	}
+	return n, err
+}
+
+func (f *checkedFile) Seek(off int64, whence int) (int64, error) {
+	pos, err := f.File.Seek(off, whence)
+	if err == nil && pos != f.n {
+		f.skipped = true
+	}
+	return pos, err
+}
+
+type limitedReader struct {
+	ctx context.Context
+	r   io.Reader
+	lim *rate.Limiter
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if len(p) > l.lim.Burst() {
+		p = p[:l.lim.Burst()]
+	}
+	n, err := l.r.Read(p)
+	if n > 0 {
+		if werr := l.lim.WaitN(l.ctx, n); werr != nil {
+			return n, werr
+		}
+	}
+	return n, err
+}
+
+// reconcile compares the log's claims about this node with its disk once
+// it is in the cluster (see checker).
+func (c *checker) reconcile(ctx context.Context) {
+	self := c.n.cfg.Name
+	var claims []*cluster.BlobHolders
+	after := ""
+	for more := true; more && ctx.Err() == nil; {
+		more = false
+		c.n.store.FSM().Read(func(st *cluster.State) {
+			k := 0
+			st.Blobs(after, func(b *cluster.BlobHolders) bool {
+				after = b.Hash
+				if b.Nodes.Has(self) {
+					claims = append(claims, b)
+				}
+				k++
+				more = k == 1000
+				return !more
+			})
+		})
+	}
+	dropped := 0
+	for _, b := range claims {
+		has := c.n.blobs.Has(b.Hash)
+		if has && b.Set() {
+			var err error
+			if has, err = c.n.holdsSet(ctx, b.Ref()); err != nil {
+				has = false
+			}
+		}
+		if has {
+			continue
+		}
+		if err := c.n.log.Propose(ctx, cluster.OpBlobRemove, cluster.BlobLocation{Blob: b.Ref(), Node: self}); err != nil {
+			c.logger.Warn("dropping a claim the disk cannot confirm", "blob", b.Hash, "err", err)
+			continue
+		}
+		dropped++
+	}
+	// Referenced blobs stored here that the log does not count.
+	list, err := c.n.blobs.List()
+	if err != nil {
+		c.logger.Warn("reconcile: listing blobs", "err", err)
+		return
+	}
+	var unknown []cluster.BlobRef
+	c.n.store.FSM().Read(func(st *cluster.State) {
+		for _, bi := range list {
+			if b, ok := st.Blob(bi.Ref.Hash); ok && !b.Nodes.Has(self) && bi.Ref.Size == b.Size {
+				unknown = append(unknown, b.Ref())
+			}
+		}
+	})
+	reported := 0
+	for _, ref := range unknown {
+		if ctx.Err() != nil {
+			return
+		}
+		if b, set := c.setRecord(ref.Hash); set {
+			if ok, err := c.n.holdsSet(ctx, b); err != nil || !ok {
+				continue
+			}
+		}
+		if err := c.n.log.Propose(ctx, cluster.OpBlobAdd, cluster.BlobLocation{Blob: ref, Node: self}); err != nil {
+			c.logger.Warn("reporting a copy", "blob", ref.Hash, "err", err)
+			continue
+		}
+		reported++
+	}
+	c.logger.Info("blob store reconciled with the log", "claims", len(claims), "dropped", dropped, "reported", reported)
+}
+
+func (c *checker) setRecord(hash string) (cluster.BlobRef, bool) {
+	var ref cluster.BlobRef
+	var set bool
+	c.n.store.FSM().Read(func(st *cluster.State) {
+		if b, ok := st.Blob(hash); ok && b.Set() {
+			ref, set = b.Ref(), true
+		}
+	})
+	return ref, set
+}
+
+// scrub re-hashes every local blob every interval at a bounded rate.
+func (c *checker) scrub(ctx context.Context, interval time.Duration, bytesPerSecond int64) {
+	if interval <= 0 || bytesPerSecond <= 0 {
+		return
+	}
+	lim := rate.NewLimiter(rate.Limit(bytesPerSecond), int(min(bytesPerSecond, 1<<20)))
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		list, err := c.n.blobs.List()
+		if err != nil {
+			c.logger.Warn("scrub: listing blobs", "err", err)
+			continue
+		}
+		start, bad := time.Now(), 0
+		for _, bi := range list {
+			if ctx.Err() != nil {
+				return
+			}
+			if err := c.verify(ctx, bi.Ref, lim); err != nil && errors.Is(err, cluster.ErrNotFound) {
+				bad++
+			}
+		}
+		level := slog.LevelDebug
+		if bad > 0 {
+			level = slog.LevelWarn
+		}
+		c.logger.Log(ctx, level, "scrubbed the blob store", "blobs", len(list), "damaged", bad, "seconds", time.Since(start).Seconds())
+	}
+}
