@@ -209,11 +209,25 @@ func (a *Internal) observe(c *gin.Context) {
 		switch {
 		case status >= 500, status == http.StatusUnauthorized, status == http.StatusUnprocessableEntity:
 			return slog.LevelWarn
-		case c.Request.Method == http.MethodPut, c.Request.Method == http.MethodPatch:
+		case internalWrite(c.Request.Method, c.FullPath()):
 			return slog.LevelInfo
 		}
 		return slog.LevelDebug
 	}, slog.String("reason", cluster.TransferReason(c.GetHeader(cluster.HeaderReason))))
+}
+
+// internalWrite reports whether an internal request writes data a client
+// sent: a blob pushed here, or a relayed upload's PATCH or DELETE. Those
+// are logged at info, as the public API logs its writes; the frequent
+// control calls (propose, heartbeat) stay at debug.
+func internalWrite(method, route string) bool {
+	switch {
+	case method == http.MethodPut && route == cluster.InternalPrefix+"/blobs/:hash":
+		return true
+	case (method == http.MethodPatch || method == http.MethodDelete) && route == cluster.InternalPrefix+"/uploads/:id":
+		return true
+	}
+	return false
 }
 
 func (a *Internal) recovery(c *gin.Context) {
@@ -459,6 +473,10 @@ func (a *Internal) upload(c *gin.Context) {
 		writeErrorCode(c, http.StatusNotFound, "not_found", "resumable uploads are off on this node")
 		return
 	}
+	// The public API rewrites the request's path to its own route: the
+	// log and metrics here keep the internal one.
+	orig := c.Request
+	defer func() { c.Request = orig }()
 	if r := c.Request; r.Body != nil && r.Body != http.NoBody {
 		// On a copy: the server must still see its own body, to know
 		// whether it sent 100 Continue (else it would wait for the bytes

@@ -655,3 +655,40 @@ func TestInternalHeartbeat(t *testing.T) {
 		t.Fatalf("unknown field: %d %s", resp.StatusCode, b)
 	}
 }
+
+// TestInternalWritesClassified walks the internal router: every route is
+// classified here (a route added without a case fails), and the writes of
+// a client's data (a blob pushed, a relayed upload's PATCH or DELETE) are
+// the ones logged at info; control calls stay at debug.
+func TestInternalWritesClassified(t *testing.T) {
+	n := newPeerNode(t, "k")
+	p := cluster.InternalPrefix
+	write := map[string]bool{
+		"GET " + p + "/blobs/:hash":    false,
+		"HEAD " + p + "/blobs/:hash":   false,
+		"PUT " + p + "/blobs/:hash":    true,
+		"POST " + p + "/propose":       false,
+		"POST " + p + "/raft/join":     false,
+		"GET " + p + "/raft/status":    false,
+		"POST " + p + "/heartbeat":     false,
+		"POST " + p + "/raft/remove":   false,
+		"GET " + p + "/progress/:job":  false,
+		"HEAD " + p + "/uploads/:id":   false,
+		"PATCH " + p + "/uploads/:id":  true,
+		"DELETE " + p + "/uploads/:id": true,
+	}
+	routes := n.api.engine.Routes()
+	if len(routes) != len(write) {
+		t.Errorf("%d internal routes, %d classified", len(routes), len(write))
+	}
+	for _, r := range routes {
+		want, ok := write[r.Method+" "+r.Path]
+		if !ok {
+			t.Errorf("internal route %s %s is not classified in this test", r.Method, r.Path)
+			continue
+		}
+		if got := internalWrite(r.Method, r.Path); got != want {
+			t.Errorf("internal route %s %s: write %v, want %v", r.Method, r.Path, got, want)
+		}
+	}
+}

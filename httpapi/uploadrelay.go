@@ -32,16 +32,32 @@ import (
 // sent only once the owner has accepted the request. When the owner is not
 // alive in gossip, cannot be reached, or stops taking bytes for longer
 // than the idle timeout, the client gets 503 with Retry-After and a
-// message naming the node: its upload resumes when the node is back.
+// message naming the node: its upload resumes when the node is back. When
+// no node of the name was ever in the cluster (ErrOwnerUnknown), or it has
+// been away too long to wait for (ErrOwnerGone), the client gets what tus
+// says of an upload that is not there: 404 or 410, no Upload-Offset, no
+// JSON (uploadMissing), and a tus client starts a new upload.
 
 // UploadRelay reaches the node that holds a resumable upload.
 type UploadRelay interface {
 	// RelayUpload sends call to the node named owner (its internal API)
 	// and returns the answer; the caller closes its body. An error means
 	// no answer came: the node is not alive in the cluster or not
-	// reachable, or the body or ctx failed.
+	// reachable, or the body or ctx failed. It wraps ErrOwnerUnknown or
+	// ErrOwnerGone when the upload cannot come back.
 	RelayUpload(ctx context.Context, owner string, call cluster.UploadCall) (*http.Response, error)
 }
+
+// Errors of an UploadRelay for an owner that will not serve the upload.
+var (
+	// ErrOwnerUnknown: no node of that name is in the cluster, nor ever
+	// was (the ID is from another cluster, or made up). Answered 404.
+	ErrOwnerUnknown = errors.New("no node of that name is or was in the cluster")
+	// ErrOwnerGone: the node was in the cluster but has not been alive
+	// for longer than the relaying node waits for it (it left or died).
+	// Answered 410 Gone.
+	ErrOwnerGone = errors.New("the node has been gone too long")
+)
 
 // relayRetryAfter is the Retry-After of an answer that the upload's node is
 // unavailable (in seconds: about what a restarted pod takes to serve).
@@ -148,6 +164,12 @@ func (a *API) relayFailed(c *gin.Context, log *slog.Logger, id, owner string, bo
 		writeErrorCode(c, statusClientClosed, "upload_incomplete", "the upload ended before its end")
 	case c.Request.Context().Err() != nil:
 		writeErrorCode(c, statusClientClosed, "canceled", "request canceled")
+	case errors.Is(err, ErrOwnerUnknown):
+		log.Info("upload of an unknown node", "err", err)
+		uploadMissing(c, http.StatusNotFound, "upload "+id+" names node "+owner+", which is not in this cluster")
+	case errors.Is(err, ErrOwnerGone):
+		log.Info("upload of a node that is gone", "err", err)
+		uploadMissing(c, http.StatusGone, "upload "+id+" was held by node "+owner+", which has been gone too long; start a new upload")
 	default:
 		if errors.Is(cause, errRelayStalled) {
 			err = cause
@@ -155,6 +177,29 @@ func (a *API) relayFailed(c *gin.Context, log *slog.Logger, id, owner string, bo
 		log.Warn("relaying an upload request failed", "err", err)
 		a.ownerUnavailable(c, id, owner)
 	}
+}
+
+// uploadMissing answers for an upload that is not there, as the tus
+// protocol and tusd do: 404 Not Found or 410 Gone, Tus-Resumable, no
+// Upload-Offset, not cacheable, and no JSON: a line of text in tusd's form
+// ("ERR_UPLOAD_NOT_FOUND: ...") except to a HEAD, which gets no body.
+func uploadMissing(c *gin.Context, status int, msg string) {
+	c.Abort()
+	h := c.Writer.Header()
+	h.Set("Tus-Resumable", "1.0.0")
+	h.Set("Cache-Control", "no-store")
+	h.Del("Upload-Offset")
+	code := "ERR_UPLOAD_NOT_FOUND"
+	if status == http.StatusGone {
+		code = "ERR_UPLOAD_GONE"
+	}
+	if c.Request.Method == http.MethodHead {
+		h.Set("Content-Length", "0")
+		c.Status(status)
+		c.Writer.WriteHeaderNow()
+		return
+	}
+	c.Data(status, "text/plain; charset=utf-8", []byte(code+": "+msg+"\n"))
 }
 
 // ownerUnavailable answers 503: the node that holds the upload cannot be
@@ -238,11 +283,11 @@ func (a *API) ServeRelayedUpload(c *gin.Context) {
 	id := c.Param("id")
 	owner, ok := parseUploadID(id)
 	if !ok {
-		writeErrorCode(c, http.StatusBadRequest, "invalid_request", "malformed upload id")
+		uploadMissing(c, http.StatusNotFound, "malformed upload id")
 		return
 	}
 	if owner != a.tus.owner && !a.tus.holds(id) {
-		writeErrorCode(c, http.StatusNotFound, "not_found", "upload "+id+" is not held by this node")
+		uploadMissing(c, http.StatusNotFound, "upload "+id+" is not held by node "+a.node)
 		return
 	}
 	r := c.Request

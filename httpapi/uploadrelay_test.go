@@ -43,17 +43,30 @@ type testRelay struct {
 	calls atomic.Int32
 	mu    sync.Mutex
 	addrs map[string]string // absent: not alive
+	gone  map[string]bool   // not alive, and gone for good
 }
 
 func (r *testRelay) RelayUpload(ctx context.Context, owner string, call cluster.UploadCall) (*http.Response, error) {
 	r.calls.Add(1)
 	r.mu.Lock()
 	addr, ok := r.addrs[owner]
+	gone := r.gone[owner]
 	r.mu.Unlock()
-	if !ok {
+	switch {
+	case gone:
+		return nil, fmt.Errorf("relay upload %s: node %s: dead for 1h: %w", call.ID, owner, ErrOwnerGone)
+	case strings.HasPrefix(owner, "unknown"):
+		return nil, fmt.Errorf("relay upload %s: node %s: %w", call.ID, owner, ErrOwnerUnknown)
+	case !ok:
 		return nil, fmt.Errorf("relay upload %s: node %s is not alive", call.ID, owner)
 	}
 	return r.peers.RelayUpload(ctx, addr, call)
+}
+
+func (r *testRelay) setGone(name string, gone bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gone[name] = gone
 }
 
 func (r *testRelay) set(name, addr string) {
@@ -72,7 +85,7 @@ func newTestRelay(t *testing.T, key string) *testRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testRelay{addrs: map[string]string{},
+	return &testRelay{addrs: map[string]string{}, gone: map[string]bool{},
 		peers: cluster.NewPeers(cluster.PeerConfig{ClusterKey: key, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})}
 }
 
@@ -308,16 +321,79 @@ func TestTusRelayOwnerUnavailable(t *testing.T) {
 	}{
 		{"n1.0123456789abcdef0123456789abcdef", http.StatusNotFound},
 		{"n2.0123456789abcdef0123456789abcdef", http.StatusNotFound},
-		{"n2.0123456789abcdef", http.StatusBadRequest},
-		{"..", http.StatusBadRequest},
+		{"n2.0123456789abcdef", http.StatusNotFound},
+		{"..", http.StatusNotFound},
 	} {
 		resp, b := internalReq(t, http.MethodDelete, n2.internal.URL+cluster.InternalPrefix+"/uploads/"+tc.id, "k", nil, tusHdr(nil))
-		if resp.StatusCode != tc.code {
+		if resp.StatusCode != tc.code || !strings.HasPrefix(string(b), "ERR_UPLOAD_NOT_FOUND: ") {
 			t.Fatalf("internal DELETE of %s: %d %s", tc.id, resp.StatusCode, b)
 		}
 	}
 	if relay.calls.Load() == 0 {
 		t.Fatal("nothing was relayed")
+	}
+}
+
+// An upload that is not there, wherever it is asked for, gets tus's
+// answer: 404 (an unknown upload on a live node, a malformed ID, a node
+// that is not in the cluster) or 410 (a node gone too long to wait for),
+// with Tus-Resumable, no Upload-Offset, not cacheable, no JSON (nothing at
+// all to a HEAD). The upload of a node that is back is served again.
+func TestTusMissingUploadAnswers(t *testing.T) {
+	nodes, relay := newTusNodes(t, nil, func(_ string, c *Config) { c.APIToken = "tok" }, "n1", "n2")
+	n1, n2 := nodes["n1"], nodes["n2"]
+	auth := map[string]string{"Authorization": "Bearer tok"}
+	held := n1.via(t, createUpload(t, n2.env, 10, "", auth))
+	hex := "0123456789abcdef0123456789abcdef"
+	check := func(what, u string, status int) {
+		t.Helper()
+		for _, req := range []struct {
+			method string
+			body   string
+			hdr    map[string]string
+		}{
+			{http.MethodHead, "", nil},
+			{http.MethodPatch, "01234", map[string]string{"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}},
+			{http.MethodDelete, "", nil},
+		} {
+			h := map[string]string{"Authorization": "Bearer tok"}
+			for k, v := range req.hdr {
+				h[k] = v
+			}
+			resp, b := do(t, req.method, u, strings.NewReader(req.body), tusHdr(h))
+			if resp.StatusCode != status || resp.Header.Get("Tus-Resumable") != "1.0.0" ||
+				resp.Header.Get("Upload-Offset") != "" || strings.Contains(resp.Header.Get("Content-Type"), "json") {
+				t.Fatalf("%s: %s: %d %v %s", what, req.method, resp.StatusCode, resp.Header, b)
+			}
+			want := "ERR_UPLOAD_NOT_FOUND: "
+			if status == http.StatusGone {
+				want = "ERR_UPLOAD_GONE: "
+			}
+			switch {
+			case req.method == http.MethodHead && len(b) != 0:
+				t.Fatalf("%s: HEAD has a body: %q", what, b)
+			case req.method != http.MethodHead && !strings.HasPrefix(string(b), want):
+				t.Fatalf("%s: %s: %q, want %s...", what, req.method, b, want)
+			}
+			if req.method == http.MethodHead && resp.Header.Get("Cache-Control") != "no-store" {
+				t.Fatalf("%s: HEAD: Cache-Control %q", what, resp.Header.Get("Cache-Control"))
+			}
+		}
+	}
+	check("an unknown upload of n2, through n1", n1.srv.URL+UploadsRoute+"n2."+hex, http.StatusNotFound)
+	check("an unknown upload of n1, on n1", n1.srv.URL+UploadsRoute+"n1."+hex, http.StatusNotFound)
+	check("a malformed id", n1.srv.URL+UploadsRoute+"n2."+hex[:20], http.StatusNotFound)
+	check("a path for an id", n1.srv.URL+UploadsRoute+"..%2f..%2fetc%2fpasswd", http.StatusNotFound)
+	calls := relay.calls.Load()
+	check("an upload of a node that is not in the cluster", n1.srv.URL+UploadsRoute+"unknown-9."+hex, http.StatusNotFound)
+	if relay.calls.Load() == calls {
+		t.Fatal("the relay was not asked about the unknown node")
+	}
+	relay.setGone("n2", true)
+	check("an upload of a node gone too long", held, http.StatusGone)
+	relay.setGone("n2", false)
+	if off, resp := headOffset(t, held, nil); resp.StatusCode != http.StatusOK || off != 0 {
+		t.Fatalf("n2 back: HEAD %d offset %d", resp.StatusCode, off)
 	}
 }
 

@@ -132,7 +132,8 @@ func (a *API) serveUploads(c *gin.Context) {
 	if id != "" {
 		owner, ok := parseUploadID(id)
 		if !ok {
-			writeErrorCode(c, http.StatusBadRequest, "invalid_request", "malformed upload id")
+			// It names no upload: tus's answer for one that is not there.
+			uploadMissing(c, http.StatusNotFound, "malformed upload id")
 			return
 		}
 		if owner != "" && owner != a.tus.owner && relayable(r.Method) && !a.tus.holds(id) {
@@ -150,6 +151,11 @@ func (a *API) serveUploads(c *gin.Context) {
 // creation), from a client or relayed by a peer.
 func (a *API) serveLocalUpload(c *gin.Context, id string) {
 	r := c.Request
+	if r.Method == http.MethodHead {
+		// tus: no HEAD answer may be cached, a 404 included (tusd marks
+		// only the answers for uploads it has).
+		c.Header("Cache-Control", "no-store")
+	}
 	if id != "" && (r.Method == http.MethodHead || r.Method == http.MethodPatch) {
 		if a.answerFinished(c, id) {
 			return

@@ -268,7 +268,7 @@ func TestTusErrors(t *testing.T) {
 	// A malformed ID never reaches the store (nor becomes a path).
 	for _, id := range []string{"0123456789abcdef", "..%2f..%2fetc%2fpasswd", "n1.0123456789ABCDEF0123456789abcdef", "a%2fb.0123456789abcdef0123456789abcdef"} {
 		resp, b := do(t, http.MethodDelete, e.srv.URL+UploadsRoute+id, nil, tusHdr(auth))
-		if code, _ := errCode(t, b); resp.StatusCode != http.StatusBadRequest || code != "invalid_request" {
+		if resp.StatusCode != http.StatusNotFound || string(b) != "ERR_UPLOAD_NOT_FOUND: malformed upload id\n" {
 			t.Fatalf("DELETE of the malformed upload id %q: %d %s", id, resp.StatusCode, b)
 		}
 	}

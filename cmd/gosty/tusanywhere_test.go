@@ -96,15 +96,41 @@ func relayedIn(t *testing.T, c *localCluster, pods ...int) float64 {
 	return sum
 }
 
-// TestTusResumeAnywhere runs three node processes on 127.0.101.x: a tus
-// upload created on gosty-0 gets its first part through gosty-1, whose
-// connection is cut mid-PATCH; gosty-2 and gosty-1 tell the offset gosty-0
-// kept, the rest goes through gosty-2, and the job lasts exactly as long as
-// the same file POSTed. Every request goes to another node than the one
-// before. A DELETE through a node that does not hold the upload removes
-// it where it is; `gosty submit` behind a proxy that spreads connections
-// over the nodes resumes through whichever it reaches; with the owner
-// SIGKILLed, the others answer 503 with Retry-After, naming it.
+// missing checks tus's answer for an upload that is not there: status
+// (404 or 410), Tus-Resumable, no Upload-Offset, not cacheable, no JSON:
+// nothing to a HEAD, a line of text in tusd's form otherwise.
+func missing(t *testing.T, what string, resp *http.Response, body []byte, method string, status int) {
+	t.Helper()
+	if resp.StatusCode != status || resp.Header.Get("Tus-Resumable") != "1.0.0" || resp.Header.Get("Upload-Offset") != "" ||
+		strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		t.Fatalf("%s: %s: %d %v %q", what, method, resp.StatusCode, resp.Header, body)
+	}
+	want := "ERR_UPLOAD_NOT_FOUND: "
+	if status == http.StatusGone {
+		want = "ERR_UPLOAD_GONE: "
+	}
+	switch {
+	case method == http.MethodHead && (len(body) != 0 || resp.Header.Get("Cache-Control") != "no-store"):
+		t.Fatalf("%s: HEAD: body %q, Cache-Control %q", what, body, resp.Header.Get("Cache-Control"))
+	case method != http.MethodHead && !strings.HasPrefix(string(body), want):
+		t.Fatalf("%s: %s: %q, want %s…", what, method, body, want)
+	}
+}
+
+// TestTusResumeAnywhere runs three node processes on 127.0.101.x, and every
+// request of a tus upload goes to another node than the one before, as
+// behind a Service with no affinity: created on gosty-0, a first part
+// through gosty-1, HEAD through gosty-2, a PATCH through gosty-1 cut
+// mid-body, its bytes kept on gosty-0, the resume through gosty-2 and the
+// last part through gosty-1, which answers with the job; the job lasts
+// exactly as long as the same file POSTed. A DELETE through a node that
+// does not hold the upload removes it where it is. An upload that is not
+// there gets tus's 404 (an unknown upload of a live node, a node not in
+// the cluster, an address for a name). `gosty submit` behind a proxy that
+// spreads connections over the nodes resumes through whichever it
+// reaches. With the owner SIGKILLed, the others answer 503 with
+// Retry-After, naming it; past --dead-server-timeout, 410 Gone; and once
+// it is back, its upload is served again.
 func TestTusResumeAnywhere(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
@@ -116,7 +142,9 @@ func TestTusResumeAnywhere(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := newTestCluster(t, 101, 3, "--preset", "ultrafast", "--api-token-file", tokFile, "--slots", "1")
+	const deadTimeout = 8 * time.Second
+	c := newTestCluster(t, 101, 3, "--preset", "ultrafast", "--api-token-file", tokFile, "--slots", "1",
+		"--dead-server-timeout", deadTimeout.String())
 	for i := range 3 {
 		if err := c.Start(i); err != nil {
 			t.Fatal(err)
@@ -151,66 +179,103 @@ func TestTusResumeAnywhere(t *testing.T) {
 		t.Fatalf("POST: %d %s", resp.StatusCode, b)
 	}
 
-	// Created on gosty-0, first part through gosty-1, cut mid-body.
+	// Created on gosty-0; a first part through gosty-1; HEAD through gosty-2.
 	upload := h.create(0, size, meta)
+	part := size / 5
+	if resp, b = h.patch(1, upload, 0, data[:part]); resp.StatusCode != http.StatusNoContent ||
+		resp.Header.Get("Upload-Offset") != strconv.FormatInt(part, 10) {
+		t.Fatalf("first PATCH through gosty-1: %d offset %q %s", resp.StatusCode, resp.Header.Get("Upload-Offset"), b)
+	}
+	if resp, _ = h.do(2, http.MethodHead, upload, nil, nil); resp.StatusCode != http.StatusOK ||
+		resp.Header.Get("Upload-Offset") != strconv.FormatInt(part, 10) || resp.Header.Get("Upload-Length") != strconv.FormatInt(size, 10) {
+		t.Fatalf("HEAD through gosty-2: %d offset %q length %q", resp.StatusCode, resp.Header.Get("Upload-Offset"), resp.Header.Get("Upload-Length"))
+	}
+	if got := [3]int{len(uploadsOn(t, c, 0)), len(uploadsOn(t, c, 1)), len(uploadsOn(t, c, 2))}; got != [3]int{2, 0, 0} {
+		t.Fatalf("upload files per node (data and .info on gosty-0 only): %v", got)
+	}
+
+	// The rest through gosty-1, cut mid-body.
 	cutAfter := size * 2 / 5
 	proxy := newCutProxy(t, "127.0.101.200:0", strings.TrimPrefix(h.to(1, ""), "http://"), cutAfter)
 	proxy.armed.Store(true)
-	resp, b, err = tusReq(t, http.MethodPatch, proxy.URL()+upload, token, bytes.NewReader(data), map[string]string{
-		"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream", "Content-Length": strconv.FormatInt(size, 10)})
+	resp, b, err = tusReq(t, http.MethodPatch, proxy.URL()+upload, token, bytes.NewReader(data[part:]), map[string]string{
+		"Upload-Offset": strconv.FormatInt(part, 10), "Content-Type": "application/offset+octet-stream",
+		"Content-Length": strconv.FormatInt(size-part, 10)})
 	if err == nil {
 		t.Fatalf("the cut PATCH got an answer: %d %s", resp.StatusCode, b)
 	}
 	if proxy.cuts.Load() != 1 {
 		t.Fatalf("the proxy cut %d connections", proxy.cuts.Load())
 	}
-	// HEAD through gosty-2, then gosty-1: the offset gosty-0 kept.
-	resp, _ = h.do(2, http.MethodHead, upload, nil, nil)
+	// gosty-0 kept what reached it (its HEAD waits for the cut PATCH to
+	// let go of the upload).
+	resp, _ = h.do(0, http.MethodHead, upload, nil, nil)
 	off, _ := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
-	t.Logf("cut after %d of %d bytes; gosty-0 kept %d", cutAfter, size, off)
-	if resp.StatusCode != http.StatusOK || off <= 0 || off > cutAfter {
-		t.Fatalf("HEAD through gosty-2: %d, offset %d (cut at %d of %d)", resp.StatusCode, off, cutAfter, size)
+	t.Logf("cut after %d of %d bytes sent from %d; gosty-0 kept up to %d", cutAfter, size-part, part, off)
+	if resp.StatusCode != http.StatusOK || off <= part || off > part+cutAfter {
+		t.Fatalf("HEAD on gosty-0 after the cut: %d, offset %d (from %d, cut after %d)", resp.StatusCode, off, part, cutAfter)
 	}
-	if resp, _ = h.do(1, http.MethodHead, upload, nil, nil); resp.Header.Get("Upload-Offset") != strconv.FormatInt(off, 10) {
-		t.Fatalf("HEAD through gosty-1: %d, offset %q", resp.StatusCode, resp.Header.Get("Upload-Offset"))
+	// Resumed through gosty-2 (not the whole rest), finished through gosty-1.
+	mid := off + (size-off)/2
+	if resp, b = h.patch(2, upload, off, data[off:mid]); resp.StatusCode != http.StatusNoContent ||
+		resp.Header.Get("Upload-Offset") != strconv.FormatInt(mid, 10) {
+		t.Fatalf("resumed PATCH through gosty-2: %d offset %q %s", resp.StatusCode, resp.Header.Get("Upload-Offset"), b)
 	}
-	if got := [3]int{len(uploadsOn(t, c, 0)), len(uploadsOn(t, c, 1)), len(uploadsOn(t, c, 2))}; got != [3]int{2, 0, 0} {
-		t.Fatalf("upload files per node (data and .info on gosty-0 only): %v", got)
-	}
-	// The rest through gosty-2.
-	resp, b = h.patch(2, upload, off, data[off:])
+	resp, b = h.patch(1, upload, mid, data[mid:])
 	resumedID := resp.Header.Get("Gosty-Job-Id")
 	var v tusJob
 	if err := json.Unmarshal(b, &v); err != nil || resp.StatusCode != http.StatusOK || resumedID == "" || v.ID != resumedID {
-		t.Fatalf("resumed PATCH through gosty-2: %d job %q %s", resp.StatusCode, resumedID, b)
+		t.Fatalf("last PATCH through gosty-1: %d job %q %s", resp.StatusCode, resumedID, b)
 	}
 	if files := uploadsOn(t, c, 0); len(files) != 0 {
 		t.Fatalf("upload files left on gosty-0 after the finish: %v", files)
 	}
 	// A client that lost that answer learns the job through another node.
-	if resp, _ = h.do(1, http.MethodHead, upload, nil, nil); resp.Header.Get("Gosty-Job-Id") != resumedID {
-		t.Fatalf("HEAD of the finished upload through gosty-1: %d job %q", resp.StatusCode, resp.Header.Get("Gosty-Job-Id"))
+	if resp, _ = h.do(2, http.MethodHead, upload, nil, nil); resp.Header.Get("Gosty-Job-Id") != resumedID {
+		t.Fatalf("HEAD of the finished upload through gosty-2: %d job %q", resp.StatusCode, resp.Header.Get("Gosty-Job-Id"))
 	}
-	if in := relayedIn(t, c, 0); in < float64(size-cutAfter) {
-		t.Fatalf("gosty-0 counted %v relayed upload bytes, want at least %d", in, size-cutAfter)
+	if in := relayedIn(t, c, 0); in < float64(size-(off-part)) {
+		t.Fatalf("gosty-0 counted %v relayed upload bytes, want at least %d", in, size-(off-part))
 	}
 
 	// DELETE through a node that does not hold the upload.
-	other := h.create(2, 1000, meta)
-	if resp, b = h.patch(0, other, 0, data[:100]); resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("PATCH of the other upload through gosty-0: %d %s", resp.StatusCode, b)
+	other := h.create(0, 1000, meta)
+	if resp, b = h.patch(2, other, 0, data[:100]); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PATCH of the other upload through gosty-2: %d %s", resp.StatusCode, b)
 	}
-	if files := uploadsOn(t, c, 2); len(files) != 2 {
-		t.Fatalf("upload files on gosty-2: %v", files)
+	if files := uploadsOn(t, c, 0); len(files) != 2 {
+		t.Fatalf("upload files on gosty-0: %v", files)
 	}
 	if resp, b = h.do(1, http.MethodDelete, other, nil, nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE through gosty-1: %d %s", resp.StatusCode, b)
 	}
-	if files := uploadsOn(t, c, 2); len(files) != 0 {
-		t.Fatalf("upload files left on gosty-2 after the DELETE: %v", files)
+	if files := uploadsOn(t, c, 0); len(files) != 0 {
+		t.Fatalf("upload files left on gosty-0 after the DELETE: %v", files)
 	}
-	if resp, _ = h.do(0, http.MethodHead, other, nil, nil); resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("HEAD of the deleted upload through gosty-0: %d", resp.StatusCode)
+	resp, b = h.do(2, http.MethodHead, other, nil, nil)
+	missing(t, "the deleted upload, through gosty-2", resp, b, http.MethodHead, http.StatusNotFound)
+
+	// Uploads that are not there: tus's 404, wherever asked.
+	hex := strings.Repeat("0123456789abcdef", 2)
+	for _, tc := range []struct {
+		what, id string
+	}{
+		{"an unknown upload of gosty-0", "gosty-0." + hex},
+		{"an upload of a node not in the cluster", "nosuchnode." + hex},
+		// A name that is an address is looked up among the members, as
+		// any other, and is not one: nothing is relayed there.
+		{"an upload named by an address", "127.0.101.1." + hex},
+		{"a malformed id", "gosty-0." + hex[:20]},
+	} {
+		for _, m := range []string{http.MethodHead, http.MethodPatch, http.MethodDelete} {
+			node := (h.last + 1) % 3
+			if m == http.MethodPatch {
+				resp, b = h.patch(node, "/api/v1/uploads/"+tc.id, 0, []byte("x"))
+			} else {
+				resp, b = h.do(node, m, "/api/v1/uploads/"+tc.id, nil, nil)
+			}
+			missing(t, tc.what+" through gosty-"+strconv.Itoa(node), resp, b, m, http.StatusNotFound)
+		}
 	}
 
 	// Reads are local: each node is asked once it has applied the end.
@@ -257,6 +322,7 @@ func TestTusResumeAnywhere(t *testing.T) {
 		t.Fatalf("PATCH through gosty-2: %d %s", resp.StatusCode, b)
 	}
 	c.Kill(1)
+	killed := time.Now()
 	resp, _ = h.do(0, http.MethodHead, dying, nil, nil)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("HEAD through gosty-0 with gosty-1 killed: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
@@ -270,4 +336,48 @@ func TestTusResumeAnywhere(t *testing.T) {
 		t.Fatalf("PATCH through gosty-2 with gosty-1 killed: %d %s", resp.StatusCode, b)
 	}
 	t.Logf("with gosty-1 killed: %q (%s in all)", e.Error.Message, time.Since(start).Round(time.Millisecond))
+
+	// Gone past --dead-server-timeout: 410, through either node.
+	var goneAfter time.Duration
+	nodetest.WaitFor(t, deadTimeout+90*time.Second, "gosty-0 to answer 410 for gosty-1's upload", func() bool {
+		resp, _, err := tusReq(t, http.MethodHead, c.HTTP(0)+dying, token, nil, nil)
+		if err != nil || resp.StatusCode == http.StatusServiceUnavailable {
+			return false
+		}
+		goneAfter = time.Since(killed)
+		return true
+	})
+	if goneAfter < deadTimeout {
+		t.Fatalf("410 after %v, before the %v timeout", goneAfter, deadTimeout)
+	}
+	h.last = 0
+	for _, m := range []string{http.MethodHead, http.MethodPatch, http.MethodDelete} {
+		node := 2 - h.last // 2, 0, 2
+		if m == http.MethodPatch {
+			resp, b = h.patch(node, dying, 100, data[100:1000])
+		} else {
+			resp, b = h.do(node, m, dying, nil, nil)
+		}
+		missing(t, "an upload of gosty-1, gone, through gosty-"+strconv.Itoa(node), resp, b, m, http.StatusGone)
+	}
+	t.Logf("410 Gone %v after gosty-1 was killed: %s", goneAfter.Round(100*time.Millisecond), strings.TrimSpace(string(b)))
+
+	// Back with its data dir: its upload is served again, and deleted
+	// through another node.
+	if err := c.Start(1); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitReady(t, c.HTTP(1), 60*time.Second)
+	nodetest.WaitFor(t, 60*time.Second, "gosty-0 to see gosty-1 alive again", func() bool {
+		resp, _, err := tusReq(t, http.MethodHead, c.HTTP(0)+dying, token, nil, nil)
+		return err == nil && resp.StatusCode == http.StatusOK && resp.Header.Get("Upload-Offset") == "100"
+	})
+	h.last = 0
+	if resp, b = h.do(2, http.MethodDelete, dying, nil, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE through gosty-2 of gosty-1's upload, back: %d %s", resp.StatusCode, b)
+	}
+	if files := uploadsOn(t, c, 1); len(files) != 0 {
+		t.Fatalf("upload files left on gosty-1 after the DELETE: %v", files)
+	}
+	t.Logf("done in %v", time.Since(start).Round(time.Millisecond))
 }
