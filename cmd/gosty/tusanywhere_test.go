@@ -337,12 +337,15 @@ func TestTusResumeAnywhere(t *testing.T) {
 	}
 	t.Logf("with gosty-1 killed: %q (%s in all)", e.Error.Message, time.Since(start).Round(time.Millisecond))
 
-	// Gone past --dead-server-timeout: 410, through either node.
+	// Gone past --dead-server-timeout: 410, through either node (each
+	// counts from when its gossip found gosty-1 dead: a second apart).
 	var goneAfter time.Duration
-	nodetest.WaitFor(t, deadTimeout+90*time.Second, "gosty-0 to answer 410 for gosty-1's upload", func() bool {
-		resp, _, err := tusReq(t, http.MethodHead, c.HTTP(0)+dying, token, nil, nil)
-		if err != nil || resp.StatusCode == http.StatusServiceUnavailable {
-			return false
+	nodetest.WaitFor(t, deadTimeout+90*time.Second, "gosty-0 and gosty-2 to answer 410 for gosty-1's upload", func() bool {
+		for _, i := range []int{0, 2} {
+			resp, _, err := tusReq(t, http.MethodHead, c.HTTP(i)+dying, token, nil, nil)
+			if err != nil || resp.StatusCode == http.StatusServiceUnavailable {
+				return false
+			}
 		}
 		goneAfter = time.Since(killed)
 		return true
