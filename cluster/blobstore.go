@@ -31,6 +31,10 @@ type BlobStore struct {
 	tmp   string
 	bytes atomic.Int64 // total size of the stored blobs
 
+	// files serialises installing a blob with deleting one only if it is
+	// still the file a checker found damaged (DeleteIfSame).
+	files sync.Mutex
+
 	mu       sync.Mutex
 	stored   map[string]bool // stored since the last Stored call
 	overflow bool            // more than maxStored: Stored says so
@@ -166,6 +170,8 @@ func (b *BlobStore) PutFile(path string) (BlobRef, error) {
 // one is touched.
 func (b *BlobStore) install(src, hash string) error {
 	dst, _ := b.Path(hash)
+	b.files.Lock()
+	defer b.files.Unlock()
 	if _, err := os.Stat(dst); err == nil {
 		b.touch(dst)
 		b.noteStored(hash)
@@ -280,6 +286,35 @@ func (b *BlobStore) Delete(h string) error {
 		b.bytes.Add(-fi.Size())
 	}
 	return nil
+}
+
+// DeleteIfSame deletes the blob h only if its file is still was (the one a
+// caller read and found damaged): a good copy installed meanwhile stays.
+// deleted says whether it went.
+func (b *BlobStore) DeleteIfSame(h string, was os.FileInfo) (deleted bool, err error) {
+	p, err := b.Path(h)
+	if err != nil {
+		return false, err
+	}
+	b.files.Lock()
+	defer b.files.Unlock()
+	cur, err := os.Stat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("delete blob %s: %w", h, err)
+	}
+	// An inode number can be reused by the file that replaced it; the
+	// modification time and size tell the two apart.
+	if !os.SameFile(cur, was) || !cur.ModTime().Equal(was.ModTime()) || cur.Size() != was.Size() {
+		return false, nil
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("delete blob %s: %w", h, err)
+	}
+	b.bytes.Add(-cur.Size())
+	return true, nil
 }
 
 // List returns every stored blob.

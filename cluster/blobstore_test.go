@@ -99,3 +99,44 @@ func TestBlobStorePutCanceled(t *testing.T) {
 		t.Fatal("a canceled put stored a blob")
 	}
 }
+
+// DeleteIfSame deletes a damaged copy only if it is still the file that was
+// read: a copy stored again meanwhile stays.
+func TestBlobStoreDeleteIfSame(t *testing.T) {
+	b, err := OpenBlobStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := strings.Repeat("damaged?", 5000)
+	ref, err := b.Put(context.Background(), strings.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := b.Path(ref.Hash)
+	old, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ref.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Put(context.Background(), strings.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := b.DeleteIfSame(ref.Hash, old); err != nil || gone || !b.Has(ref.Hash) {
+		t.Fatalf("the copy stored again was deleted for the old one: %v %v", gone, err)
+	}
+	cur, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := b.DeleteIfSame(ref.Hash, cur); err != nil || !gone || b.Has(ref.Hash) {
+		t.Fatalf("the file read was not deleted: %v %v", gone, err)
+	}
+	if b.Bytes() != 0 {
+		t.Fatalf("%d bytes counted after the delete", b.Bytes())
+	}
+	if gone, err := b.DeleteIfSame(ref.Hash, cur); err != nil || gone {
+		t.Fatalf("deleting a gone blob: %v %v", gone, err)
+	}
+}

@@ -77,6 +77,9 @@ type collector struct {
 	// nothing younger is collected.
 	grace    time.Duration
 	interval time.Duration
+	// lost drops this node's claim to a manifest the log says it holds
+	// but whose document is gone from here (its files are not kept).
+	lost func(ctx context.Context, set cluster.BlobRef)
 
 	mu         sync.Mutex
 	candidates map[string]bool
@@ -297,7 +300,12 @@ func (c *collector) kept(ctx context.Context, local []string) (keep map[string]b
 			break
 		}
 		if !c.blobs.Has(s.Hash) {
-			continue // recorded here but lost: nothing of it to keep
+			// Recorded here but lost: nothing of it to keep, and the
+			// claim goes so that replication makes the copy again.
+			if _, arriving := c.arriving[s.Hash]; !arriving && c.lost != nil {
+				c.lost(ctx, s)
+			}
+			continue
 		}
 		m, err := c.manifests.get(ctx, s)
 		if err != nil {

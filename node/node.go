@@ -217,7 +217,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Stabilize: cfg.Stabilize, DeadTimeout: cfg.DeadServerTimeout, Interval: time.Second,
 		Logger: logger.With("component", "promoter")}
 	n.worker = &worker{
-		name: cfg.Name, fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
+		name: cfg.Name, id: n.store.ID(), fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
 		slots: cfg.Slots, logger: logger.With("component", "worker"), metrics: n.metrics,
 		pins: n.pins, running: map[string]*taskRun{},
 	}
@@ -232,6 +232,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, pins: n.pins, manifests: n.manifests,
 		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,
+		lost: n.check.disown,
 	}
 	n.store.FSM().OnBlobs(func(ev cluster.BlobEvents) {
 		n.repl.onBlobs(ev)
@@ -267,7 +268,7 @@ func New(cfg Config) (_ *Node, err error) {
 	// The internal API serves, among peer routes, the uploads held here
 	// that other nodes relay: it comes after the public API.
 	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
-		ClusterKey: clusterKey, Blobs: n.blobs, Raft: raftPeer{n}, Uploads: api,
+		ClusterKey: clusterKey, Blobs: peerBlobs{n.blobs, n.check}, Raft: raftPeer{n}, Uploads: api,
 		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name,
 	})
 	if err != nil {

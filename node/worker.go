@@ -25,8 +25,15 @@ type proposer interface {
 // whose assignment is gone (job canceled, task reassigned). A restarted node
 // finds its assignments in the replayed log and runs them again; outputs are
 // content-addressed, so a rerun is harmless.
+//
+// Assignments are addressed by node name, so a node that came back under
+// its name with an empty data dir (a new raft ID) would find its old
+// self's assignments while it replays the log: it starts nothing while the
+// log names another incarnation for its name, only once its own join is
+// applied (from then on the assignments are its own to run).
 type worker struct {
 	name  string
+	id    string // this node's raft ID
 	fsm   *cluster.FSM
 	log   proposer
 	blobs *cluster.BlobStore
@@ -94,6 +101,9 @@ func (w *worker) reconcile(ctx context.Context) {
 	var starts []start
 	mine := map[string]int{}
 	w.fsm.Read(func(st *cluster.State) {
+		if inc := st.Incarnation(w.name); inc != "" && inc != w.id {
+			return // replaying an older incarnation's history
+		}
 		st.Tasks(func(t *cluster.Task) bool {
 			if t.State == cluster.TaskAssigned && t.Node == w.name {
 				mine[t.ID] = t.Attempt
