@@ -3,10 +3,12 @@
 //
 // Start order: data dir → blob store → transcoder → listeners (public and
 // internal HTTP) → gossip membership → raft store (addresses resolved from
-// gossip) → peers, forwarder → metrics → internal API → joiner (bootstrap
-// or join) → scheduler, promoter, worker, replicator, blob collector →
-// public API. Stop order is the reverse, and readiness turns off first so
-// that load balancers stop sending work before anything closes.
+// gossip) → peers, forwarder → metrics → joiner (bootstrap or join) →
+// scheduler, promoter, worker, replicator, blob collector → public API →
+// internal API (built after the public API, whose resumable uploads it
+// serves to the peers that relay them). Stop order is the reverse, and
+// readiness turns off first so that load balancers stop sending work
+// before anything closes.
 package node
 
 import (
@@ -240,15 +242,6 @@ func New(cfg Config) (_ *Node, err error) {
 	n.upgrader = &cluster.Upgrader{Store: n.store, Members: n.members, Interval: time.Second,
 		Logger: logger.With("component", "upgrader")}
 
-	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
-		ClusterKey: clusterKey, Blobs: peerBlobs{n.blobs, n.check}, Raft: raftPeer{n},
-		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name,
-	})
-	if err != nil {
-		return nil, err
-	}
-	n.isrv = newServer(internal.Handler(), logger)
-
 	scaler := cfg.Scaler
 	if scaler == nil {
 		switch s, err := kube.InCluster(cfg.Name); {
@@ -265,12 +258,23 @@ func New(cfg Config) (_ *Node, err error) {
 		Registry: n.metrics.reg, Logger: logger, MaxUploadBytes: cfg.MaxUploadBytes,
 		APITokens: tokens, NodeName: cfg.Name, Scaler: scaler,
 		PlaybackKey: signKey, PlaybackTTL: cfg.PlaybackTTL, MaxConcurrentUploads: cfg.MaxConcurrentUploads,
-		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL,
+		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL, UploadRelay: svc,
 	})
 	if err != nil {
 		return nil, err
 	}
 	n.api = api
+
+	// The internal API serves, among peer routes, the uploads held here
+	// that other nodes relay: it comes after the public API.
+	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
+		ClusterKey: clusterKey, Blobs: peerBlobs{n.blobs, n.check}, Raft: raftPeer{n}, Uploads: api,
+		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.isrv = newServer(internal.Handler(), logger)
 	return n, nil
 }
 
