@@ -42,6 +42,10 @@ func useResumable(mode string, size int64) bool {
 	return size >= resumableThreshold
 }
 
+// errUploadGone: the server no longer has the upload (expired, or the node
+// that held it is gone for good); the client starts it again, once.
+var errUploadGone = errors.New("the upload is gone from the server (expired, or the node that held it is gone)")
+
 // tusError is an answer that retrying will not change.
 type tusError struct{ err error }
 
@@ -78,14 +82,17 @@ func (c *client) tusUpload(ctx context.Context, path, options string, bars *prog
 		meta += ",options " + base64.StdEncoding.EncodeToString([]byte(options))
 	}
 	var loc string
-	err = c.retry(ctx, func() (bool, error) {
-		var err error
-		loc, err = c.tusCreate(ctx, size, meta)
-		return false, err
-	})
-	if err != nil {
+	create := func() error {
+		return c.retry(ctx, func() (bool, error) {
+			var err error
+			loc, err = c.tusCreate(ctx, size, meta)
+			return false, err
+		})
+	}
+	if err := create(); err != nil {
 		return jobView{}, err
 	}
+	restarted := false
 
 	var offset int64
 	var job jobView
@@ -109,6 +116,15 @@ func (c *client) tusUpload(ctx context.Context, path, options string, bars *prog
 			job, offset, done, err = c.tusHead(ctx, loc)
 			return false, err
 		})
+		if errors.Is(err, errUploadGone) && !restarted {
+			restarted = true
+			fmt.Fprintf(c.stderr, "gosty: %s: %v; starting it again\n", name, err)
+			if err := create(); err != nil {
+				return jobView{}, err
+			}
+			offset, fails = 0, 0
+			continue
+		}
 		if err != nil {
 			return jobView{}, err
 		}
@@ -276,7 +292,7 @@ func (c *client) tusHead(ctx context.Context, loc string) (jobView, int64, bool,
 	}
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
-		return jobView{}, 0, false, &tusError{errors.New("the upload is gone from the server (expired, or the node lost its data)")}
+		return jobView{}, 0, false, &tusError{errUploadGone}
 	}
 	if resp.StatusCode >= 300 {
 		return jobView{}, 0, false, answerError("head", resp)
