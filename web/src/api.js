@@ -254,7 +254,7 @@ export function uploadResumable(file, options, onProgress) {
       try {
         h = await send('HEAD', loc, {});
       } catch (err) {
-        if (err.status === 404) throw new ApiError(404, 'upload_gone', 'the upload is gone from the node (expired, or the node lost its data)');
+        if (err.status === 404 || err.status === 410) throw new ApiError(err.status, 'upload_gone', 'the upload is gone from the cluster (expired, or the node that held it is gone): upload the file again');
         if (!err.retry) throw err;
         continue;
       }
