@@ -51,9 +51,9 @@ type MemberMeta struct {
 // it stays small. A node gossips it again when it crosses its reserve and
 // when the free space moved by a percent of the volume.
 type DiskMeta struct {
-	FreeMiB    int64 `json:"free"`          // free space on the volume
-	SizeMiB    int64 `json:"size"`          // the volume's size
-	ReserveMiB int64 `json:"res"`           // what media must leave free (disk and raft reserves)
+	FreeMiB    int64 `json:"free"`           // free space on the volume
+	SizeMiB    int64 `json:"size"`           // the volume's size
+	ReserveMiB int64 `json:"res"`            // what media must leave free (disk and raft reserves)
 	Full       bool  `json:"full,omitempty"` // below the reserves (or just out of space): takes no new task or media
 }
 
