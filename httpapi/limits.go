@@ -92,13 +92,19 @@ func (a *API) uploadSlot(c *gin.Context) {
 	c.Next()
 }
 
-// takeUploadSlot takes an upload slot, or answers 413 or 429 and returns
-// false. The caller gives the slot back with release.
+// takeUploadSlot takes an upload slot, or answers 413, 507 (a declared
+// length that does not fit on the data volume) or 429 and returns false. The caller gives the slot back with release.
 func (a *API) takeUploadSlot(c *gin.Context) (release func(), ok bool) {
 	if c.Request.ContentLength > a.maxBody {
 		c.Header("Connection", "close")
 		writeErrorCode(c, http.StatusRequestEntityTooLarge, "too_large", tooLargeMessage(a.maxBody))
 		return nil, false
+	}
+	if n := c.Request.ContentLength; n > 0 && a.space != nil {
+		if err := a.space.Admit(n); err != nil {
+			a.writeError(c, err) // 507 before a byte of the body is read
+			return nil, false
+		}
 	}
 	select {
 	case a.uploads <- struct{}{}:
