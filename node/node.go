@@ -30,6 +30,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/node/kube"
 )
 
@@ -38,6 +39,8 @@ type Node struct {
 	cfg     Config
 	logger  *slog.Logger
 	blobs   *cluster.BlobStore
+	space   *disk.Space // the data volume's free space and reserves
+	diskMu  sync.Mutex  // serialises gossiping the volume
 	tc      Transcoder
 	members *cluster.Membership
 	store   *cluster.Store
@@ -91,9 +94,15 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	if n.space, err = disk.New(disk.Config{Dir: cfg.DataDir, Reserve: cfg.DiskReserve, RaftReserve: cfg.RaftReserve}); err != nil {
+		return nil, fmt.Errorf("data volume: %w", err)
+	}
+	cfg.MaxUploadBytes = n.capUploads(cfg.MaxUploadBytes)
+	n.cfg = cfg
 	if n.blobs, err = cluster.OpenBlobStore(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	n.blobs.SetSpace(n.space)
 	threads := cfg.EncoderThreads
 	if threads == 0 {
 		threads = max(cores()/cfg.Slots, 1)
@@ -193,6 +202,7 @@ func New(cfg Config) (_ *Node, err error) {
 			Slots:    cfg.Slots,
 			Version:  cfg.Version,
 			Log:      cluster.CommandVersion,
+			Disk:     n.diskMeta(),
 		},
 	})
 	if err != nil {
@@ -200,7 +210,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	addrs.set(n.members)
 
-	n.metrics = newMetrics(n.store.FSM(), cfg)
+	n.metrics = newMetrics(n.store.FSM(), cfg, n.space)
 	n.metrics.reg.MustRegister(clusterCollector{n})
 	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: clusterKey, Blobs: n.blobs, Registry: n.metrics.reg,
 		Logger: logger, BindAddr: cfg.BindAddr, OnAbsent: n.holderLacks})
@@ -217,7 +227,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.worker = &worker{
 		name: cfg.Name, fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
 		slots: cfg.Slots, logger: logger.With("component", "worker"), metrics: n.metrics,
-		pins: n.pins, running: map[string]*taskRun{},
+		pins: n.pins, running: map[string]*taskRun{}, noSpace: n.noSpace,
 	}
 	n.sched = cluster.NewScheduler(n.store, n, logger)
 	n.sched.PlanSeconds = n.metrics.planSeconds
@@ -265,6 +275,7 @@ func New(cfg Config) (_ *Node, err error) {
 		APITokens: tokens, NodeName: cfg.Name, Scaler: scaler,
 		PlaybackKey: signKey, PlaybackTTL: cfg.PlaybackTTL, MaxConcurrentUploads: cfg.MaxConcurrentUploads,
 		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL,
+		Space: n.space,
 	})
 	if err != nil {
 		return nil, err
@@ -388,7 +399,11 @@ func (n *Node) Workers() []cluster.Worker {
 		if m.Meta.Leaving || (m.Name == n.cfg.Name && n.stopping.Load()) {
 			continue
 		}
-		out = append(out, cluster.Worker{Name: m.Name, ID: m.Meta.ID, Slots: m.Meta.Slots})
+		full := m.Meta.Disk != nil && m.Meta.Disk.Full
+		if m.Name == n.cfg.Name {
+			full = n.space.Full() // fresher than what we gossiped
+		}
+		out = append(out, cluster.Worker{Name: m.Name, ID: m.Meta.ID, Slots: m.Meta.Slots, Full: full})
 	}
 	return out
 }
@@ -555,6 +570,7 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.promote.Run)
 			start(n.worker.Run)
 			start(n.heartbeats)
+			start(n.watchDisk)
 			start(n.repl.Run)
 			start(n.gc.Run)
 			start(n.api.RunUploadSweeper)
