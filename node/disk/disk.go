@@ -12,10 +12,11 @@
 // A node whose free space is below the two reserves together is Full:
 // it takes no upload, no blob copy and no new task.
 //
-// The free space is read with statfs at most once per TTL (a few hundred
-// milliseconds), so asking is cheap; the bytes admitted through Take since
-// the last reading are subtracted from it, so that many writers between
-// two readings cannot together overshoot the reserve.
+// Admit (once per request) reads the volume with statfs; Take (once per
+// chunk written) uses a reading for a TTL (a few hundred milliseconds),
+// less the bytes admitted through Take since, so that many writers
+// between two readings cannot together overshoot the reserve, and reads
+// afresh before it refuses.
 package disk
 
 import (
@@ -286,18 +287,28 @@ func (s *Space) Headroom() (int64, error) {
 // Admit returns nil when n more bytes of media fit above the reserves, and
 // otherwise an error wrapping cluster.ErrNoSpace that says how much room
 // there is. A volume that cannot be read admits nothing.
+//
+// Admit reads the volume afresh (it is asked once per request, for a
+// declared size, so the syscall costs nothing that matters): a file
+// someone else wrote a moment ago counts.
 func (s *Space) Admit(n int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.admitLocked(n)
+	return s.admitLocked(n, true)
 }
 
-func (s *Space) admitLocked(n int64) error {
-	u, err := s.usageLocked(false)
+// admitLocked checks n against a reading; a refusal based on a cached
+// reading is checked again against a fresh one (a writer that failed may
+// just have removed its file), so that only a fresh reading refuses.
+func (s *Space) admitLocked(n int64, fresh bool) error {
+	u, err := s.usageLocked(fresh)
 	if err != nil {
 		return fmt.Errorf("%w: %v", cluster.ErrNoSpace, err)
 	}
 	floor := s.reserve.Of(u.Size) + s.raft
+	if !fresh && (n < 0 || u.Avail-n < floor) {
+		return s.admitLocked(n, true)
+	}
 	if n < 0 || u.Avail-n < floor {
 		room := max(u.Avail-floor, 0)
 		return fmt.Errorf("%w: %s more would not fit: %s free on the data volume, %s of it kept free (disk reserve %s, raft reserve %s), so %s left for media",
@@ -308,11 +319,13 @@ func (s *Space) admitLocked(n int64) error {
 }
 
 // Take admits n bytes about to be written and counts them until the next
-// reading of the volume, which will see them.
+// reading of the volume, which will see them. It uses the reading of the
+// last TTL (it is asked for every chunk a writer writes), and reads
+// afresh only before it refuses.
 func (s *Space) Take(n int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.admitLocked(n); err != nil {
+	if err := s.admitLocked(n, false); err != nil {
 		return err
 	}
 	s.taken.Add(n)

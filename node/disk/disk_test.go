@@ -144,21 +144,27 @@ func TestAdmitKeepsBothReserves(t *testing.T) {
 	if err := s.Take(20 * mib); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Take(20 * mib); !errors.Is(err, cluster.ErrNoSpace) {
-		t.Fatalf("the second 20 MiB: %v", err)
-	}
 	if h, _ := s.Headroom(); h != 8*mib {
 		t.Fatalf("headroom after a take: %d", h)
 	}
-	// The next reading (after the TTL) sees the bytes on disk instead.
+	// A refusal reads the volume afresh first: the 20 MiB are written
+	// (the reading sees them), and 5 MiB more still fit.
 	fs.set(20 * mib)
+	if err := s.Take(10 * mib); !errors.Is(err, cluster.ErrNoSpace) {
+		t.Fatalf("10 MiB more after a fresh reading: %v", err)
+	}
+	if err := s.Take(5 * mib); err != nil {
+		t.Fatalf("5 MiB: %v", err)
+	}
+	fs.set(15 * mib)
+	// The next reading (after the TTL) sees the bytes on disk instead.
 	fs.tick(time.Second)
-	if h, _ := s.Headroom(); h != 8*mib {
+	if h, _ := s.Headroom(); h != 3*mib {
 		t.Fatalf("headroom after the reading: %d", h)
 	}
 	// Below the floor: full, nothing admitted, not even a byte.
 	fs.set(11 * mib)
-	if h, _ := s.Headroom(); h != 8*mib {
+	if h, _ := s.Headroom(); h != 3*mib {
 		t.Fatal("a reading is used for its TTL")
 	}
 	if _, err := s.Refresh(); err != nil {
@@ -174,19 +180,25 @@ func TestAdmitKeepsBothReserves(t *testing.T) {
 	}
 }
 
-func TestUsageIsCached(t *testing.T) {
+func TestTakeIsCachedAdmitIsFresh(t *testing.T) {
 	s, fs := newFake(t, 1<<30, 1<<29, DefaultReserve, DefaultRaftReserve)
 	before := fs.reads
 	for range 1000 {
-		_ = s.Admit(1)
+		_ = s.Take(1)
 	}
 	if fs.reads != before {
 		t.Fatalf("%d statfs calls within the TTL", fs.reads-before)
 	}
 	fs.tick(time.Second)
-	_ = s.Admit(1)
+	_ = s.Take(1)
 	if fs.reads != before+1 {
 		t.Fatalf("%d statfs calls after the TTL, want 1", fs.reads-before)
+	}
+	// A declared size is checked against a fresh reading: a file written
+	// a moment ago counts.
+	fs.set(1 << 20)
+	if err := s.Admit(1); !errors.Is(err, cluster.ErrNoSpace) || fs.reads != before+2 {
+		t.Fatalf("Admit after the volume filled: %v (%d reads)", err, fs.reads-before)
 	}
 }
 
