@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -257,5 +258,30 @@ func TestBlobStorePutLink(t *testing.T) {
 	assertNoTemp(t, b)
 	if b.Bytes() != want.Size {
 		t.Fatalf("store holds %d bytes, want %d", b.Bytes(), want.Size)
+	}
+}
+
+// The disk field keeps the gossip metadata well under memberlist's limit,
+// and nodes that predate it read the metadata as before.
+func TestMemberMetaWithDiskFits(t *testing.T) {
+	m := MemberMeta{
+		ID: "0b8f6f5e-2c59-4a3e-9a7d-3f2d7c1e9b40", Raft: "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:7947",
+		Internal: "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:7948", HTTP: "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:8080",
+		Slots: 256, Version: "v1.2.3-45-gabcdef0-dirty", Leaving: true, Log: LogV2,
+		Disk: &DiskMeta{FreeMiB: 1 << 40, SizeMiB: 1 << 40, ReserveMiB: 1 << 30, Full: true},
+	}
+	b, err := encodeMeta(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 400 {
+		t.Fatalf("meta is %d bytes: %s", len(b), b)
+	}
+	var old struct {
+		ID    string `json:"id"`
+		Slots int    `json:"slots"`
+	}
+	if err := json.Unmarshal(b, &old); err != nil || old.Slots != 256 {
+		t.Fatalf("an older node reads %+v, %v", old, err)
 	}
 }

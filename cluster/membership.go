@@ -43,7 +43,8 @@ type MemberMeta struct {
 	// (0) from nodes of the first release, which read version 1 only.
 	Log int `json:"log,omitempty"`
 	// Disk is the node's data volume as it last told (absent from nodes
-	// that predate it: they count as having room).
+	// that predate it: they count as having room). Each gossip replaces
+	// it; it goes with the member.
 	Disk *DiskMeta `json:"disk,omitempty"`
 }
 

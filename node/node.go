@@ -1,7 +1,8 @@
 // Package node is the composition root: it builds one gosty node from a
 // Config, starts its parts in order and stops them in reverse.
 //
-// Start order: data dir → blob store → transcoder → listeners (public and
+// Start order: data dir → its disk space (node/disk; see space.go) → blob
+// store → transcoder → listeners (public and
 // internal HTTP) → gossip membership → raft store (addresses resolved from
 // gossip) → peers, forwarder → metrics → internal API → joiner (bootstrap
 // or join) → scheduler, promoter, worker, replicator, blob collector →
