@@ -171,6 +171,9 @@ func TestDiskFullRefusesCleanly(t *testing.T) {
 		return diskFull(base) == "full"
 	})
 	nodetest.WaitReady(t, base, 5*time.Second)
+	if out, _, code := gosty(t, "members", "--server", base); code != 0 || !strings.Contains(out, "full (") {
+		t.Errorf("gosty members does not show the full volume (exit %d):\n%s", code, out)
+	}
 	code, b := nodetest.Upload(t, base, src, "")
 	wantInsufficientStorage(t, "small upload on a full volume", code, b)
 	if err := os.Remove(filepath.Join(vol, "more")); err != nil {
@@ -179,6 +182,9 @@ func TestDiskFullRefusesCleanly(t *testing.T) {
 	nodetest.WaitFor(t, 30*time.Second, "the node to report room again", func() bool {
 		return diskFull(base) == "room"
 	})
+	if out, _, code := gosty(t, "members", "--server", base); code != 0 || !strings.Contains(out, " room") {
+		t.Errorf("gosty members does not show the room (exit %d):\n%s", code, out)
+	}
 
 	// 5. The next small job is done.
 	nodetest.WaitReady(t, base, 5*time.Second)
