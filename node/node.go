@@ -42,6 +42,9 @@ type Node struct {
 	blobs   *cluster.BlobStore
 	space   *disk.Space // the data volume's free space and reserves
 	diskMu  sync.Mutex  // serialises gossiping the volume
+	// noSpaceHold is how long the node holds itself full after a task ran
+	// out of space (tests shorten it).
+	noSpaceHold time.Duration
 	tc      Transcoder
 	members *cluster.Membership
 	store   *cluster.Store
@@ -85,7 +88,7 @@ func New(cfg Config) (_ *Node, err error) {
 		logger = slog.Default()
 	}
 	logger = logger.With("node", cfg.Name)
-	n := &Node{cfg: cfg, logger: logger, pins: newPins(), started: time.Now()}
+	n := &Node{cfg: cfg, logger: logger, pins: newPins(), started: time.Now(), noSpaceHold: defaultNoSpaceHold}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -228,7 +231,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.worker = &worker{
 		name: cfg.Name, fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
 		slots: cfg.Slots, logger: logger.With("component", "worker"), metrics: n.metrics,
-		pins: n.pins, running: map[string]*taskRun{}, noSpace: n.noSpace,
+		pins: n.pins, running: map[string]*taskRun{}, outOfSpace: n.taskOutOfSpace,
 	}
 	n.sched = cluster.NewScheduler(n.store, n, logger)
 	n.sched.PlanSeconds = n.metrics.planSeconds

@@ -21,13 +21,13 @@ import (
 //     new task and replication looks for other targets. A task that fails
 //     for lack of space counts as one ordinary failure (never a permanent
 //     one: the media are fine), and the node holds itself Full for
-//     noSpaceHold so that the retry goes elsewhere.
+//     defaultNoSpaceHold so that the retry goes elsewhere.
 //   - The largest upload is capped at start to the volume's size less the
 //     reserves: a file that could never fit gets 413 at once.
 
-// noSpaceHold is how long a node that ran out of space in a task stays
-// Full, so that the scheduler places the retry elsewhere.
-const noSpaceHold = 30 * time.Second
+// defaultNoSpaceHold is how long a node that ran out of space in a task
+// stays Full, so that the scheduler places the retry elsewhere.
+const defaultNoSpaceHold = 30 * time.Second
 
 // capUploads bounds the upload limit by what the data volume could hold.
 func (n *Node) capUploads(limit int64) int64 {
@@ -121,12 +121,23 @@ func abs(x int64) int64 {
 	return x
 }
 
-// noSpace is called when a task ran out of space: the node holds itself
-// Full and gossips it at once, before the failure is reported, so that
-// the leader places the retry elsewhere.
-func (n *Node) noSpace() {
-	n.space.Hold(noSpaceHold)
+// taskOutOfSpace says whether a task failed for lack of space: its error
+// says so (ENOSPC, an admission refused, ffmpeg's words), or the volume is
+// below its reserves now (an ffmpeg that failed on a full disk may say
+// anything). If so the node holds itself Full and gossips it at once,
+// before the failure is reported, so that the leader places the retry on
+// another node.
+func (n *Node) taskOutOfSpace(err error) bool {
+	if !cluster.IsNoSpace(err) {
+		if _, rerr := n.space.Refresh(); rerr == nil {
+			if h, _ := n.space.Headroom(); h >= 0 {
+				return false
+			}
+		}
+	}
+	n.space.Hold(n.noSpaceHold)
 	n.gossipDisk()
+	return true
 }
 
 // full reports whether a node said in gossip that it has no room (this

@@ -38,9 +38,10 @@ type worker struct {
 	logger  *slog.Logger
 	metrics *metrics
 	pins    *pins
-	// noSpace, when set, is told that a task ran out of disk space,
-	// before the failure is reported.
-	noSpace func()
+	// outOfSpace, when set, says whether a task's failure was for lack
+	// of disk space (and, when it was, makes the node hold itself full and
+	// gossip it before the failure is reported).
+	outOfSpace func(error) bool
 
 	// ctx is Run's: results are reported under it, not under the run's
 	// own context, which ends as soon as the result is applied.
@@ -229,7 +230,7 @@ func (w *worker) report(ctx context.Context, log *slog.Logger, t cluster.Task, r
 		// Out of space is the node's trouble, not the media's: never
 		// permanent, and one ordinary failure (the retry is placed on
 		// another node: this one holds itself full and says so first).
-		noSpace := cluster.IsNoSpace(runErr)
+		noSpace := w.outOfSpace != nil && w.outOfSpace(runErr)
 		permanent := transcoder.IsMediaError(runErr) && !noSpace
 		log.Warn("task failed", "err", runErr, "permanent", permanent, "no_space", noSpace)
 		op = cluster.OpTaskFail
@@ -238,10 +239,7 @@ func (w *worker) report(ctx context.Context, log *slog.Logger, t cluster.Task, r
 		lost := errors.Is(runErr, cluster.ErrNotFound) && !noSpace
 		reason := failureReason(runErr)
 		if noSpace {
-			reason = "no space left on the data volume of " + w.name + ": " + reason
-			if w.noSpace != nil {
-				w.noSpace()
-			}
+			reason = "out of space on the data volume of " + w.name + ": " + reason
 		}
 		body = cluster.TaskFailure{TaskID: t.ID, Node: w.name, Attempt: t.Attempt,
 			Reason: reason, Permanent: permanent,
