@@ -37,23 +37,23 @@ import (
 
 // Node is one member of a gosty cluster.
 type Node struct {
-	cfg     Config
-	logger  *slog.Logger
-	blobs   *cluster.BlobStore
-	space   *disk.Space // the data volume's free space and reserves
-	diskMu  sync.Mutex  // serialises gossiping the volume
+	cfg    Config
+	logger *slog.Logger
+	blobs  *cluster.BlobStore
+	space  *disk.Space // the data volume's free space and reserves
+	diskMu sync.Mutex  // serialises gossiping the volume
 	// noSpaceHold is how long the node holds itself full after a task ran
 	// out of space (tests shorten it).
 	noSpaceHold time.Duration
-	tc      Transcoder
-	members *cluster.Membership
-	store   *cluster.Store
-	peers   *cluster.Peers
-	log     *cluster.Forwarder
-	metrics *metrics
-	pins    *pins
-	joiner  *cluster.Joiner
-	sched   *cluster.Scheduler
+	tc          Transcoder
+	members     *cluster.Membership
+	store       *cluster.Store
+	peers       *cluster.Peers
+	log         *cluster.Forwarder
+	metrics     *metrics
+	pins        *pins
+	joiner      *cluster.Joiner
+	sched       *cluster.Scheduler
 
 	progress  progressCache // the leader's view of running tasks, for followers
 	promote   *cluster.Promoter
