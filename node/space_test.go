@@ -1,11 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -114,4 +117,76 @@ func selfDiskFull(base string) bool {
 		}
 	}
 	return false
+}
+
+// A finished resumable upload becomes the job's source without a second
+// copy: the blob is a hard link to the upload's file (which tus then
+// deletes), so a tus upload never needs twice its size on the volume.
+func TestTusUploadIsLinkedNotCopied(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ffmpeg")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "clip.mp4")
+	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var linked atomic.Int64 // link count of the source blob seen while the finish runs
+	var n *testNode
+	n = startNodeWith(t, filepath.Join(dir, "data"), nil, func(nd *Node) {
+		tc := &probeHook{Transcoder: nd.tc, hook: func(path string) {
+			if fi, err := os.Stat(path); err == nil {
+				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+					linked.Store(int64(st.Nlink))
+				}
+			}
+		}}
+		nd.tc, nd.worker.tc = tc, tc
+	})
+	req, _ := http.NewRequest(http.MethodPost, n.base+"/api/v1/uploads/", nil)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Upload-Length", strconv.Itoa(len(data)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "http") {
+		loc = n.base + loc
+	}
+	req, _ = http.NewRequest(http.MethodPatch, loc, bytes.NewReader(data))
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Upload-Offset", "0")
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("patch: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if got := linked.Load(); got != 2 {
+		t.Fatalf("the source blob had %d links while it was probed, want 2 (the blob and the upload's file)", got)
+	}
+	id := resp.Header.Get("Gosty-Job-Id")
+	if j := waitJob(t, n.base, id, 2*time.Minute); j.State != "done" {
+		t.Fatalf("job %s %q", j.State, j.Error)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "data", "uploads")); len(ents) != 0 {
+		t.Fatalf("upload files left: %v", ents)
+	}
+}
+
+// probeHook calls hook with the path of every file probed (an upload's
+// source blob).
+type probeHook struct {
+	Transcoder
+	hook func(path string)
+}
+
+func (p *probeHook) Probe(ctx context.Context, path string) (*transcoder.Probe, error) {
+	p.hook(path)
+	return p.Transcoder.Probe(ctx, path)
 }
