@@ -194,3 +194,36 @@ func TestInternalPushToAFullNode(t *testing.T) {
 		t.Fatalf("a full node that has the blob says so: %v", err)
 	}
 }
+
+// A backend that gives up mid-body for lack of room answers 507 while the
+// client is still sending a chunked body; the client gets the answer, not
+// a connection reset (the server lingers after an early answer only when
+// the request's own body is back in place).
+func TestUploadCutMidBodyGetsTheAnswer(t *testing.T) {
+	e := newEnv(t, nil)
+	e.jobs.submitErr = fmt.Errorf("upload: put blob: %w", fmt.Errorf("%w: 32KiB more would not fit", cluster.ErrNoSpace))
+	e.jobs.stopAt = 1 << 20
+	for i := range 20 {
+		pr, pw := io.Pipe()
+		go func() {
+			_, err := io.Copy(pw, io.LimitReader(zeroReader{}, 256<<20))
+			pw.CloseWithError(err)
+		}()
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/api/v1/jobs?filename=big.mp4", pr)
+		resp, err := http.DefaultClient.Do(req)
+		pr.CloseWithError(errors.New("done"))
+		if err != nil {
+			t.Fatalf("try %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantNoSpace(t, resp, b)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

@@ -147,3 +147,15 @@ func (r *idleReader) Read(p []byte) (int, error) {
 
 // errUploadIdle is answered 408.
 var errUploadIdle = errors.New("upload stalled")
+
+// restoreBody puts the request's own body back when the handler returns
+// (call it before wrapping r.Body, and defer what it returns). The server
+// looks at the request's body after the handler to tell an answer given
+// before the body was read (a 413 or a 507 mid-upload): it then keeps the
+// connection open for a moment after the answer, reading, so that a
+// client still sending gets the answer rather than a connection reset.
+// With a wrapper left in its place it would close at once.
+func restoreBody(r *http.Request) func() {
+	orig := r.Body
+	return func() { r.Body = orig }
+}

@@ -128,6 +128,7 @@ func (a *API) serveUploads(c *gin.Context) {
 		}
 		defer release()
 		if a.space != nil && r.Body != nil && r.Body != http.NoBody {
+			defer restoreBody(r)()
 			// Every chunk is admitted before tus writes it (a chunked
 			// body declares no length to check up front).
 			r.Body = &spaceBody{ReadCloser: r.Body, space: a.space}
