@@ -324,7 +324,7 @@ func (s *State) rewind(r JobRewind, at time.Time) error {
 		s.putChunk(c, &nc, true)
 		if t, ok := s.Task(TaskID(j.ID, TaskEncode, i)); ok {
 			nt := *t
-			nt.State, nt.Node = TaskPending, ""
+			nt.State, nt.Node, nt.Lost = TaskPending, "", 0
 			s.tasks.ReplaceOrInsert(&nt)
 		}
 	}
@@ -332,7 +332,7 @@ func (s *State) rewind(r JobRewind, at time.Time) error {
 		nj.Audio = BlobRef{}
 		if t, ok := s.Task(TaskID(j.ID, TaskAudio, 0)); ok {
 			nt := *t
-			nt.State, nt.Node = TaskPending, ""
+			nt.State, nt.Node, nt.Lost = TaskPending, "", 0
 			s.tasks.ReplaceOrInsert(&nt)
 		}
 	}

@@ -23,13 +23,24 @@ import (
 // place, so a crash leaves either a whole, correctly named blob or a temp
 // file that the next open removes.
 //
-// Storing bytes that are already here (the same file uploaded again, an
-// init segment two jobs share) refreshes the blob's modification time: a
-// collector's grace period counts from the last time anyone stored it.
+// A blob's modification time is when it was last stored: installing one
+// sets it to now, and storing bytes that are already here (the same file
+// uploaded again, an init segment two jobs share, a push or pull of a copy
+// this node has) refreshes it instead of writing, so a collector's grace
+// period counts from the last time anyone stored the blob.
+//
+// Storing a blob and deleting it exclude each other: both hold the blob's
+// lock (one of 256, by the hash's first byte) from the moment they look at
+// the file to the moment they are done with it. A store that finds the
+// blob present refreshes it before anyone may delete it, or finds it gone
+// and writes a new copy; DeleteIf decides on the modification time it sees
+// under that lock, and a Hold (a caller's pin) is taken under it too, so
+// a collector never sees a blob stored but neither fresh nor pinned.
 type BlobStore struct {
 	dir   string
 	tmp   string
 	bytes atomic.Int64 // total size of the stored blobs
+	locks [256]sync.Mutex
 	space atomic.Pointer[spaceBox]
 
 	mu       sync.Mutex
@@ -90,6 +101,29 @@ func (w spaceWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return w.w.Write(p)
+}
+
+// Hold is told the hash of a blob being stored, under the blob's lock and
+// before the store returns: a caller pins there what it stores (until the
+// command that names the blob is applied), so that the pin is in place
+// before any collector can see the blob.
+type Hold func(hash string)
+
+// lock takes the lock of a valid hash's blob and returns its unlock.
+func (b *BlobStore) lock(hash string) func() {
+	mu := &b.locks[hexDigit(hash[0])<<4|hexDigit(hash[1])]
+	if !mu.TryLock() {
+		hookLockWait(hash)
+		mu.Lock()
+	}
+	return mu.Unlock
+}
+
+func hexDigit(c byte) int {
+	if c >= 'a' {
+		return int(c-'a') + 10
+	}
+	return int(c - '0')
 }
 
 // maxStored bounds the hashes kept for Stored between two calls.
@@ -170,8 +204,9 @@ func (b *BlobStore) Open(h string) (*os.File, error) {
 }
 
 // Put streams r into the store and returns its ref. Size limits are the
-// caller's (wrap r); a failed Put stores nothing.
-func (b *BlobStore) Put(ctx context.Context, r io.Reader) (BlobRef, error) {
+// caller's (wrap r); a failed Put stores nothing. hold (at most one) is
+// told the hash under the blob's lock (see Hold).
+func (b *BlobStore) Put(ctx context.Context, r io.Reader, hold ...Hold) (BlobRef, error) {
 	f, err := os.CreateTemp(b.tmp, "put-*")
 	if err != nil {
 		return BlobRef{}, fmt.Errorf("put blob: %w", err)
@@ -189,12 +224,13 @@ func (b *BlobStore) Put(ctx context.Context, r io.Reader) (BlobRef, error) {
 		return BlobRef{}, fmt.Errorf("put blob: %w", err)
 	}
 	ref := BlobRef{Hash: hex.EncodeToString(h.Sum(nil)), Size: n}
-	return ref, b.install(f.Name(), ref.Hash)
+	return ref, b.install(f.Name(), ref.Hash, hold...)
 }
 
 // PutFile moves a finished local file (in TempDir or elsewhere on the same
-// file system) into the store. The file is hashed and synced first.
-func (b *BlobStore) PutFile(path string) (BlobRef, error) {
+// file system) into the store. The file is hashed and synced first. hold
+// is as for Put.
+func (b *BlobStore) PutFile(path string, hold ...Hold) (BlobRef, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return BlobRef{}, fmt.Errorf("put file %s: %w", path, err)
@@ -211,7 +247,7 @@ func (b *BlobStore) PutFile(path string) (BlobRef, error) {
 		return BlobRef{}, fmt.Errorf("put file %s: %w", path, err)
 	}
 	ref := BlobRef{Hash: hex.EncodeToString(h.Sum(nil)), Size: n}
-	if err := b.install(path, ref.Hash); err != nil {
+	if err := b.install(path, ref.Hash, hold...); err != nil {
 		return BlobRef{}, fmt.Errorf("put file %s: %w", path, err)
 	}
 	return ref, nil
@@ -223,10 +259,10 @@ func (b *BlobStore) PutFile(path string) (BlobRef, error) {
 // the file share their blocks. Where a link cannot be made (another file
 // system) the bytes are copied, as Put does. The file must not change
 // afterwards.
-func (b *BlobStore) PutLink(ctx context.Context, path string) (BlobRef, error) {
+func (b *BlobStore) PutLink(ctx context.Context, path string, hold ...Hold) (BlobRef, error) {
 	tmp := filepath.Join(b.tmp, fmt.Sprintf("link-%d-%s", time.Now().UnixNano(), filepath.Base(path)))
 	if err := os.Link(path, tmp); err == nil {
-		ref, err := b.PutFile(tmp)
+		ref, err := b.PutFile(tmp, hold...)
 		if err != nil {
 			os.Remove(tmp)
 		}
@@ -237,35 +273,82 @@ func (b *BlobStore) PutLink(ctx context.Context, path string) (BlobRef, error) {
 		return BlobRef{}, fmt.Errorf("put %s: %w", path, err)
 	}
 	defer f.Close()
-	return b.Put(ctx, f)
+	return b.Put(ctx, f, hold...)
 }
 
-// install renames a synced file to its content address. If the blob already
-// exists the new copy is dropped (same name, same bytes) and the stored
-// one is touched.
-func (b *BlobStore) install(src, hash string) error {
+// install renames a synced file to its content address, under the blob's
+// lock, with the modification time set to now. If the blob already exists
+// the new copy is dropped (same name, same bytes) and the stored one is
+// refreshed instead.
+func (b *BlobStore) install(src, hash string, hold ...Hold) error {
 	dst, _ := b.Path(hash)
-	if _, err := os.Stat(dst); err == nil {
-		b.touch(dst)
-		b.noteStored(hash)
-		return os.Remove(src)
+	added, err := b.installLocked(src, dst, hash, hold)
+	if err != nil || !added {
+		return err
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+func (b *BlobStore) installLocked(src, dst, hash string, hold []Hold) (added bool, err error) {
+	unlock := b.lock(hash)
+	defer unlock()
+	for _, h := range hold {
+		h(hash)
+	}
+	if present, err := b.refreshLocked(dst, hash); present || err != nil {
+		if err != nil {
+			return false, err
+		}
+		return false, os.Remove(src)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
-		return err
+		return false, err
 	}
 	if err := os.Chmod(src, 0o640); err != nil {
-		return err
+		return false, err
+	}
+	// Written a while ago maybe (a long upload, its fsync, a task's
+	// output hashed first): stored now.
+	now := time.Now()
+	if err := os.Chtimes(src, now, now); err != nil {
+		return false, err
 	}
 	fi, err := os.Stat(src)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := os.Rename(src, dst); err != nil {
-		return err
+		return false, err
 	}
 	b.bytes.Add(fi.Size())
 	b.noteStored(hash)
-	return syncDir(filepath.Dir(dst))
+	return true, nil
+}
+
+// refreshLocked, under the blob's lock, reports whether the blob is stored
+// and if so sets its modification time to now: it counts as stored again.
+func (b *BlobStore) refreshLocked(path, hash string) (present bool, err error) {
+	if _, err := os.Stat(path); err != nil {
+		return false, nil
+	}
+	hookStoredAgain(hash)
+	now := time.Now()
+	if err := os.Chtimes(path, now, now); err != nil {
+		return false, fmt.Errorf("store %s again: %w", hash, err)
+	}
+	b.noteStored(hash)
+	return true, nil
+}
+
+// refresh is refreshLocked taking the lock.
+func (b *BlobStore) refresh(hash string) (present bool, err error) {
+	p, err := b.Path(hash)
+	if err != nil {
+		return false, err
+	}
+	unlock := b.lock(hash)
+	defer unlock()
+	return b.refreshLocked(p, hash)
 }
 
 func (b *BlobStore) noteStored(hash string) {
@@ -295,15 +378,9 @@ func (b *BlobStore) Stored() (hashes []string, all bool) {
 	return hashes, all
 }
 
-// touch sets a stored blob's modification time to now (best effort: a
-// blob deleted meanwhile is simply gone).
-func (b *BlobStore) touch(path string) {
-	now := time.Now()
-	_ = os.Chtimes(path, now, now)
-}
-
-// PutBytes stores a small blob held in memory (a manifest).
-func (b *BlobStore) PutBytes(data []byte) (BlobRef, error) {
+// PutBytes stores a small blob held in memory (a manifest). hold is as
+// for Put.
+func (b *BlobStore) PutBytes(data []byte, hold ...Hold) (BlobRef, error) {
 	f, err := os.CreateTemp(b.tmp, "bytes-*")
 	if err != nil {
 		return BlobRef{}, fmt.Errorf("put blob: %w", err)
@@ -322,7 +399,7 @@ func (b *BlobStore) PutBytes(data []byte) (BlobRef, error) {
 	}
 	sum := sha256.Sum256(data)
 	ref := BlobRef{Hash: hex.EncodeToString(sum[:]), Size: int64(len(data))}
-	return ref, b.install(name, ref.Hash)
+	return ref, b.install(name, ref.Hash, hold...)
 }
 
 // ModTime is when a stored blob was last stored (zero and false when it
@@ -344,21 +421,67 @@ func (b *BlobStore) Bytes() int64 { return b.bytes.Load() }
 
 // Delete removes a blob; deleting a missing blob is not an error.
 func (b *BlobStore) Delete(h string) error {
+	_, err := b.DeleteIf(h, func(time.Time) bool { return true })
+	return err
+}
+
+// DeleteIf removes the blob h if may, called with its modification time,
+// says so; deleted reports that it did. The whole of it, may included, runs
+// under the blob's lock: no store of h runs meanwhile, so a store either
+// came before (and may sees the time it refreshed, and any Hold it took) or
+// comes after (and finds the blob gone and writes it). may must not store
+// or delete blobs itself. A missing blob is not an error.
+func (b *BlobStore) DeleteIf(h string, may func(modTime time.Time) bool) (deleted bool, err error) {
 	p, err := b.Path(h)
 	if err != nil {
-		return err
+		return false, err
 	}
-	fi, statErr := os.Stat(p)
+	unlock := b.lock(h)
+	defer unlock()
+	fi, err := os.Stat(p)
+	if err != nil {
+		return false, nil
+	}
+	if !may(fi.ModTime()) {
+		return false, nil
+	}
 	if err := os.Remove(p); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("delete blob %s: %w", h, err)
+		return false, fmt.Errorf("delete blob %s: %w", h, err)
 	}
-	if statErr == nil {
-		b.bytes.Add(-fi.Size())
+	b.bytes.Add(-fi.Size())
+	return true, nil
+}
+
+// DeleteIfSame deletes the blob h only if its file is still was (the one a
+// caller read and found damaged): a good copy installed meanwhile stays.
+// deleted says whether it went.
+func (b *BlobStore) DeleteIfSame(h string, was os.FileInfo) (deleted bool, err error) {
+	p, err := b.Path(h)
+	if err != nil {
+		return false, err
 	}
-	return nil
+	unlock := b.lock(h)
+	defer unlock()
+	cur, err := os.Stat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("delete blob %s: %w", h, err)
+	}
+	// An inode number can be reused by the file that replaced it; the
+	// modification time and size tell the two apart.
+	if !os.SameFile(cur, was) || !cur.ModTime().Equal(was.ModTime()) || cur.Size() != was.Size() {
+		return false, nil
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("delete blob %s: %w", h, err)
+	}
+	b.bytes.Add(-cur.Size())
+	return true, nil
 }
 
 // List returns every stored blob.
@@ -426,10 +549,8 @@ func (b *BlobStore) Receive(ctx context.Context, want BlobRef, r io.Reader) erro
 	if !ValidHash(want.Hash) || want.Size < 0 {
 		return fmt.Errorf("receive blob %q (%d bytes): %w: not a valid blob ref", want.Hash, want.Size, ErrInvalid)
 	}
-	if p, _ := b.Path(want.Hash); b.Has(want.Hash) {
-		b.touch(p)
-		b.noteStored(want.Hash)
-		return nil
+	if present, err := b.refresh(want.Hash); present || err != nil {
+		return err
 	}
 	if err := b.Admit(want.Size); err != nil {
 		return fmt.Errorf("receive blob %s: %w", want.Hash, err)

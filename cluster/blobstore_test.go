@@ -1,15 +1,18 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBlobStorePutOpenDelete(t *testing.T) {
@@ -97,5 +100,137 @@ func TestBlobStorePutCanceled(t *testing.T) {
 	}
 	if list, _ := b.List(); len(list) != 0 {
 		t.Fatal("a canceled put stored a blob")
+	}
+}
+
+// TestBlobStoreStoredIsYoung: a blob's modification time is when it was
+// last stored, by any path: installed from a file written long ago, or
+// found already there by Put, PutFile, PutBytes, Receive and Pull.
+func TestBlobStoreStoredIsYoung(t *testing.T) {
+	b, err := OpenBlobStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(strings.Repeat("init segment ", 1000))
+	old := time.Now().Add(-time.Hour)
+	age := func(h string) time.Duration {
+		mt, ok := b.ModTime(h)
+		if !ok {
+			t.Fatal("the blob is gone")
+		}
+		return time.Since(mt)
+	}
+	// A task's output written an hour ago is stored now.
+	out := filepath.Join(t.TempDir(), "out.m4s")
+	if err := os.WriteFile(out, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(out, old, old); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := b.PutFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := age(ref.Hash); a > time.Minute {
+		t.Fatalf("a blob installed from an old file is %v old", a)
+	}
+	p, _ := b.Path(ref.Hash)
+	peers := NewPeers(PeerConfig{Blobs: b})
+	again := map[string]func() error{
+		"Put": func() error {
+			var held []string
+			if _, err := b.Put(context.Background(), bytes.NewReader(data), func(h string) { held = append(held, h) }); err != nil {
+				return err
+			}
+			if len(held) != 1 || held[0] != ref.Hash {
+				return fmt.Errorf("the hold was told %v", held)
+			}
+			return nil
+		},
+		"PutBytes": func() error { _, err := b.PutBytes(data); return err },
+		"PutFile": func() error {
+			f := filepath.Join(t.TempDir(), "again")
+			if err := os.WriteFile(f, data, 0o600); err != nil {
+				return err
+			}
+			_, err := b.PutFile(f)
+			return err
+		},
+		"Receive": func() error { return b.Receive(context.Background(), ref, bytes.NewReader(data)) },
+		"Pull":    func() error { return peers.Pull(context.Background(), ref, nil, ReasonReplicate) },
+	}
+	for name, store := range again {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+		b.Stored()
+		if err := store(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if a := age(ref.Hash); a > time.Minute {
+			t.Errorf("%s of a stored blob left it %v old", name, a)
+		}
+		if got, _ := b.Stored(); len(got) != 1 || got[0] != ref.Hash {
+			t.Errorf("%s: stored since the last round: %v", name, got)
+		}
+		if b.Bytes() != ref.Size {
+			t.Errorf("%s: the store counts %d bytes, holds %d", name, b.Bytes(), ref.Size)
+		}
+	}
+	// DeleteIf decides on the time it sees.
+	var seen time.Time
+	if gone, err := b.DeleteIf(ref.Hash, func(mt time.Time) bool { seen = mt; return false }); gone || err != nil {
+		t.Fatalf("DeleteIf(no): %v %v", gone, err)
+	}
+	if mt, _ := b.ModTime(ref.Hash); !seen.Equal(mt) {
+		t.Fatalf("DeleteIf saw %v, the blob's time is %v", seen, mt)
+	}
+	if gone, err := b.DeleteIf(ref.Hash, func(time.Time) bool { return true }); !gone || err != nil || b.Has(ref.Hash) || b.Bytes() != 0 {
+		t.Fatalf("DeleteIf(yes): %v %v, still there %v, %d bytes counted", gone, err, b.Has(ref.Hash), b.Bytes())
+	}
+	if gone, err := b.DeleteIf(ref.Hash, func(time.Time) bool { t.Fatal("asked about a missing blob"); return true }); gone || err != nil {
+		t.Fatalf("DeleteIf(missing): %v %v", gone, err)
+	}
+}
+
+// DeleteIfSame deletes a damaged copy only if it is still the file that was
+// read: a copy stored again meanwhile stays.
+func TestBlobStoreDeleteIfSame(t *testing.T) {
+	b, err := OpenBlobStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := strings.Repeat("damaged?", 5000)
+	ref, err := b.Put(context.Background(), strings.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := b.Path(ref.Hash)
+	old, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ref.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Put(context.Background(), strings.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := b.DeleteIfSame(ref.Hash, old); err != nil || gone || !b.Has(ref.Hash) {
+		t.Fatalf("the copy stored again was deleted for the old one: %v %v", gone, err)
+	}
+	cur, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := b.DeleteIfSame(ref.Hash, cur); err != nil || !gone || b.Has(ref.Hash) {
+		t.Fatalf("the file read was not deleted: %v %v", gone, err)
+	}
+	if b.Bytes() != 0 {
+		t.Fatalf("%d bytes counted after the delete", b.Bytes())
+	}
+	if gone, err := b.DeleteIfSame(ref.Hash, cur); err != nil || gone {
+		t.Fatalf("deleting a gone blob: %v %v", gone, err)
 	}
 }

@@ -54,6 +54,11 @@
 //     insufficient_storage and Peers maps back. A Worker that is Full (its
 //     node gossips DiskMeta below its reserves) gets no new task, and does
 //     not count as "another node" when a failed task avoids its last node.
+//   - A blob's modification time is when it was last stored, and storing
+//     bytes already there (any path: upload, task output, push, pull)
+//     refreshes it. Storing a blob and deleting it take the blob's lock, and
+//     a delete decides under it (BlobStore.DeleteIf), so a collector never
+//     removes a blob a store has just reported stored.
 //   - A new command shape is written only once every server reads it (the
 //     log version, see command.go); applying an entry never depends on the
 //     version a node runs, only on the state's, so old and new nodes agree

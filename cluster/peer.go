@@ -43,13 +43,14 @@ const (
 	ReasonTask      = "task"      // a worker pulls the inputs of its task
 	ReasonReplicate = "replicate" // pushing or pulling to reach --replicas copies
 	ReasonServe     = "serve"     // proxying a blob to an HTTP client
+	ReasonUpload    = "upload"    // relaying a resumable upload to the node that holds it
 	ReasonOther     = "other"
 )
 
 // TransferReason folds any reason string to the bounded label set.
 func TransferReason(r string) string {
 	switch r {
-	case ReasonTask, ReasonReplicate, ReasonServe:
+	case ReasonTask, ReasonReplicate, ReasonServe, ReasonUpload:
 		return r
 	}
 	return ReasonOther
@@ -69,7 +70,7 @@ const (
 func TransferBytes(reg prometheus.Registerer) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gosty_transfer_bytes_total",
-		Help: "Blob bytes moved between nodes over the internal API, by direction (in, out) and reason (task, replicate, serve, other).",
+		Help: "Blob and upload bytes moved between nodes over the internal API, by direction (in, out) and reason (task, replicate, serve, upload, other).",
 	}, []string{"direction", "reason"})
 	if reg == nil {
 		return c
@@ -112,7 +113,9 @@ type PeerConfig struct {
 	Registry   prometheus.Registerer // gosty_transfer_bytes_total; nil = not exported
 	Logger     *slog.Logger          // nil = slog.Default()
 	// Client is nil for a client with dial (5s) and response-header (30s)
-	// timeouts, no proxy and no overall timeout (bodies are large).
+	// timeouts, no proxy and no overall timeout (bodies are large); relayed
+	// upload PATCHes then use a copy without the response-header timeout.
+	// A given Client serves both.
 	Client *http.Client
 	// BindAddr is the IP peer connections are made from ("" = any).
 	BindAddr string
@@ -128,6 +131,7 @@ type Peers struct {
 	blobs    *BlobStore
 	log      *slog.Logger
 	client   *http.Client
+	relay    *http.Client // relayed upload PATCHes: no response-header timeout (relay.go)
 	transfer *prometheus.CounterVec
 	onAbsent func(ref BlobRef, holder string)
 
@@ -167,8 +171,9 @@ func NewPeers(cfg PeerConfig) *Peers {
 	if p.log == nil {
 		p.log = slog.Default()
 	}
+	p.relay = p.client
 	if p.client == nil {
-		p.client = &http.Client{Transport: &http.Transport{
+		t := &http.Transport{
 			Proxy:                 nil, // peer traffic never goes through HTTP_PROXY
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, LocalAddr: cfg.localAddr()}).DialContext,
 			ResponseHeaderTimeout: 30 * time.Second,
@@ -176,7 +181,14 @@ func NewPeers(cfg PeerConfig) *Peers {
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdleConnsPerHost:   16,
 			DisableCompression:    true,
-		}}
+		}
+		p.client = &http.Client{Transport: t}
+		// A relayed PATCH is answered after its last byte is stored and,
+		// for the last one, after the job is committed: as long as that
+		// takes (the relaying node watches the bytes flow instead).
+		rt := t.Clone()
+		rt.ResponseHeaderTimeout = 0
+		p.relay = &http.Client{Transport: rt}
 	}
 	return p
 }
@@ -195,9 +207,10 @@ func (p *Peers) newRequest(ctx context.Context, method, addr, path, reason strin
 	return req, nil
 }
 
-// Pull makes the blob local. It is a no-op if the blob is already stored;
-// otherwise it tries each holder (internal host:port) in order, streaming a
-// GET into a temp file. An interrupted body is resumed with a Range request
+// Pull makes the blob local. If the blob is already stored it only
+// refreshes it (as a store of the same bytes does); otherwise it tries each
+// holder (internal host:port) in order, streaming a GET into a temp file.
+// An interrupted body is resumed with a Range request
 // from the bytes already written (same holder, then the next), up to 5
 // attempts in all. Size and sha256 are verified before the blob is
 // installed. The error wraps ErrNotFound when no holder has the blob, and
@@ -208,8 +221,9 @@ func (p *Peers) Pull(ctx context.Context, ref BlobRef, holders []string, reason 
 		return fmt.Errorf("pull %s from %v: %w: not a valid blob ref", ref.Hash, holders, ErrInvalid)
 	}
 	for {
-		if p.blobs.Has(ref.Hash) {
-			return nil
+		// Already here: stored again, as far as the collector is concerned.
+		if present, err := p.blobs.refresh(ref.Hash); present || err != nil {
+			return err
 		}
 		p.mu.Lock()
 		call, busy := p.pulling[ref.Hash]

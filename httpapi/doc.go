@@ -44,8 +44,46 @@
 //     give. 4xx outcomes delete the upload; 5xx keep it and a PATCH at the
 //     full offset finishes it again. Outcomes are remembered for UploadTTL,
 //     so HEAD/PATCH of a finished upload repeat them. POST, PATCH and DELETE
-//     need the token; PATCH takes an upload slot. SweepUploads (run by
-//     RunUploadSweeper) deletes uploads idle for UploadTTL.
+//     need the token (a finishing PATCH submits under it, as a POST does);
+//     PATCH takes an upload slot. SweepUploads (run by RunUploadSweeper)
+//     deletes uploads idle for UploadTTL. X-HTTP-Method-Override on a POST
+//     is applied before any check, as tusd applies it.
+//
+//   - Resume anywhere (uploadid.go, uploadrelay.go): an upload lives in the
+//     UploadDir of the node that took it, and its ID names that node,
+//     "<node name>.<32 hex digits>" (128 random bits; a node whose name is
+//     not [A-Za-z0-9][A-Za-z0-9._-]{0,127} gives out the bare 32 digits,
+//     served by it alone). IDs are checked before use: anything else names
+//     no upload (404, below). Location is relative (/api/v1/uploads/<id>),
+//     valid on every node. A node that gets a HEAD, PATCH or DELETE of an upload
+//     another node holds checks the token (401 before anything is relayed),
+//     takes an upload slot for a PATCH (429), and relays the request through
+//     Config.UploadRelay to that node's internal API
+//     (/internal/v1/uploads/:id, behind the cluster key; the API token
+//     identity travels as cluster.HeaderSubmitter), streaming the body
+//     (Expect: 100-continue: a refusal costs no bytes); the owner serves it
+//     with its own slots and idle timeout (Internal → ServeRelayedUpload)
+//     and never relays further. The answer is passed on: status, tus
+//     headers, Gosty-Job-Id, the body. A client that stalls is cut at the
+//     relaying node (408); an owner that is not alive in gossip, not
+//     reachable, or that takes no byte for 1.5 × UploadIdleTimeout is 503
+//     unavailable with Retry-After and a message naming the node (the
+//     upload resumes when the node is back); an owner that refuses the
+//     relay (another cluster key) is 502 bad_gateway. The owner's name is
+//     only looked up among the gossip members (the node package): an ID
+//     never makes a node relay to an address of the client's choosing. A
+//     name no member and no log entry knows (ErrOwnerUnknown) is 404, an
+//     owner away longer than the relaying node waits for it
+//     (ErrOwnerGone; the node waits --dead-server-timeout) is 410 Gone.
+//     Those, a malformed ID and the owner's own "no such upload" are tus's
+//     answer for an upload that is not there (uploadMissing, as tusd's):
+//     Tus-Resumable, no Upload-Offset, Cache-Control: no-store, no body to
+//     a HEAD and "ERR_UPLOAD_NOT_FOUND: ..." / "ERR_UPLOAD_GONE: ..." text
+//     otherwise, never JSON, so that a tus client starts a new upload. An
+//     answer naming a job (Gosty-Job-Id) is passed on once the relaying
+//     node has the job in its log too (bounded), so the client's next GET
+//     on that connection finds it. The internal route's PATCH and DELETE
+//     are writes (internalWrite: logged at info, like a blob PUT).
 //
 //   - DELETE /api/v1/jobs/{id} calls Jobs.Cancel and then looks the job up
 //     again: 200 with the job view when the job still exists (a running job

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,53 +27,81 @@ import (
 // TestEveryStateChangingRouteNeedsAToken walks the router: every route
 // with a state-changing method answers 401 without a token, with a wrong
 // one and with the right one in the wrong scheme, and passes auth with any
-// of the configured tokens (several, for rotation). Reads stay open.
+// of the configured tokens (several, for rotation). Reads stay open. Under
+// the uploads route it does so for an upload this node holds and for one
+// another node holds: no request without a token is relayed there.
 func TestEveryStateChangingRouteNeedsAToken(t *testing.T) {
 	tokens := []string{"tok-old", "tok-new"}
-	e := newEnv(t, func(c *Config) { c.APIToken, c.APITokens = "", tokens })
+	relay := &countingRelay{}
+	e := newEnv(t, func(c *Config) {
+		c.APIToken, c.APITokens = "", tokens
+		c.UploadDir, c.UploadRelay = t.TempDir(), relay
+	})
 	e.jobs.put(sampleJob())
 	mutating := 0
 	for _, r := range e.api.engine.Routes() {
-		path := strings.NewReplacer(":id", "j1", "*path", "master.m3u8").Replace(r.Path)
-		switch r.Method {
-		case http.MethodGet, http.MethodHead, http.MethodOptions:
-			if strings.HasSuffix(r.Path, "/events") || strings.Contains(r.Path, "/files/") {
-				continue // streams; files are covered by the playback tests
-			}
-			resp, b := do(t, r.Method, e.srv.URL+path, nil, nil)
-			if resp.StatusCode == http.StatusUnauthorized {
-				t.Errorf("%s %s needs a token: %s", r.Method, r.Path, b)
-			}
-			continue
+		paths := []string{strings.NewReplacer(":id", "j1", "*path", "master.m3u8").Replace(r.Path)}
+		if strings.HasPrefix(r.Path, "/api/v1/uploads/") {
+			paths = append(paths, strings.Replace(r.Path, "*path", newUploadID("n1"), 1),
+				strings.Replace(r.Path, "*path", newUploadID("elsewhere"), 1))
 		}
-		mutating++
-		for _, hdr := range []string{"", "Bearer nope", "Bearer tok-ol", "Basic dG9rLW5ldw==", "tok-new", "Bearer tok-new tok-old"} {
-			h := map[string]string{}
-			if hdr != "" {
-				h["Authorization"] = hdr
-			}
-			resp, b := do(t, r.Method, e.srv.URL+path, strings.NewReader("x"), h)
-			if resp.StatusCode != http.StatusUnauthorized {
-				t.Errorf("%s %s with %q: %d %s", r.Method, r.Path, hdr, resp.StatusCode, b)
+		for _, path := range paths {
+			switch r.Method {
+			case http.MethodGet, http.MethodHead, http.MethodOptions:
+				if strings.HasSuffix(r.Path, "/events") || strings.Contains(r.Path, "/files/") {
+					continue // streams; files are covered by the playback tests
+				}
+				resp, b := do(t, r.Method, e.srv.URL+path, nil, nil)
+				if resp.StatusCode == http.StatusUnauthorized {
+					t.Errorf("%s %s needs a token: %s", r.Method, path, b)
+				}
 				continue
 			}
-			if code, msg := errCode(t, b); code != "unauthorized" || strings.Contains(msg, "tok-") {
-				t.Errorf("%s %s: %s %q", r.Method, r.Path, code, msg)
+			mutating++
+			relayed := relay.calls.Load()
+			for _, hdr := range []string{"", "Bearer nope", "Bearer tok-ol", "Basic dG9rLW5ldw==", "tok-new", "Bearer tok-new tok-old"} {
+				h := map[string]string{}
+				if hdr != "" {
+					h["Authorization"] = hdr
+				}
+				resp, b := do(t, r.Method, e.srv.URL+path, strings.NewReader("x"), h)
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("%s %s with %q: %d %s", r.Method, path, hdr, resp.StatusCode, b)
+					continue
+				}
+				if code, msg := errCode(t, b); code != "unauthorized" || strings.Contains(msg, "tok-") {
+					t.Errorf("%s %s: %s %q", r.Method, path, code, msg)
+				}
+				if resp.Header.Get("WWW-Authenticate") == "" {
+					t.Errorf("%s %s: no WWW-Authenticate", r.Method, path)
+				}
 			}
-			if resp.Header.Get("WWW-Authenticate") == "" {
-				t.Errorf("%s %s: no WWW-Authenticate", r.Method, r.Path)
+			if n := relay.calls.Load() - relayed; n != 0 {
+				t.Errorf("%s %s: %d requests without a valid token were relayed", r.Method, path, n)
 			}
-		}
-		for _, tok := range tokens {
-			resp, b := do(t, r.Method, e.srv.URL+path, strings.NewReader("x"), map[string]string{"Authorization": "Bearer " + tok})
-			if resp.StatusCode == http.StatusUnauthorized {
-				t.Errorf("%s %s with %s: %d %s", r.Method, r.Path, tok, resp.StatusCode, b)
+			for _, tok := range tokens {
+				resp, b := do(t, r.Method, e.srv.URL+path, strings.NewReader("x"), map[string]string{"Authorization": "Bearer " + tok})
+				if resp.StatusCode == http.StatusUnauthorized {
+					t.Errorf("%s %s with %s: %d %s", r.Method, path, tok, resp.StatusCode, b)
+				}
 			}
 		}
 	}
 	if mutating < 2 {
 		t.Fatalf("only %d state-changing routes found", mutating)
 	}
+	if relay.calls.Load() == 0 {
+		t.Fatal("no request for another node's upload was relayed")
+	}
+}
+
+// countingRelay counts the requests relayed to other nodes, none of which
+// answers.
+type countingRelay struct{ calls atomic.Int32 }
+
+func (r *countingRelay) RelayUpload(ctx context.Context, owner string, call cluster.UploadCall) (*http.Response, error) {
+	r.calls.Add(1)
+	return nil, fmt.Errorf("relay upload %s: node %s is not alive", call.ID, owner)
 }
 
 const (

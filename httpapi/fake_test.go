@@ -21,9 +21,11 @@ import (
 )
 
 type submission struct {
-	filename string
-	data     []byte
-	options  []byte
+	filename  string
+	data      []byte
+	options   []byte
+	submitter string // Submitter(ctx)
+	byToken   bool   // Submitter's ok: the API names submitters by token
 }
 
 // fakeJobs is an in-memory Jobs.
@@ -150,7 +152,8 @@ func (f *fakeJobs) Submit(ctx context.Context, filename string, body io.Reader, 
 	}
 	j.UpdatedAt = j.CreatedAt
 	f.jobs[j.ID] = j
-	f.submits = append(f.submits, submission{filename, buf.Bytes(), options})
+	sub, byToken := Submitter(ctx)
+	f.submits = append(f.submits, submission{filename, buf.Bytes(), options, sub, byToken})
 	f.notifyLocked(j.ID)
 	return j, nil
 }

@@ -54,6 +54,12 @@ type PeerRaft interface {
 	Progress(jobID string) (map[string]float64, error)
 }
 
+// RelayedUploads serves the resumable uploads this node holds to the peers
+// that relay them (the public API implements it; uploadrelay.go).
+type RelayedUploads interface {
+	ServeRelayedUpload(c *gin.Context)
+}
+
 // InternalConfig is everything NewInternal needs.
 type InternalConfig struct {
 	// ClusterKey, when non-empty, is required on every request as
@@ -62,6 +68,8 @@ type InternalConfig struct {
 	ClusterKey string
 	Blobs      PeerBlobs
 	Raft       PeerRaft
+	// Uploads serves relayed upload requests; nil answers 404 there.
+	Uploads RelayedUploads
 	// Registry receives gosty_transfer_bytes_total and the HTTP request
 	// metrics; it may be the public API's registry.
 	Registry *prometheus.Registry
@@ -75,12 +83,14 @@ const (
 	maxJoinBytes    = 64 << 10
 )
 
-// Internal is the peer-to-peer HTTP API of one node: blob transfer and
-// forwarding to the leader. It is served on its own listener (the internal
+// Internal is the peer-to-peer HTTP API of one node: blob transfer,
+// forwarding to the leader, and resumable uploads relayed to the node that
+// holds them. It is served on its own listener (the internal
 // port of --bind-addr) and never on the public one.
 type Internal struct {
 	blobs    PeerBlobs
 	raft     PeerRaft
+	uploads  RelayedUploads
 	key      [sha256.Size]byte
 	open     bool // no cluster key: dev mode
 	log      *slog.Logger
@@ -106,12 +116,13 @@ func NewInternal(cfg InternalConfig) (*Internal, error) {
 		return nil, err
 	}
 	a := &Internal{
-		blobs: cfg.Blobs,
-		raft:  cfg.Raft,
-		key:   sha256.Sum256([]byte(cfg.ClusterKey)),
-		open:  cfg.ClusterKey == "",
-		log:   cfg.Logger,
-		node:  cfg.NodeName,
+		blobs:   cfg.Blobs,
+		raft:    cfg.Raft,
+		uploads: cfg.Uploads,
+		key:     sha256.Sum256([]byte(cfg.ClusterKey)),
+		open:    cfg.ClusterKey == "",
+		log:     cfg.Logger,
+		node:    cfg.NodeName,
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -168,6 +179,10 @@ func (a *Internal) routes() *gin.Engine {
 	v1.POST("/heartbeat", a.heartbeat)
 	v1.POST("/raft/remove", a.remove)
 	v1.GET("/progress/:job", a.progress)
+	// Resumable uploads held here, relayed by the node a client talks to.
+	v1.HEAD("/uploads/:id", a.upload)
+	v1.PATCH("/uploads/:id", a.upload)
+	v1.DELETE("/uploads/:id", a.upload)
 	return e
 }
 
@@ -194,11 +209,25 @@ func (a *Internal) observe(c *gin.Context) {
 		switch {
 		case status >= 500, status == http.StatusUnauthorized, status == http.StatusUnprocessableEntity:
 			return slog.LevelWarn
-		case c.Request.Method == http.MethodPut:
+		case internalWrite(c.Request.Method, c.FullPath()):
 			return slog.LevelInfo
 		}
 		return slog.LevelDebug
 	}, slog.String("reason", cluster.TransferReason(c.GetHeader(cluster.HeaderReason))))
+}
+
+// internalWrite reports whether an internal request writes data a client
+// sent: a blob pushed here, or a relayed upload's PATCH or DELETE. Those
+// are logged at info, as the public API logs its writes; the frequent
+// control calls (propose, heartbeat) stay at debug.
+func internalWrite(method, route string) bool {
+	switch {
+	case method == http.MethodPut && route == cluster.InternalPrefix+"/blobs/:hash":
+		return true
+	case (method == http.MethodPatch || method == http.MethodDelete) && route == cluster.InternalPrefix+"/uploads/:id":
+		return true
+	}
+	return false
 }
 
 func (a *Internal) recovery(c *gin.Context) {
@@ -439,6 +468,28 @@ func (a *Internal) progress(c *gin.Context) {
 		return
 	}
 	writeJSON(c, http.StatusOK, gin.H{"tasks": tasks})
+}
+
+// upload serves a resumable upload's HEAD, PATCH or DELETE that the node
+// a client talks to relays here, the node that holds the upload.
+func (a *Internal) upload(c *gin.Context) {
+	if a.uploads == nil {
+		writeErrorCode(c, http.StatusNotFound, "not_found", "resumable uploads are off on this node")
+		return
+	}
+	// The public API rewrites the request's path to its own route: the
+	// log and metrics here keep the internal one.
+	orig := c.Request
+	defer func() { c.Request = orig }()
+	if r := c.Request; r.Body != nil && r.Body != http.NoBody {
+		// On a copy: the server must still see its own body, to know
+		// whether it sent 100 Continue (else it would wait for the bytes
+		// of a body it refused, to discard them).
+		counted := *r
+		counted.Body = readCloser{countingBody{r.Body, a.counter(c, cluster.DirectionIn)}, r.Body}
+		c.Request = &counted
+	}
+	a.uploads.ServeRelayedUpload(c)
 }
 
 func (a *Internal) status(c *gin.Context) {

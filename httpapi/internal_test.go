@@ -101,6 +101,7 @@ func (f *fakePeerRaft) setErr(err error) {
 // peerNode is one node's internal side: a blob store, its internal API on
 // a real listener, and its Peers client sharing the node's registry.
 type peerNode struct {
+	api   *Internal
 	blobs *cluster.BlobStore
 	raft  *fakePeerRaft
 	reg   *prometheus.Registry
@@ -121,6 +122,7 @@ func newPeerNode(t *testing.T, key string) *peerNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.api = api
 	n.srv = httptest.NewServer(api.Handler())
 	t.Cleanup(n.srv.Close)
 	n.addr = strings.TrimPrefix(n.srv.URL, "http://")
@@ -408,10 +410,14 @@ func TestInternalBlobGetRangesAndPaths(t *testing.T) {
 	}
 }
 
+// TestInternalAuth asks every internal route (the test walks the router:
+// a route added without a case here fails it) and some that do not exist
+// with and without the cluster key.
 func TestInternalAuth(t *testing.T) {
 	n := newPeerNode(t, "s3cret")
 	ref := n.put(t, []byte("hello"))
 	blob := cluster.InternalPrefix + "/blobs/" + ref.Hash
+	upload := cluster.InternalPrefix + "/uploads/n1.0123456789abcdef0123456789abcdef"
 	routes := []struct{ method, path, body string }{
 		{"GET", blob, ""},
 		{"HEAD", blob, ""},
@@ -421,8 +427,23 @@ func TestInternalAuth(t *testing.T) {
 		{"GET", cluster.InternalPrefix + "/raft/status", ""},
 		{"POST", cluster.InternalPrefix + "/heartbeat", `{"node":"n2"}`},
 		{"POST", cluster.InternalPrefix + "/raft/remove", `{"id":"x"}`},
+		{"GET", cluster.InternalPrefix + "/progress/j1", ""},
+		{"HEAD", upload, ""},
+		{"PATCH", upload, "hello"},
+		{"DELETE", upload, ""},
 		{"GET", "/internal/v1/unknown", ""},
 		{"GET", "/api/v1/jobs", ""},
+		{"PATCH", "/api/v1/uploads/n1.0123456789abcdef0123456789abcdef", "hello"},
+	}
+	covered := map[string]bool{}
+	for _, r := range routes {
+		covered[r.method+" "+r.path] = true
+	}
+	for _, r := range n.api.engine.Routes() {
+		p := strings.NewReplacer(":hash", ref.Hash, ":job", "j1", ":id", "n1.0123456789abcdef0123456789abcdef").Replace(r.Path)
+		if !covered[r.Method+" "+p] {
+			t.Errorf("internal route %s %s: no auth case in this test", r.Method, r.Path)
+		}
 	}
 	auths := []struct {
 		name string
@@ -454,6 +475,12 @@ func TestInternalAuth(t *testing.T) {
 				}
 			})
 		}
+	}
+
+	// A node without resumable uploads has none to serve to peers.
+	resp, b := internalReq(t, "PATCH", n.srv.URL+upload, "s3cret", strings.NewReader("hello"), nil)
+	if code, _ := errCode(t, b); resp.StatusCode != http.StatusNotFound || code != "not_found" {
+		t.Fatalf("relayed PATCH to a node without uploads: %d %s", resp.StatusCode, b)
 	}
 
 	// Peers with the wrong key are refused; with none configured, anyone.
@@ -626,5 +653,42 @@ func TestInternalHeartbeat(t *testing.T) {
 	resp, b := internalReq(t, "POST", n.srv.URL+cluster.InternalPrefix+"/heartbeat", "k", strings.NewReader(`{"node":"x","bogus":1}`), nil)
 	if resp.StatusCode != 400 {
 		t.Fatalf("unknown field: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestInternalWritesClassified walks the internal router: every route is
+// classified here (a route added without a case fails), and the writes of
+// a client's data (a blob pushed, a relayed upload's PATCH or DELETE) are
+// the ones logged at info; control calls stay at debug.
+func TestInternalWritesClassified(t *testing.T) {
+	n := newPeerNode(t, "k")
+	p := cluster.InternalPrefix
+	write := map[string]bool{
+		"GET " + p + "/blobs/:hash":    false,
+		"HEAD " + p + "/blobs/:hash":   false,
+		"PUT " + p + "/blobs/:hash":    true,
+		"POST " + p + "/propose":       false,
+		"POST " + p + "/raft/join":     false,
+		"GET " + p + "/raft/status":    false,
+		"POST " + p + "/heartbeat":     false,
+		"POST " + p + "/raft/remove":   false,
+		"GET " + p + "/progress/:job":  false,
+		"HEAD " + p + "/uploads/:id":   false,
+		"PATCH " + p + "/uploads/:id":  true,
+		"DELETE " + p + "/uploads/:id": true,
+	}
+	routes := n.api.engine.Routes()
+	if len(routes) != len(write) {
+		t.Errorf("%d internal routes, %d classified", len(routes), len(write))
+	}
+	for _, r := range routes {
+		want, ok := write[r.Method+" "+r.Path]
+		if !ok {
+			t.Errorf("internal route %s %s is not classified in this test", r.Method, r.Path)
+			continue
+		}
+		if got := internalWrite(r.Method, r.Path); got != want {
+			t.Errorf("internal route %s %s: write %v, want %v", r.Method, r.Path, got, want)
+		}
 	}
 }

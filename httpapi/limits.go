@@ -84,7 +84,7 @@ func (a *API) decodeJSON(c *gin.Context, v any) bool {
 // read fails). A body declared larger than the limit is refused with 413
 // before it takes a slot.
 func (a *API) uploadSlot(c *gin.Context) {
-	release, ok := a.takeUploadSlot(c)
+	release, ok := a.takeUploadSlot(c, true)
 	if !ok {
 		return
 	}
@@ -93,14 +93,16 @@ func (a *API) uploadSlot(c *gin.Context) {
 }
 
 // takeUploadSlot takes an upload slot, or answers 413, 507 (a declared
-// length that does not fit on the data volume) or 429 and returns false. The caller gives the slot back with release.
-func (a *API) takeUploadSlot(c *gin.Context) (release func(), ok bool) {
+// length that does not fit on the data volume, when the body is stored
+// here: here is false for a body relayed to the node that holds its
+// upload, which checks its own volume) or 429 and returns false. The caller gives the slot back with release.
+func (a *API) takeUploadSlot(c *gin.Context, here bool) (release func(), ok bool) {
 	if c.Request.ContentLength > a.maxBody {
 		c.Header("Connection", "close")
 		writeErrorCode(c, http.StatusRequestEntityTooLarge, "too_large", tooLargeMessage(a.maxBody))
 		return nil, false
 	}
-	if n := c.Request.ContentLength; n > 0 && a.space != nil {
+	if n := c.Request.ContentLength; n > 0 && a.space != nil && here {
 		if err := a.space.Admit(n); err != nil {
 			a.writeError(c, err) // 507 before a byte of the body is read
 			return nil, false

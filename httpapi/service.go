@@ -113,6 +113,9 @@ type Config struct {
 	// /api/v1/uploads/ (uploads.go), kept in this directory until they
 	// finish. Empty answers 404 there.
 	UploadDir string
+	// UploadRelay reaches the node that holds a resumable upload this node
+	// does not (uploadrelay.go); nil answers 503 for such uploads.
+	UploadRelay UploadRelay
 	// UploadTTL is how long an unfinished resumable upload is kept after
 	// its last byte; 0 = DefaultUploadTTL. RunUploadSweeper enforces it.
 	UploadTTL time.Duration
@@ -159,6 +162,7 @@ type API struct {
 
 	playback   *signer       // nil: public playback
 	tus        *tusUploads   // nil: resumable uploads off
+	relay      UploadRelay   // nil: uploads of other nodes are unavailable
 	uploads    chan struct{} // upload slots
 	uploadIdle time.Duration
 
@@ -206,6 +210,7 @@ func New(cfg Config) (*API, error) {
 		health:       cfg.Health,
 		scaler:       cfg.Scaler,
 		space:        cfg.Space,
+		relay:        cfg.UploadRelay,
 		registry:     cfg.Registry,
 		log:          cfg.Logger,
 		maxBody:      cfg.MaxUploadBytes,

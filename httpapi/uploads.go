@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,8 +28,10 @@ import (
 // Resumable uploads: the tus protocol (https://tus.io/protocols/resumable-upload,
 // v1.0.0 with the creation, creation-with-upload and termination extensions)
 // at /api/v1/uploads/, next to the plain POST /api/v1/jobs. An upload lives
-// in Config.UploadDir on the node that took it until its last byte arrives;
-// the PATCH that completes it then runs the same path as a POST (Jobs.Submit:
+// in Config.UploadDir on the node that took it until its last byte arrives
+// (its ID names that node, and every other node relays its requests there:
+// uploadid.go, uploadrelay.go); the PATCH that completes it then runs the
+// same path as a POST (Jobs.Submit:
 // blob store, probe, plan, raft) and answers 200 with the job JSON and the
 // job ID in the Gosty-Job-Id header, or the same JSON error a POST would get.
 
@@ -46,6 +49,7 @@ const DefaultUploadTTL = 24 * time.Hour
 // tusUploads is the tus side of the API.
 type tusUploads struct {
 	dir     string
+	owner   string // the node named in the IDs given out here (uploadid.go)
 	ttl     time.Duration
 	store   filestore.FileStore
 	handler *tus.Handler
@@ -71,7 +75,7 @@ func (a *API) newUploads(dir string, ttl time.Duration) (*tusUploads, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
-	u := &tusUploads{dir: dir, ttl: ttl, store: filestore.New(dir),
+	u := &tusUploads{dir: dir, owner: uploadOwnerName(a.node), ttl: ttl, store: filestore.New(dir),
 		finishMu: map[string]*sync.Mutex{}, results: map[string]uploadResult{}}
 	composer := tus.NewStoreComposer()
 	store := spaceStore{u.store}
@@ -94,12 +98,25 @@ func (a *API) newUploads(dir string, ttl time.Duration) (*tusUploads, error) {
 		return nil, err
 	}
 	u.handler = h
+	if u.owner == "" && a.node != "" {
+		a.log.Warn("resumable uploads taken here can be resumed only here: the node name does not fit in an upload ID ([A-Za-z0-9][A-Za-z0-9._-]{0,127})",
+			"name", a.node)
+	}
 	return u, nil
 }
 
 // serveUploads is the gin handler of every method under UploadsRoute.
 func (a *API) serveUploads(c *gin.Context) {
 	r := c.Request
+	// tusd lets a POST stand for another method (X-HTTP-Method-Override,
+	// for clients that cannot send PATCH or DELETE); the checks below must
+	// see the method that will run.
+	if m := r.Header.Get("X-HTTP-Method-Override"); r.Method == http.MethodPost && m != "" {
+		r = r.Clone(r.Context())
+		r.Method = m
+		r.Header.Del("X-HTTP-Method-Override")
+		c.Request = r
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		// Reads stay open, as everywhere: an upload's ID is 128 random
@@ -115,6 +132,33 @@ func (a *API) serveUploads(c *gin.Context) {
 		return
 	}
 	id := strings.Trim(strings.TrimPrefix(r.URL.Path, UploadsRoute), "/")
+	if id != "" {
+		owner, ok := parseUploadID(id)
+		if !ok {
+			// It names no upload: tus's answer for one that is not there.
+			uploadMissing(c, http.StatusNotFound, "malformed upload id")
+			return
+		}
+		if owner != "" && owner != a.tus.owner && relayable(r.Method) && !a.tus.holds(id) {
+			a.relayUpload(c, id, owner)
+			return
+		}
+	}
+	if len(a.tokens) > 0 {
+		c.Request = r.WithContext(WithSubmitter(r.Context(), a.tokens.submitter(r.Header.Get("Authorization"))))
+	}
+	a.serveLocalUpload(c, id)
+}
+
+// serveLocalUpload serves a request for an upload this node holds (or a
+// creation), from a client or relayed by a peer.
+func (a *API) serveLocalUpload(c *gin.Context, id string) {
+	r := c.Request
+	if r.Method == http.MethodHead {
+		// tus: no HEAD answer may be cached, a 404 included (tusd marks
+		// only the answers for uploads it has).
+		c.Header("Cache-Control", "no-store")
+	}
 	if id != "" && (r.Method == http.MethodHead || r.Method == http.MethodPatch) {
 		if a.answerFinished(c, id) {
 			return
@@ -122,7 +166,7 @@ func (a *API) serveUploads(c *gin.Context) {
 	}
 	if r.Method == http.MethodPatch || (r.Method == http.MethodPost && r.ContentLength != 0) {
 		// A body-carrying request takes an upload slot like a POST does.
-		release, ok := a.takeUploadSlot(c)
+		release, ok := a.takeUploadSlot(c, true)
 		if !ok {
 			return
 		}
@@ -143,6 +187,19 @@ func (a *API) serveUploads(c *gin.Context) {
 	c.Abort()
 }
 
+// holds reports whether the upload's files or outcome are on this node,
+// whatever node its ID names (one renamed since keeps serving its own).
+func (u *tusUploads) holds(id string) bool {
+	u.mu.Lock()
+	_, done := u.results[id]
+	u.mu.Unlock()
+	if done {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(u.dir, id+".info"))
+	return err == nil
+}
+
 // tusWriter is what tusd writes to: gin's writer (so that logs and metrics
 // see the status), but deadlines go to the connection's own writer. tusd
 // moves the read deadline from a goroutine that may outlive the request,
@@ -153,6 +210,18 @@ type tusWriter struct {
 }
 
 func (w tusWriter) Unwrap() http.ResponseWriter { return w.raw }
+
+// WriteHeader makes the Location of a new upload relative: the same path
+// is valid on every node (tusd would name the host the request named).
+func (w tusWriter) WriteHeader(code int) {
+	h := w.Header()
+	if loc := h.Get("Location"); loc != "" {
+		if u, err := url.Parse(loc); err == nil && u.Path != "" {
+			h.Set("Location", u.EscapedPath())
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
 
 func rawWriter(w http.ResponseWriter) http.ResponseWriter {
 	for {
@@ -267,7 +336,7 @@ func (a *API) checkNewUpload(hook tus.HookEvent) (tus.HTTPResponse, tus.FileInfo
 	if opts != "" {
 		meta["options"] = opts
 	}
-	return tus.HTTPResponse{}, tus.FileInfoChanges{MetaData: meta}, nil
+	return tus.HTTPResponse{}, tus.FileInfoChanges{ID: newUploadID(a.tus.owner), MetaData: meta}, nil
 }
 
 // finishUpload turns a complete upload into a job, exactly as a POST does,
@@ -297,8 +366,12 @@ func (a *API) finish(ctx context.Context, info tus.FileInfo) (tus.HTTPResponse, 
 
 	c, _ := ctx.Value(ginContextKey{}).(*gin.Context)
 	if c != nil {
-		// Storing and probing a large file takes a while: no write deadline.
-		_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
+		// Storing and probing a large file takes a while: no write
+		// deadline, and no read deadline either (the body is in; one that
+		// passed would cancel the request, and the submit with it).
+		rc := http.NewResponseController(c.Writer)
+		_ = rc.SetWriteDeadline(time.Time{})
+		_ = rc.SetReadDeadline(time.Time{})
 	}
 	u.mu.Lock()
 	res, done := u.results[info.ID]

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -258,9 +259,18 @@ func TestTusErrors(t *testing.T) {
 	if files := uploadFiles(t, dir); len(files) != 0 {
 		t.Fatalf("files left after DELETE: %v", files)
 	}
-	// Unknown upload.
-	if resp, _ := do(t, http.MethodHead, e.srv.URL+UploadsRoute+"0123456789abcdef", nil, tusHdr(auth)); resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("HEAD of an unknown upload: %d", resp.StatusCode)
+	// Unknown upload, in either form of ID.
+	for _, id := range []string{"0123456789abcdef0123456789abcdef", "n1.0123456789abcdef0123456789abcdef"} {
+		if resp, _ := do(t, http.MethodHead, e.srv.URL+UploadsRoute+id, nil, tusHdr(auth)); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("HEAD of an unknown upload %s: %d", id, resp.StatusCode)
+		}
+	}
+	// A malformed ID never reaches the store (nor becomes a path).
+	for _, id := range []string{"0123456789abcdef", "..%2f..%2fetc%2fpasswd", "n1.0123456789ABCDEF0123456789abcdef", "a%2fb.0123456789abcdef0123456789abcdef"} {
+		resp, b := do(t, http.MethodDelete, e.srv.URL+UploadsRoute+id, nil, tusHdr(auth))
+		if resp.StatusCode != http.StatusNotFound || string(b) != "ERR_UPLOAD_NOT_FOUND: malformed upload id\n" {
+			t.Fatalf("DELETE of the malformed upload id %q: %d %s", id, resp.StatusCode, b)
+		}
 	}
 }
 
@@ -276,7 +286,7 @@ func TestTusOff(t *testing.T) {
 // A connection cut mid-body keeps what arrived; the upload resumes from
 // the offset HEAD reports.
 func TestTusResumeAfterCut(t *testing.T) {
-	e, _ := tusEnv(t, nil)
+	e, dir := tusEnv(t, nil)
 	data := bytes.Repeat([]byte("x"), 200_000)
 	for i := range data {
 		data[i] = byte(i * 7)
@@ -293,7 +303,7 @@ func TestTusResumeAfterCut(t *testing.T) {
 	if _, err := conn.Write(data[:sent]); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitUploadBytes(t, dir, u, sent)
 	conn.Close()
 
 	var off int
@@ -345,34 +355,22 @@ func TestTusSweep(t *testing.T) {
 
 // A PATCH holds one of the node's upload slots while its body flows.
 func TestTusTakesAnUploadSlot(t *testing.T) {
-	e, _ := tusEnv(t, func(c *Config) { c.MaxConcurrentUploads = 1 })
+	e, dir := tusEnv(t, func(c *Config) { c.MaxConcurrentUploads = 1 })
 	slow := createUpload(t, e, 1000, "", nil)
 	other := createUpload(t, e, 10, "", nil)
-	pu, _ := url.Parse(slow)
-	conn, err := net.Dial("tcp", pu.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"+
-		"Content-Type: application/offset+octet-stream\r\nContent-Length: 1000\r\n\r\n0123456789", pu.Path, pu.Host)
-	var resp *http.Response
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		// A wrong offset: 409 (and no change) whenever a slot is free.
-		resp, _ = patch(t, other, 5, []byte("56789"), nil)
-		if resp.StatusCode == http.StatusTooManyRequests || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	conn := startSlowPatch(t, slow, 1000, "0123456789")
+	// Its first bytes are on disk: it holds the slot (no probe went first
+	// and took the slot from it).
+	waitUploadBytes(t, dir, slow, 10)
+	resp, _ := patch(t, other, 0, []byte("0123456789"), nil)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("PATCH while the only slot is taken: %d", resp.StatusCode)
 	}
 	conn.Close()
-	nodeadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		resp, _ = patch(t, other, 0, []byte("0123456789"), nil)
-		if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(nodeadline) {
+		if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -380,4 +378,34 @@ func TestTusTakesAnUploadSlot(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("PATCH once the slot is free: %d", resp.StatusCode)
 	}
+}
+
+// startSlowPatch opens a PATCH of an upload of size bytes at offset 0 and
+// sends only first; the caller closes the connection (closed at the end of
+// the test anyway, so that the server can shut down).
+func startSlowPatch(t *testing.T, upload string, size int, first string) net.Conn {
+	t.Helper()
+	pu, err := url.Parse(upload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", pu.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n%s", pu.Path, pu.Host, size, first)
+	return conn
+}
+
+// waitUploadBytes waits until the data file of the upload at URL u in dir
+// holds n bytes.
+func waitUploadBytes(t *testing.T, dir, u string, n int64) {
+	t.Helper()
+	p := filepath.Join(dir, path.Base(u))
+	nodetest.WaitFor(t, 5*time.Second, fmt.Sprintf("%d bytes in %s", n, p), func() bool {
+		st, err := os.Stat(p)
+		return err == nil && st.Size() == n
+	})
 }

@@ -80,11 +80,10 @@ func (n *Node) compactJob(ctx context.Context, j cluster.Job, full []string) err
 	m := cluster.NewManifest(j.ID, j.Outputs, j.Chunks)
 	owner := new(int)
 	defer n.pins.release(owner)
-	ref, err := n.blobs.PutBytes(m.Encode())
+	ref, err := n.blobs.PutBytes(m.Encode(), n.pins.holder(owner))
 	if err != nil {
 		return fmt.Errorf("store manifest: %w", err)
 	}
-	n.pins.add(owner, ref.Hash)
 	alive := n.aliveNames()
 	var holders []string
 	for _, name := range full {

@@ -77,11 +77,13 @@ func TestPortsServeOnlyTheirAPI(t *testing.T) {
 	internal := "http://" + n.iln.Addr().String()
 	withKey := map[string]string{"Authorization": "Bearer the-cluster-key"}
 
+	upload := cluster.InternalPrefix + "/uploads/" + n.cfg.Name + "." + strings.Repeat("0", 32)
 	for _, p := range []string{
 		cluster.InternalPrefix + "/raft/status",
 		cluster.InternalPrefix + "/blobs/" + strings.Repeat("a", 64),
+		upload,
 	} {
-		for _, method := range []string{"GET", "POST", "PUT"} {
+		for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 			if code, b := request(t, method, n.base+p, "", nil, withKey); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
 				t.Errorf("public port %s %s: %d %s", method, p, code, b)
 			}
@@ -108,6 +110,18 @@ func TestPortsServeOnlyTheirAPI(t *testing.T) {
 		if code, _ := request(t, "GET", internal+cluster.InternalPrefix+"/raft/status", "", nil, hdr); code != http.StatusUnauthorized {
 			t.Errorf("internal status with %v: %d", hdr, code)
 		}
+		// The uploads this node holds, served to the peers that relay
+		// them: a write, behind the key like every internal route.
+		for _, method := range []string{"HEAD", "PATCH", "DELETE"} {
+			if code, b := request(t, method, internal+upload, "", strings.NewReader("x"), hdr); code != http.StatusUnauthorized {
+				t.Errorf("internal %s of an upload with %v: %d %s", method, hdr, code, b)
+			}
+		}
+	}
+	// With the key: served (this node holds no such upload: tus's 404).
+	if code, b := request(t, "DELETE", internal+upload, "", nil,
+		map[string]string{"Authorization": "Bearer the-cluster-key", "Tus-Resumable": "1.0.0"}); code != http.StatusNotFound || !strings.HasPrefix(string(b), "ERR_UPLOAD_NOT_FOUND") {
+		t.Errorf("internal DELETE of an unknown upload with the key: %d %s", code, b)
 	}
 }
 

@@ -13,7 +13,11 @@ import (
 
 // pins protects blobs that exist on disk but are not yet named by a
 // committed command (an upload before its job is submitted, a task's outputs
-// before its result is committed) from the collector.
+// before its result is committed) from the collector. A writer takes its
+// pin while the blob store stores the blob (holder, a cluster.Hold), and
+// releases it once the command that names the blob is applied on this
+// node (or refused): there is no moment when such a blob is on disk,
+// unpinned and not yet recorded.
 type pins struct {
 	mu    sync.Mutex
 	owner map[any][]string
@@ -27,6 +31,11 @@ func (p *pins) add(owner any, hash string) {
 	defer p.mu.Unlock()
 	p.owner[owner] = append(p.owner[owner], hash)
 	p.count[hash]++
+}
+
+// holder pins for owner what the blob store is storing.
+func (p *pins) holder(owner any) cluster.Hold {
+	return func(hash string) { p.add(owner, hash) }
 }
 
 func (p *pins) release(owner any) {
@@ -59,6 +68,22 @@ func (p *pins) has(hash string) bool {
 //     committed yet), or
 //   - it was stored (or stored again) within the grace period.
 //
+// It cannot race a store of the same bytes (a file uploaded again after
+// its job was deleted, init segments and playlists two jobs share, a copy
+// pushed or pulled here again). The blob store stores a blob and deletes
+// it under the blob's lock (cluster.BlobStore.DeleteIf); storing bytes that
+// are already there refreshes the blob's modification time under that
+// lock, and a writer's pin is taken under it too. Each delete decides
+// under that lock, right before removing the file, in this order: the
+// modification time is older than the grace and no pin is held; then,
+// under the state's read lock (a per-blob look, not a copy), the log
+// still has no record of the blob and no manifest came since the keep set
+// was made. A store therefore either comes first and is seen (fresh, or
+// pinned until its command is applied here, after which the record is
+// seen), or comes after the delete and writes a new copy. The grace only
+// has to cover the stores nothing pins (a copy pushed or pulled here) until
+// this node's log has the record that keeps them.
+//
 // It needs no command: a blob nothing references has no record to update.
 // Its cost follows what changes: each round looks at the blobs the FSM says
 // lost their last reference (onBlobs) and the blobs stored here since the
@@ -73,10 +98,15 @@ type collector struct {
 	pins      *pins
 	manifests *manifestCache
 	logger    *slog.Logger
-	// grace covers the moment between a blob landing on disk and its pin:
-	// nothing younger is collected.
+	// grace: nothing stored (or stored again) more recently is collected;
+	// it covers copies that arrive unpinned (pushes, pulls).
 	grace    time.Duration
 	interval time.Duration
+	// lost drops this node's claim to a manifest the log says it holds
+	// but whose document is gone from here (its files are not kept).
+	lost func(ctx context.Context, set cluster.BlobRef)
+	// beforeDelete (tests) is called when a blob is about to be deleted.
+	beforeDelete func(hash string)
 
 	mu         sync.Mutex
 	candidates map[string]bool
@@ -211,38 +241,48 @@ func (c *collector) collect(ctx context.Context, cands map[string]bool) {
 		if keep[h] {
 			continue
 		}
-		if c.pins.has(h) {
-			later = append(later, h)
-			continue
-		}
 		if ctx.Err() != nil {
 			return
 		}
-		// Right before deleting, under the state's lock: still no record,
-		// and no manifest added since the keep set was made.
-		still := true
-		c.fsm.Read(func(st *cluster.State) {
-			_, referenced := st.Blob(h)
-			still = !referenced && st.SetGeneration() == gen
+		// The decision and the delete, under the blob's lock (no store of
+		// it runs meanwhile), in the order that leaves no gap: a writer
+		// pins under that lock while storing and lets go of the pin only
+		// once the command naming the blob is applied here, so a blob
+		// not pinned now is either not being stored or already recorded.
+		var young, changed bool
+		gone, err := c.blobs.DeleteIf(h, func(mt time.Time) bool {
+			if mt.After(cutoff) || c.pins.has(h) {
+				young = true // stored lately, or its command is not in yet
+				return false
+			}
+			// Still no record, and no manifest added since the keep
+			// set was made (a per-blob look under the state's lock).
+			c.fsm.Read(func(st *cluster.State) {
+				_, referenced := st.Blob(h)
+				changed = referenced || st.SetGeneration() != gen
+			})
+			if changed {
+				return false
+			}
+			if c.beforeDelete != nil {
+				c.beforeDelete(h)
+			}
+			return true
 		})
-		if !still {
+		switch {
+		case err != nil:
+			c.logger.Warn("blob collection: delete failed", "blob", h, "err", err)
+		case young:
+			later = append(later, h)
+		case changed:
 			c.mu.Lock()
 			c.sweep = true // something changed: look again next round
 			c.mu.Unlock()
 			return
+		case gone:
+			deleted++
+			c.logger.Debug("blob collected", "blob", h)
 		}
-		if mt, ok := c.blobs.ModTime(h); !ok {
-			continue // gone already
-		} else if mt.After(cutoff) || c.pins.has(h) {
-			later = append(later, h) // stored lately, or pinned meanwhile
-			continue
-		}
-		if err := c.blobs.Delete(h); err != nil {
-			c.logger.Warn("blob collection: delete failed", "blob", h, "err", err)
-			continue
-		}
-		deleted++
-		c.logger.Debug("blob collected", "blob", h)
 	}
 	if deleted > 0 {
 		c.logger.Info("blobs collected", "blobs", deleted, "sweep", cands == nil)
@@ -297,7 +337,12 @@ func (c *collector) kept(ctx context.Context, local []string) (keep map[string]b
 			break
 		}
 		if !c.blobs.Has(s.Hash) {
-			continue // recorded here but lost: nothing of it to keep
+			// Recorded here but lost: nothing of it to keep, and the
+			// claim goes so that replication makes the copy again.
+			if _, arriving := c.arriving[s.Hash]; !arriving && c.lost != nil {
+				c.lost(ctx, s)
+			}
+			continue
 		}
 		m, err := c.manifests.get(ctx, s)
 		if err != nil {

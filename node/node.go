@@ -2,12 +2,14 @@
 // Config, starts its parts in order and stops them in reverse.
 //
 // Start order: data dir → its disk space (node/disk; see space.go) → blob
-// store → transcoder → listeners (public and
-// internal HTTP) → gossip membership → raft store (addresses resolved from
-// gossip) → peers, forwarder → metrics → internal API → joiner (bootstrap
-// or join) → scheduler, promoter, worker, replicator, blob collector →
-// public API. Stop order is the reverse, and readiness turns off first so
-// that load balancers stop sending work before anything closes.
+// store → transcoder → listeners (public and internal HTTP) → gossip
+// membership → raft store (addresses resolved from
+// gossip) → peers, forwarder → metrics → joiner (bootstrap or join) →
+// scheduler, promoter, worker, replicator, blob collector → public API →
+// internal API (built after the public API, whose resumable uploads it
+// serves to the peers that relay them). Stop order is the reverse, and
+// readiness turns off first so that load balancers stop sending work
+// before anything closes.
 package node
 
 import (
@@ -229,7 +231,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Stabilize: cfg.Stabilize, DeadTimeout: cfg.DeadServerTimeout, Interval: time.Second,
 		Logger: logger.With("component", "promoter")}
 	n.worker = &worker{
-		name: cfg.Name, fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
+		name: cfg.Name, id: n.store.ID(), fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
 		slots: cfg.Slots, logger: logger.With("component", "worker"), metrics: n.metrics,
 		pins: n.pins, running: map[string]*taskRun{}, outOfSpace: n.taskOutOfSpace,
 	}
@@ -244,6 +246,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, pins: n.pins, manifests: n.manifests,
 		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,
+		lost: n.check.disown,
 	}
 	n.store.FSM().OnBlobs(func(ev cluster.BlobEvents) {
 		n.repl.onBlobs(ev)
@@ -252,15 +255,6 @@ func New(cfg Config) (_ *Node, err error) {
 	n.metrics.reg.MustRegister(&stateCollector{fsm: n.store.FSM(), under: n.repl.underReplicated, held: n.blobs.Bytes})
 	n.upgrader = &cluster.Upgrader{Store: n.store, Members: n.members, Interval: time.Second,
 		Logger: logger.With("component", "upgrader")}
-
-	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
-		ClusterKey: clusterKey, Blobs: n.blobs, Raft: raftPeer{n},
-		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name,
-	})
-	if err != nil {
-		return nil, err
-	}
-	n.isrv = newServer(internal.Handler(), logger)
 
 	scaler := cfg.Scaler
 	if scaler == nil {
@@ -278,13 +272,24 @@ func New(cfg Config) (_ *Node, err error) {
 		Registry: n.metrics.reg, Logger: logger, MaxUploadBytes: cfg.MaxUploadBytes,
 		APITokens: tokens, NodeName: cfg.Name, Scaler: scaler,
 		PlaybackKey: signKey, PlaybackTTL: cfg.PlaybackTTL, MaxConcurrentUploads: cfg.MaxConcurrentUploads,
-		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL,
+		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL, UploadRelay: svc,
 		Space: n.space,
 	})
 	if err != nil {
 		return nil, err
 	}
 	n.api = api
+
+	// The internal API serves, among peer routes, the uploads held here
+	// that other nodes relay: it comes after the public API.
+	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
+		ClusterKey: clusterKey, Blobs: peerBlobs{n.blobs, n.check}, Raft: raftPeer{n}, Uploads: api,
+		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.isrv = newServer(internal.Handler(), logger)
 	return n, nil
 }
 

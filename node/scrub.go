@@ -90,6 +90,11 @@ func (c *checker) verify(ctx context.Context, ref cluster.BlobRef, lim *rate.Lim
 	if err != nil {
 		return err
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("verify %s: %w", ref.Hash, err)
+	}
 	h := sha256.New()
 	var r io.Reader = f
 	if lim != nil {
@@ -101,7 +106,7 @@ func (c *checker) verify(ctx context.Context, ref cluster.BlobRef, lim *rate.Lim
 		return fmt.Errorf("verify %s: %w", ref.Hash, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != ref.Hash || (ref.Size > 0 && n != ref.Size) {
-		c.bad(ctx, ref.Hash, fmt.Sprintf("content hashes to %s, %d bytes", got, n))
+		c.bad(ctx, ref.Hash, fi, fmt.Sprintf("content hashes to %s, %d bytes", got, n))
 		return fmt.Errorf("blob %s: %w: the local copy is damaged", ref.Hash, cluster.ErrNotFound)
 	}
 	c.mark(ref.Hash)
@@ -109,19 +114,39 @@ func (c *checker) verify(ctx context.Context, ref cluster.BlobRef, lim *rate.Lim
 }
 
 // bad drops a damaged local copy.
-func (c *checker) bad(ctx context.Context, hash, why string) {
-	c.logger.Error("damaged blob: deleting the local copy", "blob", hash, "why", why)
+//
+// file is the damaged file as it was read: a good copy stored under the
+// same name meanwhile (a push that replaced it) is neither deleted nor
+// disowned.
+func (c *checker) bad(ctx context.Context, hash string, file os.FileInfo, why string) {
+	c.n.metrics.damaged.Inc()
+	deleted, err := c.n.blobs.DeleteIfSame(hash, file)
+	if err != nil {
+		c.logger.Warn("deleting a damaged blob", "blob", hash, "err", err)
+	}
+	if !deleted && err == nil {
+		c.logger.Warn("damaged blob already replaced or removed", "blob", hash, "why", why)
+		return
+	}
+	c.logger.Error("damaged blob: deleted the local copy", "blob", hash, "why", why)
 	c.mu.Lock()
 	delete(c.verified, hash)
 	c.mu.Unlock()
-	if err := c.n.blobs.Delete(hash); err != nil {
-		c.logger.Warn("deleting a damaged blob", "blob", hash, "err", err)
-	}
-	c.n.metrics.damaged.Inc()
 	for _, claim := range c.claimsOn(hash) {
 		if err := c.n.log.Propose(ctx, cluster.OpBlobRemove, cluster.BlobLocation{Blob: claim, Node: c.n.cfg.Name}); err != nil {
 			c.logger.Warn("dropping the claim to a damaged blob", "blob", claim.Hash, "err", err)
 		}
+	}
+}
+
+// disown drops this node's claim to a blob it no longer has.
+func (c *checker) disown(ctx context.Context, ref cluster.BlobRef) {
+	if c.n.blobs.Has(ref.Hash) {
+		return
+	}
+	c.logger.Warn("a blob the log says is here is gone: dropping the claim", "blob", ref.Hash)
+	if err := c.n.log.Propose(ctx, cluster.OpBlobRemove, cluster.BlobLocation{Blob: ref, Node: c.n.cfg.Name}); err != nil {
+		c.logger.Warn("dropping the claim to a lost blob", "blob", ref.Hash, "err", err)
 	}
 }
 
@@ -173,7 +198,7 @@ func (c *checker) open(ctx context.Context, ref cluster.BlobRef) (io.ReadSeekClo
 	if err != nil || (ref.Size > 0 && fi.Size() != ref.Size) {
 		f.Close()
 		if err == nil {
-			c.bad(ctx, ref.Hash, fmt.Sprintf("%d bytes, the log says %d", fi.Size(), ref.Size))
+			c.bad(ctx, ref.Hash, fi, fmt.Sprintf("%d bytes, the log says %d", fi.Size(), ref.Size))
 		}
 		return nil, false
 	}
@@ -210,7 +235,9 @@ func (f *checkedFile) Read(p []byte) (int, error) {
 		f.n += int64(n)
 		if errors.Is(err, io.EOF) && f.n == f.ref.Size {
 			if hex.EncodeToString(f.h.Sum(nil)) != f.ref.Hash {
-				f.c.bad(context.Background(), f.ref.Hash, "damaged: found while serving it")
+				if fi, err := f.File.Stat(); err == nil {
+					f.c.bad(context.Background(), f.ref.Hash, fi, "damaged: found while serving it")
+				}
 				return n, fmt.Errorf("blob %s: the local copy is damaged", f.ref.Hash)
 			}
 			f.c.mark(f.ref.Hash)
@@ -363,4 +390,20 @@ func (c *checker) scrub(ctx context.Context, interval time.Duration, bytesPerSec
 		}
 		c.logger.Log(ctx, level, "scrubbed the blob store", "blobs", len(list), "damaged", bad, "seconds", time.Since(start).Seconds())
 	}
+}
+
+// peerBlobs is the blob store as the internal API sees it: a push of a
+// blob that is here but not verified since it was stored checks the local
+// copy first, so a damaged one is replaced rather than kept (the store
+// skips a blob it already has).
+type peerBlobs struct {
+	*cluster.BlobStore
+	check *checker
+}
+
+func (p peerBlobs) Receive(ctx context.Context, want cluster.BlobRef, r io.Reader) error {
+	if p.Has(want.Hash) && !p.check.ok(want.Hash) {
+		_ = p.check.verify(ctx, want, nil) // a damaged copy is deleted
+	}
+	return p.BlobStore.Receive(ctx, want, r)
 }

@@ -58,15 +58,14 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 	if f, ok := body.(*os.File); ok {
 		// A finished resumable upload: linked into the store, not copied,
 		// so that it never needs twice its size on the volume.
-		ref, err = n.blobs.PutLink(ctx, f.Name())
+		ref, err = n.blobs.PutLink(ctx, f.Name(), n.pins.holder(owner))
 		n.metrics.uploadBytes.Add(float64(ref.Size))
 	} else {
-		ref, err = n.blobs.Put(ctx, countingReader{body, n.metrics})
+		ref, err = n.blobs.Put(ctx, countingReader{body, n.metrics}, n.pins.holder(owner))
 	}
 	if err != nil {
 		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, err)
 	}
-	n.pins.add(owner, ref.Hash)
 	if ref.Size == 0 {
 		return cluster.Job{}, &transcoder.MediaError{Reason: "the uploaded file is empty"}
 	}

@@ -45,6 +45,40 @@ func (n *Node) holders(hash string, set cluster.BlobRef) []string {
 	return out
 }
 
+// holderWait is how long a task waits for a holder the log names to be
+// alive before it calls its input lost: the holder may be restarting, or
+// alive to the leader that assigned the task before it is to this node.
+// (A lost input requeues the task, and a task that finds its input lost
+// cluster.MaxLostInput times in a row fails its job.)
+const holderWait = 10 * time.Second
+
+// awaitHolder waits up to holderWait for a live holder of hash while the
+// log names any holder at all.
+func (n *Node) awaitHolder(ctx context.Context, hash string) []string {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.Now().Add(holderWait)
+	for time.Now().Before(deadline) {
+		named := false
+		n.store.FSM().Read(func(st *cluster.State) {
+			b, ok := st.Blob(hash)
+			named = ok && len(b.Nodes) > 0
+		})
+		if !named {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if hs := n.holders(hash, cluster.BlobRef{}); len(hs) > 0 {
+			return hs
+		}
+	}
+	return nil
+}
+
 // fetch returns the local path of a blob a task needs, pulling it from a
 // holder first when it is not here; pulled says it was. Under log version
 // 1 the new copy is recorded at once (blob.add); from version 2 the task
@@ -61,6 +95,9 @@ func (n *Node) fetch(ctx context.Context, ref cluster.BlobRef, reason string) (p
 		// Damaged here (now deleted): fetch a good copy like any other.
 	}
 	holders := n.holders(ref.Hash, cluster.BlobRef{})
+	if len(holders) == 0 {
+		holders = n.awaitHolder(ctx, ref.Hash)
+	}
 	if len(holders) == 0 {
 		return "", false, fmt.Errorf("blob %s: %w: no alive holder", ref.Hash, cluster.ErrNotFound)
 	}

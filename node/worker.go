@@ -25,8 +25,15 @@ type proposer interface {
 // whose assignment is gone (job canceled, task reassigned). A restarted node
 // finds its assignments in the replayed log and runs them again; outputs are
 // content-addressed, so a rerun is harmless.
+//
+// Assignments are addressed by node name, so a node that came back under
+// its name with an empty data dir (a new raft ID) would find its old
+// self's assignments while it replays the log: it starts nothing while the
+// log names another incarnation for its name, only once its own join is
+// applied (from then on the assignments are its own to run).
 type worker struct {
 	name  string
+	id    string // this node's raft ID
 	fsm   *cluster.FSM
 	log   proposer
 	blobs *cluster.BlobStore
@@ -98,6 +105,9 @@ func (w *worker) reconcile(ctx context.Context) {
 	var starts []start
 	mine := map[string]int{}
 	w.fsm.Read(func(st *cluster.State) {
+		if inc := st.Incarnation(w.name); inc != "" && inc != w.id {
+			return // replaying an older incarnation's history
+		}
 		st.Tasks(func(t *cluster.Task) bool {
 			if t.State == cluster.TaskAssigned && t.Node == w.name {
 				mine[t.ID] = t.Attempt
@@ -286,12 +296,7 @@ func failureReason(err error) string {
 // store moves a produced file into the blob store and pins it until the
 // result that names it is committed.
 func (w *worker) store(res *cluster.TaskResult, path string) (cluster.BlobRef, error) {
-	ref, err := w.blobs.PutFile(path)
-	if err != nil {
-		return ref, err
-	}
-	w.pins.add(res, ref.Hash)
-	return ref, nil
+	return w.blobs.PutFile(path, w.pins.holder(res))
 }
 
 // input fetches a task's input; a copy pulled from a peer is recorded in
@@ -440,11 +445,10 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 	// One manifest names every file: the result stays small however long
 	// the media, and the files replicate as one set.
 	m := cluster.NewManifest(j.ID, files, j.Chunks)
-	ref, err := w.blobs.PutBytes(m.Encode())
+	ref, err := w.blobs.PutBytes(m.Encode(), w.pins.holder(res))
 	if err != nil {
 		return fmt.Errorf("package %s: manifest: %w", j.ID, err)
 	}
-	w.pins.add(res, ref.Hash)
 	res.Manifest, res.Published = ref, m.Published()
 	return nil
 }

@@ -2,24 +2,33 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
-// TestChaos runs jobs through a four-node cluster while it kills a worker,
-// kills the leader, pauses a node past its lease and partitions one, and
-// checks the end state: every job done, every output the same on every
-// node and held by two live nodes, one leader that everyone agrees on.
+// TestChaos runs jobs through a four-node cluster, whose blob collectors
+// look every second, while it kills a worker, kills the leader, pauses a
+// node past its lease and partitions one, and checks the end state: every
+// job done, every output the same on every node and held by two live
+// nodes, one leader that everyone agrees on. Then it deletes a job and
+// uploads the same bytes again, twice at once, through two nodes (the
+// collector must not take what the new jobs share with the deleted one),
+// brings a node back under its name with a wiped disk and, once every
+// file has two good copies again, kills the leader: every file of every
+// done job still downloads with the same sha256 from every node left.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
 	}
 	p := newPartition(t, 18)
-	c := newTestCluster(t, 18, 4, "--slots", "1", "--drain-timeout", "5s")
+	c := newTestCluster(t, 18, 4, "--slots", "1", "--drain-timeout", "5s", "--gc-grace", "1s", "--gc-interval", "1s")
 	all := []int{0, 1, 2, 3}
 	for _, i := range all {
 		if err := c.Start(i); err != nil {
@@ -36,12 +45,13 @@ func TestChaos(t *testing.T) {
 		return -1
 	}
 	dir := t.TempDir()
-	var jobs []string
+	var jobs, clips []string
 	submit := func(pod, secs int) {
 		src := nodetest.GenClip(t, filepath.Join(dir, fmt.Sprintf("clip%d.mp4", len(jobs))), "-f", "lavfi",
 			"-i", fmt.Sprintf("testsrc2=size=480x270:rate=25:duration=%d", secs),
 			"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:duration=%d", 300+100*len(jobs), secs),
 			"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+		clips = append(clips, src)
 		jobs = append(jobs, uploadTo(t, c.HTTP(pod), src, `{"chunk_seconds":2,"preset":"medium"}`))
 	}
 	running := func(id string) func() bool {
@@ -123,4 +133,75 @@ func TestChaos(t *testing.T) {
 		}
 		return true
 	})
+
+	// 5. Delete a job and upload its bytes again at once, twice, through
+	// two nodes, while the collectors look every second.
+	l = leaderOf()
+	req, _ := http.NewRequest(http.MethodDelete, c.HTTP(l)+"/api/v1/jobs/"+jobs[0], nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("delete %s: %s", jobs[0], resp.Status)
+	}
+	again := []string{
+		uploadTo(t, c.HTTP(notLeader(l, -1)), clips[0], `{"chunk_seconds":2,"preset":"medium"}`),
+		uploadTo(t, c.HTTP(l), clips[0], `{"chunk_seconds":2,"preset":"medium"}`),
+	}
+	jobs = append(jobs[1:], again...)
+	for _, id := range again {
+		waitJobOn(t, c, all, id)
+	}
+
+	// 6. A node comes back under its name with a wiped disk; once every
+	// file has two good copies again, the leader dies.
+	want := map[string]string{} // URL → sha256
+	for _, id := range jobs {
+		var j httpapi.JobView
+		if err := getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j); err != nil || j.State != "done" {
+			t.Fatalf("job %s: %v %s", id, err, j.State)
+		}
+		for _, u := range publishedFiles(t, c.HTTP(0), j) {
+			want[u] = fetchSum(t, c.HTTP(0)+u)
+		}
+	}
+	l = leaderOf()
+	wiped := notLeader(l, -1)
+	c.Kill(wiped)
+	if err := os.RemoveAll(filepath.Join(c.dir, c.name(wiped))); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(wiped); err != nil {
+		t.Fatal(err)
+	}
+	l = leaderOf()
+	var live []int
+	for _, i := range all {
+		if i != l {
+			live = append(live, i)
+		}
+	}
+	nodetest.WaitFor(t, 3*time.Minute, "two good copies of every file after the rebirth", func() bool {
+		for _, i := range all {
+			if metricValue(c.HTTP(i), "gosty_blobs_under_replicated") != 0 {
+				return false
+			}
+		}
+		for _, sum := range want {
+			if goodCopies(c, sum, all...) < 2 { // one at least is not the leader's
+				return false
+			}
+		}
+		return true
+	})
+	c.Kill(l)
+	for _, i := range live {
+		for u, sum := range want {
+			if got := fetchSum(t, c.HTTP(i)+u); got != sum {
+				t.Fatalf("%s served %s with other bytes after the rebirth and the leader's death", c.name(i), u)
+			}
+		}
+	}
 }

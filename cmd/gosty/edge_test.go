@@ -93,6 +93,12 @@ func TestSecretsNeverLogged(t *testing.T) {
 		{"GET", internal + "/raft/status", "Bearer " + clusterKey, "", 200},
 		{"GET", internal + "/blobs/%2e%2e", "Bearer " + clusterKey, "", 400},
 		{"POST", internal + "/propose", "Bearer " + clusterKey, "{not json", 400},
+		// Resumable uploads relayed by peers: behind the cluster key, not
+		// an API token; a foreign upload's request is relayed to no one.
+		{"PATCH", internal + "/uploads/gosty-0." + strings.Repeat("0", 32), "", "x", 401},
+		{"DELETE", internal + "/uploads/gosty-0." + strings.Repeat("0", 32), "Bearer " + tokenA, "", 401},
+		{"DELETE", base + "/api/v1/uploads/nosuchnode." + strings.Repeat("0", 32), "Bearer " + tokenA, "", 404},
+		{"DELETE", base + "/api/v1/uploads/nosuchnode." + strings.Repeat("0", 32), "Bearer " + clusterKey, "", 401},
 	}
 	for _, ch := range checks {
 		var body io.Reader

@@ -181,11 +181,14 @@ func publishedFiles(t *testing.T, base string, j httpapi.JobView) []string {
 	return out
 }
 
-// goodCopies counts the nodes whose blob store has a copy of hash with the
-// right content.
-func goodCopies(c *localCluster, hash string) int {
+// goodCopies counts the nodes (of pods; none: the first three) whose blob
+// store has a copy of hash with the right content.
+func goodCopies(c *localCluster, hash string, pods ...int) int {
+	if len(pods) == 0 {
+		pods = []int{0, 1, 2}
+	}
 	n := 0
-	for i := range 3 {
+	for _, i := range pods {
 		b, err := os.ReadFile(filepath.Join(c.dir, c.name(i), "blobs", hash[:2], hash))
 		if err != nil {
 			continue

@@ -20,6 +20,7 @@ import (
 // runs main, so process tests start real node processes without a build step.
 func TestMain(m *testing.M) {
 	if os.Getenv("GOSTY_TEST_MAIN") == "1" {
+		installTestHooks()
 		os.Args = append([]string{"gosty"}, os.Args[1:]...)
 		main()
 		os.Exit(0)

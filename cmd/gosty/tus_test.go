@@ -22,12 +22,14 @@ import (
 	"github.com/gosty/gosty/node/nodetest"
 )
 
-// cutProxy forwards TCP connections to a node and, while armed, cuts the
-// first connection that has sent more than cutAfter bytes upstream: both
-// sides are closed mid-body, as a dropped link would.
+// cutProxy forwards TCP connections to a node (or, like a Service with no
+// affinity, each new connection to the next of several nodes) and, while
+// armed, cuts the first connection that has sent more than cutAfter bytes
+// upstream: both sides are closed mid-body, as a dropped link would.
 type cutProxy struct {
 	ln       net.Listener
-	target   string
+	targets  []string
+	conns    atomic.Int64 // connections so far; connection k goes to targets[k % len]
 	cutAfter int64
 	armed    atomic.Bool
 	cuts     atomic.Int32
@@ -36,11 +38,18 @@ type cutProxy struct {
 
 func newCutProxy(t *testing.T, listen, target string, cutAfter int64) *cutProxy {
 	t.Helper()
+	return newServiceProxy(t, listen, cutAfter, target)
+}
+
+// newServiceProxy is a cutProxy that spreads connections over targets in
+// turn.
+func newServiceProxy(t *testing.T, listen string, cutAfter int64, targets ...string) *cutProxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{ln: ln, target: target, cutAfter: cutAfter}
+	p := &cutProxy{ln: ln, targets: targets, cutAfter: cutAfter}
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
@@ -66,7 +75,7 @@ func (p *cutProxy) serve() {
 
 func (p *cutProxy) pipe(c net.Conn) {
 	defer c.Close()
-	up, err := net.Dial("tcp", p.target)
+	up, err := net.Dial("tcp", p.targets[(p.conns.Add(1)-1)%int64(len(p.targets))])
 	if err != nil {
 		return
 	}
