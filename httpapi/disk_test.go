@@ -227,3 +227,27 @@ func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// A PATCH relayed to the node that holds the upload is admitted by that
+// node's disk, not by the relaying node's: a full relayer passes it on,
+// and a full owner's 507 reaches the client through the relayer.
+func TestTusRelayAdmittedByTheOwner(t *testing.T) {
+	room1, room2 := &room{left: 0}, &room{left: 1 << 20}
+	nodes, _ := newTusNodes(t, nil, func(name string, c *Config) {
+		c.Space = map[string]*room{"n1": room1, "n2": room2}[name]
+	}, "n1", "n2")
+	n1, n2 := nodes["n1"], nodes["n2"]
+	data := bytes.Repeat([]byte("0123456789"), 10_000)
+	u := createUpload(t, n2.env, len(data), tusMeta("filename", "a.mp4"), nil)
+	resp, b := patch(t, n1.via(t, u), 0, data[:50_000], nil)
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PATCH through a full n1 to n2, which has room: %d %s", resp.StatusCode, b)
+	}
+	room2.set(0)
+	resp, b = patch(t, n1.via(t, u), 50_000, data[50_000:], nil)
+	wantNoSpace(t, resp, b)
+	room2.set(1 << 20)
+	if resp, b := patch(t, n1.via(t, u), 50_000, data[50_000:], nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("PATCH once n2 has room again: %d %s", resp.StatusCode, b)
+	}
+}
