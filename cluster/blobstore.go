@@ -41,10 +41,66 @@ type BlobStore struct {
 	tmp   string
 	bytes atomic.Int64 // total size of the stored blobs
 	locks [256]sync.Mutex
+	space atomic.Pointer[spaceBox]
 
 	mu       sync.Mutex
 	stored   map[string]bool // stored since the last Stored call
 	overflow bool            // more than maxStored: Stored says so
+}
+
+// Space admits media to the volume the store is on (node/disk implements
+// it); see SetSpace.
+type Space interface {
+	// Admit returns nil when n more bytes fit above the volume's reserves,
+	// else an error wrapping ErrNoSpace.
+	Admit(n int64) error
+	// Take is Admit for bytes about to be written, and counts them.
+	Take(n int64) error
+}
+
+type spaceBox struct{ s Space }
+
+// SetSpace makes the store admit what it writes: Put checks every chunk
+// before writing it, Receive and a pull the declared size first and then
+// every chunk; a write refused, or one that fails with ENOSPC, stores
+// nothing and returns an error wrapping ErrNoSpace (or the ENOSPC). PutFile
+// and PutLink (a rename or a link: no new bytes) and PutBytes (a manifest)
+// are never refused. nil admits everything.
+func (b *BlobStore) SetSpace(s Space) {
+	if s == nil {
+		b.space.Store(nil)
+		return
+	}
+	b.space.Store(&spaceBox{s})
+}
+
+// Admit says whether n more bytes fit (nil without a Space).
+func (b *BlobStore) Admit(n int64) error {
+	if sb := b.space.Load(); sb != nil {
+		return sb.s.Admit(n)
+	}
+	return nil
+}
+
+// guard wraps a writer of new media so that every write is admitted first.
+func (b *BlobStore) guard(w io.Writer) io.Writer {
+	sb := b.space.Load()
+	if sb == nil {
+		return w
+	}
+	return spaceWriter{w: w, s: sb.s}
+}
+
+type spaceWriter struct {
+	w io.Writer
+	s Space
+}
+
+func (w spaceWriter) Write(p []byte) (int, error) {
+	if err := w.s.Take(int64(len(p))); err != nil {
+		return 0, err
+	}
+	return w.w.Write(p)
 }
 
 // Hold is told the hash of a blob being stored, under the blob's lock and
@@ -157,7 +213,7 @@ func (b *BlobStore) Put(ctx context.Context, r io.Reader, hold ...Hold) (BlobRef
 	}
 	defer os.Remove(f.Name())
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
+	n, err := io.Copy(io.MultiWriter(b.guard(f), h), ctxReader{ctx, r})
 	if err == nil {
 		err = f.Sync()
 	}
@@ -195,6 +251,29 @@ func (b *BlobStore) PutFile(path string, hold ...Hold) (BlobRef, error) {
 		return BlobRef{}, fmt.Errorf("put file %s: %w", path, err)
 	}
 	return ref, nil
+}
+
+// PutLink stores a copy of a finished file that stays where it is (a
+// resumable upload, which its owner deletes afterwards) without copying
+// its bytes: a hard link to it is moved into the store, so the blob and
+// the file share their blocks. Where a link cannot be made (another file
+// system) the bytes are copied, as Put does. The file must not change
+// afterwards.
+func (b *BlobStore) PutLink(ctx context.Context, path string, hold ...Hold) (BlobRef, error) {
+	tmp := filepath.Join(b.tmp, fmt.Sprintf("link-%d-%s", time.Now().UnixNano(), filepath.Base(path)))
+	if err := os.Link(path, tmp); err == nil {
+		ref, err := b.PutFile(tmp, hold...)
+		if err != nil {
+			os.Remove(tmp)
+		}
+		return ref, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return BlobRef{}, fmt.Errorf("put %s: %w", path, err)
+	}
+	defer f.Close()
+	return b.Put(ctx, f, hold...)
 }
 
 // install renames a synced file to its content address, under the blob's
@@ -473,6 +552,9 @@ func (b *BlobStore) Receive(ctx context.Context, want BlobRef, r io.Reader) erro
 	if present, err := b.refresh(want.Hash); present || err != nil {
 		return err
 	}
+	if err := b.Admit(want.Size); err != nil {
+		return fmt.Errorf("receive blob %s: %w", want.Hash, err)
+	}
 	f, err := os.CreateTemp(b.tmp, "recv-*")
 	if err != nil {
 		return fmt.Errorf("receive blob %s: %w", want.Hash, err)
@@ -483,7 +565,7 @@ func (b *BlobStore) Receive(ctx context.Context, want BlobRef, r io.Reader) erro
 		limit = want.Size
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(ctxReader{ctx, r}, limit))
+	n, err := io.Copy(io.MultiWriter(b.guard(f), h), io.LimitReader(ctxReader{ctx, r}, limit))
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("receive blob %s: %w", want.Hash, err)

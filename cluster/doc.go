@@ -47,6 +47,13 @@
 //     reference-counted, and finished jobs beyond the history bound are
 //     forgotten. Every loop reads an index or the running jobs, never the
 //     whole history, and a snapshot is an O(1) copy-on-write freeze.
+//   - Disk space is admitted, not assumed: the blob store asks its Space
+//     (node/disk) before it writes media (Put chunk by chunk, Receive and a
+//     pull their declared size first), so a write that does not fit stores
+//     nothing and wraps ErrNoSpace, which the internal API answers with 507
+//     insufficient_storage and Peers maps back. A Worker that is Full (its
+//     node gossips DiskMeta below its reserves) gets no new task, and does
+//     not count as "another node" when a failed task avoids its last node.
 //   - A blob's modification time is when it was last stored, and storing
 //     bytes already there (any path: upload, task output, push, pull)
 //     refreshes it. Storing a blob and deleting it take the blob's lock, and

@@ -1,6 +1,10 @@
 package cluster
 
-import "errors"
+import (
+	"errors"
+	"strings"
+	"syscall"
+)
 
 // Errors that callers (the HTTP API above all) map to responses.
 var (
@@ -9,6 +13,9 @@ var (
 	ErrInvalid   = errors.New("invalid request")
 	ErrConflict  = errors.New("conflict")
 	ErrStale     = errors.New("stale assignment")
+	// ErrNoSpace says a node's data volume has no room for more media
+	// above its reserves (HTTP 507 insufficient_storage).
+	ErrNoSpace = errors.New("insufficient storage")
 )
 
 // Invalid wraps err so that it matches ErrInvalid while its message stays
@@ -19,3 +26,17 @@ type invalidError struct{ err error }
 
 func (e invalidError) Error() string   { return e.err.Error() }
 func (e invalidError) Unwrap() []error { return []error{e.err, ErrInvalid} }
+
+// IsNoSpace reports whether err says a volume had no room: an admission
+// refused (ErrNoSpace), ENOSPC or EDQUOT from a write, or an ffmpeg that
+// said so in its words.
+func IsNoSpace(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrNoSpace) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "no space left on device") || strings.Contains(msg, "disk quota exceeded")
+}

@@ -42,6 +42,20 @@ type MemberMeta struct {
 	// Log is the newest log version the node reads (CommandVersion); absent
 	// (0) from nodes of the first release, which read version 1 only.
 	Log int `json:"log,omitempty"`
+	// Disk is the node's data volume as it last told (absent from nodes
+	// that predate it: they count as having room). Each gossip replaces
+	// it; it goes with the member.
+	Disk *DiskMeta `json:"disk,omitempty"`
+}
+
+// DiskMeta is a node's data volume in its gossip metadata, in MiB so that
+// it stays small. A node gossips it again when it crosses its reserve and
+// when the free space moved by a percent of the volume.
+type DiskMeta struct {
+	FreeMiB    int64 `json:"free"`           // free space on the volume
+	SizeMiB    int64 `json:"size"`           // the volume's size
+	ReserveMiB int64 `json:"res"`            // what media must leave free (disk and raft reserves)
+	Full       bool  `json:"full,omitempty"` // below the reserves (or just out of space): takes no new task or media
 }
 
 // LogVersion is the newest log version the member reads.

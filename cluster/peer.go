@@ -257,12 +257,13 @@ func (p *Peers) Pull(ctx context.Context, ref BlobRef, holders []string, reason 
 // it holds.
 type partial struct {
 	f *os.File
+	w io.Writer // f, admitted by the blob store's Space
 	h stdhash.Hash
 	n int64
 }
 
 func (pt *partial) Write(b []byte) (int, error) {
-	n, err := pt.f.Write(b)
+	n, err := pt.w.Write(b)
 	pt.h.Write(b[:n])
 	pt.n += int64(n)
 	return n, err
@@ -289,6 +290,9 @@ func (p *Peers) pull(ctx context.Context, ref BlobRef, holders []string, reason 
 	if len(holders) == 0 {
 		return fmt.Errorf("%w: no holder", ErrNotFound)
 	}
+	if err := p.blobs.Admit(ref.Size); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(p.blobs.TempDir(), "pull-*")
 	if err != nil {
 		return err
@@ -299,7 +303,7 @@ func (p *Peers) pull(ctx context.Context, ref BlobRef, holders []string, reason 
 			os.Remove(f.Name())
 		}
 	}()
-	pt := &partial{f: f, h: sha256.New()}
+	pt := &partial{f: f, w: p.blobs.guard(f), h: sha256.New()}
 	counter := p.transfer.WithLabelValues(DirectionIn, TransferReason(reason))
 
 	var (
@@ -361,6 +365,9 @@ func (p *Peers) pull(ctx context.Context, ref BlobRef, holders []string, reason 
 		}
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if IsNoSpace(gerr) {
+			return gerr // no room here: another holder will not help
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", holder, gerr))
 		switch {
@@ -864,6 +871,9 @@ var errorCodes = map[string]error{
 	"invalid":           ErrInvalid,
 	"checksum_mismatch": ErrInvalid,
 	"too_large":         ErrInvalid,
+	// The receiver's data volume has no room above its reserves: the
+	// sender tries another node.
+	"insufficient_storage": ErrNoSpace,
 }
 
 // responseError turns a non-2xx answer into an error: the cluster error of

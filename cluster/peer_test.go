@@ -445,6 +445,7 @@ func TestPeerResponseErrors(t *testing.T) {
 		{404, `404 page not found`, ErrNotFound, "404 page not found"},
 		{400, `{"error":{"code":"invalid","message":"bad op"}}`, ErrInvalid, "bad op"},
 		{422, `{"error":{"code":"checksum_mismatch","message":"checksum mismatch"}}`, ErrInvalid, "checksum mismatch"},
+		{507, `{"error":{"code":"insufficient_storage","message":"insufficient storage: 1MiB more would not fit"}}`, ErrNoSpace, "1MiB more would not fit"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.text, func(t *testing.T) {

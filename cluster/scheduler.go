@@ -17,6 +17,9 @@ type Worker struct {
 	Name  string
 	ID    string
 	Slots int
+	// Full says the node's data volume is below its reserves: it is
+	// given no new task (its running ones finish) until it has room.
+	Full bool
 }
 
 // Workers tells the scheduler which nodes may take new tasks (alive, not
@@ -355,6 +358,9 @@ func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTas
 	free := map[string]int{}
 	for _, w := range workers {
 		free[w.Name] = w.Slots
+		if w.Full {
+			free[w.Name] = 0 // no room for a task's work files and outputs
+		}
 	}
 	var pending []*Task
 	st.Tasks(func(t *Task) bool {
@@ -454,13 +460,20 @@ func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly b
 			return n
 		}
 	}
+	roomy := 0 // nodes with room on their disk
+	for _, w := range workers {
+		if !w.Full {
+			roomy++
+		}
+	}
 	best, bestScore := "", -1
 	for _, w := range workers {
 		if free[w.Name] <= 0 {
 			continue
 		}
-		// A node this task just failed on is avoided while others exist.
-		if w.Name == t.FailedOn && len(workers) > 1 {
+		// A node this task just failed on is avoided while others (with
+		// room on their disk) exist.
+		if w.Name == t.FailedOn && roomy > 1 {
 			continue
 		}
 		sc := score(w.Name)

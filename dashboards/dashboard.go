@@ -463,6 +463,13 @@ func nodeResources() []cog.Builder[dashboard.Panel] {
 			q(`gosty_data_volume_size_bytes{`+node+`}`, "{{instance}} size")).
 			Span(12).
 			OverrideByQuery("B", []dashboard.DynamicConfigValue{dashed()}),
+		graph("Room for media",
+			"Free bytes on each node's data volume above the reserves it keeps (gosty_data_volume_free_bytes - gosty_data_volume_reserve_bytes: --disk-reserve plus --raft-reserve). At or below zero the node refuses uploads and blob copies (507 insufficient_storage) and gets no new task; the raft reserve keeps room for the job log. Each node reports its own.",
+			"bytes",
+			q(`gosty_data_volume_free_bytes{`+node+`} - gosty_data_volume_reserve_bytes{`+node+`}`, "{{instance}}")).
+			Span(12).
+			Thresholds(levels("red", step{0, "green"})).
+			ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeLineAndArea)),
 		graph("Data volume free %",
 			"Share of each node's data volume still free (gosty_data_volume_free_bytes / gosty_data_volume_size_bytes). Each node reports its own; a full volume stops uploads, tasks and replication on that node.",
 			"percentunit",

@@ -13,8 +13,8 @@ import (
 
 // Expected size of the dashboard; change together with dashboard.go.
 const (
-	wantPanels  = 39 // not counting the 8 rows
-	wantTargets = 52
+	wantPanels  = 40 // not counting the 8 rows
+	wantTargets = 53
 )
 
 var wantRows = []string{
@@ -35,7 +35,7 @@ var (
 		"gosty_raft_healthy_voters", "gosty_raft_failure_tolerance",
 		"gosty_members",
 		"gosty_http_requests_total", "gosty_http_requests_in_flight",
-		"gosty_data_volume_free_bytes", "gosty_data_volume_size_bytes", "gosty_blob_store_bytes",
+		"gosty_data_volume_free_bytes", "gosty_data_volume_size_bytes", "gosty_data_volume_reserve_bytes", "gosty_blob_store_bytes",
 		"gosty_raft_state_transitions_total", "gosty_gossip_messages_total",
 		"go_goroutines", "go_memstats_heap_alloc_bytes",
 		"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "up",

@@ -15,7 +15,10 @@
 //     invalid_request; *transcoder.MediaError → 422 invalid_media (message =
 //     Reason); cluster.ErrConflict → 409 conflict; cluster.ErrNotLeader → 503
 //     unavailable (with Retry-After); *http.MaxBytesError → 413 too_large;
-//     anything else → 500 internal, logged, with the message "internal error".
+//     cluster.ErrNoSpace, ENOSPC or EDQUOT (cluster.IsNoSpace) → 507
+//     insufficient_storage (Connection: close; the message gives the
+//     admission's numbers, never a path); anything else → 500 internal,
+//     logged, with the message "internal error".
 //     Backends must wrap with %w so errors.Is/errors.As see these.
 //
 //   - Upload (POST /api/v1/jobs) streams: multipart/form-data is read part by
@@ -170,7 +173,12 @@
 //   - Limits: Config.MaxConcurrentUploads uploads at once per node (429
 //     too_many_uploads with Retry-After beyond; the slot is released when
 //     the handler returns, client disconnects included); a declared upload
-//     length over MaxUploadBytes is 413 before it takes a slot; an upload
+//     length over MaxUploadBytes is 413 before it takes a slot, and one that
+//     Config.Space does not admit (the data volume's room above the node's
+//     reserves) 507 before a byte is read: POST, tus PATCH and a tus
+//     creation's Upload-Length; a tus PATCH body is also admitted chunk by
+//     chunk as it arrives (a POST's by the blob store it streams into), and
+//     ENOSPC from tus's own writes is 507 too; an upload
 //     that sends nothing for Config.UploadIdleTimeout is cut with 408 (its
 //     read deadline moves with every read, so no fixed ReadTimeout cuts a
 //     long upload); every other request body is capped at MaxJSONBytes

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -77,6 +78,11 @@ func (a *API) writeError(c *gin.Context, err error) {
 	case errors.Is(err, cluster.ErrNotLeader):
 		c.Header("Retry-After", "1")
 		writeErrorCode(c, http.StatusServiceUnavailable, "unavailable", "the cluster has no leader right now; retry shortly")
+	case cluster.IsNoSpace(err):
+		a.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "no room on the data volume",
+			slog.String("method", c.Request.Method), slog.String("route", routeOf(c)), slog.Any("err", err))
+		c.Header("Connection", "close") // an upload's body may still be coming: do not read it
+		writeErrorCode(c, http.StatusInsufficientStorage, "insufficient_storage", noSpaceMessage(err))
 	case c.Request.Context().Err() != nil && errors.Is(err, context.Canceled):
 		// The client is gone; nobody reads this, but metrics and logs see 499.
 		writeErrorCode(c, statusClientClosed, "canceled", "request canceled")
@@ -90,6 +96,17 @@ func (a *API) writeError(c *gin.Context, err error) {
 			slog.Any("err", err))
 		writeErrorCode(c, http.StatusInternalServerError, "internal", "internal error")
 	}
+}
+
+// noSpaceMessage says why an upload had no room: the admission's numbers
+// when it was refused, else that the volume is full.
+func noSpaceMessage(err error) string {
+	const prefix = "there is no room for the upload on this node's disk"
+	msg := err.Error()
+	if i := strings.Index(msg, cluster.ErrNoSpace.Error()+": "); i >= 0 {
+		return prefix + ": " + msg[i+len(cluster.ErrNoSpace.Error())+2:]
+	}
+	return prefix + ": its data volume is full"
 }
 
 func tooLargeMessage(limit int64) string {

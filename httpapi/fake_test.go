@@ -38,6 +38,7 @@ type fakeJobs struct {
 
 	submits   []submission
 	submitErr error    // returned by Submit after reading the body
+	stopAt    int      // with submitErr: return it once this many bytes are read
 	received  chan int // when set, gets the byte count after every body read
 	cancelErr error    // returned by Cancel
 	panicList bool     // List panics
@@ -132,6 +133,9 @@ func (f *fakeJobs) Submit(ctx context.Context, filename string, body io.Reader, 
 		}
 		if err != nil {
 			return cluster.Job{}, fmt.Errorf("storing upload: %w", err)
+		}
+		if f.stopAt > 0 && buf.Len() >= f.stopAt {
+			return cluster.Job{}, f.submitErr // the backend gives up mid-body
 		}
 	}
 	if f.submitErr != nil {

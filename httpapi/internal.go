@@ -253,6 +253,10 @@ func (a *Internal) writeError(c *gin.Context, err error) {
 		writeErrorCode(c, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, cluster.ErrInvalid):
 		writeErrorCode(c, http.StatusBadRequest, "invalid", err.Error())
+	case cluster.IsNoSpace(err):
+		// A push to a node without room: the sender tries another node.
+		c.Header("Connection", "close")
+		writeErrorCode(c, http.StatusInsufficientStorage, "insufficient_storage", "node "+a.node+": "+err.Error())
 	case c.Request.Context().Err() != nil && errors.Is(err, context.Canceled):
 		writeErrorCode(c, statusClientClosed, "canceled", "request canceled")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -345,7 +349,7 @@ func (a *Internal) putBlob(c *gin.Context) {
 	ref := cluster.BlobRef{Hash: h, Size: size}
 	body := countingBody{idle, a.counter(c, cluster.DirectionIn)}
 	if err := a.blobs.Receive(c.Request.Context(), ref, body); err != nil {
-		if errors.Is(err, cluster.ErrInvalid) {
+		if errors.Is(err, cluster.ErrInvalid) && !cluster.IsNoSpace(err) {
 			writeErrorCode(c, http.StatusUnprocessableEntity, "checksum_mismatch", err.Error())
 			return
 		}

@@ -129,6 +129,7 @@ func (a *API) submit(c *gin.Context) {
 	}
 	idle := &idleReader{r: r.Body, rc: http.NewResponseController(c.Writer), idle: a.uploadIdle}
 	body := &trackedBody{rc: http.MaxBytesReader(c.Writer, readCloser{idle, r.Body}, a.maxBody), idle: idle}
+	defer restoreBody(r)()
 	r.Body = body
 
 	ct := r.Header.Get("Content-Type")

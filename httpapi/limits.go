@@ -84,7 +84,7 @@ func (a *API) decodeJSON(c *gin.Context, v any) bool {
 // read fails). A body declared larger than the limit is refused with 413
 // before it takes a slot.
 func (a *API) uploadSlot(c *gin.Context) {
-	release, ok := a.takeUploadSlot(c)
+	release, ok := a.takeUploadSlot(c, true)
 	if !ok {
 		return
 	}
@@ -92,13 +92,21 @@ func (a *API) uploadSlot(c *gin.Context) {
 	c.Next()
 }
 
-// takeUploadSlot takes an upload slot, or answers 413 or 429 and returns
-// false. The caller gives the slot back with release.
-func (a *API) takeUploadSlot(c *gin.Context) (release func(), ok bool) {
+// takeUploadSlot takes an upload slot, or answers 413, 507 (a declared
+// length that does not fit on the data volume, when the body is stored
+// here: here is false for a body relayed to the node that holds its
+// upload, which checks its own volume) or 429 and returns false. The caller gives the slot back with release.
+func (a *API) takeUploadSlot(c *gin.Context, here bool) (release func(), ok bool) {
 	if c.Request.ContentLength > a.maxBody {
 		c.Header("Connection", "close")
 		writeErrorCode(c, http.StatusRequestEntityTooLarge, "too_large", tooLargeMessage(a.maxBody))
 		return nil, false
+	}
+	if n := c.Request.ContentLength; n > 0 && a.space != nil && here {
+		if err := a.space.Admit(n); err != nil {
+			a.writeError(c, err) // 507 before a byte of the body is read
+			return nil, false
+		}
 	}
 	select {
 	case a.uploads <- struct{}{}:
@@ -141,3 +149,15 @@ func (r *idleReader) Read(p []byte) (int, error) {
 
 // errUploadIdle is answered 408.
 var errUploadIdle = errors.New("upload stalled")
+
+// restoreBody puts the request's own body back when the handler returns
+// (call it before wrapping r.Body, and defer what it returns). The server
+// looks at the request's body after the handler to tell an answer given
+// before the body was read (a 413 or a 507 mid-upload): it then keeps the
+// connection open for a moment after the answer, reading, so that a
+// client still sending gets the answer rather than a connection reset.
+// With a wrapper left in its place it would close at once.
+func restoreBody(r *http.Request) func() {
+	orig := r.Body
+	return func() { r.Body = orig }
+}

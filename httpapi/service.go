@@ -55,6 +55,16 @@ type Blobs interface {
 	OpenBlob(ctx context.Context, ref, set cluster.BlobRef) (io.ReadSeekCloser, error)
 }
 
+// Space admits upload bytes to the node's data volume (node/disk
+// implements it). Both return nil when n more bytes fit above the node's
+// reserves, else an error wrapping cluster.ErrNoSpace (507).
+type Space interface {
+	// Admit checks a declared size (Content-Length, Upload-Length).
+	Admit(n int64) error
+	// Take checks bytes about to be written and counts them.
+	Take(n int64) error
+}
+
 // Cluster describes membership for GET /api/v1/cluster.
 type Cluster interface{ Status() any } // JSON-encodable view
 
@@ -112,6 +122,12 @@ type Config struct {
 	// Live, when set, serves the live HLS view of jobs that are still
 	// transcoding (files/live/..., see live.go); nil answers 404 there.
 	Live Live
+	// Space, when set, admits uploads to the data volume: a declared
+	// length that does not fit is 507 before a byte is read, and a
+	// resumable upload's PATCH is checked as its bytes arrive (a POST's
+	// body is checked by the blob store it streams into, through Submit).
+	// nil admits everything.
+	Space Space
 }
 
 // DefaultMaxUploadBytes is the upload limit when Config.MaxUploadBytes is 0.
@@ -133,6 +149,7 @@ type API struct {
 	cluster  Cluster
 	health   Health
 	scaler   Scaler
+	space    Space     // nil: no disk admission
 	live     *liveView // nil: no live view
 	registry *prometheus.Registry
 	log      *slog.Logger
@@ -192,6 +209,7 @@ func New(cfg Config) (*API, error) {
 		cluster:      cfg.Cluster,
 		health:       cfg.Health,
 		scaler:       cfg.Scaler,
+		space:        cfg.Space,
 		relay:        cfg.UploadRelay,
 		registry:     cfg.Registry,
 		log:          cfg.Logger,

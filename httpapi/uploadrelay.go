@@ -102,7 +102,7 @@ func (a *API) relayUpload(c *gin.Context, id, owner string) {
 	defer cancel(nil)
 	var body *relayBody
 	if r.Method == http.MethodPatch {
-		release, ok := a.takeUploadSlot(c)
+		release, ok := a.takeUploadSlot(c, false)
 		if !ok {
 			return
 		}

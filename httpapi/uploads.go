@@ -21,6 +21,8 @@ import (
 	tus "github.com/tus/tusd/v2/pkg/handler"
 	"github.com/tus/tusd/v2/pkg/memorylocker"
 	xslog "golang.org/x/exp/slog"
+
+	"github.com/gosty/gosty/cluster"
 )
 
 // Resumable uploads: the tus protocol (https://tus.io/protocols/resumable-upload,
@@ -76,8 +78,9 @@ func (a *API) newUploads(dir string, ttl time.Duration) (*tusUploads, error) {
 	u := &tusUploads{dir: dir, owner: uploadOwnerName(a.node), ttl: ttl, store: filestore.New(dir),
 		finishMu: map[string]*sync.Mutex{}, results: map[string]uploadResult{}}
 	composer := tus.NewStoreComposer()
-	composer.UseCore(u.store)
-	composer.UseTerminater(u.store)
+	store := spaceStore{u.store}
+	composer.UseCore(store)
+	composer.UseTerminater(store)
 	memorylocker.New().UseIn(composer)
 	h, err := tus.NewHandler(tus.Config{
 		StoreComposer:             composer,
@@ -163,11 +166,17 @@ func (a *API) serveLocalUpload(c *gin.Context, id string) {
 	}
 	if r.Method == http.MethodPatch || (r.Method == http.MethodPost && r.ContentLength != 0) {
 		// A body-carrying request takes an upload slot like a POST does.
-		release, ok := a.takeUploadSlot(c)
+		release, ok := a.takeUploadSlot(c, true)
 		if !ok {
 			return
 		}
 		defer release()
+		if a.space != nil && r.Body != nil && r.Body != http.NoBody {
+			defer restoreBody(r)()
+			// Every chunk is admitted before tus writes it (a chunked
+			// body declares no length to check up front).
+			r.Body = &spaceBody{ReadCloser: r.Body, space: a.space}
+		}
 	}
 	ctx := context.WithValue(r.Context(), ginContextKey{}, c)
 	if id != "" && r.Method == http.MethodPatch && a.refinish(c, ctx, id) {
@@ -300,7 +309,8 @@ func (a *API) refinish(c *gin.Context, ctx context.Context, id string) bool {
 	return true
 }
 
-// checkNewUpload vets a creation: a known length and sane metadata.
+// checkNewUpload vets a creation: a known length that fits on the data
+// volume (507 before anything is created) and sane metadata.
 func (a *API) checkNewUpload(hook tus.HookEvent) (tus.HTTPResponse, tus.FileInfoChanges, error) {
 	info := hook.Upload
 	if info.SizeIsDeferred {
@@ -315,6 +325,11 @@ func (a *API) checkNewUpload(hook tus.HookEvent) (tus.HTTPResponse, tus.FileInfo
 	}
 	if opts != "" && !json.Valid([]byte(opts)) {
 		return tus.HTTPResponse{}, tus.FileInfoChanges{}, tusError(http.StatusBadRequest, "invalid_request", "the options metadata is not JSON")
+	}
+	if a.space != nil {
+		if err := a.space.Admit(info.Size); err != nil {
+			return tus.HTTPResponse{}, tus.FileInfoChanges{}, noSpaceTusError(err)
+		}
 	}
 	// Only the two keys gosty reads are kept.
 	meta := tus.MetaData{"filename": cleanName(info.MetaData["filename"])}
@@ -545,4 +560,70 @@ func (a *API) RunUploadSweeper(ctx context.Context) {
 			a.SweepUploads(now)
 		}
 	}
+}
+
+// spaceBody admits the bytes of a resumable upload's body before tus writes
+// them; a chunk that does not fit ends the body with a 507 tus error (tus
+// keeps what it wrote before, and its offset says so: the client resumes
+// from there once the node has room, or another node takes the file).
+type spaceBody struct {
+	io.ReadCloser
+	space Space
+}
+
+func (b *spaceBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		if terr := b.space.Take(int64(n)); terr != nil {
+			return 0, noSpaceTusError(terr) // these bytes are dropped, never written
+		}
+	}
+	return n, err
+}
+
+func noSpaceTusError(err error) tus.Error {
+	return tusError(http.StatusInsufficientStorage, "insufficient_storage", noSpaceMessage(err))
+}
+
+// spaceStore is tus's file store with a write that fails for lack of space
+// (ENOSPC from the file system itself) answered 507, as writeError would,
+// rather than tus's 500.
+type spaceStore struct{ filestore.FileStore }
+
+func (s spaceStore) NewUpload(ctx context.Context, info tus.FileInfo) (tus.Upload, error) {
+	up, err := s.FileStore.NewUpload(ctx, info)
+	if err != nil {
+		return nil, mapNoSpace(err)
+	}
+	return spaceUpload{up}, nil
+}
+
+func (s spaceStore) GetUpload(ctx context.Context, id string) (tus.Upload, error) {
+	up, err := s.FileStore.GetUpload(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return spaceUpload{up}, nil
+}
+
+func (s spaceStore) AsTerminatableUpload(up tus.Upload) tus.TerminatableUpload {
+	if su, ok := up.(spaceUpload); ok {
+		up = su.Upload
+	}
+	return s.FileStore.AsTerminatableUpload(up)
+}
+
+type spaceUpload struct{ tus.Upload }
+
+func (u spaceUpload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
+	n, err := u.Upload.WriteChunk(ctx, offset, src)
+	return n, mapNoSpace(err)
+}
+
+func mapNoSpace(err error) error {
+	var te tus.Error
+	if err == nil || errors.As(err, &te) || !cluster.IsNoSpace(err) {
+		return err
+	}
+	return noSpaceTusError(err)
 }

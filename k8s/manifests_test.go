@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/gosty/gosty/node"
+	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/node/kube"
 )
 
@@ -393,6 +394,49 @@ func TestManifests(t *testing.T) {
 		}
 		if tmp, ok := mounts["tmp"]; !ok || tmp.MountPath != "/tmp" {
 			t.Errorf("with a read-only root file system, /tmp must be a volume")
+		}
+	})
+
+	t.Run("uploads fit the data volume", func(t *testing.T) {
+		dataDir, _ := m.env(t, "GOSTY_DATA_DIR")
+		mounts := map[string]string{}
+		for _, vm := range c.VolumeMounts {
+			mounts[vm.Name] = vm.MountPath
+		}
+		var size int64
+		for _, pvc := range m.sts.Spec.VolumeClaimTemplates {
+			if mounts[pvc.Name] == dataDir {
+				size = pvc.Spec.Resources.Requests.Storage().Value()
+			}
+		}
+		cfg := node.DefaultConfig()
+		if v, ok := m.env(t, "GOSTY_MAX_UPLOAD_BYTES"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("GOSTY_MAX_UPLOAD_BYTES=%q: %v", v, err)
+			}
+			cfg.MaxUploadBytes = n
+		}
+		if v, ok := m.env(t, "GOSTY_DISK_RESERVE"); ok {
+			r, err := disk.ParseReserve(v)
+			if err != nil {
+				t.Fatalf("GOSTY_DISK_RESERVE=%q: %v", v, err)
+			}
+			cfg.DiskReserve = r
+		}
+		if v, ok := m.env(t, "GOSTY_RAFT_RESERVE"); ok {
+			n, err := disk.ParseSize(v)
+			if err != nil {
+				t.Fatalf("GOSTY_RAFT_RESERVE=%q: %v", v, err)
+			}
+			cfg.RaftReserve = n
+		}
+		// An upload and the chunks split from it (about as large) land on
+		// one node, above what the node keeps free.
+		room := size - cfg.DiskReserve.Of(size) - cfg.RaftReserve
+		if size <= 0 || 2*cfg.MaxUploadBytes > room {
+			t.Errorf("the largest upload (%s) and its chunks do not fit the %s data volume above its reserves (%s room)",
+				disk.FormatSize(cfg.MaxUploadBytes), disk.FormatSize(size), disk.FormatSize(room))
 		}
 	})
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/node/disk"
 )
 
 // Playback modes.
@@ -76,8 +77,17 @@ type Config struct {
 	ClusterKeyFile string
 	// GossipKeyFile holds a 16, 24 or 32 byte key (raw or base64) that
 	// encrypts gossip.
-	GossipKeyFile  string
+	GossipKeyFile string
+	// MaxUploadBytes bounds an upload; a node caps it at start to what its
+	// data volume could ever hold (its size less DiskReserve and
+	// RaftReserve), and says so in the log.
 	MaxUploadBytes int64
+	// DiskReserve is the data volume's space that media never take (room
+	// for running tasks' work files); RaftReserve is kept free on top of
+	// it for the raft log and snapshots. An upload, a blob copy or a task
+	// is admitted only while both stay free (see node/disk).
+	DiskReserve disk.Reserve
+	RaftReserve int64
 	// Preset is the preset (by its x264 name) new jobs submitted here are
 	// encoded with; x265 uses the name, SVT-AV1 a mapped number.
 	Preset  string
@@ -197,6 +207,8 @@ func DefaultConfig() Config {
 		ScrubRate:         32 << 20,
 		Slots:             defaultSlots(),
 		MaxUploadBytes:    64 << 30,
+		DiskReserve:       mustReserve(disk.DefaultReserve),
+		RaftReserve:       disk.DefaultRaftReserve,
 		Preset:            "veryfast",
 		Version:           "dev",
 		GCGrace:           30 * time.Second,
@@ -207,6 +219,14 @@ func DefaultConfig() Config {
 		MaxConcurrentUploads: 4,
 		UploadTTL:            24 * time.Hour,
 	}
+}
+
+func mustReserve(s string) disk.Reserve {
+	r, err := disk.ParseReserve(s)
+	if err != nil {
+		panic(err)
+	}
+	return r
 }
 
 // defaultSlots runs one task per core: each x264 run is itself threaded, so
@@ -269,6 +289,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUploadBytes <= 0 {
 		errs = append(errs, "max upload bytes must be positive")
+	}
+	if c.DiskReserve.Bytes < 0 || c.DiskReserve.Percent < 0 || c.DiskReserve.Percent >= 100 || c.RaftReserve < 0 {
+		errs = append(errs, "disk and raft reserves must not be negative (and a percentage below 100)")
 	}
 	if c.UploadTTL < time.Minute {
 		errs = append(errs, fmt.Sprintf("upload TTL must be at least 1m, got %s", c.UploadTTL))

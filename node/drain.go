@@ -131,7 +131,7 @@ func (n *Node) handoffRound(ctx context.Context, round int) int {
 	pushed := map[string]int{}
 	copies := 0
 	for _, d := range duties {
-		for _, target := range rankTargets(d.ref.Hash, targets, d.holders) {
+		for _, target := range n.roomFirst(rankTargets(d.ref.Hash, targets, d.holders)) {
 			if d.need == 0 || ctx.Err() != nil {
 				break
 			}

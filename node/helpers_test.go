@@ -26,6 +26,13 @@ type testNode struct {
 
 func startNode(t *testing.T, dataDir string, mod func(*Config)) *testNode {
 	t.Helper()
+	return startNodeWith(t, dataDir, mod, nil)
+}
+
+// startNodeWith is startNode with a hook that may change the built node
+// before it runs (swap its transcoder, say).
+func startNodeWith(t *testing.T, dataDir string, mod func(*Config), before func(*Node)) *testNode {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Name = "n1"
 	cfg.DataDir = dataDir
@@ -41,6 +48,9 @@ func startNode(t *testing.T, dataDir string, mod func(*Config)) *testNode {
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

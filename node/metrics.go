@@ -1,14 +1,13 @@
 package node
 
 import (
-	"fmt"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -30,7 +29,7 @@ type metrics struct {
 	damaged       prometheus.Counter
 }
 
-func newMetrics(fsm *cluster.FSM, cfg Config) *metrics {
+func newMetrics(fsm *cluster.FSM, cfg Config, space *disk.Space) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
 		reg: reg,
@@ -94,7 +93,7 @@ func newMetrics(fsm *cluster.FSM, cfg Config) *metrics {
 	fsm.OnJobExpired(func(j cluster.Job) { m.freedBytes.Add(float64(j.FreedBytes)) })
 	reg.MustRegister(m.chunkSeconds, m.encodeSpeed, m.tasksInFlight, m.slots, m.uploadBytes,
 		m.jobSeconds, m.jobsFinished, m.renditionSSIM, m.renditionPSNR, m.freedBytes, m.planSeconds, m.damaged,
-		volumeCollector{dir: cfg.DataDir},
+		volumeCollector{space: space},
 		cluster.InternalMetrics(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -189,25 +188,30 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // volumeCollector reports the data volume's size and free space at scrape
-// time: a full volume is the most common way a transcoding node stops.
-type volumeCollector struct{ dir string }
+// time, and what media must leave free: a full volume is the most common
+// way a transcoding node stops.
+type volumeCollector struct{ space *disk.Space }
 
 var (
-	volFreeDesc = prometheus.NewDesc("gosty_data_volume_free_bytes", "Free bytes on the data directory's volume (available to this process).", nil, nil)
-	volSizeDesc = prometheus.NewDesc("gosty_data_volume_size_bytes", "Size of the data directory's volume.", nil, nil)
+	volFreeDesc    = prometheus.NewDesc("gosty_data_volume_free_bytes", "Free bytes on the data directory's volume (available to this process).", nil, nil)
+	volSizeDesc    = prometheus.NewDesc("gosty_data_volume_size_bytes", "Size of the data directory's volume.", nil, nil)
+	volReserveDesc = prometheus.NewDesc("gosty_data_volume_reserve_bytes",
+		"Free bytes media must leave on the data volume (--disk-reserve plus --raft-reserve): below it the node refuses uploads and blob copies (507) and gets no new task.", nil, nil)
 )
 
 func (c volumeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- volFreeDesc
 	ch <- volSizeDesc
+	ch <- volReserveDesc
 }
 
 func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(c.dir, &fs); err != nil {
-		ch <- prometheus.NewInvalidMetric(volFreeDesc, fmt.Errorf("statfs %s: %w", c.dir, err))
+	u, err := c.space.Usage()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(volFreeDesc, err)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(volFreeDesc, prometheus.GaugeValue, float64(fs.Bavail)*float64(fs.Bsize))
-	ch <- prometheus.MustNewConstMetric(volSizeDesc, prometheus.GaugeValue, float64(fs.Blocks)*float64(fs.Bsize))
+	ch <- prometheus.MustNewConstMetric(volFreeDesc, prometheus.GaugeValue, float64(u.Avail))
+	ch <- prometheus.MustNewConstMetric(volSizeDesc, prometheus.GaugeValue, float64(u.Size))
+	ch <- prometheus.MustNewConstMetric(volReserveDesc, prometheus.GaugeValue, float64(c.space.Floor()))
 }

@@ -1,8 +1,9 @@
 // Package node is the composition root: it builds one gosty node from a
 // Config, starts its parts in order and stops them in reverse.
 //
-// Start order: data dir → blob store → transcoder → listeners (public and
-// internal HTTP) → gossip membership → raft store (addresses resolved from
+// Start order: data dir → its disk space (node/disk; see space.go) → blob
+// store → transcoder → listeners (public and internal HTTP) → gossip
+// membership → raft store (addresses resolved from
 // gossip) → peers, forwarder → metrics → joiner (bootstrap or join) →
 // scheduler, promoter, worker, replicator, blob collector → public API →
 // internal API (built after the public API, whose resumable uploads it
@@ -32,23 +33,29 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/node/kube"
 )
 
 // Node is one member of a gosty cluster.
 type Node struct {
-	cfg     Config
-	logger  *slog.Logger
-	blobs   *cluster.BlobStore
-	tc      Transcoder
-	members *cluster.Membership
-	store   *cluster.Store
-	peers   *cluster.Peers
-	log     *cluster.Forwarder
-	metrics *metrics
-	pins    *pins
-	joiner  *cluster.Joiner
-	sched   *cluster.Scheduler
+	cfg    Config
+	logger *slog.Logger
+	blobs  *cluster.BlobStore
+	space  *disk.Space // the data volume's free space and reserves
+	diskMu sync.Mutex  // serialises gossiping the volume
+	// noSpaceHold is how long the node holds itself full after a task ran
+	// out of space (tests shorten it).
+	noSpaceHold time.Duration
+	tc          Transcoder
+	members     *cluster.Membership
+	store       *cluster.Store
+	peers       *cluster.Peers
+	log         *cluster.Forwarder
+	metrics     *metrics
+	pins        *pins
+	joiner      *cluster.Joiner
+	sched       *cluster.Scheduler
 
 	progress  progressCache // the leader's view of running tasks, for followers
 	promote   *cluster.Promoter
@@ -83,7 +90,7 @@ func New(cfg Config) (_ *Node, err error) {
 		logger = slog.Default()
 	}
 	logger = logger.With("node", cfg.Name)
-	n := &Node{cfg: cfg, logger: logger, pins: newPins(), started: time.Now()}
+	n := &Node{cfg: cfg, logger: logger, pins: newPins(), started: time.Now(), noSpaceHold: defaultNoSpaceHold}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -93,9 +100,15 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	if n.space, err = disk.New(disk.Config{Dir: cfg.DataDir, Reserve: cfg.DiskReserve, RaftReserve: cfg.RaftReserve}); err != nil {
+		return nil, fmt.Errorf("data volume: %w", err)
+	}
+	cfg.MaxUploadBytes = n.capUploads(cfg.MaxUploadBytes)
+	n.cfg = cfg
 	if n.blobs, err = cluster.OpenBlobStore(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	n.blobs.SetSpace(n.space)
 	threads := cfg.EncoderThreads
 	if threads == 0 {
 		threads = max(cores()/cfg.Slots, 1)
@@ -195,6 +208,7 @@ func New(cfg Config) (_ *Node, err error) {
 			Slots:    cfg.Slots,
 			Version:  cfg.Version,
 			Log:      cluster.CommandVersion,
+			Disk:     n.diskMeta(),
 		},
 	})
 	if err != nil {
@@ -202,7 +216,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	addrs.set(n.members)
 
-	n.metrics = newMetrics(n.store.FSM(), cfg)
+	n.metrics = newMetrics(n.store.FSM(), cfg, n.space)
 	n.metrics.reg.MustRegister(clusterCollector{n})
 	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: clusterKey, Blobs: n.blobs, Registry: n.metrics.reg,
 		Logger: logger, BindAddr: cfg.BindAddr, OnAbsent: n.holderLacks})
@@ -219,7 +233,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.worker = &worker{
 		name: cfg.Name, id: n.store.ID(), fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
 		slots: cfg.Slots, logger: logger.With("component", "worker"), metrics: n.metrics,
-		pins: n.pins, running: map[string]*taskRun{},
+		pins: n.pins, running: map[string]*taskRun{}, outOfSpace: n.taskOutOfSpace,
 	}
 	n.sched = cluster.NewScheduler(n.store, n, logger)
 	n.sched.PlanSeconds = n.metrics.planSeconds
@@ -259,6 +273,7 @@ func New(cfg Config) (_ *Node, err error) {
 		APITokens: tokens, NodeName: cfg.Name, Scaler: scaler,
 		PlaybackKey: signKey, PlaybackTTL: cfg.PlaybackTTL, MaxConcurrentUploads: cfg.MaxConcurrentUploads,
 		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL, UploadRelay: svc,
+		Space: n.space,
 	})
 	if err != nil {
 		return nil, err
@@ -393,7 +408,11 @@ func (n *Node) Workers() []cluster.Worker {
 		if m.Meta.Leaving || (m.Name == n.cfg.Name && n.stopping.Load()) {
 			continue
 		}
-		out = append(out, cluster.Worker{Name: m.Name, ID: m.Meta.ID, Slots: m.Meta.Slots})
+		full := m.Meta.Disk != nil && m.Meta.Disk.Full
+		if m.Name == n.cfg.Name {
+			full = n.space.Full() // fresher than what we gossiped
+		}
+		out = append(out, cluster.Worker{Name: m.Name, ID: m.Meta.ID, Slots: m.Meta.Slots, Full: full})
 	}
 	return out
 }
@@ -560,6 +579,7 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.promote.Run)
 			start(n.worker.Run)
 			start(n.heartbeats)
+			start(n.watchDisk)
 			start(n.repl.Run)
 			start(n.gc.Run)
 			start(n.api.RunUploadSweeper)

@@ -179,6 +179,9 @@ func (r *replicator) round(ctx context.Context) {
 			if need <= 0 || ctx.Err() != nil {
 				break
 			}
+			if n.full(target) {
+				continue // below its disk reserve: it would refuse (507)
+			}
 			if err := n.pushCopy(ctx, d.ref, d.set, target, cluster.ReasonReplicate); err != nil {
 				r.logger.Warn("replication push failed", "blob", d.ref.Hash, "set", d.set, "to", target, "err", err)
 				continue

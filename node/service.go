@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -53,7 +54,15 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 	}
 	owner := new(int) // a unique pin owner for this upload
 	defer n.pins.release(owner)
-	ref, err := n.blobs.Put(ctx, countingReader{body, n.metrics}, n.pins.holder(owner))
+	var ref cluster.BlobRef
+	if f, ok := body.(*os.File); ok {
+		// A finished resumable upload: linked into the store, not copied,
+		// so that it never needs twice its size on the volume.
+		ref, err = n.blobs.PutLink(ctx, f.Name(), n.pins.holder(owner))
+		n.metrics.uploadBytes.Add(float64(ref.Size))
+	} else {
+		ref, err = n.blobs.Put(ctx, countingReader{body, n.metrics}, n.pins.holder(owner))
+	}
 	if err != nil {
 		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, err)
 	}
@@ -304,6 +313,19 @@ type MemberStatus struct {
 	Version     string    `json:"version"`
 	Since       time.Time `json:"since"`
 	HTTP        string    `json:"http,omitempty"`
+	// Disk is the member's data volume as it gossips it (absent for nodes
+	// that predate it).
+	Disk *DiskStatus `json:"disk,omitempty"`
+}
+
+// DiskStatus is a member's data volume: free bytes, size, what media must
+// leave free (the disk and raft reserves), and whether it is below that
+// (full: it takes no new task, upload or blob copy).
+type DiskStatus struct {
+	FreeBytes    int64 `json:"free_bytes"`
+	SizeBytes    int64 `json:"size_bytes"`
+	ReserveBytes int64 `json:"reserve_bytes"`
+	Full         bool  `json:"full"`
 }
 
 func (s service) Status() any {
@@ -342,6 +364,9 @@ func (s service) Status() any {
 			Name: m.Name, ID: m.Meta.ID, State: string(m.State), Leaving: m.Meta.Leaving,
 			Slots: m.Meta.Slots, TasksActive: active[m.Name], Version: m.Meta.Version,
 			Since: m.Since, HTTP: m.Meta.HTTP, RaftRole: "none",
+		}
+		if d := m.Meta.Disk; d != nil {
+			ms.Disk = &DiskStatus{FreeBytes: d.FreeMiB << 20, SizeBytes: d.SizeMiB << 20, ReserveBytes: d.ReserveMiB << 20, Full: d.Full}
 		}
 		switch suffrage[m.Meta.ID] {
 		case "Voter":

@@ -45,6 +45,10 @@ type worker struct {
 	logger  *slog.Logger
 	metrics *metrics
 	pins    *pins
+	// outOfSpace, when set, says whether a task's failure was for lack
+	// of disk space (and, when it was, makes the node hold itself full and
+	// gossip it before the failure is reported).
+	outOfSpace func(error) bool
 
 	// ctx is Run's: results are reported under it, not under the run's
 	// own context, which ends as soon as the result is applied.
@@ -233,13 +237,22 @@ func (w *worker) execute(ctx context.Context, t cluster.Task, j cluster.Job, r *
 func (w *worker) report(ctx context.Context, log *slog.Logger, t cluster.Task, res *cluster.TaskResult, runErr error) {
 	op, body := cluster.OpTaskDone, any(res)
 	if runErr != nil {
-		log.Warn("task failed", "err", runErr, "permanent", transcoder.IsMediaError(runErr))
+		// Out of space is the node's trouble, not the media's: never
+		// permanent, and one ordinary failure (the retry is placed on
+		// another node: this one holds itself full and says so first).
+		noSpace := w.outOfSpace != nil && w.outOfSpace(runErr)
+		permanent := transcoder.IsMediaError(runErr) && !noSpace
+		log.Warn("task failed", "err", runErr, "permanent", permanent, "no_space", noSpace)
 		op = cluster.OpTaskFail
 		// A missing input (its only holders died) is not the task's fault:
 		// the leader redoes the lost work and the task waits for it.
-		lost := errors.Is(runErr, cluster.ErrNotFound)
+		lost := errors.Is(runErr, cluster.ErrNotFound) && !noSpace
+		reason := failureReason(runErr)
+		if noSpace {
+			reason = "out of space on the data volume of " + w.name + ": " + reason
+		}
 		body = cluster.TaskFailure{TaskID: t.ID, Node: w.name, Attempt: t.Attempt,
-			Reason: failureReason(runErr), Permanent: transcoder.IsMediaError(runErr),
+			Reason: reason, Permanent: permanent,
 			Requeue: lost, Lost: lost && w.fsm.LogVersion() >= cluster.LogV2}
 	}
 	defer w.pins.release(res)

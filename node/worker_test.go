@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/node/disk"
 )
 
 // A node that came back under its name with an empty data dir replays its
@@ -45,10 +46,14 @@ func TestWorkerIgnoresAnOlderIncarnationsAssignments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	space, err := disk.New(disk.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := &worker{
 		name: "n1", id: "new", fsm: fsm, blobs: blobs, slots: 1,
 		logger: slog.New(slog.DiscardHandler), pins: newPins(), running: map[string]*taskRun{},
-		metrics: newMetrics(fsm, DefaultConfig()),
+		metrics: newMetrics(fsm, DefaultConfig(), space),
 		fetch: func(ctx context.Context, ref cluster.BlobRef, reason string) (string, bool, error) {
 			fetched <- ref.Hash
 			<-ctx.Done()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/node/disk"
 )
 
 // Exit codes of the client commands, so scripts can tell a job that failed
@@ -519,6 +520,24 @@ type memberView struct {
 	Slots       int    `json:"slots"`
 	TasksActive int    `json:"tasks_active"`
 	HTTP        string `json:"http"`
+	Disk        *struct {
+		FreeBytes    int64 `json:"free_bytes"`
+		ReserveBytes int64 `json:"reserve_bytes"`
+		Full         bool  `json:"full"`
+	} `json:"disk"`
+}
+
+// disk is the DISK column of `gosty members`: the room for media (free
+// above the reserves), "full" below them, "-" from nodes that do not say.
+func (m memberView) disk() string {
+	switch d := m.Disk; {
+	case d == nil:
+		return "-"
+	case d.Full:
+		return "full (" + disk.FormatSize(d.FreeBytes) + " free)"
+	default:
+		return disk.FormatSize(max(d.FreeBytes-d.ReserveBytes, 0)) + " room"
+	}
 }
 
 func (c *client) members(ctx context.Context) error {
@@ -543,13 +562,13 @@ func (c *client) members(ctx context.Context) error {
 	}
 	fmt.Fprintln(c.stdout, line)
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tRAFT\tVOTER\tTASKS\tHTTP")
+	fmt.Fprintln(tw, "NAME\tSTATE\tRAFT\tVOTER\tTASKS\tDISK\tHTTP")
 	for _, m := range s.Members {
 		state := m.State
 		if m.Leaving {
 			state += " (leaving)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d/%d\t%s\n", m.Name, state, m.RaftRole, m.Voter, m.TasksActive, m.Slots, m.HTTP)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d/%d\t%s\t%s\n", m.Name, state, m.RaftRole, m.Voter, m.TasksActive, m.Slots, m.disk(), m.HTTP)
 	}
 	return tw.Flush()
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gosty/gosty/node"
+	"github.com/gosty/gosty/node/disk"
 )
 
 func runNode(ctx context.Context, args []string) error {
@@ -37,7 +38,9 @@ func runNode(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Slots, "slots", cfg.Slots, "tasks this node runs at once")
 	fs.IntVar(&cfg.EncoderThreads, "encoder-threads", cfg.EncoderThreads, "x264 threads per encoder (0: cores/slots)")
 	fs.StringVar(&cfg.APITokenFile, "api-token-file", "", "file with the bearer tokens state-changing API calls need (one a line)")
-	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", cfg.MaxUploadBytes, "largest accepted upload")
+	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", cfg.MaxUploadBytes, "largest accepted upload (capped at start to the data volume's size less the reserves)")
+	diskReserve := fs.String("disk-reserve", disk.DefaultReserve, "free space on the data volume that media never take: a size (2GiB), a percentage (5%) or both, comma-separated (the smaller applies); uploads, blob copies and tasks that do not fit get 507 or wait")
+	raftReserve := fs.String("raft-reserve", disk.FormatSize(disk.DefaultRaftReserve), "free space kept on top of --disk-reserve for the raft log and snapshots")
 	fs.IntVar(&cfg.MaxConcurrentUploads, "max-concurrent-uploads", cfg.MaxConcurrentUploads, "uploads this node takes at once (429 beyond)")
 	fs.DurationVar(&cfg.UploadTTL, "upload-ttl", cfg.UploadTTL, "how long an unfinished resumable upload is kept after its last byte")
 	fs.StringVar(&cfg.Playback, "playback", cfg.Playback, "public (output files open to anyone with the job ID) or signed (files need a signed, expiring URL)")
@@ -67,6 +70,12 @@ func runNode(ctx context.Context, args []string) error {
 	}
 	if cfg.HistoryJobs, cfg.HistoryAge, err = node.ParseHistory(*history); err != nil {
 		return fmt.Errorf("--history: %w", err)
+	}
+	if cfg.DiskReserve, err = disk.ParseReserve(*diskReserve); err != nil {
+		return fmt.Errorf("--disk-reserve: %w", err)
+	}
+	if cfg.RaftReserve, err = disk.ParseSize(*raftReserve); err != nil {
+		return fmt.Errorf("--raft-reserve: %w", err)
 	}
 	for _, j := range strings.Split(join, ",") {
 		if j = strings.TrimSpace(j); j != "" {
