@@ -29,7 +29,17 @@ func mountTmpfs(t *testing.T, mib int) string {
 		t.Skip("mounting a tmpfs needs root")
 	}
 	dir := filepath.Join(t.TempDir(), "vol")
-	if err := os.Mkdir(dir, 0o750); err != nil {
+	mountTmpfsAt(t, dir, mib)
+	return dir
+}
+
+// mountTmpfsAt is mountTmpfs on dir, which it creates.
+func mountTmpfsAt(t *testing.T, dir string, mib int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mib), "tmpfs", dir).CombinedOutput(); err != nil {
@@ -42,7 +52,6 @@ func mountTmpfs(t *testing.T, mib int) string {
 			t.Errorf("umount %s: %v: %s (lazy: %v %s)", dir, err, out, err2, out2)
 		}
 	})
-	return dir
 }
 
 // fill writes a file of n bytes on the volume (someone else's data).
