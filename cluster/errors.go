@@ -9,6 +9,10 @@ var (
 	ErrInvalid   = errors.New("invalid request")
 	ErrConflict  = errors.New("conflict")
 	ErrStale     = errors.New("stale assignment")
+	// ErrTooFewCopies: an upload could not be stored on as many nodes as
+	// must hold it before it is acknowledged (--ack-replicas); nothing was
+	// committed, and a retry may succeed.
+	ErrTooFewCopies = errors.New("too few copies")
 )
 
 // Invalid wraps err so that it matches ErrInvalid while its message stays

@@ -108,6 +108,9 @@ type peerNode struct {
 	srv   *httptest.Server
 	addr  string // host:port
 	peers *cluster.Peers
+
+	mu       sync.Mutex
+	streamed []string // what InternalConfig.HoldStreamed was told
 }
 
 func newPeerNode(t *testing.T, key string) *peerNode {
@@ -118,7 +121,12 @@ func newPeerNode(t *testing.T, key string) *peerNode {
 	}
 	n := &peerNode{blobs: blobs, raft: &fakePeerRaft{}, reg: prometheus.NewRegistry()}
 	log := slog.New(slog.DiscardHandler)
-	api, err := NewInternal(InternalConfig{ClusterKey: key, Blobs: blobs, Raft: n.raft, Registry: n.reg, Logger: log, NodeName: "n"})
+	api, err := NewInternal(InternalConfig{ClusterKey: key, Blobs: blobs, Raft: n.raft, Registry: n.reg, Logger: log, NodeName: "n",
+		HoldStreamed: func(hash string) {
+			n.mu.Lock()
+			n.streamed = append(n.streamed, hash)
+			n.mu.Unlock()
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
