@@ -237,8 +237,11 @@ func (c *copies) finish(ref cluster.BlobRef) ([]string, error) {
 	n.metrics.ackSeconds.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	sort.Strings(held)
 	if outcome == ackFailed {
+		if len(why) == 0 {
+			why = append(why, fmt.Sprintf("%d node(s) alive and not leaving", live))
+		}
 		c.logger.Warn("upload refused: too few copies", "blob", ref.Hash, "held_by", held, "need", need, "errors", why)
-		return nil, fmt.Errorf("%w: the upload is stored on %d of the %d nodes that must hold it before it is acknowledged (%s); nothing was committed, retry: %s",
+		return nil, fmt.Errorf("%w: the upload is stored on %d of the %d nodes that must hold it before it is acknowledged (%s): %s; nothing was committed, retry later",
 			cluster.ErrTooFewCopies, 1+len(held), need, n.ackSetting(), strings.Join(why, "; "))
 	}
 	if len(why) > 0 || outcome != ackOK {
