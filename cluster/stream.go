@@ -83,7 +83,11 @@ func (p *Peers) Stream(ctx context.Context, to, reason string, stall time.Durati
 		}
 		// A peer that answered (or failed) before the body ended takes no
 		// more: writes must not block on it.
-		pr.CloseWithError(errors.Join(errors.New("the stream ended"), s.err))
+		if s.err != nil {
+			pr.CloseWithError(s.err)
+		} else {
+			pr.CloseWithError(errors.New("the peer answered before the stream ended"))
+		}
 	}()
 	return s, nil
 }
