@@ -234,6 +234,7 @@ func TestBlobStoreDeleteIfSame(t *testing.T) {
 		t.Fatalf("deleting a gone blob: %v %v", gone, err)
 	}
 }
+
 // TestBlobStorePutChecked: the check sees the ref of what was read and
 // its refusal stores nothing, temp file included.
 func TestBlobStorePutChecked(t *testing.T) {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,10 +30,12 @@ import (
 // installs its copy only if it matches: the wait is the peers' fsync, not
 // a second transfer, and it overlaps the probe. A node that fails, or
 // takes no bytes for ackStall, is dropped from the stream; after the
-// upload the stored blob is pushed (the replicator's way) to the next
-// nodes in rank instead, within ackWait plus the time the bytes take at
-// ackMinRate. A streamed copy is pinned on its node for ackHold so that
-// no collector removes it before the job that names it commits.
+// upload the stored blob is streamed to the next nodes in rank (by its
+// hash, as the replicator ranks) instead, within ackWait plus the time the
+// bytes take at ackMinRate. A streamed copy is pinned on its node for
+// ackHold, taken as it is stored, so that no collector removes it before
+// the job that names it commits (and is applied there: a node more than
+// ackHold behind the log has only the grace).
 //
 // How many: --ack-replicas when set, never lowered; by default the
 // replication factor capped by the nodes alive, counted when the upload
@@ -220,7 +223,7 @@ func (c *copies) finish(ref cluster.BlobRef) ([]string, error) {
 						note(name, fmt.Errorf("not in gossip"))
 						return
 					}
-					note(name, n.peers.Push(pctx, ref, addr, cluster.ReasonReplicate))
+					note(name, n.streamCopy(pctx, ref, addr))
 				})
 			}
 			wg.Wait()
@@ -249,6 +252,31 @@ func (c *copies) finish(ref cluster.BlobRef) ([]string, error) {
 			"seconds", time.Since(start).Seconds(), "errors", why)
 	}
 	return held, nil
+}
+
+// streamCopy sends a stored blob to the node at addr as a stream, so that
+// the copy is pinned there like those streamed during the upload (a push
+// lands unpinned, kept only by the grace until its job commits); a node
+// of an older release, which takes no streams, gets a push.
+func (n *Node) streamCopy(ctx context.Context, ref cluster.BlobRef, addr string) error {
+	f, err := n.blobs.Open(ref.Hash)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	s, err := n.peers.Stream(ctx, addr, cluster.ReasonReplicate, ackStall)
+	if err != nil {
+		return err
+	}
+	if _, err = io.Copy(s, f); err == nil {
+		err = s.Close(ctx, ref)
+	} else {
+		s.Abort()
+	}
+	if errors.Is(err, cluster.ErrNotFound) { // no such route
+		return n.peers.Push(ctx, ref, addr, cluster.ReasonReplicate)
+	}
+	return err
 }
 
 // ackSetting describes --ack-replicas for messages.
