@@ -232,7 +232,8 @@ func (a *Internal) observe(c *gin.Context) {
 // control calls (propose, heartbeat) stay at debug.
 func internalWrite(method, route string) bool {
 	switch {
-	case method == http.MethodPut && route == cluster.InternalPrefix+"/blobs/:hash":
+	case method == http.MethodPut && route == cluster.InternalPrefix+"/blobs/:hash",
+		method == http.MethodPost && route == cluster.InternalPrefix+cluster.StreamPath:
 		return true
 	case (method == http.MethodPatch || method == http.MethodDelete) && route == cluster.InternalPrefix+"/uploads/:id":
 		return true

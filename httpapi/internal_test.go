@@ -430,6 +430,7 @@ func TestInternalAuth(t *testing.T) {
 		{"GET", blob, ""},
 		{"HEAD", blob, ""},
 		{"PUT", blob, "hello"},
+		{"POST", cluster.InternalPrefix + cluster.StreamPath, "hello"},
 		{"POST", cluster.InternalPrefix + "/propose", "{}"},
 		{"POST", cluster.InternalPrefix + "/raft/join", `{"id":"x","addr":"1.2.3.4:7947"}`},
 		{"GET", cluster.InternalPrefix + "/raft/status", ""},
@@ -666,7 +667,7 @@ func TestInternalHeartbeat(t *testing.T) {
 
 // TestInternalWritesClassified walks the internal router: every route is
 // classified here (a route added without a case fails), and the writes of
-// a client's data (a blob pushed, a relayed upload's PATCH or DELETE) are
+// a client's data (a blob pushed or streamed, a relayed upload's PATCH or DELETE) are
 // the ones logged at info; control calls stay at debug.
 func TestInternalWritesClassified(t *testing.T) {
 	n := newPeerNode(t, "k")
@@ -675,6 +676,7 @@ func TestInternalWritesClassified(t *testing.T) {
 		"GET " + p + "/blobs/:hash":    false,
 		"HEAD " + p + "/blobs/:hash":   false,
 		"PUT " + p + "/blobs/:hash":    true,
+		"POST " + p + "/blobs":         true,
 		"POST " + p + "/propose":       false,
 		"POST " + p + "/raft/join":     false,
 		"GET " + p + "/raft/status":    false,
