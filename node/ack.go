@@ -170,7 +170,7 @@ func (c *copies) Read(p []byte) (int, error) {
 // abort stops the copies still going; their nodes store nothing.
 func (c *copies) abort() { c.cancel() }
 
-// finish ends the copies of ref, stored here, and pushes ref to other
+// finish ends the copies of ref, stored here, and sends ref to other
 // nodes in place of the copies that failed. It returns the other nodes
 // that hold ref (sorted), or an error wrapping cluster.ErrTooFewCopies
 // (and nothing else: its message says why) when fewer than ackNeed nodes
@@ -207,7 +207,7 @@ func (c *copies) finish(ref cluster.BlobRef) ([]string, error) {
 	alive, live := n.liveNodes()
 	need := min(c.need, ackNeed(n.cfg.AckReplicas, n.cfg.Replicas, live))
 	if need-1 > len(held) {
-		// Push the stored blob to the next nodes in rank (by its hash,
+		// Send the stored blob to the next nodes in rank (by its hash,
 		// as the replicator ranks), a batch at a time.
 		pctx, cancel := context.WithTimeout(c.ctx, ackWait+time.Duration(ref.Size/ackMinRate)*time.Second)
 		defer cancel()
