@@ -17,9 +17,14 @@ import (
 // API refuses more with a 400 before anything is stored).
 const MaxRenditions = 12
 
-func (s *State) submit(j Job, at time.Time) error {
+// submit applies job.submit: the job, its first tasks, and the holders of
+// its source (the origin and the nodes its upload was copied to).
+func (s *State) submit(j Job, holders []string, at time.Time) error {
 	if j.ID == "" || j.SourceBlob.IsZero() || j.Origin == "" {
 		return fmt.Errorf("submit: %w: job needs id, source blob and origin", ErrInvalid)
+	}
+	if len(holders) > MaxSubmitHolders || slices.Contains(holders, "") {
+		return fmt.Errorf("submit %s: %w: at most %d holders, each named", j.ID, ErrInvalid, MaxSubmitHolders)
 	}
 	if !ValidJobID(j.ID) || !ValidHash(j.SourceBlob.Hash) {
 		return fmt.Errorf("submit: %w: malformed job id or source hash", ErrInvalid)
@@ -46,6 +51,9 @@ func (s *State) submit(j Job, at time.Time) error {
 	j.CreatedAt, j.UpdatedAt = at, at
 	s.putJob(nil, &j)
 	s.addHolder(j.SourceBlob, j.Origin)
+	for _, h := range holders {
+		s.addHolder(j.SourceBlob, h)
+	}
 	s.newTask(j.ID, TaskSplit, 0, j.Source.Duration)
 	if j.Source.Audio != nil {
 		s.newTask(j.ID, TaskAudio, 0, j.Source.Duration)

@@ -207,6 +207,14 @@ func (b *BlobStore) Open(h string) (*os.File, error) {
 // caller's (wrap r); a failed Put stores nothing. hold (at most one) is
 // told the hash under the blob's lock (see Hold).
 func (b *BlobStore) Put(ctx context.Context, r io.Reader, hold ...Hold) (BlobRef, error) {
+	return b.PutChecked(ctx, r, nil, hold...)
+}
+
+// PutChecked is Put for bytes whose address is learnt only once they have
+// all arrived (a copy streamed by a peer while its upload is still
+// coming in): check, when set, is given the ref of what was read, fsynced
+// but not yet installed, and an error from it stores nothing.
+func (b *BlobStore) PutChecked(ctx context.Context, r io.Reader, check func(BlobRef) error, hold ...Hold) (BlobRef, error) {
 	f, err := os.CreateTemp(b.tmp, "put-*")
 	if err != nil {
 		return BlobRef{}, fmt.Errorf("put blob: %w", err)
@@ -224,6 +232,11 @@ func (b *BlobStore) Put(ctx context.Context, r io.Reader, hold ...Hold) (BlobRef
 		return BlobRef{}, fmt.Errorf("put blob: %w", err)
 	}
 	ref := BlobRef{Hash: hex.EncodeToString(h.Sum(nil)), Size: n}
+	if check != nil {
+		if err := check(ref); err != nil {
+			return BlobRef{}, fmt.Errorf("put blob %s: %w", ref.Hash, err)
+		}
+	}
 	return ref, b.install(f.Name(), ref.Hash, hold...)
 }
 

@@ -234,3 +234,34 @@ func TestBlobStoreDeleteIfSame(t *testing.T) {
 		t.Fatalf("deleting a gone blob: %v %v", gone, err)
 	}
 }
+
+// TestBlobStorePutChecked: the check sees the ref of what was read and
+// its refusal stores nothing, temp file included.
+func TestBlobStorePutChecked(t *testing.T) {
+	b, err := OpenBlobStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := strings.Repeat("checked", 5000)
+	sum := sha256.Sum256([]byte(data))
+	want := BlobRef{Hash: hex.EncodeToString(sum[:]), Size: int64(len(data))}
+	refuse := errors.New("the trailer says otherwise")
+	var seen BlobRef
+	_, err = b.PutChecked(context.Background(), strings.NewReader(data), func(got BlobRef) error {
+		seen = got
+		return refuse
+	})
+	if !errors.Is(err, refuse) || seen != want {
+		t.Fatalf("refused put: %v, check saw %+v", err, seen)
+	}
+	if b.Has(want.Hash) || b.Bytes() != 0 {
+		t.Fatal("a refused blob was stored")
+	}
+	if ents, _ := os.ReadDir(b.TempDir()); len(ents) != 0 {
+		t.Fatalf("temp files left: %v", ents)
+	}
+	ref, err := b.PutChecked(context.Background(), strings.NewReader(data), func(got BlobRef) error { return nil })
+	if err != nil || ref != want || !b.Has(want.Hash) {
+		t.Fatalf("accepted put: %+v %v", ref, err)
+	}
+}

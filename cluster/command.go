@@ -139,7 +139,17 @@ type BatchResult struct {
 // blob is already stored on Job.Origin.
 type SubmitJob struct {
 	Job Job `json:"job"`
+	// Holders are the other nodes that hold the source, fsynced and
+	// verified, when the job is proposed (the copies an upload waits for
+	// before it is acknowledged: --ack-replicas), recorded with the job
+	// in one entry. Added to version 1 as an optional field: an entry
+	// without it records the origin alone, and a node that predates it
+	// ignores it (replication then makes the copies it does not see).
+	Holders []string `json:"holders,omitempty"`
 }
+
+// MaxSubmitHolders bounds SubmitJob.Holders.
+const MaxSubmitHolders = 16
 
 // JobRef is the body of OpJobCancel, OpJobDelete and OpJobExpire.
 type JobRef struct {

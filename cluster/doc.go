@@ -12,7 +12,8 @@
 // newer log version (upgrade.go),
 // the leader's scheduler with its leases (scheduler.go, leases.go),
 // forwarding writes to the leader (forward.go), the content-addressed blob
-// store (blobstore.go) and moving blobs between nodes (peer.go).
+// store (blobstore.go) and moving blobs between nodes (peer.go; stream.go
+// copies an upload to a peer while it still comes in, its hash sent last).
 //
 // It knows nothing of HTTP routing or of the node that wires it: the
 // internal API's handlers live in httpapi, and only this package's client
@@ -30,6 +31,8 @@
 //     memory only; a new leader starts with fresh leases for everyone.
 //   - Sources and published outputs are kept on the replication factor of
 //     alive nodes; intermediate media once, redone (job.rewind) when lost.
+//     An upload is acknowledged once the nodes --ack-replicas asks for hold
+//     its source: job.submit names them all as holders in one entry.
 //   - A node's raft address is resolved from gossip on every connection,
 //     and nodes dial from their bind address.
 //   - No change the cluster makes on its own takes it below a quorum of

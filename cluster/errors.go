@@ -16,6 +16,10 @@ var (
 	// ErrNoSpace says a node's data volume has no room for more media
 	// above its reserves (HTTP 507 insufficient_storage).
 	ErrNoSpace = errors.New("insufficient storage")
+	// ErrTooFewCopies: an upload could not be stored on as many nodes as
+	// must hold it before it is acknowledged (--ack-replicas); nothing was
+	// committed, and a retry may succeed.
+	ErrTooFewCopies = errors.New("too few copies")
 )
 
 // Invalid wraps err so that it matches ErrInvalid while its message stays

@@ -602,3 +602,39 @@ func TestLostInputFailsAfterBoundedRequeues(t *testing.T) {
 		t.Fatalf("job %s %q", j.State, j.Error)
 	}
 }
+
+// TestSubmitRecordsHolders: job.submit names the nodes its upload was
+// copied to (an entry without them records the origin alone), and a
+// malformed list is refused whole.
+func TestSubmitRecordsHolders(t *testing.T) {
+	s := upgraded(t)
+	j := testJob("j", false)
+	for _, bad := range [][]string{{"n2", ""}, slices.Repeat([]string{"n2"}, MaxSubmitHolders+1)} {
+		if err := apply(t, s, OpJobSubmit, SubmitJob{Job: j, Holders: bad}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("holders %q: %v", bad, err)
+		}
+		if _, ok := s.JobRecord("j"); ok {
+			t.Fatal("a refused submit left the job")
+		}
+	}
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: j, Holders: []string{"n3", "n2", "n1", "n2"}})
+	b, ok := s.Blob(j.SourceBlob.Hash)
+	if !ok || len(b.Nodes) != 3 || !b.Nodes.Has("n1") || !b.Nodes.Has("n2") || !b.Nodes.Has("n3") {
+		t.Fatalf("holders of the source: %+v", b)
+	}
+	if back := roundTrip(t, s); dump(t, back) != dump(t, s) {
+		t.Fatal("the holders do not survive a snapshot")
+	}
+	// The first log format takes the field too.
+	s1 := NewState()
+	j2 := testJob("k", false)
+	j2.SourceBlob.Hash = hash('b')
+	mustApply(t, s1, OpJobSubmit, SubmitJob{Job: j2, Holders: []string{"n2"}})
+	mustApply(t, s1, OpJobSubmit, SubmitJob{Job: testJob("j", false)})
+	if b, _ := s1.Blob(hash('b')); len(b.Nodes) != 2 {
+		t.Fatalf("v1 holders: %v", b.Nodes)
+	}
+	if b, _ := s1.Blob(hash('a')); len(b.Nodes) != 1 || !b.Nodes.Has("n1") {
+		t.Fatalf("a submit without holders: %v", b.Nodes)
+	}
+}

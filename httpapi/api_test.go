@@ -322,6 +322,14 @@ func TestSubmitErrors(t *testing.T) {
 			},
 		},
 		{
+			name:      "too few copies",
+			submitErr: fmt.Errorf("upload a.mp4: %w: stored on 1 of the 2 nodes", cluster.ErrTooFewCopies),
+			status:    503, code: "insufficient_replicas", msg: "stored on 1 of the 2 nodes",
+			body: func(t *testing.T) (io.Reader, string, string) {
+				return strings.NewReader("v"), "", "?filename=a.mp4"
+			},
+		},
+		{
 			name:      "conflict",
 			submitErr: fmt.Errorf("commit: %w", cluster.ErrConflict),
 			status:    409, code: "conflict",

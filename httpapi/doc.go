@@ -14,7 +14,10 @@
 //     map as: cluster.ErrNotFound → 404 not_found; cluster.ErrInvalid → 400
 //     invalid_request; *transcoder.MediaError → 422 invalid_media (message =
 //     Reason); cluster.ErrConflict → 409 conflict; cluster.ErrNotLeader → 503
-//     unavailable (with Retry-After); *http.MaxBytesError → 413 too_large;
+//     unavailable (with Retry-After); cluster.ErrTooFewCopies → 503
+//     insufficient_replicas (with Retry-After: the upload could not be stored
+//     on as many nodes as --ack-replicas asks, and nothing was committed);
+//     *http.MaxBytesError → 413 too_large;
 //     cluster.ErrNoSpace, ENOSPC or EDQUOT (cluster.IsNoSpace) → 507
 //     insufficient_storage (Connection: close; the message gives the
 //     admission's numbers, never a path); anything else → 500 internal,
@@ -32,7 +35,9 @@
 //     nothing; the client gets 400. The alternative is a raw body with
 //     ?filename= (required) and optional ?options= (URL-encoded JSON). The
 //     whole body is limited to Config.MaxUploadBytes (default 64 GiB) → 413.
-//     Success is 201 with the job view and Location: /api/v1/jobs/{id}.
+//     Success is 201 with the job view and Location: /api/v1/jobs/{id};
+//     Submit answers only once the source is on the nodes --ack-replicas
+//     asks for and the job is committed.
 //
 //   - Resumable uploads (uploads.go; on when Config.UploadDir is set) speak
 //     tus 1.0.0 through tusd's handler at /api/v1/uploads/: POST creates

@@ -75,6 +75,11 @@ func (a *API) writeError(c *gin.Context, err error) {
 		writeErrorCode(c, http.StatusBadRequest, "invalid_request", err.Error())
 	case errors.Is(err, cluster.ErrConflict):
 		writeErrorCode(c, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, cluster.ErrTooFewCopies):
+		// The upload's message says how many copies were made and why the
+		// others failed; nothing was committed.
+		c.Header("Retry-After", "5")
+		writeErrorCode(c, http.StatusServiceUnavailable, "insufficient_replicas", err.Error())
 	case errors.Is(err, cluster.ErrNotLeader):
 		c.Header("Retry-After", "1")
 		writeErrorCode(c, http.StatusServiceUnavailable, "unavailable", "the cluster has no leader right now; retry shortly")

@@ -30,6 +30,9 @@ type PeerBlobs interface {
 	// Receive stores a blob streamed from r after checking it against
 	// want; a mismatch wraps cluster.ErrInvalid.
 	Receive(ctx context.Context, want cluster.BlobRef, r io.Reader) error
+	// PutChecked stores what r yields if check, given its ref, agrees;
+	// hold is as for cluster.BlobStore.Put.
+	PutChecked(ctx context.Context, r io.Reader, check func(cluster.BlobRef) error, hold ...cluster.Hold) (cluster.BlobRef, error)
 }
 
 // PeerRaft is what the internal API needs from the raft store (the lead
@@ -75,6 +78,10 @@ type InternalConfig struct {
 	Registry *prometheus.Registry
 	Logger   *slog.Logger // carries the node id (the node's logger does); nil = slog.Default()
 	NodeName string
+	// HoldStreamed, when set, is the Hold of every blob a peer streams
+	// here (cluster.Peers.Stream: the copy of an upload whose job is not
+	// committed yet), so that the collector leaves it alone for a while.
+	HoldStreamed cluster.Hold
 }
 
 // Limits of request bodies on the internal API.
@@ -98,6 +105,7 @@ type Internal struct {
 	transfer *prometheus.CounterVec
 	metrics  *httpMetrics
 	engine   *gin.Engine
+	streamed cluster.Hold
 }
 
 // NewInternal validates cfg, registers the metrics and builds the router.
@@ -116,13 +124,14 @@ func NewInternal(cfg InternalConfig) (*Internal, error) {
 		return nil, err
 	}
 	a := &Internal{
-		blobs:   cfg.Blobs,
-		raft:    cfg.Raft,
-		uploads: cfg.Uploads,
-		key:     sha256.Sum256([]byte(cfg.ClusterKey)),
-		open:    cfg.ClusterKey == "",
-		log:     cfg.Logger,
-		node:    cfg.NodeName,
+		blobs:    cfg.Blobs,
+		raft:     cfg.Raft,
+		uploads:  cfg.Uploads,
+		key:      sha256.Sum256([]byte(cfg.ClusterKey)),
+		open:     cfg.ClusterKey == "",
+		log:      cfg.Logger,
+		node:     cfg.NodeName,
+		streamed: cfg.HoldStreamed,
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -173,6 +182,7 @@ func (a *Internal) routes() *gin.Engine {
 	v1.GET("/blobs/:hash", a.getBlob)
 	v1.HEAD("/blobs/:hash", a.getBlob)
 	v1.PUT("/blobs/:hash", a.putBlob)
+	v1.POST(cluster.StreamPath, a.streamBlob)
 	v1.POST("/propose", a.propose)
 	v1.POST("/raft/join", a.join)
 	v1.GET("/raft/status", a.status)
@@ -222,7 +232,8 @@ func (a *Internal) observe(c *gin.Context) {
 // control calls (propose, heartbeat) stay at debug.
 func internalWrite(method, route string) bool {
 	switch {
-	case method == http.MethodPut && route == cluster.InternalPrefix+"/blobs/:hash":
+	case method == http.MethodPut && route == cluster.InternalPrefix+"/blobs/:hash",
+		method == http.MethodPost && route == cluster.InternalPrefix+cluster.StreamPath:
 		return true
 	case (method == http.MethodPatch || method == http.MethodDelete) && route == cluster.InternalPrefix+"/uploads/:id":
 		return true
@@ -353,6 +364,48 @@ func (a *Internal) putBlob(c *gin.Context) {
 			writeErrorCode(c, http.StatusUnprocessableEntity, "checksum_mismatch", err.Error())
 			return
 		}
+		a.writeError(c, err)
+		return
+	}
+	writeJSON(c, http.StatusCreated, ref)
+}
+
+// streamBlob stores a blob a peer streams before it knows its address
+// (an upload copied while it still comes in: cluster.Peers.Stream). Its
+// size and sha256 follow the body as trailers; the blob is installed only
+// if what was read matches them, so a stream that broke off (no
+// trailers) or was corrupted stores nothing. 201 with the ref; 422
+// checksum_mismatch; 400 invalid for a body that ended early.
+func (a *Internal) streamBlob(c *gin.Context) {
+	idle := &idleReader{r: c.Request.Body, rc: http.NewResponseController(c.Writer), idle: DefaultUploadIdleTimeout}
+	body := countingBody{idle, a.counter(c, cluster.DirectionIn)}
+	var hold []cluster.Hold
+	if a.streamed != nil {
+		hold = append(hold, a.streamed)
+	}
+	ref, err := a.blobs.PutChecked(c.Request.Context(), body, func(got cluster.BlobRef) error {
+		hash, size := c.Request.Trailer.Get(cluster.HeaderHash), c.Request.Trailer.Get(cluster.HeaderSize)
+		if hash == "" || size == "" {
+			return fmt.Errorf("%w: the stream ended without its %s and %s trailers", cluster.ErrInvalid, cluster.HeaderSize, cluster.HeaderHash)
+		}
+		if hash != got.Hash || size != strconv.FormatInt(got.Size, 10) {
+			return fmt.Errorf("%w: checksum mismatch: the sender says %s bytes hashing to %s, %d bytes hashing to %s arrived",
+				cluster.ErrInvalid, size, hash, got.Size, got.Hash)
+		}
+		return nil
+	}, hold...)
+	switch {
+	case err == nil:
+	case errors.Is(err, cluster.ErrInvalid):
+		writeErrorCode(c, http.StatusUnprocessableEntity, "checksum_mismatch", err.Error())
+		return
+	case idle.timedOut:
+		writeErrorCode(c, http.StatusRequestTimeout, "timeout", "the stream stalled")
+		return
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		writeErrorCode(c, http.StatusBadRequest, "invalid", "the stream broke off")
+		return
+	default:
 		a.writeError(c, err)
 		return
 	}

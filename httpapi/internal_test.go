@@ -108,6 +108,9 @@ type peerNode struct {
 	srv   *httptest.Server
 	addr  string // host:port
 	peers *cluster.Peers
+
+	mu       sync.Mutex
+	streamed []string // what InternalConfig.HoldStreamed was told
 }
 
 func newPeerNode(t *testing.T, key string) *peerNode {
@@ -118,7 +121,12 @@ func newPeerNode(t *testing.T, key string) *peerNode {
 	}
 	n := &peerNode{blobs: blobs, raft: &fakePeerRaft{}, reg: prometheus.NewRegistry()}
 	log := slog.New(slog.DiscardHandler)
-	api, err := NewInternal(InternalConfig{ClusterKey: key, Blobs: blobs, Raft: n.raft, Registry: n.reg, Logger: log, NodeName: "n"})
+	api, err := NewInternal(InternalConfig{ClusterKey: key, Blobs: blobs, Raft: n.raft, Registry: n.reg, Logger: log, NodeName: "n",
+		HoldStreamed: func(hash string) {
+			n.mu.Lock()
+			n.streamed = append(n.streamed, hash)
+			n.mu.Unlock()
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,6 +430,7 @@ func TestInternalAuth(t *testing.T) {
 		{"GET", blob, ""},
 		{"HEAD", blob, ""},
 		{"PUT", blob, "hello"},
+		{"POST", cluster.InternalPrefix + cluster.StreamPath, "hello"},
 		{"POST", cluster.InternalPrefix + "/propose", "{}"},
 		{"POST", cluster.InternalPrefix + "/raft/join", `{"id":"x","addr":"1.2.3.4:7947"}`},
 		{"GET", cluster.InternalPrefix + "/raft/status", ""},
@@ -658,7 +667,7 @@ func TestInternalHeartbeat(t *testing.T) {
 
 // TestInternalWritesClassified walks the internal router: every route is
 // classified here (a route added without a case fails), and the writes of
-// a client's data (a blob pushed, a relayed upload's PATCH or DELETE) are
+// a client's data (a blob pushed or streamed, a relayed upload's PATCH or DELETE) are
 // the ones logged at info; control calls stay at debug.
 func TestInternalWritesClassified(t *testing.T) {
 	n := newPeerNode(t, "k")
@@ -667,6 +676,7 @@ func TestInternalWritesClassified(t *testing.T) {
 		"GET " + p + "/blobs/:hash":    false,
 		"HEAD " + p + "/blobs/:hash":   false,
 		"PUT " + p + "/blobs/:hash":    true,
+		"POST " + p + "/blobs":         true,
 		"POST " + p + "/propose":       false,
 		"POST " + p + "/raft/join":     false,
 		"GET " + p + "/raft/status":    false,

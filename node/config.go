@@ -49,8 +49,14 @@ type Config struct {
 	// StatefulSet pod whose name ends in -0 is one by default).
 	Bootstrap bool
 	Replicas  int
-	Voters    int
-	Slots     int // tasks this node runs at once
+	// AckReplicas is how many nodes (this one included) must hold an
+	// upload's source, fsynced and verified, before the upload is
+	// answered 201; fewer is 503 and no job. 0: the replication factor,
+	// capped by the nodes alive (so a lone node, or a cluster that lost
+	// nodes, still takes uploads with fewer copies).
+	AckReplicas int
+	Voters      int
+	Slots       int // tasks this node runs at once
 	// EncoderThreads is passed to every x264 encoder as -threads; 0 = one
 	// share of the cores per slot (cores/slots, at least 1), so parallel
 	// tasks do not oversubscribe the CPU with x264's own frame threads.
@@ -277,6 +283,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Replicas < 1 {
 		errs = append(errs, "replicas must be at least 1")
+	}
+	if c.AckReplicas < 0 || c.AckReplicas > max(c.Replicas, 1) {
+		errs = append(errs, fmt.Sprintf("ack replicas must be 1..replicas (%d), or 0 for the replication factor capped by the nodes alive; got %d",
+			c.Replicas, c.AckReplicas))
 	}
 	if c.Voters < 1 || c.Voters%2 == 0 {
 		errs = append(errs, fmt.Sprintf("voters must be odd and positive, got %d", c.Voters))

@@ -38,6 +38,16 @@ func (p *pins) holder(owner any) cluster.Hold {
 	return func(hash string) { p.add(owner, hash) }
 }
 
+// holdFor pins what the blob store is storing for d (a copy streamed here
+// for an upload whose job is not committed yet); a timer releases it.
+func (p *pins) holdFor(d time.Duration) cluster.Hold {
+	return func(hash string) {
+		owner := new(int)
+		p.add(owner, hash)
+		time.AfterFunc(d, func() { p.release(owner) })
+	}
+}
+
 func (p *pins) release(owner any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

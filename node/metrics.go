@@ -27,6 +27,7 @@ type metrics struct {
 	freedBytes    prometheus.Counter
 	planSeconds   prometheus.Histogram
 	damaged       prometheus.Counter
+	ackSeconds    *prometheus.HistogramVec
 }
 
 func newMetrics(fsm *cluster.FSM, cfg Config, space *disk.Space) *metrics {
@@ -79,6 +80,12 @@ func newMetrics(fsm *cluster.FSM, cfg Config, space *disk.Space) *metrics {
 			Name: "gosty_blobs_damaged_total",
 			Help: "Local blob copies found damaged (on reading them or by the scrub) and deleted; replication makes them again from a good copy.",
 		}),
+		ackSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gosty_upload_ack_seconds",
+			Help: "Time an upload waits, after its last byte is stored here, for the other nodes to hold their copies (--ack-replicas). " +
+				"outcome: ok; fewer (accepted with fewer copies than the replication factor: fewer nodes were alive); failed (answered 503).",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}, []string{"outcome"}),
 		planSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "gosty_scheduler_plan_seconds",
 			Help:    "Time the leader's scheduler takes to plan one log entry's reclaims, rewinds and assignments (under the state's read lock).",
@@ -86,13 +93,16 @@ func newMetrics(fsm *cluster.FSM, cfg Config, space *disk.Space) *metrics {
 		}),
 	}
 	m.slots.Set(float64(cfg.Slots))
+	for _, o := range []string{ackOK, ackFewer, ackFailed} {
+		m.ackSeconds.WithLabelValues(o)
+	}
 	for _, s := range []cluster.JobState{cluster.JobDone, cluster.JobFailed, cluster.JobCanceled} {
 		m.jobsFinished.WithLabelValues(string(s))
 	}
 	fsm.OnJobFinished(m.observeJob)
 	fsm.OnJobExpired(func(j cluster.Job) { m.freedBytes.Add(float64(j.FreedBytes)) })
 	reg.MustRegister(m.chunkSeconds, m.encodeSpeed, m.tasksInFlight, m.slots, m.uploadBytes,
-		m.jobSeconds, m.jobsFinished, m.renditionSSIM, m.renditionPSNR, m.freedBytes, m.planSeconds, m.damaged,
+		m.jobSeconds, m.jobsFinished, m.renditionSSIM, m.renditionPSNR, m.freedBytes, m.planSeconds, m.damaged, m.ackSeconds,
 		volumeCollector{space: space},
 		cluster.InternalMetrics(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

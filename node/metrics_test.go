@@ -29,6 +29,7 @@ func TestMetricsExposed(t *testing.T) {
 		"gosty_task_slots 2",
 		"gosty_tasks_in_flight",
 		"gosty_upload_bytes_total 0",
+		`gosty_upload_ack_seconds_count{outcome="failed"} 0`,
 		"gosty_raft_term ",
 		"gosty_raft_commit_index ",
 		"gosty_raft_applied_index ",

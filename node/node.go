@@ -284,7 +284,7 @@ func New(cfg Config) (_ *Node, err error) {
 	// that other nodes relay: it comes after the public API.
 	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
 		ClusterKey: clusterKey, Blobs: peerBlobs{n.blobs, n.check}, Raft: raftPeer{n}, Uploads: api,
-		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name,
+		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name, HoldStreamed: n.pins.holdFor(ackHold),
 	})
 	if err != nil {
 		return nil, err

@@ -407,3 +407,19 @@ func (p peerBlobs) Receive(ctx context.Context, want cluster.BlobRef, r io.Reade
 	}
 	return p.BlobStore.Receive(ctx, want, r)
 }
+
+// PutChecked, for a blob streamed here, does the same once the bytes
+// have named the blob, before they are installed.
+func (p peerBlobs) PutChecked(ctx context.Context, r io.Reader, check func(cluster.BlobRef) error, hold ...cluster.Hold) (cluster.BlobRef, error) {
+	return p.BlobStore.PutChecked(ctx, r, func(ref cluster.BlobRef) error {
+		if check != nil {
+			if err := check(ref); err != nil {
+				return err
+			}
+		}
+		if p.Has(ref.Hash) && !p.check.ok(ref.Hash) {
+			_ = p.check.verify(ctx, ref, nil) // a damaged copy is deleted
+		}
+		return nil
+	}, hold...)
+}

@@ -54,14 +54,24 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 	}
 	owner := new(int) // a unique pin owner for this upload
 	defer n.pins.release(owner)
+	// The upload is copied to other nodes while it streams in (ack.go).
+	id := newJobID()
 	var ref cluster.BlobRef
+	var cp *copies
 	if f, ok := body.(*os.File); ok {
 		// A finished resumable upload: linked into the store, not copied,
-		// so that it never needs twice its size on the volume.
-		ref, err = n.blobs.PutLink(ctx, f.Name(), n.pins.holder(owner))
+		// so that it never needs twice its size on the volume; its bytes
+		// are read once to stream the copies.
+		cp = n.startCopies(ctx, id, f)
+		defer cp.abort()
+		if _, err = io.Copy(io.Discard, cp); err == nil {
+			ref, err = n.blobs.PutLink(ctx, f.Name(), n.pins.holder(owner))
+		}
 		n.metrics.uploadBytes.Add(float64(ref.Size))
 	} else {
-		ref, err = n.blobs.Put(ctx, countingReader{body, n.metrics}, n.pins.holder(owner))
+		cp = n.startCopies(ctx, id, countingReader{body, n.metrics})
+		defer cp.abort()
+		ref, err = n.blobs.Put(ctx, cp, n.pins.holder(owner))
 	}
 	if err != nil {
 		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, err)
@@ -69,6 +79,15 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 	if ref.Size == 0 {
 		return cluster.Job{}, &transcoder.MediaError{Reason: "the uploaded file is empty"}
 	}
+	type acked struct {
+		holders []string
+		err     error
+	}
+	ack := make(chan acked, 1)
+	go func() {
+		h, err := cp.finish(ref)
+		ack <- acked{h, err}
+	}()
 	path, err := n.blobs.Path(ref.Hash)
 	if err != nil {
 		return cluster.Job{}, err
@@ -88,8 +107,12 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		return cluster.Job{}, cluster.Invalid(fmt.Errorf("options: the ladder has %d renditions, at most %d per job",
 			len(rends), cluster.MaxRenditions))
 	}
+	copied := <-ack
+	if copied.err != nil {
+		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, copied.err)
+	}
 	job := cluster.Job{
-		ID:           newJobID(),
+		ID:           id,
 		Name:         displayName(filename),
 		Options:      cluster.OptionsOf(opts),
 		Source:       cluster.ProbeOf(*probe),
@@ -106,14 +129,14 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 	if jo.hasTTL {
 		job.TTL = jo.ttl
 	}
-	if err := n.log.Propose(ctx, cluster.OpJobSubmit, cluster.SubmitJob{Job: job}); err != nil {
+	if err := n.log.Propose(ctx, cluster.OpJobSubmit, cluster.SubmitJob{Job: job, Holders: copied.holders}); err != nil {
 		// A conflict after a retried forward means an earlier try committed.
 		if _, ok := s.Job(job.ID); !ok || !errors.Is(err, cluster.ErrConflict) {
 			return cluster.Job{}, fmt.Errorf("submit %s: %w", job.ID, err)
 		}
 	}
 	n.logger.Info("job submitted", "job", job.ID, "name", job.Name, "bytes", ref.Size,
-		"duration", probe.Duration, "renditions", len(rends))
+		"duration", probe.Duration, "renditions", len(rends), "copies", copied.holders)
 	j, ok := s.Job(job.ID)
 	if !ok {
 		return cluster.Job{}, fmt.Errorf("submit %s: job vanished after commit", job.ID)

@@ -34,6 +34,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.DNSServer, "dns-server", "", "DNS server (host[:port]) that resolves the --join names (default: the system's resolver)")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", cfg.Bootstrap, "may form a new cluster")
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "copies kept of every source and output")
+	fs.IntVar(&cfg.AckReplicas, "ack-replicas", cfg.AckReplicas, "nodes that must hold an upload (fsynced) before it is answered 201, 1..replicas (0: the replication factor, capped by the nodes alive)")
 	fs.IntVar(&cfg.Voters, "voters", cfg.Voters, "raft voters the cluster aims for (odd)")
 	fs.IntVar(&cfg.Slots, "slots", cfg.Slots, "tasks this node runs at once")
 	fs.IntVar(&cfg.EncoderThreads, "encoder-threads", cfg.EncoderThreads, "x264 threads per encoder (0: cores/slots)")
