@@ -103,6 +103,9 @@ func New(cfg Config) (_ *Node, err error) {
 	if n.space, err = disk.New(disk.Config{Dir: cfg.DataDir, Reserve: cfg.DiskReserve, RaftReserve: cfg.RaftReserve}); err != nil {
 		return nil, fmt.Errorf("data volume: %w", err)
 	}
+	if err := n.space.AttachBallast(filepath.Join(cfg.DataDir, "raft.ballast")); err != nil {
+		return nil, err
+	}
 	cfg.MaxUploadBytes = n.capUploads(cfg.MaxUploadBytes)
 	n.cfg = cfg
 	if n.blobs, err = cluster.OpenBlobStore(cfg.DataDir); err != nil {

@@ -75,6 +75,7 @@ func (n *Node) watchDisk(ctx context.Context) {
 	if n.cfg.Fast {
 		interval = 500 * time.Millisecond
 	}
+	n.tendBallast()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -83,10 +84,26 @@ func (n *Node) watchDisk(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		n.tendBallast()
 		if _, err := n.space.Refresh(); err != nil {
 			n.logger.Warn("reading the data volume", "err", err)
 		}
 		n.gossipDisk()
+	}
+}
+
+// tendBallast releases or makes the raft reserve's ballast (see
+// node/disk/ballast.go) as the volume fills or empties.
+func (n *Node) tendBallast() {
+	ev, err := n.space.TendBallast()
+	attrs := []any{"raft_reserve", disk.FormatSize(n.space.RaftReserveBytes())}
+	switch {
+	case err != nil:
+		n.logger.Warn("the raft reserve's ballast", append(attrs, "err", err)...)
+	case ev == disk.BallastReleased:
+		n.logger.Error("the data volume is full: released the raft reserve's ballast so that the job log can still be written", attrs...)
+	case ev == disk.BallastMade:
+		n.logger.Info("the raft reserve is held by its ballast", attrs...)
 	}
 }
 

@@ -194,6 +194,11 @@ type Space struct {
 	// holdUntil keeps the node Full after a write failed for lack of
 	// space, until the disk has been seen with room again after it.
 	holdUntil time.Time
+
+	// ballast is the file that holds the raft reserve (ballast.go), and
+	// held its size while it is there (0: released or never made).
+	ballast string
+	held    atomic.Int64
 }
 
 // Config builds a Space.
@@ -271,8 +276,13 @@ func (s *Space) ReserveBytes() int64 {
 func (s *Space) RaftReserveBytes() int64 { return s.raft }
 
 // Floor is what media must leave free: the disk reserve and the raft
-// reserve together.
-func (s *Space) Floor() int64 { return s.ReserveBytes() + s.raft }
+// reserve together (less what the ballast holds of the latter: those
+// bytes are not free already).
+func (s *Space) Floor() int64 { return s.ReserveBytes() + s.raftFloor() }
+
+// raftFloor is the part of the raft reserve that must be left free: all
+// of it, unless the ballast holds it.
+func (s *Space) raftFloor() int64 { return max(s.raft-s.held.Load(), 0) }
 
 // Headroom is how many bytes media may still take (negative when the
 // volume is already below the floor).
@@ -281,7 +291,7 @@ func (s *Space) Headroom() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return u.Avail - s.reserve.Of(u.Size) - s.raft, nil
+	return u.Avail - s.reserve.Of(u.Size) - s.raftFloor(), nil
 }
 
 // Admit returns nil when n more bytes of media fit above the reserves, and
@@ -305,15 +315,19 @@ func (s *Space) admitLocked(n int64, fresh bool) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", cluster.ErrNoSpace, err)
 	}
-	floor := s.reserve.Of(u.Size) + s.raft
+	floor := s.reserve.Of(u.Size) + s.raftFloor()
 	if !fresh && (n < 0 || u.Avail-n < floor) {
 		return s.admitLocked(n, true)
 	}
 	if n < 0 || u.Avail-n < floor {
 		room := max(u.Avail-floor, 0)
-		return fmt.Errorf("%w: %s more would not fit: %s free on the data volume, %s of it kept free (disk reserve %s, raft reserve %s), so %s left for media",
+		raft := "raft reserve " + FormatSize(s.raft)
+		if s.held.Load() > 0 {
+			raft += " held apart by its ballast"
+		}
+		return fmt.Errorf("%w: %s more would not fit: %s free on the data volume, %s of it kept free (disk reserve %s, %s), so %s left for media",
 			cluster.ErrNoSpace, FormatSize(max(n, 0)), FormatSize(u.Avail), FormatSize(floor),
-			FormatSize(s.reserve.Of(u.Size)), FormatSize(s.raft), FormatSize(room))
+			FormatSize(s.reserve.Of(u.Size)), raft, FormatSize(room))
 	}
 	return nil
 }
