@@ -22,9 +22,34 @@ type pins struct {
 	mu    sync.Mutex
 	owner map[any][]string
 	count map[string]int
+	// held are the owners of holdFor's pins by hash: released early when
+	// the log makes the blob durable (its job committed and applied
+	// here: the record keeps it now) or lets go of it.
+	held map[string][]any
 }
 
-func newPins() *pins { return &pins{owner: map[any][]string{}, count: map[string]int{}} }
+func newPins() *pins {
+	return &pins{owner: map[any][]string{}, count: map[string]int{}, held: map[string][]any{}}
+}
+
+// onBlobs releases the holds on blobs the log now keeps (durable) or
+// dropped (released).
+func (p *pins) onBlobs(ev cluster.BlobEvents) {
+	var owners []any
+	p.mu.Lock()
+	for _, h := range ev.Durable {
+		owners = append(owners, p.held[h]...)
+		delete(p.held, h)
+	}
+	for _, b := range ev.Released {
+		owners = append(owners, p.held[b.Hash]...)
+		delete(p.held, b.Hash)
+	}
+	p.mu.Unlock()
+	for _, o := range owners {
+		p.release(o)
+	}
+}
 
 func (p *pins) add(owner any, hash string) {
 	p.mu.Lock()
@@ -40,11 +65,33 @@ func (p *pins) holder(owner any) cluster.Hold {
 
 // holdFor pins what the blob store is storing for d (a copy streamed here
 // for an upload whose job is not committed yet); a timer releases it.
+//
+// The hold ends early when the log makes the blob durable or releases it
+// (onBlobs): then the record, or its absence, decides.
 func (p *pins) holdFor(d time.Duration) cluster.Hold {
 	return func(hash string) {
 		owner := new(int)
 		p.add(owner, hash)
-		time.AfterFunc(d, func() { p.release(owner) })
+		p.mu.Lock()
+		p.held[hash] = append(p.held[hash], owner)
+		p.mu.Unlock()
+		time.AfterFunc(d, func() {
+			p.release(owner)
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			hs := p.held[hash]
+			for i, o := range hs {
+				if o == owner {
+					hs = append(hs[:i], hs[i+1:]...)
+					break
+				}
+			}
+			if len(hs) == 0 {
+				delete(p.held, hash)
+			} else {
+				p.held[hash] = hs
+			}
+		})
 	}
 }
 

@@ -252,6 +252,7 @@ func New(cfg Config) (_ *Node, err error) {
 		lost: n.check.disown,
 	}
 	n.store.FSM().OnBlobs(func(ev cluster.BlobEvents) {
+		n.pins.onBlobs(ev)
 		n.repl.onBlobs(ev)
 		n.gc.onBlobs(ev)
 	})

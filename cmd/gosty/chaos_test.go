@@ -167,6 +167,28 @@ func TestChaos(t *testing.T) {
 			want[u] = fetchSum(t, c.HTTP(0)+u)
 		}
 	}
+	settled := func(what string) {
+		t.Helper()
+		last := time.Now()
+		nodetest.WaitFor(t, 3*time.Minute, what, func() bool {
+			var under []float64
+			for _, i := range all {
+				under = append(under, metricValue(c.HTTP(i), "gosty_blobs_under_replicated"))
+			}
+			short := map[string]int{}
+			for u, sum := range want {
+				if n := goodCopies(c, sum, all...); n < 2 {
+					short[u] = n
+				}
+			}
+			if time.Since(last) > 15*time.Second {
+				t.Logf("under-replicated per node: %v; files short of two good copies: %v", under, short)
+				last = time.Now()
+			}
+			return len(short) == 0 && under[0] == 0 && under[1] == 0 && under[2] == 0 && under[3] == 0
+		})
+	}
+	settled("two good copies of every file") // a job is done with one; replication makes the second
 	l = leaderOf()
 	wiped := notLeader(l, -1)
 	c.Kill(wiped)
@@ -183,19 +205,7 @@ func TestChaos(t *testing.T) {
 			live = append(live, i)
 		}
 	}
-	nodetest.WaitFor(t, 3*time.Minute, "two good copies of every file after the rebirth", func() bool {
-		for _, i := range all {
-			if metricValue(c.HTTP(i), "gosty_blobs_under_replicated") != 0 {
-				return false
-			}
-		}
-		for _, sum := range want {
-			if goodCopies(c, sum, all...) < 2 { // one at least is not the leader's
-				return false
-			}
-		}
-		return true
-	})
+	settled("two good copies of every file after the rebirth") // one at least is not the leader's
 	c.Kill(l)
 	for _, i := range live {
 		for u, sum := range want {
