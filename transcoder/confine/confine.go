@@ -163,7 +163,7 @@ func (s Status) Enforced() string {
 // Check reports the kernel's Landlock ABI.
 func Check() Status {
 	abi, err := abiVersion()
-	s := Status{ABI: abi, Seccomp: seccompFilter() != nil}
+	s := Status{ABI: abi, Seccomp: seccompFilter() != nil && kernelSeccomp()}
 	if abi <= 0 {
 		s.ABI = 0
 		if err == nil {
@@ -172,4 +172,11 @@ func Check() Status {
 		s.Err = err
 	}
 	return s
+}
+
+// kernelSeccomp reports whether the kernel has seccomp (its status line
+// in /proc/self/status); without it the wrapper applies Landlock alone.
+func kernelSeccomp() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	return err == nil && strings.Contains(string(b), "\nSeccomp:")
 }

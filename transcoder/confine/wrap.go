@@ -2,6 +2,7 @@ package confine
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -117,7 +118,8 @@ func wrap(argv []string) error {
 			return fmt.Errorf("landlock_restrict_self: %w", err)
 		}
 	}
-	if err := installSeccomp(); err != nil {
+	// EINVAL: a kernel built without seccomp filters; Landlock alone then.
+	if err := installSeccomp(); err != nil && !errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("seccomp: %w", err)
 	}
 	if err := syscall.Exec(w.Bin, argv, os.Environ()); err != nil {
