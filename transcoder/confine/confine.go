@@ -78,13 +78,19 @@ type Policy struct {
 type wire struct {
 	Policy
 	Bin string `json:"bin"`
+	// NoSeccomp leaves the socket filter out, so that a test can show
+	// what Landlock alone refuses (withoutSeccomp).
+	NoSeccomp bool `json:"no_seccomp,omitempty"`
 }
+
+// withoutSeccomp is set by tests only.
+var withoutSeccomp bool
 
 // Command returns a Cmd that runs bin with args under p. The caller sets
 // Stdout, Stderr and SysProcAttr as usual, and must close every file in
 // cmd.ExtraFiles once Start has returned (see Close).
 func Command(p Policy, bin string, args ...string) (*exec.Cmd, error) {
-	data, err := json.Marshal(wire{Policy: p, Bin: bin})
+	data, err := json.Marshal(wire{Policy: p, Bin: bin, NoSeccomp: withoutSeccomp})
 	if err != nil {
 		return nil, fmt.Errorf("confine: %w", err)
 	}

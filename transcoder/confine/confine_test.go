@@ -205,46 +205,56 @@ func TestConfinedChildCannotReachSecrets(t *testing.T) {
 		t.Errorf("unconfined: the UDP socket got no datagram")
 	}
 
-	cmd, err := Command(Policy{Read: []string{input}, Write: []string{job}}, bin, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jailed := run(cmd)
-	t.Logf("confined: %v", jailed)
-	for _, allowed := range []string{"read input", "write work"} {
-		if e := jailed[allowed]; e != "" {
-			t.Errorf("confined: %s failed: %s", allowed, e)
+	// Confined twice: as the transcoder runs tools, and with Landlock
+	// alone, to show what each layer refuses.
+	for _, layers := range []string{"landlock+seccomp", "landlock"} {
+		withoutSeccomp = layers == "landlock"
+		cmd, err := Command(Policy{Read: []string{input}, Write: []string{job}}, bin, args...)
+		withoutSeccomp = false
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	denied := []string{"read cluster.key", "read raft.db", "list outside", "write outside"}
-	if st.ABI >= 4 {
-		denied = append(denied, "dial tcp")
-	}
-	if st.Seccomp || st.ABI >= 10 {
-		denied = append(denied, "send udp")
-	}
-	if st.Seccomp || st.ABI >= 9 {
-		denied = append(denied, "dial unix")
-	}
-	for _, name := range denied {
-		e, ok := jailed[name]
+		jailed := run(cmd)
+		t.Logf("%s: %v", layers, jailed)
+		for _, allowed := range []string{"read input", "write work"} {
+			if e := jailed[allowed]; e != "" {
+				t.Errorf("%s: %s failed: %s", layers, allowed, e)
+			}
+		}
+		// name → the error it must fail with
+		denied := map[string]string{"read cluster.key": "permission denied", "read raft.db": "permission denied",
+			"list outside": "permission denied", "write outside": "permission denied"}
+		seccomp := st.Seccomp && layers != "landlock"
 		switch {
-		case !ok:
-			t.Errorf("confined: no result for %q", name)
-		case e == "":
-			t.Errorf("confined: %s worked", name)
-		case !strings.Contains(e, "permission denied"):
-			t.Errorf("confined: %s failed with %q, want permission denied", name, e)
+		case seccomp:
+			denied["dial tcp"] = "socket: permission denied"
+		case st.ABI >= 4:
+			denied["dial tcp"] = "connect: permission denied"
+		}
+		if seccomp || st.ABI >= 10 {
+			denied["send udp"] = "permission denied"
+		}
+		if seccomp || st.ABI >= 9 {
+			denied["dial unix"] = "permission denied"
+		}
+		for name, want := range denied {
+			e, ok := jailed[name]
+			switch {
+			case !ok:
+				t.Errorf("%s: no result for %q", layers, name)
+			case e == "":
+				t.Errorf("%s: %s worked", layers, name)
+			case !strings.Contains(e, want):
+				t.Errorf("%s: %s failed with %q, want %q", layers, name, e, want)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(data, "planted")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: a file was planted in the data dir (stat: %v)", layers, err)
+		}
+		if n := accepts.Load() - tcpBefore; n != 0 && st.ABI >= 4 {
+			t.Errorf("%s: the TCP listener saw %d connections", layers, n)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(data, "planted")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("confined: a file was planted in the data dir (stat: %v)", err)
-	}
-	if n := accepts.Load() - tcpBefore; n != 0 && st.ABI >= 4 {
-		t.Errorf("confined: the TCP listener saw %d connections", n)
-	}
-	// (A confined datagram is not waited for: the spy's "send udp" failed
-	// at socket(2), so there was nothing to send.)
 }
 
 // TestWrapperFailureIsReported: a tool the wrapper cannot start (missing)

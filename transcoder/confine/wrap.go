@@ -55,21 +55,30 @@ const (
 func rules(p Policy, bin string) []landlock.Rule {
 	rs := []landlock.Rule{
 		landlock.RODirs(systemDirs...).IgnoreIfMissing(),
-		landlock.PathAccess(readDir, systemReads...).IgnoreIfMissing(),
 		landlock.PathAccess(readFile|llsyscall.AccessFSWriteFile, "/dev/null"),
 		landlock.PathAccess(execFile, bin),
 	}
-	for _, r := range p.Read {
-		access := landlock.AccessFSSet(readFile)
-		if fi, err := os.Stat(r); err == nil && fi.IsDir() {
-			access = readDir
+	for _, r := range systemReads {
+		if _, err := os.Stat(r); err == nil {
+			rs = append(rs, readRule(r))
 		}
-		rs = append(rs, landlock.PathAccess(access, r))
+	}
+	for _, r := range p.Read {
+		rs = append(rs, readRule(r))
 	}
 	if len(p.Write) > 0 {
 		rs = append(rs, landlock.PathAccess(writeDir, p.Write...))
 	}
 	return rs
+}
+
+// readRule lets a file be read, or a directory be listed and read below.
+// (Landlock refuses directory rights on a file.)
+func readRule(path string) landlock.Rule {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return landlock.PathAccess(readDir, path)
+	}
+	return landlock.PathAccess(readFile, path)
 }
 
 // config is the strongest Landlock configuration go-landlock knows,
@@ -119,8 +128,10 @@ func wrap(argv []string) error {
 		}
 	}
 	// EINVAL: a kernel built without seccomp filters; Landlock alone then.
-	if err := installSeccomp(); err != nil && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("seccomp: %w", err)
+	if !w.NoSeccomp {
+		if err := installSeccomp(); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("seccomp: %w", err)
+		}
 	}
 	if err := syscall.Exec(w.Bin, argv, os.Environ()); err != nil {
 		return fmt.Errorf("exec %s: %w", w.Bin, err)
