@@ -156,6 +156,7 @@ func TestNodeConfinesMediaTools(t *testing.T) {
 	if code != http.StatusUnprocessableEntity {
 		t.Fatalf("unconfined: upload answered %d %s, want 422 with the spy's report", code, body)
 	}
+	t.Logf("unconfined: %d %s", code, body)
 	for _, want := range []string{"LEAK", "read cluster.key", "read raft.db", "connected to"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("unconfined: the 422 does not say %q: %s", want, body)
