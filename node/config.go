@@ -101,6 +101,12 @@ type Config struct {
 	FFprobe string
 	Version string
 	Logger  *slog.Logger
+
+	// UnconfinedMedia runs ffmpeg and ffprobe without Landlock and the
+	// seccomp socket filter (transcoder/confine); --confine-media=false,
+	// for debugging. The zero value confines them.
+	UnconfinedMedia bool
+
 	// Scaler serves POST /api/v1/cluster/scale. nil = the StatefulSet this
 	// node's pod belongs to when it runs in Kubernetes (see node/kube),
 	// else none (the endpoint answers 501).

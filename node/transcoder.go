@@ -38,5 +38,5 @@ func newTranscoder(cfg Config, logger *slog.Logger, threads int) (Transcoder, er
 			return tc, err
 		}
 	}
-	return transcoder.New(transcoder.Config{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Logger: logger, Threads: threads, MaxFileBytes: cfg.MaxUploadBytes})
+	return transcoder.New(transcoder.Config{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Logger: logger, Threads: threads, MaxFileBytes: cfg.MaxUploadBytes, Unconfined: cfg.UnconfinedMedia})
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/gosty/gosty/transcoder/confine"
 )
 
 // EncodeAudio encodes the source's first audio stream once for the whole job
@@ -66,7 +68,8 @@ func (t *Transcoder) EncodeAudioProgress(ctx context.Context, src string, p *Pro
 		"-c:a", "aac", "-b:a", strconv.Itoa(DefaultAudioBitrate), "-ac", strconv.Itoa(channels),
 		"-ar", strconv.Itoa(rate), "-t", fmtSec(videoDuration),
 		"-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "-y", tmp)
-	if err := t.run(ctx, audioDeadline(videoDuration), t.ffmpeg, args, newProgressWriter(videoDuration, progress)); err != nil {
+	if err := t.run(ctx, audioDeadline(videoDuration), t.ffmpeg, args, newProgressWriter(videoDuration, progress),
+		confine.Policy{Read: []string{src}, Write: []string{filepath.Dir(out)}}); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("encode audio %s: %w", src, err)
 	}

@@ -14,6 +14,15 @@
 //   - the child runs in its own process group, is killed (SIGKILL to the
 //     group) on context cancel and on its deadline, and only the tail of its
 //     stderr is kept for error messages.
+//   - the child is confined (package confine, unless Config.Unconfined):
+//     started through a re-exec of this binary that applies Landlock and
+//     a seccomp filter before it execs the tool, it may read only the
+//     files of that one run (its inputs; for a stitch the concat list and
+//     the chunks it names) and the system's libraries, write only the
+//     run's work or output directory, and open no socket. Each call site
+//     of run names those paths. The data directory's other files (the raft
+//     log, other jobs' blobs), key files and the ServiceAccount token are
+//     out of reach, so a decoder exploit gets no secret and no network.
 //
 // Hostile media. A user's file is refused, with a *MediaError whose reason
 // names the problem, before any job exists:

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/gosty/gosty/transcoder/confine"
 )
 
 // DefaultPreset is the x264 preset when EncodeSettings.Preset is empty.
@@ -58,7 +60,8 @@ func (t *Transcoder) EncodeChunk(ctx context.Context, c Chunk, s EncodeSettings,
 			_ = os.Remove(p)
 		}
 	}
-	if err := t.run(ctx, encodeDeadline(c.Duration), t.ffmpeg, args, newProgressWriter(c.Duration, progress)); err != nil {
+	if err := t.run(ctx, encodeDeadline(c.Duration), t.ffmpeg, args, newProgressWriter(c.Duration, progress),
+		confine.Policy{Read: []string{c.Path}, Write: []string{outDir}}); err != nil {
 		cleanup()
 		return nil, fmt.Errorf("encode chunk %d (%s): %w", c.Index, c.Path, err)
 	}

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/transcoder/confine"
 )
 
 // probeDoc builds ffprobe-shaped JSON for parseProbe.
@@ -274,7 +276,9 @@ func TestProbeHostileFiles(t *testing.T) {
 		fake := writeScript(t, dir, "ffprobe-hang", `case "$*" in *-version*) echo fake; exit 0;; esac
 sleep 300 & echo $! > `+pidFile+`
 sleep 300`)
-		slow, err := New(Config{FFprobe: fake})
+		// Unconfined: a confined probe may not write the pid file. The
+		// group kill of a confined child is TestRunKillsProcessGroup's.
+		slow, err := New(Config{FFprobe: fake, Unconfined: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +316,7 @@ func TestRunKillsProcessGroup(t *testing.T) {
 				}()
 			}
 			start := time.Now()
-			err := tr.run(ctx, limit, script, nil, nil)
+			err := tr.run(ctx, limit, script, nil, nil, confine.Policy{Read: []string{script}, Write: []string{dir}})
 			if el := time.Since(start); el > 4*time.Second {
 				t.Errorf("run returned after %v", el)
 			}
@@ -473,9 +477,13 @@ func waitGone(t *testing.T, pid int) {
 // TestAllowlistAloneRefusesReferences: the sniffer is only the first line.
 // With it out of the way, ffprobe under userInputArgs still refuses every
 // input that names another file or an address, and never contacts the
-// listener they name.
+// listener they name. Alone means unconfined too: confinement (package
+// confine) would also stop the connections and the reads of other files.
 func TestAllowlistAloneRefusesReferences(t *testing.T) {
-	tr := newTestTranscoder(t)
+	tr, err := New(Config{Unconfined: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	var hits atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -518,7 +526,7 @@ func TestAllowlistAloneRefusesReferences(t *testing.T) {
 			args := append([]string{"-v", "error"}, userInputArgs()...)
 			args = append(args, "-show_format", "-show_streams", "-of", "json", "-i", inputURL(p))
 			var out strings.Builder
-			err := tr.run(context.Background(), 20*time.Second, tr.ffprobe, args, &out)
+			err := tr.run(context.Background(), 20*time.Second, tr.ffprobe, args, &out, confine.Policy{Read: []string{p}})
 			if err == nil {
 				if _, perr := parseProbe([]byte(out.String())); perr == nil {
 					t.Fatalf("ffprobe read it and the probe accepted it: %s", out.String())

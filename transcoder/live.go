@@ -9,6 +9,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/gosty/gosty/transcoder/confine"
 )
 
 // Fragmented is an encoded chunk or an audio track remuxed (stream copy,
@@ -75,7 +77,7 @@ func (t *Transcoder) Fragment(ctx context.Context, in string, fragSeconds, media
 	}
 	args = append(args, "-movflags", flags, "-f", "mp4", "pipe:1")
 	out := &cappedBuffer{max: maxFragmentInput}
-	if err := t.run(ctx, copyDeadline(mediaSeconds), t.ffmpeg, args, out); err != nil {
+	if err := t.run(ctx, copyDeadline(mediaSeconds), t.ffmpeg, args, out, confine.Policy{Read: []string{in}}); err != nil {
 		return nil, fmt.Errorf("fragment %s: %w", in, err)
 	}
 	if out.overflow {

@@ -9,9 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/gosty/gosty/transcoder/confine"
 )
 
 // PackageInput is everything Package needs: the encoded chunks of every
@@ -132,7 +135,11 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		args = append(args, "-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", filepath.Join(outDir, filepath.FromSlash(rel)))
 	}
 	// One run muxes every rendition twice (DASH and MP4) by stream copy.
-	if err := t.run(ctx, copyDeadline(media*float64(2*n+1)), t.ffmpeg, args, nil); err != nil {
+	access := confine.Policy{Read: stitched, Write: []string{outDir}}
+	if hasAudio {
+		access.Read = append(slices.Clip(access.Read), in.Audio)
+	}
+	if err := t.run(ctx, copyDeadline(media*float64(2*n+1)), t.ffmpeg, args, nil, access); err != nil {
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
 
@@ -185,7 +192,10 @@ func (t *Transcoder) stitch(ctx context.Context, media float64, chunks []string,
 	args := ffmpegBase()
 	args = append(args, "-f", "concat", "-safe", "0", "-protocol_whitelist", "file,pipe",
 		"-i", list, "-map", "0:v:0", "-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", out)
-	return t.run(ctx, copyDeadline(media), t.ffmpeg, args, nil)
+	// The list and the chunks it names are read; only the stitched file,
+	// in the package's scratch directory, is written.
+	access := confine.Policy{Read: append([]string{list}, chunks...), Write: []string{filepath.Dir(out)}}
+	return t.run(ctx, copyDeadline(media), t.ffmpeg, args, nil, access)
 }
 
 // mpdRep is the part of an MPD Representation needed to write HLS.

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/gosty/gosty/transcoder/confine"
 )
 
 // MediaError is a permanent problem with the user's media: retrying the task
@@ -86,7 +88,7 @@ func (t *Transcoder) Probe(ctx context.Context, path string) (*Probe, error) {
 	args := append([]string{"-v", "error", "-hide_banner"}, userInputArgs()...)
 	args = append(args, "-show_format", "-show_streams", "-of", "json", "-i", inputURL(path))
 	out := &cappedBuffer{max: maxProbeOutput}
-	if err := t.run(ctx, t.probeTimeout, t.ffprobe, args, out); err != nil {
+	if err := t.run(ctx, t.probeTimeout, t.ffprobe, args, out, confine.Policy{Read: []string{path}}); err != nil {
 		var de *DeadlineError
 		switch {
 		case ctx.Err() != nil:
@@ -500,7 +502,7 @@ func (t *Transcoder) countPackets(ctx context.Context, path, streamSel string, m
 		"-select_streams", streamSel, "-count_packets",
 		"-show_entries", "stream=nb_read_packets,duration:format=duration", "-of", "json", "-i", inputURL(path)}
 	var out bytes.Buffer
-	if err := t.run(ctx, demuxDeadline(mediaSeconds), t.ffprobe, args, &out); err != nil {
+	if err := t.run(ctx, demuxDeadline(mediaSeconds), t.ffprobe, args, &out, confine.Policy{Read: []string{path}}); err != nil {
 		return streamCount{}, fmt.Errorf("count packets of %s: %w", path, err)
 	}
 	var r struct {

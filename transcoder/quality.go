@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/gosty/gosty/transcoder/confine"
 )
 
 // Quality is how close one rendition is to the source, measured on a
@@ -166,7 +168,8 @@ func (t *Transcoder) MeasureQuality(ctx context.Context, windows []QualityWindow
 		for i := range n {
 			args = append(args, "-map", fmt.Sprintf("[q%d]", i), "-f", "null", "-")
 		}
-		if err := t.run(ctx, encodeDeadline(win.Seconds*float64(n)), t.ffmpeg, args, nil); err != nil {
+		access := confine.Policy{Read: append([]string{win.Source}, mp4s...), Write: []string{workDir}}
+		if err := t.run(ctx, encodeDeadline(win.Seconds*float64(n)), t.ffmpeg, args, nil, access); err != nil {
 			return nil, fmt.Errorf("quality window at %.2fs: %w", win.At, err)
 		}
 		for i := range n {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gosty/gosty/transcoder/confine"
 )
 
 // Config tells New where the tools are and how to run them.
@@ -25,6 +27,10 @@ type Config struct {
 	// MaxFileBytes makes Probe refuse larger files (0 = no limit here; the
 	// node sets it to its upload limit).
 	MaxFileBytes int64
+	// Unconfined runs ffmpeg and ffprobe directly, without the Landlock
+	// and seccomp wrapper (package confine). For debugging only: the zero
+	// value confines every run.
+	Unconfined bool
 }
 
 // Transcoder runs ffmpeg/ffprobe. It holds no per-job state, so one value is
@@ -37,6 +43,7 @@ type Transcoder struct {
 
 	maxFileBytes int64
 	probeTimeout time.Duration // probeDeadline; tests shorten it
+	confined     bool
 }
 
 // stderrTailBytes bounds how much of a child's stderr we keep: enough for the
@@ -50,7 +57,7 @@ func New(cfg Config) (*Transcoder, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	t := &Transcoder{log: log.With("component", "transcoder"), threads: cfg.Threads, maxFileBytes: cfg.MaxFileBytes, probeTimeout: probeDeadline}
+	t := &Transcoder{log: log.With("component", "transcoder"), threads: cfg.Threads, maxFileBytes: cfg.MaxFileBytes, probeTimeout: probeDeadline, confined: !cfg.Unconfined}
 	var err error
 	if t.ffmpeg, err = lookTool(cfg.FFmpeg, "ffmpeg"); err != nil {
 		return nil, err
@@ -62,13 +69,29 @@ func New(cfg Config) (*Transcoder, error) {
 	defer cancel()
 	for _, bin := range []string{t.ffmpeg, t.ffprobe} {
 		var out bytes.Buffer
-		if err := t.run(ctx, versionDeadline, bin, []string{"-hide_banner", "-version"}, &out); err != nil {
+		if err := t.run(ctx, versionDeadline, bin, []string{"-hide_banner", "-version"}, &out, confine.Policy{}); err != nil {
 			return nil, fmt.Errorf("transcoder: %s does not run: %w", bin, err)
 		}
 		first, _, _ := strings.Cut(out.String(), "\n")
 		t.log.Debug("tool found", "path", bin, "version", first)
 	}
+	t.logConfinement()
 	return t, nil
+}
+
+// logConfinement says once, at start, what the kernel confines the tools
+// with (the -version runs above went through the wrapper already).
+func (t *Transcoder) logConfinement() {
+	if !t.confined {
+		t.log.Warn("media tools run unconfined (--confine-media=false): ffmpeg can read everything this process can and open network sockets")
+		return
+	}
+	st := confine.Check()
+	if st.ABI == 0 {
+		t.log.Warn("Landlock is not available; ffmpeg and ffprobe run without file and TCP confinement", "err", st.Err, "enforced", st.Enforced())
+		return
+	}
+	t.log.Info("media tools confined", "landlock_abi", st.ABI, "enforced", st.Enforced())
 }
 
 func lookTool(configured, name string) (string, error) {
@@ -98,7 +121,12 @@ func ffmpegBase() []string {
 // (nil = discarded). The returned error carries the tail of stderr; when
 // ctx ended the run it wraps ctx.Err(), and when the deadline did it is a
 // *DeadlineError (which wraps context.DeadlineExceeded).
-func (t *Transcoder) run(ctx context.Context, limit time.Duration, bin string, args []string, stdout io.Writer) error {
+//
+// The child runs confined to access (package confine): it reads only the
+// files named there and the system's, writes only below access.Write,
+// opens no socket. When the wrapper itself fails (it could not confine or
+// start the tool), the error is a *ConfineError, never a media problem.
+func (t *Transcoder) run(ctx context.Context, limit time.Duration, bin string, args []string, stdout io.Writer, access confine.Policy) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -109,6 +137,13 @@ func (t *Transcoder) run(ctx context.Context, limit time.Duration, bin string, a
 	defer cancel()
 	tail := &ringBuffer{max: stderrTailBytes}
 	cmd := exec.Command(bin, args...)
+	if t.confined {
+		var err error
+		if cmd, err = confine.Command(access, bin, args...); err != nil {
+			return &ConfineError{Tool: baseName(bin), Err: err}
+		}
+		defer confine.Close(cmd)
+	}
 	cmd.Stdout = stdout
 	cmd.Stderr = tail
 	// Pdeathsig: if the node itself dies (SIGKILL, OOM), the kernel kills
@@ -124,6 +159,7 @@ func (t *Transcoder) run(ctx context.Context, limit time.Duration, bin string, a
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", bin, err)
 	}
+	confine.Close(cmd)
 	pid := cmd.Process.Pid
 	done := make(chan struct{})
 	var killed bool
@@ -153,6 +189,10 @@ func (t *Transcoder) run(ctx context.Context, limit time.Duration, bin string, a
 	}
 	if err != nil {
 		msg := strings.TrimSpace(tail.String())
+		var ee *exec.ExitError
+		if t.confined && errors.As(err, &ee) && ee.ExitCode() == confine.ExitSetup && strings.HasPrefix(msg, confine.StderrPrefix) {
+			return &ConfineError{Tool: baseName(bin), Err: errors.New(strings.TrimPrefix(msg, confine.StderrPrefix))}
+		}
 		if msg == "" {
 			return fmt.Errorf("%s: %w", baseName(bin), err)
 		}
@@ -174,6 +214,17 @@ func (e *DeadlineError) Error() string {
 }
 
 func (e *DeadlineError) Unwrap() error { return context.DeadlineExceeded }
+
+// ConfineError says the confinement wrapper could not confine or start a
+// tool: a problem of this node (a missing binary, a path that vanished),
+// not of the media, so it is retried like other failures.
+type ConfineError struct {
+	Tool string
+	Err  error
+}
+
+func (e *ConfineError) Error() string { return fmt.Sprintf("%s: confine: %v", e.Tool, e.Err) }
+func (e *ConfineError) Unwrap() error { return e.Err }
 
 // toolError keeps the stderr tail separate so that Probe can turn it into a
 // readable MediaError reason.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gosty/gosty/transcoder/confine"
 )
 
 // cutEpsilon is subtracted from every cut time so that float formatting
@@ -112,7 +114,7 @@ func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, chunkSecon
 	}
 	args = append(args, "-reset_timestamps", "1", "-segment_format", "matroska",
 		filepath.Join(dir, "chunk-%05d.mkv"))
-	if err := t.run(ctx, copyDeadline(total), t.ffmpeg, args, nil); err != nil {
+	if err := t.run(ctx, copyDeadline(total), t.ffmpeg, args, nil, confine.Policy{Read: []string{input}, Write: []string{dir}}); err != nil {
 		return nil, fmt.Errorf("split %s: %w", src, err)
 	}
 
@@ -225,7 +227,7 @@ func (t *Transcoder) keyframes(ctx context.Context, path, sel string, userInput 
 	args = append(args, "-select_streams", sel, "-show_entries", "packet=pts_time,dts_time,flags:format=start_time",
 		"-of", "csv", "-i", inputURL(path))
 	sc := newKeyframeScanner()
-	if err := t.run(ctx, demuxDeadline(mediaSeconds), t.ffprobe, args, sc); err != nil {
+	if err := t.run(ctx, demuxDeadline(mediaSeconds), t.ffprobe, args, sc, confine.Policy{Read: []string{path}}); err != nil {
 		return keyframeIndex{}, fmt.Errorf("list keyframes: %w", err)
 	}
 	return sc.index()
@@ -339,7 +341,8 @@ func (t *Transcoder) rekey(ctx context.Context, src string, p *Probe, chunkSecon
 	}
 	args = append(args, "-f", "matroska", "-y", out)
 	// Near-lossless ultrafast x264 of the whole source, one rendition.
-	if err := t.run(ctx, deadline(5*time.Minute, 100, p.Video.Duration), t.ffmpeg, args, nil); err != nil {
+	if err := t.run(ctx, deadline(5*time.Minute, 100, p.Video.Duration), t.ffmpeg, args, nil,
+		confine.Policy{Read: []string{src}, Write: []string{filepath.Dir(out)}}); err != nil {
 		_ = os.Remove(out)
 		return fmt.Errorf("split %s: re-key: %w", src, err)
 	}

@@ -58,6 +58,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Preset, "preset", cfg.Preset, "speed preset (x264 names) for jobs submitted to this node; x265 takes the same names, SVT-AV1 a mapped number (veryfast = 10)")
 	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "", "ffmpeg binary (default: from PATH)")
 	fs.StringVar(&cfg.FFprobe, "ffprobe", "", "ffprobe binary (default: from PATH)")
+	confineMedia := fs.Bool("confine-media", true, "run ffmpeg and ffprobe under Landlock and a socket filter: they read only their inputs and the system's libraries, write only their work directory, open no socket (false: unconfined, for debugging)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	var err error
 	if err = fs.Parse(args); err != nil {
@@ -83,6 +84,7 @@ func runNode(ctx context.Context, args []string) error {
 			cfg.Join = append(cfg.Join, j)
 		}
 	}
+	cfg.UnconfinedMedia = !*confineMedia
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)

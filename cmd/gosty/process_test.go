@@ -19,6 +19,9 @@ import (
 // The test binary doubles as the gosty binary: with GOSTY_TEST_MAIN set it
 // runs main, so process tests start real node processes without a build step.
 func TestMain(m *testing.M) {
+	if isSpy() { // before GOSTY_TEST_MAIN, which the spy inherits from its node
+		os.Exit(spyProbe())
+	}
 	if os.Getenv("GOSTY_TEST_MAIN") == "1" {
 		installTestHooks()
 		os.Args = append([]string{"gosty"}, os.Args[1:]...)
