@@ -196,8 +196,8 @@ func ParseHistory(s string) (jobs int, age time.Duration, err error) {
 	return jobs, age, nil
 }
 
-// DefaultConfig returns a one-node configuration with data in ./data and
-// the API on :8080.
+// DefaultConfig returns a one-node configuration with data in ./data, the
+// API on :8080 and the peer ports on loopback (BindAddr "": see BindIP).
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	if host == "" {

@@ -532,7 +532,7 @@ func (n *Node) Run(ctx context.Context) error {
 		g.Add(func() error {
 			n.front.set(n.api.Handler())
 			n.logger.Info("serving", "http", n.HTTPAddr(), "internal", n.iln.Addr().String(),
-				"data_dir", n.cfg.DataDir, "slots", n.cfg.Slots, "join", strings.Join(n.cfg.Join, ","))
+				"bind", n.cfg.BindIP(), "data_dir", n.cfg.DataDir, "slots", n.cfg.Slots, "join", strings.Join(n.cfg.Join, ","))
 			if err := <-n.serveErr; !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http: %w", err)
 			}
