@@ -276,8 +276,12 @@ func (c *Config) Validate() error {
 	if c.BindAddr != "" && net.ParseIP(c.BindAddr) == nil {
 		errs = append(errs, fmt.Sprintf("bind addr %q is not an IP address", c.BindAddr))
 	} else if missing := c.missingKeys(); len(missing) > 0 && !c.Insecure {
-		errs = append(errs, fmt.Sprintf("%s, so peer traffic must be authenticated: give %s (without them anyone who reaches the gossip, raft and internal ports can join the cluster, append to the job log and read every blob), or --insecure to run without them",
-			c.exposure(), strings.Join(missing, " and ")))
+		them := "them"
+		if len(missing) == 1 {
+			them = "it"
+		}
+		errs = append(errs, fmt.Sprintf("%s, so peer traffic must be authenticated: give %s (without %s anyone who reaches the gossip, raft and internal ports can join the cluster, append to the job log and read every blob), or --insecure to run without %[3]s",
+			c.exposure(), strings.Join(missing, " and "), them))
 	}
 	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
 		errs = append(errs, fmt.Sprintf("advertise addr %q is not an IP address", c.AdvertiseAddr))
