@@ -203,23 +203,30 @@ func TestLocalClusterMakesKeys(t *testing.T) {
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The nodes inherit the output pipe; once the cluster command is gone,
+	// do not wait on them for its end.
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	// exited is closed once the cluster command is gone, waitErr then
+	// holds what Wait said (both the cleanup and the test read them).
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		// Stop it as Ctrl-C does (it stops its nodes); should that fail,
 		// kill whatever still runs with this test's data dir.
 		select {
-		case <-done:
+		case <-exited:
 		default:
 			cmd.Process.Signal(syscall.SIGINT)
 			select {
-			case <-done:
+			case <-exited:
 			case <-time.After(2 * time.Minute):
+				killProcsWith(dir)
 				cmd.Process.Kill()
-				<-done
+				<-exited
 			}
 		}
 		killProcsWith(dir)
@@ -259,9 +266,9 @@ func TestLocalClusterMakesKeys(t *testing.T) {
 	// Ctrl-C stops the cluster.
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("gosty cluster exited with %v", err)
+	case <-exited:
+		if waitErr != nil {
+			t.Errorf("gosty cluster exited with %v", waitErr)
 		}
 	case <-time.After(2 * time.Minute):
 		t.Fatal("gosty cluster did not stop within 2 minutes of SIGINT")
