@@ -26,6 +26,10 @@ ENV GOSTY_DATA_DIR=/var/lib/gosty \
     GOSTY_HTTP_ADDR=:8080
 VOLUME /var/lib/gosty
 # 8080 public API, UI and metrics; 7946 gossip (TCP and UDP); 7947 raft; 7948 internal API.
+# A lone node (no GOSTY_JOIN) keeps 7946-7948 on loopback; nodes that join
+# each other listen on every interface and need GOSTY_CLUSTER_KEY_FILE and
+# GOSTY_GOSSIP_KEY_FILE (files from a mounted secret), else they refuse to
+# start (GOSTY_INSECURE=true overrides, logged at ERROR level).
 EXPOSE 8080 7946/tcp 7946/udp 7947 7948
 ENTRYPOINT ["/usr/local/bin/gosty"]
 CMD ["node"]

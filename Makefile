@@ -19,7 +19,8 @@ run: build deps-ffmpeg
 	$(BIN) node --data-dir $(DATA) --http-addr $(HTTP)
 
 # A local cluster: NODES nodes on 127.0.0.1..NODES, API on each :8080,
-# data in ./data/cluster/gosty-N. Ctrl-C stops them, highest ordinal first.
+# data in ./data/cluster/gosty-N, the cluster and gossip keys it makes (once) in
+# ./data/cluster. Ctrl-C stops them, highest ordinal first.
 NODES ?= 3
 cluster: build deps-ffmpeg
 	$(BIN) cluster --nodes $(NODES) --data-dir ./data/cluster

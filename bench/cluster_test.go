@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -27,12 +28,23 @@ func startNodes(b *testing.B, dir string, size int, tweak func(*node.Config)) (b
 			<-s
 		}
 	}
+	// The nodes join the first, so they need both keys, as in production.
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		b.Fatal(err)
+	}
+	clusterKey, gossipKey := filepath.Join(dir, "cluster.key"), filepath.Join(dir, "gossip.key")
+	for path, key := range map[string]string{clusterKey: "bench-cluster-key", gossipKey: "bench-gossip-key-0123456789abcde"} {
+		if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
 	for i := range size {
 		cfg := node.DefaultConfig()
 		cfg.Name = fmt.Sprintf("gosty-%d", i)
 		cfg.DataDir = filepath.Join(dir, cfg.Name)
 		cfg.HTTPAddr, cfg.BindAddr = "127.0.0.1:0", "127.0.0.1"
 		cfg.RaftPort, cfg.GossipPort, cfg.InternalPort = 0, 0, 0
+		cfg.ClusterKeyFile, cfg.GossipKeyFile = clusterKey, gossipKey
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 		if i > 0 {
 			cfg.Join = []string{nodes[0].GossipAddr()}

@@ -353,6 +353,17 @@ func TestManifests(t *testing.T) {
 		if host, _, _ := strings.Cut(join, "."); host != m.sts.Spec.ServiceName || !strings.Contains(join, "$(POD_NAMESPACE)") {
 			t.Errorf("GOSTY_JOIN=%q: want the headless Service %s's DNS name in the pod's namespace", join, m.sts.Spec.ServiceName)
 		}
+		// Nodes that join refuse to start without both keys (the volumes
+		// subtest checks that they come from the Secret); --insecure would
+		// let them run open.
+		for _, name := range []string{"GOSTY_CLUSTER_KEY_FILE", "GOSTY_GOSSIP_KEY_FILE"} {
+			if v, ok := m.env(t, name); !ok || v == "" {
+				t.Errorf("GOSTY_JOIN is set but %s is not: the nodes would refuse to start", name)
+			}
+		}
+		if v, ok := m.env(t, "GOSTY_INSECURE"); ok {
+			t.Errorf("GOSTY_INSECURE=%q: the manifests must not run peer traffic unauthenticated", v)
+		}
 		if sts, ok := kube.StatefulSetOf(m.sts.Name + "-0"); !ok || sts != m.sts.Name {
 			t.Errorf("node/kube derives StatefulSet %q from pod %s-0", sts, m.sts.Name)
 		}

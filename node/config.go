@@ -32,10 +32,13 @@ const (
 // Config is everything a node is built from. DefaultConfig fills the
 // defaults; Validate says what is wrong before anything starts.
 type Config struct {
-	Name          string // memberlist and task-assignee name; default hostname
-	DataDir       string
-	HTTPAddr      string // public API, UI, metrics
-	BindAddr      string // IP for gossip, raft and internal traffic
+	Name     string // memberlist and task-assignee name; default hostname
+	DataDir  string
+	HTTPAddr string // public API, UI, metrics
+	// BindAddr is the IP gossip, raft and the internal API listen on; ""
+	// = loopback (127.0.0.1) for a lone node (no Join), every interface
+	// (0.0.0.0) for one that joins peers (see BindIP).
+	BindAddr      string
 	AdvertiseAddr string // IP peers use to reach this node; default: BindAddr or a local address
 	RaftPort      int
 	GossipPort    int
@@ -84,6 +87,12 @@ type Config struct {
 	// GossipKeyFile holds a 16, 24 or 32 byte key (raw or base64) that
 	// encrypts gossip.
 	GossipKeyFile string
+	// Insecure lets a node whose peer ports other machines can reach (it
+	// joins peers, or binds a non-loopback address) run without
+	// ClusterKeyFile or GossipKeyFile; without it such a node refuses to
+	// start. With it, the node logs at ERROR level what is open and
+	// GET /api/v1/cluster lists it.
+	Insecure bool
 	// MaxUploadBytes bounds an upload; a node caps it at start to what its
 	// data volume could ever hold (its size less DiskReserve and
 	// RaftReserve), and says so in the log.
@@ -193,8 +202,8 @@ func ParseHistory(s string) (jobs int, age time.Duration, err error) {
 	return jobs, age, nil
 }
 
-// DefaultConfig returns a one-node configuration with data in ./data and
-// the API on :8080.
+// DefaultConfig returns a one-node configuration with data in ./data, the
+// API on :8080 and the peer ports on loopback (BindAddr "": see BindIP).
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	if host == "" {
@@ -204,7 +213,6 @@ func DefaultConfig() Config {
 		Name:              host,
 		DataDir:           "./data",
 		HTTPAddr:          ":8080",
-		BindAddr:          "0.0.0.0",
 		RaftPort:          DefaultRaftPort,
 		GossipPort:        DefaultGossipPort,
 		InternalPort:      DefaultInternalPort,
@@ -271,8 +279,15 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Sprintf("http addr %q: %v", c.HTTPAddr, err))
 	}
-	if net.ParseIP(c.BindAddr) == nil {
+	if c.BindAddr != "" && net.ParseIP(c.BindAddr) == nil {
 		errs = append(errs, fmt.Sprintf("bind addr %q is not an IP address", c.BindAddr))
+	} else if missing := c.missingKeys(); len(missing) > 0 && !c.Insecure {
+		them := "them"
+		if len(missing) == 1 {
+			them = "it"
+		}
+		errs = append(errs, fmt.Sprintf("%s, so peer traffic must be authenticated: give %s (without %s anyone who reaches the gossip, raft and internal ports can join the cluster, append to the job log and read every blob), or --insecure to run without %[3]s",
+			c.exposure(), strings.Join(missing, " and "), them))
 	}
 	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
 		errs = append(errs, fmt.Sprintf("advertise addr %q is not an IP address", c.AdvertiseAddr))
@@ -354,6 +369,53 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// BindIP is the IP gossip, raft and the internal API listen on: BindAddr,
+// or by default loopback for a lone node and every interface for one that
+// joins peers.
+func (c *Config) BindIP() string {
+	switch {
+	case c.BindAddr != "":
+		return c.BindAddr
+	case len(c.Join) > 0:
+		return "0.0.0.0"
+	default:
+		return "127.0.0.1"
+	}
+}
+
+// Exposed says whether other machines may reach the peer ports: the node
+// joins peers (a --join that names only this node too: the cluster may
+// grow, and the ports listen beyond loopback by default), or it binds a
+// non-loopback address.
+func (c *Config) Exposed() bool {
+	ip := net.ParseIP(c.BindIP())
+	return len(c.Join) > 0 || ip == nil || !ip.IsLoopback()
+}
+
+// exposure says why the peer ports are exposed, for messages.
+func (c *Config) exposure() string {
+	if len(c.Join) > 0 {
+		return "the node joins peers (--join)"
+	}
+	return fmt.Sprintf("the peer ports listen on %s, beyond loopback (--bind-addr)", c.BindIP())
+}
+
+// missingKeys names the key flags an exposed node lacks (nil for a node
+// only this machine can reach).
+func (c *Config) missingKeys() []string {
+	if !c.Exposed() {
+		return nil
+	}
+	var out []string
+	if c.ClusterKeyFile == "" {
+		out = append(out, "--cluster-key-file")
+	}
+	if c.GossipKeyFile == "" {
+		out = append(out, "--gossip-key-file")
+	}
+	return out
+}
+
 // advertiseIP is the address peers (and, in a one-node cluster, the node
 // itself) dial: the configured one, the bind address if it is specific,
 // loopback for a lone node, else the host's first non-loopback IPv4 (in a
@@ -362,8 +424,8 @@ func (c *Config) advertiseIP() string {
 	if c.AdvertiseAddr != "" {
 		return c.AdvertiseAddr
 	}
-	if ip := net.ParseIP(c.BindAddr); ip != nil && !ip.IsUnspecified() {
-		return c.BindAddr
+	if ip := net.ParseIP(c.BindIP()); ip != nil && !ip.IsUnspecified() {
+		return c.BindIP()
 	}
 	if len(c.Join) == 0 {
 		return "127.0.0.1"
@@ -379,7 +441,7 @@ func (c *Config) advertiseIP() string {
 }
 
 func (c *Config) bindHostPort(port int) string {
-	return net.JoinHostPort(c.BindAddr, strconv.Itoa(port))
+	return net.JoinHostPort(c.BindIP(), strconv.Itoa(port))
 }
 
 func (c *Config) raftAdvertise() string {

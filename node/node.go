@@ -10,6 +10,13 @@
 // serves to the peers that relay them). Stop order is the reverse, and
 // readiness turns off first so that load balancers stop sending work
 // before anything closes.
+//
+// Safe defaults (Config.Validate, Config.BindIP): a lone node (no Join)
+// listens for gossip, raft and the internal API on loopback only unless
+// BindAddr says otherwise; a node other machines can reach (it joins peers,
+// or binds beyond loopback) refuses to start without both the cluster key
+// and the gossip key, unless Insecure is set, which is logged at ERROR
+// level and listed in GET /api/v1/cluster ("insecure").
 package node
 
 import (
@@ -68,6 +75,9 @@ type Node struct {
 	check     *checker
 
 	webhookAllow *allowList
+	// insecure says what peer traffic lacks on a node other machines can
+	// reach (run with --insecure); nil otherwise. Fixed at start.
+	insecure []string
 
 	ln, iln   net.Listener
 	srv, isrv *http.Server
@@ -142,7 +152,13 @@ func New(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip key: %w", err)
 	}
-	if clusterKey != "" && gossipKey == nil {
+	n.insecure = insecurity(cfg, clusterKey != "", gossipKey != nil)
+	if len(n.insecure) > 0 {
+		// --insecure (Validate refuses an exposed node without keys
+		// otherwise): said at ERROR level, and in GET /api/v1/cluster.
+		logger.Error("INSECURE: --insecure and peer traffic is not authenticated; do not run this on a network you do not trust",
+			"bind", cfg.BindIP(), "join", strings.Join(cfg.Join, ","), "open", strings.Join(n.insecure, "; "))
+	} else if clusterKey != "" && gossipKey == nil {
 		logger.Warn("gossip is neither encrypted nor authenticated: anyone who reaches the gossip port can join the member list; set --gossip-key-file")
 	}
 
@@ -195,7 +211,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.members, err = cluster.StartMembership(cluster.MembershipConfig{
 		Name:          cfg.Name,
-		BindAddr:      cfg.BindAddr,
+		BindAddr:      cfg.BindIP(),
 		BindPort:      cfg.GossipPort,
 		AdvertiseAddr: adv,
 		Join:          cfg.Join,
@@ -222,7 +238,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.metrics = newMetrics(n.store.FSM(), cfg, n.space)
 	n.metrics.reg.MustRegister(clusterCollector{n})
 	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: clusterKey, Blobs: n.blobs, Registry: n.metrics.reg,
-		Logger: logger, BindAddr: cfg.BindAddr, OnAbsent: n.holderLacks})
+		Logger: logger, BindAddr: cfg.BindIP(), OnAbsent: n.holderLacks})
 	n.check = newChecker(n, logger.With("component", "check"))
 	n.log = &cluster.Forwarder{Store: n.store, Members: n.members, Peers: n.peers}
 	n.joiner = &cluster.Joiner{
@@ -517,7 +533,7 @@ func (n *Node) Run(ctx context.Context) error {
 		g.Add(func() error {
 			n.front.set(n.api.Handler())
 			n.logger.Info("serving", "http", n.HTTPAddr(), "internal", n.iln.Addr().String(),
-				"data_dir", n.cfg.DataDir, "slots", n.cfg.Slots, "join", strings.Join(n.cfg.Join, ","))
+				"bind", n.cfg.BindIP(), "data_dir", n.cfg.DataDir, "slots", n.cfg.Slots, "join", strings.Join(n.cfg.Join, ","))
 			if err := <-n.serveErr; !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http: %w", err)
 			}
@@ -686,6 +702,23 @@ func readGossipKey(path string) ([]byte, error) {
 }
 
 func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
+
+// insecurity lists what is open on a node whose peer ports other machines
+// can reach, for want of a key: nil when it has both keys, or when only
+// this machine can reach it (a lone node on loopback).
+func insecurity(cfg Config, clusterKey, gossipKey bool) []string {
+	if !cfg.Exposed() {
+		return nil
+	}
+	var out []string
+	if !clusterKey {
+		out = append(out, "no cluster key: raft and the internal API accept anyone who reaches them (log entries, every blob)")
+	}
+	if !gossipKey {
+		out = append(out, "no gossip key: gossip is neither encrypted nor authenticated (anyone can join the member list)")
+	}
+	return out
+}
 
 // GossipAddr is the host:port this node gossips on (others --join it).
 func (n *Node) GossipAddr() string { return n.members.Local().Addr }

@@ -301,6 +301,9 @@ type ClusterStatus struct {
 	Raft []RaftServer `json:"raft"`
 	// Quorum is how the voters fare, as the answering node sees them.
 	Quorum QuorumStatus `json:"quorum"`
+	// Insecure says what the answering node's peer traffic lacks when it
+	// runs with --insecure (absent otherwise).
+	Insecure []string `json:"insecure,omitempty"`
 }
 
 // QuorumStatus is the health of the raft voters: healthy ones are alive in
@@ -378,7 +381,8 @@ func (s service) Status() any {
 			return true
 		})
 	})
-	out := ClusterStatus{Node: n.cfg.Name, Term: n.store.Term(), Raft: rafts, LogVersion: n.store.FSM().LogVersion()}
+	out := ClusterStatus{Node: n.cfg.Name, Term: n.store.Term(), Raft: rafts, LogVersion: n.store.FSM().LogVersion(),
+		Insecure: n.insecure}
 	if q, err := n.promote.Health(); err == nil {
 		out.Quorum = QuorumStatus{Voters: q.Voters, HealthyVoters: q.Healthy, Needed: q.Needed, FailureTolerance: q.FailureTolerance}
 	}

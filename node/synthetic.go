@@ -29,7 +29,7 @@ import (
 func init() {
 	replaceTranscoder = func(cfg Config, logger *slog.Logger) (Transcoder, error) {
 		if port := os.Getenv("GOSTY_PPROF_PORT"); port != "" {
-			addr := net.JoinHostPort(cfg.BindAddr, port)
+			addr := net.JoinHostPort(cfg.BindIP(), port)
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return nil, fmt.Errorf("pprof listener: %w", err)

@@ -493,6 +493,8 @@ type clusterView struct {
 	Leader  string       `json:"leader"`
 	Members []memberView `json:"members"`
 	Quorum  quorumView   `json:"quorum"`
+	// Insecure is what the answering node's peer traffic lacks (--insecure).
+	Insecure []string `json:"insecure"`
 }
 
 type quorumView struct {
@@ -561,6 +563,9 @@ func (c *client) members(ctx context.Context) error {
 		line += "; " + s.Quorum.String()
 	}
 	fmt.Fprintln(c.stdout, line)
+	for _, w := range s.Insecure {
+		fmt.Fprintf(c.stdout, "INSECURE (%s runs with --insecure): %s\n", s.Node, w)
+	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tRAFT\tVOTER\tTASKS\tDISK\tHTTP")
 	for _, m := range s.Members {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -229,8 +232,18 @@ func runCluster(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The nodes join each other, so they need keys (a node with --join
+	// refuses to start without them): made once, kept with the data.
+	ck, gk, err := localKeys(*dir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("keys  %s  %s\n", ck, gk)
+	// Flags after the cluster's own (gosty cluster -- --insecure, or other
+	// key files) come later on each node's command line, so they win.
+	nodeArgs := append([]string{"--cluster-key-file", ck, "--gossip-key-file", gk}, fs.Args()...)
 	c := &localCluster{bin: self, dir: *dir, prefix: *prefix, net: *subnet, first: *first, size: *nodes,
-		args: fs.Args(), out: func(string) io.Writer { return os.Stderr }}
+		args: nodeArgs, out: func(string) io.Writer { return os.Stderr }}
 	for i := range *nodes {
 		if err := c.Start(i); err != nil {
 			c.StopAll(30 * time.Second)
@@ -242,4 +255,40 @@ func runCluster(ctx context.Context, args []string) error {
 	fmt.Println("stopping the cluster")
 	c.StopAll(60 * time.Second)
 	return nil
+}
+
+// localKeys returns dir/cluster.key and dir/gossip.key, each made (32
+// random bytes in base64, mode 0600) if it does not exist yet, so that a
+// local cluster keeps its keys across restarts like its data.
+func localKeys(dir string) (clusterKey, gossipKey string, err error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", "", fmt.Errorf("cluster keys: %w", err)
+	}
+	clusterKey, gossipKey = filepath.Join(dir, "cluster.key"), filepath.Join(dir, "gossip.key")
+	for _, path := range []string{clusterKey, gossipKey} {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("cluster keys: %w", err)
+		}
+		_, err = f.WriteString(base64.StdEncoding.EncodeToString(randomBytes(32)) + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+			return "", "", fmt.Errorf("cluster keys: %w", err)
+		}
+	}
+	return clusterKey, gossipKey, nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return b
 }

@@ -18,6 +18,7 @@ const usage = `gosty — a self-hosted video transcoding cluster
 Usage:
   gosty node [flags]          run a node (gosty node -h for flags)
   gosty cluster [--nodes N]   run N local nodes on 127.0.0.1..N, API on each :8080
+                              (keys made in its --data-dir; node flags after --)
   gosty submit FILE...        upload videos and print their job ids
                               [--renditions 720p,360p] [--codec h264] [--wait]
                               [--progress auto|on|off]

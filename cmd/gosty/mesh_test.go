@@ -82,6 +82,14 @@ func (l *logs) save(t testing.TB, dir string) {
 	}
 }
 
+// The keys of every newCluster: the cluster key, and a 32-byte gossip key
+// (raw). A test may give a node other key files (flags later on its command
+// line win).
+const (
+	testClusterKey = "test-cluster-key"
+	testGossipKey  = "test-gossip-key-0123456789abcdef"
+)
+
 // newTestCluster is a localCluster of test-binary processes on
 // 127.0.<subnet>.x with --fast timings, cleaned up (every process
 // SIGKILLed) when the test ends.
@@ -110,8 +118,14 @@ func newCluster(t testing.TB, o clusterOpts, extra ...string) (*localCluster, *l
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	// Every node joins the others, so it needs both keys (see
+	// TestJoinNeedsKeys); tests that send the cluster key know it.
 	key := filepath.Join(dir, "cluster.key")
-	if err := os.WriteFile(key, []byte("test-cluster-key\n"), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte(testClusterKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gossipKey := filepath.Join(dir, "gossip.key")
+	if err := os.WriteFile(gossipKey, []byte(testGossipKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	l := &logs{}
@@ -124,7 +138,7 @@ func newCluster(t testing.TB, o clusterOpts, extra ...string) (*localCluster, *l
 	if o.first > 0 {
 		first = o.first
 	}
-	args := []string{"--stabilize", "2s", "--cluster-key-file", key, "--log-level", "info"}
+	args := []string{"--stabilize", "2s", "--cluster-key-file", key, "--gossip-key-file", gossipKey, "--log-level", "info"}
 	if o.fast {
 		args = append([]string{"--fast"}, args...)
 	}
