@@ -59,11 +59,31 @@ func (a *API) hasToken(c *gin.Context) bool {
 	return len(a.tokens) > 0 && a.tokens.match(c.GetHeader("Authorization"))
 }
 
+// readable reports whether the caller may read the API: reads are closed
+// like writes when API tokens are configured, unless Config.PublicRead
+// opens them.
+func (a *API) readable(c *gin.Context) bool {
+	return len(a.tokens) == 0 || a.publicRead || a.tokens.match(c.GetHeader("Authorization"))
+}
+
 // auth enforces the API token on state-changing routes.
 func (a *API) auth(c *gin.Context) {
 	if a.authorized(c) {
 		return
 	}
+	unauthorized(c)
+}
+
+// readAuth enforces the API token on reads (see readable).
+func (a *API) readAuth(c *gin.Context) {
+	if a.readable(c) {
+		return
+	}
+	unauthorized(c)
+}
+
+// unauthorized answers 401 with the API's JSON error shape.
+func unauthorized(c *gin.Context) {
 	c.Header("WWW-Authenticate", `Bearer realm="gosty"`)
 	writeErrorCode(c, http.StatusUnauthorized, "unauthorized", "a valid API token is required (Authorization: Bearer <token>)")
 }

@@ -158,11 +158,18 @@
 //     from the job state through Config.Live while the job transcodes,
 //     "no-cache", 302 to the final playlists once the job is done.
 //
-//   - Every state-changing route (any method but GET, HEAD and OPTIONS)
-//     requires "Authorization: Bearer <token>" with one of Config.APIToken
-//     and Config.APITokens when any is set (401 unauthorized otherwise,
-//     with WWW-Authenticate); reads are open. Tokens are kept as SHA-256
-//     digests and compared in constant time, every one of them.
+//   - Every /api/v1 route requires "Authorization: Bearer <token>" with
+//     one of Config.APIToken and Config.APITokens when any is set (401
+//     unauthorized otherwise, with WWW-Authenticate): state-changing ones
+//     (any method but GET, HEAD and OPTIONS) always, reads (the list, a
+//     job, the event streams, the cluster, an upload's HEAD, files under
+//     public playback) unless Config.PublicRead opens them. Under signed
+//     playback a file takes a valid signature instead of a token. Open
+//     whatever the tokens: /healthz, /readyz, the UI's page and assets
+//     (they hold no data; the UI asks for a token), CORS preflights, and
+//     /metrics unless Config.SeparateMetrics moves it to MetricsHandler
+//     on an address of its own. Tokens are kept as SHA-256 digests and
+//     compared in constant time, every one of them.
 //
 //   - Signed playback (Config.PlaybackKey set; playback.go): files need
 //     ?exp=<unix>&sig=<hex HMAC-SHA256(key, "<job id>\n<exp>")>, valid for

@@ -86,10 +86,15 @@ func (a *API) serveFile(c *gin.Context) {
 	// unsigned request cannot even learn which jobs exist.
 	var query string // the playback query to carry into playlists
 	var exp int64
-	if a.playback != nil {
+	switch {
+	case a.playback != nil:
 		if query, exp, ok = a.playbackGrant(c, id); !ok {
 			return
 		}
+	case !a.readable(c):
+		// Public playback, but reads are closed: a token it is.
+		unauthorized(c)
+		return
 	}
 	j, ok := a.jobs.Job(id)
 	if !ok {

@@ -60,7 +60,7 @@ func TestScale(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Scaler = sc; c.APIToken = "tok" })
 	auth := map[string]string{"Authorization": "Bearer tok"}
 
-	_, b := do(t, "GET", e.srv.URL+"/api/v1/cluster", nil, nil)
+	_, b := do(t, "GET", e.srv.URL+"/api/v1/cluster", nil, auth)
 	if !strings.HasPrefix(string(b), `{"scalable":true,"leader":"n1"`) {
 		t.Fatalf("cluster status %s, want scalable first and the backend's fields", b)
 	}

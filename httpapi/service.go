@@ -77,18 +77,28 @@ type Config struct {
 	Blobs   Blobs
 	Cluster Cluster
 	Health  Health
-	// Registry receives the HTTP metrics and is served on /metrics.
+	// Registry receives the HTTP metrics and is served on /metrics (or by
+	// MetricsHandler alone, see SeparateMetrics).
 	Registry *prometheus.Registry
-	Logger   *slog.Logger // carries the node id (the node's logger does); nil = slog.Default()
+	// SeparateMetrics leaves /metrics off the public router (404 there):
+	// the caller serves MetricsHandler on an address of its own, which
+	// the client Service and an Ingress do not expose.
+	SeparateMetrics bool
+	Logger          *slog.Logger // carries the node id (the node's logger does); nil = slog.Default()
 	// MaxUploadBytes bounds a whole upload request body; 0 = 64 GiB.
 	MaxUploadBytes int64
 	// APIToken, when set, is required as "Authorization: Bearer <token>" on
-	// state-changing calls (POST, DELETE); otherwise 401.
+	// every /api/v1 call, reads included (otherwise 401); files take a
+	// valid signature instead under signed playback.
 	APIToken string
 	// APITokens are further accepted tokens (several at once, so that they
 	// can be rotated): any one of APIToken and APITokens will do.
 	APITokens []string
 	NodeName  string // logged with every request
+	// PublicRead opens the reads (GET, HEAD) of /api/v1 to anyone although
+	// tokens are configured: only state-changing calls need one then.
+	// Signed playback still guards files.
+	PublicRead bool
 
 	// PlaybackKey, when set, makes playback signed: a job's files need
 	// ?exp=&sig= (see playback.go) or an API token, else 403. nil serves
@@ -156,9 +166,13 @@ type API struct {
 	maxBody  int64
 	tokens   tokenSet
 	node     string
-	metrics  *httpMetrics
-	ui       *uiFiles
-	engine   *gin.Engine
+	// publicRead: reads need no token (Config.PublicRead).
+	publicRead bool
+	// separateMetrics: /metrics is not on the public router.
+	separateMetrics bool
+	metrics         *httpMetrics
+	ui              *uiFiles
+	engine          *gin.Engine
 
 	playback   *signer       // nil: public playback
 	tus        *tusUploads   // nil: resumable uploads off
@@ -204,23 +218,25 @@ func New(cfg Config) (*API, error) {
 		return nil, err
 	}
 	a := &API{
-		jobs:         cfg.Jobs,
-		blobs:        cfg.Blobs,
-		cluster:      cfg.Cluster,
-		health:       cfg.Health,
-		scaler:       cfg.Scaler,
-		space:        cfg.Space,
-		relay:        cfg.UploadRelay,
-		registry:     cfg.Registry,
-		log:          cfg.Logger,
-		maxBody:      cfg.MaxUploadBytes,
-		tokens:       newTokenSet(append([]string{cfg.APIToken}, cfg.APITokens...)...),
-		node:         cfg.NodeName,
-		uploads:      make(chan struct{}, cmp.Or(cfg.MaxConcurrentUploads, DefaultMaxConcurrentUploads)),
-		uploadIdle:   cmp.Or(cfg.UploadIdleTimeout, DefaultUploadIdleTimeout),
-		pingInterval: defaultPingInterval,
-		pollInterval: defaultPollInterval,
-		listGap:      defaultListGap,
+		jobs:            cfg.Jobs,
+		blobs:           cfg.Blobs,
+		cluster:         cfg.Cluster,
+		health:          cfg.Health,
+		scaler:          cfg.Scaler,
+		space:           cfg.Space,
+		relay:           cfg.UploadRelay,
+		registry:        cfg.Registry,
+		log:             cfg.Logger,
+		maxBody:         cfg.MaxUploadBytes,
+		tokens:          newTokenSet(append([]string{cfg.APIToken}, cfg.APITokens...)...),
+		node:            cfg.NodeName,
+		publicRead:      cfg.PublicRead,
+		separateMetrics: cfg.SeparateMetrics,
+		uploads:         make(chan struct{}, cmp.Or(cfg.MaxConcurrentUploads, DefaultMaxConcurrentUploads)),
+		uploadIdle:      cmp.Or(cfg.UploadIdleTimeout, DefaultUploadIdleTimeout),
+		pingInterval:    defaultPingInterval,
+		pollInterval:    defaultPollInterval,
+		listGap:         defaultListGap,
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -258,6 +274,10 @@ func New(cfg Config) (*API, error) {
 // Handler returns the router. It is safe for concurrent use.
 func (a *API) Handler() http.Handler { return a.engine }
 
+// MetricsHandler serves Config.Registry in the Prometheus text format: the
+// handler of a separate metrics address (Config.SeparateMetrics).
+func (a *API) MetricsHandler() http.Handler { return a.metricsHandler() }
+
 func (a *API) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -276,7 +296,9 @@ func (a *API) routes() *gin.Engine {
 
 	e.GET("/healthz", a.healthz)
 	e.GET("/readyz", a.readyz)
-	e.GET("/metrics", gin.WrapH(a.metricsHandler()))
+	if !a.separateMetrics {
+		e.GET("/metrics", gin.WrapH(a.metricsHandler()))
+	}
 
 	// The web UI (ui.go): the page at /, its files under /assets/.
 	e.GET("/", a.uiIndex)
@@ -284,15 +306,18 @@ func (a *API) routes() *gin.Engine {
 	e.GET("/assets/*path", a.uiAsset)
 	e.HEAD("/assets/*path", a.uiAsset)
 
+	// Reads need a token like writes when tokens are configured, unless
+	// PublicRead; files check theirs in serveFile (a signature will do
+	// under signed playback), uploads in serveUploads.
 	v1 := e.Group("/api/v1")
-	v1.GET("/cluster", a.clusterStatus)
-	v1.GET("/events", a.listEvents)
+	v1.GET("/cluster", a.readAuth, a.clusterStatus)
+	v1.GET("/events", a.readAuth, a.listEvents)
 	v1.POST("/cluster/scale", a.auth, a.scale)
 	v1.POST("/jobs", a.auth, a.uploadSlot, a.submit)
-	v1.GET("/jobs", a.listJobs)
-	v1.GET("/jobs/:id", a.getJob)
+	v1.GET("/jobs", a.readAuth, a.listJobs)
+	v1.GET("/jobs/:id", a.readAuth, a.getJob)
 	v1.DELETE("/jobs/:id", a.auth, a.cancelJob)
-	v1.GET("/jobs/:id/events", a.events)
+	v1.GET("/jobs/:id/events", a.readAuth, a.events)
 	v1.GET("/jobs/:id/files/*path", a.serveFile)
 	v1.HEAD("/jobs/:id/files/*path", a.serveFile)
 	v1.OPTIONS("/jobs/:id/files/*path", a.filePreflight)

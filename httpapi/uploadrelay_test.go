@@ -173,8 +173,11 @@ func TestTusResumeThroughAnyNode(t *testing.T) {
 		t.Fatalf("n1 keeps upload files: %v", files)
 	}
 	waitUploadBytes(t, n2.dir, u, int64(half))
-	if off, hr := headOffset(t, u, nil); off != half || hr.Header.Get("Upload-Length") != strconv.Itoa(len(data)) {
-		t.Fatalf("HEAD through n1 without a token: offset %d length %q", off, hr.Header.Get("Upload-Length"))
+	if off, hr := headOffset(t, u, auth); off != half || hr.Header.Get("Upload-Length") != strconv.Itoa(len(data)) {
+		t.Fatalf("HEAD through n1: offset %d length %q", off, hr.Header.Get("Upload-Length"))
+	}
+	if _, hr := headOffset(t, u, nil); hr.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("HEAD through n1 without a token: %d", hr.StatusCode)
 	}
 	if resp, _ := patch(t, u, 10, data[10:20], auth); resp.StatusCode != http.StatusConflict {
 		t.Fatalf("PATCH at a wrong offset through n1: %d", resp.StatusCode)
@@ -213,7 +216,7 @@ func TestTusResumeThroughAnyNode(t *testing.T) {
 	}
 	// The outcome, through n1 again: HEAD tells the job, a repeated last
 	// PATCH does not submit twice.
-	if off, hr := headOffset(t, u, nil); off != len(data) || hr.Header.Get(JobIDHeader) != id {
+	if off, hr := headOffset(t, u, auth); off != len(data) || hr.Header.Get(JobIDHeader) != id {
 		t.Fatalf("HEAD after the finish: offset %d job %q", off, hr.Header.Get(JobIDHeader))
 	}
 	if resp, _ := patch(t, u, half, data[half:], auth); resp.StatusCode != http.StatusOK || resp.Header.Get(JobIDHeader) != id {
@@ -239,7 +242,7 @@ func TestTusResumeThroughAnyNode(t *testing.T) {
 	if files := uploadFiles(t, n2.dir); len(files) != 0 {
 		t.Fatalf("files left on n2 after the DELETE: %v", files)
 	}
-	if resp, _ := do(t, http.MethodHead, n1.via(t, other), nil, tusHdr(nil)); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := do(t, http.MethodHead, n1.via(t, other), nil, tusHdr(auth)); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("HEAD through n1 after the DELETE: %d", resp.StatusCode)
 	}
 
@@ -392,7 +395,7 @@ func TestTusMissingUploadAnswers(t *testing.T) {
 	relay.setGone("n2", true)
 	check("an upload of a node gone too long", held, http.StatusGone)
 	relay.setGone("n2", false)
-	if off, resp := headOffset(t, held, nil); resp.StatusCode != http.StatusOK || off != 0 {
+	if off, resp := headOffset(t, held, auth); resp.StatusCode != http.StatusOK || off != 0 {
 		t.Fatalf("n2 back: HEAD %d offset %d", resp.StatusCode, off)
 	}
 }

@@ -118,9 +118,16 @@ func (a *API) serveUploads(c *gin.Context) {
 		c.Request = r
 	}
 	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		// Reads stay open, as everywhere: an upload's ID is 128 random
-		// bits, and HEAD tells only its offset and metadata.
+	case http.MethodOptions:
+		// Protocol discovery (and CORS preflights) carries no token.
+	case http.MethodGet, http.MethodHead:
+		// Reads need a token as every read does (an upload's ID is 128
+		// random bits, and HEAD tells only its offset and metadata, but
+		// the rule is the same everywhere).
+		if !a.readable(c) && !isRelayed(c) {
+			a.readAuth(c)
+			return
+		}
 	default:
 		if !a.authorized(c) {
 			a.auth(c)

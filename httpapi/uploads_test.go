@@ -202,9 +202,12 @@ func TestTusErrors(t *testing.T) {
 	if resp, _ := do(t, http.MethodDelete, u, nil, tusHdr(nil)); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("DELETE without token: %d", resp.StatusCode)
 	}
-	// Reads stay open, as everywhere in the API.
-	if off, _ := headOffset(t, u, nil); off != 0 {
-		t.Fatalf("HEAD without token: offset %d", off)
+	// Reads need the token too, as everywhere in the API.
+	if _, resp := headOffset(t, u, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("HEAD without token: %d", resp.StatusCode)
+	}
+	if off, _ := headOffset(t, u, auth); off != 0 {
+		t.Fatalf("HEAD with the token: offset %d", off)
 	}
 	// More bytes than declared.
 	if resp, _ := patch(t, u, 0, []byte("0123456789abc"), auth); resp.StatusCode/100 != 4 {
@@ -253,7 +256,7 @@ func TestTusErrors(t *testing.T) {
 	if resp, b := do(t, http.MethodDelete, u, nil, tusHdr(auth)); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE: %d %s", resp.StatusCode, b)
 	}
-	if resp, _ := do(t, http.MethodHead, u, nil, tusHdr(nil)); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := do(t, http.MethodHead, u, nil, tusHdr(auth)); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("HEAD after DELETE: %d", resp.StatusCode)
 	}
 	if files := uploadFiles(t, dir); len(files) != 0 {
