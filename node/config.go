@@ -34,7 +34,12 @@ const (
 type Config struct {
 	Name     string // memberlist and task-assignee name; default hostname
 	DataDir  string
-	HTTPAddr string // public API, UI, metrics
+	HTTPAddr string // public API, UI (and metrics without MetricsAddr)
+	// MetricsAddr, when set, serves /metrics on an address of its own and
+	// takes it off HTTPAddr, so that what exposes the public address (a
+	// client Service, an Ingress) does not expose the metrics. "" = on
+	// HTTPAddr.
+	MetricsAddr string
 	// BindAddr is the IP gossip, raft and the internal API listen on; ""
 	// = loopback (127.0.0.1) for a lone node (no Join), every interface
 	// (0.0.0.0) for one that joins peers (see BindIP).
@@ -64,10 +69,14 @@ type Config struct {
 	// share of the cores per slot (cores/slots, at least 1), so parallel
 	// tasks do not oversubscribe the CPU with x264's own frame threads.
 	EncoderThreads int
-	// APITokenFile holds the bearer tokens state-changing API calls need:
-	// one a line (several, so that they can be rotated), blank lines and
-	// lines starting with # ignored. Empty = no token required.
+	// APITokenFile holds the bearer tokens API calls need, reads included
+	// (see PublicRead): one a line (several, so that they can be rotated),
+	// blank lines and lines starting with # ignored. Empty = no token
+	// required.
 	APITokenFile string
+	// PublicRead opens the API's reads to anyone although APITokenFile is
+	// set: only state-changing calls need a token then.
+	PublicRead bool
 	// Playback is PlaybackPublic (files open to anyone with the job ID) or
 	// PlaybackSigned (files need a signed, expiring URL or an API token).
 	Playback string
@@ -278,6 +287,13 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Sprintf("http addr %q: %v", c.HTTPAddr, err))
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Sprintf("metrics addr %q: %v", c.MetricsAddr, err))
+		} else if c.MetricsAddr == c.HTTPAddr && port != "0" {
+			errs = append(errs, fmt.Sprintf("metrics addr %q is the http addr: leave it empty to serve /metrics there", c.MetricsAddr))
+		}
 	}
 	if c.BindAddr != "" && net.ParseIP(c.BindAddr) == nil {
 		errs = append(errs, fmt.Sprintf("bind addr %q is not an IP address", c.BindAddr))

@@ -81,9 +81,13 @@ type Node struct {
 
 	ln, iln   net.Listener
 	srv, isrv *http.Server
+	mln       net.Listener // --metrics-addr; nil: /metrics on the public port
+	msrv      *http.Server
 	front     *frontHandler // the public handler: "starting" until Run
 	serveErr  chan error    // the public server's end
 	api       *httpapi.API
+
+	access []any // what the public API opens to whom, logged at start
 
 	started  time.Time
 	stopping atomic.Bool
@@ -174,6 +178,11 @@ func New(cfg Config) (_ *Node, err error) {
 	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
 	if n.iln, err = net.Listen("tcp", cfg.bindHostPort(cfg.InternalPort)); err != nil {
 		return nil, fmt.Errorf("listen on internal port: %w", err)
+	}
+	if cfg.MetricsAddr != "" {
+		if n.mln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("listen on metrics addr %s: %w", cfg.MetricsAddr, err)
+		}
 	}
 	adv := cfg.advertiseIP()
 	id, err := cluster.LocalServerID(cfg.DataDir)
@@ -290,8 +299,9 @@ func New(cfg Config) (_ *Node, err error) {
 	api, err := httpapi.New(httpapi.Config{
 		Jobs: svc, Blobs: svc, Cluster: svc, Health: svc, Live: svc,
 		Registry: n.metrics.reg, Logger: logger, MaxUploadBytes: cfg.MaxUploadBytes,
-		APITokens: tokens, NodeName: cfg.Name, Scaler: scaler,
-		PlaybackKey: signKey, PlaybackTTL: cfg.PlaybackTTL, MaxConcurrentUploads: cfg.MaxConcurrentUploads,
+		APITokens: tokens, PublicRead: cfg.PublicRead, NodeName: cfg.Name, Scaler: scaler,
+		SeparateMetrics: n.mln != nil,
+		PlaybackKey:     signKey, PlaybackTTL: cfg.PlaybackTTL, MaxConcurrentUploads: cfg.MaxConcurrentUploads,
 		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL, UploadRelay: svc,
 		Space: n.space,
 	})
@@ -299,6 +309,10 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.api = api
+	if n.mln != nil {
+		n.msrv = newServer(metricsMux(api.MetricsHandler()), logger)
+	}
+	n.access = accessSummary(cfg, len(tokens) > 0, n.MetricsAddr())
 
 	// The internal API serves, among peer routes, the uploads held here
 	// that other nodes relay: it comes after the public API.
@@ -509,6 +523,15 @@ func (n *Node) aliveNames() map[string]bool {
 // HTTPAddr is the address the public API listens on.
 func (n *Node) HTTPAddr() string { return n.ln.Addr().String() }
 
+// MetricsAddr is the address /metrics is served on: its own
+// (--metrics-addr) or the public one.
+func (n *Node) MetricsAddr() string {
+	if n.mln != nil {
+		return n.mln.Addr().String()
+	}
+	return n.HTTPAddr()
+}
+
 // Run serves until ctx ends, then shuts down in reverse order.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.close()
@@ -534,6 +557,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.front.set(n.api.Handler())
 			n.logger.Info("serving", "http", n.HTTPAddr(), "internal", n.iln.Addr().String(),
 				"bind", n.cfg.BindIP(), "data_dir", n.cfg.DataDir, "slots", n.cfg.Slots, "join", strings.Join(n.cfg.Join, ","))
+			n.logger.Info("public API access", n.access...)
 			if err := <-n.serveErr; !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http: %w", err)
 			}
@@ -618,6 +642,20 @@ func (n *Node) Run(ctx context.Context) error {
 			<-done
 		})
 	}
+	if n.msrv != nil { // Metrics, scraped until the very end of the drain.
+		g.Add(func() error {
+			if err := n.msrv.Serve(n.mln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics http: %w", err)
+			}
+			return nil
+		}, func(error) {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := n.msrv.Shutdown(sctx); err != nil {
+				n.msrv.Close()
+			}
+		})
+	}
 	{ // Internal API.
 		g.Add(func() error {
 			if err := n.isrv.Serve(n.iln); !errors.Is(err, http.ErrServerClosed) {
@@ -661,6 +699,12 @@ func (n *Node) close() {
 	}
 	if n.iln != nil {
 		n.iln.Close()
+	}
+	if n.msrv != nil {
+		n.msrv.Close() // closes n.mln once served
+	}
+	if n.mln != nil {
+		n.mln.Close()
 	}
 	if n.srv != nil {
 		n.srv.Close() // closes n.ln
