@@ -83,7 +83,9 @@ func TestSecretsNeverLogged(t *testing.T) {
 		{"POST", base + "/api/v1/jobs?filename=a.mp4", "Bearer " + tokenA, "not a video", 422},
 		{"DELETE", base + "/api/v1/jobs/nosuchjob", "Bearer " + tokenB, "", 404},
 		{"DELETE", base + "/api/v1/jobs/nosuchjob", "Bearer " + gossipKey, "", 401},
-		{"GET", base + "/api/v1/jobs?access_token=" + tokenA, "", "", 200},
+		// Reads need the token too, in the header: not in the URL.
+		{"GET", base + "/api/v1/jobs?access_token=" + tokenA, "", "", 401},
+		{"GET", base + "/api/v1/jobs", "Bearer " + tokenB, "", 200},
 		{"GET", base + "/api/v1/jobs/nosuchjob/files/master.m3u8?exp=1&sig=00", "", "", 403},
 		{"GET", base + "/api/v1/jobs/nosuchjob/files/master.m3u8", "Bearer " + tokenA, "", 404},
 		{"GET", base + "/metrics", "", "", 200},

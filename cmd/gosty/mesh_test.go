@@ -168,8 +168,18 @@ func newCluster(t testing.TB, o clusterOpts, extra ...string) (*localCluster, *l
 	return c, l
 }
 
-func getJSON(url string, v any) error {
-	resp, err := http.Get(url)
+func getJSON(url string, v any) error { return getJSONAuth(url, "", v) }
+
+// getJSONAuth is getJSON with an API token ("" sends none).
+func getJSONAuth(url, token string, v any) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}

@@ -125,7 +125,7 @@ func waitJobDone(t *testing.T, base, token, id string) tusJob {
 	t.Helper()
 	var j tusJob
 	nodetest.WaitFor(t, 3*time.Minute, "job "+id+" to finish", func() bool {
-		if err := getJSON(base+"/api/v1/jobs/"+id, &j); err != nil {
+		if err := getJSONAuth(base+"/api/v1/jobs/"+id, token, &j); err != nil {
 			return false
 		}
 		return j.State == "done" || j.State == "failed" || j.State == "canceled"
@@ -138,8 +138,19 @@ func waitJobDone(t *testing.T, base, token, id string) tusJob {
 
 func hlsDuration(t *testing.T, base string, j tusJob) float64 {
 	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-protocol_whitelist", "http,tcp",
-		"-show_entries", "format=duration", "-of", "csv=p=0", base+j.Outputs.HLS).Output()
+	return hlsDurationAuth(t, base, "", j)
+}
+
+// hlsDurationAuth is hlsDuration with the API token in the requests'
+// header (files need it on a node with tokens and public playback).
+func hlsDurationAuth(t *testing.T, base, token string, j tusJob) float64 {
+	t.Helper()
+	args := []string{"-v", "error", "-protocol_whitelist", "http,tcp"}
+	if token != "" {
+		args = append(args, "-headers", "Authorization: Bearer "+token+"\r\n")
+	}
+	args = append(args, "-show_entries", "format=duration", "-of", "csv=p=0", base+j.Outputs.HLS)
+	out, err := exec.Command("ffprobe", args...).Output()
 	if err != nil {
 		t.Fatalf("ffprobe HLS of %s: %v", j.ID, err)
 	}
@@ -269,7 +280,7 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 
 	ref := waitJobDone(t, base, token, posted.ID)
 	resumed := waitJobDone(t, base, token, resumedID)
-	dRef, dRes := hlsDuration(t, base, ref), hlsDuration(t, base, resumed)
+	dRef, dRes := hlsDurationAuth(t, base, token, ref), hlsDurationAuth(t, base, token, resumed)
 	t.Logf("POSTed job %s: %.3fs; resumed tus job %s: %.3fs (%s)", ref.ID, dRef, resumed.ID, dRes, time.Since(start).Round(time.Millisecond))
 	if dRef != dRes || dRef < 7.8 || dRef > 8.2 {
 		t.Fatalf("HLS durations: POST %.3f, tus %.3f; want equal, 8s", dRef, dRes)
@@ -300,7 +311,7 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 	}
 	cli := tusJob{ID: out.Jobs[0].ID}
 	cli.Outputs.HLS = out.Jobs[0].Outputs.HLS
-	if d := hlsDuration(t, base, cli); d != dRef {
+	if d := hlsDurationAuth(t, base, token, cli); d != dRef {
 		t.Fatalf("CLI tus job lasts %.3f, the POSTed one %.3f", d, dRef)
 	}
 	if uploads, _ := filepath.Glob(filepath.Join(c.dir, "*", "uploads", "*")); len(uploads) != 0 {

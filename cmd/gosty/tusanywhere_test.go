@@ -143,7 +143,9 @@ func TestTusResumeAnywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	const deadTimeout = 8 * time.Second
-	c := newTestCluster(t, 101, 3, "--preset", "ultrafast", "--api-token-file", tokFile, "--slots", "1",
+	// --public-read: the cluster helpers (agree) read anonymously; every
+	// tus call here carries the token all the same.
+	c := newTestCluster(t, 101, 3, "--preset", "ultrafast", "--api-token-file", tokFile, "--public-read", "--slots", "1",
 		"--dead-server-timeout", deadTimeout.String())
 	for i := range 3 {
 		if err := c.Start(i); err != nil {

@@ -1,3 +1,5 @@
+import { openStream } from './sse.js';
+
 // The public HTTP API of the node serving this page. Errors come back as
 // ApiError with the server's code and message (the API's error shape is
 // {"error": {"code", "message"}}), or code 'unreachable' when the node
@@ -14,7 +16,9 @@ export class ApiError extends Error {
 }
 
 // The API token (only needed when the node runs with --api-token-file) is
-// kept in this browser's localStorage and sent on POST and DELETE.
+// kept in this browser's localStorage and sent in the Authorization header
+// of every API call: reads need it too unless the node runs with
+// --public-read.
 export function token() {
   try {
     return localStorage.getItem(TOKEN_KEY) || '';
@@ -30,12 +34,22 @@ export function setToken(t) {
   } catch {
     // storage disabled: the token lasts for this call only
   }
+  window.dispatchEvent(new Event(TOKEN_SET));
 }
 
-function authHeaders() {
+export function authHeaders() {
   const t = token();
   return t ? { Authorization: 'Bearer ' + t } : {};
 }
+
+// tokenNeeded tells the page (token.js) that the node asked for a token
+// (a 401): what for, and whether the one kept here was refused.
+export function tokenNeeded(what) {
+  window.dispatchEvent(new CustomEvent('gosty:token-needed', { detail: { what, refused: token() !== '' } }));
+}
+
+// A new token was entered: streams waiting for one reconnect.
+const TOKEN_SET = 'gosty:token-set';
 
 function unreachable(err) {
   return new ApiError(0, 'unreachable', `cannot reach the gosty node at ${location.host} (${err.message || err})`);
@@ -54,7 +68,7 @@ export function errorFrom(status, text) {
 }
 
 async function request(method, path, body) {
-  const init = { method, headers: { Accept: 'application/json', ...(method === 'GET' ? {} : authHeaders()) } };
+  const init = { method, headers: { Accept: 'application/json', ...authHeaders() } };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers['Content-Type'] = 'application/json';
@@ -66,6 +80,7 @@ async function request(method, path, body) {
     throw unreachable(err);
   }
   const text = await resp.text().catch(() => '');
+  if (resp.status === 401 && method === 'GET') tokenNeeded('to read its jobs and status');
   if (!resp.ok) throw errorFrom(resp.status, text);
   if (resp.status === 204 || text === '') return null;
   return JSON.parse(text);
@@ -84,7 +99,7 @@ export const scale = (replicas) => request('POST', '/api/v1/cluster/scale', { re
 export async function getText(path) {
   let resp;
   try {
-    resp = await fetch(path);
+    resp = await fetch(path, { headers: authHeaders() });
   } catch (err) {
     throw unreachable(err);
   }
@@ -96,7 +111,7 @@ export async function getText(path) {
 // contentLength asks for a file's size with HEAD; null when unknown.
 export async function contentLength(url) {
   try {
-    const resp = await fetch(url, { method: 'HEAD' });
+    const resp = await fetch(url, { method: 'HEAD', headers: authHeaders() });
     const n = Number(resp.headers.get('Content-Length'));
     return resp.ok && n > 0 ? n : null;
   } catch {
@@ -275,28 +290,49 @@ export function uploadResumable(file, options, onProgress) {
   return { promise, abort };
 }
 
-// events opens a server-sent event stream. handlers maps event names to
-// functions of the parsed data; onState(ok, message) reports whether the
-// stream is connected. close() ends it for good.
+// events opens a server-sent event stream (sse.js: fetch, so that it
+// carries the token). handlers maps event names to functions of the
+// parsed data; onState(ok, message) reports whether the stream is
+// connected. close() ends it for good. A 401 asks for a token and
+// reconnects once one is entered.
 export function events(path, handlers, onState) {
-  const es = new EventSource(path);
+  const parsed = {};
   for (const [name, fn] of Object.entries(handlers)) {
-    es.addEventListener(name, (e) => {
-      let data;
+    parsed[name] = (data) => {
+      let v;
       try {
-        data = JSON.parse(e.data);
+        v = JSON.parse(data);
       } catch {
         return;
       }
-      fn(data);
-    });
+      fn(v);
+    };
   }
-  es.onopen = () => onState && onState(true);
-  es.onerror = () => {
-    if (!onState) return;
-    onState(false, es.readyState === EventSource.CLOSED
-      ? `Live updates from ${location.host} stopped; reload the page to retry.`
-      : `Lost the connection to ${location.host}; live updates resume when it is back.`);
+  const state = (ok, message) => onState && onState(ok, message);
+  const s = openStream(path, {
+    handlers: parsed,
+    headers: authHeaders,
+    errorOf: errorFrom,
+    onOpen: () => state(true),
+    onLost: (kind, err) => {
+      if (kind === 'done') {
+        state(false, `Live updates from ${location.host} stopped; reload the page to retry.`);
+      } else if (kind === 'http' && err.status === 401) {
+        tokenNeeded('to show its jobs');
+        state(false, `Token needed: ${location.host} answers live updates only with an API token (enter it above).`);
+      } else if (kind === 'http') {
+        state(false, `Live updates from ${location.host} failed: ${err.message}`);
+      } else {
+        state(false, `Lost the connection to ${location.host}; live updates resume when it is back.`);
+      }
+    },
+  });
+  const onToken = () => s.retry();
+  window.addEventListener(TOKEN_SET, onToken);
+  return {
+    close: () => {
+      window.removeEventListener(TOKEN_SET, onToken);
+      s.close();
+    },
   };
-  return { close: () => es.close() };
 }

@@ -39,8 +39,9 @@ export function mountCluster(el) {
     try {
       const text = await getText('/metrics');
       if (!closed) renderMoved(moved, text);
-    } catch {
-      if (!closed) moved.replaceChildren(h('h2', {}, 'Bytes moved'), h('p', { class: 'muted' }, 'metrics unavailable'));
+    } catch (err) {
+      const why = err.status === 404 ? 'metrics are served on the nodes\' --metrics-addr, not here' : 'metrics unavailable';
+      if (!closed) moved.replaceChildren(h('h2', {}, 'Bytes moved'), h('p', { class: 'muted' }, why));
     }
     if (!closed) timer = setTimeout(refresh, POLL_MS);
   }

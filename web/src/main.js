@@ -6,6 +6,7 @@ import { mountJobs } from './jobs.js';
 import { mountJob } from './job.js';
 import { mountCluster } from './cluster.js';
 import { clearAllErrors } from './util.js';
+import { mountTokenForm } from './token.js';
 
 const routes = [
   { re: /^#?\/?$/, nav: 'jobs', mount: (el) => mountJobs(el) },
@@ -39,12 +40,19 @@ function route() {
   view.append(p);
 }
 
+// Name the node serving the page, in the header.
+function nameNode() {
+  getCluster().then((st) => {
+    const el = document.getElementById('node-name');
+    if (st && st.node) el.textContent = 'via ' + st.node;
+  }, () => {});
+}
+
 document.getElementById('banner-close').addEventListener('click', () => clearAllErrors());
 window.addEventListener('hashchange', route);
+mountTokenForm(() => {
+  route();
+  nameNode();
+});
 route();
-
-// Name the node serving the page, in the header.
-getCluster().then((st) => {
-  const el = document.getElementById('node-name');
-  if (st && st.node) el.textContent = 'via ' + st.node;
-}, () => {});
+nameNode();

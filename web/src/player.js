@@ -3,6 +3,7 @@
 // hls.js switches renditions by measured bandwidth ("Auto"); the select
 // pins one.
 import { h, showError, clearError } from './util.js';
+import { authHeaders } from './api.js';
 
 export function mountPlayer(box, job, onLevel) {
   const video = h('video', { id: 'player', controls: true, muted: true, playsinline: true, preload: 'metadata' });
@@ -28,7 +29,18 @@ export function mountPlayer(box, job, onLevel) {
       }
       return;
     }
-    hls = new Hls({ capLevelToPlayerSize: false, enableWorker: true });
+    hls = new Hls({
+      capLevelToPlayerSize: false,
+      enableWorker: true,
+      // The API token goes in a header (signed URLs need none, but it does
+      // no harm): with public playback and closed reads, files need it.
+      xhrSetup: (xhr, url) => {
+        const auth = authHeaders();
+        if (!auth.Authorization || new URL(url, location.href).origin !== location.origin) return;
+        if (!xhr.readyState) xhr.open('GET', url, true);
+        xhr.setRequestHeader('Authorization', auth.Authorization);
+      },
+    });
     window.gostyPlayer = hls; // for people (and tests) poking at the console
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       quality.replaceChildren(h('option', { value: '-1' }, 'Auto'),

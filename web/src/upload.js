@@ -1,6 +1,6 @@
 // The upload panel: drop files or pick them, optional rendition and codec
 // choice, one progress bar per file. Uploads run two at a time.
-import { uploadFile, ApiError, setToken, token } from './api.js';
+import { uploadFile, ApiError, tokenNeeded } from './api.js';
 import { h, bar, setBar, formatBytes, showError, clearError } from './util.js';
 
 const LADDER = ['2160p', '1440p', '1080p', '720p', '480p', '360p', '240p', '144p'];
@@ -147,9 +147,8 @@ function finish(item, state, text) {
   item.cancel.remove();
 }
 
-// askToken prompts for the API token after a 401 (the node runs with
-// --api-token-file) and keeps it for the next tries.
+// askToken shows the token form after a 401 (the node runs with
+// --api-token-file); the token entered is kept for the next tries.
 export function askToken() {
-  const t = window.prompt('This gosty cluster needs an API token for uploads and deletes. Token:', token());
-  if (t != null) setToken(t.trim());
+  tokenNeeded('for uploads, deletes and scaling');
 }
