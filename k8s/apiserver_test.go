@@ -172,7 +172,9 @@ func TestAPIServer(t *testing.T) {
 		if spec, _, err := sc.Replicas(context.Background()); err != nil || spec != 4 {
 			t.Fatalf("Replicas() = %d, %v", spec, err)
 		}
-		resp, err := http.Get(srv.URL + "/api/v1/cluster")
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/cluster", nil)
+		req.Header.Set("Authorization", "Bearer api-token") // reads need it too
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

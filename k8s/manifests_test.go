@@ -60,6 +60,7 @@ type manifests struct {
 	sts        appsv1.StatefulSet
 	pdb        policyv1.PodDisruptionBudget
 	ingress    networkingv1.Ingress
+	netpol     networkingv1.NetworkPolicy
 	monitor    serviceMonitor
 	namespaced []object
 }
@@ -97,6 +98,8 @@ func loadManifests(t *testing.T) *manifests {
 				into = &m.pdb
 			case "Ingress":
 				into = &m.ingress
+			case "NetworkPolicy":
+				into = &m.netpol
 			case "ServiceMonitor":
 				into = &m.monitor
 			default:
@@ -113,8 +116,8 @@ func loadManifests(t *testing.T) *manifests {
 			}
 		}
 	}
-	if len(m.services) != 2 {
-		t.Fatalf("want 2 Services (headless peers and client), got %d", len(m.services))
+	if len(m.services) != 3 {
+		t.Fatalf("want 3 Services (headless peers, client, headless metrics), got %d", len(m.services))
 	}
 	return m
 }
@@ -213,8 +216,9 @@ func TestManifests(t *testing.T) {
 		for name, s := range m.services {
 			mustMatch("Service "+name, &metav1.LabelSelector{MatchLabels: s.Spec.Selector}, podLabels)
 		}
-		// The ServiceMonitor selects exactly the client Service (one target
-		// per pod), and scrapes a port and path it has.
+		// The ServiceMonitor selects exactly the headless metrics Service
+		// (one target per pod), and scrapes its port, which is the
+		// node's metrics port, and a path the node serves.
 		sel, err := metav1.LabelSelectorAsSelector(&m.monitor.Spec.Selector)
 		if err != nil {
 			t.Fatal(err)
@@ -225,15 +229,27 @@ func TestManifests(t *testing.T) {
 				picked = append(picked, name)
 			}
 		}
-		if len(picked) != 1 || m.services[picked[0]].Spec.ClusterIP == corev1.ClusterIPNone {
-			t.Fatalf("ServiceMonitor selects Services %v, want only the client Service", picked)
+		if len(picked) != 1 || m.services[picked[0]].Spec.ClusterIP != corev1.ClusterIPNone ||
+			!m.services[picked[0]].Spec.PublishNotReadyAddresses {
+			t.Fatalf("ServiceMonitor selects Services %v, want only the headless metrics Service", picked)
 		}
-		client := m.services[picked[0]]
+		scraped := m.services[picked[0]]
 		for _, ep := range m.monitor.Spec.Endpoints {
-			if !slices.ContainsFunc(client.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port }) {
-				t.Errorf("ServiceMonitor port %q is not a port of Service %s", ep.Port, client.Name)
+			i := slices.IndexFunc(scraped.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port })
+			if i < 0 {
+				t.Errorf("ServiceMonitor port %q is not a port of Service %s", ep.Port, scraped.Name)
+				continue
+			}
+			if cp := m.containerPort(t, scraped.Spec.Ports[i].TargetPort.String()); cp.ContainerPort != metricsPort(t, m) {
+				t.Errorf("ServiceMonitor scrapes container port %d, the metrics are on %d", cp.ContainerPort, metricsPort(t, m))
 			}
 			routeExists(t, ep.Path)
+		}
+		var client corev1.Service
+		for _, s := range m.services {
+			if s.Spec.ClusterIP != corev1.ClusterIPNone {
+				client = s
+			}
 		}
 		// The Ingress routes to the client Service's port.
 		for _, r := range m.ingress.Spec.Rules {
@@ -281,10 +297,93 @@ func TestManifests(t *testing.T) {
 			t.Errorf("liveness probe on %s, want /healthz", c.LivenessProbe.HTTPGet.Path)
 		}
 		a := pod.Annotations
-		if a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != strconv.Itoa(int(httpPort(t, m))) {
-			t.Errorf("scrape annotations %v do not point at port %d", a, httpPort(t, m))
+		if a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != strconv.Itoa(int(metricsPort(t, m))) {
+			t.Errorf("scrape annotations %v do not point at the metrics port %d", a, metricsPort(t, m))
 		}
 		routeExists(t, a["prometheus.io/path"])
+	})
+
+	t.Run("metrics on their own port", func(t *testing.T) {
+		if metricsPort(t, m) == httpPort(t, m) {
+			t.Fatalf("GOSTY_METRICS_ADDR is the public port: the client Service and the Ingress would expose /metrics")
+		}
+	})
+
+	t.Run("reads need a token, playback is signed", func(t *testing.T) {
+		if v, ok := m.env(t, "GOSTY_API_TOKEN_FILE"); !ok || v == "" {
+			t.Errorf("no GOSTY_API_TOKEN_FILE: the API would be open to anyone")
+		}
+		if v, ok := m.env(t, "GOSTY_PUBLIC_READ"); ok {
+			t.Errorf("GOSTY_PUBLIC_READ=%q: the manifests keep reads closed", v)
+		}
+		if v, _ := m.env(t, "GOSTY_PLAYBACK"); v != node.PlaybackSigned {
+			t.Errorf("GOSTY_PLAYBACK=%q, want %s", v, node.PlaybackSigned)
+		}
+	})
+
+	t.Run("NetworkPolicy", func(t *testing.T) {
+		np := m.netpol.Spec
+		podLabels := labels.Set(pod.Labels)
+		if s, err := metav1.LabelSelectorAsSelector(&np.PodSelector); err != nil || s.Empty() || !s.Matches(podLabels) {
+			t.Fatalf("podSelector %v does not select the gosty pods (%v)", np.PodSelector, err)
+		}
+		if !slices.Equal(np.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+			t.Errorf("policyTypes %v, want [Ingress] (egress open: DNS, the API server, webhooks)", np.PolicyTypes)
+		}
+		// Who may reach each container port: "anyone", "gosty" (pods of
+		// the StatefulSet only) or "some" (other peers).
+		reach := map[string][]string{}
+		for _, rule := range np.Ingress {
+			who := "anyone"
+			if len(rule.From) > 0 {
+				who = "gosty"
+				for _, peer := range rule.From {
+					s, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
+					if peer.PodSelector == nil || peer.NamespaceSelector != nil || peer.IPBlock != nil || err != nil || s.Empty() || !s.Matches(podLabels) {
+						who = "some"
+					}
+				}
+			}
+			if len(rule.Ports) == 0 {
+				t.Errorf("a rule without ports admits %s to every port", who)
+			}
+			for _, p := range rule.Ports {
+				if p.Port == nil {
+					t.Errorf("a rule admits %s to every port", who)
+					continue
+				}
+				cp := m.containerPort(t, p.Port.String())
+				if p.Protocol == nil || *p.Protocol != cp.Protocol {
+					t.Errorf("port %s: protocol %v, the container's is %s", p.Port, p.Protocol, cp.Protocol)
+				}
+				reach[cp.Name] = append(reach[cp.Name], who)
+			}
+		}
+		want := map[string]string{"http": "anyone", "metrics": "some",
+			"gossip": "gosty", "gossip-udp": "gosty", "raft": "gosty", "internal": "gosty"}
+		for _, cp := range c.Ports {
+			if got := strings.Join(reach[cp.Name], ","); got != want[cp.Name] {
+				t.Errorf("port %s (%d/%s) is reached by %q, want %q", cp.Name, cp.ContainerPort, cp.Protocol, got, want[cp.Name])
+			}
+		}
+		if len(c.Ports) != len(want) {
+			t.Errorf("the container has %d ports, this test knows %d", len(c.Ports), len(want))
+		}
+	})
+
+	t.Run("Ingress carries TLS", func(t *testing.T) {
+		in := m.ingress
+		if in.Annotations["cert-manager.io/cluster-issuer"] == "" {
+			t.Errorf("no cert-manager.io/cluster-issuer annotation")
+		}
+		if len(in.Spec.TLS) != 1 || in.Spec.TLS[0].SecretName == "" {
+			t.Fatalf("tls %+v: want one entry with a secretName", in.Spec.TLS)
+		}
+		for _, r := range in.Spec.Rules {
+			if !slices.Contains(in.Spec.TLS[0].Hosts, r.Host) {
+				t.Errorf("rule host %q is not under tls", r.Host)
+			}
+		}
 	})
 
 	t.Run("every env var is read by the node", func(t *testing.T) {
@@ -592,6 +691,28 @@ func httpPort(t *testing.T, m *manifests) int32 {
 		t.Fatalf("container port http is %d, the API listens on %d", cp.ContainerPort, p)
 	}
 	return p
+}
+
+// metricsPort is the metrics' port from GOSTY_METRICS_ADDR (the public
+// port without it), which must be the container port named "metrics".
+func metricsPort(t *testing.T, m *manifests) int32 {
+	t.Helper()
+	addr, ok := m.env(t, "GOSTY_METRICS_ADDR")
+	if !ok || addr == "" {
+		return httpPort(t, m)
+	}
+	_, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("GOSTY_METRICS_ADDR=%q: %v", addr, err)
+	}
+	n, err := strconv.Atoi(ps)
+	if err != nil {
+		t.Fatalf("GOSTY_METRICS_ADDR=%q: %v", addr, err)
+	}
+	if cp := m.containerPort(t, "metrics"); cp.ContainerPort != int32(n) {
+		t.Fatalf("container port metrics is %d, the node serves /metrics on %d", cp.ContainerPort, n)
+	}
+	return int32(n)
 }
 
 // routeExists fails the test unless the public API routes GET path.

@@ -124,7 +124,7 @@ func TestStatefulSet(t *testing.T) {
 	cp.sh(t, tr.dir, steps["keys"])
 	cp.sh(t, tr.dir, steps["apply"])
 	token := strings.TrimSpace(readFileT(t, filepath.Join(tr.dir, "k8s", "secrets", "api-token")))
-	k := &stsPods{t: t, c: client, ns: "gosty", logf: logf}
+	k := &stsPods{t: t, c: client, ns: "gosty", logf: logf, token: token}
 
 	// Three pods, ready, one cluster.
 	k.waitPods(t, 3*time.Minute, []string{"gosty-0", "gosty-1", "gosty-2"})
@@ -230,7 +230,7 @@ func TestStatefulSet(t *testing.T) {
 		for _, p := range live { // each node's view of the log
 			var j jobView
 			nodetest.WaitFor(t, 4*time.Minute, "job "+id+" to finish (seen by "+p+")", func() bool {
-				return getJSONT(k.base(p)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "done" || j.State == "failed" || j.State == "canceled")
+				return getJSONT(k.base(p)+"/api/v1/jobs/"+id, k.token, &j) == nil && (j.State == "done" || j.State == "failed" || j.State == "canceled")
 			})
 			if j.State != "done" {
 				t.Fatalf("job %s ended %s: %s", id, j.State, j.Error)
@@ -245,7 +245,7 @@ func TestStatefulSet(t *testing.T) {
 	want := map[string]string{} // sha256 → what
 	for _, id := range ids {
 		var j jobView
-		if err := getJSONT(k.base("gosty-0")+"/api/v1/jobs/"+id, &j); err != nil {
+		if err := getJSONT(k.base("gosty-0")+"/api/v1/jobs/"+id, k.token, &j); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(clips[id])
@@ -254,9 +254,9 @@ func TestStatefulSet(t *testing.T) {
 		}
 		sum := sha256.Sum256(b)
 		want[hex.EncodeToString(sum[:])] = "source of " + id
-		files := crawlOutputs(t, k.base("gosty-0"), j)
+		files := crawlOutputs(t, k.base("gosty-0"), token, j)
 		for _, f := range files {
-			a, b := fetchSHA(t, k.base("gosty-0")+f), fetchSHA(t, k.base("gosty-1")+f)
+			a, b := fetchSHA(t, k.base("gosty-0")+f, token), fetchSHA(t, k.base("gosty-1")+f, token)
 			if a != b {
 				t.Fatalf("%s differs between gosty-0 and gosty-1", f)
 			}
@@ -308,10 +308,10 @@ func TestStatefulSet(t *testing.T) {
 	}
 	for _, id := range ids {
 		var j jobView
-		if err := getJSONT(k.base("gosty-1")+"/api/v1/jobs/"+id, &j); err != nil || j.State != "done" {
+		if err := getJSONT(k.base("gosty-1")+"/api/v1/jobs/"+id, k.token, &j); err != nil || j.State != "done" {
 			t.Fatalf("job %s on the new gosty-1: %v %s", id, err, j.State)
 		}
-		fetch(t, k.base("gosty-1")+j.Outputs.HLS)
+		fetch(t, k.base("gosty-1")+j.Outputs.HLS, token)
 	}
 	logf("gosty-1 is back on %s with its volume and raft ID", k.base("gosty-1"))
 	t.Logf("done in %v", time.Since(began).Round(time.Second))
@@ -321,7 +321,7 @@ func TestStatefulSet(t *testing.T) {
 func (k *stsPods) raftID(t *testing.T, pod string) string {
 	t.Helper()
 	var v clusterStatus
-	if err := getJSONT(k.base(pod)+"/api/v1/cluster", &v); err != nil {
+	if err := getJSONT(k.base(pod)+"/api/v1/cluster", k.token, &v); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range v.Raft {
@@ -410,7 +410,9 @@ type stsPods struct {
 	c    kubernetes.Interface
 	ns   string
 	logf func(string, ...any)
-	mu   sync.Mutex
+	// token is the API token (k8s/secrets/api-token): reads need it.
+	token string
+	mu    sync.Mutex
 	ips  map[string]string
 }
 
@@ -521,7 +523,7 @@ func (k *stsPods) waitRaft(t *testing.T, names []string) {
 	nodetest.WaitFor(t, 2*time.Minute, "raft configuration = "+strings.Join(want, ","), func() bool {
 		for _, p := range names {
 			var v clusterStatus
-			if getJSONT(k.base(p)+"/api/v1/cluster", &v) != nil || v.Leader == "" {
+			if getJSONT(k.base(p)+"/api/v1/cluster", k.token, &v) != nil || v.Leader == "" {
 				return false
 			}
 			var got []string
@@ -551,7 +553,7 @@ func (k *stsPods) unfinished(t *testing.T, jobs map[string]string) []string {
 	var out []string
 	for id := range jobs {
 		var j jobView
-		if err := getJSONT(k.base("gosty-0")+"/api/v1/jobs/"+id, &j); err != nil {
+		if err := getJSONT(k.base("gosty-0")+"/api/v1/jobs/"+id, k.token, &j); err != nil {
 			t.Fatal(err)
 		}
 		if j.State != "done" {
@@ -573,9 +575,15 @@ type jobView struct {
 	} `json:"outputs"`
 }
 
-func getJSONT(u string, v any) error {
+// getJSONT reads u with the API token (reads need one when tokens are set).
+func getJSONT(u, token string, v any) error {
 	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get(u)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -621,7 +629,7 @@ func uploadJob(t *testing.T, base, token, path, options string) string {
 // crawlOutputs lists the URL paths of a job's published files: the HLS
 // master, its media playlists and their segments and init sections, the
 // DASH manifest and the MP4s.
-func crawlOutputs(t *testing.T, base string, j jobView) []string {
+func crawlOutputs(t *testing.T, base, token string, j jobView) []string {
 	t.Helper()
 	seen := map[string]bool{}
 	var out []string
@@ -639,7 +647,7 @@ func crawlOutputs(t *testing.T, base string, j jobView) []string {
 		if !add(p) || !strings.HasSuffix(p, ".m3u8") {
 			return
 		}
-		body := fetch(t, base+p)
+		body := fetch(t, base+p, token)
 		sc := bufio.NewScanner(bytes.NewReader(body))
 		for sc.Scan() {
 			line := strings.TrimSpace(sc.Text())
@@ -675,9 +683,15 @@ func crawlOutputs(t *testing.T, base string, j jobView) []string {
 	return out
 }
 
-func fetch(t *testing.T, u string) []byte {
+// fetch reads u with the API token, which files need (or a signature).
+func fetch(t *testing.T, u, token string) []byte {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(u)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -692,9 +706,9 @@ func fetch(t *testing.T, u string) []byte {
 	return b
 }
 
-func fetchSHA(t *testing.T, u string) string {
+func fetchSHA(t *testing.T, u, token string) string {
 	t.Helper()
-	sum := sha256.Sum256(fetch(t, u))
+	sum := sha256.Sum256(fetch(t, u, token))
 	return hex.EncodeToString(sum[:])
 }
 

@@ -50,7 +50,9 @@ func TestUIWithTokens(t *testing.T) {
 	}
 	why := waitJS(t, ctx, 20*time.Second, "a readable 'token needed' message",
 		`document.getElementById('token-why').textContent + '|' + (document.getElementById('banner').hidden ? '' : document.getElementById('banner-text').textContent)`,
-		func(v string) (bool, error) { return strings.HasPrefix(v, "Token needed") && strings.Contains(v, "|Token needed"), nil })
+		func(v string) (bool, error) {
+			return strings.HasPrefix(v, "Token needed") && strings.Contains(v, "|Token needed"), nil
+		})
 	t.Logf("without a token: %s", why)
 	if n, err := eval[int](ctx, `document.querySelectorAll('.job-row').length`); err != nil || n != 0 {
 		t.Fatalf("job rows without a token: %d (%v)", n, err)
