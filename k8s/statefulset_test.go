@@ -413,7 +413,7 @@ type stsPods struct {
 	// token is the API token (k8s/secrets/api-token): reads need it.
 	token string
 	mu    sync.Mutex
-	ips  map[string]string
+	ips   map[string]string
 }
 
 func (k *stsPods) pods() []corev1.Pod {
