@@ -6,6 +6,8 @@ import { openStream } from './sse.js';
 // could not be reached at all.
 
 const TOKEN_KEY = 'gosty.apiToken';
+// The event setToken fires: streams waiting for a token reconnect.
+const TOKEN_SET = 'gosty:token-set';
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -47,9 +49,6 @@ export function authHeaders() {
 export function tokenNeeded(what) {
   window.dispatchEvent(new CustomEvent('gosty:token-needed', { detail: { what, refused: token() !== '' } }));
 }
-
-// A new token was entered: streams waiting for one reconnect.
-const TOKEN_SET = 'gosty:token-set';
 
 function unreachable(err) {
   return new ApiError(0, 'unreachable', `cannot reach the gosty node at ${location.host} (${err.message || err})`);
