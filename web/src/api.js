@@ -318,7 +318,7 @@ export function events(path, handlers, onState) {
         state(false, `Live updates from ${location.host} stopped; reload the page to retry.`);
       } else if (kind === 'http' && err.status === 401) {
         tokenNeeded('to show its jobs');
-        state(false, `Token needed: ${location.host} answers live updates only with an API token (enter it above).`);
+        state(false, `Token needed: ${location.host} answers live updates only with an API token (enter it below).`);
       } else if (kind === 'http') {
         state(false, `Live updates from ${location.host} failed: ${err.message}`);
       } else {
