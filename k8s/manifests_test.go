@@ -2,6 +2,7 @@ package k8s_test
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"net"
 	"net/http"
@@ -37,6 +38,7 @@ type serviceMonitor struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
 	Spec              struct {
+		JobLabel  string               `json:"jobLabel"`
 		Selector  metav1.LabelSelector `json:"selector"`
 		Endpoints []struct {
 			Port          string `json:"port"`
@@ -234,6 +236,11 @@ func TestManifests(t *testing.T) {
 			t.Fatalf("ServiceMonitor selects Services %v, want only the headless metrics Service", picked)
 		}
 		scraped := m.services[picked[0]]
+		// The alerts and dashboards select job="gosty": the operator names
+		// the job after the Service, or after its jobLabel label.
+		if job := cmp.Or(scraped.Labels[m.monitor.Spec.JobLabel], scraped.Name); job != "gosty" {
+			t.Errorf("ServiceMonitor scrapes under job %q, want gosty (dashboards/alerts.yml)", job)
+		}
 		for _, ep := range m.monitor.Spec.Endpoints {
 			i := slices.IndexFunc(scraped.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port })
 			if i < 0 {
