@@ -313,6 +313,9 @@ func New(cfg Config) (_ *Node, err error) {
 		n.msrv = newServer(metricsMux(api.MetricsHandler()), logger)
 	}
 	n.access = accessSummary(cfg, len(tokens) > 0, n.MetricsAddr())
+	if cfg.PublicRead && len(tokens) == 0 {
+		logger.Warn("--public-read without --api-token-file changes nothing: the whole API is open")
+	}
 
 	// The internal API serves, among peer routes, the uploads held here
 	// that other nodes relay: it comes after the public API.
