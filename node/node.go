@@ -299,9 +299,8 @@ func New(cfg Config) (_ *Node, err error) {
 	api, err := httpapi.New(httpapi.Config{
 		Jobs: svc, Blobs: svc, Cluster: svc, Health: svc, Live: svc,
 		Registry: n.metrics.reg, Logger: logger, MaxUploadBytes: cfg.MaxUploadBytes,
-		APITokens: tokens, PublicRead: cfg.PublicRead, NodeName: cfg.Name, Scaler: scaler,
-		SeparateMetrics: n.mln != nil,
-		PlaybackKey:     signKey, PlaybackTTL: cfg.PlaybackTTL, MaxConcurrentUploads: cfg.MaxConcurrentUploads,
+		APITokens: tokens, PublicRead: cfg.PublicRead, SeparateMetrics: n.mln != nil, NodeName: cfg.Name, Scaler: scaler,
+		PlaybackKey: signKey, PlaybackTTL: cfg.PlaybackTTL, MaxConcurrentUploads: cfg.MaxConcurrentUploads,
 		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL, UploadRelay: svc,
 		Space: n.space,
 	})
