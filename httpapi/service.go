@@ -80,11 +80,13 @@ type Config struct {
 	// Registry receives the HTTP metrics and is served on /metrics (or by
 	// MetricsHandler alone, see SeparateMetrics).
 	Registry *prometheus.Registry
+	Logger   *slog.Logger // carries the node id (the node's logger does); nil = slog.Default()
+
 	// SeparateMetrics leaves /metrics off the public router (404 there):
 	// the caller serves MetricsHandler on an address of its own, which
 	// the client Service and an Ingress do not expose.
 	SeparateMetrics bool
-	Logger          *slog.Logger // carries the node id (the node's logger does); nil = slog.Default()
+
 	// MaxUploadBytes bounds a whole upload request body; 0 = 64 GiB.
 	MaxUploadBytes int64
 	// APIToken, when set, is required as "Authorization: Bearer <token>" on
@@ -166,13 +168,12 @@ type API struct {
 	maxBody  int64
 	tokens   tokenSet
 	node     string
-	// publicRead: reads need no token (Config.PublicRead).
-	publicRead bool
-	// separateMetrics: /metrics is not on the public router.
-	separateMetrics bool
-	metrics         *httpMetrics
-	ui              *uiFiles
-	engine          *gin.Engine
+	metrics  *httpMetrics
+	ui       *uiFiles
+	engine   *gin.Engine
+
+	publicRead      bool // reads need no token (Config.PublicRead)
+	separateMetrics bool // /metrics is not on the public router
 
 	playback   *signer       // nil: public playback
 	tus        *tusUploads   // nil: resumable uploads off
@@ -218,26 +219,25 @@ func New(cfg Config) (*API, error) {
 		return nil, err
 	}
 	a := &API{
-		jobs:            cfg.Jobs,
-		blobs:           cfg.Blobs,
-		cluster:         cfg.Cluster,
-		health:          cfg.Health,
-		scaler:          cfg.Scaler,
-		space:           cfg.Space,
-		relay:           cfg.UploadRelay,
-		registry:        cfg.Registry,
-		log:             cfg.Logger,
-		maxBody:         cfg.MaxUploadBytes,
-		tokens:          newTokenSet(append([]string{cfg.APIToken}, cfg.APITokens...)...),
-		node:            cfg.NodeName,
-		publicRead:      cfg.PublicRead,
-		separateMetrics: cfg.SeparateMetrics,
-		uploads:         make(chan struct{}, cmp.Or(cfg.MaxConcurrentUploads, DefaultMaxConcurrentUploads)),
-		uploadIdle:      cmp.Or(cfg.UploadIdleTimeout, DefaultUploadIdleTimeout),
-		pingInterval:    defaultPingInterval,
-		pollInterval:    defaultPollInterval,
-		listGap:         defaultListGap,
+		jobs:         cfg.Jobs,
+		blobs:        cfg.Blobs,
+		cluster:      cfg.Cluster,
+		health:       cfg.Health,
+		scaler:       cfg.Scaler,
+		space:        cfg.Space,
+		relay:        cfg.UploadRelay,
+		registry:     cfg.Registry,
+		log:          cfg.Logger,
+		maxBody:      cfg.MaxUploadBytes,
+		tokens:       newTokenSet(append([]string{cfg.APIToken}, cfg.APITokens...)...),
+		node:         cfg.NodeName,
+		uploads:      make(chan struct{}, cmp.Or(cfg.MaxConcurrentUploads, DefaultMaxConcurrentUploads)),
+		uploadIdle:   cmp.Or(cfg.UploadIdleTimeout, DefaultUploadIdleTimeout),
+		pingInterval: defaultPingInterval,
+		pollInterval: defaultPollInterval,
+		listGap:      defaultListGap,
 	}
+	a.publicRead, a.separateMetrics = cfg.PublicRead, cfg.SeparateMetrics
 	if a.log == nil {
 		a.log = slog.Default()
 	}
