@@ -1,13 +1,37 @@
 package node
 
 import (
+	"bytes"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/gosty/gosty/node/nodetest"
 )
+
+// logBuffer keeps a node's log for a test to read while the node writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 func get(t *testing.T, url, token string) (int, string) {
 	t.Helper()
@@ -29,7 +53,8 @@ func get(t *testing.T, url, token string) (int, string) {
 
 // TestClosedReadsAndMetricsAddr: with API tokens, reads need one (unless
 // PublicRead), the probes stay open, and with MetricsAddr /metrics is
-// served there alone and not on the public address.
+// served there alone and not on the public address. The start log says
+// what is open.
 func TestClosedReadsAndMetricsAddr(t *testing.T) {
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
@@ -37,11 +62,22 @@ func TestClosedReadsAndMetricsAddr(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, publicRead := range []bool{false, true} {
+		logs := &logBuffer{}
 		n := startNode(t, filepath.Join(dir, "data", map[bool]string{false: "closed", true: "public"}[publicRead]), func(c *Config) {
 			c.APITokenFile = tokens
 			c.PublicRead = publicRead
 			c.MetricsAddr = "127.0.0.1:0"
+			c.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil))
 		})
+		reads := map[bool]string{false: `"reads":"API token"`, true: `"reads":"open to anyone (--public-read)"`}[publicRead]
+		nodetest.WaitFor(t, 10*time.Second, "the access line in the log", func() bool {
+			return strings.Contains(logs.String(), `"msg":"public API access"`)
+		})
+		for _, want := range []string{`"writes":"API token"`, reads, `"metrics":"` + n.MetricsAddr() + `"`, `"files":`} {
+			if line := logs.String(); !strings.Contains(line, want) {
+				t.Errorf("the start log lacks %s", want)
+			}
+		}
 		if n.MetricsAddr() == n.HTTPAddr() {
 			t.Fatalf("metrics on the public address %s", n.HTTPAddr())
 		}
