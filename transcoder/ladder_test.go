@@ -80,3 +80,59 @@ func videoRate(t *testing.T, path string) int64 {
 	}
 	return n
 }
+
+// TestCappedCRF encodes an easy, richly coded source with both rate
+// controls: ABR spends about each rung's rate, capped CRF less (and never
+// above the rung's ceiling), and the quality report says so in its bitrate.
+func TestCappedCRF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ffmpeg")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tr := newTestTranscoder(t)
+	dir := t.TempDir()
+	src := genClip(t, dir, "src", clipSpec{W: 640, H: 360, Rate: 25, Seconds: 4, GOP: 2,
+		OutExtra: []string{"-crf", "12"}})
+	p, err := tr.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := tr.Split(ctx, src, p, 4, filepath.Join(dir, "chunks"))
+	if err != nil || len(chunks) != 1 {
+		t.Fatalf("split: %d chunks, %v", len(chunks), err)
+	}
+	windows := QualitySample(chunks, p.Video.FrameRate)
+	for i := range windows {
+		windows[i].Source = chunks[windows[i].Chunk].Path
+	}
+	got := map[string][]Quality{}
+	var rs []Rendition
+	for _, rc := range []string{RateABR, RateCappedCRF} {
+		rs, err = Plan(p, Options{RateControl: rc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := EncodeSettings{Renditions: rs, FrameRate: p.Video.FrameRate, RateControl: rc}
+		outs, err := tr.EncodeChunk(ctx, chunks[0], s, filepath.Join(dir, rc), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", rc, err)
+		}
+		if got[rc], err = tr.MeasureQuality(ctx, windows, 0, p.Video.FrameRate, rs, outs, filepath.Join(dir, rc+"-q")); err != nil {
+			t.Fatalf("%s: %v", rc, err)
+		}
+	}
+	for i, r := range rs {
+		a, c := got[RateABR][i], got[RateCappedCRF][i]
+		t.Logf("%s at %d: ABR %d b/s SSIM %.4f, capped CRF %d b/s SSIM %.4f", r.Name, r.Bitrate, a.Bitrate, a.SSIM, c.Bitrate, c.SSIM)
+		if a.Bitrate < r.Bitrate/2 || float64(a.Bitrate) > 1.15*float64(r.Bitrate) {
+			t.Errorf("%s: ABR encoded at %d b/s, far from its %d", r.Name, a.Bitrate, r.Bitrate)
+		}
+		if c.Bitrate <= 0 || c.Bitrate >= a.Bitrate {
+			t.Errorf("%s: capped CRF encoded at %d b/s, ABR at %d: want less on easy content", r.Name, c.Bitrate, a.Bitrate)
+		}
+		if float64(c.Bitrate) > 1.15*float64(r.Bitrate) {
+			t.Errorf("%s: capped CRF encoded at %d b/s, above its ceiling %d", r.Name, c.Bitrate, r.Bitrate)
+		}
+	}
+}
