@@ -25,6 +25,9 @@
 //	                     memory and profile
 //	50-memory.md         BenchmarkMemory (cmd/gosty): a node's RSS idle, receiving a
 //	                     2 GiB upload and serving it back (target < 150 MiB)
+//	60-rate-control.md   BenchmarkRateControl (bench): three kinds of content through the
+//	                     default ladder with ABR and with capped CRF: each rung's rate as
+//	                     encoded and its SSIM, what capped CRF saves
 //
 // `make test` runs the short form (small inputs, one run, well under a
 // minute each) so the benchmarks cannot rot; it writes no results.

@@ -15,6 +15,7 @@ type JobOptions struct {
 	Renditions   []string `json:"renditions,omitempty"`
 	ChunkSeconds float64  `json:"chunk_seconds,omitempty"`
 	Preset       string   `json:"preset,omitempty"`
+	RateControl  string   `json:"rate_control,omitempty"`
 }
 
 // Probe is what probing the source found (transcoder.Probe).
@@ -68,16 +69,17 @@ type Quality struct {
 	Frames         int     `json:"frames"`
 	SampledFrames  int     `json:"sampled_frames"`
 	SampledSeconds float64 `json:"sampled_seconds"`
+	Bitrate        int64   `json:"bitrate,omitempty"` // average video bits/s as encoded
 }
 
 // OptionsOf converts the transcoder's options into the log's.
 func OptionsOf(o transcoder.Options) JobOptions {
-	return JobOptions{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset}
+	return JobOptions{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl}
 }
 
 // Transcoder converts back.
 func (o JobOptions) Transcoder() transcoder.Options {
-	return transcoder.Options{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset}
+	return transcoder.Options{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl}
 }
 
 // ProbeOf converts a probe into the log's shape.
@@ -133,7 +135,7 @@ func QualitiesOf(qs []transcoder.Quality) []Quality {
 	}
 	out := make([]Quality, len(qs))
 	for i, q := range qs {
-		out[i] = Quality{SSIM: q.SSIM, PSNR: q.PSNR, Frames: q.Frames, SampledFrames: q.SampledFrames, SampledSeconds: q.SampledSeconds}
+		out[i] = Quality{SSIM: q.SSIM, PSNR: q.PSNR, Frames: q.Frames, SampledFrames: q.SampledFrames, SampledSeconds: q.SampledSeconds, Bitrate: q.Bitrate}
 	}
 	return out
 }

@@ -26,15 +26,15 @@ func TestCodecJobs(t *testing.T) {
 		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
 	const frames = 100
 	type tc struct {
-		codec, prefix string
-		id            string
+		codec, prefix, rc string
+		id                string
 	}
-	cases := []*tc{{codec: "hevc", prefix: "hvc1"}, {codec: "av1", prefix: "av01"}}
+	cases := []*tc{{codec: "hevc", prefix: "hvc1"}, {codec: "av1", prefix: "av01"}, {codec: "hevc", prefix: "hvc1", rc: "capped_crf"}}
 	for _, c := range cases {
-		c.id = submit(t, n.base, src, fmt.Sprintf(`{"codec":%q,"chunk_seconds":2,"renditions":["180p@250k","144p"]}`, c.codec)).ID
+		c.id = submit(t, n.base, src, fmt.Sprintf(`{"codec":%q,"chunk_seconds":2,"renditions":["180p@250k","144p"],"rate_control":%q}`, c.codec, c.rc)).ID
 	}
 	for _, c := range cases {
-		t.Run(c.codec, func(t *testing.T) {
+		t.Run(c.codec+c.rc, func(t *testing.T) {
 			j := waitJob(t, n.base, c.id, 3*time.Minute)
 			if j.State != "done" {
 				t.Fatalf("job %s: %s (%s)", j.ID, j.State, j.Error)
@@ -46,8 +46,13 @@ func TestCodecJobs(t *testing.T) {
 				if r.Codec != c.codec {
 					t.Errorf("rendition %s codec %q", r.Name, r.Codec)
 				}
-				if q := r.Quality; q == nil || q.SSIM < 0.8 || q.SSIM > 1 || q.PSNR < 25 || q.Frames != frames {
-					t.Errorf("rendition %s quality %+v", r.Name, q)
+				if q := r.Quality; q == nil || q.SSIM < 0.8 || q.SSIM > 1 || q.PSNR < 25 || q.Frames != frames ||
+					q.Bitrate <= 0 || float64(q.Bitrate) > 1.5*float64(r.Bitrate) {
+					t.Errorf("rendition %s at %d b/s: quality %+v", r.Name, r.Bitrate, q)
+				} else if c.rc != "" && r.Name == "180p" && float64(q.Bitrate) > 0.9*float64(r.Bitrate) {
+					// The ceiling is not a target: easy content takes less
+					// (on the tiniest rung CRF 28 may use all of it).
+					t.Errorf("rendition %s: capped CRF spent %d b/s of its %d", r.Name, q.Bitrate, r.Bitrate)
 				}
 			}
 			// The default 144p rung is scaled for the codec.

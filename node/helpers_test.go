@@ -117,6 +117,7 @@ type apiJob struct {
 			Frames         int     `json:"frames"`
 			SampledFrames  int     `json:"sampled_frames"`
 			SampledSeconds float64 `json:"sampled_seconds"`
+			Bitrate        int64   `json:"bitrate"`
 		} `json:"quality"`
 	} `json:"renditions"`
 	Chunks []struct {

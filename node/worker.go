@@ -359,6 +359,7 @@ func encodeSettings(j cluster.Job) transcoder.EncodeSettings {
 		Renditions:     cluster.TranscoderRenditions(j.Renditions),
 		SegmentSeconds: transcoder.DefaultSegmentSeconds,
 		Preset:         j.Options.Preset,
+		RateControl:    j.Options.RateControl,
 	}
 	if j.Source.Video != nil {
 		s.FrameRate = j.Source.Video.FrameRate

@@ -69,23 +69,40 @@ var svtAV1Presets = map[string]int{
 	"medium": 8, "slow": 7, "slower": 6, "veryslow": 5, "placebo": 4,
 }
 
-// encoderArgs are the per-rendition encoder arguments of codec: target
-// bitrate with a VBV ceiling of 1.07x, a fixed GOP of gop frames with
-// keyframes also forced at forceKF, scene cuts and open GOPs off, so that
-// chunks stitch and segments line up across renditions.
-func encoderArgs(codec, preset string, bitrate int64, gop int, forceKF string, threads int) ([]string, error) {
+// cappedCRF is the constant quality of RateCappedCRF per codec: x264's
+// and x265's defaults, about the same picture quality on each.
+var cappedCRF = map[string]string{CodecH264: "23", CodecHEVC: "28"}
+
+// encoderArgs are the per-rendition encoder arguments of codec: a fixed
+// GOP of gop frames with keyframes also forced at forceKF, scene cuts and
+// open GOPs off, so that chunks stitch and segments line up across
+// renditions; and the rate: with RateABR a target bitrate with a VBV
+// ceiling of 1.07x, with RateCappedCRF a constant quality under the same
+// ceiling (the rung's rate is then the most it spends, not what it aims at).
+func encoderArgs(codec, preset, rc string, bitrate int64, gop int, forceKF string, threads int) ([]string, error) {
+	if rc != "" && rc != RateABR && rc != RateCappedCRF {
+		return nil, fmt.Errorf("unknown rate control %q", rc)
+	}
+	if codec == "" {
+		codec = CodecH264
+	}
+	crf := rc == RateCappedCRF
 	b := strconv.FormatInt(bitrate, 10)
 	maxrate := strconv.FormatInt(int64(math.Round(float64(bitrate)*1.07)), 10)
 	bufsize := strconv.FormatInt(2*bitrate, 10)
+	rate := []string{"-b:v", b, "-maxrate", maxrate, "-bufsize", bufsize}
+	if crf {
+		rate = []string{"-crf", cappedCRF[codec], "-maxrate", maxrate, "-bufsize", bufsize}
+	}
 	g := strconv.Itoa(gop)
 	var a []string
 	switch codec {
 	case CodecH264, "":
-		a = []string{"-c:v", "libx264", "-preset", preset, "-profile:v", "high",
-			"-b:v", b, "-maxrate", maxrate, "-bufsize", bufsize,
+		a = append([]string{"-c:v", "libx264", "-preset", preset, "-profile:v", "high"}, rate...)
+		a = append(a,
 			"-g", g, "-keyint_min", g, "-sc_threshold", "0",
 			"-force_key_frames", forceKF,
-			"-x264-params", "scenecut=0:open_gop=0"}
+			"-x264-params", "scenecut=0:open_gop=0")
 		if threads > 0 {
 			a = append(a, "-threads", strconv.Itoa(threads))
 		}
@@ -98,26 +115,28 @@ func encoderArgs(codec, preset string, bitrate int64, gop int, forceKF string, t
 			// does not bound it.
 			params += ":pools=" + strconv.Itoa(threads) + ":frame-threads=" + strconv.Itoa(min(threads, 4))
 		}
-		a = []string{"-c:v", "libx265", "-preset", preset, "-profile:v", "main",
-			"-b:v", b, "-maxrate", maxrate, "-bufsize", bufsize,
-			"-g", g, "-keyint_min", g,
+		a = append([]string{"-c:v", "libx265", "-preset", preset, "-profile:v", "main"}, rate...)
+		a = append(a, "-g", g, "-keyint_min", g,
 			"-force_key_frames", forceKF,
-			"-x265-params", params, "-tag:v", "hvc1"}
+			"-x265-params", params, "-tag:v", "hvc1")
 	case CodecAV1:
 		p, ok := svtAV1Presets[preset]
 		if !ok {
 			return nil, fmt.Errorf("unknown preset %q", preset)
 		}
 		// SVT-AV1 in VBR mode (it takes no VBV ceiling there); closed GOP
-		// (key frames, its default), scene change detection off.
+		// (key frames, its default), scene change detection off. No capped
+		// CRF: Options.Validate refuses it for AV1.
+		if crf {
+			return nil, fmt.Errorf("rate control %q is not available for av1", rc)
+		}
 		params := "scd=0"
 		if threads > 0 {
 			params += ":lp=" + strconv.Itoa(threads)
 		}
-		a = []string{"-c:v", "libsvtav1", "-preset", strconv.Itoa(p),
-			"-b:v", b, "-g", g,
+		a = append([]string{"-c:v", "libsvtav1", "-preset", strconv.Itoa(p), "-b:v", b}, "-g", g,
 			"-force_key_frames", forceKF,
-			"-svtav1-params", params, "-pix_fmt", "yuv420p"}
+			"-svtav1-params", params, "-pix_fmt", "yuv420p")
 	default:
 		return nil, fmt.Errorf("codec %q not supported", codec)
 	}

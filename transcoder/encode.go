@@ -141,7 +141,7 @@ func (t *Transcoder) ladder(s EncodeSettings) (filter string, outArgs [][]string
 			return "", nil, fmt.Errorf("rendition %s has odd or empty size %dx%d", r.Name, r.Width, r.Height)
 		}
 		fmt.Fprintf(&fc, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[o%d]", i, r.Width, r.Height, i)
-		enc, err := encoderArgs(r.Codec, preset, r.Bitrate, gop, forceKF, t.threads)
+		enc, err := encoderArgs(r.Codec, preset, s.RateControl, r.Bitrate, gop, forceKF, t.threads)
 		if err != nil {
 			return "", nil, fmt.Errorf("rendition %s: %w", r.Name, err)
 		}

@@ -14,43 +14,57 @@ import (
 // per file, a visible share of a short chunk's CPU; reading a few boxes
 // costs nothing. Only our own encoder output is read here.
 func mp4VideoFrames(path string) (int, error) {
+	n, _, err := mp4VideoSamples(path)
+	return n, err
+}
+
+// mp4VideoSamples is mp4VideoFrames with the video track's bytes too (the
+// sum of its sample sizes; 0 when the track sizes its samples in a compact
+// stz2 box, which our encoders do not write).
+func mp4VideoSamples(path string) (frames int, size int64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	n, err := mp4VideoFramesAt(f, fi.Size())
+	frames, size, err = mp4VideoSamplesAt(f, fi.Size())
 	if err != nil {
-		return 0, fmt.Errorf("count frames of %s: %w", path, err)
+		return 0, 0, fmt.Errorf("count frames of %s: %w", path, err)
 	}
-	return n, nil
+	return frames, size, nil
 }
 
 // mp4VideoFramesAt is mp4VideoFrames on size bytes of r.
 func mp4VideoFramesAt(r io.ReaderAt, size int64) (int, error) {
+	n, _, err := mp4VideoSamplesAt(r, size)
+	return n, err
+}
+
+// mp4VideoSamplesAt is mp4VideoSamples on size bytes of r.
+func mp4VideoSamplesAt(r io.ReaderAt, size int64) (int, int64, error) {
 	moov, err := findBox(r, 0, size, "moov")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for off := moov.body; off < moov.end; {
 		b, err := readBoxHeader(r, off, moov.end)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if b.typ == "trak" {
-			if n, ok, err := trakVideoSamples(r, b); err != nil {
-				return 0, err
+			if n, bytes, ok, err := trakVideoSamples(r, b); err != nil {
+				return 0, 0, err
 			} else if ok {
-				return n, nil
+				return n, bytes, nil
 			}
 		}
 		off = b.end
 	}
-	return 0, errors.New("no video track")
+	return 0, 0, errors.New("no video track")
 }
 
 type box struct {
@@ -96,30 +110,31 @@ func findBox(r io.ReaderAt, off, end int64, typ string) (box, error) {
 	return box{}, fmt.Errorf("no %s box", typ)
 }
 
-// trakVideoSamples returns the sample count of trak if it is a video track.
-func trakVideoSamples(r io.ReaderAt, trak box) (int, bool, error) {
+// trakVideoSamples returns the sample count and bytes of trak if it is a
+// video track.
+func trakVideoSamples(r io.ReaderAt, trak box) (int, int64, bool, error) {
 	mdia, err := findBox(r, trak.body, trak.end, "mdia")
 	if err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
 	hdlr, err := findBox(r, mdia.body, mdia.end, "hdlr")
 	if err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
 	var h [12]byte // version/flags, pre_defined, handler_type
 	if _, err := r.ReadAt(h[:], hdlr.body); err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
 	if string(h[8:12]) != "vide" {
-		return 0, false, nil
+		return 0, 0, false, nil
 	}
 	minf, err := findBox(r, mdia.body, mdia.end, "minf")
 	if err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
 	stbl, err := findBox(r, minf.body, minf.end, "stbl")
 	if err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
 	for _, typ := range []string{"stsz", "stz2"} {
 		b, err := findBox(r, stbl.body, stbl.end, typ)
@@ -130,11 +145,34 @@ func trakVideoSamples(r io.ReaderAt, trak box) (int, bool, error) {
 		// stz2: version/flags(4) reserved(3) field_size(1) sample_count(4).
 		var c [12]byte
 		if _, err := r.ReadAt(c[:], b.body); err != nil {
-			return 0, false, err
+			return 0, 0, false, err
 		}
-		return int(binary.BigEndian.Uint32(c[8:12])), true, nil
+		n := int64(binary.BigEndian.Uint32(c[8:12]))
+		if typ == "stz2" {
+			return int(n), 0, true, nil
+		}
+		if each := int64(binary.BigEndian.Uint32(c[4:8])); each != 0 {
+			return int(n), each * n, true, nil
+		}
+		if b.body+12+4*n > b.end {
+			return 0, 0, false, fmt.Errorf("stsz holds %d entries in %d bytes", n, b.end-b.body-12)
+		}
+		var total int64
+		buf := make([]byte, 4*min(n, 16384))
+		for off, left := b.body+12, n; left > 0; {
+			k := min(left, int64(len(buf)/4))
+			if _, err := r.ReadAt(buf[:4*k], off); err != nil {
+				return 0, 0, false, err
+			}
+			for i := range k {
+				total += int64(binary.BigEndian.Uint32(buf[4*i:]))
+			}
+			off += 4 * k
+			left -= k
+		}
+		return int(n), total, true, nil
 	}
-	return 0, false, errors.New("video track has no sample size box")
+	return 0, 0, false, errors.New("video track has no sample size box")
 }
 
 // mp4VideoSampleEntry returns the type of the first sample entry of the

@@ -57,6 +57,17 @@ func (o Options) Validate() error {
 	if o.Preset != "" && !validPreset(o.Preset) {
 		return fmt.Errorf("options: unknown x264 preset %q (one of %s; mapped per codec, see transcoder/doc.go)", o.Preset, strings.Join(x264Presets, ", "))
 	}
+	switch o.RateControl {
+	case "", RateABR:
+	case RateCappedCRF:
+		// Measured: SVT-AV1 1.4 (Debian 12) overshoots its capped-CRF
+		// ceiling (mbr) by 15-25% on short chunks, so it is no cap.
+		if c, _ := normalizeCodec(o.Codec); c == CodecAV1 {
+			return fmt.Errorf("options: rate_control %q is for h264 and hevc (SVT-AV1 does not hold its ceiling); use %q with av1", RateCappedCRF, RateABR)
+		}
+	default:
+		return fmt.Errorf("options: unknown rate_control %q (one of %s, %s)", o.RateControl, RateABR, RateCappedCRF)
+	}
 	if o.ChunkSeconds != 0 && (math.IsNaN(o.ChunkSeconds) || o.ChunkSeconds < MinChunkSeconds || o.ChunkSeconds > MaxUserChunkSeconds) {
 		return fmt.Errorf("options: chunk_seconds %g outside [%g, %g]", o.ChunkSeconds, MinChunkSeconds, MaxUserChunkSeconds)
 	}

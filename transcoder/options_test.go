@@ -33,6 +33,10 @@ func TestParseOptions(t *testing.T) {
 		{"chunk too long", `{"chunk_seconds":61}`, Options{}, "chunk_seconds"},
 		{"preset", `{"preset":"slow"}`, Options{Preset: "slow"}, ""},
 		{"bad preset", `{"preset":"-y /etc/x"}`, Options{}, "unknown x264 preset"},
+		{"capped crf", `{"rate_control":"capped_crf"}`, Options{RateControl: RateCappedCRF}, ""},
+		{"abr", `{"rate_control":"abr"}`, Options{RateControl: RateABR}, ""},
+		{"bad rate control", `{"rate_control":"cbr"}`, Options{}, "unknown rate_control"},
+		{"no capped crf for av1", `{"codec":"av1","rate_control":"capped_crf"}`, Options{}, "h264 and hevc"},
 		{"trailing", `{} {}`, Options{}, "trailing"},
 		{"not json", `720p`, Options{}, "options"},
 	}

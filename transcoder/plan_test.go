@@ -100,3 +100,57 @@ func TestChooseCuts(t *testing.T) {
 		t.Error("a 20 s chunk passed the MaxChunkSeconds check")
 	}
 }
+
+// TestPlanCapsAtTheSourceRate: no rung spends more bits than the source
+// has, counted in the output codec's terms, and a rung the cap brings to
+// the rate of the one above is dropped.
+func TestPlanCapsAtTheSourceRate(t *testing.T) {
+	hd := func(codec string, rate int64) *Probe {
+		return &Probe{Duration: 10, Video: &VideoStream{Codec: codec, Width: 1920, Height: 1080, BitRate: rate}}
+	}
+	type rung struct {
+		name string
+		rate int64
+	}
+	cases := []struct {
+		name string
+		p    *Probe
+		o    Options
+		want []rung
+	}{
+		{"rich source: the default ladder", hd("h264", 20_000_000), Options{},
+			[]rung{{"1080p", 5_000_000}, {"720p", 3_000_000}, {"480p", 1_500_000}, {"360p", 800_000}, {"240p", 400_000}, {"144p", 200_000}}},
+		{"1.2 Mb/s 1080p: capped, repeats dropped", hd("h264", 1_200_000), Options{},
+			[]rung{{"1080p", 1_200_000}, {"360p", 800_000}, {"240p", 400_000}, {"144p", 200_000}}},
+		{"hevc source counts for more h264 bits", hd("hevc", 1_200_000), Options{},
+			[]rung{{"1080p", 2_000_000}, {"480p", 1_500_000}, {"360p", 800_000}, {"240p", 400_000}, {"144p", 200_000}}},
+		{"hevc output of an h264 source", hd("h264", 1_000_000), Options{Codec: "hevc"},
+			[]rung{{"1080p", 600_000}, {"360p", 480_000}, {"240p", 240_000}, {"144p", 120_000}}},
+		{"a still picture: one rung at the floor", hd("h264", 30_000), Options{},
+			[]rung{{"1080p", 100_000}}},
+		{"named rungs are capped, none dropped", hd("h264", 1_200_000), Options{Renditions: []string{"1080p", "720p", "144p"}},
+			[]rung{{"1080p", 1_200_000}, {"720p", 1_200_000}, {"144p", 200_000}}},
+		{"a named rate is kept as asked", hd("h264", 1_200_000), Options{Renditions: []string{"720p@3M"}},
+			[]rung{{"720p", 3_000_000}}},
+		{"no stream rate: the container's less the audio", &Probe{Duration: 10, BitRate: 1_328_000,
+			Video: &VideoStream{Codec: "vp9", Width: 1280, Height: 720}, Audio: &AudioStream{Codec: "opus"}},
+			Options{}, []rung{{"720p", 1_846_000}, {"480p", 1_500_000}, {"360p", 800_000}, {"240p", 400_000}, {"144p", 200_000}}},
+		{"nothing known: no cap", &Probe{Video: &VideoStream{Codec: "h264", Width: 640, Height: 360}}, Options{},
+			[]rung{{"360p", 800_000}, {"240p", 400_000}, {"144p", 200_000}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rs, err := Plan(c.p, c.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []rung
+			for _, r := range rs {
+				got = append(got, rung{r.Name, r.Bitrate})
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("got %v\nwant %v", got, c.want)
+			}
+		})
+	}
+}

@@ -24,6 +24,10 @@ type Quality struct {
 	Frames         int     `json:"frames"`
 	SampledFrames  int     `json:"sampled_frames"`
 	SampledSeconds float64 `json:"sampled_seconds"`
+	// Bitrate is the rendition's average video rate as encoded (its video
+	// samples' bytes over its frames' time): against the rung's rate it shows
+	// what capped CRF saved on easy content, or that ABR met its target.
+	Bitrate int64 `json:"bitrate,omitempty"`
 }
 
 // Sampling of MeasureQuality: QualityWindows windows of QualityWindowSeconds
@@ -129,11 +133,14 @@ func (t *Transcoder) MeasureQuality(ctx context.Context, windows []QualityWindow
 	n := len(rs)
 	out := make([]Quality, n)
 	for i := range rs {
-		f, err := mp4VideoFrames(mp4s[i])
+		f, size, err := mp4VideoSamples(mp4s[i])
 		if err != nil {
 			return nil, fmt.Errorf("quality %s: %w", rs[i].Name, err)
 		}
 		out[i].Frames = f
+		if f > 0 {
+			out[i].Bitrate = int64(math.Round(float64(size) * 8 * fps / float64(f)))
+		}
 	}
 	ssimSum := make([]float64, n)
 	mseSum := make([]float64, n)

@@ -50,7 +50,18 @@ type Options struct {
 	// chunk of a job must use the same one (it shapes the stream headers),
 	// so it is fixed at submit.
 	Preset string `json:"preset,omitempty"`
+	// RateControl is how each rung spends its rate: RateABR (the default)
+	// aims at it; RateCappedCRF encodes at a constant quality with the rate
+	// as a ceiling, so easy content takes fewer bytes. Fixed at submit, like
+	// Preset.
+	RateControl string `json:"rate_control,omitempty"`
 }
+
+// Rate control modes (Options.RateControl; "" is RateABR).
+const (
+	RateABR       = "abr"
+	RateCappedCRF = "capped_crf"
+)
 
 // Rendition is one rung of the output ladder.
 type Rendition struct {
@@ -89,6 +100,7 @@ type EncodeSettings struct {
 	Rotation       int     // from Probe.Video.Rotation
 	SegmentSeconds float64 // keyframe grid
 	Preset         string  // x264 preset name (mapped for other codecs); "" = "veryfast"
+	RateControl    string  // RateABR ("") or RateCappedCRF
 }
 
 // Progress is called with the fraction (0..1) of a long ffmpeg run done.

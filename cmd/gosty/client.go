@@ -72,6 +72,7 @@ type submitFlags struct {
 	renditions   string
 	codec        string
 	preset       string
+	rateControl  string
 	chunkSeconds float64
 	priority     string
 	ttl          string
@@ -96,6 +97,7 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		fs.StringVar(&sf.renditions, "renditions", "", "comma-separated ladder, e.g. 720p,480p or 720p@2500k (default: the codec's ladder)")
 		fs.StringVar(&sf.codec, "codec", "", "video codec: h264 (default), hevc or av1")
 		fs.StringVar(&sf.preset, "preset", "", "encoder speed/quality preset (default: the node's)")
+		fs.StringVar(&sf.rateControl, "rate-control", "", "abr (default: each rung aims at its rate) or capped_crf (constant quality, the rate a ceiling)")
 		fs.Float64Var(&sf.chunkSeconds, "chunk-seconds", 0, "target chunk duration (default: the node's)")
 		fs.StringVar(&sf.priority, "priority", "", "high, normal or low (default normal)")
 		fs.StringVar(&sf.ttl, "ttl", "", "keep the media this long after the job finishes, e.g. 72h (0: forever; default: the node's --retention)")
@@ -186,6 +188,9 @@ func (sf submitFlags) jobOptions() (string, error) {
 	}
 	if sf.preset != "" {
 		opts["preset"] = sf.preset
+	}
+	if sf.rateControl != "" {
+		opts["rate_control"] = sf.rateControl
 	}
 	if sf.chunkSeconds != 0 {
 		opts["chunk_seconds"] = sf.chunkSeconds
