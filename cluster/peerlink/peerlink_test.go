@@ -430,4 +430,3 @@ func TestDeriveKey(t *testing.T) {
 		t.Fatal("no cluster key, a key")
 	}
 }
-
