@@ -82,8 +82,19 @@ type Config struct {
 	// UploadTTL is how long an unfinished resumable (tus) upload is kept
 	// after its last byte before it is deleted.
 	UploadTTL time.Duration
-	// ClusterKeyFile holds the secret peers present on the internal API.
+	// ClusterKeyFile holds the cluster's secret. It never crosses the wire:
+	// peers prove they hold it by a MAC bound to each TLS session (package
+	// cluster/peerlink), and the keys of every purpose (raft, internal,
+	// playback, webhook) are derived from it with HKDF.
 	ClusterKeyFile string
+	// TLSCertFile, TLSKeyFile and TLSCAFile (all three or none) are
+	// operator certificates for raft and the internal API (cert-manager's
+	// tls.crt, tls.key, ca.crt): peers then present them and verify each
+	// other's chain against the CA. Without them peer TLS uses ephemeral
+	// self-signed certificates and the cluster key authenticates.
+	TLSCertFile string
+	TLSKeyFile  string
+	TLSCAFile   string
 	// GossipKeyFile holds a 16, 24 or 32 byte key (raw or base64) that
 	// encrypts gossip.
 	GossipKeyFile string
@@ -289,6 +300,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Sprintf("%s, so peer traffic must be authenticated: give %s (without %s anyone who reaches the gossip, raft and internal ports can join the cluster, append to the job log and read every blob), or --insecure to run without %[3]s",
 			c.exposure(), strings.Join(missing, " and "), them))
 	}
+	if set := btoi(c.TLSCertFile != "") + btoi(c.TLSKeyFile != "") + btoi(c.TLSCAFile != ""); set != 0 && set != 3 {
+		errs = append(errs, "--tls-cert, --tls-key and --tls-ca go together: give all three or none")
+	}
 	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
 		errs = append(errs, fmt.Sprintf("advertise addr %q is not an IP address", c.AdvertiseAddr))
 	}
@@ -390,6 +404,13 @@ func (c *Config) BindIP() string {
 func (c *Config) Exposed() bool {
 	ip := net.ParseIP(c.BindIP())
 	return len(c.Join) > 0 || ip == nil || !ip.IsLoopback()
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // exposure says why the peer ports are exposed, for messages.

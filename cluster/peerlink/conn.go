@@ -23,6 +23,11 @@ const (
 	DefaultHandshakeTimeout = 5 * time.Second
 )
 
+// ErrRefused is wrapped by the dialer's errors when TLS succeeded but the
+// exchange did not: the peer has another cluster key (or none), or refused
+// this node's proof. Retrying the same peer does not help.
+var ErrRefused = errors.New("refused by the peer link")
+
 // Config configures one Link: one purpose (port) of one node.
 type Config struct {
 	Purpose Purpose
@@ -210,10 +215,10 @@ func (l *Link) exchange(tc *tls.Conn, dialer bool) error {
 			return fmt.Errorf("sending the proof: %w", err)
 		}
 		if _, err := io.ReadFull(tc, got); err != nil {
-			return fmt.Errorf("no proof from the peer (another cluster key?): %w", err)
+			return fmt.Errorf("%w: no proof from the peer (another cluster key?): %w", ErrRefused, err)
 		}
 		if !hmac.Equal(got, l.mac(macAcceptor, ekm)) {
-			return errors.New("the peer has another cluster key")
+			return fmt.Errorf("%w: the peer has another cluster key", ErrRefused)
 		}
 		return nil
 	}

@@ -1,6 +1,7 @@
 package peerlink
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -100,13 +101,20 @@ func (s *listener) admit(c net.Conn, ip string) {
 		return
 	}
 	select {
-	case s.conns <- tc:
+	case s.conns <- &Conn{tc}:
 	case <-s.done:
 		tc.Close()
 	}
 }
 
-// Accept returns the next authenticated connection (a *tls.Conn).
+// Conn is an accepted connection that passed the handshake. It is not a
+// *tls.Conn on purpose: net/http's server drops a TLS connection whose
+// ALPN protocol it has no handler for, and gosty's protocol names are not
+// HTTP's; wrapped, the server reads HTTP/1.1 from it as from any
+// connection. ConnectionState is still there.
+type Conn struct{ *tls.Conn }
+
+// Accept returns the next authenticated connection (a *Conn).
 func (s *listener) Accept() (net.Conn, error) {
 	select {
 	case c := <-s.conns:
