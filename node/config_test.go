@@ -101,4 +101,19 @@ func TestSafeDefaults(t *testing.T) {
 	if c := base(func(c *Config) { c.BindAddr = "nonsense" }); c.Validate() == nil || !strings.Contains(c.Validate().Error(), "not an IP") {
 		t.Errorf("bind addr nonsense: %v", c.Validate())
 	}
+	// Operator certificates: all three files or none.
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.TLSCertFile = "/t/tls.crt" },
+		func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "/t/tls.crt", "/t/tls.key" },
+		func(c *Config) { c.TLSCAFile = "/t/ca.crt" },
+	} {
+		c := base(mod)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--tls-cert, --tls-key and --tls-ca go together") {
+			t.Errorf("a partial --tls-* set: %v", err)
+		}
+	}
+	c := base(func(c *Config) { c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile = "/t/tls.crt", "/t/tls.key", "/t/ca.crt" })
+	if err := c.Validate(); err != nil {
+		t.Errorf("all three --tls-* refused: %v", err)
+	}
 }
