@@ -43,7 +43,9 @@ func newPeerLinks(cfg Config, clusterKey string, logger *slog.Logger) (peerLinks
 	if pl.raft, err = mk(peerlink.Raft, peerlink.RaftLimits); err != nil {
 		return peerLinks{}, err
 	}
-	if pl.internal, err = mk(peerlink.Internal, peerlink.Limits{}); err != nil {
+	// The internal port sees bursts of parallel requests from one peer
+	// (pushes, pulls, relayed uploads): a generous per-IP bound, no rate.
+	if pl.internal, err = mk(peerlink.Internal, peerlink.Limits{Pending: 512, PerIP: 64}); err != nil {
 		return peerLinks{}, err
 	}
 	logger.Info("peer traffic is TLS 1.3", "certificates", map[bool]string{true: "operator (verified against --tls-ca)", false: "ephemeral"}[id.Verified()],
