@@ -428,7 +428,9 @@ func (c *Config) missingKeys() []string {
 		return nil
 	}
 	var out []string
-	if c.ClusterKeyFile == "" {
+	// Operator certificates authenticate peers without a cluster key
+	// (--tls-cert/--tls-key/--tls-ca: all three, checked in Validate).
+	if c.ClusterKeyFile == "" && c.TLSCertFile == "" {
 		out = append(out, "--cluster-key-file")
 	}
 	if c.GossipKeyFile == "" {

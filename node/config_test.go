@@ -58,6 +58,11 @@ func TestSafeDefaults(t *testing.T) {
 		{"join on loopback without keys", func(c *Config) { join(c); c.BindAddr = "127.0.0.3" }, "127.0.0.3", true,
 			[]string{"--cluster-key-file and --gossip-key-file"}, 2},
 		{"join with keys", func(c *Config) { join(c); keys(c) }, "0.0.0.0", true, nil, 0},
+		{"join with certificates and a gossip key", func(c *Config) {
+			join(c)
+			c.GossipKeyFile = "/k/gossip"
+			c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile = "/t/tls.crt", "/t/tls.key", "/t/ca.crt"
+		}, "0.0.0.0", true, nil, 0},
 		{"join, insecure", func(c *Config) { join(c); c.Insecure = true }, "0.0.0.0", true, nil, 2},
 		{"join with keys, insecure", func(c *Config) { join(c); keys(c); c.Insecure = true }, "0.0.0.0", true, nil, 0},
 		{"lone, insecure", func(c *Config) { c.Insecure = true }, "127.0.0.1", false, nil, 0},
@@ -85,7 +90,7 @@ func TestSafeDefaults(t *testing.T) {
 					}
 				}
 			}
-			if got := insecurity(c, c.ClusterKeyFile != "", c.GossipKeyFile != ""); len(got) != tc.insecure {
+			if got := insecurity(c, c.ClusterKeyFile != "" || c.TLSCertFile != "", c.GossipKeyFile != ""); len(got) != tc.insecure {
 				t.Errorf("insecurity %q, want %d entries", got, tc.insecure)
 			}
 		})

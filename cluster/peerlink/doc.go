@@ -40,7 +40,10 @@
 // VerifyConnection, with InsecureSkipVerify turning off only Go's own
 // name-bound check): a certificate of the CA is what makes a peer, as in
 // mutual TLS between the pods of one StatefulSet. With a cluster key as
-// well, the exchange runs too (defence in depth).
+// well, the exchange runs too (defence in depth). Without a key, note that
+// in TLS 1.3 the dialer's handshake completes before the acceptor has
+// checked the dialer's certificate: a refused dialer learns it from the
+// first read, which fails; the acceptor never hands such a connection on.
 //
 // # Without a key
 //
