@@ -5,14 +5,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -315,5 +323,79 @@ func TestPeerTrafficEncrypted(t *testing.T) {
 			}
 		}
 		return true
+	})
+}
+
+// writeTestCerts writes a CA and one certificate it issued (as
+// cert-manager's Secret holds them: tls.crt, tls.key, ca.crt) under dir.
+func writeTestCerts(t *testing.T, dir string) (certFile, keyFile, caFile string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gosty test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "gosty"},
+		DNSNames: []string{"*.gosty.default.svc.cluster.local"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, caFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.crt")
+	for f, b := range map[string][]byte{
+		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
+		caFile:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+	} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile, caFile
+}
+
+// TestPeerCertificates runs three nodes with operator certificates
+// (--tls-cert/--tls-key/--tls-ca, one certificate for all, its names not
+// the IPs peers dial): they form a cluster, and a client with the cluster
+// key but without a certificate of the CA is refused.
+func TestPeerCertificates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs node processes")
+	}
+	certFile, keyFile, caFile := writeTestCerts(t, t.TempDir())
+	c, _ := newCluster(t, clusterOpts{subnet: 111, first: 21, size: 3, fast: true},
+		"--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", caFile)
+	for i := range 3 {
+		if err := c.Start(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agree(t, c, []int{0, 1, 2}, 3, 3)
+	internal := "https://" + net.JoinHostPort(c.ip(0), "7948") + "/internal/v1/raft/status"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", internal, nil)
+	if resp, err := peerHTTPClient(t, testClusterKey).Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the cluster key without a certificate of the CA answered %d", resp.StatusCode)
+	}
+	nodetest.WaitFor(t, 10*time.Second, "the refusal in /metrics", func() bool {
+		return strings.Contains(metricsText(t, c.HTTP(0)), `gosty_peer_handshakes_rejected_total{port="internal",reason="tls"}`)
 	})
 }
