@@ -159,7 +159,7 @@ const (
 	ReasonLimit   = "limit"   // too many handshakes in progress, or too fast, from one IP or all
 )
 
-// server runs the acceptor's side on an accepted connection. The error is
+// serverSide runs the acceptor's side on an accepted connection. The error is
 // a *rejection.
 func (l *Link) serverSide(raw net.Conn) (*tls.Conn, error) {
 	_ = raw.SetDeadline(time.Now().Add(l.timeout))
