@@ -430,3 +430,32 @@ func TestDeriveKey(t *testing.T) {
 		t.Fatal("no cluster key, a key")
 	}
 }
+
+// TestSilentClientBlocksNobody: a connection that never speaks holds its
+// own handshake slot only; a good dialer gets in meanwhile, and the silent
+// one is cut at the handshake timeout.
+func TestSilentClientBlocksNobody(t *testing.T) {
+	srv := newLink(t, Internal, "secret", func(c *Config) { c.HandshakeTimeout = 3 * time.Second })
+	addr, accepted := serve(t, srv)
+	silent, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	start := time.Now()
+	c, err := newLink(t, Internal, "secret", nil).Dialer(nil)(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatalf("a good dialer behind a silent one: %v", err)
+	}
+	c.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the good dialer waited %v behind the silent one", d)
+	}
+	if b := cut(t, silent); len(b) != 0 {
+		t.Fatalf("the silent client got %q", b)
+	}
+	waitFor(t, "the timeout rejection", func() bool { return rejected(t, srv, ReasonTimeout) == 1 })
+	if accepted.Load() != 1 {
+		t.Fatalf("accepted %d", accepted.Load())
+	}
+}
