@@ -95,6 +95,12 @@ type Config struct {
 	TLSCertFile string
 	TLSKeyFile  string
 	TLSCAFile   string
+	// RaftKeyFile and InternalKeyFile, when set, hold the raft and internal
+	// ports' keys (at least 16 bytes each) instead of the ones derived from
+	// the cluster key: to rotate or scope one without the others. With
+	// both, a node authenticates peers without a cluster key.
+	RaftKeyFile     string
+	InternalKeyFile string
 	// GossipKeyFile holds a 16, 24 or 32 byte key (raw or base64) that
 	// encrypts gossip.
 	GossipKeyFile string
@@ -428,9 +434,10 @@ func (c *Config) missingKeys() []string {
 		return nil
 	}
 	var out []string
-	// Operator certificates authenticate peers without a cluster key
-	// (--tls-cert/--tls-key/--tls-ca: all three, checked in Validate).
-	if c.ClusterKeyFile == "" && c.TLSCertFile == "" {
+	// Operator certificates (--tls-cert/--tls-key/--tls-ca: all three,
+	// checked in Validate), or both port keys as files, authenticate peers
+	// without a cluster key.
+	if c.ClusterKeyFile == "" && c.TLSCertFile == "" && (c.RaftKeyFile == "" || c.InternalKeyFile == "") {
 		out = append(out, "--cluster-key-file")
 	}
 	if c.GossipKeyFile == "" {

@@ -58,6 +58,14 @@ func TestSafeDefaults(t *testing.T) {
 		{"join on loopback without keys", func(c *Config) { join(c); c.BindAddr = "127.0.0.3" }, "127.0.0.3", true,
 			[]string{"--cluster-key-file and --gossip-key-file"}, 2},
 		{"join with keys", func(c *Config) { join(c); keys(c) }, "0.0.0.0", true, nil, 0},
+		{"join with both port key files and a gossip key", func(c *Config) {
+			join(c)
+			c.GossipKeyFile, c.RaftKeyFile, c.InternalKeyFile = "/k/gossip", "/k/raft", "/k/internal"
+		}, "0.0.0.0", true, nil, 0},
+		{"join with the raft key file only", func(c *Config) {
+			join(c)
+			c.GossipKeyFile, c.RaftKeyFile = "/k/gossip", "/k/raft"
+		}, "0.0.0.0", true, []string{"--cluster-key-file"}, 1},
 		{"join with certificates and a gossip key", func(c *Config) {
 			join(c)
 			c.GossipKeyFile = "/k/gossip"
@@ -90,7 +98,8 @@ func TestSafeDefaults(t *testing.T) {
 					}
 				}
 			}
-			if got := insecurity(c, c.ClusterKeyFile != "" || c.TLSCertFile != "", c.GossipKeyFile != ""); len(got) != tc.insecure {
+			peersAuth := c.ClusterKeyFile != "" || c.TLSCertFile != "" || c.RaftKeyFile != "" && c.InternalKeyFile != ""
+			if got := insecurity(c, peersAuth, c.GossipKeyFile != ""); len(got) != tc.insecure {
 				t.Errorf("insecurity %q, want %d entries", got, tc.insecure)
 			}
 		})

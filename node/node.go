@@ -156,7 +156,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.insecure = insecurity(cfg, links.raft.Authenticated(), gossipKey != nil)
+	n.insecure = insecurity(cfg, links.raft.Authenticated() && links.internal.Authenticated(), gossipKey != nil)
 	if len(n.insecure) > 0 {
 		// --insecure (Validate refuses an exposed node without keys
 		// otherwise): said at ERROR level, and in GET /api/v1/cluster.

@@ -32,8 +32,13 @@ func newPeerLinks(cfg Config, clusterKey string, logger *slog.Logger) (peerLinks
 		return peerLinks{}, err
 	}
 	pl := peerLinks{rejected: peerlink.RejectedCounter()}
+	keyFiles := map[peerlink.Purpose]string{peerlink.Raft: cfg.RaftKeyFile, peerlink.Internal: cfg.InternalKeyFile}
 	mk := func(p peerlink.Purpose, lim peerlink.Limits) (*peerlink.Link, error) {
-		l, err := peerlink.New(peerlink.Config{Purpose: p, Identity: id, Key: peerlink.DeriveKey(clusterKey, p),
+		key, err := portKey(keyFiles[p], clusterKey, p)
+		if err != nil {
+			return nil, err
+		}
+		l, err := peerlink.New(peerlink.Config{Purpose: p, Identity: id, Key: key,
 			Limits: lim, Rejected: pl.rejected, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("%s peer link: %w", p, err)
@@ -49,6 +54,22 @@ func newPeerLinks(cfg Config, clusterKey string, logger *slog.Logger) (peerLinks
 		return peerLinks{}, err
 	}
 	logger.Info("peer traffic is TLS 1.3", "certificates", map[bool]string{true: "operator (verified against --tls-ca)", false: "ephemeral"}[id.Verified()],
-		"authenticated_by_cluster_key", clusterKey != "")
+		"key_exchange", pl.raft.Keyed() && pl.internal.Keyed())
 	return pl, nil
+}
+
+// portKey is a port's key: the file's contents (at least 16 bytes), or the
+// cluster key's HKDF key of the purpose; nil without either.
+func portKey(file, clusterKey string, p peerlink.Purpose) ([]byte, error) {
+	if file == "" {
+		return peerlink.DeriveKey(clusterKey, p), nil
+	}
+	k, err := readSecret(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s key: %w", p, err)
+	}
+	if len(k) < 16 {
+		return nil, fmt.Errorf("%s: a %s key needs at least 16 bytes", file, p)
+	}
+	return []byte(k), nil
 }

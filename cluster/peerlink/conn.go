@@ -114,6 +114,9 @@ func New(cfg Config) (*Link, error) {
 // Purpose is the link's purpose.
 func (l *Link) Purpose() Purpose { return l.purpose }
 
+// Keyed reports whether the link runs the key exchange.
+func (l *Link) Keyed() bool { return l.key != nil }
+
 // Authenticated reports whether peers of this link are authenticated (by
 // the exchange, or by certificates).
 func (l *Link) Authenticated() bool { return l.key != nil || l.id.Verified() }

@@ -28,6 +28,8 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate for raft and internal TLS (with --tls-key and --tls-ca: peers verify each other's certificates against the CA; default: ephemeral self-signed, authenticated by the cluster key)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&cfg.TLSCAFile, "tls-ca", "", "PEM CA bundle peers' certificates must chain to")
+	fs.StringVar(&cfg.RaftKeyFile, "raft-key-file", "", "file with the raft port's key (at least 16 bytes; default: derived from the cluster key)")
+	fs.StringVar(&cfg.InternalKeyFile, "internal-key-file", "", "file with the internal port's key (at least 16 bytes; default: derived from the cluster key)")
 	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", "", "file with a 16/24/32-byte gossip encryption key (raw or base64)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "run a node that joins peers (or binds beyond loopback) without --cluster-key-file or --gossip-key-file: its peer traffic is then open to anyone who reaches it (logged at ERROR level)")
 	fs.BoolVar(&cfg.Fast, "fast", cfg.Fast, "quick failure detection (loopback clusters and tests)")
