@@ -11,7 +11,10 @@
 // from whom raft's heartbeats reach, reach.go), moving the cluster to a
 // newer log version (upgrade.go),
 // the leader's scheduler with its leases (scheduler.go, leases.go),
-// forwarding writes to the leader (forward.go), the content-addressed blob
+// forwarding writes to the leader (forward.go), the secure link every raft
+// and internal-API connection runs over (package peerlink: TLS 1.3 and the
+// cluster key's session-bound exchange; raftlink.go is raft's side of it),
+// the content-addressed blob
 // store (blobstore.go) and moving blobs between nodes (peer.go; stream.go
 // copies an upload to a peer while it still comes in, its hash sent last).
 //

@@ -20,14 +20,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gosty/gosty/cluster/peerlink"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The internal (peer-to-peer) HTTP API. Only nodes talk to it, on the
 // internal port of --bind-addr; it is served by httpapi.Internal and called
-// through Peers. Every request carries "Authorization: Bearer <cluster key>"
-// when a key is configured, and HeaderReason so that both ends count the
-// bytes they move under the same reason.
+// through Peers, over a peerlink (TLS 1.3, peers authenticated by the
+// cluster key's session-bound exchange or by certificates, before any
+// request is read: package peerlink), so requests carry no credentials.
+// Every request carries HeaderReason so that both ends count the bytes they
+// move under the same reason.
 const (
 	// InternalPrefix is the path prefix of every internal route.
 	InternalPrefix = "/internal/v1"
@@ -108,10 +111,13 @@ type RaftStatus struct {
 
 // PeerConfig configures the client of the internal API.
 type PeerConfig struct {
-	ClusterKey string
-	Blobs      *BlobStore
-	Registry   prometheus.Registerer // gosty_transfer_bytes_total; nil = not exported
-	Logger     *slog.Logger          // nil = slog.Default()
+	// Link carries every connection (https:// over the internal purpose's
+	// peerlink). A node always sets it; nil speaks plain HTTP, for tests
+	// of the HTTP layer against httptest servers. Ignored with Client.
+	Link     *peerlink.Link
+	Blobs    *BlobStore
+	Registry prometheus.Registerer // gosty_transfer_bytes_total; nil = not exported
+	Logger   *slog.Logger          // nil = slog.Default()
 	// Client is nil for a client with dial (5s) and response-header (30s)
 	// timeouts, no proxy and no overall timeout (bodies are large); relayed
 	// upload PATCHes then use a copy without the response-header timeout.
@@ -127,7 +133,7 @@ type PeerConfig struct {
 
 // Peers is the client side of the internal API.
 type Peers struct {
-	key      string
+	scheme   string // "https" over a peerlink, "http" without one (tests)
 	blobs    *BlobStore
 	log      *slog.Logger
 	client   *http.Client
@@ -160,7 +166,7 @@ func (c PeerConfig) localAddr() net.Addr {
 // NewPeers builds the client.
 func NewPeers(cfg PeerConfig) *Peers {
 	p := &Peers{
-		key:      cfg.ClusterKey,
+		scheme:   "http",
 		blobs:    cfg.Blobs,
 		log:      cfg.Logger,
 		client:   cfg.Client,
@@ -176,11 +182,18 @@ func NewPeers(cfg PeerConfig) *Peers {
 		t := &http.Transport{
 			Proxy:                 nil, // peer traffic never goes through HTTP_PROXY
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, LocalAddr: cfg.localAddr()}).DialContext,
+			ForceAttemptHTTP2:     false, // HTTP/1.1 over the link
 			ResponseHeaderTimeout: 30 * time.Second,
 			ExpectContinueTimeout: 2 * time.Second, // Push: a peer that has the blob answers before the body
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdleConnsPerHost:   16,
 			DisableCompression:    true,
+		}
+		if cfg.Link != nil {
+			// https:// requests go through DialTLSContext, which returns
+			// a connection that passed TLS and the exchange.
+			t.DialTLSContext = cfg.Link.Dialer(cfg.localAddr())
+			p.scheme = "https"
 		}
 		p.client = &http.Client{Transport: t}
 		// A relayed PATCH is answered after its last byte is stored and,
@@ -193,15 +206,12 @@ func NewPeers(cfg PeerConfig) *Peers {
 	return p
 }
 
-func peerURL(addr, path string) string { return "http://" + addr + InternalPrefix + path }
+func (p *Peers) url(addr, path string) string { return p.scheme + "://" + addr + InternalPrefix + path }
 
 func (p *Peers) newRequest(ctx context.Context, method, addr, path, reason string, body io.Reader) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, method, peerURL(addr, path), body)
+	req, err := http.NewRequestWithContext(ctx, method, p.url(addr, path), body)
 	if err != nil {
 		return nil, err
-	}
-	if p.key != "" {
-		req.Header.Set("Authorization", "Bearer "+p.key)
 	}
 	req.Header.Set(HeaderReason, TransferReason(reason))
 	return req, nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/gosty/gosty/cluster/peerlink"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
@@ -29,9 +30,10 @@ type RaftConfig struct {
 	// AddressProvider resolves a server ID to its current raft address
 	// (from gossip), so that peers whose IPs changed are still reached.
 	AddressProvider raft.ServerAddressProvider
-	// ClusterKey, when set, authenticates every raft connection (see
-	// raftauth.go); every node of a cluster needs the same key.
-	ClusterKey string
+	// Link, when set, carries every raft connection (TLS 1.3 and the
+	// cluster key's exchange: raftlink.go, package peerlink). A node always
+	// sets it; nil is plain TCP, for tests of raft alone.
+	Link *peerlink.Link
 	// Tuning, zero = raft defaults; tests shorten them.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
@@ -125,8 +127,8 @@ func OpenStore(cfg RaftConfig) (*Store, error) {
 		return nil, fmt.Errorf("open store: raft transport on %s: %w", cfg.BindAddr, err)
 	}
 	var layer raft.StreamLayer = stream
-	if cfg.ClusterKey != "" {
-		layer = newAuthStream(stream, cfg.ClusterKey, log.With("component", "raft-net"))
+	if cfg.Link != nil {
+		layer = newLinkStream(stream, cfg.Link)
 	}
 	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		ServerAddressProvider: cfg.AddressProvider,

@@ -35,7 +35,7 @@ func TestRelayUploadRequest(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	p := NewPeers(PeerConfig{ClusterKey: "k", Blobs: peerTestStore(t), Logger: slog.New(slog.DiscardHandler)})
+	p := NewPeers(PeerConfig{Blobs: peerTestStore(t), Logger: slog.New(slog.DiscardHandler)})
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	id := "gosty-0.0123456789abcdef0123456789abcdef"
 	hdr := http.Header{"Upload-Offset": {"0"}, "Authorization": {"Bearer client-token"}, "Tus-Resumable": {"1.0.0"}}
@@ -49,7 +49,7 @@ func TestRelayUploadRequest(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != "5" {
 		t.Fatalf("answer %d offset %q", resp.StatusCode, resp.Header.Get("Upload-Offset"))
 	}
-	if s.method != http.MethodPatch || s.path != InternalPrefix+"/uploads/"+id || s.auth != "Bearer k" ||
+	if s.method != http.MethodPatch || s.path != InternalPrefix+"/uploads/"+id || s.auth != "" ||
 		s.reason != ReasonUpload || string(s.body) != "hello" || s.offset != "0" || s.expect != "100-continue" {
 		t.Fatalf("the owner saw %+v", s)
 	}

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -65,12 +62,8 @@ type RelayedUploads interface {
 
 // InternalConfig is everything NewInternal needs.
 type InternalConfig struct {
-	// ClusterKey, when non-empty, is required on every request as
-	// "Authorization: Bearer <key>"; otherwise 401. Empty allows every
-	// request (development only; a warning is logged).
-	ClusterKey string
-	Blobs      PeerBlobs
-	Raft       PeerRaft
+	Blobs PeerBlobs
+	Raft  PeerRaft
 	// Uploads serves relayed upload requests; nil answers 404 there.
 	Uploads RelayedUploads
 	// Registry receives gosty_transfer_bytes_total and the HTTP request
@@ -98,8 +91,6 @@ type Internal struct {
 	blobs    PeerBlobs
 	raft     PeerRaft
 	uploads  RelayedUploads
-	key      [sha256.Size]byte
-	open     bool // no cluster key: dev mode
 	log      *slog.Logger
 	node     string
 	transfer *prometheus.CounterVec
@@ -127,17 +118,12 @@ func NewInternal(cfg InternalConfig) (*Internal, error) {
 		blobs:    cfg.Blobs,
 		raft:     cfg.Raft,
 		uploads:  cfg.Uploads,
-		key:      sha256.Sum256([]byte(cfg.ClusterKey)),
-		open:     cfg.ClusterKey == "",
 		log:      cfg.Logger,
 		node:     cfg.NodeName,
 		streamed: cfg.HoldStreamed,
 	}
 	if a.log == nil {
 		a.log = slog.Default()
-	}
-	if a.open {
-		a.log.Warn("internal API has no cluster key: any client that reaches it can read blobs and propose commands; set --cluster-key-file")
 	}
 	var err error
 	if a.transfer, err = transferBytes(cfg.Registry); err != nil {
@@ -169,9 +155,10 @@ func (a *Internal) routes() *gin.Engine {
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	_ = e.SetTrustedProxies(nil)
-	// Authentication comes before routing: without the key a caller learns
-	// nothing, not even which routes exist.
-	e.Use(a.observe, a.recovery, a.auth)
+	// Authentication is not here: it happened before the connection was
+	// handed to the HTTP server (the node serves this handler on a
+	// peerlink listener; package cluster/peerlink).
+	e.Use(a.observe, a.recovery)
 	e.NoRoute(func(c *gin.Context) {
 		writeErrorCode(c, http.StatusNotFound, "not_found", "no such route")
 	})
@@ -196,28 +183,13 @@ func (a *Internal) routes() *gin.Engine {
 	return e
 }
 
-func (a *Internal) auth(c *gin.Context) {
-	if a.open {
-		return
-	}
-	scheme, tok, ok := strings.Cut(c.GetHeader("Authorization"), " ")
-	if ok && strings.EqualFold(scheme, "Bearer") {
-		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		if subtle.ConstantTimeCompare(got[:], a.key[:]) == 1 {
-			return
-		}
-	}
-	c.Header("WWW-Authenticate", `Bearer realm="gosty-internal"`)
-	writeErrorCode(c, http.StatusUnauthorized, "unauthorized", "a valid cluster key is required (Authorization: Bearer <key>)")
-}
-
 // observe records the HTTP metrics (route templates under /internal/v1 keep
 // them apart from the public API's) and logs: blob transfers and failures
 // at info/warn, the frequent status and propose calls at debug.
 func (a *Internal) observe(c *gin.Context) {
 	observeRequest(c, a.metrics, a.log, "internal request", func(_ string, status int) slog.Level {
 		switch {
-		case status >= 500, status == http.StatusUnauthorized, status == http.StatusUnprocessableEntity:
+		case status >= 500, status == http.StatusUnprocessableEntity:
 			return slog.LevelWarn
 		case internalWrite(c.Request.Method, c.FullPath()):
 			return slog.LevelInfo

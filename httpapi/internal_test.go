@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerlink"
 )
 
 // fakePeerRaft records what the internal API hands it.
@@ -107,6 +109,8 @@ type peerNode struct {
 	reg   *prometheus.Registry
 	srv   *httptest.Server
 	addr  string // host:port
+	url   string // https://host:port
+	link  *peerlink.Link
 	peers *cluster.Peers
 
 	mu       sync.Mutex
@@ -121,7 +125,7 @@ func newPeerNode(t *testing.T, key string) *peerNode {
 	}
 	n := &peerNode{blobs: blobs, raft: &fakePeerRaft{}, reg: prometheus.NewRegistry()}
 	log := slog.New(slog.DiscardHandler)
-	api, err := NewInternal(InternalConfig{ClusterKey: key, Blobs: blobs, Raft: n.raft, Registry: n.reg, Logger: log, NodeName: "n",
+	api, err := NewInternal(InternalConfig{Blobs: blobs, Raft: n.raft, Registry: n.reg, Logger: log, NodeName: "n",
 		HoldStreamed: func(hash string) {
 			n.mu.Lock()
 			n.streamed = append(n.streamed, hash)
@@ -131,11 +135,36 @@ func newPeerNode(t *testing.T, key string) *peerNode {
 		t.Fatal(err)
 	}
 	n.api = api
-	n.srv = httptest.NewServer(api.Handler())
+	// Served as a node serves it: on a peerlink listener.
+	n.link = testPeerLink(t, key)
+	n.srv = httptest.NewUnstartedServer(api.Handler())
+	n.srv.Listener = n.link.Listen(n.srv.Listener)
+	n.srv.Start()
 	t.Cleanup(n.srv.Close)
-	n.addr = strings.TrimPrefix(n.srv.URL, "http://")
-	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: key, Blobs: blobs, Registry: n.reg, Logger: log})
+	n.addr = n.srv.Listener.Addr().String()
+	n.url = "https://" + n.addr
+	n.peers = cluster.NewPeers(cluster.PeerConfig{Link: n.link, Blobs: blobs, Registry: n.reg, Logger: log})
 	return n
+}
+
+// testPeerLink is an internal-purpose link with the cluster key key ("" =
+// none: TLS only).
+func testPeerLink(t *testing.T, key string) *peerlink.Link {
+	t.Helper()
+	l, err := peerlink.New(peerlink.Config{Purpose: peerlink.Internal, Key: peerlink.DeriveKey(key, peerlink.Internal),
+		Logger: slog.New(slog.DiscardHandler), Rejected: peerlink.RejectedCounter()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// linkClient is an HTTP client over a link of the cluster key key.
+func linkClient(t *testing.T, key string) *http.Client {
+	t.Helper()
+	tr := &http.Transport{DialTLSContext: testPeerLink(t, key).Dialer(nil)}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
 }
 
 func (n *peerNode) transfer(t *testing.T, direction, reason string) float64 {
@@ -180,15 +209,33 @@ func (n *peerNode) put(t *testing.T, data []byte) cluster.BlobRef {
 	return ref
 }
 
+// internalReq makes one request over a peerlink of the cluster key key.
 func internalReq(t *testing.T, method, url, key string, body io.Reader, hdr map[string]string) (*http.Response, []byte) {
 	t.Helper()
 	if hdr == nil {
 		hdr = map[string]string{}
 	}
-	if key != "" {
-		hdr["Authorization"] = "Bearer " + key
+	// Internal servers' httptest URLs say http://; they speak peerlink TLS.
+	if rest, ok := strings.CutPrefix(url, "http://"); ok {
+		url = "https://" + rest
 	}
-	return do(t, method, url, body, hdr)
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := linkClient(t, key).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
 }
 
 func TestInternalPullAndPush(t *testing.T) {
@@ -374,7 +421,7 @@ func TestInternalBlobGetRangesAndPaths(t *testing.T) {
 	n := newPeerNode(t, "k")
 	data, _ := randomBlob(t, 10_000)
 	ref := n.put(t, data)
-	base := n.srv.URL + cluster.InternalPrefix + "/blobs/"
+	base := n.url + cluster.InternalPrefix + "/blobs/"
 	_, missing := randomBlob(t, 1)
 
 	tests := []struct {
@@ -399,7 +446,7 @@ func TestInternalBlobGetRangesAndPaths(t *testing.T) {
 		{"encoded traversal", "GET", base + "..%2f..%2fetc%2fpasswd", nil, 404, nil},
 		{"encoded dot dot", "GET", base + "%2e%2e", nil, 400, nil},
 		{"trailing path", "GET", base + ref.Hash + "/../x", nil, 404, nil},
-		{"no route", "GET", n.srv.URL + "/internal/v1/nope", nil, 404, nil},
+		{"no route", "GET", n.url + "/internal/v1/nope", nil, 404, nil},
 		{"wrong method", "DELETE", base + ref.Hash, nil, 405, nil},
 	}
 	for _, tc := range tests {
@@ -421,89 +468,57 @@ func TestInternalBlobGetRangesAndPaths(t *testing.T) {
 // TestInternalAuth asks every internal route (the test walks the router:
 // a route added without a case here fails it) and some that do not exist
 // with and without the cluster key.
+// TestInternalAuth: the internal API's routes answer only over a peerlink
+// with the cluster key; a plain-HTTP request gets no HTTP answer, a peer
+// with another key no connection, and no request carries a credential.
 func TestInternalAuth(t *testing.T) {
 	n := newPeerNode(t, "s3cret")
 	ref := n.put(t, []byte("hello"))
 	blob := cluster.InternalPrefix + "/blobs/" + ref.Hash
 	upload := cluster.InternalPrefix + "/uploads/n1.0123456789abcdef0123456789abcdef"
-	routes := []struct{ method, path, body string }{
-		{"GET", blob, ""},
-		{"HEAD", blob, ""},
-		{"PUT", blob, "hello"},
-		{"POST", cluster.InternalPrefix + cluster.StreamPath, "hello"},
-		{"POST", cluster.InternalPrefix + "/propose", "{}"},
-		{"POST", cluster.InternalPrefix + "/raft/join", `{"id":"x","addr":"1.2.3.4:7947"}`},
-		{"GET", cluster.InternalPrefix + "/raft/status", ""},
-		{"POST", cluster.InternalPrefix + "/heartbeat", `{"node":"n2"}`},
-		{"POST", cluster.InternalPrefix + "/raft/remove", `{"id":"x"}`},
-		{"GET", cluster.InternalPrefix + "/progress/j1", ""},
-		{"HEAD", upload, ""},
-		{"PATCH", upload, "hello"},
-		{"DELETE", upload, ""},
-		{"GET", "/internal/v1/unknown", ""},
-		{"GET", "/api/v1/jobs", ""},
-		{"PATCH", "/api/v1/uploads/n1.0123456789abcdef0123456789abcdef", "hello"},
-	}
-	covered := map[string]bool{}
-	for _, r := range routes {
-		covered[r.method+" "+r.path] = true
-	}
-	for _, r := range n.api.engine.Routes() {
-		p := strings.NewReplacer(":hash", ref.Hash, ":job", "j1", ":id", "n1.0123456789abcdef0123456789abcdef").Replace(r.Path)
-		if !covered[r.Method+" "+p] {
-			t.Errorf("internal route %s %s: no auth case in this test", r.Method, r.Path)
-		}
-	}
-	auths := []struct {
-		name string
-		hdr  string
-		ok   bool
-	}{
-		{"missing", "", false},
-		{"wrong", "Bearer nope", false},
-		{"prefix", "Bearer s3cre", false},
-		{"basic", "Basic czNjcmV0", false},
-		{"right", "Bearer s3cret", true},
-		{"right, odd case", "bearer s3cret", true},
-	}
-	for _, r := range routes {
-		for _, a := range auths {
-			t.Run(r.method+" "+r.path+" "+a.name, func(t *testing.T) {
-				hdr := map[string]string{cluster.HeaderSize: "5"}
-				if a.hdr != "" {
-					hdr["Authorization"] = a.hdr
-				}
-				resp, body := do(t, r.method, n.srv.URL+r.path, strings.NewReader(r.body), hdr)
-				if a.ok == (resp.StatusCode == http.StatusUnauthorized) {
-					t.Fatalf("status %d: %s", resp.StatusCode, body)
-				}
-				if !a.ok && r.method != "HEAD" {
-					if code, _ := errCode(t, body); code != "unauthorized" {
-						t.Fatalf("code %q", code)
-					}
-				}
-			})
-		}
-	}
 
+	// The right key: every request is served, without an Authorization
+	// header.
+	resp, b := internalReq(t, "GET", n.url+blob, "s3cret", nil, nil)
+	if resp.StatusCode != http.StatusOK || string(b) != "hello" || resp.TLS == nil || resp.TLS.Version != tls.VersionTLS13 {
+		t.Fatalf("GET blob: %d %q tls %v", resp.StatusCode, b, resp.TLS)
+	}
 	// A node without resumable uploads has none to serve to peers.
-	resp, b := internalReq(t, "PATCH", n.srv.URL+upload, "s3cret", strings.NewReader("hello"), nil)
+	resp, b = internalReq(t, "PATCH", n.url+upload, "s3cret", strings.NewReader("hello"), nil)
 	if code, _ := errCode(t, b); resp.StatusCode != http.StatusNotFound || code != "not_found" {
 		t.Fatalf("relayed PATCH to a node without uploads: %d %s", resp.StatusCode, b)
 	}
 
-	// Peers with the wrong key are refused; with none configured, anyone.
-	wrong := cluster.NewPeers(cluster.PeerConfig{ClusterKey: "nope", Blobs: n.blobs, Logger: slog.New(slog.DiscardHandler)})
+	// Plain HTTP: no HTTP answer at all.
+	if resp, err := http.Get("http://" + n.addr + blob); err == nil {
+		resp.Body.Close()
+		t.Fatalf("plain HTTP answered %d", resp.StatusCode)
+	}
+	// Another key, no key: the connection is cut, no status comes back.
+	for _, key := range []string{"nope", ""} {
+		req, _ := http.NewRequest("GET", n.url+cluster.InternalPrefix+"/raft/status", nil)
+		if resp, err := linkClient(t, key).Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("key %q answered %d", key, resp.StatusCode)
+		}
+	}
+	wrong := cluster.NewPeers(cluster.PeerConfig{Link: testPeerLink(t, "nope"), Blobs: n.blobs, Logger: slog.New(slog.DiscardHandler)})
 	var pe *cluster.PeerError
-	if _, err := wrong.Status(context.Background(), n.addr); !errors.As(err, &pe) || pe.Status != 401 {
+	if _, err := wrong.Status(context.Background(), n.addr); err == nil || errors.As(err, &pe) {
 		t.Fatalf("wrong key: %v", err)
 	}
+	if _, err := n.peers.Status(context.Background(), n.addr); err != nil {
+		t.Fatalf("right key: %v", err)
+	}
+
+	// Without a key (--insecure), TLS only: anyone with TLS gets in, a
+	// keyed peer does not mix with it.
 	open := newPeerNode(t, "")
 	if _, err := open.peers.Status(context.Background(), open.addr); err != nil {
 		t.Fatalf("open API: %v", err)
 	}
-	if _, err := wrong.Status(context.Background(), open.addr); err != nil {
-		t.Fatalf("open API, any key: %v", err)
+	if _, err := wrong.Status(context.Background(), open.addr); err == nil {
+		t.Fatal("a keyed peer reached an open node")
 	}
 }
 
@@ -553,18 +568,18 @@ func TestInternalProposeErrorMapping(t *testing.T) {
 			if tc.want == nil && strings.Contains(err.Error(), "fire") {
 				t.Fatalf("internal error leaked: %v", err)
 			}
-			resp, body := internalReq(t, "POST", n.srv.URL+cluster.InternalPrefix+"/propose", "k", bytes.NewReader(cmd), nil)
+			resp, body := internalReq(t, "POST", n.url+cluster.InternalPrefix+"/propose", "k", bytes.NewReader(cmd), nil)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
 		})
 	}
 	// Limits.
-	resp, body := internalReq(t, "POST", n.srv.URL+cluster.InternalPrefix+"/propose", "k", bytes.NewReader(make([]byte, 8<<20+1)), nil)
+	resp, body := internalReq(t, "POST", n.url+cluster.InternalPrefix+"/propose", "k", bytes.NewReader(make([]byte, 8<<20+1)), nil)
 	if code, _ := errCode(t, body); resp.StatusCode != 413 || code != "too_large" {
 		t.Fatalf("big command: %d %s", resp.StatusCode, code)
 	}
-	resp, body = internalReq(t, "POST", n.srv.URL+cluster.InternalPrefix+"/propose", "k", nil, nil)
+	resp, body = internalReq(t, "POST", n.url+cluster.InternalPrefix+"/propose", "k", nil, nil)
 	if code, _ := errCode(t, body); resp.StatusCode != 400 || code != "invalid" {
 		t.Fatalf("empty command: %d %s", resp.StatusCode, code)
 	}
@@ -591,7 +606,7 @@ func TestInternalJoinAndStatus(t *testing.T) {
 	}
 	n.raft.setErr(nil)
 
-	url := n.srv.URL + cluster.InternalPrefix + "/raft/join"
+	url := n.url + cluster.InternalPrefix + "/raft/join"
 	for _, body := range []string{
 		`{"id":"a","addr":"1.2.3.4:1","extra":1}`,
 		`{"id":"a","addr":"1.2.3.4:1"} {}`,
@@ -610,7 +625,7 @@ func TestInternalJoinAndStatus(t *testing.T) {
 		t.Fatalf("bad requests reached raft: %d", len(n.raft.joins))
 	}
 	var got cluster.RaftStatus
-	_, b := internalReq(t, "GET", n.srv.URL+cluster.InternalPrefix+"/raft/status", "k", nil, nil)
+	_, b := internalReq(t, "GET", n.url+cluster.InternalPrefix+"/raft/status", "k", nil, nil)
 	if err := json.Unmarshal(b, &got); err != nil || got.LeaderAddr != "10.0.0.1:7947" || !strings.Contains(string(b), `"has_state":true`) {
 		t.Fatalf("status JSON %s", b)
 	}
@@ -623,7 +638,7 @@ func TestInternalSharesRegistryWithPublicAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cluster.NewPeers(cluster.PeerConfig{Blobs: blobs, Registry: reg})
-	cfg := InternalConfig{ClusterKey: "k", Blobs: blobs, Raft: &fakePeerRaft{}, Registry: reg, Logger: slog.New(slog.DiscardHandler)}
+	cfg := InternalConfig{Blobs: blobs, Raft: &fakePeerRaft{}, Registry: reg, Logger: slog.New(slog.DiscardHandler)}
 	if _, err := NewInternal(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -659,7 +674,7 @@ func TestInternalHeartbeat(t *testing.T) {
 	if err := n.peers.Heartbeat(ctx, n.addr, hb); !errors.Is(err, cluster.ErrNotLeader) {
 		t.Fatalf("heartbeat to a follower: %v", err)
 	}
-	resp, b := internalReq(t, "POST", n.srv.URL+cluster.InternalPrefix+"/heartbeat", "k", strings.NewReader(`{"node":"x","bogus":1}`), nil)
+	resp, b := internalReq(t, "POST", n.url+cluster.InternalPrefix+"/heartbeat", "k", strings.NewReader(`{"node":"x","bogus":1}`), nil)
 	if resp.StatusCode != 400 {
 		t.Fatalf("unknown field: %d %s", resp.StatusCode, b)
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gosty/gosty/cluster/peerlink"
 )
 
 // Signed playback. With a playback key, a job's files are served only to
@@ -27,18 +29,14 @@ import (
 // when Config.PlaybackTTL is 0.
 const DefaultPlaybackTTL = 6 * time.Hour
 
-// playbackKeyLabel is the fixed label the default playback key is derived
-// with from the cluster key.
-const playbackKeyLabel = "gosty playback signing v1"
-
 // DerivePlaybackKey is the playback key a node uses when none is
-// configured: HMAC-SHA256(cluster key, fixed label). Every node with the
-// same cluster key derives the same playback key, and the playback key
-// does not reveal the cluster key.
+// configured: the cluster key's HKDF key of the playback purpose
+// (peerlink.DeriveKey). Every node with the same cluster key derives the
+// same playback key, and it reveals neither the cluster key nor the keys of
+// other purposes. (Before the peer link release it was an HMAC of a label:
+// signed URLs made by older nodes do not verify on newer ones.)
 func DerivePlaybackKey(clusterKey string) []byte {
-	m := hmac.New(sha256.New, []byte(clusterKey))
-	m.Write([]byte(playbackKeyLabel))
-	return m.Sum(nil)
+	return peerlink.DeriveKey(clusterKey, peerlink.Playback)
 }
 
 // SignPlayback returns the hex signature of a job's files valid until exp

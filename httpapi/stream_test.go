@@ -127,9 +127,11 @@ func TestInternalStream(t *testing.T) {
 func TestStreamGivesUpOnAStalledPeer(t *testing.T) {
 	src := newPeerNode(t, "k")
 	release := make(chan struct{})
-	stalled := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	stalled := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-release // reads nothing, answers nothing
 	}))
+	stalled.Listener = testPeerLink(t, "k").Listen(stalled.Listener)
+	stalled.Start()
 	t.Cleanup(func() { close(release); stalled.Close() })
 	addr := strings.TrimPrefix(stalled.URL, "http://")
 	data, ref := randomBlob(t, 64<<20)

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerlink"
 )
 
 // Resume anywhere. An upload lives on the node that took it, and its ID
@@ -123,12 +124,6 @@ func (a *API) relayUpload(c *gin.Context, id, owner string) {
 		return
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized {
-		// The client's token passed here: the owner refused this node.
-		log.Error("the node that holds an upload refused the relay (is the cluster key the same on every node?)")
-		writeErrorCode(c, http.StatusBadGateway, "bad_gateway", "the node that holds this upload ("+owner+") refused this node")
-		return
-	}
 	h := c.Writer.Header()
 	for _, k := range relayResponseHeaders {
 		if v := resp.Header.Values(k); len(v) > 0 {
@@ -167,6 +162,10 @@ func (a *API) relayFailed(c *gin.Context, log *slog.Logger, id, owner string, bo
 	case errors.Is(err, ErrOwnerUnknown):
 		log.Info("upload of an unknown node", "err", err)
 		uploadMissing(c, http.StatusNotFound, "upload "+id+" names node "+owner+", which is not in this cluster")
+	case errors.Is(err, peerlink.ErrRefused):
+		// The client's token passed here: the owner refused this node.
+		log.Error("the node that holds an upload refused the relay (is the cluster key the same on every node?)", "err", err)
+		writeErrorCode(c, http.StatusBadGateway, "bad_gateway", "the node that holds this upload ("+owner+") refused this node")
 	case errors.Is(err, ErrOwnerGone):
 		log.Info("upload of a node that is gone", "err", err)
 		uploadMissing(c, http.StatusGone, "upload "+id+" was held by node "+owner+", which has been gone too long; start a new upload")

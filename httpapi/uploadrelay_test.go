@@ -86,7 +86,7 @@ func newTestRelay(t *testing.T, key string) *testRelay {
 		t.Fatal(err)
 	}
 	return &testRelay{addrs: map[string]string{}, gone: map[string]bool{},
-		peers: cluster.NewPeers(cluster.PeerConfig{ClusterKey: key, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})}
+		peers: cluster.NewPeers(cluster.PeerConfig{Link: testPeerLink(t, key), Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})}
 }
 
 // newTusNodes starts one node per name, every one relaying through relay
@@ -111,12 +111,15 @@ func newTusNodes(t *testing.T, relay UploadRelay, mod func(name string, c *Confi
 		if err != nil {
 			t.Fatal(err)
 		}
-		in, err := NewInternal(InternalConfig{ClusterKey: "k", Blobs: blobs, Raft: &fakePeerRaft{}, Uploads: e.api,
+		in, err := NewInternal(InternalConfig{Blobs: blobs, Raft: &fakePeerRaft{}, Uploads: e.api,
 			Registry: e.reg, Logger: slog.New(slog.DiscardHandler), NodeName: name})
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := &tusNode{env: e, name: name, dir: dir, internal: httptest.NewServer(in.Handler())}
+		srv := httptest.NewUnstartedServer(in.Handler())
+		srv.Listener = testPeerLink(t, "k").Listen(srv.Listener)
+		srv.Start()
+		n := &tusNode{env: e, name: name, dir: dir, internal: srv}
 		t.Cleanup(n.internal.Close)
 		if tr != nil {
 			tr.set(name, strings.TrimPrefix(n.internal.URL, "http://"))

@@ -91,8 +91,25 @@ type Config struct {
 	// UploadTTL is how long an unfinished resumable (tus) upload is kept
 	// after its last byte before it is deleted.
 	UploadTTL time.Duration
-	// ClusterKeyFile holds the secret peers present on the internal API.
+	// ClusterKeyFile holds the cluster's secret. It never crosses the wire:
+	// peers prove they hold it by a MAC bound to each TLS session (package
+	// cluster/peerlink), and the keys of every purpose (raft, internal,
+	// playback, webhook) are derived from it with HKDF.
 	ClusterKeyFile string
+	// TLSCertFile, TLSKeyFile and TLSCAFile (all three or none) are
+	// operator certificates for raft and the internal API (cert-manager's
+	// tls.crt, tls.key, ca.crt): peers then present them and verify each
+	// other's chain against the CA. Without them peer TLS uses ephemeral
+	// self-signed certificates and the cluster key authenticates.
+	TLSCertFile string
+	TLSKeyFile  string
+	TLSCAFile   string
+	// RaftKeyFile and InternalKeyFile, when set, hold the raft and internal
+	// ports' keys (at least 16 bytes each) instead of the ones derived from
+	// the cluster key: to rotate or scope one without the others. With
+	// both, a node authenticates peers without a cluster key.
+	RaftKeyFile     string
+	InternalKeyFile string
 	// GossipKeyFile holds a 16, 24 or 32 byte key (raw or base64) that
 	// encrypts gossip.
 	GossipKeyFile string
@@ -305,6 +322,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Sprintf("%s, so peer traffic must be authenticated: give %s (without %s anyone who reaches the gossip, raft and internal ports can join the cluster, append to the job log and read every blob), or --insecure to run without %[3]s",
 			c.exposure(), strings.Join(missing, " and "), them))
 	}
+	if set := btoi(c.TLSCertFile != "") + btoi(c.TLSKeyFile != "") + btoi(c.TLSCAFile != ""); set != 0 && set != 3 {
+		errs = append(errs, "--tls-cert, --tls-key and --tls-ca go together: give all three or none")
+	}
 	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
 		errs = append(errs, fmt.Sprintf("advertise addr %q is not an IP address", c.AdvertiseAddr))
 	}
@@ -408,6 +428,13 @@ func (c *Config) Exposed() bool {
 	return len(c.Join) > 0 || ip == nil || !ip.IsLoopback()
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // exposure says why the peer ports are exposed, for messages.
 func (c *Config) exposure() string {
 	if len(c.Join) > 0 {
@@ -423,7 +450,10 @@ func (c *Config) missingKeys() []string {
 		return nil
 	}
 	var out []string
-	if c.ClusterKeyFile == "" {
+	// Operator certificates (--tls-cert/--tls-key/--tls-ca: all three,
+	// checked in Validate), or both port keys as files, authenticate peers
+	// without a cluster key.
+	if c.ClusterKeyFile == "" && c.TLSCertFile == "" && (c.RaftKeyFile == "" || c.InternalKeyFile == "") {
 		out = append(out, "--cluster-key-file")
 	}
 	if c.GossipKeyFile == "" {

@@ -58,6 +58,19 @@ func TestSafeDefaults(t *testing.T) {
 		{"join on loopback without keys", func(c *Config) { join(c); c.BindAddr = "127.0.0.3" }, "127.0.0.3", true,
 			[]string{"--cluster-key-file and --gossip-key-file"}, 2},
 		{"join with keys", func(c *Config) { join(c); keys(c) }, "0.0.0.0", true, nil, 0},
+		{"join with both port key files and a gossip key", func(c *Config) {
+			join(c)
+			c.GossipKeyFile, c.RaftKeyFile, c.InternalKeyFile = "/k/gossip", "/k/raft", "/k/internal"
+		}, "0.0.0.0", true, nil, 0},
+		{"join with the raft key file only", func(c *Config) {
+			join(c)
+			c.GossipKeyFile, c.RaftKeyFile = "/k/gossip", "/k/raft"
+		}, "0.0.0.0", true, []string{"--cluster-key-file"}, 1},
+		{"join with certificates and a gossip key", func(c *Config) {
+			join(c)
+			c.GossipKeyFile = "/k/gossip"
+			c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile = "/t/tls.crt", "/t/tls.key", "/t/ca.crt"
+		}, "0.0.0.0", true, nil, 0},
 		{"join, insecure", func(c *Config) { join(c); c.Insecure = true }, "0.0.0.0", true, nil, 2},
 		{"join with keys, insecure", func(c *Config) { join(c); keys(c); c.Insecure = true }, "0.0.0.0", true, nil, 0},
 		{"lone, insecure", func(c *Config) { c.Insecure = true }, "127.0.0.1", false, nil, 0},
@@ -85,7 +98,8 @@ func TestSafeDefaults(t *testing.T) {
 					}
 				}
 			}
-			if got := insecurity(c, c.ClusterKeyFile != "", c.GossipKeyFile != ""); len(got) != tc.insecure {
+			peersAuth := c.ClusterKeyFile != "" || c.TLSCertFile != "" || c.RaftKeyFile != "" && c.InternalKeyFile != ""
+			if got := insecurity(c, peersAuth, c.GossipKeyFile != ""); len(got) != tc.insecure {
 				t.Errorf("insecurity %q, want %d entries", got, tc.insecure)
 			}
 		})
@@ -100,5 +114,20 @@ func TestSafeDefaults(t *testing.T) {
 	}
 	if c := base(func(c *Config) { c.BindAddr = "nonsense" }); c.Validate() == nil || !strings.Contains(c.Validate().Error(), "not an IP") {
 		t.Errorf("bind addr nonsense: %v", c.Validate())
+	}
+	// Operator certificates: all three files or none.
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.TLSCertFile = "/t/tls.crt" },
+		func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "/t/tls.crt", "/t/tls.key" },
+		func(c *Config) { c.TLSCAFile = "/t/ca.crt" },
+	} {
+		c := base(mod)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--tls-cert, --tls-key and --tls-ca go together") {
+			t.Errorf("a partial --tls-* set: %v", err)
+		}
+	}
+	c := base(func(c *Config) { c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile = "/t/tls.crt", "/t/tls.key", "/t/ca.crt" })
+	if err := c.Validate(); err != nil {
+		t.Errorf("all three --tls-* refused: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerlink"
 	"github.com/gosty/gosty/httpapi"
 )
 
@@ -33,6 +35,25 @@ func writeSecret(t *testing.T, dir, name, content string) string {
 // status and body.
 func request(t *testing.T, method, u, token string, body io.Reader, hdr map[string]string) (int, []byte) {
 	t.Helper()
+	return requestVia(t, http.DefaultClient, method, u, token, body, hdr)
+}
+
+// peerClient is an HTTP client over an internal-purpose peer link of the
+// cluster key key ("" = none), as a peer calls the internal API.
+func peerClient(t *testing.T, key string) *http.Client {
+	t.Helper()
+	l, err := peerlink.New(peerlink.Config{Purpose: peerlink.Internal, Key: peerlink.DeriveKey(key, peerlink.Internal),
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{DialTLSContext: l.Dialer(nil)}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+func requestVia(t *testing.T, hc *http.Client, method, u, token string, body io.Reader, hdr map[string]string) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, u, body)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +64,7 @@ func request(t *testing.T, method, u, token string, body io.Reader, hdr map[stri
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,12 +90,15 @@ func multipartUpload(t testing.TB, path string) (*bytes.Buffer, string) {
 
 // TestPortsServeOnlyTheirAPI: the public port answers no internal route
 // (with the cluster key or without), the internal port no public route,
-// and the internal port refuses callers without the cluster key.
+// and the internal port answers only peers with the cluster key (TLS and
+// the key's exchange): plain HTTP gets no answer, another key no
+// connection.
 func TestPortsServeOnlyTheirAPI(t *testing.T) {
 	dir := t.TempDir()
 	key := writeSecret(t, dir, "cluster.key", "the-cluster-key\n")
 	n := startNode(t, filepath.Join(dir, "data"), func(c *Config) { c.ClusterKeyFile = key })
-	internal := "http://" + n.iln.Addr().String()
+	internal := "https://" + n.iln.Addr().String()
+	peer := peerClient(t, "the-cluster-key")
 	withKey := map[string]string{"Authorization": "Bearer the-cluster-key"}
 
 	upload := cluster.InternalPrefix + "/uploads/" + n.cfg.Name + "." + strings.Repeat("0", 32)
@@ -95,32 +119,35 @@ func TestPortsServeOnlyTheirAPI(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"/api/v1/jobs", "/api/v1/cluster", "/healthz", "/readyz", "/metrics", "/"} {
-		if code, b := request(t, "GET", internal+p, "", nil, withKey); code != http.StatusNotFound {
+		if code, b := requestVia(t, peer, "GET", internal+p, "", nil, nil); code != http.StatusNotFound {
 			t.Errorf("internal port GET %s: %d %s", p, code, b)
 		}
 	}
-	if code, _ := request(t, "POST", internal+"/api/v1/jobs?filename=x.mp4", "", strings.NewReader("x"), withKey); code != http.StatusNotFound {
+	if code, _ := requestVia(t, peer, "POST", internal+"/api/v1/jobs?filename=x.mp4", "", strings.NewReader("x"), nil); code != http.StatusNotFound {
 		t.Errorf("internal port takes uploads: %d", code)
 	}
-	// The internal API itself: the key or 401.
-	if code, _ := request(t, "GET", internal+cluster.InternalPrefix+"/raft/status", "", nil, withKey); code != http.StatusOK {
+	// The internal API itself: with the key, served.
+	if code, _ := requestVia(t, peer, "GET", internal+cluster.InternalPrefix+"/raft/status", "", nil, nil); code != http.StatusOK {
 		t.Errorf("internal status with the key: %d", code)
 	}
-	for _, hdr := range []map[string]string{nil, {"Authorization": "Bearer wrong"}} {
-		if code, _ := request(t, "GET", internal+cluster.InternalPrefix+"/raft/status", "", nil, hdr); code != http.StatusUnauthorized {
-			t.Errorf("internal status with %v: %d", hdr, code)
-		}
-		// The uploads this node holds, served to the peers that relay
-		// them: a write, behind the key like every internal route.
-		for _, method := range []string{"HEAD", "PATCH", "DELETE"} {
-			if code, b := request(t, method, internal+upload, "", strings.NewReader("x"), hdr); code != http.StatusUnauthorized {
-				t.Errorf("internal %s of an upload with %v: %d %s", method, hdr, code, b)
+	// Plain HTTP, even with the key as a bearer token: no HTTP answer.
+	if resp, err := http.Get("http://" + n.iln.Addr().String() + cluster.InternalPrefix + "/raft/status"); err == nil {
+		resp.Body.Close()
+		t.Errorf("plain HTTP to the internal port answered %d", resp.StatusCode)
+	}
+	// Another key, or none: the connection is cut before any request.
+	for _, key := range []string{"wrong", ""} {
+		for _, method := range []string{"GET", "PATCH"} {
+			req, _ := http.NewRequest(method, internal+upload, strings.NewReader("x"))
+			if resp, err := peerClient(t, key).Do(req); err == nil {
+				resp.Body.Close()
+				t.Errorf("internal %s with key %q answered %d", method, key, resp.StatusCode)
 			}
 		}
 	}
 	// With the key: served (this node holds no such upload: tus's 404).
-	if code, b := request(t, "DELETE", internal+upload, "", nil,
-		map[string]string{"Authorization": "Bearer the-cluster-key", "Tus-Resumable": "1.0.0"}); code != http.StatusNotFound || !strings.HasPrefix(string(b), "ERR_UPLOAD_NOT_FOUND") {
+	if code, b := requestVia(t, peer, "DELETE", internal+upload, "", nil,
+		map[string]string{"Tus-Resumable": "1.0.0"}); code != http.StatusNotFound || !strings.HasPrefix(string(b), "ERR_UPLOAD_NOT_FOUND") {
 		t.Errorf("internal DELETE of an unknown upload with the key: %d %s", code, b)
 	}
 }

@@ -156,7 +156,11 @@ func New(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip key: %w", err)
 	}
-	n.insecure = insecurity(cfg, clusterKey != "", gossipKey != nil)
+	links, err := newPeerLinks(cfg, clusterKey, logger)
+	if err != nil {
+		return nil, err
+	}
+	n.insecure = insecurity(cfg, links.raft.Authenticated() && links.internal.Authenticated(), gossipKey != nil)
 	if len(n.insecure) > 0 {
 		// --insecure (Validate refuses an exposed node without keys
 		// otherwise): said at ERROR level, and in GET /api/v1/cluster.
@@ -176,9 +180,13 @@ func New(cfg Config) (_ *Node, err error) {
 	n.srv = newServer(n.front, logger)
 	n.serveErr = make(chan error, 1)
 	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
-	if n.iln, err = net.Listen("tcp", cfg.bindHostPort(cfg.InternalPort)); err != nil {
+	iln, err := net.Listen("tcp", cfg.bindHostPort(cfg.InternalPort))
+	if err != nil {
 		return nil, fmt.Errorf("listen on internal port: %w", err)
 	}
+	// The internal API's server only ever sees connections that passed
+	// TLS and the cluster key's exchange.
+	n.iln = links.internal.Listen(iln)
 	if cfg.MetricsAddr != "" {
 		if n.mln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			return nil, fmt.Errorf("listen on metrics addr %s: %w", cfg.MetricsAddr, err)
@@ -201,7 +209,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Advertise:        net.JoinHostPort(adv, strconv.Itoa(cfg.RaftPort)),
 		Bootstrap:        len(cfg.Join) == 0,
 		AddressProvider:  addrs,
-		ClusterKey:       clusterKey,
+		Link:             links.raft,
 		Logger:           logger,
 		HeartbeatTimeout: fastOr(cfg.Fast, 500*time.Millisecond),
 		ElectionTimeout:  fastOr(cfg.Fast, 500*time.Millisecond),
@@ -245,8 +253,8 @@ func New(cfg Config) (_ *Node, err error) {
 	addrs.set(n.members)
 
 	n.metrics = newMetrics(n.store.FSM(), cfg, n.space)
-	n.metrics.reg.MustRegister(clusterCollector{n})
-	n.peers = cluster.NewPeers(cluster.PeerConfig{ClusterKey: clusterKey, Blobs: n.blobs, Registry: n.metrics.reg,
+	n.metrics.reg.MustRegister(clusterCollector{n}, links.rejected)
+	n.peers = cluster.NewPeers(cluster.PeerConfig{Link: links.internal, Blobs: n.blobs, Registry: n.metrics.reg,
 		Logger: logger, BindAddr: cfg.BindIP(), OnAbsent: n.holderLacks})
 	n.check = newChecker(n, logger.With("component", "check"))
 	n.log = &cluster.Forwarder{Store: n.store, Members: n.members, Peers: n.peers}
@@ -319,7 +327,7 @@ func New(cfg Config) (_ *Node, err error) {
 	// The internal API serves, among peer routes, the uploads held here
 	// that other nodes relay: it comes after the public API.
 	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
-		ClusterKey: clusterKey, Blobs: peerBlobs{n.blobs, n.check}, Raft: raftPeer{n}, Uploads: api,
+		Blobs: peerBlobs{n.blobs, n.check}, Raft: raftPeer{n}, Uploads: api,
 		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name, HoldStreamed: n.pins.holdFor(ackHold),
 	})
 	if err != nil {
@@ -752,13 +760,13 @@ func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
 // insecurity lists what is open on a node whose peer ports other machines
 // can reach, for want of a key: nil when it has both keys, or when only
 // this machine can reach it (a lone node on loopback).
-func insecurity(cfg Config, clusterKey, gossipKey bool) []string {
+func insecurity(cfg Config, peersAuthenticated, gossipKey bool) []string {
 	if !cfg.Exposed() {
 		return nil
 	}
 	var out []string
-	if !clusterKey {
-		out = append(out, "no cluster key: raft and the internal API accept anyone who reaches them (log entries, every blob)")
+	if !peersAuthenticated {
+		out = append(out, "no cluster key: raft and the internal API (TLS, but unauthenticated) accept anyone who reaches them (log entries, every blob)")
 	}
 	if !gossipKey {
 		out = append(out, "no gossip key: gossip is neither encrypted nor authenticated (anyone can join the member list)")

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerlink"
 	"github.com/gosty/gosty/httpapi"
 )
 
@@ -32,14 +33,13 @@ const (
 	HeaderDelivery  = "Gosty-Delivery"  // the job ID
 )
 
-const webhookKeyLabel = "gosty webhook signing key v1"
-
 // DeriveWebhookKey is the webhook signing key used when no
-// --webhook-key-file is given: an HMAC of a fixed label under the cluster key.
+// --webhook-key-file is given: the cluster key's HKDF key of the webhook
+// purpose (peerlink.DeriveKey). It changed with the peer link release
+// (it was an HMAC of a label before): receivers that check signatures
+// need the new key, or a --webhook-key-file.
 func DeriveWebhookKey(clusterKey string) []byte {
-	m := hmac.New(sha256.New, []byte(clusterKey))
-	m.Write([]byte(webhookKeyLabel))
-	return m.Sum(nil)
+	return peerlink.DeriveKey(clusterKey, peerlink.Webhook)
 }
 
 // SignWebhook returns the Gosty-Signature value for a delivery.

@@ -66,7 +66,7 @@ func TestCollectorSparesReuploads(t *testing.T) {
 	const rounds = 8
 	for round := range rounds {
 		for _, id := range prev {
-			if code := send(t, http.MethodDelete, c.HTTP(round%3)+"/api/v1/jobs/"+id, "", nil); code != http.StatusOK && code != http.StatusNoContent {
+			if code := send(t, http.DefaultClient, http.MethodDelete, c.HTTP(round%3)+"/api/v1/jobs/"+id, "", nil); code != http.StatusOK && code != http.StatusNoContent {
 				t.Fatalf("round %d: delete %s: %d", round, id, code)
 			}
 		}

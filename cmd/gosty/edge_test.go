@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,11 +13,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/cluster/peerlink"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
 // Subnets of these tests: 127.0.30.x (secrets) and 127.0.31.x (gossip key).
+
+// peerHTTPClient calls a node's internal API as a peer does: over an
+// internal-purpose peer link of the cluster key key ("" = none). URLs are
+// https://.
+func peerHTTPClient(t testing.TB, key string) *http.Client {
+	t.Helper()
+	l, err := peerlink.New(peerlink.Config{Purpose: peerlink.Internal, Key: peerlink.DeriveKey(key, peerlink.Internal),
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{DialTLSContext: l.Dialer(nil)}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
 
 // podLog is everything pod i of a newTestCluster wrote so far.
 func podLog(c *localCluster, i int) string {
@@ -26,7 +43,7 @@ func podLog(c *localCluster, i int) string {
 	return w.b.String()
 }
 
-func send(t *testing.T, method, url, auth string, body io.Reader) int {
+func send(t *testing.T, hc *http.Client, method, url, auth string, body io.Reader) int {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
@@ -35,7 +52,7 @@ func send(t *testing.T, method, url, auth string, body io.Reader) int {
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +88,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	base := c.HTTP(0)
 	nodetest.WaitReady(t, base, 30*time.Second)
 	internal := "http://127.0.30.1:7948/internal/v1"
+	internalTLS := "https://127.0.30.1:7948/internal/v1"
 
 	checks := []struct {
 		method, url, auth, body string
@@ -89,16 +107,6 @@ func TestSecretsNeverLogged(t *testing.T) {
 		{"GET", base + "/api/v1/jobs/nosuchjob/files/master.m3u8?exp=1&sig=00", "", "", 403},
 		{"GET", base + "/api/v1/jobs/nosuchjob/files/master.m3u8", "Bearer " + tokenA, "", 404},
 		{"GET", base + "/metrics", "", "", 200},
-		{"GET", internal + "/raft/status", "", "", 401},
-		{"GET", internal + "/raft/status", "Bearer " + tokenA, "", 401},
-		{"GET", internal + "/raft/status", "Bearer " + clusterKey + "x", "", 401},
-		{"GET", internal + "/raft/status", "Bearer " + clusterKey, "", 200},
-		{"GET", internal + "/blobs/%2e%2e", "Bearer " + clusterKey, "", 400},
-		{"POST", internal + "/propose", "Bearer " + clusterKey, "{not json", 400},
-		// Resumable uploads relayed by peers: behind the cluster key, not
-		// an API token; a foreign upload's request is relayed to no one.
-		{"PATCH", internal + "/uploads/gosty-0." + strings.Repeat("0", 32), "", "x", 401},
-		{"DELETE", internal + "/uploads/gosty-0." + strings.Repeat("0", 32), "Bearer " + tokenA, "", 401},
 		{"DELETE", base + "/api/v1/uploads/nosuchnode." + strings.Repeat("0", 32), "Bearer " + tokenA, "", 404},
 		{"DELETE", base + "/api/v1/uploads/nosuchnode." + strings.Repeat("0", 32), "Bearer " + clusterKey, "", 401},
 	}
@@ -107,8 +115,40 @@ func TestSecretsNeverLogged(t *testing.T) {
 		if ch.body != "" {
 			body = strings.NewReader(ch.body)
 		}
-		if got := send(t, ch.method, ch.url, ch.auth, body); got != ch.want {
+		if got := send(t, http.DefaultClient, ch.method, ch.url, ch.auth, body); got != ch.want {
 			t.Errorf("%s %s: %d, want %d", ch.method, ch.url, got, ch.want)
+		}
+	}
+	// The internal API: over a peer link with the cluster key (no
+	// credential in any request); plain HTTP or another key get no answer.
+	peer := peerHTTPClient(t, clusterKey)
+	for _, ch := range []struct {
+		method, path, auth, body string
+		want                     int
+	}{
+		{"GET", "/raft/status", "", "", 200},
+		{"GET", "/raft/status", "Bearer " + tokenA, "", 200}, // a token means nothing here
+		{"GET", "/blobs/%2e%2e", "", "", 400},
+		{"POST", "/propose", "", "{not json", 400},
+	} {
+		var body io.Reader
+		if ch.body != "" {
+			body = strings.NewReader(ch.body)
+		}
+		if got := send(t, peer, ch.method, internalTLS+ch.path, ch.auth, body); got != ch.want {
+			t.Errorf("internal %s %s: %d, want %d", ch.method, ch.path, got, ch.want)
+		}
+	}
+	for _, hc := range []*http.Client{http.DefaultClient, peerHTTPClient(t, clusterKey+"x")} {
+		base := internal
+		if hc != http.DefaultClient {
+			base = internalTLS
+		}
+		req, _ := http.NewRequest("GET", base+"/raft/status", nil)
+		req.Header.Set("Authorization", "Bearer "+clusterKey)
+		if resp, err := hc.Do(req); err == nil {
+			resp.Body.Close()
+			t.Errorf("internal port without the link's key answered %d", resp.StatusCode)
 		}
 	}
 	if err := c.Stop(0, 30*time.Second); err != nil {

@@ -63,7 +63,7 @@ func BenchmarkMemory(b *testing.B) {
 
 		resetPeak(pid)
 		var got int64
-		peak, dur = during(pid, func() { got = fetchBlob(b, "http://"+c.ip(0)+":7948", sum) })
+		peak, dur = during(pid, func() { got = fetchBlob(b, "https://"+c.ip(0)+":7948", sum) })
 		serve = append(serve, peak)
 		serveRate = append(serveRate, float64(size)/(1<<20)/dur.Seconds())
 		if got != size {
@@ -220,8 +220,7 @@ func uploadStream(b *testing.B, base string, size int64, seed uint64) (int, stri
 // and returns how many bytes came, checking the hash.
 func fetchBlob(b *testing.B, internal, sum string) int64 {
 	req, _ := http.NewRequest(http.MethodGet, internal+"/internal/v1/blobs/"+sum, nil)
-	req.Header.Set("Authorization", "Bearer test-cluster-key")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := peerHTTPClient(b, testClusterKey).Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}
