@@ -26,14 +26,22 @@ func newPartition(t *testing.T, subnet int) *partition {
 		t.Skipf("iptables is not usable here (make test installs it as root): %v %s", err, out)
 	}
 	p := &partition{t: t, chain: fmt.Sprintf("GOSTY-TEST-%d", subnet)}
+	// A run killed before its cleanup leaves its chain behind: the chain
+	// belongs to this test's subnet alone, so take it down first.
+	p.remove()
 	p.run("-N", p.chain)
 	p.run("-I", "INPUT", "-j", p.chain)
-	t.Cleanup(func() {
-		exec.Command("iptables", "-D", "INPUT", "-j", p.chain).Run()
-		exec.Command("iptables", "-F", p.chain).Run()
-		exec.Command("iptables", "-X", p.chain).Run()
-	})
+	t.Cleanup(p.remove)
 	return p
+}
+
+// remove unhooks, flushes and deletes the chain (each step may find
+// nothing to do).
+func (p *partition) remove() {
+	for exec.Command("iptables", "-D", "INPUT", "-j", p.chain).Run() == nil {
+	}
+	exec.Command("iptables", "-F", p.chain).Run()
+	exec.Command("iptables", "-X", p.chain).Run()
 }
 
 func (p *partition) run(args ...string) {

@@ -190,16 +190,18 @@ func TestConfinedChildCannotReachSecrets(t *testing.T) {
 			t.Errorf("unconfined: %s failed (%s); the test could not tell confinement from a broken setup", name, e)
 		}
 	}
+	// The listener's Accept and the UDP datagram may come a moment after
+	// the child exited (the accepting goroutine is not scheduled yet on a
+	// loaded machine): wait for both before counting what comes later.
+	deadline := time.Now().Add(10 * time.Second)
+	for (accepts.Load() == 0 || datagrams.Load() == 0) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if accepts.Load() == 0 {
 		t.Errorf("unconfined: the TCP listener saw no connection")
 	}
 	_ = os.Remove(filepath.Join(data, "planted"))
 	tcpBefore := accepts.Load()
-	// The UDP datagram may arrive a moment after the child exited.
-	deadline := time.Now().Add(10 * time.Second)
-	for datagrams.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
 	udpBefore := datagrams.Load()
 	if udpBefore == 0 {
 		t.Errorf("unconfined: the UDP socket got no datagram")
