@@ -103,6 +103,7 @@ type apiJob struct {
 		Video    *struct {
 			Width, Height int
 			Duration      float64 `json:"duration"`
+			Codec         string  `json:"codec"`
 		} `json:"video"`
 		Audio *struct{} `json:"audio"`
 	} `json:"source"`

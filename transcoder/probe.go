@@ -53,6 +53,10 @@ var demuxerAllowlist = []string{
 	"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "mpegts",
 	"flv", "mpeg", "mpegvideo", "ogg", "wav", "mp3", "aac", "flac", "asf", "h264",
 	"hevc", "m4v", "yuv4mpegpipe",
+	// MXF carries broadcast and post-production masters (DNxHR, XDCAM,
+	// AVC-Intra). ffmpeg's demuxer reads OP1a and OP-Atom from the one
+	// file it is given; it opens no other file or URL.
+	"mxf",
 }
 
 // userInputArgs must precede -i for every read of a user's file: the file
