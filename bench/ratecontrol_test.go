@@ -79,7 +79,7 @@ func BenchmarkRateControl(b *testing.B) {
 				for i := range windows {
 					windows[i].Source = chunks[windows[i].Chunk].Path
 				}
-				qs, err := tc.MeasureQuality(ctx, windows, 0, p.Video.FrameRate, rs, outs, filepath.Join(dir, rc+"-q"))
+				qs, err := tc.MeasureQuality(ctx, windows, transcoder.Reference{}, p.Video.FrameRate, rs, outs, filepath.Join(dir, rc+"-q"))
 				if err != nil {
 					b.Fatalf("quality %s %s: %v", k.name, rc, err)
 				}

@@ -40,6 +40,10 @@ type VideoStream struct {
 	StartTime float64 `json:"start_time"`
 	PixFmt    string  `json:"pix_fmt,omitempty"`
 	BitRate   int64   `json:"bit_rate,omitempty"`
+
+	ColorTransfer  string `json:"color_transfer,omitempty"`
+	ColorPrimaries string `json:"color_primaries,omitempty"`
+	ColorSpace     string `json:"color_space,omitempty"`
 }
 
 // AudioStream describes the source's audio (transcoder.AudioStream).
@@ -87,7 +91,8 @@ func ProbeOf(p transcoder.Probe) Probe {
 	out := Probe{Format: p.Format, Duration: p.Duration, Size: p.Size, BitRate: p.BitRate}
 	if v := p.Video; v != nil {
 		out.Video = &VideoStream{Index: v.Index, Codec: v.Codec, Width: v.Width, Height: v.Height, Rotation: v.Rotation,
-			FrameRate: v.FrameRate, Duration: v.Duration, StartTime: v.StartTime, PixFmt: v.PixFmt, BitRate: v.BitRate}
+			FrameRate: v.FrameRate, Duration: v.Duration, StartTime: v.StartTime, PixFmt: v.PixFmt, BitRate: v.BitRate,
+			ColorTransfer: v.ColorTransfer, ColorPrimaries: v.ColorPrimaries, ColorSpace: v.ColorSpace}
 	}
 	if a := p.Audio; a != nil {
 		out.Audio = &AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
@@ -101,7 +106,8 @@ func (p Probe) Transcoder() transcoder.Probe {
 	out := transcoder.Probe{Format: p.Format, Duration: p.Duration, Size: p.Size, BitRate: p.BitRate}
 	if v := p.Video; v != nil {
 		out.Video = &transcoder.VideoStream{Index: v.Index, Codec: v.Codec, Width: v.Width, Height: v.Height, Rotation: v.Rotation,
-			FrameRate: v.FrameRate, Duration: v.Duration, StartTime: v.StartTime, PixFmt: v.PixFmt, BitRate: v.BitRate}
+			FrameRate: v.FrameRate, Duration: v.Duration, StartTime: v.StartTime, PixFmt: v.PixFmt, BitRate: v.BitRate,
+			ColorTransfer: v.ColorTransfer, ColorPrimaries: v.ColorPrimaries, ColorSpace: v.ColorSpace}
 	}
 	if a := p.Audio; a != nil {
 		out.Audio = &transcoder.AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,

@@ -11,7 +11,8 @@ import (
 // over through a real node: ProRes 422 HQ and DNxHR HQX (4:2:2, 10-bit,
 // PCM audio, in MOV and MXF) and an MPEG-TS carrying two programs. Each
 // becomes an 8-bit 4:2:0 ladder a browser plays, with the source's length
-// and audio; the TS's first program is the one transcoded.
+// and audio; the TS's first program is the one transcoded. An HDR10 phone
+// clip (HEVC 10-bit, PQ) becomes a tone-mapped SDR BT.709 ladder.
 func TestMezzanineInputs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ffmpeg")
@@ -31,16 +32,21 @@ func TestMezzanineInputs(t *testing.T) {
 		args       []string
 		height     int
 		codec      string // the source's, as probed
+		hdr        bool   // tone-mapped: the ladder must be tagged BT.709
 	}{
 		{"prores-422hq-10bit", "master.mov", cat(lavfi("testsrc2=size=640x360:rate=25:duration=4"), lavfi("sine=frequency=440:duration=4"),
-			[]string{"-c:v", "prores_ks", "-profile:v", "3", "-pix_fmt", "yuv422p10le", "-c:a", "pcm_s24le"}), 360, "prores"},
+			[]string{"-c:v", "prores_ks", "-profile:v", "3", "-pix_fmt", "yuv422p10le", "-c:a", "pcm_s24le"}), 360, "prores", false},
 		{"dnxhr-hqx-10bit-mxf", "master.mxf", cat(lavfi("testsrc2=size=640x360:rate=25:duration=4"), lavfi("sine=frequency=440:duration=4:sample_rate=48000"),
-			[]string{"-c:v", "dnxhd", "-profile:v", "dnxhr_hqx", "-pix_fmt", "yuv422p10le", "-c:a", "pcm_s24le"}), 360, "dnxhd"},
+			[]string{"-c:v", "dnxhd", "-profile:v", "dnxhr_hqx", "-pix_fmt", "yuv422p10le", "-c:a", "pcm_s24le"}), 360, "dnxhd", false},
 		{"mpegts-two-programs", "broadcast.ts", cat(lavfi("testsrc2=size=640x360:rate=25:duration=6"), lavfi("sine=frequency=440:duration=6"),
 			lavfi("mandelbrot=size=320x180:rate=25"), lavfi("sine=frequency=880:duration=6"),
 			[]string{"-map", "0:v", "-map", "1:a", "-map", "2:v", "-map", "3:a", "-t", "6",
 				"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
-				"-program", "title=Main:st=0:st=1", "-program", "title=Second:st=2:st=3"}), 360, "h264"},
+				"-program", "title=Main:st=0:st=1", "-program", "title=Second:st=2:st=3"}), 360, "h264", false},
+		{"hdr10-hevc-10bit", "phone.mp4", cat(lavfi("testsrc2=size=640x360:rate=25:duration=4"), lavfi("sine=frequency=440:duration=4"),
+			[]string{"-vf", "format=yuv420p10le", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
+				"log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:hdr10=1:max-cll=1000,400",
+				"-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc", "-tag:v", "hvc1", "-c:a", "aac"}), 360, "hevc", true},
 	}
 	ids := make([]string, len(cases))
 	for i, c := range cases {
@@ -69,10 +75,13 @@ func TestMezzanineInputs(t *testing.T) {
 				if math.Abs(vd-srcDur) > 0.1 || math.Abs(ad-vd) > 0.1 || h != r.Height {
 					t.Errorf("%s: video %.3fs, audio %.3fs, height %d; source %.3fs, planned %d", r.Name, vd, ad, h, srcDur, r.Height)
 				}
-				v := probeURL(t, u, "-select_streams", "v:0", "-show_entries", "stream=pix_fmt,codec_name")
+				v := probeURL(t, u, "-select_streams", "v:0", "-show_entries", "stream=pix_fmt,codec_name,color_transfer,color_primaries")
 				s := v["streams"].([]any)[0].(map[string]any)
 				if s["pix_fmt"] != "yuv420p" || s["codec_name"] != "h264" {
 					t.Errorf("%s: %v %v, want 8-bit 4:2:0 h264", r.Name, s["codec_name"], s["pix_fmt"])
+				}
+				if c.hdr && (s["color_transfer"] != "bt709" || s["color_primaries"] != "bt709") {
+					t.Errorf("%s: tagged %v/%v, want the tone-mapped ladder tagged BT.709", r.Name, s["color_transfer"], s["color_primaries"])
 				}
 			}
 			// The HLS master opens and plays the ladder.

@@ -17,7 +17,7 @@ type Transcoder interface {
 	EncodeChunk(ctx context.Context, c transcoder.Chunk, s transcoder.EncodeSettings, outDir string, progress transcoder.Progress) ([]string, error)
 	Package(ctx context.Context, in transcoder.PackageInput, outDir string) (*transcoder.PackageResult, error)
 	// MeasureQuality scores packaged renditions against source windows.
-	MeasureQuality(ctx context.Context, windows []transcoder.QualityWindow, rotation int, fps float64, rs []transcoder.Rendition, mp4s []string, workDir string) ([]transcoder.Quality, error)
+	MeasureQuality(ctx context.Context, windows []transcoder.QualityWindow, ref transcoder.Reference, fps float64, rs []transcoder.Rendition, mp4s []string, workDir string) ([]transcoder.Quality, error)
 	// Fragment remuxes an encoded chunk for the live (play while encoding) view.
 	Fragment(ctx context.Context, in string, fragSeconds, mediaSeconds float64) (*transcoder.Fragmented, error)
 }

@@ -364,8 +364,20 @@ func encodeSettings(j cluster.Job) transcoder.EncodeSettings {
 	if j.Source.Video != nil {
 		s.FrameRate = j.Source.Video.FrameRate
 		s.Rotation = j.Source.Video.Rotation
+		s.ToneMap = toneMap(j)
 	}
 	return s
+}
+
+// toneMap is how the job's ladder treats its source's dynamic range: every
+// rung is SDR BT.709 for now, so an HDR source is tone-mapped (keeping HDR
+// in hevc and av1 ladders is issue 17's next step).
+func toneMap(j cluster.Job) string {
+	if j.Source.Video == nil {
+		return ""
+	}
+	v := transcoder.VideoStream{ColorTransfer: j.Source.Video.ColorTransfer}
+	return v.DynamicRange()
 }
 
 func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir string, res *cluster.TaskResult, progress transcoder.Progress) error {
@@ -482,7 +494,7 @@ func (w *worker) quality(ctx context.Context, j cluster.Job, out string, pr *tra
 		}
 		mp4s[i] = filepath.Join(out, filepath.FromSlash(rel))
 	}
-	return w.tc.MeasureQuality(ctx, windows, j.Source.Video.Rotation, j.Source.Video.FrameRate, cluster.TranscoderRenditions(j.Renditions), mp4s, dir)
+	return w.tc.MeasureQuality(ctx, windows, transcoder.Reference{Rotation: j.Source.Video.Rotation, ToneMap: toneMap(j)}, j.Source.Video.FrameRate, cluster.TranscoderRenditions(j.Renditions), mp4s, dir)
 }
 
 // active is how many tasks this node is running now.

@@ -130,6 +130,9 @@ func (t *Transcoder) ladder(s EncodeSettings) (filter string, outArgs [][]string
 	if r := rotationFilter(s.Rotation); r != "" {
 		fc.WriteString(r + ",")
 	}
+	if tm := toneMapFilter(s.ToneMap); tm != "" {
+		fc.WriteString(tm + ",")
+	}
 	n := len(s.Renditions)
 	fmt.Fprintf(&fc, "split=%d", n)
 	for i := range n {
@@ -146,6 +149,9 @@ func (t *Transcoder) ladder(s EncodeSettings) (filter string, outArgs [][]string
 			return "", nil, fmt.Errorf("rendition %s: %w", r.Name, err)
 		}
 		a := append([]string{"-map", fmt.Sprintf("[o%d]", i)}, enc...)
+		if toneMapFilter(s.ToneMap) != "" {
+			a = append(a, sdrTags...)
+		}
 		a = append(a, "-fps_mode", "passthrough")
 		outArgs = append(outArgs, a)
 	}
@@ -177,3 +183,18 @@ func (t *Transcoder) BaselineArgs(src string, p *Probe, s EncodeSettings, outDir
 
 // FFmpeg is the path of the ffmpeg binary in use.
 func (t *Transcoder) FFmpeg() string { return t.ffmpeg }
+
+// toneMapFilter maps an HDR picture (RangePQ or RangeHLG, as the decoded
+// frames are tagged) to SDR BT.709: to linear light, Hable's curve in
+// BT.709 primaries, then BT.709's transfer and matrix in limited range.
+// "" for SDR sources. Debian's ffmpeg has zscale (zimg) and tonemap.
+func toneMapFilter(rng string) string {
+	if rng != RangePQ && rng != RangeHLG {
+		return ""
+	}
+	return "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
+}
+
+// sdrTags label a tone-mapped output as BT.709 in the bitstream, so
+// players do not take it for the source's HDR.
+var sdrTags = []string{"-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv"}

@@ -88,6 +88,11 @@ type fpStream struct {
 	Height        int    `json:"height"`
 	Duration      string `json:"duration"`
 	NbReadPackets string `json:"nb_read_packets"`
+
+	PixFmt         string `json:"pix_fmt"`
+	ColorTransfer  string `json:"color_transfer"`
+	ColorPrimaries string `json:"color_primaries"`
+	ColorSpace     string `json:"color_space"`
 }
 
 type fpOut struct {

@@ -118,7 +118,7 @@ func TestCappedCRF(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", rc, err)
 		}
-		if got[rc], err = tr.MeasureQuality(ctx, windows, 0, p.Video.FrameRate, rs, outs, filepath.Join(dir, rc+"-q")); err != nil {
+		if got[rc], err = tr.MeasureQuality(ctx, windows, Reference{}, p.Video.FrameRate, rs, outs, filepath.Join(dir, rc+"-q")); err != nil {
 			t.Fatalf("%s: %v", rc, err)
 		}
 	}

@@ -267,6 +267,9 @@ type ffprobeOut struct {
 		Width        int               `json:"width"`
 		Height       int               `json:"height"`
 		PixFmt       string            `json:"pix_fmt"`
+		ColorTrc     string            `json:"color_transfer"`
+		ColorPrim    string            `json:"color_primaries"`
+		ColorSpace   string            `json:"color_space"`
 		AvgFrameRate string            `json:"avg_frame_rate"`
 		RFrameRate   string            `json:"r_frame_rate"`
 		Duration     string            `json:"duration"`
@@ -341,6 +344,10 @@ func parseProbe(js []byte) (*Probe, error) {
 				StartTime: parseF(s.StartTime),
 				PixFmt:    s.PixFmt,
 				BitRate:   parseCount(s.BitRate),
+
+				ColorTransfer:  colorName(s.ColorTrc),
+				ColorPrimaries: colorName(s.ColorPrim),
+				ColorSpace:     colorName(s.ColorSpace),
 			}
 			if v.FrameRate <= 0 {
 				v.FrameRate = parseRate(s.RFrameRate)
@@ -533,4 +540,15 @@ func (t *Transcoder) countPackets(ctx context.Context, path, streamSel string, m
 		d = parseF(r.Format.Duration)
 	}
 	return streamCount{Packets: n, Duration: d}, nil
+}
+
+// colorName keeps a colour property ffprobe names, "" for "unknown" and
+// anything that is not a short plain name.
+func colorName(s string) string {
+	if s == "unknown" || len(s) > 32 || strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) {
+		return ""
+	}
+	return s
 }

@@ -30,6 +30,14 @@ type Quality struct {
 	Bitrate int64 `json:"bitrate,omitempty"`
 }
 
+// Reference is what turns a source window into the picture a rendition is
+// compared with: the encode's rotation and, for a tone-mapped ladder, the
+// same tone mapping (like is compared with like).
+type Reference struct {
+	Rotation int
+	ToneMap  string // as EncodeSettings.ToneMap
+}
+
 // Sampling of MeasureQuality: QualityWindows windows of QualityWindowSeconds
 // each, spread evenly over the video.
 const (
@@ -106,7 +114,7 @@ func QualitySample(chunks []Chunk, fps float64) []QualityWindow {
 // downscaling did: a 240p rung is not marked down for being 240p, and a
 // rung starved of bitrate scores lower than a well-fed one of the same
 // size. workDir holds the per-frame statistics files.
-func (t *Transcoder) MeasureQuality(ctx context.Context, windows []QualityWindow, rotation int, fps float64, rs []Rendition, mp4s []string, workDir string) ([]Quality, error) {
+func (t *Transcoder) MeasureQuality(ctx context.Context, windows []QualityWindow, ref Reference, fps float64, rs []Rendition, mp4s []string, workDir string) ([]Quality, error) {
 	if fps <= 0 || len(windows) == 0 {
 		return nil, fmt.Errorf("quality: %d windows at %g fps", len(windows), fps)
 	}
@@ -150,8 +158,11 @@ func (t *Transcoder) MeasureQuality(ctx context.Context, windows []QualityWindow
 		}
 		var fc strings.Builder
 		fc.WriteString("[0:v:0]setpts=PTS-STARTPTS,")
-		if r := rotationFilter(rotation); r != "" {
+		if r := rotationFilter(ref.Rotation); r != "" {
 			fc.WriteString(r + ",")
+		}
+		if tm := toneMapFilter(ref.ToneMap); tm != "" {
+			fc.WriteString(tm + ",")
 		}
 		fmt.Fprintf(&fc, "split=%d", n)
 		for i := range n {

@@ -59,7 +59,7 @@ func TestMeasureQuality(t *testing.T) {
 	for i := range ws {
 		ws[i].Source = src
 	}
-	q, err := tr.MeasureQuality(context.Background(), ws, 0, p.Video.FrameRate, rs, outs, dir+"/q")
+	q, err := tr.MeasureQuality(context.Background(), ws, Reference{}, p.Video.FrameRate, rs, outs, dir+"/q")
 	if err != nil {
 		t.Fatal(err)
 	}

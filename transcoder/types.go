@@ -26,6 +26,29 @@ type VideoStream struct {
 	StartTime float64 `json:"start_time"`
 	PixFmt    string  `json:"pix_fmt,omitempty"`
 	BitRate   int64   `json:"bit_rate,omitempty"`
+	// ColorTransfer, ColorPrimaries and ColorSpace are ffprobe's names
+	// ("smpte2084", "bt2020", "bt2020nc"; "" when untagged).
+	ColorTransfer  string `json:"color_transfer,omitempty"`
+	ColorPrimaries string `json:"color_primaries,omitempty"`
+	ColorSpace     string `json:"color_space,omitempty"`
+}
+
+// Dynamic ranges a source may have (VideoStream.DynamicRange).
+const (
+	RangeSDR = "sdr"
+	RangePQ  = "pq"  // HDR10 and its kin: SMPTE ST 2084
+	RangeHLG = "hlg" // ARIB STD-B67
+)
+
+// DynamicRange tells HDR sources from SDR ones by their transfer function.
+func (v *VideoStream) DynamicRange() string {
+	switch v.ColorTransfer {
+	case "smpte2084":
+		return RangePQ
+	case "arib-std-b67":
+		return RangeHLG
+	}
+	return RangeSDR
 }
 
 // AudioStream describes the first audio stream.
@@ -101,6 +124,9 @@ type EncodeSettings struct {
 	SegmentSeconds float64 // keyframe grid
 	Preset         string  // x264 preset name (mapped for other codecs); "" = "veryfast"
 	RateControl    string  // RateABR ("") or RateCappedCRF
+	// ToneMap maps an HDR source (RangePQ or RangeHLG) to SDR BT.709 for
+	// outputs that cannot carry it (h264); "" or RangeSDR leaves it as is.
+	ToneMap string
 }
 
 // Progress is called with the fraction (0..1) of a long ffmpeg run done.

@@ -382,7 +382,7 @@ func concat(ctx context.Context, out string, parts []string, audio string) error
 }
 
 // MeasureQuality reports nothing: synthetic renditions have no pictures.
-func (t *Transcoder) MeasureQuality(context.Context, []transcoder.QualityWindow, int, float64, []transcoder.Rendition, []string, string) ([]transcoder.Quality, error) {
+func (t *Transcoder) MeasureQuality(context.Context, []transcoder.QualityWindow, transcoder.Reference, float64, []transcoder.Rendition, []string, string) ([]transcoder.Quality, error) {
 	return nil, nil
 }
 
