@@ -376,8 +376,7 @@ func toneMap(j cluster.Job) string {
 	if j.Source.Video == nil {
 		return ""
 	}
-	v := transcoder.VideoStream{ColorTransfer: j.Source.Video.ColorTransfer}
-	return v.DynamicRange()
+	return transcoder.RangeOf(j.Source.Video.ColorTransfer)
 }
 
 func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir string, res *cluster.TaskResult, progress transcoder.Progress) error {

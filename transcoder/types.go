@@ -41,8 +41,11 @@ const (
 )
 
 // DynamicRange tells HDR sources from SDR ones by their transfer function.
-func (v *VideoStream) DynamicRange() string {
-	switch v.ColorTransfer {
+func (v *VideoStream) DynamicRange() string { return RangeOf(v.ColorTransfer) }
+
+// RangeOf is the dynamic range of a transfer function by ffprobe's name.
+func RangeOf(transfer string) string {
+	switch transfer {
 	case "smpte2084":
 		return RangePQ
 	case "arib-std-b67":

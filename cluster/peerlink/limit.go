@@ -39,12 +39,19 @@ type ipState struct {
 	seen    time.Time
 }
 
+// maxTrackedIPs bounds the sources a limiter remembers. A source is
+// forgotten as soon as it has nothing pending and no rate bucket to keep
+// (the internal port), or once idle for a minute (a bucket is full again
+// by then); beyond the bound a new source is refused until some are.
+const maxTrackedIPs = 4096
+
 // limiter admits handshakes under Limits.
 type limiter struct {
-	lim     Limits
-	mu      sync.Mutex
-	pending int
-	ips     map[string]*ipState
+	lim       Limits
+	mu        sync.Mutex
+	pending   int
+	ips       map[string]*ipState
+	lastPrune time.Time
 }
 
 func newLimiter(lim Limits) *limiter { return &limiter{lim: lim, ips: map[string]*ipState{}} }
@@ -54,11 +61,17 @@ func (l *limiter) admit(ip string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	if len(l.ips) > 4096 {
-		l.prune(now)
-	}
 	st := l.ips[ip]
 	if st == nil {
+		if len(l.ips) >= maxTrackedIPs && now.Sub(l.lastPrune) > time.Second {
+			// At most once a second, so that a flood of sources does not
+			// make every handshake walk the map.
+			l.prune(now)
+			l.lastPrune = now
+		}
+		if len(l.ips) >= maxTrackedIPs {
+			return false
+		}
 		st = &ipState{}
 		if l.lim.Rate > 0 {
 			st.bucket = rate.NewLimiter(l.lim.Rate, l.lim.Burst)
@@ -67,6 +80,7 @@ func (l *limiter) admit(ip string) bool {
 	}
 	st.seen = now
 	if l.pending >= l.lim.Pending || st.pending >= l.lim.PerIP {
+		l.forgetIdle(ip, st)
 		return false
 	}
 	if st.bucket != nil && !st.bucket.AllowN(now, 1) {
@@ -84,6 +98,15 @@ func (l *limiter) release(ip string) {
 	l.pending--
 	if st := l.ips[ip]; st != nil {
 		st.pending--
+		l.forgetIdle(ip, st)
+	}
+}
+
+// forgetIdle drops ip when nothing of it needs keeping: no handshake in
+// progress and no rate bucket.
+func (l *limiter) forgetIdle(ip string, st *ipState) {
+	if st.pending == 0 && st.bucket == nil {
+		delete(l.ips, ip)
 	}
 }
 
