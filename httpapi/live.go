@@ -279,7 +279,7 @@ func (l *liveView) master(ctx context.Context, j cluster.Job) ([]byte, error) {
 		vs[i] = transcoder.Variant{Rendition: cluster.TranscoderRenditions([]cluster.Rendition{r})[0], Codecs: codec, Bandwidth: int64(float64(r.Bitrate) * 1.07),
 			FrameRate: fr, URI: fmt.Sprintf("media_%d.m3u8", i)}
 	}
-	var audio *transcoder.AudioVariant
+	m := transcoder.Master{Variants: vs}
 	if !j.Audio.IsZero() {
 		codec := "mp4a.40.2"
 		if f, err := l.track(ctx, j, n, 0); err != nil {
@@ -287,9 +287,9 @@ func (l *liveView) master(ctx context.Context, j cluster.Job) ([]byte, error) {
 		} else if f != nil && f.Codec() != "" {
 			codec = f.Codec()
 		}
-		audio = &transcoder.AudioVariant{Codecs: codec, Bandwidth: transcoder.DefaultAudioBitrate, URI: fmt.Sprintf("media_%d.m3u8", n)}
+		m.Audio = []transcoder.AudioVariant{{Codecs: codec, Bandwidth: transcoder.DefaultAudioBitrate, URI: fmt.Sprintf("media_%d.m3u8", n), Default: true}}
 	}
-	return transcoder.MasterPlaylist(vs, audio), nil
+	return transcoder.MasterPlaylist(m), nil
 }
 
 // maxChunkSeconds is the longest chunk of j: the playlists' target

@@ -352,55 +352,11 @@ func buildMaster(mpd []byte, rs []Rendition, hasAudio bool) ([]byte, error) {
 			vs[i].Rendition.Width, vs[i].Rendition.Height = rep.Width, rep.Height
 		}
 	}
-	var a *AudioVariant
+	m := Master{Variants: vs}
 	if hasAudio {
-		a = &AudioVariant{Codecs: audioCodec, Bandwidth: audioBW, URI: fmt.Sprintf("media_%d.m3u8", len(rs))}
+		m.Audio = []AudioVariant{{Codecs: audioCodec, Bandwidth: audioBW, URI: fmt.Sprintf("media_%d.m3u8", len(rs)), Default: true}}
 	}
-	return MasterPlaylist(vs, a), nil
-}
-
-// Variant is one video rendition of an HLS master playlist.
-type Variant struct {
-	Rendition Rendition // its size and name
-	Codecs    string    // RFC 6381, e.g. avc1.64001f
-	Bandwidth int64     // peak bits/s of the video alone
-	FrameRate float64   // 0 = not stated
-	URI       string    // of its media playlist
-}
-
-// AudioVariant is the audio rendition every variant of a master refers to.
-type AudioVariant struct {
-	Codecs    string // e.g. mp4a.40.2
-	Bandwidth int64
-	URI       string
-}
-
-// MasterPlaylist writes an HLS master playlist. The final package (when
-// ffmpeg's own master is incomplete) and the live view of a job that is
-// still transcoding both write theirs here, so that they say the same.
-func MasterPlaylist(vs []Variant, audio *AudioVariant) []byte {
-	var b strings.Builder
-	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
-	if audio != nil {
-		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"%s\"\n", audio.URI)
-	}
-	for _, v := range vs {
-		bw := v.Bandwidth
-		codecs := v.Codecs
-		if audio != nil {
-			bw += audio.Bandwidth
-			codecs += "," + audio.Codecs
-		}
-		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,RESOLUTION=%dx%d,CODECS=\"%s\"", bw, v.Rendition.Width, v.Rendition.Height, codecs)
-		if v.FrameRate > 0 {
-			fmt.Fprintf(&b, ",FRAME-RATE=%.3f", v.FrameRate)
-		}
-		if audio != nil {
-			b.WriteString(",AUDIO=\"audio\"")
-		}
-		fmt.Fprintf(&b, "\n%s\n", v.URI)
-	}
-	return []byte(b.String())
+	return MasterPlaylist(m), nil
 }
 
 func writeFileAtomic(path string, data []byte) error {
