@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -236,6 +237,7 @@ func (a *API) submitMultipart(c *gin.Context, body *trackedBody) {
 func (a *API) uploadError(c *gin.Context, body *trackedBody, file *filePart, err error) {
 	if tooBig := body.tooLarge(); tooBig != nil {
 		a.writeError(c, tooBig)
+		body.linger(c)
 		return
 	}
 	if body.idle.timedOut {
@@ -290,6 +292,28 @@ type readCloser struct {
 }
 
 func (t *trackedBody) Close() error { return t.rc.Close() }
+
+// Bounds of the read after an early answer (linger).
+const (
+	lingerBytes = 8 << 20
+	lingerTime  = 3 * time.Second
+)
+
+// linger sends the answer already written and then reads on, discarding,
+// for at most lingerBytes and lingerTime, so that a client still sending
+// the rest of a refused body can read the answer. Closing a connection
+// with unread bytes in its receive queue resets it, and a reset makes the
+// client's kernel drop the answer it has not read yet: the server's own
+// half-second grace is too short when the client is busy or slow. A
+// client that ends its body within the bounds then sees a clean close.
+func (t *trackedBody) linger(c *gin.Context) {
+	rc := http.NewResponseController(c.Writer)
+	if rc.Flush() != nil {
+		return
+	}
+	_ = rc.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, t.idle.r, lingerBytes)
+}
 
 func (t *trackedBody) tooLarge() error {
 	if t.big == nil {
