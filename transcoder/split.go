@@ -236,8 +236,13 @@ func (t *Transcoder) keyframes(ctx context.Context, path, sel string, userInput 
 // keyframeScanner reads ffprobe's CSV packet lines ("packet,pts,dts,flags"
 // and "format,start_time") as an io.Writer.
 type keyframeScanner struct {
-	idx               keyframeIndex
-	kfAbs             []float64
+	idx   keyframeIndex
+	kfAbs []float64
+	// kfOpen[i] is set when a packet after keyframe i in decode order is
+	// shown before it: leading pictures (HEVC RASL, an open GOP) that
+	// refer to the GOP before. A stream copy cut there leaves them
+	// undecodable, so such keyframes are no cut points.
+	kfOpen            []bool
 	firstPTS, lastPTS float64
 	partial           []byte // the line so far
 	overlong          bool   // the line so far is longer than maxCSVLine: skip it
@@ -294,8 +299,12 @@ func (k *keyframeScanner) line(l string) {
 		}
 		k.firstPTS = min(k.firstPTS, ts)
 		k.lastPTS = max(k.lastPTS, ts)
-		if strings.Contains(f[3], "K") {
+		switch {
+		case strings.Contains(f[3], "K"):
 			k.kfAbs = append(k.kfAbs, ts)
+			k.kfOpen = append(k.kfOpen, false)
+		case len(k.kfAbs) > 0 && ts < k.kfAbs[len(k.kfAbs)-1]-1e-6:
+			k.kfOpen[len(k.kfOpen)-1] = true
 		}
 	case "format":
 		if len(f) >= 2 {
@@ -315,8 +324,17 @@ func (k *keyframeScanner) index() (keyframeIndex, error) {
 	if idx.packets == 0 || len(k.kfAbs) == 0 {
 		return keyframeIndex{}, &MediaError{Reason: "video stream has no keyframes"}
 	}
-	sort.Float64s(k.kfAbs)
-	for _, t := range k.kfAbs {
+	// The first keyframe starts the stream whatever follows it; an open
+	// one later is left out (see kfOpen), and if that leaves the cuts too
+	// sparse, Split re-keys.
+	kfs := []float64{k.kfAbs[0]}
+	for i, t := range k.kfAbs[1:] {
+		if !k.kfOpen[i+1] {
+			kfs = append(kfs, t)
+		}
+	}
+	sort.Float64s(kfs)
+	for _, t := range kfs {
 		idx.keyframes = append(idx.keyframes, t-idx.formatStart)
 	}
 	idx.videoStart = max(k.firstPTS-idx.formatStart, 0)
