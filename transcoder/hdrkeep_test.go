@@ -308,3 +308,44 @@ func TestPlanDynamicRange(t *testing.T) {
 		t.Errorf("\"both\" on an SDR source: %s", ranges(rs))
 	}
 }
+
+// TestHDR10SideData: ffprobe's mastering display and content light side
+// data (any rational base) becomes the x265 syntax, SVT-AV1's is derived
+// from it, and values out of range are dropped rather than passed to an
+// encoder's parameter string.
+func TestHDR10SideData(t *testing.T) {
+	raw := func(s string) []json.RawMessage {
+		var l []json.RawMessage
+		if err := json.Unmarshal([]byte(s), &l); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	var v VideoStream
+	applySideData(&v, raw(`[{"side_data_type":"Mastering display metadata","red_x":"44564/65536","red_y":"20972/65536",
+		"green_x":"17367/65536","green_y":"45220/65536","blue_x":"9830/65536","blue_y":"3932/65536",
+		"white_point_x":"20493/65536","white_point_y":"21561/65536","min_luminance":"2/16384","max_luminance":"256000/256"},
+		{"side_data_type":"Content light level metadata","max_content":1000,"max_average":400},
+		{"side_data_type":"Display Matrix","rotation":-90}]`))
+	want := HDR10{MasteringDisplay: "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)", MaxCLL: 1000, MaxFALL: 400}
+	if got := v.HDR10(); got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if got := svtMasteringDisplay(want.MasteringDisplay); got != "G(0.26500,0.69000)B(0.15000,0.06000)R(0.68000,0.32000)WP(0.31270,0.32900)L(1000.0000,0.0001)" {
+		t.Errorf("SVT-AV1 mastering display %s", got)
+	}
+	var bad VideoStream
+	applySideData(&bad, raw(`[{"side_data_type":"Mastering display metadata","red_x":"9e30/1","red_y":"1/2",
+		"green_x":"1/2","green_y":"1/2","blue_x":"1/2","blue_y":"1/2","white_point_x":"1/2","white_point_y":"1/2",
+		"min_luminance":"0/1","max_luminance":"1000/1"},
+		{"side_data_type":"Content light level metadata","max_content":70000,"max_average":400}]`))
+	if got := bad.HDR10(); got != (HDR10{}) {
+		t.Errorf("out-of-range side data kept: %+v", got)
+	}
+	if masterDisplay("G(1,1)B(1,1)R(1,1)WP(1,1)L(10,1):hdr10=0") != nil {
+		t.Error("a mastering display with a trailing parameter accepted")
+	}
+	if _, err := hdrEncoderArgs([]string{"-c:v", "libx264"}, Rendition{Name: "x", Codec: CodecH264, Range: RangePQ}, want); err == nil {
+		t.Error("an HDR h264 rung accepted")
+	}
+}
