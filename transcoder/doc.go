@@ -94,7 +94,7 @@ package transcoder
 //     its init segment's decoder configuration (avcC, hvcC per ISO/IEC
 //     14496-15 annex E, av1C) and written into the MPD and the HLS
 //     master, so both name the profile, tier and level the encoder chose.
-//   - HDR (hdr.go, hdrpkg.go): a source is HDR when its transfer is PQ
+//   - HDR (hdr.go, hdrprobe.go, hdrpkg.go): a source is HDR when its transfer is PQ
 //     (smpte2084) or HLG (arib-std-b67); its HDR10 metadata (mastering
 //     display, content light level) is read from the stream's side data or
 //     else the first frame's, in one more ffprobe run only for HDR sources.

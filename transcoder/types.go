@@ -139,8 +139,9 @@ type EncodeSettings struct {
 	SegmentSeconds float64 // keyframe grid
 	Preset         string  // x264 preset name (mapped for other codecs); "" = "veryfast"
 	RateControl    string  // RateABR ("") or RateCappedCRF
-	// ToneMap maps an HDR source (RangePQ or RangeHLG) to SDR BT.709 for
-	// outputs that cannot carry it (h264); "" or RangeSDR leaves it as is.
+	// ToneMap is an HDR source's range (RangePQ or RangeHLG): its SDR
+	// rungs (Rendition.Range "") are tone-mapped to BT.709, its HDR rungs
+	// keep it. "" or RangeSDR leaves every rung as is.
 	ToneMap string
 	// HDR10 is the source's static metadata, written into HDR rungs.
 	HDR10 HDR10
