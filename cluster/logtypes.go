@@ -16,6 +16,7 @@ type JobOptions struct {
 	ChunkSeconds float64  `json:"chunk_seconds,omitempty"`
 	Preset       string   `json:"preset,omitempty"`
 	RateControl  string   `json:"rate_control,omitempty"`
+	DynamicRange string   `json:"dynamic_range,omitempty"`
 }
 
 // Probe is what probing the source found (transcoder.Probe).
@@ -44,6 +45,10 @@ type VideoStream struct {
 	ColorTransfer  string `json:"color_transfer,omitempty"`
 	ColorPrimaries string `json:"color_primaries,omitempty"`
 	ColorSpace     string `json:"color_space,omitempty"`
+
+	MasteringDisplay string `json:"mastering_display,omitempty"`
+	MaxCLL           int    `json:"max_cll,omitempty"`
+	MaxFALL          int    `json:"max_fall,omitempty"`
 }
 
 // AudioStream describes the source's audio (transcoder.AudioStream).
@@ -64,6 +69,7 @@ type Rendition struct {
 	Height  int    `json:"height"`
 	Bitrate int64  `json:"bitrate"`
 	Codec   string `json:"codec"`
+	Range   string `json:"range,omitempty"` // "pq", "hlg"; "" = SDR
 }
 
 // Quality is one rendition's quality report (transcoder.Quality).
@@ -78,12 +84,14 @@ type Quality struct {
 
 // OptionsOf converts the transcoder's options into the log's.
 func OptionsOf(o transcoder.Options) JobOptions {
-	return JobOptions{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl}
+	return JobOptions{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl,
+		DynamicRange: o.DynamicRange}
 }
 
 // Transcoder converts back.
 func (o JobOptions) Transcoder() transcoder.Options {
-	return transcoder.Options{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl}
+	return transcoder.Options{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl,
+		DynamicRange: o.DynamicRange}
 }
 
 // ProbeOf converts a probe into the log's shape.
@@ -92,7 +100,8 @@ func ProbeOf(p transcoder.Probe) Probe {
 	if v := p.Video; v != nil {
 		out.Video = &VideoStream{Index: v.Index, Codec: v.Codec, Width: v.Width, Height: v.Height, Rotation: v.Rotation,
 			FrameRate: v.FrameRate, Duration: v.Duration, StartTime: v.StartTime, PixFmt: v.PixFmt, BitRate: v.BitRate,
-			ColorTransfer: v.ColorTransfer, ColorPrimaries: v.ColorPrimaries, ColorSpace: v.ColorSpace}
+			ColorTransfer: v.ColorTransfer, ColorPrimaries: v.ColorPrimaries, ColorSpace: v.ColorSpace,
+			MasteringDisplay: v.MasteringDisplay, MaxCLL: v.MaxCLL, MaxFALL: v.MaxFALL}
 	}
 	if a := p.Audio; a != nil {
 		out.Audio = &AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
@@ -107,7 +116,8 @@ func (p Probe) Transcoder() transcoder.Probe {
 	if v := p.Video; v != nil {
 		out.Video = &transcoder.VideoStream{Index: v.Index, Codec: v.Codec, Width: v.Width, Height: v.Height, Rotation: v.Rotation,
 			FrameRate: v.FrameRate, Duration: v.Duration, StartTime: v.StartTime, PixFmt: v.PixFmt, BitRate: v.BitRate,
-			ColorTransfer: v.ColorTransfer, ColorPrimaries: v.ColorPrimaries, ColorSpace: v.ColorSpace}
+			ColorTransfer: v.ColorTransfer, ColorPrimaries: v.ColorPrimaries, ColorSpace: v.ColorSpace,
+			MasteringDisplay: v.MasteringDisplay, MaxCLL: v.MaxCLL, MaxFALL: v.MaxFALL}
 	}
 	if a := p.Audio; a != nil {
 		out.Audio = &transcoder.AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
@@ -120,7 +130,7 @@ func (p Probe) Transcoder() transcoder.Probe {
 func RenditionsOf(rs []transcoder.Rendition) []Rendition {
 	out := make([]Rendition, len(rs))
 	for i, r := range rs {
-		out[i] = Rendition{Name: r.Name, Width: r.Width, Height: r.Height, Bitrate: r.Bitrate, Codec: r.Codec}
+		out[i] = Rendition{Name: r.Name, Width: r.Width, Height: r.Height, Bitrate: r.Bitrate, Codec: r.Codec, Range: r.Range}
 	}
 	return out
 }
@@ -129,7 +139,7 @@ func RenditionsOf(rs []transcoder.Rendition) []Rendition {
 func TranscoderRenditions(rs []Rendition) []transcoder.Rendition {
 	out := make([]transcoder.Rendition, len(rs))
 	for i, r := range rs {
-		out[i] = transcoder.Rendition{Name: r.Name, Width: r.Width, Height: r.Height, Bitrate: r.Bitrate, Codec: r.Codec}
+		out[i] = transcoder.Rendition{Name: r.Name, Width: r.Width, Height: r.Height, Bitrate: r.Bitrate, Codec: r.Codec, Range: r.Range}
 	}
 	return out
 }

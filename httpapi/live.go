@@ -277,7 +277,7 @@ func (l *liveView) master(ctx context.Context, j cluster.Job) ([]byte, error) {
 			return nil, fmt.Errorf("live %s: no codec for rendition %s", j.ID, r.Name)
 		}
 		vs[i] = transcoder.Variant{Rendition: cluster.TranscoderRenditions([]cluster.Rendition{r})[0], Codecs: codec, Bandwidth: int64(float64(r.Bitrate) * 1.07),
-			FrameRate: fr, URI: fmt.Sprintf("media_%d.m3u8", i)}
+			FrameRate: fr, URI: fmt.Sprintf("media_%d.m3u8", i), VideoRange: transcoder.HLSVideoRange(r.Range)}
 	}
 	m := transcoder.Master{Variants: vs}
 	if !j.Audio.IsZero() {

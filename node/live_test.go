@@ -127,6 +127,9 @@ func playWhileEncoding(t *testing.T, signed bool) {
 	if len(liveCodecs) != 2 || !strings.Contains(body, "TYPE=AUDIO") {
 		t.Fatalf("live master without codecs or audio:\n%s", body)
 	}
+	if strings.Count(body, ",VIDEO-RANGE=SDR") != len(liveCodecs) {
+		t.Errorf("live master does not state every variant's VIDEO-RANGE=SDR:\n%s", body)
+	}
 	mediaURL := sibling(t, master, "media_0.m3u8")
 	audioURL := sibling(t, master, fmt.Sprintf("media_%d.m3u8", len(liveCodecs)))
 	if signed {

@@ -365,13 +365,13 @@ func encodeSettings(j cluster.Job) transcoder.EncodeSettings {
 		s.FrameRate = j.Source.Video.FrameRate
 		s.Rotation = j.Source.Video.Rotation
 		s.ToneMap = toneMap(j)
+		s.HDR10 = transcoder.HDR10{MasteringDisplay: j.Source.Video.MasteringDisplay, MaxCLL: j.Source.Video.MaxCLL, MaxFALL: j.Source.Video.MaxFALL}
 	}
 	return s
 }
 
-// toneMap is how the job's ladder treats its source's dynamic range: every
-// rung is SDR BT.709 for now, so an HDR source is tone-mapped (keeping HDR
-// in hevc and av1 ladders is issue 17's next step).
+// toneMap is the source's dynamic range, which the SDR rungs (Rendition.
+// Range "") of an HDR source are tone-mapped from; HDR rungs keep it.
 func toneMap(j cluster.Job) string {
 	if j.Source.Video == nil {
 		return ""

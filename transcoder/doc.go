@@ -94,6 +94,24 @@ package transcoder
 //     its init segment's decoder configuration (avcC, hvcC per ISO/IEC
 //     14496-15 annex E, av1C) and written into the MPD and the HLS
 //     master, so both name the profile, tier and level the encoder chose.
+//   - HDR (hdr.go, hdrprobe.go, hdrpkg.go): a source is HDR when its transfer is PQ
+//     (smpte2084) or HLG (arib-std-b67); its HDR10 metadata (mastering
+//     display, content light level) is read from the stream's side data or
+//     else the first frame's, in one more ffprobe run only for HDR sources.
+//     Plan marks a rung HDR (Rendition.Range) by Options.DynamicRange: by
+//     default hevc and av1 rungs keep HDR and h264 rungs are tone-mapped;
+//     "sdr" tone-maps all; "both" adds an SDR h264 ladder before an HDR one
+//     named "-hdr". EncodeChunk splits the decoded picture once into an
+//     untouched branch (HDR rungs: 10-bit, BT.2020 + PQ/HLG tags, x265 Main
+//     10 with hdr10/hdr10-opt/master-display/max-cll, SVT-AV1 10-bit with
+//     mastering-display/content-light) and one tone-mapped branch (SDR
+//     rungs, 8-bit BT.709); hdrEncoderArgs rewrites encoderArgs' SDR
+//     arguments rather than widening its signature. Package puts each codec
+//     and range in its own DASH AdaptationSet with CICP properties and adds
+//     VIDEO-RANGE to every HLS variant (ffmpeg 5.1 writes neither). The
+//     quality reference follows the same split, so each rung is compared
+//     like with like. A job's ranges are fixed at submit in its renditions,
+//     so every chunk of a rung is encoded the same way.
 //   - Quality (quality.go): SSIM and PSNR per rendition against the source,
 //     on QualityWindows windows of QualityWindowSeconds each inside one
 //     chunk of the source, the source scaled down to the rendition's size

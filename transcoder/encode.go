@@ -130,28 +130,26 @@ func (t *Transcoder) ladder(s EncodeSettings) (filter string, outArgs [][]string
 	if r := rotationFilter(s.Rotation); r != "" {
 		fc.WriteString(r + ",")
 	}
-	if tm := toneMapFilter(s.ToneMap); tm != "" {
-		fc.WriteString(tm + ",")
+	split, err := rangeSplit(s.ToneMap, s.Renditions, "s")
+	if err != nil {
+		return "", nil, err
 	}
-	n := len(s.Renditions)
-	fmt.Fprintf(&fc, "split=%d", n)
-	for i := range n {
-		fmt.Fprintf(&fc, "[s%d]", i)
-	}
+	fc.WriteString(split)
 	forceKF := "expr:gte(t,n_forced*" + fmtSec(seg) + ")"
 	for i, r := range s.Renditions {
 		if r.Width%2 != 0 || r.Height%2 != 0 || r.Width <= 0 || r.Height <= 0 {
 			return "", nil, fmt.Errorf("rendition %s has odd or empty size %dx%d", r.Name, r.Width, r.Height)
 		}
-		fmt.Fprintf(&fc, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[o%d]", i, r.Width, r.Height, i)
+		fmt.Fprintf(&fc, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=%s[o%d]", i, r.Width, r.Height, rungPixFmt(r), i)
 		enc, err := encoderArgs(r.Codec, preset, s.RateControl, r.Bitrate, gop, forceKF, t.threads)
 		if err != nil {
 			return "", nil, fmt.Errorf("rendition %s: %w", r.Name, err)
 		}
-		a := append([]string{"-map", fmt.Sprintf("[o%d]", i)}, enc...)
-		if toneMapFilter(s.ToneMap) != "" {
-			a = append(a, sdrTags...)
+		if enc, err = hdrEncoderArgs(enc, r, s.HDR10); err != nil {
+			return "", nil, err
 		}
+		a := append([]string{"-map", fmt.Sprintf("[o%d]", i)}, enc...)
+		a = append(a, colorTags(s.ToneMap, r)...)
 		a = append(a, "-fps_mode", "passthrough")
 		outArgs = append(outArgs, a)
 	}

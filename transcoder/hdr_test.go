@@ -20,8 +20,13 @@ var hdrSources = []struct {
 
 // genHDR writes a 2 s 640x360 HEVC 10-bit clip of one of hdrSources.
 func genHDR(t *testing.T, dir, name, transfer, x265 string) string {
+	return genHDRSized(t, dir, name, "640x360", transfer, x265)
+}
+
+// genHDRSized is genHDR at another size.
+func genHDRSized(t *testing.T, dir, name, size, transfer, x265 string) string {
 	t.Helper()
-	mustGen(t, dir, name+".mp4", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-t", "2",
+	mustGen(t, dir, name+".mp4", "-f", "lavfi", "-i", "testsrc2=size="+size+":rate=25", "-t", "2",
 		"-vf", "format=yuv420p10le", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:"+x265,
 		"-color_primaries", "bt2020", "-color_trc", transfer, "-colorspace", "bt2020nc", "-tag:v", "hvc1")
 	return filepath.Join(dir, name+".mp4")

@@ -37,6 +37,10 @@ func TestParseOptions(t *testing.T) {
 		{"abr", `{"rate_control":"abr"}`, Options{RateControl: RateABR}, ""},
 		{"bad rate control", `{"rate_control":"cbr"}`, Options{}, "unknown rate_control"},
 		{"no capped crf for av1", `{"codec":"av1","rate_control":"capped_crf"}`, Options{}, "h264 and hevc"},
+		{"dynamic range sdr", `{"dynamic_range":"sdr"}`, Options{DynamicRange: DynamicSDR}, ""},
+		{"dynamic range both", `{"codec":"hevc","dynamic_range":"both"}`, Options{Codec: "hevc", DynamicRange: DynamicBoth}, ""},
+		{"dynamic range auto", `{"dynamic_range":"auto"}`, Options{DynamicRange: DynamicAuto}, ""},
+		{"bad dynamic range", `{"dynamic_range":"hdr10"}`, Options{}, "unknown dynamic_range"},
 		{"trailing", `{} {}`, Options{}, "trailing"},
 		{"not json", `720p`, Options{}, "options"},
 	}
@@ -52,7 +56,7 @@ func TestParseOptions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("unexpected error: %v", err)
 			}
-			if got.Codec != tc.want.Codec || got.Preset != tc.want.Preset || got.ChunkSeconds != tc.want.ChunkSeconds || strings.Join(got.Renditions, ",") != strings.Join(tc.want.Renditions, ",") {
+			if got.Codec != tc.want.Codec || got.Preset != tc.want.Preset || got.ChunkSeconds != tc.want.ChunkSeconds || got.DynamicRange != tc.want.DynamicRange || strings.Join(got.Renditions, ",") != strings.Join(tc.want.Renditions, ",") {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})

@@ -112,10 +112,10 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 	for i := range n {
 		args = append(args, fmt.Sprintf("-aspect:%d", i), dar)
 	}
-	sets := "id=0,streams=v"
+	sets, nsets := videoAdaptationSets(in.Renditions)
 	if hasAudio {
 		args = append(args, "-map", fmt.Sprintf("%d:a:0", n))
-		sets += " id=1,streams=a"
+		sets += fmt.Sprintf(" id=%d,streams=a", nsets)
 	}
 	args = append(args, "-c", "copy", "-f", "dash",
 		"-seg_duration", fmtSec(seg), "-use_template", "1", "-use_timeline", "1",
@@ -152,6 +152,9 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
 	if err := fixMasterCodecs(filepath.Join(outDir, hlsMaster), codecs); err != nil {
+		return nil, fmt.Errorf("package %s: %w", outDir, err)
+	}
+	if err := fixRanges(outDir, in.Renditions); err != nil {
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
 

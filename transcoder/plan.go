@@ -32,7 +32,8 @@ func defaultBitrate(short int) int64 {
 	return 0
 }
 
-// Plan picks the renditions for a source. It never upscales: a rung larger
+// planLadder picks the renditions for a source in one codec (Plan then
+// decides their dynamic range, hdr.go). It never upscales: a rung larger
 // than the source's short side is dropped from the default ladder and is an
 // error when the user names it. Nor does it spend bits the source does not
 // have: a rung's rate is capped at the source's own video rate (in the
@@ -40,7 +41,7 @@ func defaultBitrate(short int) int64 {
 // the cap brings down to the rate of the rung above it is dropped, as it
 // would only repeat that rung's bandwidth at a smaller size. A rate the
 // user names ("720p@3M") is kept as asked.
-func Plan(p *Probe, o Options) ([]Rendition, error) {
+func planLadder(p *Probe, o Options) ([]Rendition, error) {
 	if p == nil || p.Video == nil {
 		return nil, &MediaError{Reason: "no video stream"}
 	}

@@ -115,6 +115,7 @@ func (t *Transcoder) Probe(ctx context.Context, path string) (*Probe, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.probeHDR(ctx, path, out.Bytes(), p)
 	t.log.Debug("probed", "path", path, "format", p.Format, "duration", p.Duration,
 		"width", p.Video.Width, "height", p.Video.Height, "fps", p.Video.FrameRate, "audio", p.Audio != nil)
 	return p, nil

@@ -31,8 +31,9 @@ type Quality struct {
 }
 
 // Reference is what turns a source window into the picture a rendition is
-// compared with: the encode's rotation and, for a tone-mapped ladder, the
-// same tone mapping (like is compared with like).
+// compared with: the encode's rotation and, for the tone-mapped (SDR) rungs
+// of an HDR source, the same tone mapping, while its HDR rungs (Rendition.
+// Range) meet the untouched source: like is compared with like.
 type Reference struct {
 	Rotation int
 	ToneMap  string // as EncodeSettings.ToneMap
@@ -161,13 +162,11 @@ func (t *Transcoder) MeasureQuality(ctx context.Context, windows []QualityWindow
 		if r := rotationFilter(ref.Rotation); r != "" {
 			fc.WriteString(r + ",")
 		}
-		if tm := toneMapFilter(ref.ToneMap); tm != "" {
-			fc.WriteString(tm + ",")
+		split, err := rangeSplit(ref.ToneMap, rs, "ref")
+		if err != nil {
+			return nil, fmt.Errorf("quality: %w", err)
 		}
-		fmt.Fprintf(&fc, "split=%d", n)
-		for i := range n {
-			fmt.Fprintf(&fc, "[ref%d]", i)
-		}
+		fc.WriteString(split)
 		args := ffmpegBase()
 		args = append(args, "-noautorotate", "-ss", fmtSec(win.SourceAt), "-t", fmtSec(win.Seconds),
 			"-protocol_whitelist", "file", "-i", inputURL(win.Source))

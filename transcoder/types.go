@@ -31,6 +31,11 @@ type VideoStream struct {
 	ColorTransfer  string `json:"color_transfer,omitempty"`
 	ColorPrimaries string `json:"color_primaries,omitempty"`
 	ColorSpace     string `json:"color_space,omitempty"`
+	// HDR10 static metadata (hdr.go): MasteringDisplay in x265's syntax
+	// and units, MaxCLL and MaxFALL in cd/m²; empty or 0 when absent.
+	MasteringDisplay string `json:"mastering_display,omitempty"`
+	MaxCLL           int    `json:"max_cll,omitempty"`
+	MaxFALL          int    `json:"max_fall,omitempty"`
 }
 
 // Dynamic ranges a source may have (VideoStream.DynamicRange).
@@ -81,6 +86,10 @@ type Options struct {
 	// as a ceiling, so easy content takes fewer bytes. Fixed at submit, like
 	// Preset.
 	RateControl string `json:"rate_control,omitempty"`
+	// DynamicRange is what becomes of an HDR source (hdr.go): "" or
+	// "auto" keeps HDR where the codec can, "sdr" tone-maps every rung,
+	// "both" adds an SDR h264 ladder beside the HDR one.
+	DynamicRange string `json:"dynamic_range,omitempty"`
 }
 
 // Rate control modes (Options.RateControl; "" is RateABR).
@@ -96,6 +105,9 @@ type Rendition struct {
 	Height  int    `json:"height"`  // even
 	Bitrate int64  `json:"bitrate"` // video bits/s
 	Codec   string `json:"codec"`   // "h264", "hevc" or "av1"
+	// Range is RangePQ or RangeHLG for a rung that keeps the source's HDR
+	// (10-bit BT.2020); "" is SDR (tone-mapped from an HDR source).
+	Range string `json:"range,omitempty"`
 }
 
 // Chunk is one piece of the source video produced by Split: a stream copy
@@ -127,9 +139,12 @@ type EncodeSettings struct {
 	SegmentSeconds float64 // keyframe grid
 	Preset         string  // x264 preset name (mapped for other codecs); "" = "veryfast"
 	RateControl    string  // RateABR ("") or RateCappedCRF
-	// ToneMap maps an HDR source (RangePQ or RangeHLG) to SDR BT.709 for
-	// outputs that cannot carry it (h264); "" or RangeSDR leaves it as is.
+	// ToneMap is an HDR source's range (RangePQ or RangeHLG): its SDR
+	// rungs (Rendition.Range "") are tone-mapped to BT.709, its HDR rungs
+	// keep it. "" or RangeSDR leaves every rung as is.
 	ToneMap string
+	// HDR10 is the source's static metadata, written into HDR rungs.
+	HDR10 HDR10
 }
 
 // Progress is called with the fraction (0..1) of a long ffmpeg run done.

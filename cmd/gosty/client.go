@@ -73,6 +73,7 @@ type submitFlags struct {
 	codec        string
 	preset       string
 	rateControl  string
+	dynamicRange string
 	chunkSeconds float64
 	priority     string
 	ttl          string
@@ -97,6 +98,7 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		fs.StringVar(&sf.renditions, "renditions", "", "comma-separated ladder, e.g. 720p,480p or 720p@2500k (default: the codec's ladder)")
 		fs.StringVar(&sf.codec, "codec", "", "video codec: h264 (default), hevc or av1")
 		fs.StringVar(&sf.preset, "preset", "", "encoder speed/quality preset (default: the node's)")
+		fs.StringVar(&sf.dynamicRange, "dynamic-range", "", "of an HDR source: auto (default: HDR kept in hevc/av1, tone-mapped for h264), sdr (tone-map all) or both (HDR hevc and SDR h264 ladders)")
 		fs.StringVar(&sf.rateControl, "rate-control", "", "abr (default: each rung aims at its rate) or capped_crf (constant quality, the rate a ceiling)")
 		fs.Float64Var(&sf.chunkSeconds, "chunk-seconds", 0, "target chunk duration (default: the node's)")
 		fs.StringVar(&sf.priority, "priority", "", "high, normal or low (default normal)")
@@ -191,6 +193,9 @@ func (sf submitFlags) jobOptions() (string, error) {
 	}
 	if sf.rateControl != "" {
 		opts["rate_control"] = sf.rateControl
+	}
+	if sf.dynamicRange != "" {
+		opts["dynamic_range"] = sf.dynamicRange
 	}
 	if sf.chunkSeconds != 0 {
 		opts["chunk_seconds"] = sf.chunkSeconds

@@ -10,4 +10,8 @@ func TestSubmitFlagsPolicyOptions(t *testing.T) {
 	if err != nil || got != want {
 		t.Fatalf("got %s (%v), want %s", got, err, want)
 	}
+	sf = submitFlags{codec: "hevc", dynamicRange: "both"}
+	if got, err := sf.jobOptions(); err != nil || got != `{"codec":"hevc","dynamic_range":"both"}` {
+		t.Fatalf("--dynamic-range: got %s (%v)", got, err)
+	}
 }

@@ -166,7 +166,7 @@ function renditionTable(job, sizes) {
     return h('tr', { dataset: { rendition: r.name, height: r.height } },
       h('td', { 'data-label': 'Rendition' }, r.name),
       h('td', { 'data-label': 'Size' }, `${r.width}×${r.height}`),
-      h('td', { 'data-label': 'Codec', class: 'codec' }, r.codec),
+      h('td', { 'data-label': 'Codec', class: 'codec' }, r.range ? `${r.codec} HDR ${r.range.toUpperCase()}` : r.codec),
       h('td', { 'data-label': 'Target' }, formatBitrate(r.bitrate)),
       h('td', { 'data-label': 'MP4' }, size ? formatBytes(size) : url ? '…' : '–'),
       h('td', { 'data-label': 'Average' }, size && dur ? formatBitrate((size * 8) / dur) : '–'),
