@@ -229,7 +229,46 @@ func (c *contract) checkResponse(path string, in *openapi3filter.RequestValidati
 	out.SetBodyBytes(rec.body.Bytes())
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return openapi3filter.ValidateResponse(context.Background(), out)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		return err
+	}
+	return c.checkEvents(op.Responses.Status(status).Value, h.Get("Content-Type"), rec.body.Bytes())
+}
+
+// checkEvents checks the data of each complete server-sent event against
+// the schema its media type's x-gosty-events names for the event.
+func (c *contract) checkEvents(resp *openapi3.Response, ct string, body []byte) error {
+	if mt, _, _ := mime.ParseMediaType(ct); mt != "text/event-stream" {
+		return nil
+	}
+	schemas, _ := resp.Content.Get(ct).Extensions["x-gosty-events"].(map[string]any)
+	blocks := strings.Split(string(body), "\n\n")
+	for _, block := range blocks[:len(blocks)-1] { // the last may be cut short
+		var event, data string
+		for line := range strings.SplitSeq(block, "\n") {
+			if v, ok := strings.CutPrefix(line, "event: "); ok {
+				event = v
+			} else if v, ok := strings.CutPrefix(line, "data: "); ok {
+				data += v
+			}
+		}
+		if event == "" {
+			continue // a ping
+		}
+		name, _ := schemas[event].(string)
+		ref := c.doc.Components.Schemas[name]
+		if ref == nil {
+			return fmt.Errorf("event %q is not documented (x-gosty-events)", event)
+		}
+		var v any
+		if err := json.Unmarshal([]byte(data), &v); err != nil {
+			return fmt.Errorf("event %q: %v", event, err)
+		}
+		if err := ref.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+			return fmt.Errorf("event %q does not match %s: %v", event, name, err)
+		}
+	}
+	return nil
 }
 
 // checkErrorBody checks a JSON answer to an undocumented request against

@@ -3,7 +3,9 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -43,10 +45,75 @@ func openAPIDocument(t testing.TB) *openapi3.T {
 // describes only the public API.
 func TestOpenAPIDocument(t *testing.T) {
 	doc := openAPIDocument(t)
-	for path := range doc.Paths.Map() {
+	for path, item := range doc.Paths.Map() {
 		if strings.HasPrefix(path, "/internal") {
 			t.Errorf("%s: internal routes are not public", path)
 		}
+		for method, op := range item.Operations() {
+			for status, resp := range op.Responses.Map() {
+				for mt, content := range resp.Value.Content {
+					events, _ := content.Extensions["x-gosty-events"].(map[string]any)
+					for event, name := range events {
+						if s, _ := name.(string); doc.Components.Schemas[s] == nil {
+							t.Errorf("%s %s %s %s: event %q names no schema (%v)", method, path, status, mt, event, name)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// errorsTB records the errors a contractHandler reports.
+type errorsTB struct {
+	testing.TB
+	errs []string
+}
+
+func (e *errorsTB) Errorf(format string, args ...any) {
+	e.errs = append(e.errs, fmt.Sprintf(format, args...))
+}
+
+// TestContractCatchesDrift: the checker the API tests run under reports an
+// undocumented field in the job JSON, an undocumented status, a missing
+// required header, an undocumented route that is not refused, and a
+// request the document refuses that was served.
+func TestContractCatchesDrift(t *testing.T) {
+	for _, tc := range []struct {
+		name, method, url string
+		status            int
+		header            map[string]string
+		body              string
+		wantErr           bool
+	}{
+		{"good", "GET", "/healthz", 200, nil, `{"status":"ok"}`, false},
+		{"extra field", "GET", "/api/v1/jobs/j1", 200, nil,
+			`{"id":"j1","name":"a","state":"queued","progress":0,"options":{},"source":{"format":"","duration":0,"size":0},
+			"renditions":[],"chunk_count":0,"bytes":{"source":0,"chunks":0,"encoded":0,"audio":0,"published":0},
+			"created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T03:04:05Z","keep_source":true,"priority":"normal",
+			"hdr":true}`, true},
+		{"undocumented status", "GET", "/api/v1/jobs/j1", 418, nil, `{"error":{"code":"teapot","message":"x"}}`, true},
+		{"unknown error code", "GET", "/api/v1/jobs/j1", 404, nil, `{"error":{"code":"gone_fishing","message":"x"}}`, true},
+		{"429 without Retry-After", "POST", "/api/v1/jobs?filename=a", 429, nil, `{"error":{"code":"too_many_uploads","message":"x"}}`, true},
+		{"undocumented route served", "GET", "/api/v1/nothing", 200, nil, `{}`, true},
+		{"bad limit served", "GET", "/api/v1/jobs?limit=0", 200, nil, `{"jobs":[]}`, true},
+		{"bad limit refused", "GET", "/api/v1/jobs?limit=0", 400, nil, `{"error":{"code":"invalid_request","message":"x"}}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &errorsTB{TB: t}
+			h := contractHandler(rec, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json; charset=utf-8")
+				for k, v := range tc.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tc.status)
+				_, _ = io.WriteString(w, tc.body)
+			}))
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(tc.method, tc.url, nil))
+			if got := len(rec.errs) > 0; got != tc.wantErr {
+				t.Errorf("reported %q, want an error: %v", rec.errs, tc.wantErr)
+			}
+		})
 	}
 }
 
