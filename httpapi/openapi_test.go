@@ -163,7 +163,11 @@ func TestOpenAPIRoutes(t *testing.T) {
 			docOps = append(docOps, op{method, path})
 		}
 	}
-	routes := e.api.engine.Routes()
+	engine, ok := e.api.Handler().(*gin.Engine)
+	if !ok {
+		t.Fatalf("Handler is a %T, not the gin engine", e.api.Handler())
+	}
+	routes := engine.Routes()
 	for _, r := range routes {
 		key := r.Method + " " + r.Path
 		if _, ok := undocumentedRoutes[key]; ok {
