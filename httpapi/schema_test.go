@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -101,5 +104,51 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		if opts.Properties[f] == nil {
 			t.Errorf("schema SubmitOptions lacks %q, an option of transcoder.Options", f)
 		}
+	}
+}
+
+// errorCodePatterns find the error codes the public API's source writes:
+// writeErrorCode's and tusError's code argument, and the codes files.go
+// picks for ServeContent's errors.
+var errorCodePatterns = []*regexp.Regexp{
+	regexp.MustCompile(`writeErrorCode\(c, [^,]+, "([a-z_]+)"`),
+	regexp.MustCompile(`tusError\([^,]+, "([a-z_]+)"`),
+	regexp.MustCompile(`errorDetail\{"([a-z_]+)"`),
+	regexp.MustCompile(`code, msg = "([a-z_]+)"`),
+}
+
+// TestOpenAPIErrorCodes: the ErrorCode enum is exactly the codes the
+// public API's source writes (internal.go's are the peers' business), so a
+// code added in a branch no test reaches fails here too.
+func TestOpenAPIErrorCodes(t *testing.T) {
+	doc := openAPIDocument(t)
+	var enum []string
+	for _, v := range doc.Components.Schemas["ErrorCode"].Value.Enum {
+		enum = append(enum, v.(string))
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") || f == "internal.go" {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range errorCodePatterns {
+			for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+				codes = append(codes, m[1])
+			}
+		}
+	}
+	slices.Sort(codes)
+	codes = slices.Compact(codes)
+	slices.Sort(enum)
+	if !slices.Equal(codes, enum) {
+		t.Errorf("ErrorCode in openapi.yaml is %v; the source writes %v", enum, codes)
 	}
 }
