@@ -28,9 +28,10 @@ import (
 //     405 or 413 (with the JSON error, when it is JSON), 412 under the
 //     uploads (tus), or redirected to the path without its trailing slash;
 //   - a request the document calls invalid (a bad parameter, a JSON body
-//     that breaks its schema) must be answered 4xx: the tests send such
-//     requests on purpose, and the server must refuse what the document
-//     refuses;
+//     that breaks its schema) must be refused (4xx, or a 5xx from a check
+//     that comes first, e.g. an upload's node being away): the tests send
+//     such requests on purpose, and the server must refuse what the
+//     document refuses;
 //   - every answer's status must be documented for its operation, with its
 //     required headers and, for JSON, a body that matches the schema
 //     (strict: the job JSON allows no field it does not list). Multipart,
