@@ -8,6 +8,17 @@
 //
 // Decisions that implementers and clients rely on:
 //
+//   - openapi.yaml (OpenAPI 3.1, embedded; OpenAPI returns it) describes
+//     every public route and is served at GET|HEAD /api/v1/openapi.yaml, a
+//     read like the others. It is the contract: TestOpenAPIRoutes fails when
+//     a route and the document disagree (x-gosty-access included, against
+//     the classes TestEveryRouteClassified checks), TestOpenAPISchemasMatchGoTypes
+//     when a view's fields do, and newEnv's servers check every request and
+//     answer of the API tests against it (contract_test.go). The job JSON's
+//     objects set additionalProperties: false: a field added to a view
+//     needs its line in the document. Internal routes (internal.go) are not
+//     in it.
+//
 //   - Errors are always JSON {"error":{"code":"...","message":"..."}}, also for
 //     unknown routes (404 not_found), wrong methods (405 method_not_allowed,
 //     with an Allow header) and recovered panics (500 internal). Backend errors

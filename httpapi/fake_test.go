@@ -287,7 +287,12 @@ func (b *fakeBlobs) OpenBlob(ctx context.Context, ref, _ cluster.BlobRef) (io.Re
 type fakeCluster struct{}
 
 func (fakeCluster) Status() any {
-	return map[string]any{"leader": "n1", "members": []map[string]string{{"name": "n1", "state": "alive"}}}
+	// The shape of node.ClusterStatus (openapi.yaml's ClusterStatus).
+	return map[string]any{"node": "n1", "leader": "n1", "term": 2, "log_version": 2,
+		"members": []map[string]any{{"name": "n1", "id": "id-n1", "state": "alive", "raft_role": "leader",
+			"voter": true, "slots": 2, "tasks_active": 0, "version": "dev", "since": "2025-01-02T03:04:05Z"}},
+		"raft":   []map[string]string{{"id": "id-n1", "name": "n1", "suffrage": "voter", "address": "127.0.0.1:7947"}},
+		"quorum": map[string]int{"voters": 1, "healthy_voters": 1, "needed": 1, "failure_tolerance": 0}}
 }
 
 type fakeHealth struct {
@@ -336,7 +341,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	}
 	api.pollInterval = time.Hour // events are driven by Changed in tests
 	e.api = api
-	e.srv = httptest.NewServer(api.Handler())
+	e.srv = httptest.NewServer(contractHandler(t, api.Handler()))
 	t.Cleanup(e.srv.Close)
 	return e
 }

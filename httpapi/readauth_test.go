@@ -42,6 +42,8 @@ func routeClass(method, path string) (string, bool) {
 		"HEAD /assets/*path":                   routeOpen,
 		"OPTIONS /api/v1/jobs/:id/files/*path": routeOpen,
 		"GET /api/v1/cluster":                  routeRead,
+		"GET /api/v1/openapi.yaml":             routeRead,
+		"HEAD /api/v1/openapi.yaml":            routeRead,
 		"GET /api/v1/events":                   routeRead,
 		"GET /api/v1/jobs":                     routeRead,
 		"GET /api/v1/jobs/:id":                 routeRead,

@@ -310,6 +310,8 @@ func (a *API) routes() *gin.Engine {
 	// PublicRead; files check theirs in serveFile (a signature will do
 	// under signed playback), uploads in serveUploads.
 	v1 := e.Group("/api/v1")
+	v1.GET("/openapi.yaml", a.readAuth, a.openAPI)
+	v1.HEAD("/openapi.yaml", a.readAuth, a.openAPI)
 	v1.GET("/cluster", a.readAuth, a.clusterStatus)
 	v1.GET("/events", a.readAuth, a.listEvents)
 	v1.POST("/cluster/scale", a.auth, a.scale)
