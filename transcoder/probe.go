@@ -387,6 +387,8 @@ func parseProbe(js []byte) (*Probe, error) {
 			if p.Audio.Duration <= 0 {
 				p.Audio.Duration = p.Duration
 			}
+		case s.CodecType == "subtitle":
+			p.Subtitles = append(p.Subtitles, subtitleStreamOf(s.Index, s.CodecName, s.Tags, s.Disposition))
 		}
 	}
 	if err := checkLimits(p); err != nil {
