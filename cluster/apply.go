@@ -35,6 +35,9 @@ func (s *State) submit(j Job, holders []string, at time.Time) error {
 	if len(j.Renditions) == 0 {
 		return fmt.Errorf("submit %s: %w: no renditions", j.ID, ErrInvalid)
 	}
+	if err := checkSubtitles(&j); err != nil {
+		return err
+	}
 	if s.version >= LogV2 && len(j.Renditions) > MaxRenditions {
 		return fmt.Errorf("submit %s: %w: %d renditions, at most %d", j.ID, ErrInvalid, len(j.Renditions), MaxRenditions)
 	}
@@ -53,6 +56,9 @@ func (s *State) submit(j Job, holders []string, at time.Time) error {
 	s.addHolder(j.SourceBlob, j.Origin)
 	for _, h := range holders {
 		s.addHolder(j.SourceBlob, h)
+	}
+	for _, t := range j.Subtitles { // stored by the origin alone
+		s.addHolder(t.Blob, j.Origin)
 	}
 	s.newTask(j.ID, TaskSplit, 0, j.Source.Duration)
 	if j.Source.Audio != nil {

@@ -26,6 +26,9 @@ type Probe struct {
 	BitRate  int64        `json:"bit_rate,omitempty"`
 	Video    *VideoStream `json:"video,omitempty"`
 	Audio    *AudioStream `json:"audio,omitempty"`
+	// Subtitles lists the source's subtitle streams (added to version 1;
+	// absent in older entries).
+	Subtitles []SubtitleStream `json:"subtitles,omitempty"`
 }
 
 // VideoStream describes the source's video (transcoder.VideoStream).
@@ -55,6 +58,17 @@ type AudioStream struct {
 	Duration   float64 `json:"duration"`
 	StartTime  float64 `json:"start_time"`
 	BitRate    int64   `json:"bit_rate,omitempty"`
+}
+
+// SubtitleStream is one subtitle stream of the source
+// (transcoder.SubtitleStream).
+type SubtitleStream struct {
+	Index    int    `json:"index"`
+	Codec    string `json:"codec"`
+	Language string `json:"language,omitempty"`
+	Title    string `json:"title,omitempty"`
+	Default  bool   `json:"default,omitempty"`
+	Forced   bool   `json:"forced,omitempty"`
 }
 
 // Rendition is one rung of a job's ladder (transcoder.Rendition).
@@ -98,6 +112,10 @@ func ProbeOf(p transcoder.Probe) Probe {
 		out.Audio = &AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
 			Duration: a.Duration, StartTime: a.StartTime, BitRate: a.BitRate}
 	}
+	for _, s := range p.Subtitles {
+		out.Subtitles = append(out.Subtitles, SubtitleStream{Index: s.Index, Codec: s.Codec, Language: s.Language,
+			Title: s.Title, Default: s.Default, Forced: s.Forced})
+	}
 	return out
 }
 
@@ -112,6 +130,10 @@ func (p Probe) Transcoder() transcoder.Probe {
 	if a := p.Audio; a != nil {
 		out.Audio = &transcoder.AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
 			Duration: a.Duration, StartTime: a.StartTime, BitRate: a.BitRate}
+	}
+	for _, s := range p.Subtitles {
+		out.Subtitles = append(out.Subtitles, transcoder.SubtitleStream{Index: s.Index, Codec: s.Codec, Language: s.Language,
+			Title: s.Title, Default: s.Default, Forced: s.Forced})
 	}
 	return out
 }
