@@ -13,11 +13,14 @@ import (
 
 // JobView is the public JSON shape of a job.
 type JobView struct {
-	ID         string             `json:"id"`
-	Name       string             `json:"name"`
-	State      cluster.JobState   `json:"state"`
-	Progress   float64            `json:"progress"`
-	Error      string             `json:"error,omitempty"`
+	ID       string           `json:"id"`
+	Name     string           `json:"name"`
+	State    cluster.JobState `json:"state"`
+	Progress float64          `json:"progress"`
+	Error    string           `json:"error,omitempty"`
+	// Warnings say what of the source the outputs leave out (image-based
+	// subtitles, tracks beyond the cap).
+	Warnings   []string           `json:"warnings,omitempty"`
 	Options    cluster.JobOptions `json:"options"`
 	Source     cluster.Probe      `json:"source"`
 	Renditions []RenditionView    `json:"renditions"`
@@ -91,6 +94,8 @@ type OutputsView struct {
 	HLS  string            `json:"hls,omitempty"`
 	DASH string            `json:"dash,omitempty"`
 	MP4  map[string]string `json:"mp4,omitempty"` // rendition name → URL
+	// Subtitles are the sidecar WebVTT files, one per track (subtitles.go).
+	Subtitles []SubtitleView `json:"subtitles,omitempty"`
 }
 
 // LiveView says whether and how far a job can be played while it is still
@@ -129,6 +134,7 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		State:      j.State,
 		Progress:   clamp01(progress),
 		Error:      j.Error,
+		Warnings:   j.Warnings,
 		Options:    j.Options,
 		Source:     j.Source,
 		Renditions: make([]RenditionView, len(j.Renditions)),
@@ -211,6 +217,9 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		}
 		out.MP4[name] = FileURL(j.ID, rel)
 	}
+	if out.HLS != "" {
+		out.Subtitles = subtitleViews(j)
+	}
 	if out.HLS != "" || out.DASH != "" || out.MP4 != nil {
 		v.Outputs = &out
 	}
@@ -284,5 +293,8 @@ func (o *OutputsView) sign(q string) {
 	}
 	for name, u := range o.MP4 {
 		o.MP4[name] = u + "?" + q
+	}
+	for i := range o.Subtitles {
+		o.Subtitles[i].URL += "?" + q
 	}
 }

@@ -107,6 +107,10 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		return cluster.Job{}, cluster.Invalid(fmt.Errorf("options: the ladder has %d renditions, at most %d per job",
 			len(rends), cluster.MaxRenditions))
 	}
+	subs, warnings, err := n.subtitleTracks(ctx, path, probe, httpapi.Sidecars(ctx), owner) // subtitles.go
+	if err != nil {
+		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, err)
+	}
 	copied := <-ack
 	if copied.err != nil {
 		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, copied.err)
@@ -125,6 +129,8 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		DropSource:   jo.KeepSource != nil && !*jo.KeepSource,
 		Priority:     jo.priority,
 		Submitter:    submitter,
+		Subtitles:    subs,
+		Warnings:     warnings,
 	}
 	if jo.hasTTL {
 		job.TTL = jo.ttl
