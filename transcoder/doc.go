@@ -42,11 +42,34 @@
 //
 // Streams: only the first video stream that is not a cover picture (nor a
 // still-image track, when a real video follows) and the first audio stream
-// are used, and every ffmpeg maps them by index. Other streams (more audio,
-// subtitles, data, attachments such as fonts) are ignored rather than
-// refused: phones write data tracks and films carry subtitles, and an
-// ignored stream is never mapped or decoded, so a subtitle or attachment
-// cannot pull anything in; they only count against the stream limit.
+// are encoded, and every ffmpeg maps them by index. Other streams (more
+// audio, data, attachments such as fonts) are ignored rather than
+// refused: phones write data tracks, and an ignored stream is never mapped
+// or decoded, so an attachment cannot pull anything in; they only count
+// against the stream limit.
+//
+// Subtitles (subtitles.go, webvtt.go, subpackage.go): Probe lists every
+// subtitle stream. Text ones (subrip, ass/ssa, mov_text, webvtt; at most
+// MaxSubtitleTracks per job, uploaded files included) are converted by
+// ExtractSubtitles, one confined ffmpeg run over the user's file with the
+// same input rules, mapping each by index to the webvtt muxer (ASS keeps
+// its text, not its styling), with -copyts; the cues are then parsed and
+// re-emitted in Go and moved by the video's start time, so they sit on
+// the outputs' timeline, which starts at the first video frame.
+// Image-based streams (PGS, DVB, DVD) would need OCR: SubtitlePlan names
+// them in warnings. A subtitle file is never an upload; an .srt or .vtt
+// sent beside one is parsed by ParseSubtitles (strict timings, UTF-8,
+// 2 MiB, only <i>, <b>, <u> kept as markup, everything else escaped) and
+// re-emitted, so no subtitle text reaches a manifest or player unparsed.
+// Package publishes each track (SubtitleInput) as a sidecar
+// subs/<n>-<lang>.vtt, a segmented WebVTT playlist on the video's own
+// segment grid (read from the first video playlist; a cue is in every
+// segment it overlaps, X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:0 since the fMP4
+// video starts at 0), an entry of the master's "subs" group (added to
+// whatever master the package wrote, with MasterPlaylist's lines; at
+// most one DEFAULT=YES, names made unique) and a DASH text adaptation
+// set whose BaseURL is the sidecar (forced tracks with DASH-IF's
+// "forced-subtitle" role).
 //
 // Deadlines (deadlines.go): every run has one, a fixed allowance plus an
 // allowance per second of media (probe 60 s; a 6 s chunk encode 35 min),

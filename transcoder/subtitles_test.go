@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -98,6 +99,7 @@ func TestSubtitlesPackaged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
 	read := func(rel string) string {
 		t.Helper()
 		b, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(rel)))
@@ -171,6 +173,27 @@ func TestSubtitlesPackaged(t *testing.T) {
 	fr, err := ParseSubtitles([]byte(read("subs/1-fr.vtt")))
 	if err != nil || len(fr) != 1 || fr[0].Start != 2.5 || fr[0].Text != "<b>Bonjour</b> le monde" {
 		t.Errorf("French sidecar cues %+v, %v", fr, err)
+	}
+
+	// Every track of the master's group (ffmpeg 5.1's HLS demuxer skips
+	// subtitle renditions, so the test reads them itself): its playlist
+	// lists WebVTT segments with the timestamp map, covering the video.
+	mediaRe := regexp.MustCompile(`(?m)^#EXT-X-MEDIA:TYPE=SUBTITLES,.*LANGUAGE="([^"]+)".*URI="([^"]+)"$`)
+	var langs []string
+	for _, m := range mediaRe.FindAllStringSubmatch(master, -1) {
+		langs = append(langs, m[1])
+		pl := read(m[2])
+		dir := path.Dir(m[2])
+		segs := regexp.MustCompile(`(?m)^[^#\n].*\.vtt$`).FindAllString(pl, -1)
+		if len(segs) != len(video)-1 {
+			t.Errorf("%s lists %d segments, the video %d", m[2], len(segs), len(video)-1)
+		}
+		for _, seg := range segs {
+			cuesIn(dir + "/" + seg)
+		}
+	}
+	if strings.Join(langs, ",") != "en,fr" {
+		t.Errorf("master's subtitle languages %q, want en,fr", langs)
 	}
 
 	var mpd struct {
