@@ -57,9 +57,6 @@ func (s *State) submit(j Job, holders []string, at time.Time) error {
 	for _, h := range holders {
 		s.addHolder(j.SourceBlob, h)
 	}
-	for _, t := range j.Subtitles { // stored by the origin alone
-		s.addHolder(t.Blob, j.Origin)
-	}
 	s.newTask(j.ID, TaskSplit, 0, j.Source.Duration)
 	if j.Source.Audio != nil {
 		s.newTask(j.ID, TaskAudio, 0, j.Source.Duration)

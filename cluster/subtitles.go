@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/gosty/gosty/transcoder"
 )
@@ -34,6 +36,24 @@ const (
 // relative to the job's outputs.
 func (j *Job) SubtitleFile(n int) string {
 	return transcoder.SubtitleFile(n, j.Subtitles[n].Language)
+}
+
+// submitSubtitled applies job.submit (submit) and records the holders of
+// the job's subtitle blobs: its origin and SubtitleHolders.
+func (s *State) submitSubtitled(b SubmitJob, at time.Time) error {
+	if len(b.SubtitleHolders) > MaxSubmitHolders || slices.Contains(b.SubtitleHolders, "") {
+		return fmt.Errorf("submit %s: %w: at most %d subtitle holders, each named", b.Job.ID, ErrInvalid, MaxSubmitHolders)
+	}
+	if err := s.submit(b.Job, b.Holders, at); err != nil {
+		return err
+	}
+	for _, t := range b.Job.Subtitles {
+		s.addHolder(t.Blob, b.Job.Origin)
+		for _, h := range b.SubtitleHolders {
+			s.addHolder(t.Blob, h)
+		}
+	}
+	return nil
 }
 
 // checkSubtitles validates what job.submit says of subtitles.

@@ -23,15 +23,15 @@ func subtitledJob(id string) Job {
 // durable (replicated) while the job keeps its source, and go with it.
 func TestSubmitSubtitles(t *testing.T) {
 	s := NewState()
-	mustApply(t, s, OpJobSubmit, SubmitJob{Job: subtitledJob("j1"), Holders: []string{"n2"}})
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: subtitledJob("j1"), Holders: []string{"n2", "n3"}, SubtitleHolders: []string{"n3"}})
 	j := jobOf(t, s, "j1")
 	if len(j.Subtitles) != 2 || j.Subtitles[1].Language != "fr-CA" || len(j.Warnings) != 1 || len(j.Source.Subtitles) != 2 {
 		t.Fatalf("job %+v", j)
 	}
 	for _, h := range []string{hash('d'), hash('e')} {
 		b, ok := s.Blob(h)
-		if !ok || b.durable != 1 || !b.Nodes.Has("n1") || b.Nodes.Has("n2") {
-			t.Fatalf("subtitle blob %s: %+v (want durable, held by the origin only)", h[:4], b)
+		if !ok || b.durable != 1 || !b.Nodes.Has("n1") || b.Nodes.Has("n2") || !b.Nodes.Has("n3") {
+			t.Fatalf("subtitle blob %s: %+v (want durable, held by the origin and n3)", h[:4], b)
 		}
 	}
 	if got := j.SubtitleFile(1); got != "subs/1-fr-CA.vtt" {
@@ -72,11 +72,16 @@ func TestSubmitSubtitlesRefused(t *testing.T) {
 		"too many":    func(j *Job) { j.Subtitles = make([]SubtitleTrack, MaxSubtitleTracks+1) },
 		"long name":   func(j *Job) { j.Subtitles[0].Name = strings.Repeat("n", 300) },
 		"many warned": func(j *Job) { j.Warnings = make([]string, MaxJobWarnings+1) },
+		"holder name": nil,
 	} {
 		s := NewState()
 		j := subtitledJob("j1")
-		mod(&j)
-		if err := apply(t, s, OpJobSubmit, SubmitJob{Job: j}); !errors.Is(err, ErrInvalid) {
+		b := SubmitJob{Job: j, SubtitleHolders: []string{""}}
+		if mod != nil {
+			mod(&b.Job)
+			b.SubtitleHolders = nil
+		}
+		if err := apply(t, s, OpJobSubmit, b); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
 		if s.BlobCount() != 0 {

@@ -135,7 +135,8 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 	if jo.hasTTL {
 		job.TTL = jo.ttl
 	}
-	if err := n.log.Propose(ctx, cluster.OpJobSubmit, cluster.SubmitJob{Job: job, Holders: copied.holders}); err != nil {
+	subHolders := n.copySubtitles(ctx, subs, copied.holders) // subtitles.go
+	if err := n.log.Propose(ctx, cluster.OpJobSubmit, cluster.SubmitJob{Job: job, Holders: copied.holders, SubtitleHolders: subHolders}); err != nil {
 		// A conflict after a retried forward means an earlier try committed.
 		if _, ok := s.Job(job.ID); !ok || !errors.Is(err, cluster.ErrConflict) {
 			return cluster.Job{}, fmt.Errorf("submit %s: %w", job.ID, err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
+	"sync"
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
@@ -92,4 +94,43 @@ func (w *worker) subtitleInputs(ctx context.Context, j cluster.Job, res *cluster
 		out = append(out, transcoder.SubtitleInput{Path: p, Language: s.Language, Name: s.Name, Default: s.Default, Forced: s.Forced})
 	}
 	return out, nil
+}
+
+// copySubtitles sends a new job's subtitle blobs to the nodes that took
+// its source's copies (streamed, so pinned there like those until the
+// job commits): the acknowledged upload then keeps its tracks if the
+// origin dies. It returns the nodes that took every track; one that did
+// not is left to the replicator (the tracks are durable blobs).
+func (n *Node) copySubtitles(ctx context.Context, tracks []cluster.SubtitleTrack, holders []string) []string {
+	if len(tracks) == 0 || len(holders) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, ackWait)
+	defer cancel()
+	var (
+		mu  sync.Mutex
+		out []string
+		wg  sync.WaitGroup
+	)
+	for _, h := range holders {
+		wg.Go(func() {
+			addr := n.internalAddr(h)
+			if addr == "" {
+				return
+			}
+			for _, t := range tracks {
+				if err := n.streamCopy(ctx, t.Blob, addr); err != nil {
+					n.logger.Warn("copying a subtitle track to a holder of its source failed; replication makes the copy later",
+						"to", h, "blob", t.Blob.Hash, "err", err)
+					return
+				}
+			}
+			mu.Lock()
+			out = append(out, h)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	sort.Strings(out)
+	return out
 }
