@@ -110,6 +110,9 @@ func (t *Transcoder) ExtractSubtitles(ctx context.Context, src string, p *Probe,
 	}
 	out := make([]string, len(streams))
 	for k := range streams {
+		if fi, err := os.Stat(raw[k]); err == nil && fi.Size() > maxExtractedBytes {
+			return nil, &MediaError{Reason: fmt.Sprintf("subtitle stream %d holds more than %d MiB of text", streams[k].Index, maxExtractedBytes>>20)}
+		}
 		cues, err := readVTT(raw[k])
 		if err != nil {
 			return nil, fmt.Errorf("extract subtitles: stream %d: %w", streams[k].Index, err)

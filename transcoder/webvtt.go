@@ -28,6 +28,12 @@ const (
 	MaxSubtitleCues    = 50_000
 	maxCueTextBytes    = 4096
 	maxSubtitleSeconds = maxDuration
+	// maxShownSeconds bounds the cues' display times added up: a real
+	// track shows text a fraction of the time, and since a cue is written
+	// into every segment it overlaps, this bounds the segmented track.
+	maxShownSeconds = 2 * maxDuration
+	// maxExtractedBytes bounds a subtitle stream ffmpeg converted.
+	maxExtractedBytes = 16 << 20
 )
 
 // ParseSubtitles reads an SRT or WebVTT file (told apart by the WEBVTT
@@ -65,6 +71,7 @@ var timingRe = regexp.MustCompile(`^\s*((?:\d+:)?\d{1,2}:\d{1,2}[.,]\d{1,3})\s+-
 func parseBlocks(s string, vtt bool) ([]Cue, error) {
 	blocks := strings.Split(s, "\n\n")
 	var cues []Cue
+	shown := 0.0
 	for bi, blk := range blocks {
 		lines := strings.Split(strings.Trim(blk, "\n"), "\n")
 		if len(lines) == 0 || strings.TrimSpace(blk) == "" {
@@ -99,6 +106,9 @@ func parseBlocks(s string, vtt bool) ([]Cue, error) {
 		}
 		if len(cues) == MaxSubtitleCues {
 			return nil, &MediaError{Reason: fmt.Sprintf("subtitle file has more than %d cues", MaxSubtitleCues)}
+		}
+		if shown += end - start; shown > maxShownSeconds {
+			return nil, &MediaError{Reason: fmt.Sprintf("subtitle cues are shown for more than %.0f h in all", maxShownSeconds/3600)}
 		}
 		cues = append(cues, Cue{Start: start, End: end, Text: text})
 	}

@@ -60,6 +60,11 @@ func TestParseSubtitlesRefuses(t *testing.T) {
 	if _, err := ParseSubtitles(make([]byte, MaxSubtitleBytes+1)); err == nil {
 		t.Error("an oversized file was accepted")
 	}
+	// Each cue would go into every segment of a 24 h video.
+	long := strings.Repeat("00:00:00.000 --> 23:59:59.000\nx\n\n", 3)
+	if _, err := ParseSubtitles([]byte("WEBVTT\n\n" + long)); err == nil || !strings.Contains(err.Error(), "shown for more than") {
+		t.Errorf("cues shown for 72 h: %v", err)
+	}
 }
 
 func TestSegmentCues(t *testing.T) {
