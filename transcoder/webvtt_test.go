@@ -125,3 +125,30 @@ func TestSubtitlePlanWarnsImageBased(t *testing.T) {
 		t.Errorf("warnings %q", warns)
 	}
 }
+
+// FuzzParseSubtitles: any input either is refused or gives cues that,
+// written as WebVTT, read back the same (so nothing a file holds can
+// change the structure of what we publish).
+func FuzzParseSubtitles(f *testing.F) {
+	f.Add([]byte("1\n00:00:00,500 --> 00:00:01,500\nHello <i>there</i> & co\n"))
+	f.Add([]byte("WEBVTT\n\n00:01.000 --> 00:02.000 line:0\n<v A>a --> b &amp; <c.x>c</c>\n\nNOTE x\n"))
+	f.Add([]byte("WEBVTT\n\n00:00.000 --> 00:00.001\n\x1b[31m\u2028x\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cues, err := ParseSubtitles(b)
+		if err != nil {
+			return
+		}
+		again, err := ParseSubtitles(WebVTT(cues))
+		if err != nil {
+			t.Fatalf("our own WebVTT refused: %v", err)
+		}
+		if len(again) != len(cues) {
+			t.Fatalf("round trip: %d cues, then %d", len(cues), len(again))
+		}
+		for i := range cues {
+			if again[i].Text != cues[i].Text || !near(again[i].Start, cues[i].Start, 0.0006) || !near(again[i].End, cues[i].End, 0.0006) {
+				t.Fatalf("cue %d: %+v, then %+v", i, cues[i], again[i])
+			}
+		}
+	})
+}
