@@ -20,7 +20,7 @@ import (
 // of every source, an upload with a sidecar subtitle file is answered only
 // once the nodes that hold the source's copy hold the subtitle track too
 // (the job.submit entry names them), so losing the origin then loses no
-// track.
+// track. The CLI's --subtitles sends such files too.
 func TestSubtitlesAckedWithSource(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
@@ -65,4 +65,37 @@ func TestSubtitlesAckedWithSource(t *testing.T) {
 	var j struct{ ID string }
 	json.Unmarshal(body, &j)
 	t.Logf("job %s: source and subtitle track also on %v", j.ID, srcHolders)
+
+	// The CLI sends --subtitles files with the upload; the finished job
+	// lists the track among its outputs, served by any node.
+	vttFile := filepath.Join(t.TempDir(), "extra.fr.vtt")
+	os.WriteFile(vttFile, []byte("WEBVTT\n\n00:01.000 --> 00:01.800\nSalut\n"), 0o644)
+	stdout, stderr, code := gosty(t, "submit", "--server", c.HTTP(1), "--wait", "--output", "json", "--subtitles", vttFile, src)
+	if code != 0 {
+		t.Fatalf("gosty submit: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var out struct {
+		Jobs []struct {
+			Outputs struct {
+				Subtitles []struct{ URL, Language string }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Jobs) != 1 || len(out.Jobs[0].Outputs.Subtitles) != 1 ||
+		out.Jobs[0].Outputs.Subtitles[0].Language != "fr" {
+		t.Fatalf("gosty submit: %v %s", err, stdout)
+	}
+	sub := out.Jobs[0].Outputs.Subtitles[0].URL
+	resp, err = http.Get(c.HTTP(2) + sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(got) != "WEBVTT\n\n00:00:01.000 --> 00:00:01.800\nSalut\n" {
+		t.Errorf("GET %s from another node: %d %q", sub, resp.StatusCode, got)
+	}
+	if _, stderr, code := gosty(t, "submit", "--server", c.HTTP(1), "--subtitles", filepath.Join(t.TempDir(), "none.srt"), src); code != 2 {
+		t.Errorf("a missing --subtitles file: exit %d, want 2 (%s)", code, stderr)
+	}
 }
