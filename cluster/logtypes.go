@@ -103,6 +103,10 @@ func (o JobOptions) Transcoder() transcoder.Options {
 // ProbeOf converts a probe into the log's shape.
 func ProbeOf(p transcoder.Probe) Probe {
 	out := Probe{Format: p.Format, Duration: p.Duration, Size: p.Size, BitRate: p.BitRate}
+	for _, s := range p.Subtitles {
+		out.Subtitles = append(out.Subtitles, SubtitleStream{Index: s.Index, Codec: s.Codec, Language: s.Language,
+			Title: s.Title, Default: s.Default, Forced: s.Forced})
+	}
 	if v := p.Video; v != nil {
 		out.Video = &VideoStream{Index: v.Index, Codec: v.Codec, Width: v.Width, Height: v.Height, Rotation: v.Rotation,
 			FrameRate: v.FrameRate, Duration: v.Duration, StartTime: v.StartTime, PixFmt: v.PixFmt, BitRate: v.BitRate,
@@ -112,16 +116,16 @@ func ProbeOf(p transcoder.Probe) Probe {
 		out.Audio = &AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
 			Duration: a.Duration, StartTime: a.StartTime, BitRate: a.BitRate}
 	}
-	for _, s := range p.Subtitles {
-		out.Subtitles = append(out.Subtitles, SubtitleStream{Index: s.Index, Codec: s.Codec, Language: s.Language,
-			Title: s.Title, Default: s.Default, Forced: s.Forced})
-	}
 	return out
 }
 
 // Transcoder converts back.
 func (p Probe) Transcoder() transcoder.Probe {
 	out := transcoder.Probe{Format: p.Format, Duration: p.Duration, Size: p.Size, BitRate: p.BitRate}
+	for _, s := range p.Subtitles {
+		out.Subtitles = append(out.Subtitles, transcoder.SubtitleStream{Index: s.Index, Codec: s.Codec, Language: s.Language,
+			Title: s.Title, Default: s.Default, Forced: s.Forced})
+	}
 	if v := p.Video; v != nil {
 		out.Video = &transcoder.VideoStream{Index: v.Index, Codec: v.Codec, Width: v.Width, Height: v.Height, Rotation: v.Rotation,
 			FrameRate: v.FrameRate, Duration: v.Duration, StartTime: v.StartTime, PixFmt: v.PixFmt, BitRate: v.BitRate,
@@ -130,10 +134,6 @@ func (p Probe) Transcoder() transcoder.Probe {
 	if a := p.Audio; a != nil {
 		out.Audio = &transcoder.AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
 			Duration: a.Duration, StartTime: a.StartTime, BitRate: a.BitRate}
-	}
-	for _, s := range p.Subtitles {
-		out.Subtitles = append(out.Subtitles, transcoder.SubtitleStream{Index: s.Index, Codec: s.Codec, Language: s.Language,
-			Title: s.Title, Default: s.Default, Forced: s.Forced})
 	}
 	return out
 }

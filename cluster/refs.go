@@ -16,7 +16,7 @@ import (
 //     expires), and while it has work left its audio;
 //   - a chunk of a job with work left references its source and its
 //     encoded outputs.
-// Sources, subtitle tracks, manifests and version-1 published files are durable (kept at the
+// Sources, manifests and version-1 published files are durable (kept at the
 // replication factor); the rest is intermediate. Every change to a job or a
 // chunk goes through putJob or putChunk, which count the difference.
 // checkRefs (tests) recounts from scratch.

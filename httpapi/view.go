@@ -91,11 +91,12 @@ type BytesView struct {
 // OutputsView holds the URLs of a job's published media. Each field is
 // present only when the job has that output.
 type OutputsView struct {
+	// Subtitles are the sidecar WebVTT files, one per track (subtitles.go).
+	Subtitles []SubtitleView `json:"subtitles,omitempty"`
+
 	HLS  string            `json:"hls,omitempty"`
 	DASH string            `json:"dash,omitempty"`
 	MP4  map[string]string `json:"mp4,omitempty"` // rendition name → URL
-	// Subtitles are the sidecar WebVTT files, one per track (subtitles.go).
-	Subtitles []SubtitleView `json:"subtitles,omitempty"`
 }
 
 // LiveView says whether and how far a job can be played while it is still
@@ -204,6 +205,7 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 	var out OutputsView
 	if j.HLS != "" {
 		out.HLS = FileURL(j.ID, j.HLS)
+		out.Subtitles = subtitleViews(j)
 	}
 	if j.DASH != "" {
 		out.DASH = FileURL(j.ID, j.DASH)
@@ -216,9 +218,6 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 			out.MP4 = make(map[string]string, len(j.MP4))
 		}
 		out.MP4[name] = FileURL(j.ID, rel)
-	}
-	if out.HLS != "" {
-		out.Subtitles = subtitleViews(j)
 	}
 	if out.HLS != "" || out.DASH != "" || out.MP4 != nil {
 		v.Outputs = &out
@@ -285,6 +284,9 @@ func (a *API) view(c *gin.Context, j cluster.Job, detail bool) JobView {
 
 // sign appends the playback query q to every URL.
 func (o *OutputsView) sign(q string) {
+	for i := range o.Subtitles {
+		o.Subtitles[i].URL += "?" + q
+	}
 	if o.HLS != "" {
 		o.HLS += "?" + q
 	}
@@ -293,8 +295,5 @@ func (o *OutputsView) sign(q string) {
 	}
 	for name, u := range o.MP4 {
 		o.MP4[name] = u + "?" + q
-	}
-	for i := range o.Subtitles {
-		o.Subtitles[i].URL += "?" + q
 	}
 }

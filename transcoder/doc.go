@@ -42,15 +42,22 @@
 //
 // Streams: only the first video stream that is not a cover picture (nor a
 // still-image track, when a real video follows) and the first audio stream
-// are encoded, and every ffmpeg maps them by index. Other streams (more
-// audio, data, attachments such as fonts) are ignored rather than
-// refused: phones write data tracks, and an ignored stream is never mapped
-// or decoded, so an attachment cannot pull anything in; they only count
-// against the stream limit.
+// are used, and every ffmpeg maps them by index. Other streams (more audio,
+// subtitles, data, attachments such as fonts) are ignored rather than
+// refused: phones write data tracks and films carry subtitles, and an
+// ignored stream is never mapped or decoded, so a subtitle or attachment
+// cannot pull anything in; they only count against the stream limit.
 //
-// Subtitles (subtitles.go, webvtt.go, subpackage.go): Probe lists every
-// subtitle stream. Text ones (subrip, ass/ssa, mov_text, webvtt; at most
-// MaxSubtitleTracks per job, uploaded files included) are converted by
+// Deadlines (deadlines.go): every run has one, a fixed allowance plus an
+// allowance per second of media (probe 60 s; a 6 s chunk encode 35 min),
+// far above normal speed. A run past it is killed with its process group
+// and fails with a *DeadlineError, which is retried like other failures; a
+// probe past it refuses the upload.
+//
+// Subtitles (subtitles.go, webvtt.go, subpackage.go) are the exception to
+// "Streams" above: Probe lists every subtitle stream. Text ones (subrip,
+// ass/ssa, mov_text, webvtt; at most MaxSubtitleTracks per job, uploaded
+// files included) are converted by
 // ExtractSubtitles, one confined ffmpeg run over the user's file with the
 // same input rules, mapping each by index to the webvtt muxer (ASS keeps
 // its text, not its styling), with -copyts; the cues are then parsed and
@@ -70,12 +77,6 @@
 // most one DEFAULT=YES, names made unique) and a DASH text adaptation
 // set whose BaseURL is the sidecar (forced tracks with DASH-IF's
 // "forced-subtitle" role).
-//
-// Deadlines (deadlines.go): every run has one, a fixed allowance plus an
-// allowance per second of media (probe 60 s; a 6 s chunk encode 35 min),
-// far above normal speed. A run past it is killed with its process group
-// and fails with a *DeadlineError, which is retried like other failures; a
-// probe past it refuses the upload.
 package transcoder
 
 // Decisions recorded here (see also DESIGN.md, "Transcoding rules"):

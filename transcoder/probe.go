@@ -333,6 +333,8 @@ func parseProbe(js []byte) (*Probe, error) {
 	}
 	for i, s := range f.Streams {
 		switch {
+		case s.CodecType == "subtitle": // subtitles.go
+			p.Subtitles = append(p.Subtitles, subtitleStreamOf(s.Index, s.CodecName, s.Tags, s.Disposition))
 		case i == videoAt:
 			v := &VideoStream{
 				Index:     s.Index,
@@ -387,8 +389,6 @@ func parseProbe(js []byte) (*Probe, error) {
 			if p.Audio.Duration <= 0 {
 				p.Audio.Duration = p.Duration
 			}
-		case s.CodecType == "subtitle":
-			p.Subtitles = append(p.Subtitles, subtitleStreamOf(s.Index, s.CodecName, s.Tags, s.Disposition))
 		}
 	}
 	if err := checkLimits(p); err != nil {

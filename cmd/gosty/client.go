@@ -379,6 +379,21 @@ func (c *client) uploadPost(ctx context.Context, path, options string, bars *pro
 	return j, nil
 }
 
+// writeSubtitlePart adds a --subtitles file to a multipart upload.
+func writeSubtitlePart(mw *multipart.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	part, err := mw.CreateFormFile("subtitles", filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(part, f)
+	return err
+}
+
 // follow polls one job until it finishes, moving its progress bar, and
 // returns the final job JSON as the server sent it.
 func (c *client) follow(ctx context.Context, j jobView, bars *progress) (json.RawMessage, jobView, error) {
@@ -670,19 +685,4 @@ func readClientToken(path string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s holds no token", path)
-}
-
-// writeSubtitlePart adds a --subtitles file to a multipart upload.
-func writeSubtitlePart(mw *multipart.Writer, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	part, err := mw.CreateFormFile("subtitles", filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(part, f)
-	return err
 }
