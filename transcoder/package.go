@@ -156,10 +156,11 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 	if err := fixMasterCodecs(filepath.Join(outDir, hlsMaster), codecs); err != nil {
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
+
+	// Subtitles go last: they add to the master and the MPD as written.
 	if err := packageSubtitles(outDir, in.Subtitles, seg, in.Duration); err != nil {
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
-
 	err = filepath.WalkDir(outDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
