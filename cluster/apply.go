@@ -35,6 +35,9 @@ func (s *State) submit(j Job, holders []string, at time.Time) error {
 	if len(j.Renditions) == 0 {
 		return fmt.Errorf("submit %s: %w: no renditions", j.ID, ErrInvalid)
 	}
+	if err := checkSubtitles(&j); err != nil {
+		return err
+	}
 	if s.version >= LogV2 && len(j.Renditions) > MaxRenditions {
 		return fmt.Errorf("submit %s: %w: %d renditions, at most %d", j.ID, ErrInvalid, len(j.Renditions), MaxRenditions)
 	}

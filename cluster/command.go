@@ -146,6 +146,11 @@ type SubmitJob struct {
 	// without it records the origin alone, and a node that predates it
 	// ignores it (replication then makes the copies it does not see).
 	Holders []string `json:"holders,omitempty"`
+	// SubtitleHolders are the other nodes that hold every subtitle blob
+	// of the job (Job.Subtitles) when it is proposed: the origin sends
+	// them to the source's holders before the entry. Added to version 1
+	// as an optional field, like Holders.
+	SubtitleHolders []string `json:"subtitle_holders,omitempty"`
 }
 
 // MaxSubmitHolders bounds SubmitJob.Holders.

@@ -32,10 +32,12 @@
 //     count), so a report from an old run is refused.
 //   - Leases, heartbeats and failure counts per node live in the leader's
 //     memory only; a new leader starts with fresh leases for everyone.
-//   - Sources and published outputs are kept on the replication factor of
-//     alive nodes; intermediate media once, redone (job.rewind) when lost.
+//   - Sources (with a job's subtitle tracks, subtitles.go) and published
+//     outputs are kept on the replication factor of alive nodes;
+//     intermediate media once, redone (job.rewind) when lost.
 //     An upload is acknowledged once the nodes --ack-replicas asks for hold
-//     its source: job.submit names them all as holders in one entry.
+//     its source: job.submit names them all as holders in one entry (and
+//     those that took its subtitle tracks, subtitle_holders).
 //   - A node's raft address is resolved from gossip on every connection,
 //     and nodes dial from their bind address.
 //   - No change the cluster makes on its own takes it below a quorum of

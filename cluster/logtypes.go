@@ -27,6 +27,9 @@ type Probe struct {
 	BitRate  int64        `json:"bit_rate,omitempty"`
 	Video    *VideoStream `json:"video,omitempty"`
 	Audio    *AudioStream `json:"audio,omitempty"`
+	// Subtitles lists the source's subtitle streams (added to version 1;
+	// absent in older entries).
+	Subtitles []SubtitleStream `json:"subtitles,omitempty"`
 }
 
 // VideoStream describes the source's video (transcoder.VideoStream).
@@ -60,6 +63,17 @@ type AudioStream struct {
 	Duration   float64 `json:"duration"`
 	StartTime  float64 `json:"start_time"`
 	BitRate    int64   `json:"bit_rate,omitempty"`
+}
+
+// SubtitleStream is one subtitle stream of the source
+// (transcoder.SubtitleStream).
+type SubtitleStream struct {
+	Index    int    `json:"index"`
+	Codec    string `json:"codec"`
+	Language string `json:"language,omitempty"`
+	Title    string `json:"title,omitempty"`
+	Default  bool   `json:"default,omitempty"`
+	Forced   bool   `json:"forced,omitempty"`
 }
 
 // Rendition is one rung of a job's ladder (transcoder.Rendition).
@@ -97,6 +111,10 @@ func (o JobOptions) Transcoder() transcoder.Options {
 // ProbeOf converts a probe into the log's shape.
 func ProbeOf(p transcoder.Probe) Probe {
 	out := Probe{Format: p.Format, Duration: p.Duration, Size: p.Size, BitRate: p.BitRate}
+	for _, s := range p.Subtitles {
+		out.Subtitles = append(out.Subtitles, SubtitleStream{Index: s.Index, Codec: s.Codec, Language: s.Language,
+			Title: s.Title, Default: s.Default, Forced: s.Forced})
+	}
 	if v := p.Video; v != nil {
 		out.Video = &VideoStream{Index: v.Index, Codec: v.Codec, Width: v.Width, Height: v.Height, Rotation: v.Rotation,
 			FrameRate: v.FrameRate, Duration: v.Duration, StartTime: v.StartTime, PixFmt: v.PixFmt, BitRate: v.BitRate,
@@ -113,6 +131,10 @@ func ProbeOf(p transcoder.Probe) Probe {
 // Transcoder converts back.
 func (p Probe) Transcoder() transcoder.Probe {
 	out := transcoder.Probe{Format: p.Format, Duration: p.Duration, Size: p.Size, BitRate: p.BitRate}
+	for _, s := range p.Subtitles {
+		out.Subtitles = append(out.Subtitles, transcoder.SubtitleStream{Index: s.Index, Codec: s.Codec, Language: s.Language,
+			Title: s.Title, Default: s.Default, Forced: s.Forced})
+	}
 	if v := p.Video; v != nil {
 		out.Video = &transcoder.VideoStream{Index: v.Index, Codec: v.Codec, Width: v.Width, Height: v.Height, Rotation: v.Rotation,
 			FrameRate: v.FrameRate, Duration: v.Duration, StartTime: v.StartTime, PixFmt: v.PixFmt, BitRate: v.BitRate,

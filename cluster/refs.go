@@ -9,8 +9,9 @@ import (
 // Blob references. A blob record lives exactly as long as something in the
 // state references it, so nothing ever has to sweep the whole state for
 // unreferenced blobs:
-//   - a job in the state references its source (while it keeps it: not
-//     expired, and not done with keep_source:false), its manifest or, for
+//   - a job in the state references its source and its subtitle tracks
+//     (while it keeps its source: not expired, and not done with
+//     keep_source:false), its manifest or, for
 //     version-1 jobs not compacted yet, each published file (until it
 //     expires), and while it has work left its audio;
 //   - a chunk of a job with work left references its source and its
@@ -35,6 +36,9 @@ func jobRefs(j *Job) []jobRef {
 	if j.ExpiredAt.IsZero() {
 		if j.keepsSource() && !j.SourceBlob.IsZero() {
 			out = append(out, jobRef{b: j.SourceBlob, durable: true})
+			for _, s := range j.Subtitles {
+				out = append(out, jobRef{b: s.Blob, durable: true})
+			}
 		}
 		if !j.Manifest.IsZero() {
 			out = append(out, jobRef{b: j.Manifest, durable: true, set: true})

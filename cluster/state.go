@@ -161,7 +161,7 @@ func (s *State) Apply(c Command) error {
 		_, err := s.ApplyBatch(c)
 		return err
 	case OpJobSubmit:
-		return applyBody(c, func(b SubmitJob, at time.Time) error { return s.submit(b.Job, b.Holders, at) })
+		return applyBody(c, func(b SubmitJob, at time.Time) error { return s.submitSubtitled(b, at) })
 	case OpJobCancel:
 		return applyBody(c, s.cancel)
 	case OpJobDelete:

@@ -100,6 +100,14 @@ type Job struct {
 	// and the client_id option; "" anonymous), for fair sharing.
 	Priority  Priority `json:"priority,omitempty"`
 	Submitter string   `json:"submitter,omitempty"`
+
+	// Subtitles are the job's subtitle tracks as WebVTT blobs, stored by
+	// the origin before job.submit and kept like the source (subtitles.go).
+	// Warnings say what of the source is not in the outputs (image-based
+	// subtitles, tracks beyond the cap). Both set at submit; added to
+	// version 1 as optional fields.
+	Subtitles []SubtitleTrack `json:"subtitles,omitempty"`
+	Warnings  []string        `json:"warnings,omitempty"`
 }
 
 // JobSizes are a finished job's byte totals.

@@ -26,6 +26,7 @@ type submission struct {
 	options   []byte
 	submitter string // Submitter(ctx)
 	byToken   bool   // Submitter's ok: the API names submitters by token
+	sidecars  []Sidecar
 }
 
 // fakeJobs is an in-memory Jobs.
@@ -153,7 +154,7 @@ func (f *fakeJobs) Submit(ctx context.Context, filename string, body io.Reader, 
 	j.UpdatedAt = j.CreatedAt
 	f.jobs[j.ID] = j
 	sub, byToken := Submitter(ctx)
-	f.submits = append(f.submits, submission{filename, buf.Bytes(), options, sub, byToken})
+	f.submits = append(f.submits, submission{filename, buf.Bytes(), options, sub, byToken, Sidecars(ctx)})
 	f.notifyLocked(j.ID)
 	return j, nil
 }

@@ -116,8 +116,9 @@ func (a *API) readyz(c *gin.Context) {
 }
 
 // submit handles POST /api/v1/jobs: multipart/form-data with `options`
-// (optional, first) and `file`, or a raw body with ?filename= and optional
-// ?options=. The media streams straight into Jobs.Submit.
+// and `subtitles` files (optional, first) and `file`, or a raw body with
+// ?filename= and optional ?options=. The media streams straight into
+// Jobs.Submit; subtitle files are small and read whole (subtitles.go).
 func (a *API) submit(c *gin.Context) {
 	if len(a.tokens) > 0 {
 		c.Request = c.Request.WithContext(WithSubmitter(c.Request.Context(), a.tokens.submitter(c.GetHeader("Authorization"))))
@@ -179,6 +180,7 @@ func (a *API) submitMultipart(c *gin.Context, body *trackedBody) {
 	}
 	var options []byte
 	sawOptions := false
+	var subs sidecarForm // subtitles.go
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -208,13 +210,22 @@ func (a *API) submitMultipart(c *gin.Context, body *trackedBody) {
 			if s := strings.TrimSpace(string(b)); s != "" {
 				options = []byte(s)
 			}
+		case "subtitles", "subtitles_lang", "subtitles_name":
+			if err := subs.add(part); err != nil {
+				a.uploadError(c, body, nil, err)
+				return
+			}
 		case "file":
 			name := cleanName(part.FileName())
 			if name == "" {
 				name = "upload"
 			}
 			file := &filePart{part: part, mr: mr}
-			job, err := a.jobs.Submit(c.Request.Context(), name, file, options)
+			ctx := c.Request.Context()
+			if len(subs.files) > 0 {
+				ctx = WithSidecars(ctx, subs.files)
+			}
+			job, err := a.jobs.Submit(ctx, name, file, options)
 			if err != nil {
 				a.uploadError(c, body, file, err)
 				return
@@ -357,8 +368,8 @@ func (f *filePart) checkTail() error {
 			return err
 		}
 		switch name := next.FormName(); name {
-		case "options", "file":
-			f.trailing = fmt.Errorf("multipart field %q after the file: send options before the file, and one file per upload: %w",
+		case "options", "file", "subtitles", "subtitles_lang", "subtitles_name":
+			f.trailing = fmt.Errorf("multipart field %q after the file: send options and subtitles before the file, and one file per upload: %w",
 				name, cluster.ErrInvalid)
 			return f.trailing
 		}

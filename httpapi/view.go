@@ -13,11 +13,14 @@ import (
 
 // JobView is the public JSON shape of a job.
 type JobView struct {
-	ID         string             `json:"id"`
-	Name       string             `json:"name"`
-	State      cluster.JobState   `json:"state"`
-	Progress   float64            `json:"progress"`
-	Error      string             `json:"error,omitempty"`
+	ID       string           `json:"id"`
+	Name     string           `json:"name"`
+	State    cluster.JobState `json:"state"`
+	Progress float64          `json:"progress"`
+	Error    string           `json:"error,omitempty"`
+	// Warnings say what of the source the outputs leave out (image-based
+	// subtitles, tracks beyond the cap).
+	Warnings   []string           `json:"warnings,omitempty"`
 	Options    cluster.JobOptions `json:"options"`
 	Source     cluster.Probe      `json:"source"`
 	Renditions []RenditionView    `json:"renditions"`
@@ -88,6 +91,9 @@ type BytesView struct {
 // OutputsView holds the URLs of a job's published media. Each field is
 // present only when the job has that output.
 type OutputsView struct {
+	// Subtitles are the sidecar WebVTT files, one per track (subtitles.go).
+	Subtitles []SubtitleView `json:"subtitles,omitempty"`
+
 	HLS  string            `json:"hls,omitempty"`
 	DASH string            `json:"dash,omitempty"`
 	MP4  map[string]string `json:"mp4,omitempty"` // rendition name → URL
@@ -129,6 +135,7 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		State:      j.State,
 		Progress:   clamp01(progress),
 		Error:      j.Error,
+		Warnings:   j.Warnings,
 		Options:    j.Options,
 		Source:     j.Source,
 		Renditions: make([]RenditionView, len(j.Renditions)),
@@ -198,6 +205,7 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 	var out OutputsView
 	if j.HLS != "" {
 		out.HLS = FileURL(j.ID, j.HLS)
+		out.Subtitles = subtitleViews(j)
 	}
 	if j.DASH != "" {
 		out.DASH = FileURL(j.ID, j.DASH)
@@ -276,6 +284,9 @@ func (a *API) view(c *gin.Context, j cluster.Job, detail bool) JobView {
 
 // sign appends the playback query q to every URL.
 func (o *OutputsView) sign(q string) {
+	for i := range o.Subtitles {
+		o.Subtitles[i].URL += "?" + q
+	}
 	if o.HLS != "" {
 		o.HLS += "?" + q
 	}

@@ -107,6 +107,10 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		return cluster.Job{}, cluster.Invalid(fmt.Errorf("options: the ladder has %d renditions, at most %d per job",
 			len(rends), cluster.MaxRenditions))
 	}
+	subs, warnings, err := n.subtitleTracks(ctx, path, probe, httpapi.Sidecars(ctx), owner) // subtitles.go
+	if err != nil {
+		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, err)
+	}
 	copied := <-ack
 	if copied.err != nil {
 		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, copied.err)
@@ -125,11 +129,14 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		DropSource:   jo.KeepSource != nil && !*jo.KeepSource,
 		Priority:     jo.priority,
 		Submitter:    submitter,
+		Subtitles:    subs,
+		Warnings:     warnings,
 	}
 	if jo.hasTTL {
 		job.TTL = jo.ttl
 	}
-	if err := n.log.Propose(ctx, cluster.OpJobSubmit, cluster.SubmitJob{Job: job, Holders: copied.holders}); err != nil {
+	subHolders := n.copySubtitles(ctx, subs, copied.holders) // subtitles.go
+	if err := n.log.Propose(ctx, cluster.OpJobSubmit, cluster.SubmitJob{Job: job, Holders: copied.holders, SubtitleHolders: subHolders}); err != nil {
 		// A conflict after a retried forward means an earlier try committed.
 		if _, ok := s.Job(job.ID); !ok || !errors.Is(err, cluster.ErrConflict) {
 			return cluster.Job{}, fmt.Errorf("submit %s: %w", job.ID, err)

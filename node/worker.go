@@ -425,6 +425,11 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 		}
 		in.Audio = p
 	}
+	subs, err := w.subtitleInputs(ctx, j, res) // subtitles.go
+	if err != nil {
+		return fmt.Errorf("package %s: %w", j.ID, err)
+	}
+	in.Subtitles = subs
 	out := filepath.Join(dir, "out")
 	pr, err := w.tc.Package(ctx, in, out)
 	if err != nil {

@@ -53,6 +53,30 @@
 // far above normal speed. A run past it is killed with its process group
 // and fails with a *DeadlineError, which is retried like other failures; a
 // probe past it refuses the upload.
+//
+// Subtitles (subtitles.go, webvtt.go, subpackage.go) are the exception to
+// "Streams" above: Probe lists every subtitle stream. Text ones (subrip,
+// ass/ssa, mov_text, webvtt; at most MaxSubtitleTracks per job, uploaded
+// files included) are converted by
+// ExtractSubtitles, one confined ffmpeg run over the user's file with the
+// same input rules, mapping each by index to the webvtt muxer (ASS keeps
+// its text, not its styling), with -copyts; the cues are then parsed and
+// re-emitted in Go and moved by the video's start time, so they sit on
+// the outputs' timeline, which starts at the first video frame.
+// Image-based streams (PGS, DVB, DVD) would need OCR: SubtitlePlan names
+// them in warnings. A subtitle file is never an upload; an .srt or .vtt
+// sent beside one is parsed by ParseSubtitles (strict timings, UTF-8,
+// 2 MiB, only <i>, <b>, <u> kept as markup, everything else escaped) and
+// re-emitted, so no subtitle text reaches a manifest or player unparsed.
+// Package publishes each track (SubtitleInput) as a sidecar
+// subs/<n>-<lang>.vtt, a segmented WebVTT playlist on the video's own
+// segment grid (read from the first video playlist; a cue is in every
+// segment it overlaps, X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:0 since the fMP4
+// video starts at 0), an entry of the master's "subs" group (added to
+// whatever master the package wrote, with MasterPlaylist's lines; at
+// most one DEFAULT=YES, names made unique) and a DASH text adaptation
+// set whose BaseURL is the sidecar (forced tracks with DASH-IF's
+// "forced-subtitle" role).
 package transcoder
 
 // Decisions recorded here (see also DESIGN.md, "Transcoding rules"):

@@ -27,6 +27,8 @@ type PackageInput struct {
 	// Duration is the video's length in seconds; it sizes the deadlines of
 	// the ffmpeg runs (0 = assume the longest accepted source).
 	Duration float64
+	// Subtitles are published after the rest (subpackage.go).
+	Subtitles []SubtitleInput
 }
 
 // PackageResult lists what Package wrote. Paths are relative to outDir and
@@ -158,6 +160,10 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
 
+	// Subtitles go last: they add to the master and the MPD as written.
+	if err := packageSubtitles(outDir, in.Subtitles, seg, in.Duration); err != nil {
+		return nil, fmt.Errorf("package %s: %w", outDir, err)
+	}
 	err = filepath.WalkDir(outDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

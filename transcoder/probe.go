@@ -334,6 +334,8 @@ func parseProbe(js []byte) (*Probe, error) {
 	}
 	for i, s := range f.Streams {
 		switch {
+		case s.CodecType == "subtitle": // subtitles.go
+			p.Subtitles = append(p.Subtitles, subtitleStreamOf(s.Index, s.CodecName, s.Tags, s.Disposition))
 		case i == videoAt:
 			v := &VideoStream{
 				Index:     s.Index,

@@ -11,6 +11,8 @@ type Probe struct {
 	BitRate  int64        `json:"bit_rate,omitempty"` // bits/s, container
 	Video    *VideoStream `json:"video,omitempty"`
 	Audio    *AudioStream `json:"audio,omitempty"`
+	// Subtitles lists every subtitle stream (subtitles.go).
+	Subtitles []SubtitleStream `json:"subtitles,omitempty"`
 }
 
 // VideoStream describes the first video stream. Width and Height are the

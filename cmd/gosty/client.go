@@ -64,6 +64,9 @@ type client struct {
 	poll   time.Duration
 	// resumable is --resumable: auto, always or never ("" = auto).
 	resumable string
+	// subtitles are --subtitles files, sent with every upload (multipart
+	// only: tus takes none).
+	subtitles []string
 }
 
 // submitFlags are the choices `gosty submit` turns into job options.
@@ -110,6 +113,10 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		fs.BoolVar(&sf.wait, "wait", false, "wait until every job has finished; exit 1 if any failed")
 		fs.StringVar(&sf.resumable, "resumable", "auto", "resumable (tus) uploads that survive a dropped connection: auto (files of 64 MiB and more), always or never")
 		fs.StringVar(&sf.progress, "progress", "auto", "progress bars on stderr: auto (when stderr is a terminal and --output text), on or off")
+		fs.Func("subtitles", "a .srt or .vtt file added to the upload as a subtitle track, its language in its name (film.en.srt); repeat for more", func(s string) error {
+			c.subtitles = append(c.subtitles, s)
+			return nil
+		})
 	}
 	if cmd == "jobs" {
 		fs.IntVar(&lf.limit, "limit", 0, fmt.Sprintf("jobs per page, newest first (default %d, at most %d)", cluster.DefaultPageSize, cluster.MaxPageSize))
@@ -147,6 +154,14 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 			c.resumable = sf.resumable
 		default:
 			return usageError("--resumable must be auto, always or never, not %q", sf.resumable)
+		}
+		if len(c.subtitles) > 0 && sf.resumable == "always" {
+			return usageError("--subtitles go with a plain upload, not --resumable always")
+		}
+		for _, s := range c.subtitles {
+			if _, err := os.Stat(s); err != nil {
+				return usageError("--subtitles: %v", err)
+			}
 		}
 		return c.submit(ctx, fs.Args(), options, sf.wait, c.showProgress(sf.progress))
 	case "jobs":
@@ -313,7 +328,7 @@ func firstNonEmpty(a, b string) string {
 // upload sends a file: with tus when it is large (or --resumable always),
 // else as one multipart POST.
 func (c *client) upload(ctx context.Context, path, options string, bars *progress) (jobView, error) {
-	if st, err := os.Stat(path); err == nil && useResumable(c.resumable, st.Size()) {
+	if st, err := os.Stat(path); err == nil && len(c.subtitles) == 0 && useResumable(c.resumable, st.Size()) {
 		return c.uploadResumable(ctx, path, options, bars)
 	}
 	return c.uploadPost(ctx, path, options, bars)
@@ -341,6 +356,11 @@ func (c *client) uploadPost(ctx context.Context, path, options string, bars *pro
 					return err
 				}
 			}
+			for _, s := range c.subtitles {
+				if err := writeSubtitlePart(mw, s); err != nil {
+					return err
+				}
+			}
 			part, err := mw.CreateFormFile("file", name)
 			if err != nil {
 				return err
@@ -362,6 +382,21 @@ func (c *client) uploadPost(ctx context.Context, path, options string, bars *pro
 		return j, fmt.Errorf("submit %s: %w", path, err)
 	}
 	return j, nil
+}
+
+// writeSubtitlePart adds a --subtitles file to a multipart upload.
+func writeSubtitlePart(mw *multipart.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	part, err := mw.CreateFormFile("subtitles", filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(part, f)
+	return err
 }
 
 // follow polls one job until it finishes, moving its progress bar, and
