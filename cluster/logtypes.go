@@ -16,6 +16,10 @@ type JobOptions struct {
 	ChunkSeconds float64  `json:"chunk_seconds,omitempty"`
 	Preset       string   `json:"preset,omitempty"`
 	RateControl  string   `json:"rate_control,omitempty"`
+	// Audio is "first" or "" (every audio stream, or AudioStreams when
+	// set): transcoder.AudioChoice.
+	Audio        string `json:"audio,omitempty"`
+	AudioStreams []int  `json:"audio_streams,omitempty"`
 }
 
 // Probe is what probing the source found (transcoder.Probe).
@@ -26,6 +30,10 @@ type Probe struct {
 	BitRate  int64        `json:"bit_rate,omitempty"`
 	Video    *VideoStream `json:"video,omitempty"`
 	Audio    *AudioStream `json:"audio,omitempty"`
+	// AudioTracks lists every audio stream kept (Audio is the first);
+	// logs from before it have Audio alone, which is one track.
+	AudioTracks  []AudioStream `json:"audio_tracks,omitempty"`
+	AudioIgnored int           `json:"audio_ignored,omitempty"`
 }
 
 // VideoStream describes the source's video (transcoder.VideoStream).
@@ -55,6 +63,11 @@ type AudioStream struct {
 	Duration   float64 `json:"duration"`
 	StartTime  float64 `json:"start_time"`
 	BitRate    int64   `json:"bit_rate,omitempty"`
+
+	Language      string `json:"language,omitempty"`
+	Title         string `json:"title,omitempty"`
+	ChannelLayout string `json:"channel_layout,omitempty"`
+	Default       bool   `json:"default,omitempty"`
 }
 
 // Rendition is one rung of a job's ladder (transcoder.Rendition).
@@ -78,12 +91,15 @@ type Quality struct {
 
 // OptionsOf converts the transcoder's options into the log's.
 func OptionsOf(o transcoder.Options) JobOptions {
-	return JobOptions{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl}
+	out := JobOptions{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl}
+	out.Audio, out.AudioStreams = audioChoiceOf(o.Audio)
+	return out
 }
 
 // Transcoder converts back.
 func (o JobOptions) Transcoder() transcoder.Options {
-	return transcoder.Options{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl}
+	return transcoder.Options{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl,
+		Audio: transcoder.AudioChoice{First: o.Audio == "first", Streams: cloneSlice(o.AudioStreams)}}
 }
 
 // ProbeOf converts a probe into the log's shape.
@@ -95,9 +111,10 @@ func ProbeOf(p transcoder.Probe) Probe {
 			ColorTransfer: v.ColorTransfer, ColorPrimaries: v.ColorPrimaries, ColorSpace: v.ColorSpace}
 	}
 	if a := p.Audio; a != nil {
-		out.Audio = &AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
-			Duration: a.Duration, StartTime: a.StartTime, BitRate: a.BitRate}
+		s := audioStreamOf(*a)
+		out.Audio = &s
 	}
+	out.AudioTracks, out.AudioIgnored = convertSlice(p.AudioTracks, audioStreamOf), p.AudioIgnored
 	return out
 }
 
@@ -110,9 +127,10 @@ func (p Probe) Transcoder() transcoder.Probe {
 			ColorTransfer: v.ColorTransfer, ColorPrimaries: v.ColorPrimaries, ColorSpace: v.ColorSpace}
 	}
 	if a := p.Audio; a != nil {
-		out.Audio = &transcoder.AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
-			Duration: a.Duration, StartTime: a.StartTime, BitRate: a.BitRate}
+		s := a.transcoder()
+		out.Audio = &s
 	}
+	out.AudioTracks, out.AudioIgnored = convertSlice(p.AudioTracks, AudioStream.transcoder), p.AudioIgnored
 	return out
 }
 

@@ -68,6 +68,9 @@ func (o Options) Validate() error {
 	default:
 		return fmt.Errorf("options: unknown rate_control %q (one of %s, %s)", o.RateControl, RateABR, RateCappedCRF)
 	}
+	if err := o.Audio.Validate(); err != nil {
+		return err
+	}
 	if o.ChunkSeconds != 0 && (math.IsNaN(o.ChunkSeconds) || o.ChunkSeconds < MinChunkSeconds || o.ChunkSeconds > MaxUserChunkSeconds) {
 		return fmt.Errorf("options: chunk_seconds %g outside [%g, %g]", o.ChunkSeconds, MinChunkSeconds, MaxUserChunkSeconds)
 	}

@@ -29,7 +29,7 @@ func TestBuildMasterFromMPD(t *testing.T) {
 	if masterComplete([]byte(incomplete), 2) {
 		t.Fatal("incomplete master accepted")
 	}
-	m, err := buildMaster([]byte(mpd), rs, true)
+	m, err := buildMaster([]byte(mpd), rs, oneTrackIf(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,11 +47,19 @@ func TestBuildMasterFromMPD(t *testing.T) {
 			t.Errorf("master lacks %q:\n%s", want, got)
 		}
 	}
-	noAudio, err := buildMaster([]byte(mpd), rs, false)
+	noAudio, err := buildMaster([]byte(mpd), rs, nil)
 	if err != nil || strings.Contains(string(noAudio), "mp4a") || strings.Contains(string(noAudio), "EXT-X-MEDIA") {
 		t.Errorf("video-only master wrong (%v):\n%s", err, noAudio)
 	}
-	if _, err := buildMaster([]byte(mpd), append(rs, Rendition{Name: "144p"}), false); err == nil {
+	if _, err := buildMaster([]byte(mpd), append(rs, Rendition{Name: "144p"}), nil); err == nil {
 		t.Error("missing representation not reported")
 	}
+}
+
+// oneTrackIf is the audio of a package with one unnamed track, or none.
+func oneTrackIf(has bool) []AudioTrack {
+	if !has {
+		return nil
+	}
+	return []AudioTrack{{Default: true}}
 }
