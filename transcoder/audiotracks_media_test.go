@@ -124,6 +124,23 @@ func TestAudioTracksPackaged(t *testing.T) {
 		}
 	}
 
+	// The live view remuxes the blob's first track: the default one.
+	f, err := tr.Fragment(ctx, in.Audio, DefaultSegmentSeconds, p.Video.Duration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frags, err := f.Media(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := filepath.Join(dir, "live.mp4")
+	if err := os.WriteFile(live, append(f.Init, frags...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := audioStreamsOf(t, live); len(got) != 1 || got[0].Channels != 2 || f.Codec() != "mp4a.40.2" {
+		t.Errorf("live remux of the audio: %+v, codec %q; want the default stereo track alone", got, f.Codec())
+	}
+
 	out := filepath.Join(dir, "out")
 	res, err := tr.Package(ctx, in, out)
 	if err != nil {
