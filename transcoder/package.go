@@ -18,7 +18,8 @@ import (
 )
 
 // PackageInput is everything Package needs: the encoded chunks of every
-// rendition (in chunk order) and the job's one audio track.
+// rendition (in chunk order) and the job's audio (EncodeAudio's .m4a, one
+// or more tracks).
 type PackageInput struct {
 	Renditions     []Rendition
 	Chunks         [][]string // [rendition][chunk] encoded chunk paths, in chunk order
@@ -50,7 +51,7 @@ var safeName = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z_.@-]*$`)
 
 // Package stitches each rendition's chunks (stream copy) and writes, in one
 // ffmpeg run, DASH and HLS over the same fMP4 segments plus one progressive
-// MP4 per rendition with the audio muxed in. outDir should be empty: every
+// MP4 per rendition with every audio track muxed in. outDir should be empty: every
 // file in it is reported in Files. Intermediates live in a sibling temp dir
 // so a half-finished package never shows up among the outputs.
 func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string) (*PackageResult, error) {
@@ -241,6 +242,9 @@ func (t *Transcoder) fixHLS(outDir string, rs []Rendition, tracks []AudioTrack) 
 	m, err := buildMaster(mpd, rs, tracks)
 	if err != nil {
 		return err
+	}
+	if !masterComplete(m, len(rs)) {
+		return fmt.Errorf("hls master: built without every variant's BANDWIDTH, RESOLUTION and CODECS")
 	}
 	if err := writeFileAtomic(masterPath, m); err != nil {
 		return err

@@ -5,9 +5,8 @@ import (
 	"testing"
 )
 
-// The DASH muxer of ffmpeg 5.1 writes a complete master playlist today; this
-// covers the fallback that rebuilds it from the MPD if a build leaves a
-// variant or attribute out.
+// The master playlist is written from the MPD (ffmpeg's own names no
+// language or channels): every variant with its attributes.
 func TestBuildMasterFromMPD(t *testing.T) {
 	mpd := `<?xml version="1.0" encoding="utf-8"?>
 <MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static">
