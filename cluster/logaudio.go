@@ -17,6 +17,16 @@ func (a AudioStream) transcoder() transcoder.AudioStream {
 		Language: a.Language, Title: a.Title, ChannelLayout: a.ChannelLayout, Default: a.Default}
 }
 
+// audioTracksOf is the probe's track list for the log: none when the one
+// track is Audio (the shape older logs have, and a few hundred bytes less
+// for every finished job the state keeps).
+func audioTracksOf(p transcoder.Probe) []AudioStream {
+	if len(p.AudioTracks) == 1 && p.Audio != nil && *p.Audio == p.AudioTracks[0] {
+		return nil
+	}
+	return convertSlice(p.AudioTracks, audioStreamOf)
+}
+
 // audioChoiceOf is a job's audio option in the log's two fields.
 func audioChoiceOf(c transcoder.AudioChoice) (string, []int) {
 	if c.First {

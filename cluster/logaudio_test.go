@@ -55,3 +55,16 @@ func TestLogAudioTracks(t *testing.T) {
 		t.Errorf("default options log as %s", b)
 	}
 }
+
+// One audio stream logs as Audio alone and reads back as one track.
+func TestLogOneAudioTrack(t *testing.T) {
+	a := transcoder.AudioStream{Index: 1, Codec: "aac", Channels: 2, Language: "eng"}
+	p := ProbeOf(transcoder.Probe{Audio: &a, AudioTracks: []transcoder.AudioStream{a}})
+	if p.AudioTracks != nil || p.Audio == nil || p.Audio.Language != "eng" {
+		t.Fatalf("one track logged as %+v / %+v", p.Audio, p.AudioTracks)
+	}
+	back := p.Transcoder()
+	if tr := back.Tracks(); len(tr) != 1 || tr[0] != a {
+		t.Errorf("read back as %+v", tr)
+	}
+}

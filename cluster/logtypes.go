@@ -30,8 +30,9 @@ type Probe struct {
 	BitRate  int64        `json:"bit_rate,omitempty"`
 	Video    *VideoStream `json:"video,omitempty"`
 	Audio    *AudioStream `json:"audio,omitempty"`
-	// AudioTracks lists every audio stream kept (Audio is the first);
-	// logs from before it have Audio alone, which is one track.
+	// AudioTracks lists every audio stream kept (Audio is the first)
+	// when there are several; one track is Audio alone, as in the logs
+	// from before the list.
 	AudioTracks  []AudioStream `json:"audio_tracks,omitempty"`
 	AudioIgnored int           `json:"audio_ignored,omitempty"`
 }
@@ -114,7 +115,7 @@ func ProbeOf(p transcoder.Probe) Probe {
 		s := audioStreamOf(*a)
 		out.Audio = &s
 	}
-	out.AudioTracks, out.AudioIgnored = convertSlice(p.AudioTracks, audioStreamOf), p.AudioIgnored
+	out.AudioTracks, out.AudioIgnored = audioTracksOf(p), p.AudioIgnored
 	return out
 }
 

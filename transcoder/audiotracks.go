@@ -146,9 +146,11 @@ func plural(n int) string {
 }
 
 // addAudio keeps one more audio stream found by the probe, up to
-// MaxAudioTracks.
+// MaxAudioTracks. A stream ffprobe names no codec for (no decoder) is
+// ignored unless it is the first: every kept stream is decoded, and one
+// that cannot be would fail the job's audio.
 func (p *Probe) addAudio(a AudioStream) {
-	if len(p.AudioTracks) >= MaxAudioTracks {
+	if len(p.AudioTracks) >= MaxAudioTracks || a.Codec == "" && len(p.AudioTracks) > 0 {
 		p.AudioIgnored++
 		return
 	}

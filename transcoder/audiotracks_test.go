@@ -177,3 +177,15 @@ func TestPlanAudioTracks(t *testing.T) {
 		t.Error("language codes")
 	}
 }
+
+// A later audio stream without a decoder is ignored, not kept to fail the
+// job's audio; the first is kept as it always was.
+func TestProbeSkipsUndecodableAudio(t *testing.T) {
+	p, err := parseProbe(probeJSON(`"channels":2`, `"codec_name":"","channels":0`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Tracks()) != 1 || p.AudioIgnored != 1 {
+		t.Errorf("tracks %+v, ignored %d", p.Tracks(), p.AudioIgnored)
+	}
+}

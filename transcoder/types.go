@@ -15,7 +15,7 @@ type Probe struct {
 	// the first of them is Audio); nil in probes older than the list,
 	// which Tracks reads as the one track Audio.
 	AudioTracks  []AudioStream `json:"audio_tracks,omitempty"`
-	AudioIgnored int           `json:"audio_ignored,omitempty"` // audio streams beyond MaxAudioTracks
+	AudioIgnored int           `json:"audio_ignored,omitempty"` // audio streams beyond MaxAudioTracks or without a decoder
 }
 
 // VideoStream describes the first video stream. Width and Height are the
