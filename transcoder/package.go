@@ -119,7 +119,7 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 	}
 	sets := "id=0,streams=v"
 	if hasAudio {
-		a, more := audioPackageArgs(n, n, tracks)
+		a, more := audioPackageArgs(n, n, 1, tracks) // after the one video set
 		args, sets = append(args, a...), sets+more
 	}
 	args = append(args, "-c", "copy", "-f", "dash",

@@ -59,14 +59,15 @@ func parseAudioTracks(js []byte) ([]AudioTrack, error) {
 }
 
 // audioPackageArgs are the DASH output's audio options of Package: every
-// track of input in mapped after n video streams, each in its own
+// track of input in mapped after the n video streams, each in its own
 // adaptation set (one lang and one channel configuration per set, as
-// dash.js and Shaka group them), its language in BCP 47 form for the
-// MPD's lang. It returns the maps and metadata, and the sets to add.
-func audioPackageArgs(in int, n int, tracks []AudioTrack) (args []string, sets string) {
+// dash.js and Shaka group them) numbered from firstSet, its language in
+// BCP 47 form for the MPD's lang. It returns the maps and metadata, and
+// the sets to add to -adaptation_sets.
+func audioPackageArgs(in, n, firstSet int, tracks []AudioTrack) (args []string, sets string) {
 	for k, a := range tracks {
 		args = append(args, "-map", fmt.Sprintf("%d:a:%d", in, k))
-		sets += fmt.Sprintf(" id=%d,streams=%d", k+1, n+k)
+		sets += fmt.Sprintf(" id=%d,streams=%d", firstSet+k, n+k)
 		if a.Language != "" {
 			args = append(args, fmt.Sprintf("-metadata:s:a:%d", k), "language="+LanguageBCP47(a.Language))
 		}
