@@ -167,6 +167,20 @@ func (p *Probe) addAudio(a AudioStream) {
 	}
 }
 
+// audioIndicesOK reports whether every kept audio stream has its own
+// index, not negative and not the video's (ffprobe's always do; a later
+// ffmpeg maps the streams by index).
+func audioIndicesOK(p *Probe, video int) bool {
+	seen := map[int]bool{video: true}
+	for _, a := range p.AudioTracks {
+		if a.Index < 0 || seen[a.Index] {
+			return false
+		}
+		seen[a.Index] = true
+	}
+	return true
+}
+
 // cleanLayout keeps a channel layout name such as "5.1(side)" and "" for
 // anything that is not a short plain name.
 func cleanLayout(s string) string {

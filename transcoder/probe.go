@@ -432,7 +432,7 @@ func checkLimits(p *Probe) error {
 		return &MediaError{Reason: "video frame rate is unknown"}
 	case v.FrameRate > maxFrameRate:
 		return &MediaError{Reason: fmt.Sprintf("video frame rate %.2f fps is above the limit of %g", v.FrameRate, maxFrameRate)}
-	case p.Audio != nil && (p.Audio.Index < 0 || p.Audio.Index == v.Index):
+	case p.Audio != nil && (p.Audio.Index < 0 || p.Audio.Index == v.Index), !audioIndicesOK(p, v.Index):
 		return &MediaError{Reason: "audio stream has a bad index"}
 	}
 	return nil
