@@ -77,8 +77,8 @@ package transcoder
 //     representations differ in picture aspect ratio by even-size rounding,
 //     so the segments carry the top rendition's display aspect (sub-percent
 //     pixel aspect); progressive MP4s keep square pixels. The HLS master is
-//     written from the MPD (see Audio tracks); media playlists are marked VOD and lose the
-//     wall-clock PROGRAM-DATE-TIME tags the muxer adds.
+//     written from the MPD (see Audio tracks); media playlists are marked
+//     VOD and lose the wall-clock PROGRAM-DATE-TIME tags the muxer adds.
 //   - Codecs (codecs.go): h264 (libx264, the default), hevc (libx265) and
 //     av1 (libsvtav1). HEVC and AV1 default ladders are the h264 ladder at
 //     60% and 50% of the bitrate. Every codec gets the same fixed GOP,
