@@ -51,9 +51,10 @@ var safeName = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z_.@-]*$`)
 
 // Package stitches each rendition's chunks (stream copy) and writes, in one
 // ffmpeg run, DASH and HLS over the same fMP4 segments plus one progressive
-// MP4 per rendition with every audio track muxed in. outDir should be empty: every
-// file in it is reported in Files. Intermediates live in a sibling temp dir
-// so a half-finished package never shows up among the outputs.
+// MP4 per rendition with every audio track muxed in. outDir should be
+// empty: every file in it is reported in Files. Intermediates live in a
+// sibling temp dir so a half-finished package never shows up among the
+// outputs.
 func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string) (*PackageResult, error) {
 	n := len(in.Renditions)
 	if n == 0 || len(in.Chunks) != n {
