@@ -17,6 +17,10 @@ type JobOptions struct {
 	Preset       string   `json:"preset,omitempty"`
 	RateControl  string   `json:"rate_control,omitempty"`
 	DynamicRange string   `json:"dynamic_range,omitempty"`
+	// Audio is "first" or "" (every audio stream, or AudioStreams when
+	// set): transcoder.AudioChoice.
+	Audio        string `json:"audio,omitempty"`
+	AudioStreams []int  `json:"audio_streams,omitempty"`
 }
 
 // Probe is what probing the source found (transcoder.Probe).
@@ -30,6 +34,11 @@ type Probe struct {
 	// Subtitles lists the source's subtitle streams (added to version 1;
 	// absent in older entries).
 	Subtitles []SubtitleStream `json:"subtitles,omitempty"`
+	// AudioTracks lists every audio stream kept (Audio is the first)
+	// when there are several; one track is Audio alone, as in the logs
+	// from before the list.
+	AudioTracks  []AudioStream `json:"audio_tracks,omitempty"`
+	AudioIgnored int           `json:"audio_ignored,omitempty"`
 }
 
 // VideoStream describes the source's video (transcoder.VideoStream).
@@ -63,6 +72,11 @@ type AudioStream struct {
 	Duration   float64 `json:"duration"`
 	StartTime  float64 `json:"start_time"`
 	BitRate    int64   `json:"bit_rate,omitempty"`
+
+	Language      string `json:"language,omitempty"`
+	Title         string `json:"title,omitempty"`
+	ChannelLayout string `json:"channel_layout,omitempty"`
+	Default       bool   `json:"default,omitempty"`
 }
 
 // SubtitleStream is one subtitle stream of the source
@@ -98,14 +112,16 @@ type Quality struct {
 
 // OptionsOf converts the transcoder's options into the log's.
 func OptionsOf(o transcoder.Options) JobOptions {
-	return JobOptions{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl,
+	out := JobOptions{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl,
 		DynamicRange: o.DynamicRange}
+	out.Audio, out.AudioStreams = audioChoiceOf(o.Audio)
+	return out
 }
 
 // Transcoder converts back.
 func (o JobOptions) Transcoder() transcoder.Options {
 	return transcoder.Options{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl,
-		DynamicRange: o.DynamicRange}
+		DynamicRange: o.DynamicRange, Audio: transcoder.AudioChoice{First: o.Audio == "first", Streams: cloneSlice(o.AudioStreams)}}
 }
 
 // ProbeOf converts a probe into the log's shape.
@@ -122,9 +138,10 @@ func ProbeOf(p transcoder.Probe) Probe {
 			MasteringDisplay: v.MasteringDisplay, MaxCLL: v.MaxCLL, MaxFALL: v.MaxFALL}
 	}
 	if a := p.Audio; a != nil {
-		out.Audio = &AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
-			Duration: a.Duration, StartTime: a.StartTime, BitRate: a.BitRate}
+		s := audioStreamOf(*a)
+		out.Audio = &s
 	}
+	out.AudioTracks, out.AudioIgnored = audioTracksOf(p), p.AudioIgnored
 	return out
 }
 
@@ -142,9 +159,10 @@ func (p Probe) Transcoder() transcoder.Probe {
 			MasteringDisplay: v.MasteringDisplay, MaxCLL: v.MaxCLL, MaxFALL: v.MaxFALL}
 	}
 	if a := p.Audio; a != nil {
-		out.Audio = &transcoder.AudioStream{Index: a.Index, Codec: a.Codec, Channels: a.Channels, SampleRate: a.SampleRate,
-			Duration: a.Duration, StartTime: a.StartTime, BitRate: a.BitRate}
+		s := a.transcoder()
+		out.Audio = &s
 	}
+	out.AudioTracks, out.AudioIgnored = convertSlice(p.AudioTracks, AudioStream.transcoder), p.AudioIgnored
 	return out
 }
 

@@ -196,7 +196,7 @@ type TaskKind string
 
 const (
 	TaskSplit   TaskKind = "split"   // probe-checked source → chunks (runs where the source is)
-	TaskAudio   TaskKind = "audio"   // source audio → one AAC track per job
+	TaskAudio   TaskKind = "audio"   // source audio → one AAC blob per job (every kept track)
 	TaskEncode  TaskKind = "encode"  // one chunk → every rendition
 	TaskPackage TaskKind = "package" // encoded chunks + audio → HLS, DASH, MP4
 )

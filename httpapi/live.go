@@ -287,7 +287,7 @@ func (l *liveView) master(ctx context.Context, j cluster.Job) ([]byte, error) {
 		} else if f != nil && f.Codec() != "" {
 			codec = f.Codec()
 		}
-		m.Audio = []transcoder.AudioVariant{{Codecs: codec, Bandwidth: transcoder.DefaultAudioBitrate, URI: fmt.Sprintf("media_%d.m3u8", n), Default: true}}
+		m.Audio = []transcoder.AudioVariant{liveAudio(j, transcoder.AudioVariant{Codecs: codec, Bandwidth: transcoder.DefaultAudioBitrate, URI: fmt.Sprintf("media_%d.m3u8", n), Default: true})}
 	}
 	return transcoder.MasterPlaylist(m), nil
 }

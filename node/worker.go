@@ -335,7 +335,10 @@ func (w *worker) audio(ctx context.Context, j cluster.Job, dir string, res *clus
 		return fmt.Errorf("audio %s: %w", j.ID, err)
 	}
 	out := filepath.Join(dir, "audio.m4a")
-	probe := j.Source.Transcoder()
+	probe, err := j.Source.Transcoder().SelectAudio(j.Options.Transcoder().Audio) // the streams the job keeps
+	if err != nil {
+		return fmt.Errorf("audio %s: %w", j.ID, err)
+	}
 	if err := w.tc.EncodeAudio(ctx, src, &probe, videoDuration(j.Source), out); err != nil {
 		return fmt.Errorf("audio %s: %w", j.ID, err)
 	}

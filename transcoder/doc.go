@@ -41,12 +41,15 @@
 //     rate; larger than Config.MaxFileBytes (the node's upload limit).
 //
 // Streams: only the first video stream that is not a cover picture (nor a
-// still-image track, when a real video follows) and the first audio stream
-// are used, and every ffmpeg maps them by index. Other streams (more audio,
-// subtitles, data, attachments such as fonts) are ignored rather than
-// refused: phones write data tracks and films carry subtitles, and an
-// ignored stream is never mapped or decoded, so a subtitle or attachment
-// cannot pull anything in; they only count against the stream limit.
+// still-image track, when a real video follows) and the first
+// MaxAudioTracks (8) audio streams are used, and every ffmpeg maps them by
+// index; of the audio streams, the job's choice (Options.Audio: all, the
+// first, or a list of ordinals; Probe.SelectAudio) is encoded. Other
+// streams (audio beyond the cap, subtitles, data, attachments such as
+// fonts) are ignored rather than refused: phones write data tracks and
+// films carry subtitles, and an ignored stream is never mapped or decoded,
+// so a subtitle or attachment cannot pull anything in; they only count
+// against the stream limit.
 //
 // Deadlines (deadlines.go): every run has one, a fixed allowance plus an
 // allowance per second of media (probe 60 s; a 6 s chunk encode 35 min),
@@ -98,9 +101,8 @@ package transcoder
 //     representations differ in picture aspect ratio by even-size rounding,
 //     so the segments carry the top rendition's display aspect (sub-percent
 //     pixel aspect); progressive MP4s keep square pixels. The HLS master is
-//     checked and rebuilt from the MPD if a variant or BANDWIDTH/RESOLUTION/
-//     CODECS is missing; media playlists are marked VOD and lose the
-//     wall-clock PROGRAM-DATE-TIME tags the muxer adds.
+//     written from the MPD (see Audio tracks); media playlists are marked
+//     VOD and lose the wall-clock PROGRAM-DATE-TIME tags the muxer adds.
 //   - Codecs (codecs.go): h264 (libx264, the default), hevc (libx265) and
 //     av1 (libsvtav1). HEVC and AV1 default ladders are the h264 ladder at
 //     60% and 50% of the bitrate. Every codec gets the same fixed GOP,
@@ -143,5 +145,23 @@ package transcoder
 //     score is the encoder's loss at that size. Windows start half a frame
 //     before a frame so both seeks select the same frames; PSNR is from the
 //     mean MSE over the sampled frames, capped at MaxPSNR.
+//   - Audio tracks (audiotracks.go, audio.go, packaudio.go): the job's
+//     audio is one blob, an .m4a with one AAC track per kept stream (mono
+//     stays mono, the rest stereo) plus a 5.1 track after the stereo one
+//     of a stream of 6 channels or more, made in one ffmpeg run (one
+//     decode per stream, asplit for the two renditions), each stream
+//     aligned to the video on its own. The first track is the source's
+//     default stream (else the first kept): it is the default in every
+//     output, and the one the live view remuxes (Fragment maps track 0).
+//     Languages are stored as MP4 wants them (ISO 639-2/T: "fre" becomes
+//     "fra") and written as BCP 47 ("fr") in the HLS master and the MPD;
+//     names (the title tag, else the language's name, else "Audio k",
+//     " 5.1" for the surround rendition, made unique) travel in the
+//     track's handler name, which MP4 keeps (it drops a title). Package
+//     reads the tracks back from the blob (AudioTracksOf), so what it
+//     lists is what was encoded, and writes the HLS master itself
+//     (MasterPlaylist) from the MPD and those tracks: ffmpeg's own master
+//     names no language or channels. DASH gets one AdaptationSet per
+//     track, the 5.1 one too (its own channel configuration, same lang).
 //   - Errors: problems with the user's media are *MediaError (not
 //     retryable); everything else, including ctx cancel, is not.

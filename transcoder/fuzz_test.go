@@ -36,6 +36,7 @@ func FuzzParseOptions(f *testing.F) {
 		`{"renditions":["1080p@5M","144p@50000"," 240P "]}`, `{"chunk_seconds":1e400}`, `{"chunk_seconds":-0}`,
 		`{"colour":"blue"}`, `{"codec":`, `{} {}`, `[]`, `{"renditions":["720p@1e9"]}`, `{"renditions":["99999999999999999999p"]}`,
 		`{"preset":"placebo","chunk_seconds":60}`, `{"renditions":null}`,
+		`{"audio":"first"}`, `{"audio":[2,0]}`, `{"audio":[]}`, `{"audio":"all"}`, `{"audio":[1,1]}`, `{"audio":[1e3]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -79,6 +80,7 @@ func FuzzParseProbe(f *testing.F) {
 	}
 	f.Add(probeDoc("mov,mp4,m4a,3gp,3g2,mj2", "10", vStream(640, 360, "30000/1001", "10"), aStream()), uint16(7))
 	f.Add(probeDoc("matroska,webm", "1e308", with(vStream(8192, 4320, "240/1", "86400"), "tags", map[string]string{"rotate": "-90"})), uint16(1))
+	f.Add(probeJSON(`"channels":2,"tags":{"language":"eng"}`, `"channels":6,"channel_layout":"5.1(side)","tags":{"language":"fre","title":"VF\u0000x"},"disposition":{"default":1}`), uint16(0))
 	f.Add([]byte("packet,0.1,N/A,K_\npacket,N/A,0.2,__\nformat,1.4\n"), uint16(3))
 	f.Add([]byte("packet,0.5,0.5,K"+strings.Repeat("_", maxCSVLine)+"\npacket,1,1,K_\n"), uint16(2000))
 	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
@@ -126,6 +128,7 @@ func checkProbe(t *testing.T, p *Probe) {
 	case p.Audio != nil && (p.Audio.Index < 0 || p.Audio.Index == v.Index || p.Audio.Channels < 0 || p.Audio.SampleRate < 0):
 		t.Fatalf("audio facts %+v (video index %d)", p.Audio, v.Index)
 	}
+	checkAudioTracks(t, p)
 	b, err := json.Marshal(p)
 	if err != nil {
 		t.Fatalf("probe does not encode (it goes into the job log): %v", err)
@@ -211,7 +214,7 @@ func FuzzManifests(f *testing.F) {
 		for i := range rs {
 			rs[i] = Rendition{Name: fmt.Sprintf("%dp", 144*(i+1)), Width: 256 * (i + 1), Height: 144 * (i + 1), Bitrate: int64(200_000 * (i + 1)), Codec: "h264"}
 		}
-		if m, err := buildMaster(data, rs, hasAudio); err == nil {
+		if m, err := buildMaster(data, rs, oneTrackIf(hasAudio)); err == nil {
 			if !masterComplete(m, len(rs)) {
 				t.Fatalf("built master is incomplete:\n%s", m)
 			}
@@ -306,4 +309,20 @@ func FuzzSniffHead(f *testing.F) {
 			t.Fatal("empty file passed")
 		}
 	})
+}
+
+// checkAudioTracks: the kept audio streams are bounded, Audio is the first,
+// and what came from the file's tags is clean.
+func checkAudioTracks(t *testing.T, p *Probe) {
+	t.Helper()
+	ts := p.AudioTracks
+	if len(ts) > MaxAudioTracks || (len(ts) > 0) != (p.Audio != nil) || len(ts) > 0 && *p.Audio != ts[0] {
+		t.Fatalf("audio %+v, tracks %+v", p.Audio, ts)
+	}
+	for _, a := range ts {
+		if cleanLanguage(a.Language) != a.Language || cleanTitle(a.Title) != a.Title || cleanLayout(a.ChannelLayout) != a.ChannelLayout ||
+			len([]rune(a.Title)) > maxTitleRunes || a.Channels < 0 || a.Index == p.Video.Index {
+			t.Fatalf("audio track %+v", a)
+		}
+	}
 }

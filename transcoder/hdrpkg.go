@@ -59,40 +59,14 @@ func cicp(rng string) [3]int {
 	return [3]int{1, 1, 1}
 }
 
-var (
-	mpdSetRe      = regexp.MustCompile(`(?s)(<AdaptationSet\b[^>]*>)(.*?</AdaptationSet>)`)
-	hlsVideoRange = regexp.MustCompile(`[:,]VIDEO-RANGE=`)
-)
+var mpdSetRe = regexp.MustCompile(`(?s)(<AdaptationSet\b[^>]*>)(.*?</AdaptationSet>)`)
 
-// fixRanges states each video rendition's dynamic range in the manifests
-// ffmpeg wrote: VIDEO-RANGE on every variant of the HLS master (ffmpeg 5.1
-// writes none), and in the MPD the CICP SupplementalProperty elements
-// (ColourPrimaries, TransferCharacteristics, MatrixCoefficients) on every
-// video AdaptationSet of a ladder that has an HDR rung.
+// fixRanges states each video rendition's dynamic range in the MPD ffmpeg
+// wrote: the CICP SupplementalProperty elements (ColourPrimaries,
+// TransferCharacteristics, MatrixCoefficients) on every video
+// AdaptationSet of a ladder that has an HDR rung. (The HLS master states
+// VIDEO-RANGE from the start: buildMaster.)
 func fixRanges(outDir string, rs []Rendition) error {
-	path := filepath.Join(outDir, hlsMaster)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("hls master: %w", err)
-	}
-	lines := strings.Split(string(b), "\n")
-	for k := 1; k < len(lines); k++ {
-		prev := strings.TrimRight(lines[k-1], "\r")
-		if !strings.HasPrefix(prev, "#EXT-X-STREAM-INF:") || hlsVideoRange.MatchString(prev) {
-			continue
-		}
-		var i int
-		if _, err := fmt.Sscanf(strings.TrimSpace(lines[k]), "media_%d.m3u8", &i); err != nil || i < 0 || i >= len(rs) {
-			continue
-		}
-		lines[k-1] = prev + ",VIDEO-RANGE=" + HLSVideoRange(rs[i].Range)
-	}
-	if fixed := strings.Join(lines, "\n"); fixed != string(b) {
-		if err := writeFileAtomic(path, []byte(fixed)); err != nil {
-			return err
-		}
-	}
-
 	hdr := false
 	for _, r := range rs {
 		hdr = hdr || r.Range != ""
@@ -100,7 +74,7 @@ func fixRanges(outDir string, rs []Rendition) error {
 	if !hdr {
 		return nil
 	}
-	path = filepath.Join(outDir, dashManifest)
+	path := filepath.Join(outDir, dashManifest)
 	mpd, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read mpd: %w", err)

@@ -71,6 +71,9 @@ func (o Options) Validate() error {
 	if err := validDynamicRange(o.DynamicRange); err != nil {
 		return err
 	}
+	if err := o.Audio.Validate(); err != nil {
+		return err
+	}
 	if o.ChunkSeconds != 0 && (math.IsNaN(o.ChunkSeconds) || o.ChunkSeconds < MinChunkSeconds || o.ChunkSeconds > MaxUserChunkSeconds) {
 		return fmt.Errorf("options: chunk_seconds %g outside [%g, %g]", o.ChunkSeconds, MinChunkSeconds, MaxUserChunkSeconds)
 	}

@@ -18,7 +18,8 @@ import (
 )
 
 // PackageInput is everything Package needs: the encoded chunks of every
-// rendition (in chunk order) and the job's one audio track.
+// rendition (in chunk order) and the job's audio (EncodeAudio's .m4a, one
+// or more tracks).
 type PackageInput struct {
 	Renditions     []Rendition
 	Chunks         [][]string // [rendition][chunk] encoded chunk paths, in chunk order
@@ -52,9 +53,10 @@ var safeName = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z_.@-]*$`)
 
 // Package stitches each rendition's chunks (stream copy) and writes, in one
 // ffmpeg run, DASH and HLS over the same fMP4 segments plus one progressive
-// MP4 per rendition with the audio muxed in. outDir should be empty: every
-// file in it is reported in Files. Intermediates live in a sibling temp dir
-// so a half-finished package never shows up among the outputs.
+// MP4 per rendition with every audio track muxed in. outDir should be
+// empty: every file in it is reported in Files. Intermediates live in a
+// sibling temp dir so a half-finished package never shows up among the
+// outputs.
 func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string) (*PackageResult, error) {
 	n := len(in.Renditions)
 	if n == 0 || len(in.Chunks) != n {
@@ -98,8 +100,12 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		args = append(args, "-protocol_whitelist", "file", "-i", inputURL(s))
 	}
 	hasAudio := in.Audio != ""
+	var tracks []AudioTrack // packaudio.go
 	if hasAudio {
 		args = append(args, "-protocol_whitelist", "file", "-i", inputURL(in.Audio))
+		if tracks, err = t.AudioTracksOf(ctx, in.Audio, media); err != nil {
+			return nil, fmt.Errorf("package: %w", err)
+		}
 	}
 	for i := range n {
 		args = append(args, "-map", fmt.Sprintf("%d:v:0", i))
@@ -116,8 +122,8 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 	}
 	sets, nsets := videoAdaptationSets(in.Renditions)
 	if hasAudio {
-		args = append(args, "-map", fmt.Sprintf("%d:a:0", n))
-		sets += fmt.Sprintf(" id=%d,streams=a", nsets)
+		a, more := audioPackageArgs(n, n, nsets, tracks) // after the video sets
+		args, sets = append(args, a...), sets+more
 	}
 	args = append(args, "-c", "copy", "-f", "dash",
 		"-seg_duration", fmtSec(seg), "-use_template", "1", "-use_timeline", "1",
@@ -131,8 +137,8 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		rel := "mp4/" + r.Name + ".mp4"
 		res.MP4[r.Name] = rel
 		args = append(args, "-map", fmt.Sprintf("%d:v:0", i))
-		if hasAudio {
-			args = append(args, "-map", fmt.Sprintf("%d:a:0", n))
+		if hasAudio { // every track, the first one default (as in the .m4a)
+			args = append(args, "-map", fmt.Sprintf("%d:a", n))
 		}
 		args = append(args, "-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", filepath.Join(outDir, filepath.FromSlash(rel)))
 	}
@@ -150,7 +156,7 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
 	res.Codecs = codecs
-	if err := t.fixHLS(outDir, in.Renditions, hasAudio); err != nil {
+	if err := t.fixHLS(outDir, in.Renditions, tracks); err != nil {
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
 	if err := fixMasterCodecs(filepath.Join(outDir, hlsMaster), codecs); err != nil {
@@ -179,7 +185,7 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
 	sort.Strings(res.Files)
-	t.log.Info("packaged", "dir", outDir, "renditions", n, "files", len(res.Files), "audio", hasAudio)
+	t.log.Info("packaged", "dir", outDir, "renditions", n, "files", len(res.Files), "audio_tracks", len(tracks))
 	return res, nil
 }
 
@@ -233,30 +239,25 @@ var streamInfRe = regexp.MustCompile(`^#EXT-X-STREAM-INF:(.*)$`)
 // nothing that could end the quoted attribute or the line.
 var codecsRe = regexp.MustCompile(`^[A-Za-z0-9.+-]+(,[A-Za-z0-9.+-]+)*$`)
 
-// fixHLS checks the master playlist ffmpeg's DASH muxer wrote and rewrites
-// it from the MPD when a variant or a required attribute (BANDWIDTH,
-// RESOLUTION, CODECS) is missing. It also makes the media playlists plain
-// VOD: the muxer stamps wall-clock PROGRAM-DATE-TIME tags that mean nothing
-// for an on-demand asset.
-func (t *Transcoder) fixHLS(outDir string, rs []Rendition, hasAudio bool) error {
+// fixHLS writes the master playlist from the MPD and the audio tracks
+// (ffmpeg's own master names neither languages nor channels) and makes
+// the media playlists plain VOD: the muxer stamps wall-clock
+// PROGRAM-DATE-TIME tags that mean nothing for an on-demand asset.
+func (t *Transcoder) fixHLS(outDir string, rs []Rendition, tracks []AudioTrack) error {
 	masterPath := filepath.Join(outDir, hlsMaster)
-	master, err := os.ReadFile(masterPath)
+	mpd, err := os.ReadFile(filepath.Join(outDir, dashManifest))
 	if err != nil {
-		return fmt.Errorf("hls master: %w", err)
+		return fmt.Errorf("read mpd: %w", err)
 	}
-	if !masterComplete(master, len(rs)) {
-		t.log.Warn("ffmpeg wrote an incomplete HLS master playlist; rewriting it", "dir", outDir)
-		mpd, err := os.ReadFile(filepath.Join(outDir, dashManifest))
-		if err != nil {
-			return fmt.Errorf("read mpd: %w", err)
-		}
-		m, err := buildMaster(mpd, rs, hasAudio)
-		if err != nil {
-			return err
-		}
-		if err := writeFileAtomic(masterPath, m); err != nil {
-			return err
-		}
+	m, err := buildMaster(mpd, rs, tracks)
+	if err != nil {
+		return err
+	}
+	if !masterComplete(m, len(rs)) {
+		return fmt.Errorf("hls master: built without every variant's BANDWIDTH, RESOLUTION and CODECS")
+	}
+	if err := writeFileAtomic(masterPath, m); err != nil {
+		return err
 	}
 	media, _ := filepath.Glob(filepath.Join(outDir, "media_*.m3u8"))
 	for _, p := range media {
@@ -312,14 +313,14 @@ func masterComplete(master []byte, want int) bool {
 }
 
 // buildMaster writes an HLS master playlist from the MPD ffmpeg produced:
-// video representation i is media_i.m3u8, the audio one follows them.
-func buildMaster(mpd []byte, rs []Rendition, hasAudio bool) ([]byte, error) {
+// video representation i is media_i.m3u8, the audio tracks follow them.
+func buildMaster(mpd []byte, rs []Rendition, tracks []AudioTrack) ([]byte, error) {
 	var doc mpdDoc
 	if err := xml.Unmarshal(mpd, &doc); err != nil {
 		return nil, fmt.Errorf("parse mpd: %w", err)
 	}
 	video := map[string]mpdRep{}
-	var audio *mpdRep
+	var audio []mpdRep
 	frameRate := ""
 	for _, p := range doc.Periods {
 		for _, s := range p.Sets {
@@ -331,20 +332,10 @@ func buildMaster(mpd []byte, rs []Rendition, hasAudio bool) ([]byte, error) {
 				switch {
 				case isVideo || strings.HasPrefix(r.MimeType, "video/"):
 					video[r.ID] = r
-				case audio == nil && (s.ContentType == "audio" || strings.HasPrefix(r.MimeType, "audio/")):
-					audio = &r
+				case s.ContentType == "audio" || strings.HasPrefix(r.MimeType, "audio/"):
+					audio = append(audio, r)
 				}
 			}
-		}
-	}
-	audioCodec := "mp4a.40.2"
-	var audioBW int64 = DefaultAudioBitrate
-	if audio != nil {
-		if codecsRe.MatchString(audio.Codecs) {
-			audioCodec = audio.Codecs
-		}
-		if audio.Bandwidth > 0 {
-			audioBW = audio.Bandwidth
 		}
 	}
 	vs := make([]Variant, len(rs))
@@ -356,16 +347,12 @@ func buildMaster(mpd []byte, rs []Rendition, hasAudio bool) ([]byte, error) {
 		// Peak bandwidth: the encoder's VBV ceiling, or what was measured
 		// if that is higher.
 		vs[i] = Variant{Rendition: r, Codecs: rep.Codecs, Bandwidth: max(int64(float64(r.Bitrate)*1.07), rep.Bandwidth),
-			FrameRate: parseRate(frameRate), URI: fmt.Sprintf("media_%d.m3u8", i)}
+			FrameRate: parseRate(frameRate), URI: fmt.Sprintf("media_%d.m3u8", i), VideoRange: HLSVideoRange(r.Range)}
 		if rep.Width > 0 && rep.Height > 0 {
 			vs[i].Rendition.Width, vs[i].Rendition.Height = rep.Width, rep.Height
 		}
 	}
-	m := Master{Variants: vs}
-	if hasAudio {
-		m.Audio = []AudioVariant{{Codecs: audioCodec, Bandwidth: audioBW, URI: fmt.Sprintf("media_%d.m3u8", len(rs)), Default: true}}
-	}
-	return MasterPlaylist(m), nil
+	return MasterPlaylist(Master{Variants: vs, Audio: audioVariants(audio, len(rs), tracks)}), nil
 }
 
 func writeFileAtomic(path string, data []byte) error {

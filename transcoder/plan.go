@@ -49,6 +49,9 @@ func planLadder(p *Probe, o Options) ([]Rendition, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := p.SelectAudio(o.Audio); err != nil { // an ordinal the source lacks
+		return nil, err
+	}
 	w, h := p.Video.Width, p.Video.Height
 	if w < 2 || h < 2 {
 		return nil, &MediaError{Reason: fmt.Sprintf("video size %dx%d is too small", w, h)}

@@ -117,7 +117,10 @@ func (t *Transcoder) Probe(ctx context.Context, path string) (*Probe, error) {
 	}
 	t.probeHDR(ctx, path, out.Bytes(), p)
 	t.log.Debug("probed", "path", path, "format", p.Format, "duration", p.Duration,
-		"width", p.Video.Width, "height", p.Video.Height, "fps", p.Video.FrameRate, "audio", p.Audio != nil)
+		"width", p.Video.Width, "height", p.Video.Height, "fps", p.Video.FrameRate, "audio", len(p.AudioTracks))
+	if p.AudioIgnored > 0 {
+		t.log.Info("audio streams beyond the cap are ignored", "path", path, "kept", len(p.AudioTracks), "ignored", p.AudioIgnored)
+	}
 	return p, nil
 }
 
@@ -277,6 +280,7 @@ type ffprobeOut struct {
 		StartTime    string            `json:"start_time"`
 		BitRate      string            `json:"bit_rate"`
 		Channels     int               `json:"channels"`
+		ChanLayout   string            `json:"channel_layout"`
 		SampleRate   string            `json:"sample_rate"`
 		Disposition  map[string]int    `json:"disposition"`
 		Tags         map[string]string `json:"tags"`
@@ -295,8 +299,8 @@ type ffprobeOut struct {
 }
 
 // parseProbe turns ffprobe's JSON into a Probe and applies the limits. Only
-// the first video stream that is not a cover picture and the first audio
-// stream are kept; every other stream (more audio, subtitles, data,
+// the first video stream that is not a cover picture and the first
+// MaxAudioTracks audio streams are kept; every other stream (subtitles, data,
 // attachments such as fonts) is ignored and never mapped by any later
 // ffmpeg, but counts against maxStreams.
 func parseProbe(js []byte) (*Probe, error) {
@@ -377,8 +381,8 @@ func parseProbe(js []byte) (*Probe, error) {
 				v.Duration = p.Duration
 			}
 			p.Video = v
-		case s.CodecType == "audio" && p.Audio == nil:
-			p.Audio = &AudioStream{
+		case s.CodecType == "audio":
+			p.addAudio(AudioStream{ // audiotracks.go: up to MaxAudioTracks, cleaned
 				Index:      s.Index,
 				Codec:      s.CodecName,
 				Channels:   max(s.Channels, 0),
@@ -386,10 +390,12 @@ func parseProbe(js []byte) (*Probe, error) {
 				Duration:   parseF(s.Duration),
 				StartTime:  parseF(s.StartTime),
 				BitRate:    parseCount(s.BitRate),
-			}
-			if p.Audio.Duration <= 0 {
-				p.Audio.Duration = p.Duration
-			}
+
+				Language:      s.Tags["language"],
+				Title:         s.Tags["title"],
+				ChannelLayout: s.ChanLayout,
+				Default:       s.Disposition["default"] != 0,
+			})
 		}
 	}
 	if err := checkLimits(p); err != nil {
@@ -429,7 +435,7 @@ func checkLimits(p *Probe) error {
 		return &MediaError{Reason: "video frame rate is unknown"}
 	case v.FrameRate > maxFrameRate:
 		return &MediaError{Reason: fmt.Sprintf("video frame rate %.2f fps is above the limit of %g", v.FrameRate, maxFrameRate)}
-	case p.Audio != nil && (p.Audio.Index < 0 || p.Audio.Index == v.Index):
+	case p.Audio != nil && (p.Audio.Index < 0 || p.Audio.Index == v.Index), !audioIndicesOK(p, v.Index):
 		return &MediaError{Reason: "audio stream has a bad index"}
 	}
 	return nil

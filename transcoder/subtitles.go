@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/gosty/gosty/transcoder/confine"
 )
@@ -144,18 +143,6 @@ func readVTT(path string) ([]Cue, error) {
 	return parseBlocks(s, true)
 }
 
-// iso639_2 maps the three-letter codes containers carry (both the
-// bibliographic and the terminology forms) to BCP 47's two-letter ones,
-// for the languages met most.
-var iso639_2 = map[string]string{
-	"eng": "en", "fre": "fr", "fra": "fr", "ger": "de", "deu": "de", "spa": "es", "ita": "it", "por": "pt",
-	"dut": "nl", "nld": "nl", "rus": "ru", "jpn": "ja", "chi": "zh", "zho": "zh", "kor": "ko", "ara": "ar",
-	"hin": "hi", "swe": "sv", "nor": "no", "nob": "nb", "dan": "da", "fin": "fi", "pol": "pl", "tur": "tr",
-	"gre": "el", "ell": "el", "heb": "he", "cze": "cs", "ces": "cs", "hun": "hu", "rum": "ro", "ron": "ro",
-	"ukr": "uk", "tha": "th", "vie": "vi", "ind": "id", "may": "ms", "msa": "ms", "cat": "ca", "bul": "bg",
-	"hrv": "hr", "srp": "sr", "slo": "sk", "slk": "sk", "slv": "sl", "per": "fa", "fas": "fa", "ice": "is", "isl": "is",
-}
-
 var bcp47Re = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$`)
 
 // NormalizeLanguage turns a container's or a file name's language into a
@@ -165,8 +152,8 @@ func NormalizeLanguage(s string) string {
 	s = strings.ReplaceAll(strings.TrimSpace(s), "_", "-")
 	primary, rest, _ := strings.Cut(s, "-")
 	primary = strings.ToLower(primary)
-	if two, ok := iso639_2[primary]; ok {
-		primary = two
+	if l, ok := languages[primary]; ok {
+		primary = l[0]
 	}
 	if rest != "" {
 		primary += "-" + rest
@@ -175,18 +162,6 @@ func NormalizeLanguage(s string) string {
 		return ""
 	}
 	return primary
-}
-
-// cleanTitle keeps a file's track title fit for a manifest: printable,
-// one line, at most 64 bytes.
-func cleanTitle(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '"' || r == '<' || r == '>' || r == '&' {
-			return -1
-		}
-		return r
-	}, strings.ToValidUTF8(s, ""))
-	return clip(strings.TrimSpace(s), 64)
 }
 
 // SubtitleFile is the published sidecar of subtitle track n (0-based, in

@@ -13,6 +13,11 @@ type Probe struct {
 	Audio    *AudioStream `json:"audio,omitempty"`
 	// Subtitles lists every subtitle stream (subtitles.go).
 	Subtitles []SubtitleStream `json:"subtitles,omitempty"`
+	// AudioTracks lists every audio stream kept (at most MaxAudioTracks,
+	// the first of them is Audio); nil in probes older than the list,
+	// which Tracks reads as the one track Audio.
+	AudioTracks  []AudioStream `json:"audio_tracks,omitempty"`
+	AudioIgnored int           `json:"audio_ignored,omitempty"` // audio streams beyond MaxAudioTracks or without a decoder
 }
 
 // VideoStream describes the first video stream. Width and Height are the
@@ -61,7 +66,7 @@ func RangeOf(transfer string) string {
 	return RangeSDR
 }
 
-// AudioStream describes the first audio stream.
+// AudioStream describes one audio stream.
 type AudioStream struct {
 	Index      int     `json:"index"`
 	Codec      string  `json:"codec"`
@@ -70,6 +75,14 @@ type AudioStream struct {
 	Duration   float64 `json:"duration"`
 	StartTime  float64 `json:"start_time"`
 	BitRate    int64   `json:"bit_rate,omitempty"`
+	// Language is the stream's language tag as the file has it (ISO
+	// 639-2 mostly, "" or "und" when unknown), Title its title tag,
+	// both cleaned (audiotracks.go); ChannelLayout is ffprobe's name
+	// ("stereo", "5.1(side)"); Default its default disposition.
+	Language      string `json:"language,omitempty"`
+	Title         string `json:"title,omitempty"`
+	ChannelLayout string `json:"channel_layout,omitempty"`
+	Default       bool   `json:"default,omitempty"`
 }
 
 // Options are the per-job choices a user may make (the `options` JSON field
@@ -92,6 +105,9 @@ type Options struct {
 	// "auto" keeps HDR where the codec can, "sdr" tone-maps every rung,
 	// "both" adds an SDR h264 ladder beside the HDR one.
 	DynamicRange string `json:"dynamic_range,omitempty"`
+	// Audio is which audio streams the job keeps: "all" (the zero
+	// value), "first" or a list of ordinals among the audio streams.
+	Audio AudioChoice `json:"audio,omitzero"`
 }
 
 // Rate control modes (Options.RateControl; "" is RateABR).
@@ -129,6 +145,8 @@ const (
 	MaxChunkSeconds       = 12.0 // keyframes further apart than this force a re-key pass
 	DefaultSegmentSeconds = 2.0  // HLS/DASH segment length and GOP length
 	DefaultAudioBitrate   = 128_000
+	SurroundAudioBitrate  = 384_000 // the 5.1 rendition of a surround track
+	MaxAudioTracks        = 8       // audio streams of a source kept; more are ignored
 	DefaultCodec          = "h264"
 )
 

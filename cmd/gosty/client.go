@@ -77,6 +77,7 @@ type submitFlags struct {
 	preset       string
 	rateControl  string
 	dynamicRange string
+	audio        string // --audio: all, first or ordinals "0,2"
 	chunkSeconds float64
 	priority     string
 	ttl          string
@@ -103,6 +104,7 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		fs.StringVar(&sf.preset, "preset", "", "encoder speed/quality preset (default: the node's)")
 		fs.StringVar(&sf.dynamicRange, "dynamic-range", "", "of an HDR source: auto (default: HDR kept in hevc/av1, tone-mapped for h264), sdr (tone-map all) or both (HDR hevc and SDR h264 ladders)")
 		fs.StringVar(&sf.rateControl, "rate-control", "", "abr (default: each rung aims at its rate) or capped_crf (constant quality, the rate a ceiling)")
+		fs.StringVar(&sf.audio, "audio", "", "audio streams to keep: all (default), first, or ordinals among the audio streams, e.g. 0,2")
 		fs.Float64Var(&sf.chunkSeconds, "chunk-seconds", 0, "target chunk duration (default: the node's)")
 		fs.StringVar(&sf.priority, "priority", "", "high, normal or low (default normal)")
 		fs.StringVar(&sf.ttl, "ttl", "", "keep the media this long after the job finishes, e.g. 72h (0: forever; default: the node's --retention)")
@@ -211,6 +213,13 @@ func (sf submitFlags) jobOptions() (string, error) {
 	}
 	if sf.dynamicRange != "" {
 		opts["dynamic_range"] = sf.dynamicRange
+	}
+	if sf.audio != "" {
+		a, err := audioFlag(sf.audio)
+		if err != nil {
+			return "", err
+		}
+		opts["audio"] = a
 	}
 	if sf.chunkSeconds != 0 {
 		opts["chunk_seconds"] = sf.chunkSeconds
@@ -690,4 +699,21 @@ func readClientToken(path string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s holds no token", path)
+}
+
+// audioFlag turns --audio into the "audio" option: "all", "first" or a
+// list of ordinals ("1" or "0,2"); the node checks them.
+func audioFlag(v string) (any, error) {
+	if v == "all" || v == "first" {
+		return v, nil
+	}
+	var out []int
+	for _, s := range strings.Split(v, ",") {
+		i, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("--audio must be all, first or audio stream ordinals such as 0,2, not %q", v)
+		}
+		out = append(out, i)
+	}
+	return out, nil
 }

@@ -15,3 +15,14 @@ func TestSubmitFlagsPolicyOptions(t *testing.T) {
 		t.Fatalf("--dynamic-range: got %s (%v)", got, err)
 	}
 }
+
+func TestSubmitFlagAudio(t *testing.T) {
+	for flag, want := range map[string]string{"first": `{"audio":"first"}`, "all": `{"audio":"all"}`, "1": `{"audio":[1]}`, "2, 0": `{"audio":[2,0]}`} {
+		if got, err := (submitFlags{audio: flag}).jobOptions(); err != nil || got != want {
+			t.Errorf("--audio %s: %s (%v), want %s", flag, got, err, want)
+		}
+	}
+	if _, err := (submitFlags{audio: "french"}).jobOptions(); err == nil {
+		t.Error("--audio french accepted")
+	}
+}
