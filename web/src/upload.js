@@ -45,7 +45,7 @@ function optionsForm() {
   const boxes = LADDER.map((name) => h('label', { class: 'check' },
     h('input', { type: 'checkbox', name: 'rendition', value: name }), name));
   return h('details', { class: 'options', id: 'upload-options' },
-    h('summary', {}, 'Options (renditions, codec, HDR, chunk length)'),
+    h('summary', {}, 'Options (renditions, codec, rate control, HDR, audio, chunk length)'),
     h('fieldset', {},
       h('legend', {}, 'Renditions'),
       h('p', { class: 'hint' }, 'None ticked: every rung of the default ladder at or below the source height.'),
@@ -58,11 +58,19 @@ function optionsForm() {
           h('option', { value: '' }, 'H.264 (default)'),
           h('option', { value: 'hevc' }, 'HEVC (x265)'),
           h('option', { value: 'av1' }, 'AV1 (SVT-AV1)'))),
+      h('label', { class: 'field' }, 'Rate control',
+        h('select', { id: 'rate-control' },
+          h('option', { value: '' }, 'Each rung at its rate (default)'),
+          h('option', { value: 'capped_crf' }, 'Constant quality, rate as ceiling (H.264/HEVC)'))),
       h('label', { class: 'field' }, 'HDR sources',
         h('select', { id: 'dynamic-range' },
           h('option', { value: '' }, 'Keep HDR in HEVC/AV1 (default)'),
           h('option', { value: 'sdr' }, 'Tone-map to SDR'),
           h('option', { value: 'both' }, 'HDR HEVC and SDR H.264 ladders'))),
+      h('label', { class: 'field' }, 'Audio tracks',
+        h('select', { id: 'audio-tracks' },
+          h('option', { value: '' }, 'Every track (default)'),
+          h('option', { value: 'first' }, 'The first only'))),
       h('label', { class: 'field' }, 'Chunk length (s)',
         h('input', { type: 'number', id: 'chunk-seconds', min: 2, max: 60, step: 1, placeholder: '6' }))));
 }
@@ -75,6 +83,10 @@ function currentOptions() {
   if (rends.length + custom.length > 0) opts.renditions = [...rends, ...custom];
   const codec = document.getElementById('codec')?.value;
   if (codec) opts.codec = codec;
+  const rate = document.getElementById('rate-control')?.value;
+  if (rate) opts.rate_control = rate;
+  const audio = document.getElementById('audio-tracks')?.value;
+  if (audio) opts.audio = audio;
   const range = document.getElementById('dynamic-range')?.value;
   if (range) opts.dynamic_range = range;
   const chunk = Number(document.getElementById('chunk-seconds')?.value);
