@@ -130,6 +130,8 @@ type EncodeSettings struct {
 	// ToneMap maps an HDR source (RangePQ or RangeHLG) to SDR BT.709 for
 	// outputs that cannot carry it (h264); "" or RangeSDR leaves it as is.
 	ToneMap string
+	// Thumbs asks for storyboard frames and the poster (thumbs.go).
+	Thumbs ThumbSettings
 }
 
 // Progress is called with the fraction (0..1) of a long ffmpeg run done.
