@@ -272,3 +272,65 @@ func readCues(t *testing.T, path string) []cue {
 	}
 	return out
 }
+
+// TestStoryboardHDR: an HDR10 source's storyboard frames are tone-mapped
+// to SDR whatever the ladder does (here a ladder that keeps the source's
+// range): they differ clearly from the same frames taken as they are.
+func TestStoryboardHDR(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ffmpeg")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tr := newTestTranscoder(t)
+	dir := t.TempDir()
+	h := hdrSources[0]
+	src := genHDR(t, dir, h.name, h.transfer, h.x265)
+	p, err := tr.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := tr.Split(ctx, src, p, 2, filepath.Join(dir, "chunks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := func(rng, name string) []byte {
+		ts := ThumbSettingsFor(p.Video.Duration, 320, 180, rng)
+		s := EncodeSettings{Renditions: []Rendition{{Name: "r", Width: 320, Height: 180, Bitrate: 300_000, Codec: "h264"}},
+			FrameRate: p.Video.FrameRate, Preset: "ultrafast", Thumbs: ts}
+		out := filepath.Join(dir, name)
+		if _, err := tr.EncodeChunk(ctx, chunks[0], s, out, nil); err != nil {
+			t.Fatalf("EncodeChunk (%s): %v", name, err)
+		}
+		var b []byte
+		if err := readBundle(filepath.Join(out, ThumbsFile), func(n string, data []byte) {
+			if n == "t-0.jpg" {
+				b = data
+			}
+		}); err != nil || b == nil {
+			t.Fatalf("%s: no first frame (%v)", name, err)
+		}
+		return b
+	}
+	mapped, err := decodeThumb(first(p.Video.DynamicRange(), "mapped"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := decodeThumb(first("", "raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := mapped.Bounds(); b.Dx() != 160 || b.Dy() != 90 {
+		t.Fatalf("frame is %dx%d, want 160x90", b.Dx(), b.Dy())
+	}
+	ym, yr := mapped.(*image.YCbCr), raw.(*image.YCbCr)
+	var diff float64
+	for i := range ym.Y {
+		diff += math.Abs(float64(ym.Y[i]) - float64(yr.Y[i]))
+	}
+	diff /= float64(len(ym.Y))
+	t.Logf("tone mapping moved luma by %.1f levels on average", diff)
+	if diff < 5 {
+		t.Errorf("tone-mapped frame differs from the raw one by %.1f luma levels on average: not tone-mapped?", diff)
+	}
+}
