@@ -9,12 +9,12 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// uiCheckPoster (TestUI): the done job's row in the list shows its poster,
+// uiCheckPoster (TestUI, TestUIWithTokens): the done job's row in the list shows its poster,
 // an image the browser loaded (naturalWidth > 0).
 func uiCheckPoster(t *testing.T, ctx context.Context, row string) {
 	t.Helper()
 	waitJS(t, ctx, 30*time.Second, "the job's poster in the list",
-		`(() => { const i = `+row+`.querySelector('img.poster'); return i ? (i.complete ? String(i.naturalWidth) : 'loading') : 'none'; })()`,
+		`(() => { const r = `+row+`, i = r && r.querySelector('img.poster'); return i ? (i.complete && i.src ? String(i.naturalWidth) : 'loading') : 'none'; })()`,
 		func(v string) (bool, error) { return v != "none" && v != "loading" && v != "0", nil })
 }
 

@@ -4,7 +4,7 @@
 // pins one.
 import { h, showError, clearError } from './util.js';
 import { authHeaders } from './api.js';
-import { mountSeekBar } from './thumbs.js';
+import { mountSeekBar, setPoster } from './thumbs.js';
 
 export function mountPlayer(box, job, onLevel) {
   const video = h('video', { id: 'player', controls: true, muted: true, playsinline: true, preload: 'metadata' });
@@ -17,6 +17,7 @@ export function mountPlayer(box, job, onLevel) {
     h('div', { class: 'player-bar' }, h('label', {}, 'Rendition ', quality), now));
 
   const src = job.outputs.hls;
+  setPoster(video, job.outputs.poster);
   let hls = null;
   let destroyed = false;
 

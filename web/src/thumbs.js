@@ -35,6 +35,11 @@ export function posterImg(job) {
   return img;
 }
 
+// setPoster shows the job's poster in the player until playback starts.
+export function setPoster(video, url) {
+  if (url) imageURL(url).then((u) => { video.poster = u; }, () => {});
+}
+
 // parseStoryboard reads a thumbnails track: [{start, end, url, x, y, w, h}],
 // sprite URLs resolved against the track's.
 export function parseStoryboard(text, base) {
