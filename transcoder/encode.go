@@ -38,7 +38,7 @@ func (t *Transcoder) EncodeChunk(ctx context.Context, c Chunk, s EncodeSettings,
 	if err != nil {
 		return nil, fmt.Errorf("encode chunk %d: %w", c.Index, err)
 	}
-	thumbs, withThumbs, err := newThumbBranch(filter, c, s, outDir) // thumbs.go
+	thumbs, withThumbs, err := t.newThumbBranch(filter, c, s, outDir) // thumbs.go
 	if err != nil {
 		return nil, fmt.Errorf("encode chunk %d: %w", c.Index, err)
 	}

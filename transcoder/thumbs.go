@@ -104,7 +104,9 @@ func StoryboardCount(duration, interval float64) int {
 // with two more branches of the decoded frames (the graph's input [0:v] is
 // split before the ladder's own chain), the output arguments that write
 // them into dir, and bundle, which tars what they wrote into ThumbsFile.
-// ok is false when s asks for none.
+// ok is false when s asks for none, or when the ladder's graph does not
+// read [0:v] first (then the chunk has no thumbnails, and says so in the
+// log, rather than failing its encode: they are an extra).
 type thumbBranch struct {
 	filter string
 	args   []string
@@ -112,14 +114,15 @@ type thumbBranch struct {
 	out    string
 }
 
-func newThumbBranch(filter string, c Chunk, s EncodeSettings, outDir string) (thumbBranch, bool, error) {
+func (t *Transcoder) newThumbBranch(filter string, c Chunk, s EncodeSettings, outDir string) (thumbBranch, bool, error) {
 	ts := s.Thumbs
 	if ts.Interval <= 0 || ts.Width <= 0 || ts.Height <= 0 {
 		return thumbBranch{}, false, nil
 	}
 	rest, ok := strings.CutPrefix(filter, "[0:v]")
 	if !ok {
-		return thumbBranch{}, false, fmt.Errorf("thumbnails: the ladder's graph does not start at [0:v]: %.40q", filter)
+		t.log.Warn("no thumbnails: the ladder's filter graph does not start at [0:v]", "chunk", c.Index, "graph", filter[:min(len(filter), 60)])
+		return thumbBranch{}, false, nil
 	}
 	b := thumbBranch{dir: filepath.Join(outDir, "thumbs"), out: filepath.Join(outDir, ThumbsFile)}
 	if err := os.MkdirAll(b.dir, 0o755); err != nil {
