@@ -360,12 +360,12 @@ func encodeSettings(j cluster.Job) transcoder.EncodeSettings {
 		SegmentSeconds: transcoder.DefaultSegmentSeconds,
 		Preset:         j.Options.Preset,
 		RateControl:    j.Options.RateControl,
+		Thumbs:         thumbSettings(j), // thumbs.go
 	}
 	if j.Source.Video != nil {
 		s.FrameRate = j.Source.Video.FrameRate
 		s.Rotation = j.Source.Video.Rotation
 		s.ToneMap = toneMap(j)
-		s.Thumbs = thumbSettings(j) // thumbs.go
 	}
 	return s
 }

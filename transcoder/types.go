@@ -121,6 +121,9 @@ const (
 // EncodeSettings fix everything about a chunk encode that must be identical
 // across chunks of one job so that the chunks stitch.
 type EncodeSettings struct {
+	// Thumbs asks for storyboard frames and the poster (thumbs.go).
+	Thumbs ThumbSettings
+
 	Renditions     []Rendition
 	FrameRate      float64 // source average frame rate; sets the GOP length
 	Rotation       int     // from Probe.Video.Rotation
@@ -130,8 +133,6 @@ type EncodeSettings struct {
 	// ToneMap maps an HDR source (RangePQ or RangeHLG) to SDR BT.709 for
 	// outputs that cannot carry it (h264); "" or RangeSDR leaves it as is.
 	ToneMap string
-	// Thumbs asks for storyboard frames and the poster (thumbs.go).
-	Thumbs ThumbSettings
 }
 
 // Progress is called with the fraction (0..1) of a long ffmpeg run done.
