@@ -20,7 +20,7 @@ func uiCheckPoster(t *testing.T, ctx context.Context, row string) {
 
 // uiCheckSeekPreview (TestUI): on the job page, the pointer over the
 // middle of the player's seek bar shows a storyboard thumbnail: a region
-// of a sprite sheet that the browser can load.
+// of a sprite sheet that the browser can load; a click there seeks.
 func uiCheckSeekPreview(t *testing.T, ctx context.Context) {
 	t.Helper()
 	waitJS(t, ctx, 20*time.Second, "the storyboard's cues", `String(document.getElementById('seekbar').dataset.cues || '')`,
@@ -49,6 +49,16 @@ func uiCheckSeekPreview(t *testing.T, ctx context.Context) {
 		t.Errorf("the preview's sprite does not load: width %d (%v)", w, err)
 	}
 	saveScreenshot(t, ctx, artifactDir(t), "ui-seek-preview.png", false)
+	// A click there seeks to the middle.
+	click, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = chromedp.Do(click, chromedp.MouseClickXY(rect[0], rect[1]))
+	cancel()
+	if err != nil {
+		t.Fatalf("clicking the seek bar: %v", err)
+	}
+	waitJS(t, ctx, 20*time.Second, "the click to seek to the middle",
+		`(() => { const v = document.getElementById('player'); return v.duration > 0 && Math.abs(v.currentTime - v.duration / 2) < 1 ? 'yes' : String(v.currentTime); })()`,
+		func(v string) (bool, error) { return v == "yes", nil })
 	leave, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = chromedp.Do(leave, chromedp.MouseEvent(chromedp.MouseMoved, 1, 1))
 	cancel()

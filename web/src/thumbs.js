@@ -106,9 +106,20 @@ export function mountSeekBar(video, storyboard) {
   bar.addEventListener('click', (e) => {
     if (duration() > 0) video.currentTime = timeAt(e);
   });
+  // Arrow keys seek by 5 s, like a player's own bar.
+  bar.addEventListener('keydown', (e) => {
+    const step = { ArrowLeft: -5, ArrowRight: 5 }[e.key];
+    if (!step || !(duration() > 0)) return;
+    e.preventDefault();
+    video.currentTime = Math.max(0, Math.min(duration(), video.currentTime + step));
+  });
   const update = () => {
     const d = duration();
     fill.style.width = (d > 0 ? Math.min(100, (video.currentTime / d) * 100) : 0).toFixed(2) + '%';
+    bar.setAttribute('aria-valuemin', '0');
+    bar.setAttribute('aria-valuemax', String(Math.round(d)));
+    bar.setAttribute('aria-valuenow', String(Math.round(video.currentTime)));
+    bar.setAttribute('aria-valuetext', formatDuration(video.currentTime));
   };
   video.addEventListener('timeupdate', update);
   video.addEventListener('durationchange', update);
