@@ -72,7 +72,8 @@ package transcoder
 //     keeps, at tick k, the last frame at or before k*interval, for exactly
 //     the k with k*interval in [start, start+duration) (the end of stream
 //     rounds up too), so chunks partition the grid; -frame_pts names each
-//     JPEG by k. Rotation and, for HDR sources, tone mapping are applied
+//     JPEG by k (its pts made k microseconds, so that ffmpeg's progress,
+//     the latest time of any output, stays the chunk's). Rotation and, for HDR sources, tone mapping are applied
 //     after scaling to 160 px (cheap at that size, and whatever the ladder
 //     does with HDR, the JPEGs are SDR). The chunk holding the poster time
 //     (a tenth of the duration) writes the poster too. One tar per chunk

@@ -334,3 +334,42 @@ func TestStoryboardHDR(t *testing.T) {
 		t.Errorf("tone-mapped frame differs from the raw one by %.1f luma levels on average: not tone-mapped?", diff)
 	}
 }
+
+// TestThumbBranchKeepsProgressLocal: the thumbnails branch of a chunk far
+// into the job names its frames by their place on the job's grid, but its
+// timestamps stay within the chunk, so ffmpeg's progress (the latest time
+// of any output, which EncodeChunk reports) is not thrown past the chunk.
+func TestThumbBranchKeepsProgressLocal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ffmpeg")
+	}
+	tr := newTestTranscoder(t)
+	dir := t.TempDir()
+	src := genClip(t, dir, "src", clipSpec{W: 160, H: 90, Rate: 15, Seconds: 4, GOP: 1, Preset: "ultrafast"})
+	c := Chunk{Index: 9, Start: 1000, Duration: 4, Frames: 60, Path: src}
+	s := EncodeSettings{FrameRate: 15, Thumbs: ThumbSettings{Interval: 1, Width: 160, Height: 90}}
+	b, ok, err := tr.newThumbBranch("[0:v]null[o0]", c, s, filepath.Join(dir, "out"))
+	if err != nil || !ok {
+		t.Fatalf("newThumbBranch: %v %v", ok, err)
+	}
+	args := append([]string{"-nostdin", "-v", "error", "-nostats", "-progress", "pipe:1", "-i", src,
+		"-filter_complex", b.filter, "-map", "[o0]", "-f", "null", "-"}, b.args...)
+	out, err := exec.Command("ffmpeg", args...).Output()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v", err)
+	}
+	latest := 0.0
+	for _, m := range regexp.MustCompile(`(?m)^out_time_us=(\d+)$`).FindAllStringSubmatch(string(out), -1) {
+		us, _ := strconv.ParseFloat(m[1], 64)
+		latest = max(latest, us/1e6)
+	}
+	if latest <= 0 || latest > c.Duration+0.1 {
+		t.Errorf("ffmpeg's progress reached %.3f s in a %.3f s chunk", latest, c.Duration)
+	}
+	if err := b.bundle(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tarNames(t, b.out), []string{"t-1000.jpg", "t-1001.jpg", "t-1002.jpg", "t-1003.jpg"}; !slices.Equal(got, want) {
+		t.Errorf("bundle holds %v, want %v", got, want)
+	}
+}

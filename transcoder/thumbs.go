@@ -153,11 +153,15 @@ func (t *Transcoder) newThumbBranch(filter string, c Chunk, s EncodeSettings, ou
 	}
 	// Shifted to the job's timeline, the fps filter (rounding up) emits
 	// at tick k the last frame at or before k*interval, for every k with
-	// k*interval in [start, start+duration): tick k is the frame's pts.
-	fmt.Fprintf(&fc, ";[tb]setpts=PTS+%s/TB,fps=fps=1/%s:round=up,%s[thumbs]",
-		fmtSec(c.Start), fmtSec(ts.Interval), post(ts.Width, ts.Height))
-	b.args = []string{"-map", "[thumbs]", "-an", "-sn", "-dn", "-fps_mode", "passthrough", "-frame_pts", "1",
-		"-c:v", "mjpeg", "-q:v", "5", "-f", "image2", "-y", filepath.Join(b.dir, "t-%d.jpg")}
+	// k*interval in [start, start+duration). The frame's pts becomes k in
+	// microseconds (settb, setpts), which -frame_pts writes into its name:
+	// on the job's timeline the branch would lead ffmpeg's progress (the
+	// latest time of any output) far past the chunk.
+	iv := fmtSec(ts.Interval)
+	fmt.Fprintf(&fc, ";[tb]setpts=PTS+%s/TB,fps=fps=1/%s:round=up,settb=1/1000000,setpts=round(PTS/(%s*1000000)),%s[thumbs]",
+		fmtSec(c.Start), iv, iv, post(ts.Width, ts.Height))
+	b.args = []string{"-map", "[thumbs]", "-an", "-sn", "-dn", "-fps_mode", "passthrough", "-enc_time_base", "1/1000000",
+		"-frame_pts", "1", "-c:v", "mjpeg", "-q:v", "5", "-f", "image2", "-y", filepath.Join(b.dir, "t-%d.jpg")}
 	if poster {
 		at := max(0, ts.Poster-c.Start)
 		if c.Duration > 0 && s.FrameRate > 0 {
