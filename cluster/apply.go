@@ -142,6 +142,7 @@ func (s *State) done(r TaskResult, at time.Time) error {
 		s.dropChunks(j.ID, true) // a split again after a rewind starts from nothing
 		for i, c := range r.Chunks {
 			c.JobID, c.Index, c.Outputs, c.EncodedBy, c.Attempts = j.ID, i, nil, "", 0
+			c.Thumbs = BlobRef{}
 			s.putChunk(nil, &c, true)
 			held = append(held, c.Source)
 			s.newTask(j.ID, TaskEncode, i, c.Duration)
@@ -155,8 +156,12 @@ func (s *State) done(r TaskResult, at time.Time) error {
 		nc := *c
 		nc.Outputs = slices.Clone(r.Outputs)
 		nc.EncodedBy, nc.RunningOn = r.Node, ""
+		nc.Thumbs = r.Thumbs
 		s.putChunk(c, &nc, true)
 		held = append(held, r.Outputs...)
+		if !r.Thumbs.IsZero() {
+			held = append(held, r.Thumbs)
+		}
 	case TaskPackage:
 		if len(r.Files) > 0 {
 			nj.Outputs = maps.Clone(r.Files)
@@ -168,6 +173,7 @@ func (s *State) done(r TaskResult, at time.Time) error {
 			held = append(held, r.Manifest)
 		}
 		nj.HLS, nj.DASH, nj.MP4 = r.HLS, r.DASH, maps.Clone(r.MP4)
+		nj.Poster, nj.Storyboard = r.Poster, r.Storyboard
 		nj.Quality = slices.Clone(r.Quality)
 		nj.State = JobDone
 		nj.FinishedAt = at
@@ -209,6 +215,9 @@ func (s *State) checkResult(t *Task, j *Job, r TaskResult) error {
 		if _, ok := s.Chunk(j.ID, t.Chunk); !ok || len(r.Outputs) != len(j.Renditions) {
 			return fmt.Errorf("encode %s: %w: want %d outputs, got %d", t.ID, ErrInvalid, len(j.Renditions), len(r.Outputs))
 		}
+		if !r.Thumbs.IsZero() && !ValidHash(r.Thumbs.Hash) {
+			return fmt.Errorf("encode %s: %w: malformed thumbs blob", t.ID, ErrInvalid)
+		}
 	case TaskPackage:
 		manifest := len(r.Files) == 0 && !r.Manifest.IsZero() && s.version >= LogV2
 		if r.HLS == "" || r.DASH == "" || (len(r.Files) == 0 && !manifest) {
@@ -221,6 +230,11 @@ func (s *State) checkResult(t *Task, j *Job, r TaskResult) error {
 		}
 		if manifest && (!ValidHash(r.Manifest.Hash) || r.Published < 0) {
 			return fmt.Errorf("package %s: %w: malformed manifest", j.ID, ErrInvalid)
+		}
+		for _, rel := range []string{r.Poster, r.Storyboard} {
+			if rel != "" && CheckFilePath(rel) != nil {
+				return fmt.Errorf("package %s: %w: malformed file %q", j.ID, ErrInvalid, rel)
+			}
 		}
 		if len(r.Quality) != 0 && len(r.Quality) != len(j.Renditions) {
 			return fmt.Errorf("package %s: %w: %d quality reports for %d renditions", j.ID, ErrInvalid, len(r.Quality), len(j.Renditions))
@@ -332,6 +346,7 @@ func (s *State) rewind(r JobRewind, at time.Time) error {
 		}
 		nc := *c
 		nc.Outputs, nc.EncodedBy, nc.RunningOn = nil, "", ""
+		nc.Thumbs = BlobRef{}
 		s.putChunk(c, &nc, true)
 		if t, ok := s.Task(TaskID(j.ID, TaskEncode, i)); ok {
 			nt := *t
@@ -522,6 +537,7 @@ func (s *State) expire(r JobRef, at time.Time) error {
 	nj := *j
 	nj.ExpiredAt, nj.UpdatedAt = at, at
 	nj.Outputs, nj.HLS, nj.DASH, nj.MP4 = nil, "", "", nil
+	nj.Poster, nj.Storyboard = "", ""
 	nj.Manifest = BlobRef{}
 	mark := len(s.out.released)
 	s.putJob(j, &nj)

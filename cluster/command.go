@@ -199,6 +199,13 @@ type TaskResult struct {
 	Manifest  BlobRef   `json:"manifest,omitzero"`
 	Published int64     `json:"published_bytes,omitempty"`
 	Pulled    []BlobRef `json:"pulled,omitempty"`
+
+	// Thumbnails, optional fields of both versions (a node that predates
+	// them ignores them): the encode's bundle of storyboard frames, and
+	// the package's poster and storyboard track (relative paths).
+	Thumbs     BlobRef `json:"thumbs,omitzero"`
+	Poster     string  `json:"poster,omitempty"`
+	Storyboard string  `json:"storyboard,omitempty"`
 }
 
 // TaskFailure is the body of OpTaskFail. Permanent failures (bad media) fail

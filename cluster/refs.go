@@ -14,8 +14,9 @@ import (
 //     keep_source:false), its manifest or, for
 //     version-1 jobs not compacted yet, each published file (until it
 //     expires), and while it has work left its audio;
-//   - a chunk of a job with work left references its source and its
-//     encoded outputs.
+//   - a chunk of a job with work left references its source, its
+//     encoded outputs and its thumbnail bundle (released with the chunks
+//     when the job finishes: the published storyboard replaces them).
 // Sources, manifests and version-1 published files are durable (kept at the
 // replication factor); the rest is intermediate. Every change to a job or a
 // chunk goes through putJob or putChunk, which count the difference.
@@ -60,7 +61,7 @@ func chunkRefs(c *Chunk) []jobRef {
 	if c == nil {
 		return nil
 	}
-	out := make([]jobRef, 0, 1+len(c.Outputs))
+	out := make([]jobRef, 0, 2+len(c.Outputs))
 	if !c.Source.IsZero() {
 		out = append(out, jobRef{b: c.Source})
 	}
@@ -68,6 +69,9 @@ func chunkRefs(c *Chunk) []jobRef {
 		if !o.IsZero() {
 			out = append(out, jobRef{b: o})
 		}
+	}
+	if !c.Thumbs.IsZero() {
+		out = append(out, jobRef{b: c.Thumbs})
 	}
 	return out
 }

@@ -68,6 +68,10 @@ type Job struct {
 	HLS      string            `json:"hls,omitempty"`  // relative path of the HLS master playlist
 	DASH     string            `json:"dash,omitempty"` // relative path of the DASH MPD
 	MP4      map[string]string `json:"mp4,omitempty"`  // rendition name → relative path
+	// Poster and Storyboard are the relative paths of the poster JPEG and
+	// the storyboard's WebVTT track ("" when the job has none).
+	Poster     string `json:"poster,omitempty"`
+	Storyboard string `json:"storyboard,omitempty"`
 	// Quality is one report per rendition (Renditions order), or none.
 	Quality []Quality `json:"quality,omitempty"`
 	// Sizes sums what a finished job stored, kept when its chunks go.
@@ -189,6 +193,10 @@ type Chunk struct {
 	EncodedBy string    `json:"encoded_by,omitempty"`
 	Attempts  int       `json:"attempts"`
 	RunningOn string    `json:"running_on,omitempty"` // node of the current assignment
+	// Thumbs is the encode's storyboard frames (transcoder.ThumbsFile),
+	// kept like Outputs until packaging; zero for chunks encoded before
+	// thumbnails existed.
+	Thumbs BlobRef `json:"thumbs,omitzero"`
 }
 
 // TaskKind is the kind of work a task does.

@@ -195,6 +195,8 @@
 //     under a signature have their URIs rewritten to carry it (HLS URI
 //     lines and URI="" attributes; DASH media/initialization/index/
 //     sourceURL attributes), so players resolving relative URLs keep it.
+//     The job's storyboard track (storyboard.go) is signed the same way:
+//     each cue's sprite URL, before its #xywh fragment.
 //     The job JSON gives authorized callers (an API token, or none
 //     configured) URLs signed for Config.PlaybackTTL; others bare URLs.
 //     Signed responses are "Cache-Control: private".

@@ -115,7 +115,7 @@ func (a *API) serveFile(c *gin.Context) {
 		return
 	}
 	var f io.ReadSeekCloser
-	if query != "" && isPlaylist(rel) {
+	if query != "" && (isPlaylist(rel) || isStoryboard(j, rel)) {
 		f, err = a.signedPlaylist(c, ref, j.Manifest, rel, query)
 	} else {
 		f, err = a.blobs.OpenBlob(c.Request.Context(), ref, j.Manifest)
@@ -137,7 +137,7 @@ func (a *API) serveFile(c *gin.Context) {
 	case a.playback != nil:
 		// Signed URLs are for one viewer and expire: shared caches keep
 		// nothing, the viewer's own cache no longer than the URL lives.
-		if query != "" && isPlaylist(rel) {
+		if query != "" && (isPlaylist(rel) || isStoryboard(j, rel)) {
 			// The body carries the signature: it differs per exp.
 			h.Set("ETag", `"`+ref.Hash+"-"+strconv.FormatInt(exp, 10)+`"`)
 		}
@@ -291,9 +291,12 @@ func (a *API) signedPlaylist(c *gin.Context, ref, set cluster.BlobRef, rel, quer
 	if err != nil {
 		return nil, err
 	}
-	if strings.EqualFold(path.Ext(rel), ".mpd") {
+	switch {
+	case strings.EqualFold(path.Ext(rel), ".mpd"):
 		b = signDASH(b, query)
-	} else {
+	case strings.EqualFold(path.Ext(rel), ".vtt"):
+		b = signStoryboard(b, query) // storyboard.go
+	default:
 		b = signHLS(b, query)
 	}
 	return nopCloser{bytes.NewReader(b)}, nil

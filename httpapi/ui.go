@@ -25,8 +25,9 @@ import (
 
 // uiCSP lets the page load its own scripts and styles only. hls.js plays
 // through Media Source (blob: media URLs) and may run its demuxer in a
-// worker made from a blob: URL.
-const uiCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+// worker made from a blob: URL. Posters and storyboard sprites fetched with
+// the API token (closed reads) are shown from blob: URLs.
+const uiCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
 	"media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; " +
 	"base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 

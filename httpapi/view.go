@@ -97,6 +97,10 @@ type OutputsView struct {
 	HLS  string            `json:"hls,omitempty"`
 	DASH string            `json:"dash,omitempty"`
 	MP4  map[string]string `json:"mp4,omitempty"` // rendition name → URL
+	// Poster is a JPEG of the video; Storyboard is a WebVTT thumbnails
+	// track whose cues name regions of sprite sheets (#xywh=).
+	Poster     string `json:"poster,omitempty"`
+	Storyboard string `json:"storyboard,omitempty"`
 }
 
 // LiveView says whether and how far a job can be played while it is still
@@ -219,6 +223,12 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		}
 		out.MP4[name] = FileURL(j.ID, rel)
 	}
+	if j.Poster != "" {
+		out.Poster = FileURL(j.ID, j.Poster)
+	}
+	if j.Storyboard != "" {
+		out.Storyboard = FileURL(j.ID, j.Storyboard)
+	}
 	if out.HLS != "" || out.DASH != "" || out.MP4 != nil {
 		v.Outputs = &out
 	}
@@ -295,5 +305,11 @@ func (o *OutputsView) sign(q string) {
 	}
 	for name, u := range o.MP4 {
 		o.MP4[name] = u + "?" + q
+	}
+	if o.Poster != "" {
+		o.Poster += "?" + q
+	}
+	if o.Storyboard != "" {
+		o.Storyboard += "?" + q
 	}
 }

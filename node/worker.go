@@ -363,6 +363,7 @@ func encodeSettings(j cluster.Job) transcoder.EncodeSettings {
 		SegmentSeconds: transcoder.DefaultSegmentSeconds,
 		Preset:         j.Options.Preset,
 		RateControl:    j.Options.RateControl,
+		Thumbs:         thumbSettings(j), // thumbs.go
 	}
 	if j.Source.Video != nil {
 		s.FrameRate = j.Source.Video.FrameRate
@@ -403,6 +404,9 @@ func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir strin
 		}
 		res.Outputs = append(res.Outputs, ref)
 	}
+	if err := w.storeThumbs(res, dir); err != nil {
+		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
+	}
 	return nil
 }
 
@@ -438,6 +442,7 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 	if err != nil {
 		return fmt.Errorf("package %s: %w", j.ID, err)
 	}
+	w.storyboard(ctx, j, out, pr, res) // thumbs.go
 	// Measured before the files move into the blob store.
 	q, err := w.quality(ctx, j, out, pr, filepath.Join(dir, "quality"))
 	if err != nil {

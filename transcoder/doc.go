@@ -93,6 +93,21 @@ package transcoder
 //     target; a remainder shorter than target+MinChunkSeconds stays whole.
 //     If a chunk would exceed max(MaxChunkSeconds, 2*target) the video is
 //     first re-keyed (x264 ultrafast CRF 12, keyframe every target seconds).
+//   - Thumbnails (thumbs.go, storyboard.go): no extra decoding pass. The
+//     encode's graph splits its input to one more branch: shifted to the
+//     job's timeline (setpts +chunk start), fps=1/interval with round=up
+//     keeps, at tick k, the last frame at or before k*interval, for exactly
+//     the k with k*interval in [start, start+duration) (the end of stream
+//     rounds up too), so chunks partition the grid; -frame_pts names each
+//     JPEG by k (its pts made k microseconds, so that ffmpeg's progress,
+//     the latest time of any output, stays the chunk's). Rotation and, for HDR sources, tone mapping are applied
+//     after scaling to 160 px (cheap at that size, and whatever the ladder
+//     does with HDR, the JPEGs are SDR). The chunk holding the poster time
+//     (a tenth of the duration) writes the poster too. One tar per chunk
+//     (ThumbsFile); packaging decodes them and draws 10x10 sprite sheets in
+//     Go, a grid point no chunk had a frame for (a gap in the source)
+//     repeating the nearest earlier frame. Interval: 2 s, or longer so that
+//     a job has at most 600 frames.
 //   - Keyframes: every chunk restarts the segment grid (chunk start +
 //     k*SegmentSeconds). All renditions share chunks, so keyframes and
 //     segments line up across renditions even when source keyframes are

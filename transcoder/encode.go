@@ -38,6 +38,13 @@ func (t *Transcoder) EncodeChunk(ctx context.Context, c Chunk, s EncodeSettings,
 	if err != nil {
 		return nil, fmt.Errorf("encode chunk %d: %w", c.Index, err)
 	}
+	thumbs, withThumbs, err := t.newThumbBranch(filter, c, s, outDir) // thumbs.go
+	if err != nil {
+		return nil, fmt.Errorf("encode chunk %d: %w", c.Index, err)
+	}
+	if withThumbs {
+		filter = thumbs.filter
+	}
 	// The chunk is our own stream copy, but -noautorotate matters: rotation
 	// comes from the probe of the original, applied exactly once in the filter.
 	args := ffmpegBase()
@@ -54,6 +61,9 @@ func (t *Transcoder) EncodeChunk(ctx context.Context, c Chunk, s EncodeSettings,
 		temps[i] = finals[i] + ".part"
 		args = append(args, outArgs[i]...)
 		args = append(args, "-an", "-sn", "-dn", "-movflags", "+faststart", "-f", "mp4", "-y", temps[i])
+	}
+	if withThumbs {
+		args = append(args, thumbs.args...)
 	}
 	cleanup := func() {
 		for _, p := range temps {
@@ -83,6 +93,11 @@ func (t *Transcoder) EncodeChunk(ctx context.Context, c Chunk, s EncodeSettings,
 		}
 		if err := os.Rename(temps[i], finals[i]); err != nil {
 			cleanup()
+			return nil, fmt.Errorf("encode chunk %d: %w", c.Index, err)
+		}
+	}
+	if withThumbs {
+		if err := thumbs.bundle(); err != nil {
 			return nil, fmt.Errorf("encode chunk %d: %w", c.Index, err)
 		}
 	}

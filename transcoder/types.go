@@ -153,6 +153,9 @@ const (
 // EncodeSettings fix everything about a chunk encode that must be identical
 // across chunks of one job so that the chunks stitch.
 type EncodeSettings struct {
+	// Thumbs asks for storyboard frames and the poster (thumbs.go).
+	Thumbs ThumbSettings
+
 	Renditions     []Rendition
 	FrameRate      float64 // source average frame rate; sets the GOP length
 	Rotation       int     // from Probe.Video.Rotation

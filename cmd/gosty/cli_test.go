@@ -112,6 +112,10 @@ func TestCLISubmitWait(t *testing.T) {
 		if code != 0 || !regexp.MustCompile(`(?m)^state\s+done$`).MatchString(text) || !strings.Contains(text, "rendition  360p") {
 			t.Errorf("gosty job: exit %d\n%s", code, text)
 		}
+		if !regexp.MustCompile(`(?m)^poster\s+http\S+/files/poster\.jpg$`).MatchString(text) ||
+			!regexp.MustCompile(`(?m)^previews\s+http\S+/files/storyboard/storyboard\.vtt$`).MatchString(text) {
+			t.Errorf("gosty job names no poster or storyboard:\n%s", text)
+		}
 		list, _, code := gosty(t, "jobs", "--server", server, "--output", "json")
 		if code != 0 || !strings.Contains(list, j.ID) {
 			t.Errorf("gosty jobs: exit %d\n%s", code, list)

@@ -260,6 +260,10 @@ type jobView struct {
 		HLS  string            `json:"hls,omitempty"`
 		DASH string            `json:"dash,omitempty"`
 		MP4  map[string]string `json:"mp4,omitempty"`
+		// Poster and Storyboard: the job's poster JPEG and WebVTT
+		// thumbnails track.
+		Poster     string `json:"poster,omitempty"`
+		Storyboard string `json:"storyboard,omitempty"`
 	} `json:"outputs"`
 }
 
@@ -535,6 +539,9 @@ func (c *client) job(ctx context.Context, id string, cancel bool) error {
 	}
 	if j.Outputs.HLS != "" {
 		fmt.Fprintf(tw, "hls\t%s%s\ndash\t%s%s\n", c.server, j.Outputs.HLS, c.server, j.Outputs.DASH)
+		if j.Outputs.Poster != "" { // "previews": the storyboard, in a label no wider than "rendition"
+			fmt.Fprintf(tw, "poster\t%s%s\npreviews\t%s%s\n", c.server, j.Outputs.Poster, c.server, j.Outputs.Storyboard)
+		}
 	} else if j.Live != nil && j.Live.Ready {
 		fmt.Fprintf(tw, "live hls\t%s%s (%d chunks, %.1f s so far)\n", c.server, j.Live.HLS, j.Live.Segments, j.Live.Seconds)
 	}

@@ -328,6 +328,7 @@ func TestUI(t *testing.T) {
 	if pct, err := eval[string](ctx, row+`.querySelector('.pct').textContent`); err != nil || pct != "100%" {
 		t.Fatalf("done job shows %q (%v)", pct, err)
 	}
+	uiCheckPoster(t, ctx, row) // ui_thumbs_test.go
 
 	// The job list on a phone-sized screen.
 	phone, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -401,6 +402,8 @@ func TestUI(t *testing.T) {
 	if psnr, err := eval[string](ctx, `[...document.querySelectorAll('#renditions tbody td.psnr')].map(td => td.textContent).join(',')`); err != nil || !strings.Contains(psnr, "dB") {
 		t.Errorf("PSNR cells %q %v", psnr, err)
 	}
+
+	uiCheckSeekPreview(t, ctx) // ui_thumbs_test.go
 
 	// Play (muted) and watch the clock move.
 	if _, err := eval[chromedp.Void](ctx, `document.getElementById('player').play()`, chromedp.EvalAwaitPromise); err != nil {

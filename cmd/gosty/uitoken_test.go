@@ -94,6 +94,8 @@ func TestUIWithTokens(t *testing.T) {
 			return strings.HasPrefix(v, "done "), nil
 		})
 
+	// The poster comes with the token too (an <img> cannot send it).
+	uiCheckPoster(t, ctx, `document.querySelector('.job-row[data-job-name="tok-clip.mp4"]')`) // ui_thumbs_test.go
 	open, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = chromedp.Do(open, chromedp.Click(chromedp.CSS(`.job-row[data-job-name="tok-clip.mp4"] a.job-name`)),
 		chromedp.WaitVisible(chromedp.ID("player")))

@@ -193,6 +193,8 @@ function outputLinks(out) {
   for (const [name, url] of Object.entries(out.mp4 || {}).sort(byHeight)) {
     items.push(h('li', {}, `MP4 ${name}: `, h('a', { href: url, download: '' }, abs(url))));
   }
+  if (out.poster) items.push(h('li', {}, 'Poster: ', h('a', { href: out.poster, id: 'link-poster' }, abs(out.poster))));
+  if (out.storyboard) items.push(h('li', {}, 'Storyboard (WebVTT): ', h('a', { href: out.storyboard, id: 'link-storyboard' }, abs(out.storyboard))));
   return h('ul', { class: 'links' }, items);
 }
 

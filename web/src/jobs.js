@@ -3,6 +3,7 @@
 // "Show older jobs" pages further back through GET /api/v1/jobs?cursor=.
 import { events, deleteJob, getJSON, ApiError } from './api.js';
 import { mountUpload, askToken } from './upload.js';
+import { posterImg } from './thumbs.js';
 import {
   h, bar, formatAgo, formatDuration, showError, clearError, terminal, trackProgress, etaText,
 } from './util.js';
@@ -105,6 +106,7 @@ function jobRow(j) {
     j.chunk_count ? `${j.chunk_count} chunks` : null,
   ].filter(Boolean).join(' · ');
   return h('article', { class: 'job-row state-' + j.state, dataset: { jobId: j.id, jobName: j.name, state: j.state } },
+    posterImg(j),
     h('div', { class: 'job-head' },
       h('a', { class: 'job-name', href: '#/jobs/' + j.id, title: j.name }, j.name || j.id),
       h('span', { class: 'badge state-' + j.state }, j.state)),

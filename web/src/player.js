@@ -4,6 +4,7 @@
 // pins one.
 import { h, showError, clearError } from './util.js';
 import { authHeaders } from './api.js';
+import { mountSeekBar, setPoster } from './thumbs.js';
 
 export function mountPlayer(box, job, onLevel) {
   const video = h('video', { id: 'player', controls: true, muted: true, playsinline: true, preload: 'metadata' });
@@ -12,9 +13,11 @@ export function mountPlayer(box, job, onLevel) {
     h('option', { value: '-1' }, 'Auto'));
   const now = h('span', { class: 'muted', id: 'now-playing' }, '');
   box.replaceChildren(h('h2', {}, 'Player'), h('div', { class: 'video-wrap' }, video),
+    mountSeekBar(video, job.outputs.storyboard),
     h('div', { class: 'player-bar' }, h('label', {}, 'Rendition ', quality), now));
 
   const src = job.outputs.hls;
+  setPoster(video, job.outputs.poster);
   let hls = null;
   let destroyed = false;
 
