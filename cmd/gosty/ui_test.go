@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/httpapi/ui"
 	"github.com/gosty/gosty/node/nodetest"
 )
@@ -288,9 +289,11 @@ func TestUI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Upload through the page: 2 s chunks, so both nodes get some.
+	// Upload through the page: 2 s chunks, so both nodes get some; capped
+	// CRF and the first audio track chosen in the form.
 	up, cancel = context.WithTimeout(ctx, 30*time.Second)
 	err = chromedp.Do(up, chromedp.SetValue(chromedp.ID("chunk-seconds"), "2"),
+		chromedp.SetValue(chromedp.ID("rate-control"), "capped_crf"), chromedp.SetValue(chromedp.ID("audio-tracks"), "first"),
 		chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{src}))
 	cancel()
 	if err != nil {
@@ -329,6 +332,13 @@ func TestUI(t *testing.T) {
 		t.Fatalf("done job shows %q (%v)", pct, err)
 	}
 	uiCheckPoster(t, ctx, row) // ui_thumbs_test.go
+	var list httpapi.JobList
+	if err := getJSON(base+"/api/v1/jobs", &list); err != nil || len(list.Jobs) != 1 {
+		t.Fatalf("job list: %v (%d jobs)", err, len(list.Jobs))
+	}
+	if o := list.Jobs[0].Options; o.RateControl != "capped_crf" || o.Audio != "first" || o.ChunkSeconds != 2 {
+		t.Fatalf("the form's options did not reach the job: %+v", o)
+	}
 
 	// The job list on a phone-sized screen.
 	phone, cancel := context.WithTimeout(ctx, 20*time.Second)
