@@ -316,7 +316,7 @@ func parseProbe(js []byte) (*Probe, error) {
 	}
 	p := &Probe{
 		Format:   f.Format.FormatName,
-		Duration: parseF(f.Format.Duration),
+		Duration: containerDuration(f.Format.FormatName, parseF(f.Format.Duration), parseF(f.Format.StartTime)),
 		Size:     parseCount(f.Format.Size),
 		BitRate:  parseCount(f.Format.BitRate),
 	}
@@ -405,6 +405,19 @@ func parseProbe(js []byte) (*Probe, error) {
 		p.Duration = p.Video.Duration
 	}
 	return p, nil
+}
+
+// containerDuration is the length of a file's media from the container's
+// duration. Matroska's Duration (and the DURATION tags ffmpeg writes) is
+// the end timestamp, counted from 0 rather than from the first timestamp:
+// a file whose media start at 1.5 s and last 4 s says 5.5 s. Its streams
+// state no duration of their own, so the video's would be taken as 5.5 s
+// and the file refused as truncated.
+func containerDuration(format string, dur, start float64) float64 {
+	if strings.Contains(format, "matroska") && start > 0 && dur > start {
+		return dur - start
+	}
+	return dur
 }
 
 // stillImageCodecs are codecs of single pictures that containers may carry

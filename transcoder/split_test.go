@@ -49,3 +49,33 @@ func TestSplitOpenGOP(t *testing.T) {
 		t.Fatalf("chunks hold %d frames, want 400", frames)
 	}
 }
+
+// A Matroska file whose media start late (here at 1.5 s) states its
+// duration as the end timestamp; the probe counts 4 s of video, not 5.5,
+// and the split does not take the file for truncated.
+func TestMatroskaStartOffset(t *testing.T) {
+	tr := newTestTranscoder(t)
+	dir := t.TempDir()
+	mustGen(t, dir, "late.mkv", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=4",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-output_ts_offset", "1.5")
+	src := filepath.Join(dir, "late.mkv")
+	ctx := context.Background()
+	p, err := tr.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(p.Video.Duration, 4, 0.05) || !near(p.Video.StartTime, 1.5, 0.01) {
+		t.Fatalf("video probed as %.3f s from %.3f s; want 4 s from 1.5 s", p.Video.Duration, p.Video.StartTime)
+	}
+	chunks, err := tr.Split(ctx, src, p, 2, filepath.Join(dir, "chunks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := 0
+	for _, c := range chunks {
+		frames += c.Frames
+	}
+	if frames != 100 {
+		t.Fatalf("chunks hold %d frames, want 100", frames)
+	}
+}
