@@ -91,20 +91,7 @@ func TestAudioTracksPackaged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks, err := tr.Split(ctx, src, p, 0, filepath.Join(dir, "chunks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := PackageInput{Renditions: rs, Chunks: make([][]string, len(rs)), Duration: p.Video.Duration}
-	for _, c := range chunks {
-		outs, err := tr.EncodeChunk(ctx, c, EncodeSettings{Renditions: rs, FrameRate: p.Video.FrameRate}, filepath.Join(dir, "enc", itoa(c.Index)), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, o := range outs {
-			in.Chunks[i] = append(in.Chunks[i], o)
-		}
-	}
+	in := splitAndEncode(t, ctx, tr, src, p, 0, EncodeSettings{Renditions: rs, FrameRate: p.Video.FrameRate}, dir)
 	sel, err := p.SelectAudio(AudioChoice{})
 	if err != nil {
 		t.Fatal(err)

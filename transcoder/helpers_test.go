@@ -173,3 +173,37 @@ func mustGen(t *testing.T, dir, name string, args ...string) []byte {
 	}
 	return b
 }
+
+// ffmpegTest starts a test that runs ffmpeg (skipped under -short): a
+// context bounded by limit, a transcoder and a temporary directory.
+func ffmpegTest(t *testing.T, limit time.Duration) (context.Context, *Transcoder, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs ffmpeg")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	t.Cleanup(cancel)
+	return ctx, newTestTranscoder(t), t.TempDir()
+}
+
+// splitAndEncode splits src into chunks of about chunkSeconds, encodes each
+// with s and returns the package input of the encoded chunks (no audio,
+// no subtitles).
+func splitAndEncode(t *testing.T, ctx context.Context, tr *Transcoder, src string, p *Probe, chunkSeconds float64, s EncodeSettings, dir string) PackageInput {
+	t.Helper()
+	chunks, err := tr.Split(ctx, src, p, chunkSeconds, filepath.Join(dir, "chunks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := PackageInput{Renditions: s.Renditions, Chunks: make([][]string, len(s.Renditions)), Duration: p.Video.Duration}
+	for _, c := range chunks {
+		outs, err := tr.EncodeChunk(ctx, c, s, filepath.Join(dir, "enc", strconv.Itoa(c.Index)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range outs {
+			in.Chunks[i] = append(in.Chunks[i], o)
+		}
+	}
+	return in
+}

@@ -1,7 +1,6 @@
 package transcoder
 
 import (
-	"context"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -16,13 +15,7 @@ import (
 // rate and 144p (the rungs between would repeat the 720p's bandwidth), and
 // ffprobe finds no encoded rung above the source's own video rate.
 func TestLowRateSourceGetsNoRicherRung(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs ffmpeg")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	tr := newTestTranscoder(t)
-	dir := t.TempDir()
+	ctx, tr, dir := ffmpegTest(t, 2*time.Minute)
 	src := genClip(t, dir, "src", clipSpec{W: 1280, H: 720, Rate: 25, Seconds: 4, GOP: 2,
 		OutExtra: []string{"-b:v", "250k", "-maxrate", "250k", "-bufsize", "500k"}})
 	p, err := tr.Probe(ctx, src)
@@ -85,13 +78,7 @@ func videoRate(t *testing.T, path string) int64 {
 // controls: ABR spends about each rung's rate, capped CRF less (and never
 // above the rung's ceiling), and the quality report says so in its bitrate.
 func TestCappedCRF(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs ffmpeg")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	tr := newTestTranscoder(t)
-	dir := t.TempDir()
+	ctx, tr, dir := ffmpegTest(t, 2*time.Minute)
 	src := genClip(t, dir, "src", clipSpec{W: 640, H: 360, Rate: 25, Seconds: 4, GOP: 2,
 		OutExtra: []string{"-crf", "12"}})
 	p, err := tr.Probe(ctx, src)

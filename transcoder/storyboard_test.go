@@ -277,13 +277,7 @@ func readCues(t *testing.T, path string) []cue {
 // to SDR whatever the ladder does (here a ladder that keeps the source's
 // range): they differ clearly from the same frames taken as they are.
 func TestStoryboardHDR(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs ffmpeg")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	tr := newTestTranscoder(t)
-	dir := t.TempDir()
+	ctx, tr, dir := ffmpegTest(t, 2*time.Minute)
 	h := hdrSources[0]
 	src := genHDR(t, dir, h.name, h.transfer, h.x265)
 	p, err := tr.Probe(ctx, src)

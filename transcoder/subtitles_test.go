@@ -1,7 +1,6 @@
 package transcoder
 
 import (
-	"context"
 	"encoding/xml"
 	"os"
 	"path"
@@ -49,13 +48,7 @@ func genSubtitledSource(t *testing.T, dir, name string, extra ...string) string 
 // probe, extraction, one encode and the package, and reads the result as
 // a player would.
 func TestSubtitlesPackaged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs ffmpeg")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	tr := newTestTranscoder(t)
-	dir := t.TempDir()
+	ctx, tr, dir := ffmpegTest(t, 2*time.Minute)
 	src := genSubtitledSource(t, dir, "src.mkv")
 	p, err := tr.Probe(ctx, src)
 	if err != nil {
@@ -77,20 +70,7 @@ func TestSubtitlesPackaged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks, err := tr.Split(ctx, src, p, 0, filepath.Join(dir, "chunks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := PackageInput{Renditions: rs, Chunks: make([][]string, len(rs)), Duration: p.Video.Duration}
-	for _, c := range chunks {
-		outs, err := tr.EncodeChunk(ctx, c, EncodeSettings{Renditions: rs, FrameRate: p.Video.FrameRate, Preset: "ultrafast"}, filepath.Join(dir, "enc", c.Path[len(c.Path)-9:len(c.Path)-4]), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, o := range outs {
-			in.Chunks[i] = append(in.Chunks[i], o)
-		}
-	}
+	in := splitAndEncode(t, ctx, tr, src, p, 0, EncodeSettings{Renditions: rs, FrameRate: p.Video.FrameRate, Preset: "ultrafast"}, dir)
 	for k, s := range conv {
 		in.Subtitles = append(in.Subtitles, SubtitleInput{Path: vtts[k], Language: s.Language, Name: SubtitleName(k, s.Title, s.Language), Default: s.Default, Forced: s.Forced})
 	}
@@ -226,13 +206,7 @@ func TestSubtitlesPackaged(t *testing.T) {
 // TestExtractSubtitlesStartOffset: cue times are on the outputs' timeline,
 // which starts at the source's first video frame, not at zero.
 func TestExtractSubtitlesStartOffset(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs ffmpeg")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	tr := newTestTranscoder(t)
-	dir := t.TempDir()
+	ctx, tr, dir := ffmpegTest(t, time.Minute)
 	src := genSubtitledSource(t, dir, "late.mkv", "-output_ts_offset", "1.5")
 	p, err := tr.Probe(ctx, src)
 	if err != nil {
