@@ -26,9 +26,11 @@ import (
 // uiCSP lets the page load its own scripts and styles only. hls.js plays
 // through Media Source (blob: media URLs) and may run its demuxer in a
 // worker made from a blob: URL. Posters and storyboard sprites fetched with
-// the API token (closed reads) are shown from blob: URLs.
+// the API token (closed reads) are shown from blob: URLs. hls.js gives the
+// text tracks of a master's subtitles a placeholder source 'data:,WEBVTT'
+// (media-src data:; such a URL carries nothing out).
 const uiCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
-	"media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; " +
+	"media-src 'self' blob: data:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; " +
 	"base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 
 // uiNotBuilt is served at / when the binary was built without the UI.

@@ -177,13 +177,20 @@ func subtitleBase(n int, language string) string {
 	return fmt.Sprintf("%d-%s", n, language)
 }
 
-// SubtitleName is a track's display name: its title, else its language,
-// else "Subtitles <n+1>".
+// SubtitleName is a track's display name: its title, else its
+// language's English name ("English", "French (fr-CA)") or tag, else
+// "Subtitles <n+1>".
 func SubtitleName(n int, title, language string) string {
 	switch {
 	case title != "":
 		return title
 	case language != "":
+		primary, region, _ := strings.Cut(language, "-")
+		if l, ok := languages[primary]; ok && region == "" {
+			return l[2] // the language's English name, as audio tracks get
+		} else if ok {
+			return l[2] + " (" + language + ")"
+		}
 		return language
 	}
 	return fmt.Sprintf("Subtitles %d", n+1)

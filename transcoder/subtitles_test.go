@@ -100,7 +100,7 @@ func TestSubtitlesPackaged(t *testing.T) {
 
 	master := read(res.HLS)
 	for _, want := range []string{
-		`#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="en",LANGUAGE="en",DEFAULT=YES,AUTOSELECT=YES,FORCED=NO,URI="subs/0-en.m3u8"`,
+		`#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",DEFAULT=YES,AUTOSELECT=YES,FORCED=NO,URI="subs/0-en.m3u8"`,
 		`#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="Français (forcé)",LANGUAGE="fr",DEFAULT=NO,AUTOSELECT=YES,FORCED=YES,URI="subs/1-fr.m3u8"`,
 	} {
 		if !strings.Contains(master, want) {

@@ -234,9 +234,15 @@ func TestUI(t *testing.T) {
 		}
 	}
 	src := filepath.Join(t.TempDir(), "ui-clip.mp4")
+	// An English subtitle stream (mov_text) for the player's subtitle menu.
+	srt := filepath.Join(t.TempDir(), "ui-clip.srt")
+	if err := os.WriteFile(srt, []byte("1\n00:00:00,500 --> 00:00:07,500\nHello from the subtitles\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=8",
-		"-f", "lavfi", "-i", "sine=frequency=440:duration=8", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+		"-f", "lavfi", "-i", "sine=frequency=440:duration=8", "-i", srt, "-map", "0:v", "-map", "1:a", "-map", "2:s",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng", "-t", "8")
 	agree(t, c, []int{0, 1}, 2, 2)
 	base := c.HTTP(0)
 
@@ -435,6 +441,7 @@ func TestUI(t *testing.T) {
 		})
 	now, _ := eval[string](ctx, `document.getElementById('now-playing').textContent`)
 	t.Logf("player: %s", now)
+	uiCheckSubtitles(t, ctx)
 	if banner, err := eval[string](ctx, `document.getElementById('banner').hidden ? '' : document.getElementById('banner-text').textContent`); err != nil || banner != "" {
 		t.Errorf("error banner shown: %q (%v)", banner, err)
 	}
@@ -538,4 +545,19 @@ func TestUI(t *testing.T) {
 	}
 	saveScreenshot(t, ctx, dir, "ui-unreachable.png", false)
 	t.Logf("UI test took %v", time.Since(start).Round(time.Second))
+}
+
+// uiCheckSubtitles chooses the clip's English subtitle track in the
+// player's menu and waits for its cue to reach the video's text track.
+func uiCheckSubtitles(t *testing.T, ctx context.Context) {
+	t.Helper()
+	waitJS(t, ctx, 30*time.Second, "the subtitle menu to list the English track",
+		`(() => { const s = document.getElementById('subtitle-track'); return s.dataset.tracks + ':' + [...s.options].map(o => o.textContent).join('|'); })()`,
+		func(v string) (bool, error) { return v == "1:Off|English", nil })
+	if _, err := eval[chromedp.Void](ctx, `(() => { const s = document.getElementById('subtitle-track'); s.value = '0'; s.dispatchEvent(new Event('change')); })()`); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, 30*time.Second, "the subtitle cue in a showing text track",
+		`[...document.getElementById('player').textTracks].filter(tt => tt.mode === 'showing').map(tt => [...(tt.cues || [])].map(c => c.text).join('/')).join(';')`,
+		func(v string) (bool, error) { return strings.Contains(v, "Hello from the subtitles"), nil })
 }
