@@ -24,6 +24,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/gosty/gosty/node/egress"
 	"log/slog"
 	"net"
 	"net/http"
@@ -74,7 +75,8 @@ type Node struct {
 	manifests *manifestCache
 	check     *checker
 
-	webhookAllow *allowList
+	webhookAllow *egress.AllowList
+	ingestAllow  *egress.AllowList
 	// insecure says what peer traffic lacks on a node other machines can
 	// reach (run with --insecure); nil otherwise. Fixed at start.
 	insecure []string
@@ -145,7 +147,10 @@ func New(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("playback key: %w", err)
 	}
-	if n.webhookAllow, err = parseAllowList(cfg.WebhookAllow); err != nil {
+	if n.webhookAllow, err = egress.Parse("--webhook-allow", cfg.WebhookAllow); err != nil {
+		return nil, err
+	}
+	if n.ingestAllow, err = egress.Parse("--ingest-allow", cfg.IngestAllow); err != nil {
 		return nil, err
 	}
 	hookKey, err := webhookKey(cfg, clusterKey)
@@ -642,7 +647,7 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.compactLoop)
 			start(n.upgrader.Run)
 			start(func(ctx context.Context) { n.check.scrub(ctx, n.cfg.ScrubInterval, n.cfg.ScrubRate) })
-			if !n.webhookAllow.empty() {
+			if !n.webhookAllow.Empty() {
 				start(n.notify.Run)
 			}
 			wg.Wait()
