@@ -95,3 +95,13 @@ func RedactURL(raw string) string {
 	u.RawQuery, u.Fragment, u.RawFragment, u.User, u.ForceQuery = "", "", "", nil, false
 	return u.String()
 }
+
+// JobsInState calls fn with the record of every job in state st, oldest
+// first, until fn returns false.
+func (s *State) JobsInState(st JobState, fn func(*Job) bool) {
+	t := s.ix.byState[st]
+	if t == nil {
+		return
+	}
+	t.Ascend(func(k jobKey) bool { return fn(s.job(k.id)) })
+}

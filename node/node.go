@@ -66,6 +66,7 @@ type Node struct {
 	sched       *cluster.Scheduler
 
 	progress  progressCache // the leader's view of running tasks, for followers
+	ingest    *ingester     // URL ingests fetched here (ingest.go)
 	promote   *cluster.Promoter
 	worker    *worker
 	repl      *replicator
@@ -284,6 +285,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.manifests = newManifestCache(n.openBlob, maxManifestFiles)
 	n.repl = newReplicator(n, logger.With("component", "replicator"), 2*time.Second)
 	n.notify = newNotifier(n.store, n.log, n.webhookAllow, hookKey, logger)
+	n.ingest = newIngester(n, logger)
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, pins: n.pins, manifests: n.manifests,
 		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,
@@ -446,6 +448,9 @@ func (r raftPeer) Heartbeat(ctx context.Context, hb cluster.Heartbeat) error {
 	return r.n.sched.Heartbeat(ctx, hb)
 }
 func (r raftPeer) Progress(jobID string) (map[string]float64, error) {
+	if p, ok := r.n.ingest.progress(jobID); ok { // fetched here (ingest.go)
+		return map[string]float64{ingestProgressKey: p}, nil
+	}
 	return r.n.sched.RunningProgress(jobID)
 }
 
@@ -650,6 +655,7 @@ func (n *Node) Run(ctx context.Context) error {
 			if !n.webhookAllow.Empty() {
 				start(n.notify.Run)
 			}
+			start(n.ingest.Run)
 			wg.Wait()
 			return nil
 		}, func(error) {

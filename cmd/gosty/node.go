@@ -56,6 +56,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.PlaybackKeyFile, "playback-key-file", "", "file with the key playback URLs are signed with (default: derived from the cluster key)")
 	fs.DurationVar(&cfg.PlaybackTTL, "playback-ttl", cfg.PlaybackTTL, "how long signed playback URLs in job JSON stay valid")
 	fs.StringVar(&cfg.WebhookAllow, "webhook-allow", "", "comma-separated host[:port], ip[:port] or CIDR job callbacks may go to (empty: callback_url refused)")
+	fs.StringVar(&cfg.IngestAllow, "ingest-allow", "", "comma-separated host[:port], ip[:port] or CIDR URL sources may be fetched from, checked at every connection and redirect; loopback, link-local and private addresses only when listed from inside their range (empty: URL ingest off)")
 	fs.StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "file with the HMAC key webhook deliveries are signed with (default: derived from the cluster key)")
 	fs.DurationVar(&cfg.Retention, "retention", 0, "how long finished jobs' media are kept when a job gives no ttl (0: forever)")
 	history := fs.String("history", "100000,90d", "how many finished jobs stay listed and for how long: a count, an age (90d, 2160h) or both, comma-separated; older ones are removed with their media (none: keep all)")

@@ -175,7 +175,11 @@ func (s *Source) connect(off int64) error {
 		if s.ctx.Err() != nil {
 			return s.ctx.Err()
 		}
-		return &FetchError{fmt.Sprintf("fetching the source: %v", err)}
+		var ue *url.Error // names the URL, query and all: a presigned URL's secret
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return &FetchError{fmt.Sprintf("fetching %s: %v", redact(s.url), err)}
 	}
 	s.url = resp.Request.URL
 	switch {

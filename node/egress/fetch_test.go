@@ -173,4 +173,10 @@ func TestFetchRedirectsAndErrors(t *testing.T) {
 	if _, err := fetchAll(t, f, srv.URL+"/missing"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("missing source: %v", err)
 	}
+	// An error never repeats the URL's query (a presigned URL's secret).
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	if _, err := fetchAll(t, fetcher(t, closed), closed.URL+"/x?sig=secret"); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("unreachable source: %v", err)
+	}
 }
