@@ -157,4 +157,3 @@ func postSource(t *testing.T, base, u, options string) (int, []byte) {
 	}
 	return doPost(t, base+"/api/v1/jobs", "application/json", strings.NewReader(b))
 }
-
