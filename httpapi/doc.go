@@ -56,6 +56,16 @@
 //     Submit answers only once the source is on the nodes --ack-replicas
 //     asks for and the job is committed.
 //
+//   - URL submits (ingest.go): POST /api/v1/jobs with Content-Type
+//     application/json and {"source_url": "...", "options": {...}} (unknown
+//     fields and trailing data are 400; at most 64 KiB) goes to the
+//     backend's URLIngest.SubmitURL (501 without one), which answers once
+//     the job is committed in state ingesting: 202 with the job view and
+//     Location. The node fetches the source afterwards (node/ingest.go). It
+//     is a write like an upload (the same route, token and upload slot).
+//     The job view shows source_url without its query or user info
+//     (cluster.RedactURL).
+//
 //   - Resumable uploads (uploads.go; on when Config.UploadDir is set) speak
 //     tus 1.0.0 through tusd's handler at /api/v1/uploads/: POST creates
 //     (Upload-Length required, at most MaxUploadBytes; Upload-Metadata
