@@ -74,7 +74,11 @@ type ingester struct {
 	mu   sync.Mutex
 	base context.Context // the node's work context, from Run
 	runs map[string]*ingestRun
-	wg   sync.WaitGroup
+	// gone is when the leader first saw an ingest's node not alive; it
+	// fails the ingest after grace.
+	gone  map[string]time.Time
+	grace time.Duration
+	wg    sync.WaitGroup
 }
 
 type ingestRun struct {
@@ -88,7 +92,8 @@ func newIngester(n *Node, logger *slog.Logger) *ingester {
 	if n.cfg.Fast {
 		tick = 200 * time.Millisecond
 	}
-	return &ingester{n: n, logger: logger.With("component", "ingest"), tick: tick, runs: map[string]*ingestRun{}}
+	return &ingester{n: n, logger: logger.With("component", "ingest"), tick: tick, runs: map[string]*ingestRun{},
+		gone: map[string]time.Time{}, grace: 5 * tick}
 }
 
 // progress is a local fetch's fraction (ok false: not fetched here).
@@ -135,12 +140,16 @@ func (s service) SubmitURL(ctx context.Context, raw string, options []byte) (clu
 	if !tokens && jo.ClientID != "" {
 		submitter = "client:" + jo.ClientID
 	}
+	opts := jo.Options
+	if opts.Preset == "" {
+		opts.Preset = n.cfg.Preset // as the upload path will apply it
+	}
 	name := displayName(path.Base(u.Path))
 	if name == "upload" {
 		name = "source"
 	}
 	rec := cluster.Job{
-		ID: newJobID(), Name: name, Origin: n.cfg.Name, SourceURL: raw, Options: cluster.OptionsOf(jo.Options),
+		ID: newJobID(), Name: name, Origin: n.cfg.Name, SourceURL: raw, Options: cluster.OptionsOf(opts),
 		CallbackURL: jo.CallbackURL, TTL: n.cfg.Retention, DropSource: jo.KeepSource != nil && !*jo.KeepSource,
 		Priority: jo.priority, Submitter: submitter,
 	}
@@ -286,7 +295,12 @@ func (g *ingester) round(ctx context.Context) {
 	var orphans []orphan
 	var ended []string
 	leader := n.store.IsLeader()
+	now := time.Now()
+	seen := map[string]bool{}
 	g.mu.Lock()
+	if !leader {
+		clear(g.gone)
+	}
 	n.store.FSM().Read(func(st *cluster.State) {
 		for id := range g.runs {
 			if j, ok := st.JobRecord(id); ok && j.State != cluster.JobIngesting {
@@ -294,19 +308,29 @@ func (g *ingester) round(ctx context.Context) {
 			}
 		}
 		st.JobsInState(cluster.JobIngesting, func(j *cluster.Job) bool {
+			seen[j.ID] = true
 			switch {
 			case j.Origin == n.cfg.Name:
 				if _, ok := g.runs[j.ID]; !ok {
 					orphans = append(orphans, orphan{j.ID, "the node fetching the source (" + j.Origin + ") restarted during the fetch; submit it again"})
 				}
 			case leader:
-				if m, ok := n.members.Member(j.Origin); !ok || m.State != cluster.StateAlive {
+				if m, ok := n.members.Member(j.Origin); ok && (m.State == cluster.StateAlive || m.State == cluster.StateSuspect) {
+					delete(g.gone, j.ID)
+				} else if since, marked := g.gone[j.ID]; !marked {
+					g.gone[j.ID] = now // gossip may be wrong for a moment: wait a grace
+				} else if now.Sub(since) >= g.grace {
 					orphans = append(orphans, orphan{j.ID, "the node fetching the source (" + j.Origin + ") left the cluster during the fetch; submit it again"})
 				}
 			}
 			return true
 		})
 	})
+	for id := range g.gone {
+		if !seen[id] {
+			delete(g.gone, id)
+		}
+	}
 	for _, id := range ended {
 		if r, ok := g.runs[id]; ok {
 			r.cancel() // canceled or failed elsewhere: stop fetching

@@ -127,7 +127,11 @@ func TestURLIngest(t *testing.T) {
 	}
 
 	// Ingests no node runs: one of a node that is gone (the leader fails
-	// it), one of this node that it does not run (it restarted).
+	// it, here without the grace it gives gossip), one of this node that
+	// it does not run (it restarted).
+	n.ingest.mu.Lock()
+	n.ingest.grace = 0
+	n.ingest.mu.Unlock()
 	for _, origin := range []string{"gone-node", n.cfg.Name} {
 		id := newJobID()
 		rec := cluster.IngestJob{Job: cluster.Job{ID: id, Name: "x", Origin: origin, SourceURL: src.URL + "/x"}}

@@ -131,6 +131,7 @@ type Source struct {
 	skip     int64 // bytes of a restarted answer still to drop
 	retries  int
 	restarts int
+	err      error
 
 	mu  sync.Mutex
 	got int64
@@ -221,6 +222,17 @@ func (s *Source) connect(off int64) error {
 }
 
 func (s *Source) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.read(p)
+	if err != nil && err != io.EOF {
+		s.err = err // sticky: a failed reconnection leaves no body to read
+	}
+	return n, err
+}
+
+func (s *Source) read(p []byte) (int, error) {
 	for {
 		n, err := s.readBody(p)
 		if n > 0 || err == nil {
