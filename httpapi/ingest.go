@@ -25,6 +25,10 @@ type URLIngest interface {
 	SubmitURL(ctx context.Context, sourceURL string, options []byte) (cluster.Job, error)
 }
 
+// ErrTooManyIngests is what a URLIngest wraps when its node fetches as
+// many sources as it takes at once: 429 too_many_uploads, Retry-After.
+var ErrTooManyIngests = errors.New("too many sources being fetched")
+
 // SourceRequest is the JSON body of a URL submit.
 type SourceRequest struct {
 	SourceURL string          `json:"source_url"`

@@ -87,7 +87,8 @@ type Config struct {
 	// PlaybackTTL is how long the signed URLs in job JSON stay valid.
 	PlaybackTTL time.Duration
 	// MaxConcurrentUploads bounds the uploads this node takes at once
-	// (429 with Retry-After beyond).
+	// (429 with Retry-After beyond), and apart from them the URL sources
+	// it fetches at once (ingest.go).
 	MaxConcurrentUploads int
 	// UploadTTL is how long an unfinished resumable (tus) upload is kept
 	// after its last byte before it is deleted.

@@ -40,7 +40,9 @@ import (
 // canceled job stops its fetch at the next progress tick.
 //
 // Progress (bytes fetched / Content-Length) is the fetching node's; other
-// nodes ask it over the internal progress route (key "ingest").
+// nodes ask it over the internal progress route (key "ingest"). A node
+// fetches at most --max-concurrent-uploads sources at once (429 beyond),
+// apart from the uploads it takes.
 
 // ingestProgressKey names a fetch's fraction in the internal progress
 // route's answer.
@@ -162,6 +164,11 @@ func (s service) SubmitURL(ctx context.Context, raw string, options []byte) (clu
 	if base == nil || base.Err() != nil {
 		g.mu.Unlock()
 		return cluster.Job{}, fmt.Errorf("this node is not running: %w", cluster.ErrNotLeader)
+	}
+	if len(g.runs) >= n.cfg.MaxConcurrentUploads {
+		g.mu.Unlock()
+		return cluster.Job{}, fmt.Errorf("this node is fetching %d sources already (--max-concurrent-uploads); retry later: %w",
+			len(g.runs), httpapi.ErrTooManyIngests)
 	}
 	fctx, cancel := context.WithCancel(base)
 	if tokens {

@@ -32,7 +32,7 @@ func TestURLIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	gate := make(chan struct{})
-	stopped := make(chan struct{}, 1)
+	stopped := make(chan struct{}, 2)
 	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/gated/clip.mp4": // half, then waits for the test
@@ -60,6 +60,7 @@ func TestURLIngest(t *testing.T) {
 	n := startNode(t, filepath.Join(dir, "data"), func(c *Config) {
 		c.IngestAllow = src.Listener.Addr().String() // 127.0.0.1:port, listed exactly
 		c.MaxUploadBytes = 2 << 20
+		c.MaxConcurrentUploads = 2 // fetches at once, too
 	})
 	waitFor(t, 10*time.Second, "log version 3", func() bool { return n.store.FSM().LogVersion() >= cluster.LogV3 })
 
@@ -116,14 +117,26 @@ func TestURLIngest(t *testing.T) {
 		got, _ := getJob(t, n.base, j.ID)
 		return got.Progress > 0
 	})
-	req, _ := http.NewRequest(http.MethodDelete, n.base+"/api/v1/jobs/"+j.ID, nil)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("cancel: %v %v", resp, err)
+	first := j.ID
+	// Two fetches at once on this node; a third is 429.
+	code, body = postSource(t, n.base, src.URL+"/gated/clip.mp4", "")
+	json.Unmarshal(body, &j)
+	if code != http.StatusAccepted {
+		t.Fatalf("second fetch: %d %s", code, body)
 	}
-	select {
-	case <-stopped:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the fetch of a canceled job goes on")
+	if code, body := postSource(t, n.base, src.URL+"/gated/clip.mp4", ""); code != http.StatusTooManyRequests || !strings.Contains(string(body), "too_many_uploads") {
+		t.Fatalf("third fetch: %d %s", code, body)
+	}
+	for _, id := range []string{first, j.ID} {
+		req, _ := http.NewRequest(http.MethodDelete, n.base+"/api/v1/jobs/"+id, nil)
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("cancel: %v %v", resp, err)
+		}
+		select {
+		case <-stopped:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the fetch of a canceled job goes on")
+		}
 	}
 
 	// Ingests no node runs: one of a node that is gone (the leader fails

@@ -50,7 +50,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", cfg.MaxUploadBytes, "largest accepted upload (capped at start to the data volume's size less the reserves)")
 	diskReserve := fs.String("disk-reserve", disk.DefaultReserve, "free space on the data volume that media never take: a size (2GiB), a percentage (5%) or both, comma-separated (the smaller applies); uploads, blob copies and tasks that do not fit get 507 or wait")
 	raftReserve := fs.String("raft-reserve", disk.FormatSize(disk.DefaultRaftReserve), "free space kept on top of --disk-reserve for the raft log and snapshots")
-	fs.IntVar(&cfg.MaxConcurrentUploads, "max-concurrent-uploads", cfg.MaxConcurrentUploads, "uploads this node takes at once (429 beyond)")
+	fs.IntVar(&cfg.MaxConcurrentUploads, "max-concurrent-uploads", cfg.MaxConcurrentUploads, "uploads this node takes at once, and apart from them URL sources it fetches at once (429 beyond)")
 	fs.DurationVar(&cfg.UploadTTL, "upload-ttl", cfg.UploadTTL, "how long an unfinished resumable upload is kept after its last byte")
 	fs.StringVar(&cfg.Playback, "playback", cfg.Playback, "public (output files open to anyone with the job ID) or signed (files need a signed, expiring URL)")
 	fs.StringVar(&cfg.PlaybackKeyFile, "playback-key-file", "", "file with the key playback URLs are signed with (default: derived from the cluster key)")
