@@ -180,3 +180,29 @@ func TestFetchRedirectsAndErrors(t *testing.T) {
 		t.Fatalf("unreachable source: %v", err)
 	}
 }
+
+// A redirect from https to http is refused, even to an allowed address.
+func TestFetchRefusesDowngrade(t *testing.T) {
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("media")) }))
+	defer plain.Close()
+	secure := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/up" {
+			http.Redirect(w, r, "/media", http.StatusFound) // https → https
+			return
+		}
+		if r.URL.Path == "/media" {
+			w.Write([]byte("secure media"))
+			return
+		}
+		http.Redirect(w, r, plain.URL+"/", http.StatusFound)
+	}))
+	defer secure.Close()
+	a, _ := Parse("--ingest-allow", "127.0.0.1")
+	f := &Fetcher{Allow: a, Timeout: 5 * time.Second, tls: secure.Client().Transport.(*http.Transport).TLSClientConfig}
+	if got, err := fetchAll(t, f, secure.URL+"/up"); err != nil || string(got) != "secure media" {
+		t.Fatalf("https redirect: %q %v", got, err)
+	}
+	if _, err := fetchAll(t, f, secure.URL+"/down"); err == nil || !strings.Contains(err.Error(), "redirect from https to http refused") {
+		t.Fatalf("downgrade: %v", err)
+	}
+}
