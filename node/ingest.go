@@ -213,6 +213,13 @@ func (g *ingester) fetch(ctx context.Context, run *ingestRun, rec cluster.Job, u
 	f := &egress.Fetcher{Allow: n.ingestAllow, MaxBytes: n.cfg.MaxUploadBytes, UserAgent: "gosty-ingest/1",
 		Logger: g.logger.With("job", rec.ID)}
 	src, err := f.Open(ctx, u)
+	if err == nil && src.Size() > 0 && n.space != nil {
+		// A declared length that does not fit fails before a byte is
+		// stored, as an upload's Content-Length does.
+		if err = n.space.Admit(src.Size()); err != nil {
+			src.Close()
+		}
+	}
 	var j cluster.Job
 	if err == nil {
 		run.mu.Lock()
