@@ -176,19 +176,23 @@ func (s service) SubmitURL(ctx context.Context, raw string, options []byte) (clu
 	}
 	run := &ingestRun{cancel: cancel}
 	g.runs[rec.ID] = run // before the commit: the self-check never sees it unclaimed
+	g.wg.Add(1)          // under the lock that Run takes before it waits
 	g.mu.Unlock()
 
-	if err := n.log.Propose(ctx, cluster.OpJobIngest, cluster.IngestJob{Job: rec}); err != nil {
-		g.forget(rec.ID)
-		return cluster.Job{}, fmt.Errorf("submit %s: %w", rec.ID, err)
-	}
+	err = n.log.Propose(ctx, cluster.OpJobIngest, cluster.IngestJob{Job: rec})
 	j, ok := s.Job(rec.ID)
+	// A conflict after a retried forward means an earlier try committed.
+	if err != nil && (!errors.Is(err, cluster.ErrConflict) || !ok || j.Origin != rec.Origin) {
+		ok = false
+	} else if !ok {
+		err = errors.New("job vanished after commit")
+	}
 	if !ok {
 		g.forget(rec.ID)
-		return cluster.Job{}, fmt.Errorf("submit %s: job vanished after commit", rec.ID)
+		g.wg.Done()
+		return cluster.Job{}, fmt.Errorf("submit %s: %w", rec.ID, err)
 	}
 	g.logger.Info("URL ingest accepted", "job", rec.ID, "url", cluster.RedactURL(raw))
-	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
 		defer g.forget(rec.ID)
@@ -287,7 +291,13 @@ func (g *ingester) Run(ctx context.Context) {
 	g.mu.Lock()
 	g.base = ctx
 	g.mu.Unlock()
-	defer g.wg.Wait()
+	defer func() {
+		// ctx is done: no SubmitURL adds a fetch once it has seen that
+		// under the lock, and one that is adding has done so by now.
+		g.mu.Lock()
+		g.mu.Unlock() //nolint:staticcheck // a barrier
+		g.wg.Wait()
+	}()
 	t := time.NewTicker(g.tick)
 	defer t.Stop()
 	for {
