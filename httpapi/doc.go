@@ -28,7 +28,8 @@
 //     unavailable (with Retry-After); cluster.ErrTooFewCopies → 503
 //     insufficient_replicas (with Retry-After: the upload could not be stored
 //     on as many nodes as --ack-replicas asks, and nothing was committed);
-//     *http.MaxBytesError → 413 too_large;
+//     *http.MaxBytesError → 413 too_large; ErrTooManyIngests → 429
+//     too_many_uploads (with Retry-After);
 //     cluster.ErrNoSpace, ENOSPC or EDQUOT (cluster.IsNoSpace) → 507
 //     insufficient_storage (Connection: close; the message gives the
 //     admission's numbers, never a path); anything else → 500 internal,
