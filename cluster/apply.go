@@ -29,7 +29,8 @@ func (s *State) submit(j Job, holders []string, at time.Time) error {
 	if !ValidJobID(j.ID) || !ValidHash(j.SourceBlob.Hash) {
 		return fmt.Errorf("submit: %w: malformed job id or source hash", ErrInvalid)
 	}
-	if s.job(j.ID) != nil {
+	old := s.ingested(j) // the ingesting record of a URL source (ingest.go)
+	if old == nil && s.job(j.ID) != nil {
 		return fmt.Errorf("submit %s: %w: job exists", j.ID, ErrConflict)
 	}
 	if len(j.Renditions) == 0 {
@@ -52,7 +53,10 @@ func (s *State) submit(j Job, holders []string, at time.Time) error {
 		j.Priority = PriorityNormal
 	}
 	j.CreatedAt, j.UpdatedAt = at, at
-	s.putJob(nil, &j)
+	if old != nil {
+		j.CreatedAt = old.CreatedAt
+	}
+	s.putJob(old, &j)
 	s.addHolder(j.SourceBlob, j.Origin)
 	for _, h := range holders {
 		s.addHolder(j.SourceBlob, h)

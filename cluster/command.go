@@ -21,14 +21,18 @@ import (
 //     manifest blob, its chunks and tasks dropped); task results carry the
 //     copies their node pulled; several commands share one entry (batch);
 //     job.compact, job.forget and cluster.upgrade exist.
+//   - 3: URL ingest: job.ingest records a job whose source is being
+//     fetched (state ingesting), job.ingest_fail ends one, and job.submit
+//     may replace such a record (ingest.go).
 const (
 	LogV1 = 1
 	LogV2 = 2
+	LogV3 = 3
 	// CommandVersion is the newest version this build reads and writes.
 	// The FSM reads every version up to it, so a newer node replays an
 	// older log; a command from a newer version is refused loudly rather
 	// than half-applied.
-	CommandVersion = LogV2
+	CommandVersion = LogV3
 )
 
 // Op names a state change in the job log.
@@ -53,6 +57,10 @@ const (
 	OpJobCompact     Op = "job.compact"
 	OpJobForget      Op = "job.forget"
 	OpClusterUpgrade Op = "cluster.upgrade"
+
+	// Version 3.
+	OpJobIngest     Op = "job.ingest"
+	OpJobIngestFail Op = "job.ingest_fail"
 )
 
 // minVersion is the log version an op first appeared in: it is never
@@ -61,6 +69,8 @@ func (o Op) minVersion() int {
 	switch o {
 	case OpBatch, OpJobCompact, OpJobForget, OpClusterUpgrade:
 		return LogV2
+	case OpJobIngest, OpJobIngestFail:
+		return LogV3
 	}
 	return LogV1
 }
@@ -156,7 +166,8 @@ type SubmitJob struct {
 // MaxSubmitHolders bounds SubmitJob.Holders.
 const MaxSubmitHolders = 16
 
-// JobRef is the body of OpJobCancel, OpJobDelete and OpJobExpire.
+// JobRef is the body of OpJobCancel, OpJobDelete, OpJobExpire and
+// OpJobIngestFail.
 type JobRef struct {
 	JobID  string `json:"job_id"`
 	Reason string `json:"reason,omitempty"`

@@ -37,7 +37,10 @@
 //     intermediate media once, redone (job.rewind) when lost.
 //     An upload is acknowledged once the nodes --ack-replicas asks for hold
 //     its source: job.submit names them all as holders in one entry (and
-//     those that took its subtitle tracks, subtitle_holders).
+//     those that took its subtitle tracks, subtitle_holders). A URL source
+//     is acknowledged once its job is in the log as ingesting (job.ingest,
+//     log version 3, ingest.go); the fetching node's job.submit replaces
+//     that record, or job.ingest_fail ends it.
 //   - A node's raft address is resolved from gossip on every connection,
 //     and nodes dial from their bind address.
 //   - No change the cluster makes on its own takes it below a quorum of

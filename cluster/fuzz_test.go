@@ -8,7 +8,8 @@ import (
 // fuzzState is a state in the middle of things: a job done under log
 // version 1 and not compacted yet, then (at version 2) one job split into
 // two chunks with chunk 0 assigned to n1 and the audio pending, a second
-// job canceled, a third failed, a node mapping and a retired task.
+// job canceled, a third failed, a node mapping and a retired task, and (at
+// version 3) a job still ingesting its URL source.
 // Commands are applied to a fresh copy of it.
 func fuzzState(f *testing.F) *State {
 	f.Helper()
@@ -42,6 +43,8 @@ func fuzzState(f *testing.F) *State {
 		}()}},
 		{OpTaskAssign, AssignTask{TaskID: TaskID("j4", TaskSplit, 0), Node: "n1", Term: 1, Attempt: 1}},
 		{OpTaskFail, TaskFailure{TaskID: TaskID("j4", TaskSplit, 0), Node: "n1", Attempt: 1, Reason: "bad", Permanent: true}},
+		{OpClusterUpgrade, ClusterUpgrade{Version: LogV3}},
+		{OpJobIngest, IngestJob{Job: Job{ID: "j5", Origin: "n1", SourceURL: "http://media.example/a.mp4"}}},
 	}
 	for _, c := range cmds {
 		mustApply(f, s, c.op, c.body)
@@ -65,7 +68,12 @@ func FuzzApply(f *testing.F) {
 		return b
 	}
 	j3 := testJob("j3", true)
+	j5 := testJob("j5", false)
+	j5.SourceURL = "http://media.example/a.mp4"
 	for _, seed := range [][]byte{
+		enc(OpJobSubmit, SubmitJob{Job: j5}),
+		enc(OpJobIngestFail, JobRef{JobID: "j5", Reason: "404"}),
+		enc(OpJobIngest, IngestJob{Job: Job{ID: "j6", Origin: "n2", SourceURL: "https://x/"}}),
 		enc(OpJobSubmit, SubmitJob{Job: j3}),
 		enc(OpJobSubmit, SubmitJob{Job: testJob("j1", false)}),
 		enc(OpJobCancel, JobRef{JobID: "j1", Reason: "user"}),

@@ -75,10 +75,10 @@ func newIndex() index {
 	return ix
 }
 
-var allJobStates = []JobState{JobQueued, JobSplitting, JobTranscoding, JobPackaging, JobDone, JobFailed, JobCanceled}
+var allJobStates = []JobState{JobIngesting, JobQueued, JobSplitting, JobTranscoding, JobPackaging, JobDone, JobFailed, JobCanceled}
 
 // activeStates are the states of jobs with work left.
-var activeStates = []JobState{JobQueued, JobSplitting, JobTranscoding, JobPackaging}
+var activeStates = []JobState{JobIngesting, JobQueued, JobSplitting, JobTranscoding, JobPackaging}
 
 // update moves a job's entries from what old said to what j says (old or j
 // may be nil: a new or a removed job).

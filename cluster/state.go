@@ -190,6 +190,10 @@ func (s *State) Apply(c Command) error {
 		return applyBody(c, s.forget)
 	case OpClusterUpgrade:
 		return applyBody(c, func(b ClusterUpgrade, _ time.Time) error { return s.upgrade(b) })
+	case OpJobIngest:
+		return applyBody(c, s.ingest)
+	case OpJobIngestFail:
+		return applyBody(c, s.ingestFail)
 	default:
 		// An op this build does not know came from a newer node. Skipping it
 		// keeps replicas identical (they all skip it) and the reason is logged.

@@ -41,14 +41,17 @@ func (b BlobRef) IsZero() bool { return b.Hash == "" }
 // (Manifest) and a few totals (Sizes), the same size whatever the media's
 // length.
 type Job struct {
-	ID           string      `json:"id"`
-	Name         string      `json:"name"` // the uploaded file name, for people
-	State        JobState    `json:"state"`
-	Error        string      `json:"error,omitempty"`
-	Options      JobOptions  `json:"options"`
-	Source       Probe       `json:"source"`
-	SourceBlob   BlobRef     `json:"source_blob"`
-	Origin       string      `json:"origin"` // node that received the upload
+	ID         string     `json:"id"`
+	Name       string     `json:"name"` // the uploaded file name, for people
+	State      JobState   `json:"state"`
+	Error      string     `json:"error,omitempty"`
+	Options    JobOptions `json:"options"`
+	Source     Probe      `json:"source"`
+	SourceBlob BlobRef    `json:"source_blob"`
+	Origin     string     `json:"origin"` // node that received the upload
+	// SourceURL is where the source was fetched from (URL ingest; log
+	// version 3, ingest.go); "" for an upload.
+	SourceURL    string      `json:"source_url,omitempty"`
 	Renditions   []Rendition `json:"renditions"`
 	ChunkSeconds float64     `json:"chunk_seconds"`
 	// Chunks is filled in copies of running jobs (and was stored inline by

@@ -28,7 +28,8 @@
 //     unavailable (with Retry-After); cluster.ErrTooFewCopies → 503
 //     insufficient_replicas (with Retry-After: the upload could not be stored
 //     on as many nodes as --ack-replicas asks, and nothing was committed);
-//     *http.MaxBytesError → 413 too_large;
+//     *http.MaxBytesError → 413 too_large; ErrTooManyIngests → 429
+//     too_many_uploads (with Retry-After);
 //     cluster.ErrNoSpace, ENOSPC or EDQUOT (cluster.IsNoSpace) → 507
 //     insufficient_storage (Connection: close; the message gives the
 //     admission's numbers, never a path); anything else → 500 internal,
@@ -55,6 +56,16 @@
 //     Success is 201 with the job view and Location: /api/v1/jobs/{id};
 //     Submit answers only once the source is on the nodes --ack-replicas
 //     asks for and the job is committed.
+//
+//   - URL submits (ingest.go): POST /api/v1/jobs with Content-Type
+//     application/json and {"source_url": "...", "options": {...}} (unknown
+//     fields and trailing data are 400; at most 64 KiB) goes to the
+//     backend's URLIngest.SubmitURL (501 without one), which answers once
+//     the job is committed in state ingesting: 202 with the job view and
+//     Location. The node fetches the source afterwards (node/ingest.go). It
+//     is a write like an upload (the same route, token and upload slot).
+//     The job view shows source_url without its query or user info
+//     (cluster.RedactURL).
 //
 //   - Resumable uploads (uploads.go; on when Config.UploadDir is set) speak
 //     tus 1.0.0 through tusd's handler at /api/v1/uploads/: POST creates

@@ -80,6 +80,9 @@ func (a *API) writeError(c *gin.Context, err error) {
 		// others failed; nothing was committed.
 		c.Header("Retry-After", "5")
 		writeErrorCode(c, http.StatusServiceUnavailable, "insufficient_replicas", err.Error())
+	case errors.Is(err, ErrTooManyIngests): // ingest.go
+		c.Header("Retry-After", "5")
+		writeErrorCode(c, http.StatusTooManyRequests, "too_many_uploads", err.Error())
 	case errors.Is(err, cluster.ErrNotLeader):
 		c.Header("Retry-After", "1")
 		writeErrorCode(c, http.StatusServiceUnavailable, "unavailable", "the cluster has no leader right now; retry shortly")

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -345,4 +346,22 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	e.srv = httptest.NewServer(contractHandler(t, api.Handler()))
 	t.Cleanup(e.srv.Close)
 	return e
+}
+
+// SubmitURL records a URL submit as an ingesting job.
+func (f *fakeJobs) SubmitURL(ctx context.Context, sourceURL string, options []byte) (cluster.Job, error) {
+	if !strings.HasPrefix(sourceURL, "http") {
+		return cluster.Job{}, cluster.Invalid(fmt.Errorf("source_url: scheme must be http or https"))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextID++
+	j := cluster.Job{ID: fmt.Sprintf("job-%d", f.nextID), Name: "clip.mp4", State: cluster.JobIngesting,
+		SourceURL: sourceURL, CreatedAt: time.Date(2025, 1, 2, 3, 4, 5, f.nextID, time.UTC)}
+	j.UpdatedAt = j.CreatedAt
+	f.jobs[j.ID] = j
+	sub, byToken := Submitter(ctx)
+	f.submits = append(f.submits, submission{sourceURL, nil, options, sub, byToken, nil})
+	f.notifyLocked(j.ID)
+	return j, nil
 }

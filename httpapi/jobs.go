@@ -145,6 +145,10 @@ func (a *API) submit(c *gin.Context) {
 			a.submitMultipart(c, body)
 			return
 		}
+		if mt == "application/json" {
+			a.submitURL(c) // ingest.go
+			return
+		}
 	}
 	a.submitRaw(c, body)
 }

@@ -18,6 +18,9 @@ type JobView struct {
 	State    cluster.JobState `json:"state"`
 	Progress float64          `json:"progress"`
 	Error    string           `json:"error,omitempty"`
+	// SourceURL is where a URL-ingested source came from, without its
+	// query or user info (they may carry credentials).
+	SourceURL string `json:"source_url,omitempty"`
 	// Warnings say what of the source the outputs leave out (image-based
 	// subtitles, tracks beyond the cap).
 	Warnings   []string           `json:"warnings,omitempty"`
@@ -139,6 +142,7 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		State:      j.State,
 		Progress:   clamp01(progress),
 		Error:      j.Error,
+		SourceURL:  cluster.RedactURL(j.SourceURL),
 		Warnings:   j.Warnings,
 		Options:    j.Options,
 		Source:     j.Source,

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"github.com/gosty/gosty/node/egress"
 	"log/slog"
 	"net"
 	"os"
@@ -86,7 +87,8 @@ type Config struct {
 	// PlaybackTTL is how long the signed URLs in job JSON stay valid.
 	PlaybackTTL time.Duration
 	// MaxConcurrentUploads bounds the uploads this node takes at once
-	// (429 with Retry-After beyond).
+	// (429 with Retry-After beyond), and apart from them the URL sources
+	// it fetches at once (ingest.go).
 	MaxConcurrentUploads int
 	// UploadTTL is how long an unfinished resumable (tus) upload is kept
 	// after its last byte before it is deleted.
@@ -150,6 +152,10 @@ type Config struct {
 	// WebhookAllow is where job callbacks may go: comma-separated
 	// host[:port], ip[:port] or CIDR entries; empty = callbacks refused.
 	WebhookAllow string
+	// IngestAllow is where URL sources may be fetched from (ingest.go):
+	// comma-separated host[:port], ip[:port] or CIDR, checked at every
+	// dial (package egress); empty turns URL ingest off.
+	IngestAllow string
 	// WebhookKeyFile holds the webhook HMAC key; default: derived from the
 	// cluster key.
 	WebhookKeyFile string
@@ -387,10 +393,13 @@ func (c *Config) Validate() error {
 	if c.Retention < 0 || c.GCGrace < 0 || c.GCInterval <= 0 {
 		errs = append(errs, "retention and gc grace must not be negative, gc interval must be positive")
 	}
-	if a, err := parseAllowList(c.WebhookAllow); err != nil {
+	if a, err := egress.Parse("--webhook-allow", c.WebhookAllow); err != nil {
 		errs = append(errs, err.Error())
-	} else if !a.empty() && c.WebhookKeyFile == "" && c.ClusterKeyFile == "" {
+	} else if !a.Empty() && c.WebhookKeyFile == "" && c.ClusterKeyFile == "" {
 		errs = append(errs, "webhooks need a webhook key file or a cluster key file to derive the signing key from")
+	}
+	if _, err := egress.Parse("--ingest-allow", c.IngestAllow); err != nil {
+		errs = append(errs, err.Error())
 	}
 	ok := false
 	for _, p := range x264Presets {

@@ -55,7 +55,7 @@ func TestHistoryBound(t *testing.T) {
 	n := startNode(t, t.TempDir(), func(c *Config) {
 		c.HistoryJobs, c.HistoryAge, c.HistoryInterval = 3, 0, 200*time.Millisecond
 	})
-	waitFor(t, 10*time.Second, "log version 2", func() bool { return n.store.FSM().LogVersion() == cluster.LogV2 })
+	waitFor(t, 10*time.Second, "log version 2", func() bool { return n.store.FSM().LogVersion() >= cluster.LogV2 })
 	var ids []string
 	for i := range 5 {
 		ids = append(ids, finishedJob(t, n, i))
@@ -69,7 +69,7 @@ func TestHistoryBound(t *testing.T) {
 	m := startNode(t, t.TempDir(), func(c *Config) {
 		c.HistoryJobs, c.HistoryAge, c.HistoryInterval = 0, 2*time.Second, 200*time.Millisecond
 	})
-	waitFor(t, 10*time.Second, "log version 2", func() bool { return m.store.FSM().LogVersion() == cluster.LogV2 })
+	waitFor(t, 10*time.Second, "log version 2", func() bool { return m.store.FSM().LogVersion() >= cluster.LogV2 })
 	old := finishedJob(t, m, 0)
 	if got := listIDs(t, m.base); len(got) != 1 || got[0] != old {
 		t.Fatalf("listed %v", got)

@@ -163,7 +163,7 @@ var (
 	logVersionDesc = prometheus.NewDesc("gosty_log_version", "The job log format version the cluster writes.", nil, nil)
 )
 
-var allStates = []cluster.JobState{cluster.JobQueued, cluster.JobSplitting, cluster.JobTranscoding,
+var allStates = []cluster.JobState{cluster.JobIngesting, cluster.JobQueued, cluster.JobSplitting, cluster.JobTranscoding,
 	cluster.JobPackaging, cluster.JobDone, cluster.JobFailed, cluster.JobCanceled}
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -24,6 +24,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/gosty/gosty/node/egress"
 	"log/slog"
 	"net"
 	"net/http"
@@ -65,6 +66,7 @@ type Node struct {
 	sched       *cluster.Scheduler
 
 	progress  progressCache // the leader's view of running tasks, for followers
+	ingest    *ingester     // URL ingests fetched here (ingest.go)
 	promote   *cluster.Promoter
 	worker    *worker
 	repl      *replicator
@@ -74,7 +76,8 @@ type Node struct {
 	manifests *manifestCache
 	check     *checker
 
-	webhookAllow *allowList
+	webhookAllow *egress.AllowList
+	ingestAllow  *egress.AllowList
 	// insecure says what peer traffic lacks on a node other machines can
 	// reach (run with --insecure); nil otherwise. Fixed at start.
 	insecure []string
@@ -145,7 +148,10 @@ func New(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("playback key: %w", err)
 	}
-	if n.webhookAllow, err = parseAllowList(cfg.WebhookAllow); err != nil {
+	if n.webhookAllow, err = egress.Parse("--webhook-allow", cfg.WebhookAllow); err != nil {
+		return nil, err
+	}
+	if n.ingestAllow, err = egress.Parse("--ingest-allow", cfg.IngestAllow); err != nil {
 		return nil, err
 	}
 	hookKey, err := webhookKey(cfg, clusterKey)
@@ -279,6 +285,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.manifests = newManifestCache(n.openBlob, maxManifestFiles)
 	n.repl = newReplicator(n, logger.With("component", "replicator"), 2*time.Second)
 	n.notify = newNotifier(n.store, n.log, n.webhookAllow, hookKey, logger)
+	n.ingest = newIngester(n, logger)
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, pins: n.pins, manifests: n.manifests,
 		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,
@@ -441,6 +448,9 @@ func (r raftPeer) Heartbeat(ctx context.Context, hb cluster.Heartbeat) error {
 	return r.n.sched.Heartbeat(ctx, hb)
 }
 func (r raftPeer) Progress(jobID string) (map[string]float64, error) {
+	if p, ok := r.n.ingest.progress(jobID); ok { // fetched here (ingest.go)
+		return map[string]float64{ingestProgressKey: p}, nil
+	}
 	return r.n.sched.RunningProgress(jobID)
 }
 
@@ -642,9 +652,10 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.compactLoop)
 			start(n.upgrader.Run)
 			start(func(ctx context.Context) { n.check.scrub(ctx, n.cfg.ScrubInterval, n.cfg.ScrubRate) })
-			if !n.webhookAllow.empty() {
+			if !n.webhookAllow.Empty() {
 				start(n.notify.Run)
 			}
+			start(n.ingest.Run)
 			wg.Wait()
 			return nil
 		}, func(error) {

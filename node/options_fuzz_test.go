@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"github.com/gosty/gosty/node/egress"
 	"testing"
 )
 
@@ -15,7 +16,7 @@ func FuzzParseJobOptions(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	allow, _ := parseAllowList("127.0.0.1, 10.0.0.0/8, hooks.example:443")
+	names, _ := egress.Parse("--webhook-allow", "hooks.example:443")
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		o, err := parseJobOptions(raw)
 		if err != nil {
@@ -32,7 +33,7 @@ func FuzzParseJobOptions(f *testing.F) {
 		if o.CallbackURL != "" && len(o.CallbackURL) < 300 {
 			// With names only in the list nothing is resolved (no DNS in a
 			// fuzz run).
-			_ = checkCallbackURL(context.Background(), &allowList{names: allow.names}, o.CallbackURL)
+			_ = checkCallbackURL(context.Background(), names, o.CallbackURL)
 		}
 	})
 }

@@ -25,6 +25,13 @@ type service struct{ n *Node }
 // Submit stores an upload, probes and plans it, and commits the job. Bad
 // media and bad options are refused here, before any work is queued.
 func (s service) Submit(ctx context.Context, filename string, body io.Reader, options []byte) (cluster.Job, error) {
+	return s.submitSource(ctx, newJobID(), "", filename, body, options)
+}
+
+// submitSource is Submit for job id; sourceURL is where a URL ingest
+// fetches body from (ingest.go: its job.submit replaces the ingesting
+// record), "" for an upload.
+func (s service) submitSource(ctx context.Context, id, sourceURL, filename string, body io.Reader, options []byte) (cluster.Job, error) {
 	n := s.n
 	jo, err := parseJobOptions(options)
 	if err != nil {
@@ -55,7 +62,6 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 	owner := new(int) // a unique pin owner for this upload
 	defer n.pins.release(owner)
 	// The upload is copied to other nodes while it streams in (ack.go).
-	id := newJobID()
 	var ref cluster.BlobRef
 	var cp *copies
 	if f, ok := body.(*os.File); ok {
@@ -122,6 +128,7 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		Source:       cluster.ProbeOf(*probe),
 		SourceBlob:   ref,
 		Origin:       n.cfg.Name,
+		SourceURL:    sourceURL,
 		Renditions:   cluster.RenditionsOf(rends),
 		ChunkSeconds: opts.EffectiveChunkSeconds(),
 		CallbackURL:  jo.CallbackURL,
@@ -219,6 +226,8 @@ func (s service) Progress(id string) float64 {
 	var remote map[string]float64
 	if j, ok := s.Summary(id); ok && j.State == cluster.JobTranscoding {
 		remote = s.n.leaderProgress(id) // asked before taking the FSM lock
+	} else if ok && j.State == cluster.JobIngesting {
+		return s.n.ingestProgress(j) // ingest.go
 	}
 	var p float64
 	s.n.store.FSM().Read(func(st *cluster.State) {

@@ -13,16 +13,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/peerlink"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/node/egress"
 )
 
 // Webhook headers. The signature covers the timestamp and the body:
@@ -51,140 +49,14 @@ func SignWebhook(key []byte, timestamp string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// allowList is where webhooks may go: host names (optionally with a port),
-// IP addresses (optionally with a port) and CIDR prefixes.
-type allowList struct {
-	names    []hostPort // name → matched against the URL's host
-	ips      []ipPort
-	prefixes []netip.Prefix
-}
-
-type hostPort struct {
-	host string
-	port string // "" = any
-}
-
-type ipPort struct {
-	ip   netip.Addr
-	port string
-}
-
-func (a *allowList) empty() bool {
-	return a == nil || len(a.names)+len(a.ips)+len(a.prefixes) == 0
-}
-
-// parseAllowList reads --webhook-allow: comma-separated host[:port],
-// ip[:port], [ipv6]:port or CIDR entries.
-func parseAllowList(s string) (*allowList, error) {
-	a := &allowList{}
-	for _, e := range strings.Split(s, ",") {
-		e = strings.TrimSpace(e)
-		if e == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(e); err == nil {
-			a.prefixes = append(a.prefixes, p.Masked())
-			continue
-		}
-		host, port := e, ""
-		if h, p, err := net.SplitHostPort(e); err == nil {
-			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-				return nil, fmt.Errorf("webhook allow list: bad port in %q", e)
-			}
-			host, port = h, p
-		}
-		if ip, err := netip.ParseAddr(host); err == nil {
-			a.ips = append(a.ips, ipPort{ip.Unmap(), port})
-			continue
-		}
-		if host == "" || strings.ContainsAny(host, "/@ ") {
-			return nil, fmt.Errorf("webhook allow list: bad entry %q (want host[:port] or CIDR)", e)
-		}
-		a.names = append(a.names, hostPort{strings.ToLower(strings.TrimSuffix(host, ".")), port})
-	}
-	return a, nil
-}
-
-// nameAllowed reports whether a host name (not an IP) is listed for port.
-func (a *allowList) nameAllowed(host, port string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	for _, n := range a.names {
-		if n.host == host && (n.port == "" || n.port == port) {
-			return true
-		}
-	}
-	return false
-}
-
-// ipAllowed reports whether an address is listed (as an IP or in a prefix).
-func (a *allowList) ipAllowed(ip netip.Addr, port string) bool {
-	ip = ip.Unmap()
-	for _, e := range a.ips {
-		if e.ip == ip && (e.port == "" || e.port == port) {
-			return true
-		}
-	}
-	for _, p := range a.prefixes {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// checkCallbackURL validates a job's callback_url at submit.
-func checkCallbackURL(ctx context.Context, a *allowList, raw string) error {
-	if a.empty() {
+// checkCallbackURL validates a job's callback_url at submit (the shared
+// rule: package egress).
+func checkCallbackURL(ctx context.Context, a *egress.AllowList, raw string) error {
+	if a.Empty() {
 		return errors.New("options: callback_url: webhooks are off on this cluster (no --webhook-allow)")
 	}
-	if len(raw) > 2048 {
-		return errors.New("options: callback_url is longer than 2048 characters")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("options: callback_url: %v", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("options: callback_url: scheme must be http or https, not %q", u.Scheme)
-	}
-	if u.User != nil {
-		return errors.New("options: callback_url: user info is not allowed")
-	}
-	if u.Host == "" || u.Fragment != "" || u.Opaque != "" {
-		return errors.New("options: callback_url: want an absolute URL without a fragment")
-	}
-	host, port := u.Hostname(), urlPort(u)
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if a.ipAllowed(ip, port) {
-			return nil
-		}
-	} else if a.nameAllowed(host, port) {
-		return nil
-	} else if len(a.prefixes) > 0 || len(a.ips) > 0 {
-		// A name may still land inside a listed prefix; delivery checks
-		// again at every dial.
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		ips, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
-		ok := err == nil && len(ips) > 0
-		for _, ip := range ips {
-			ok = ok && a.ipAllowed(ip, port)
-		}
-		if ok {
-			return nil
-		}
-	}
-	return fmt.Errorf("options: callback_url: %s is not in --webhook-allow", net.JoinHostPort(host, port))
-}
-
-func urlPort(u *url.URL) string {
-	if p := u.Port(); p != "" {
-		return p
-	}
-	if u.Scheme == "https" {
-		return "443"
-	}
-	return "80"
+	_, err := a.CheckURL(ctx, "options: callback_url", raw)
+	return err
 }
 
 // webhookClient is the only client that makes requests outside the
@@ -192,40 +64,8 @@ func urlPort(u *url.URL) string {
 // resolved IP at dial time (a name that later resolves elsewhere, DNS
 // rebinding, is refused unless the name itself is listed), follows no
 // redirects and uses no proxy.
-func webhookClient(a *allowList, timeout time.Duration) *http.Client {
-	d := &net.Dialer{Timeout: timeout}
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
-		var ips []netip.Addr
-		named := false
-		if ip, err := netip.ParseAddr(host); err == nil {
-			ips = []netip.Addr{ip}
-		} else {
-			named = a.nameAllowed(host, port)
-			if ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
-				return nil, err
-			}
-		}
-		var errs []error
-		for _, ip := range ips {
-			if !named && !a.ipAllowed(ip, port) {
-				errs = append(errs, fmt.Errorf("%s (%s) is not in --webhook-allow", host, ip))
-				continue
-			}
-			c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
-			if err == nil {
-				return c, nil
-			}
-			errs = append(errs, err)
-		}
-		if len(errs) == 0 {
-			errs = append(errs, fmt.Errorf("%s: no address", host))
-		}
-		return nil, errors.Join(errs...)
-	}
+func webhookClient(a *egress.AllowList, timeout time.Duration) *http.Client {
+	dial := a.DialContext(&net.Dialer{Timeout: timeout})
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
@@ -263,7 +103,7 @@ type notifier struct {
 	inflight map[string]bool
 }
 
-func newNotifier(store *cluster.Store, log proposer, a *allowList, key []byte, logger *slog.Logger) *notifier {
+func newNotifier(store *cluster.Store, log proposer, a *egress.AllowList, key []byte, logger *slog.Logger) *notifier {
 	return &notifier{
 		store: store, log: log, key: key, client: webhookClient(a, 10*time.Second),
 		logger:   logger.With("component", "webhook"),

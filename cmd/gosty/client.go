@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +89,7 @@ type submitFlags struct {
 	wait         bool
 	progress     string
 	resumable    string
+	urls         []string // --url: sources the node fetches
 }
 
 func runClient(ctx context.Context, cmd string, args []string) error {
@@ -114,6 +117,10 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		fs.StringVar(&sf.options, "options", "", `job options as JSON, e.g. {"renditions":["720p","360p"]}; the flags above override it`)
 		fs.BoolVar(&sf.wait, "wait", false, "wait until every job has finished; exit 1 if any failed")
 		fs.StringVar(&sf.resumable, "resumable", "auto", "resumable (tus) uploads that survive a dropped connection: auto (files of 64 MiB and more), always or never")
+		fs.Func("url", "an http(s) URL the node fetches the source from (it must be in the nodes' --ingest-allow); repeat for more, with or without files", func(s string) error {
+			sf.urls = append(sf.urls, s)
+			return nil
+		})
 		fs.StringVar(&sf.progress, "progress", "auto", "progress bars on stderr: auto (when stderr is a terminal and --output text), on or off")
 		fs.Func("subtitles", "a .srt or .vtt file added to the upload as a subtitle track, its language in its name (film.en.srt); repeat for more", func(s string) error {
 			c.subtitles = append(c.subtitles, s)
@@ -122,7 +129,7 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 	}
 	if cmd == "jobs" {
 		fs.IntVar(&lf.limit, "limit", 0, fmt.Sprintf("jobs per page, newest first (default %d, at most %d)", cluster.DefaultPageSize, cluster.MaxPageSize))
-		fs.StringVar(&lf.state, "state", "", "only jobs in this state: queued, splitting, transcoding, packaging, done, failed or canceled")
+		fs.StringVar(&lf.state, "state", "", "only jobs in this state: ingesting, queued, splitting, transcoding, packaging, done, failed or canceled")
 		fs.BoolVar(&lf.all, "all", false, "every job, page after page (default: the first page)")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -144,8 +151,8 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 	c.server = strings.TrimRight(c.server, "/")
 	switch cmd {
 	case "submit":
-		if fs.NArg() == 0 {
-			return usageError("submit: name at least one file")
+		if fs.NArg() == 0 && len(sf.urls) == 0 {
+			return usageError("submit: name at least one file or --url")
 		}
 		options, err := sf.jobOptions()
 		if err != nil {
@@ -165,7 +172,7 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 				return usageError("--subtitles: %v", err)
 			}
 		}
-		return c.submit(ctx, fs.Args(), options, sf.wait, c.showProgress(sf.progress))
+		return c.submit(ctx, fs.Args(), sf.urls, options, sf.wait, c.showProgress(sf.progress))
 	case "jobs":
 		if fs.NArg() != 0 {
 			return usageError("jobs: unexpected arguments %q", fs.Args())
@@ -274,11 +281,18 @@ func (j jobView) finished() bool {
 // submit uploads every file, then (with wait) follows every job to its end.
 // Text output is one line per job; JSON output is {"jobs": [...]}, the full
 // job views when waiting.
-func (c *client) submit(ctx context.Context, files []string, options string, wait, progress bool) error {
+func (c *client) submit(ctx context.Context, files, urls []string, options string, wait, progress bool) error {
 	bars := newProgress(ctx, c.stderr, progress)
 	var jobs []jobView
-	for _, f := range files {
-		j, err := c.upload(ctx, f, options, bars)
+	sources := append(slices.Clone(files), urls...)
+	for i, f := range sources {
+		var j jobView
+		var err error
+		if i < len(files) {
+			j, err = c.upload(ctx, f, options, bars)
+		} else {
+			j, err = c.submitURL(ctx, f, options)
+		}
 		if err != nil {
 			bars.wait()
 			return &exitError{exitRequest, err}
@@ -393,6 +407,24 @@ func (c *client) uploadPost(ctx context.Context, path, options string, bars *pro
 	bar.done(err == nil)
 	if err != nil {
 		return j, fmt.Errorf("submit %s: %w", path, err)
+	}
+	return j, nil
+}
+
+// submitURL asks the node to fetch a source (a JSON submit); the job
+// answers ingesting and moves on once the node has it.
+func (c *client) submitURL(ctx context.Context, source, options string) (jobView, error) {
+	req := map[string]any{"source_url": source}
+	if options != "" {
+		req["options"] = json.RawMessage(options)
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return jobView{}, fmt.Errorf("submit %s: %w", source, err)
+	}
+	var j jobView
+	if err := c.do(ctx, http.MethodPost, "/api/v1/jobs", bytes.NewReader(b), "application/json", &j); err != nil {
+		return j, fmt.Errorf("submit %s: %w", source, err)
 	}
 	return j, nil
 }

@@ -106,7 +106,7 @@ func TestOpensPreviousReleaseDataDir(t *testing.T) {
 		var st struct {
 			LogVersion int `json:"log_version"`
 		}
-		return getJSON(base+"/api/v1/cluster", &st) == nil && st.LogVersion == cluster.LogV2
+		return getJSON(base+"/api/v1/cluster", &st) == nil && st.LogVersion == cluster.CommandVersion
 	})
 	for _, fj := range fx.Jobs {
 		want := fj.Expected
@@ -273,8 +273,8 @@ func TestUpdateFromPreviousRelease(t *testing.T) {
 	var j httpapi.JobView
 	getJSON(c.HTTP(0)+"/api/v1/jobs/"+first, &j)
 	t.Logf("updated; first job %s %.0f%%", j.State, 100*j.Progress)
-	nodetest.WaitFor(t, 30*time.Second, "log version 2 everywhere", func() bool {
-		return logVersion(0) == cluster.LogV2 && logVersion(1) == cluster.LogV2 && logVersion(2) == cluster.LogV2
+	nodetest.WaitFor(t, 30*time.Second, "the newest log version everywhere", func() bool {
+		return logVersion(0) == cluster.CommandVersion && logVersion(1) == cluster.CommandVersion && logVersion(2) == cluster.CommandVersion
 	})
 	for _, id := range []string{first, second} {
 		var j httpapi.JobView

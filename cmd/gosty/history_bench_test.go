@@ -536,7 +536,7 @@ func runAlone(b *testing.B, bin, dir string, short, long int) aloneResult {
 	base := c.HTTP(0)
 	nodetest.WaitReady(b, base, time.Minute)
 	nodetest.WaitFor(b, 30*time.Second, "log version 2", func() bool {
-		return metricValue(base, "gosty_log_version") == cluster.LogV2
+		return metricValue(base, "gosty_log_version") == cluster.CommandVersion
 	})
 	src := filepath.Join(dir, "ten-minutes.synthetic")
 	if err := os.WriteFile(src, synthetic.Source{Duration: 600, Width: 1920, Height: 1080, FPS: 30, BitRate: 6_000_000, Audio: true}.Bytes(), 0o644); err != nil {

@@ -148,6 +148,8 @@ export function etaSeconds(job) {
 
 export function etaText(job) {
   switch (job.state) {
+    case 'ingesting':
+      return 'fetching the source…';
     case 'queued':
       return 'waiting for a slot';
     case 'splitting':
