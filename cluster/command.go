@@ -53,13 +53,16 @@ const (
 	OpJobCompact     Op = "job.compact"
 	OpJobForget      Op = "job.forget"
 	OpClusterUpgrade Op = "cluster.upgrade"
+	// OpJobPublish records one attempt to publish a job's files to object
+	// storage, or to remove them at expiry (publish.go).
+	OpJobPublish Op = "job.publish"
 )
 
 // minVersion is the log version an op first appeared in: it is never
 // encoded for an older one.
 func (o Op) minVersion() int {
 	switch o {
-	case OpBatch, OpJobCompact, OpJobForget, OpClusterUpgrade:
+	case OpBatch, OpJobCompact, OpJobForget, OpClusterUpgrade, OpJobPublish:
 		return LogV2
 	}
 	return LogV1

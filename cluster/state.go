@@ -190,6 +190,8 @@ func (s *State) Apply(c Command) error {
 		return applyBody(c, s.forget)
 	case OpClusterUpgrade:
 		return applyBody(c, func(b ClusterUpgrade, _ time.Time) error { return s.upgrade(b) })
+	case OpJobPublish:
+		return applyBody(c, s.publish)
 	default:
 		// An op this build does not know came from a newer node. Skipping it
 		// keeps replicas identical (they all skip it) and the reason is logged.
