@@ -35,6 +35,10 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 			return cluster.Job{}, cluster.Invalid(err)
 		}
 	}
+	publish, err := n.publishStatus(jo) // publish.go
+	if err != nil {
+		return cluster.Job{}, cluster.Invalid(err)
+	}
 	submitter := ""
 	if id, tokens := httpapi.Submitter(ctx); tokens {
 		if jo.ClientID != "" {
@@ -131,6 +135,7 @@ func (s service) Submit(ctx context.Context, filename string, body io.Reader, op
 		Submitter:    submitter,
 		Subtitles:    subs,
 		Warnings:     warnings,
+		Publish:      publish,
 	}
 	if jo.hasTTL {
 		job.TTL = jo.ttl

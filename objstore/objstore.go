@@ -12,24 +12,11 @@
 package objstore
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"strings"
 )
-
-// Store is an S3-compatible bucket service.
-type Store interface {
-	// Put stores one object; size is the body's length (-1: unknown).
-	Put(ctx context.Context, bucket, key string, body io.Reader, size int64, meta Meta) error
-	// DeletePrefix removes every object whose key starts with prefix and
-	// says how many went.
-	DeletePrefix(ctx context.Context, bucket, prefix string) (int, error)
-	// URL is the object's address on the store (not signed).
-	URL(bucket, key string) string
-}
 
 // Meta is an object's headers.
 type Meta struct {
