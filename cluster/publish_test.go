@@ -55,6 +55,11 @@ func TestPublishState(t *testing.T) {
 	if err := apply(t, s, OpJobPublish, JobPublish{JobID: "j1", Attempt: 1, Published: true}); !errors.Is(err, ErrStale) {
 		t.Fatalf("a repeated attempt: %v", err)
 	}
+	due = 0
+	roundTrip(t, s).PendingPublishes(func(*Job) bool { due++; return true })
+	if due != 1 {
+		t.Fatalf("%d publishes due after a snapshot, want 1", due)
+	}
 	mustApply(t, s, OpJobPublish, JobPublish{JobID: "j1", Attempt: 2, Published: true, BaseURL: "http://s3/media/vod/j1/", Files: 9, Bytes: 1234})
 	got = jobOf(t, s, "j1")
 	if got.Publish.State != PublishPublished || got.Publish.BaseURL != "http://s3/media/vod/j1/" || got.Publish.Files != 9 ||

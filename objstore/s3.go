@@ -27,7 +27,9 @@ type Config struct {
 	Region    string // "" reads AWS_REGION, else us-east-1
 	PathStyle bool   // address buckets by path (most non-AWS stores)
 	// PartSize is the multipart part size (0: 8 MiB); files larger than
-	// twice that go up in parts, Concurrency (0: 4) parts at a time.
+	// twice that go up in parts, Concurrency (0: 2) parts at a time, each
+	// part buffered when the body cannot be read at an offset (a stream
+	// from a peer): PartSize × Concurrency bytes per upload at most.
 	PartSize    int64
 	Concurrency int
 }
@@ -76,7 +78,7 @@ func NewS3(ctx context.Context, c Config) (*S3, error) {
 	}
 	conc := c.Concurrency
 	if conc <= 0 {
-		conc = 4
+		conc = 2
 	}
 	tm := transfermanager.New(client, func(o *transfermanager.Options) {
 		o.PartSizeBytes = part
