@@ -125,7 +125,7 @@ func TestPublishToS3(t *testing.T) {
 		"-f", "lavfi", "-i", "sine=duration=3", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
 
 	a := submit(t, n.base, clip, `{"renditions":["180p@300k"],"chunk_seconds":2,"publish":"s3://media/vod/","callback_url":"`+hook.URL+`/a"}`)
-	b := submit(t, n.base, clip, `{"renditions":["180p@300k"],"chunk_seconds":2,"ttl":"8s","publish_expire":true}`)
+	b := submit(t, n.base, clip, `{"renditions":["180p@300k"],"chunk_seconds":2,"ttl":"5s","publish_expire":true}`)
 	c := submit(t, n.base, clip, `{"renditions":["180p@300k"],"chunk_seconds":2,"publish":"none"}`)
 
 	// The job's own target.
