@@ -230,11 +230,15 @@ func (p *publisher) attempt(ctx context.Context, j cluster.Job) {
 		log.Warn("recording a publish attempt failed", "err", perr)
 		return
 	}
+	hint := ""
+	if objstore.Permanent(err) {
+		hint = "check the S3 credentials, the bucket and its permissions"
+	}
 	switch {
 	case rec.GiveUp:
-		log.Error("publishing given up", "attempts", rec.Attempt, "err", err)
+		log.Error("publishing given up", "attempts", rec.Attempt, "err", err, "hint", hint)
 	case err != nil:
-		log.Warn("publish attempt failed; will retry", "retry_in", p.due(rec.Attempt), "err", err)
+		log.Warn("publish attempt failed; will retry", "retry_in", p.due(rec.Attempt), "err", err, "hint", hint)
 	}
 }
 

@@ -202,9 +202,9 @@ func (e *Error) Error() string { return e.err.Error() }
 func (e *Error) Unwrap() error { return e.err }
 
 // Permanent reports whether retrying err cannot help without an operator
-// (wrong credentials, a missing bucket, no permission). Such failures are
-// still retried a few times by the publisher, since credentials may be
-// fixed in the meantime; Permanent only shortens the wait.
+// (wrong credentials, a missing bucket, no permission). The publisher
+// still retries such failures (credentials may be fixed meanwhile) and
+// says so in its log.
 func Permanent(err error) bool {
 	var e *Error
 	if !errors.As(err, &e) {
