@@ -50,6 +50,11 @@ func (s *State) submit(j Job, holders []string, at time.Time) error {
 	j.TTL = max(j.TTL, 0)
 	if p := j.Publish; p != nil { // the target and expire flag only (publish.go)
 		j.Publish = &PublishStatus{Target: p.Target, Expire: p.Expire, State: PublishWaiting}
+		if p.Target == "" || len(p.Target) > MaxPublishTarget {
+			// Dropped rather than refused: a node that predates the field
+			// takes the job, and so must this one.
+			j.Publish = nil
+		}
 	}
 	if _, err := ParsePriority(string(j.Priority)); err != nil {
 		j.Priority = PriorityNormal

@@ -73,8 +73,13 @@ type JobPublish struct {
 	Bytes     int64  `json:"bytes,omitempty"`
 }
 
-// MaxPublishError bounds the error a job.publish records.
-const MaxPublishError = 1000
+// MaxPublishError bounds the error a job.publish records, and
+// MaxPublishTarget a job's target (objstore.MaxTargetLen), so that a
+// finished job's record stays small.
+const (
+	MaxPublishError  = 1000
+	MaxPublishTarget = 1024
+)
 
 func (s *State) publish(p JobPublish, at time.Time) error {
 	j := s.job(p.JobID)

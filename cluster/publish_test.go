@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,6 +78,13 @@ func TestPublishState(t *testing.T) {
 	}
 	if err := apply(t, s, OpJobPublish, JobPublish{JobID: "nope", Attempt: 1}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown job: %v", err)
+	}
+	long := publishJob("j9")
+	long.SourceBlob.Hash = hash('5')
+	long.Publish.Target = "s3://media/" + strings.Repeat("x", MaxPublishTarget)
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: long})
+	if p := jobOf(t, s, "j9").Publish; p != nil {
+		t.Fatalf("an oversized target was kept: %d bytes", len(p.Target))
 	}
 }
 
