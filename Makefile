@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 DATA    ?= ./data
 HTTP    ?= :8080
 
-.PHONY: all build run cluster test test-short test-k8s kube-bins bench ui deps deps-go deps-ffmpeg deps-iptables deps-prometheus deps-node deps-chromium deps-k8s fuzz fuzz-ci vet clean
+.PHONY: all build run cluster test test-short test-k8s kube-bins s3-bin bench ui deps deps-go deps-ffmpeg deps-iptables deps-prometheus deps-node deps-chromium deps-k8s fuzz fuzz-ci vet clean
 
 all: build
 
@@ -39,8 +39,8 @@ vet: deps-go
 	$(GO) vet ./...
 	$(GO) vet -tags gostysynthetic ./node/ ./cmd/gosty/
 
-test: deps deps-iptables deps-prometheus deps-chromium ui vet
-	$(GO) test -count=1 -timeout 20m ./...
+test: deps deps-iptables deps-prometheus deps-chromium s3-bin ui vet
+	GOSTY_VERSITYGW="$(S3_BIN)" $(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -short -p 1 -run '^$$' -bench . -benchtime 1x ./bench/ ./cmd/gosty/
 	@$(MAKE) --no-print-directory fuzz-ci
 
@@ -149,6 +149,25 @@ kube-bins: deps-go
 		  rm -rf "$(KUBE_BIN_DIR)/crds.tmp" && \
 		  "$(KUBE_BIN_DIR)/controller-gen" crd:crdVersions=v1 paths=$(MONITORING_API) output:crd:dir="$(KUBE_BIN_DIR)/crds.tmp" ) && \
 		rm -rf "$(KUBE_BIN_DIR)/crds" && mv "$(KUBE_BIN_DIR)/crds.tmp" "$(KUBE_BIN_DIR)/crds" || exit 1; \
+	fi
+
+# The S3 server of the publish tests (objstore, node): versitygw, built once
+# from the Go module proxy with `go install module@version` (its own go.mod
+# pins its dependencies) and cached outside the repository like the
+# Kubernetes binaries. About 3 minutes the first time (downloads included);
+# later runs find the file and skip it. Tests find it through
+# GOSTY_VERSITYGW (or this cache path); without it they skip, unless
+# GOSTY_REQUIRE_S3 is set (CI), when they fail.
+VERSITYGW_VERSION ?= v1.8.0
+S3_BIN_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gosty/versitygw-$(VERSITYGW_VERSION)
+S3_BIN     := $(S3_BIN_DIR)/versitygw
+
+s3-bin: deps-go
+	@if [ -x "$(S3_BIN)" ]; then echo "versitygw: cached in $(S3_BIN_DIR)"; else \
+		echo "building versitygw $(VERSITYGW_VERSION) into $(S3_BIN_DIR) (the first build takes a few minutes)"; \
+		mkdir -p "$(S3_BIN_DIR)/tmp" && \
+		GOBIN="$(S3_BIN_DIR)/tmp" CGO_ENABLED=0 $(GO) install -ldflags "-s -w" github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION) && \
+		mv "$(S3_BIN_DIR)/tmp/versitygw" "$(S3_BIN)" && rmdir "$(S3_BIN_DIR)/tmp" || exit 1; \
 	fi
 
 # etcd for kube-apiserver (Debian's etcd-server) and kubectl.

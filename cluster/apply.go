@@ -49,6 +49,14 @@ func (s *State) submit(j Job, holders []string, at time.Time) error {
 	// What the log decides later is not the proposer's to set.
 	j.Webhook, j.ExpiredAt, j.FreedBytes, j.FinishedAt = nil, time.Time{}, 0, time.Time{}
 	j.TTL = max(j.TTL, 0)
+	if p := j.Publish; p != nil { // the target and expire flag only (publish.go)
+		j.Publish = &PublishStatus{Target: p.Target, Expire: p.Expire, State: PublishWaiting}
+		if p.Target == "" || len(p.Target) > MaxPublishTarget {
+			// Dropped rather than refused: a node that predates the field
+			// takes the job, and so must this one.
+			j.Publish = nil
+		}
+	}
 	if _, err := ParsePriority(string(j.Priority)); err != nil {
 		j.Priority = PriorityNormal
 	}
@@ -181,7 +189,9 @@ func (s *State) done(r TaskResult, at time.Time) error {
 		nj.Quality = slices.Clone(r.Quality)
 		nj.State = JobDone
 		nj.FinishedAt = at
-		startWebhook(&nj)
+		if !publishDone(&nj) { // the callback waits for the upload (publish.go)
+			startWebhook(&nj)
+		}
 	}
 	nt := *t
 	nt.State, nt.Error, nt.Lost = TaskDone, "", 0
@@ -404,6 +414,7 @@ func (s *State) cancel(r JobRef, at time.Time) error {
 // unfinished tasks fail so that no node keeps working on them.
 func (s *State) finish(old, nj *Job, st JobState, reason string, at time.Time) {
 	nj.State, nj.Error, nj.UpdatedAt, nj.FinishedAt = st, reason, at, at
+	publishEnded(nj)
 	if st == JobFailed {
 		startWebhook(nj)
 	}
@@ -543,6 +554,7 @@ func (s *State) expire(r JobRef, at time.Time) error {
 	nj.Outputs, nj.HLS, nj.DASH, nj.MP4 = nil, "", "", nil
 	nj.Poster, nj.Storyboard = "", ""
 	nj.Manifest = BlobRef{}
+	publishExpired(&nj)
 	mark := len(s.out.released)
 	s.putJob(j, &nj)
 	// What only this job referenced is what expiring it frees: each blob

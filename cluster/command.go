@@ -61,6 +61,9 @@ const (
 	// Version 3.
 	OpJobIngest     Op = "job.ingest"
 	OpJobIngestFail Op = "job.ingest_fail"
+	// OpJobPublish (version 3) records one attempt to publish a job's files to object
+	// storage, or to remove them at expiry (publish.go).
+	OpJobPublish Op = "job.publish"
 )
 
 // minVersion is the log version an op first appeared in: it is never
@@ -69,7 +72,7 @@ func (o Op) minVersion() int {
 	switch o {
 	case OpBatch, OpJobCompact, OpJobForget, OpClusterUpgrade:
 		return LogV2
-	case OpJobIngest, OpJobIngestFail:
+	case OpJobIngest, OpJobIngestFail, OpJobPublish:
 		return LogV3
 	}
 	return LogV1

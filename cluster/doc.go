@@ -4,7 +4,8 @@
 // whose command handlers are in apply.go, its blob references in refs.go,
 // its orderings in index.go and list.go, its snapshot formats in
 // snapshot.go; versioned commands in command.go and the log's own media
-// types in logtypes.go; a done job's manifest in manifest.go), the
+// types in logtypes.go; a done job's manifest in manifest.go; publishing
+// a done job's files to object storage, job.publish, in publish.go), the
 // leader's one way into the log that batches what is proposed together
 // (commit.go), joining and bootstrapping (join.go), the voters and their
 // quorum (autopilot.go carries out what quorum.go decides, from gossip and

@@ -58,17 +58,19 @@ func newBlobTree() *btree.BTreeG[*BlobHolders] {
 // index keeps the derived orderings of jobs: never persisted, rebuilt when
 // a snapshot is restored, and kept in step by setJob for every change.
 type index struct {
-	created  *btree.BTreeG[jobKey]              // every job by (CreatedAt, ID)
-	byState  map[JobState]*btree.BTreeG[jobKey] // by state, then (CreatedAt, ID)
-	finished *btree.BTreeG[jobKey]              // finished jobs by (FinishedAt, ID): the history bound
-	expiring *btree.BTreeG[jobKey]              // jobs with a TTL still to run out, by (ExpiresAt, ID)
-	webhooks map[string]bool                    // jobs with a delivery pending
-	legacy   map[string]bool                    // finished jobs still in the version-1 shape (not compact)
+	created   *btree.BTreeG[jobKey]              // every job by (CreatedAt, ID)
+	byState   map[JobState]*btree.BTreeG[jobKey] // by state, then (CreatedAt, ID)
+	finished  *btree.BTreeG[jobKey]              // finished jobs by (FinishedAt, ID): the history bound
+	expiring  *btree.BTreeG[jobKey]              // jobs with a TTL still to run out, by (ExpiresAt, ID)
+	webhooks  map[string]bool                    // jobs with a delivery pending
+	publishes map[string]bool                    // jobs with an upload or a removal due (publish.go)
+	legacy    map[string]bool                    // finished jobs still in the version-1 shape (not compact)
 }
 
 func newIndex() index {
 	ix := index{created: newKeyTree(), byState: map[JobState]*btree.BTreeG[jobKey]{},
-		finished: newKeyTree(), expiring: newKeyTree(), webhooks: map[string]bool{}, legacy: map[string]bool{}}
+		finished: newKeyTree(), expiring: newKeyTree(), webhooks: map[string]bool{}, legacy: map[string]bool{},
+		publishes: map[string]bool{}}
 	for _, s := range allJobStates {
 		ix.byState[s] = newKeyTree()
 	}
@@ -95,6 +97,7 @@ func (ix *index) update(old, j *Job) {
 			ix.expiring.Delete(keyOf(exp, old.ID))
 		}
 		delete(ix.webhooks, old.ID)
+		delete(ix.publishes, old.ID)
 		delete(ix.legacy, old.ID)
 	}
 	if j == nil {
@@ -115,5 +118,8 @@ func (ix *index) update(old, j *Job) {
 	}
 	if j.Webhook != nil && j.Webhook.State == WebhookPending && j.CallbackURL != "" {
 		ix.webhooks[j.ID] = true
+	}
+	if j.Publish.Due() {
+		ix.publishes[j.ID] = true
 	}
 }

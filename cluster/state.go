@@ -194,6 +194,8 @@ func (s *State) Apply(c Command) error {
 		return applyBody(c, s.ingest)
 	case OpJobIngestFail:
 		return applyBody(c, s.ingestFail)
+	case OpJobPublish:
+		return applyBody(c, s.publish)
 	default:
 		// An op this build does not know came from a newer node. Skipping it
 		// keeps replicas identical (they all skip it) and the reason is logged.

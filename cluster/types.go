@@ -115,6 +115,11 @@ type Job struct {
 	// version 1 as optional fields.
 	Subtitles []SubtitleTrack `json:"subtitles,omitempty"`
 	Warnings  []string        `json:"warnings,omitempty"`
+
+	// Publish is where the job's files are uploaded once it is done and
+	// how far that got (publish.go); nil when it publishes nowhere. Set at
+	// submit (state waiting); an optional field of version 1.
+	Publish *PublishStatus `json:"publish,omitempty"`
 }
 
 // JobSizes are a finished job's byte totals.

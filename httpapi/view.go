@@ -46,6 +46,9 @@ type JobView struct {
 	// stands (pending, delivered or failed, attempts, last error).
 	CallbackURL string                 `json:"callback_url,omitempty"`
 	Webhook     *cluster.WebhookStatus `json:"webhook,omitempty"`
+	// Publish is where uploading the job's files to object storage stands
+	// (absent when it publishes nowhere); outputs.published has the URLs.
+	Publish *cluster.PublishStatus `json:"publish,omitempty"`
 	// TTL is how long the media are kept after the job finishes (absent:
 	// forever); ExpiresAt when that is; once it has passed, ExpiredAt and
 	// FreedBytes say when the media went and how many bytes that released.
@@ -104,6 +107,47 @@ type OutputsView struct {
 	// track whose cues name regions of sprite sheets (#xywh=).
 	Poster     string `json:"poster,omitempty"`
 	Storyboard string `json:"storyboard,omitempty"`
+	// Published are the addresses of the job's files in the bucket it was
+	// published to, once it is (never signed: the bucket decides who reads).
+	Published *PublishedView `json:"published,omitempty"`
+}
+
+// PublishedView is a published job's folder in its bucket and its main
+// files there.
+type PublishedView struct {
+	BaseURL string            `json:"base_url"`
+	HLS     string            `json:"hls,omitempty"`
+	DASH    string            `json:"dash,omitempty"`
+	MP4     map[string]string `json:"mp4,omitempty"`
+}
+
+// publishedView is nil unless the job's files are in its bucket.
+func publishedView(j cluster.Job) *PublishedView {
+	p := j.Publish
+	if p == nil || p.State != cluster.PublishPublished || p.BaseURL == "" {
+		return nil
+	}
+	at := func(rel string) string {
+		if rel == "" {
+			return ""
+		}
+		parts := strings.Split(rel, "/")
+		for i, s := range parts {
+			parts[i] = url.PathEscape(s)
+		}
+		return strings.TrimSuffix(p.BaseURL, "/") + "/" + strings.Join(parts, "/")
+	}
+	v := &PublishedView{BaseURL: p.BaseURL, HLS: at(j.HLS), DASH: at(j.DASH)}
+	for name, rel := range j.MP4 {
+		if rel == "" {
+			continue
+		}
+		if v.MP4 == nil {
+			v.MP4 = map[string]string{}
+		}
+		v.MP4[name] = at(rel)
+	}
+	return v
 }
 
 // LiveView says whether and how far a job can be played while it is still
@@ -154,6 +198,7 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 
 		CallbackURL: j.CallbackURL,
 		Webhook:     j.Webhook,
+		Publish:     j.Publish,
 		KeepSource:  !j.DropSource,
 		ExpiresAt:   j.ExpiresAt(),
 		ExpiredAt:   j.ExpiredAt,
@@ -234,6 +279,7 @@ func NewJobView(j cluster.Job, progress float64) JobView {
 		out.Storyboard = FileURL(j.ID, j.Storyboard)
 	}
 	if out.HLS != "" || out.DASH != "" || out.MP4 != nil {
+		out.Published = publishedView(j)
 		v.Outputs = &out
 	}
 	if j.State != cluster.JobFailed && j.State != cluster.JobCanceled {

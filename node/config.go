@@ -14,6 +14,7 @@ import (
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/disk"
+	"github.com/gosty/gosty/objstore"
 )
 
 // Playback modes.
@@ -159,6 +160,17 @@ type Config struct {
 	// WebhookKeyFile holds the webhook HMAC key; default: derived from the
 	// cluster key.
 	WebhookKeyFile string
+
+	// Publish is the publish target (s3://bucket/prefix/) of jobs
+	// submitted here without a publish option ("": none); PublishExpire
+	// the default of their publish_expire option. S3 says which
+	// S3-compatible service the leader uploads to (credentials come from
+	// the standard AWS chain, never from here); PublishAttempts bounds the
+	// attempts per job (0: 6). See publish.go.
+	Publish         string
+	PublishExpire   bool
+	S3              objstore.Config
+	PublishAttempts int
 
 	// Retention is the TTL of jobs submitted here without a ttl option
 	// (0: kept forever).
@@ -392,6 +404,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Retention < 0 || c.GCGrace < 0 || c.GCInterval <= 0 {
 		errs = append(errs, "retention and gc grace must not be negative, gc interval must be positive")
+	}
+	if c.Publish != "" {
+		if _, err := objstore.ParseTarget(c.Publish); err != nil {
+			errs = append(errs, "--publish: "+err.Error())
+		}
+	}
+	if c.PublishAttempts < 0 {
+		errs = append(errs, "publish attempts must not be negative")
 	}
 	if a, err := egress.Parse("--webhook-allow", c.WebhookAllow); err != nil {
 		errs = append(errs, err.Error())

@@ -72,6 +72,7 @@ type Node struct {
 	repl      *replicator
 	gc        *collector
 	notify    *notifier
+	publish   *publisher
 	upgrader  *cluster.Upgrader
 	manifests *manifestCache
 	check     *checker
@@ -286,6 +287,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.repl = newReplicator(n, logger.With("component", "replicator"), 2*time.Second)
 	n.notify = newNotifier(n.store, n.log, n.webhookAllow, hookKey, logger)
 	n.ingest = newIngester(n, logger)
+	n.publish = newPublisher(n, logger) // publish.go
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, pins: n.pins, manifests: n.manifests,
 		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,
@@ -651,6 +653,7 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.historyLoop)
 			start(n.compactLoop)
 			start(n.upgrader.Run)
+			start(n.publish.Run)
 			start(func(ctx context.Context) { n.check.scrub(ctx, n.cfg.ScrubInterval, n.cfg.ScrubRate) })
 			if !n.webhookAllow.Empty() {
 				start(n.notify.Run)

@@ -29,6 +29,11 @@ type jobOptions struct {
 	// ClientID names the submitter for fair sharing when the cluster has
 	// no API tokens (with tokens, the token used names it).
 	ClientID string `json:"client_id,omitempty"`
+	// Publish is where the job's files are uploaded once it is done
+	// (s3://bucket/prefix/; "none": not even to the node's --publish);
+	// PublishExpire deletes them there when the job expires (publish.go).
+	Publish       string `json:"publish,omitempty"`
+	PublishExpire *bool  `json:"publish_expire,omitempty"`
 
 	priority cluster.Priority
 

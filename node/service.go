@@ -42,6 +42,10 @@ func (s service) submitSource(ctx context.Context, id, sourceURL, filename strin
 			return cluster.Job{}, cluster.Invalid(err)
 		}
 	}
+	publish, err := n.publishStatus(jo) // publish.go
+	if err != nil {
+		return cluster.Job{}, cluster.Invalid(err)
+	}
 	submitter := ""
 	if id, tokens := httpapi.Submitter(ctx); tokens {
 		if jo.ClientID != "" {
@@ -138,6 +142,7 @@ func (s service) submitSource(ctx context.Context, id, sourceURL, filename strin
 		Submitter:    submitter,
 		Subtitles:    subs,
 		Warnings:     warnings,
+		Publish:      publish,
 	}
 	if jo.hasTTL {
 		job.TTL = jo.ttl

@@ -84,6 +84,7 @@ type submitFlags struct {
 	priority     string
 	ttl          string
 	callbackURL  string
+	publish      string
 	clientID     string
 	dropSource   bool
 	wait         bool
@@ -111,6 +112,7 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		fs.Float64Var(&sf.chunkSeconds, "chunk-seconds", 0, "target chunk duration (default: the node's)")
 		fs.StringVar(&sf.priority, "priority", "", "high, normal or low (default normal)")
 		fs.StringVar(&sf.ttl, "ttl", "", "keep the media this long after the job finishes, e.g. 72h (0: forever; default: the node's --retention)")
+		fs.StringVar(&sf.publish, "publish", "", "upload the job's files to this S3 target once done, s3://bucket/prefix/ (\"none\": not even to the node's --publish)")
 		fs.StringVar(&sf.callbackURL, "callback-url", "", "URL the cluster POSTs the job to when it is done or failed (must be in the nodes' --webhook-allow)")
 		fs.StringVar(&sf.clientID, "client-id", "", "who submits, for fair sharing on a cluster without API tokens")
 		fs.BoolVar(&sf.dropSource, "drop-source", false, "delete the source once the job is done (keep_source:false)")
@@ -231,7 +233,7 @@ func (sf submitFlags) jobOptions() (string, error) {
 	if sf.chunkSeconds != 0 {
 		opts["chunk_seconds"] = sf.chunkSeconds
 	}
-	for k, v := range map[string]string{"priority": sf.priority, "ttl": sf.ttl, "callback_url": sf.callbackURL, "client_id": sf.clientID} {
+	for k, v := range map[string]string{"priority": sf.priority, "ttl": sf.ttl, "callback_url": sf.callbackURL, "client_id": sf.clientID, "publish": sf.publish} {
 		if v != "" {
 			opts[k] = v
 		}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/gosty/gosty/node/nodetest"
+	"github.com/gosty/gosty/objstore/s3test"
+)
+
+// TestPublishFlags: a node process started with --publish, --s3-endpoint
+// and --s3-path-style (keys in the AWS environment variables) publishes
+// what `gosty submit --publish` sends to that target, and a plain upload
+// to its default. Loopback subnet 127.0.117.x: the node on .1, the S3
+// server on .21 and up.
+func TestPublishFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node process and ffmpeg")
+	}
+	srv := s3test.Start(t, "media")
+	env := []string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretKey,
+		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}
+	c, _ := newCluster(t, clusterOpts{subnet: 117, size: 1, fast: true, env: env}, "--preset", "ultrafast",
+		"--publish", "s3://media/flags/", "--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", "us-east-1")
+	if err := c.Start(0); err != nil {
+		t.Fatal(err)
+	}
+	server := c.HTTP(0)
+	nodetest.WaitReady(t, server, time.Minute)
+	clip := nodetest.GenClip(t, filepath.Join(t.TempDir(), "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2",
+		"-c:v", "libx264", "-pix_fmt", "yuv420p")
+
+	stdout, stderr, code := gosty(t, "submit", "--server", server, "--wait", "--output", "json",
+		"--renditions", "180p@300k", "--publish", "s3://media/cli/", clip)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	var out submitOutput
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Jobs) != 1 {
+		t.Fatalf("stdout: %v\n%s", err, stdout)
+	}
+	viaCLI := out.Jobs[0].ID
+	code2, body := nodetest.Upload(t, server, clip, `{"renditions":["180p@300k"]}`)
+	if code2 != http.StatusCreated {
+		t.Fatalf("upload: %d %s", code2, body)
+	}
+	var plain struct{ ID string }
+	json.Unmarshal(body, &plain)
+
+	for id, prefix := range map[string]string{viaCLI: "cli/", plain.ID: "flags/"} {
+		var j struct {
+			P *struct {
+				Target    string `json:"target"`
+				State     string `json:"state"`
+				LastError string `json:"last_error"`
+				Files     int    `json:"files"`
+			} `json:"publish"`
+		}
+		nodetest.WaitFor(t, time.Minute, "job "+id+" published", func() bool {
+			resp, err := http.Get(server + "/api/v1/jobs/" + id)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			j.P = nil
+			json.NewDecoder(resp.Body).Decode(&j)
+			return j.P != nil && (j.P.State == "published" || j.P.State == "failed")
+		})
+		if j.P.State != "published" || j.P.Target != "s3://media/"+prefix {
+			t.Fatalf("job %s: publish %+v", id, *j.P)
+		}
+		list, err := srv.Client.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("media"),
+			Prefix: aws.String(prefix + id + "/")})
+		if err != nil || len(list.Contents) != j.P.Files || j.P.Files == 0 {
+			t.Fatalf("job %s: %d objects under %s, %d published (%v)", id, len(list.Contents), prefix, j.P.Files, err)
+		}
+	}
+}
