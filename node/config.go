@@ -157,6 +157,11 @@ type Config struct {
 	// comma-separated host[:port], ip[:port] or CIDR, checked at every
 	// dial (package egress); empty turns URL ingest off.
 	IngestAllow string
+	// IngestS3 lists the buckets s3://bucket/key sources may be read from
+	// with the S3 settings below: comma-separated bucket names, "*" for
+	// any the credentials reach; empty: s3:// sources refused
+	// (ingest_s3.go).
+	IngestS3 string
 	// WebhookKeyFile holds the webhook HMAC key; default: derived from the
 	// cluster key.
 	WebhookKeyFile string
@@ -419,6 +424,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, "webhooks need a webhook key file or a cluster key file to derive the signing key from")
 	}
 	if _, err := egress.Parse("--ingest-allow", c.IngestAllow); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if _, err := parseIngestS3(c.IngestS3); err != nil {
 		errs = append(errs, err.Error())
 	}
 	ok := false

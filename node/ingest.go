@@ -20,7 +20,8 @@ import (
 // URLIngest). The node that takes the request
 //
 //  1. checks the URL (http or https, a destination --ingest-allow admits;
-//     package egress) and the options, as an upload's are checked;
+//     package egress; or s3://bucket/key, a bucket --ingest-s3 admits:
+//     ingest_s3.go) and the options, as an upload's are checked;
 //  2. commits job.ingest (state ingesting) and answers 202: the job is
 //     acknowledged only once it is in the log, and it stays visible,
 //     cancelable and failable from then on;
@@ -86,7 +87,7 @@ type ingester struct {
 type ingestRun struct {
 	cancel context.CancelFunc
 	mu     sync.Mutex
-	src    *egress.Source // nil until connected
+	src    ingestSource // nil until connected
 }
 
 func newIngester(n *Node, logger *slog.Logger) *ingester {
@@ -118,12 +119,23 @@ func (g *ingester) progress(jobID string) (float64, bool) {
 // SubmitURL commits an ingesting job and starts its fetch.
 func (s service) SubmitURL(ctx context.Context, raw string, options []byte) (cluster.Job, error) {
 	n, g := s.n, s.n.ingest
-	if n.ingestAllow.Empty() {
-		return cluster.Job{}, cluster.Invalid(errors.New("URL ingest is off on this node (no --ingest-allow)"))
-	}
-	u, err := n.ingestAllow.CheckURL(ctx, "source_url", raw)
-	if err != nil {
-		return cluster.Job{}, cluster.Invalid(err)
+	var u *url.URL // nil: an s3:// source (ingest_s3.go)
+	srcPath := ""
+	if isS3Source(raw) {
+		_, key, err := n.checkS3Source(raw)
+		if err != nil {
+			return cluster.Job{}, cluster.Invalid(err)
+		}
+		srcPath = key
+	} else {
+		if n.ingestAllow.Empty() {
+			return cluster.Job{}, cluster.Invalid(errors.New("URL ingest is off on this node (no --ingest-allow)"))
+		}
+		var err error
+		if u, err = n.ingestAllow.CheckURL(ctx, "source_url", raw); err != nil {
+			return cluster.Job{}, cluster.Invalid(err)
+		}
+		srcPath = u.Path
 	}
 	jo, err := parseJobOptions(options)
 	if err != nil {
@@ -146,7 +158,7 @@ func (s service) SubmitURL(ctx context.Context, raw string, options []byte) (clu
 	if opts.Preset == "" {
 		opts.Preset = n.cfg.Preset // as the upload path will apply it
 	}
-	name := displayName(path.Base(u.Path))
+	name := displayName(path.Base(srcPath))
 	if name == "upload" {
 		name = "source"
 	}
@@ -214,9 +226,18 @@ func (g *ingester) forget(id string) {
 func (g *ingester) fetch(ctx context.Context, run *ingestRun, rec cluster.Job, u *url.URL, options []byte) {
 	n := g.n
 	start := time.Now()
-	f := &egress.Fetcher{Allow: n.ingestAllow, MaxBytes: n.cfg.MaxUploadBytes, UserAgent: "gosty-ingest/1",
-		Logger: g.logger.With("job", rec.ID)}
-	src, err := f.Open(ctx, u)
+	var src ingestSource
+	var err error
+	if u == nil {
+		src, err = g.openS3(ctx, rec.SourceURL)
+	} else {
+		f := &egress.Fetcher{Allow: n.ingestAllow, MaxBytes: n.cfg.MaxUploadBytes, UserAgent: "gosty-ingest/1",
+			Logger: g.logger.With("job", rec.ID)}
+		var es *egress.Source
+		if es, err = f.Open(ctx, u); err == nil {
+			src = es
+		}
+	}
 	if err == nil && src.Size() > 0 && n.space != nil {
 		// A declared length that does not fit fails before a byte is
 		// stored, as an upload's Content-Length does.

@@ -119,7 +119,7 @@ func runClient(ctx context.Context, cmd string, args []string) error {
 		fs.StringVar(&sf.options, "options", "", `job options as JSON, e.g. {"renditions":["720p","360p"]}; the flags above override it`)
 		fs.BoolVar(&sf.wait, "wait", false, "wait until every job has finished; exit 1 if any failed")
 		fs.StringVar(&sf.resumable, "resumable", "auto", "resumable (tus) uploads that survive a dropped connection: auto (files of 64 MiB and more), always or never")
-		fs.Func("url", "an http(s) URL the node fetches the source from (it must be in the nodes' --ingest-allow); repeat for more, with or without files", func(s string) error {
+		fs.Func("url", "an http(s) URL the node fetches the source from (it must be in the nodes' --ingest-allow), or s3://bucket/key (a bucket in its --ingest-s3); repeat for more, with or without files", func(s string) error {
 			sf.urls = append(sf.urls, s)
 			return nil
 		})
