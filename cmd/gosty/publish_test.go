@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,7 +20,8 @@ import (
 // TestPublishFlags: a node process started with --publish, --s3-endpoint
 // and --s3-path-style (keys in the AWS environment variables) publishes
 // what `gosty submit --publish` sends to that target, and a plain upload
-// to its default. Loopback subnet 127.0.117.x: the node on .1, the S3
+// to its default; with --ingest-s3, `gosty submit --url s3://...` reads
+// its source from the bucket. Loopback subnet 127.0.117.x: the node on .1, the S3
 // server on .21 and up.
 func TestPublishFlags(t *testing.T) {
 	if testing.Short() {
@@ -29,7 +32,8 @@ func TestPublishFlags(t *testing.T) {
 		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}
 	c, _ := newCluster(t, clusterOpts{subnet: 117, size: 1, fast: true, env: env}, "--preset", "ultrafast",
-		"--publish", "s3://media/flags/", "--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", "us-east-1")
+		"--publish", "s3://media/flags/", "--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", "us-east-1",
+		"--ingest-s3", "media")
 	if err := c.Start(0); err != nil {
 		t.Fatal(err)
 	}
@@ -82,5 +86,21 @@ func TestPublishFlags(t *testing.T) {
 		if err != nil || len(list.Contents) != j.P.Files || j.P.Files == 0 {
 			t.Fatalf("job %s: %d objects under %s, %d published (%v)", id, len(list.Contents), prefix, j.P.Files, err)
 		}
+	}
+
+	// An s3:// source through the CLI.
+	b, err := os.ReadFile(clip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("media"),
+		Key: aws.String("in/clip.mp4"), Body: bytes.NewReader(b)}); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = gosty(t, "submit", "--server", server, "--wait", "--output", "json",
+		"--renditions", "180p@300k", "--publish", "none", "--url", "s3://media/in/clip.mp4")
+	out = submitOutput{}
+	if err := json.Unmarshal([]byte(stdout), &out); code != 0 || err != nil || len(out.Jobs) != 1 || out.Jobs[0].State != "done" {
+		t.Fatalf("submit --url s3://: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 }
