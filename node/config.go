@@ -162,6 +162,13 @@ type Config struct {
 	// any the credentials reach; empty: s3:// sources refused
 	// (ingest_s3.go).
 	IngestS3 string
+	// Watch is a prefix (s3://bucket/inbox/) whose new objects become
+	// jobs, WatchOptions their options when no sidecar <key>.json has
+	// them, WatchInterval the leader's poll period (0: 10 s, 500 ms with
+	// Fast). See watch.go.
+	Watch         string
+	WatchOptions  string
+	WatchInterval time.Duration
 	// WebhookKeyFile holds the webhook HMAC key; default: derived from the
 	// cluster key.
 	WebhookKeyFile string
@@ -428,6 +435,17 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseIngestS3(c.IngestS3); err != nil {
 		errs = append(errs, err.Error())
+	}
+	if c.Watch != "" {
+		if _, err := objstore.ParseTarget(c.Watch); err != nil {
+			errs = append(errs, "--watch: "+err.Error())
+		}
+	}
+	if _, err := parseJobOptions([]byte(c.WatchOptions)); err != nil {
+		errs = append(errs, "--watch-options: "+err.Error())
+	}
+	if c.WatchInterval < 0 {
+		errs = append(errs, "--watch-interval must not be negative")
 	}
 	ok := false
 	for _, p := range x264Presets {

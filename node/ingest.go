@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/egress"
+	"github.com/gosty/gosty/objstore"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -118,10 +120,29 @@ func (g *ingester) progress(jobID string) (float64, bool) {
 
 // SubmitURL commits an ingesting job and starts its fetch.
 func (s service) SubmitURL(ctx context.Context, raw string, options []byte) (cluster.Job, error) {
+	return s.submitURL(ctx, raw, options, ingestFrom{})
+}
+
+// ingestFrom is who asks for a fetch other than an API client: the bucket
+// watch (watch.go) gives the job's ID (one per object, so that it is
+// submitted once) and its submitter, and reads a bucket the operator
+// named (no --ingest-s3 check).
+type ingestFrom struct {
+	id, submitter string
+	operator      bool
+}
+
+func (s service) submitURL(ctx context.Context, raw string, options []byte, from ingestFrom) (cluster.Job, error) {
 	n, g := s.n, s.n.ingest
 	var u *url.URL // nil: an s3:// source (ingest_s3.go)
 	srcPath := ""
-	if isS3Source(raw) {
+	if isS3Source(raw) && from.operator {
+		_, key, err := objstore.ParseObject(raw)
+		if err != nil {
+			return cluster.Job{}, cluster.Invalid(err)
+		}
+		srcPath = key
+	} else if isS3Source(raw) {
 		_, key, err := n.checkS3Source(raw)
 		if err != nil {
 			return cluster.Job{}, cluster.Invalid(err)
@@ -154,6 +175,9 @@ func (s service) SubmitURL(ctx context.Context, raw string, options []byte) (clu
 	if !tokens && jo.ClientID != "" {
 		submitter = "client:" + jo.ClientID
 	}
+	if from.submitter != "" {
+		submitter = from.submitter
+	}
 	opts := jo.Options
 	if opts.Preset == "" {
 		opts.Preset = n.cfg.Preset // as the upload path will apply it
@@ -163,7 +187,7 @@ func (s service) SubmitURL(ctx context.Context, raw string, options []byte) (clu
 		name = "source"
 	}
 	rec := cluster.Job{
-		ID: newJobID(), Name: name, Origin: n.cfg.Name, SourceURL: raw, Options: cluster.OptionsOf(opts),
+		ID: cmp.Or(from.id, newJobID()), Name: name, Origin: n.cfg.Name, SourceURL: raw, Options: cluster.OptionsOf(opts),
 		CallbackURL: jo.CallbackURL, TTL: n.cfg.Retention, DropSource: jo.KeepSource != nil && !*jo.KeepSource,
 		Priority: jo.priority, Submitter: submitter,
 	}

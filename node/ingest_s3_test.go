@@ -160,3 +160,17 @@ func TestS3IngestOff(t *testing.T) {
 		t.Fatalf("%d %s", code, body)
 	}
 }
+
+// A watched object's job ID is a valid job ID, the same for the same
+// object and another for another key or ETag.
+func TestWatchJobID(t *testing.T) {
+	a := watchJobID("inbox", "in/a.mp4", `"e1"`)
+	if !cluster.ValidJobID(a) || a != watchJobID("inbox", "in/a.mp4", `"e1"`) {
+		t.Fatalf("watchJobID = %q", a)
+	}
+	for _, b := range []string{watchJobID("inbox", "in/b.mp4", `"e1"`), watchJobID("inbox", "in/a.mp4", `"e2"`), watchJobID("other", "in/a.mp4", `"e1"`)} {
+		if b == a {
+			t.Fatalf("two objects share the job ID %q", a)
+		}
+	}
+}

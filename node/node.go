@@ -67,6 +67,7 @@ type Node struct {
 
 	progress  progressCache // the leader's view of running tasks, for followers
 	ingest    *ingester     // URL ingests fetched here (ingest.go)
+	watch     *watcher      // the --watch prefix, nil without (watch.go)
 	promote   *cluster.Promoter
 	worker    *worker
 	repl      *replicator
@@ -287,6 +288,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.repl = newReplicator(n, logger.With("component", "replicator"), 2*time.Second)
 	n.notify = newNotifier(n.store, n.log, n.webhookAllow, hookKey, logger)
 	n.ingest = newIngester(n, logger)
+	n.watch = newWatcher(n, logger)
 	n.publish = newPublisher(n, logger) // publish.go
 	n.gc = &collector{
 		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, pins: n.pins, manifests: n.manifests,
@@ -659,6 +661,9 @@ func (n *Node) Run(ctx context.Context) error {
 				start(n.notify.Run)
 			}
 			start(n.ingest.Run)
+			if n.watch != nil {
+				start(n.watch.Run)
+			}
 			wg.Wait()
 			return nil
 		}, func(error) {
