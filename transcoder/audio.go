@@ -91,6 +91,16 @@ func (t *Transcoder) EncodeAudioProgress(ctx context.Context, src string, p *Pro
 		_ = os.Remove(tmp)
 		return fmt.Errorf("encode audio %s: %w", src, err)
 	}
+	// Verified before it is kept: a full disk during the faststart pass
+	// can leave a file without its moov atom behind an exit status of 0,
+	// and a blob stored so would fail every package of the job.
+	if got, err := t.AudioTracksOf(ctx, tmp, videoDuration); err != nil || len(got) != len(outs) {
+		_ = os.Remove(tmp)
+		if err == nil {
+			err = fmt.Errorf("%d tracks written, %d planned", len(got), len(outs))
+		}
+		return fmt.Errorf("encode audio %s: the encoded audio does not read back: %w", src, err)
+	}
 	if err := os.Rename(tmp, out); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("encode audio %s: %w", src, err)

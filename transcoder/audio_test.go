@@ -59,3 +59,36 @@ func TestEncodeAudioAlignment(t *testing.T) {
 		t.Error("no error for a source without audio")
 	}
 }
+
+// An audio encode whose output does not read back (here an ffmpeg that
+// exits 0 after its output lost all but its first bytes: no moov atom, as
+// a full disk during the faststart pass left it in TestFullDiskMidUpload
+// AndEncode) fails and keeps nothing.
+func TestEncodeAudioVerifiesItsOutput(t *testing.T) {
+	dir := t.TempDir()
+	real, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Skip("no ffmpeg")
+	}
+	fake := writeScript(t, dir, "ffmpeg-short", real+` "$@" || exit $?
+for a; do last=$a; done
+case "$last" in *.part) truncate -s 32 "$last";; esac
+exit 0`)
+	tr, err := New(Config{FFmpeg: fake, Unconfined: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := genClip(t, dir, "src", clipSpec{W: 160, H: 90, Rate: 25, Seconds: 2, GOP: 1, Audio: true, Preset: "ultrafast"})
+	p, err := tr.Probe(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out", "audio.m4a")
+	err = tr.EncodeAudio(context.Background(), src, p, p.Video.Duration, out)
+	if err == nil || !strings.Contains(err.Error(), "does not read back") {
+		t.Fatalf("err %v, want a damaged output refused", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "out", "*")); len(left) > 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}
