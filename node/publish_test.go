@@ -17,26 +17,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/objstore"
 	"github.com/gosty/gosty/objstore/s3test"
 )
 
-// publishJob is the part of the job JSON these tests read.
-type publishJob struct {
-	ID      string                 `json:"id"`
-	State   string                 `json:"state"`
-	Error   string                 `json:"error"`
-	Publish *cluster.PublishStatus `json:"publish"`
-	Outputs *struct {
-		HLS       string `json:"hls"`
-		Published *struct {
-			BaseURL string `json:"base_url"`
-			HLS     string `json:"hls"`
-			DASH    string `json:"dash"`
-		} `json:"published"`
-	} `json:"outputs"`
-	Webhook *cluster.WebhookStatus `json:"webhook"`
-}
+// publishJob is the job JSON as the API writes it.
+type publishJob = httpapi.JobView
 
 func getPublishJob(t *testing.T, base, id string) publishJob {
 	t.Helper()

@@ -13,19 +13,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/objstore/s3test"
 )
 
-type watchJob struct {
-	ID        string `json:"id"`
-	State     string `json:"state"`
-	Error     string `json:"error"`
-	SourceURL string `json:"source_url"`
-	Options   struct {
-		ChunkSeconds float64 `json:"chunk_seconds"`
-	} `json:"options"`
-}
+// watchJob is the job JSON as the API writes it.
+type watchJob = httpapi.JobView
 
 // TestWatchBucket: three node processes watch s3://inbox/in/ (--watch).
 // Two objects put there (one with a sidecar of options) become jobs; the
@@ -73,7 +67,7 @@ func TestWatchBucket(t *testing.T) {
 	put("in/b.mp4", clip)
 
 	jobs := func(pod int) []watchJob {
-		var l struct{ Jobs []watchJob }
+		var l httpapi.JobList
 		if err := getJSON(c.HTTP(pod)+"/api/v1/jobs?limit=100", &l); err != nil {
 			return nil
 		}
