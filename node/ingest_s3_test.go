@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,50 +17,6 @@ import (
 	"github.com/gosty/gosty/objstore"
 	"github.com/gosty/gosty/objstore/s3test"
 )
-
-// gateProxy forwards TCP to target; on the first connection that carries
-// more than hold bytes back, it stops there until gate is closed.
-func gateProxy(t *testing.T, target string, hold int64, gate <-chan struct{}) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var once sync.Once
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(u, c); u.Close() }()
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				defer u.Close()
-				if n, _ := io.CopyN(c, u, hold); n == hold {
-					held := false
-					once.Do(func() { held = true })
-					if held {
-						<-gate
-					}
-				}
-				io.Copy(c, u)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
 
 // TestS3Ingest: an s3://bucket/key source on a real S3 server (versitygw)
 // is read while the job shows ingesting with progress (bytes / object
@@ -91,7 +44,7 @@ func TestS3Ingest(t *testing.T) {
 		}
 	}
 	gate := make(chan struct{})
-	proxy := gateProxy(t, strings.TrimPrefix(srv.Endpoint, "http://"), int64(len(clip)/2), gate)
+	proxy := s3test.Proxy(t, strings.TrimPrefix(srv.Endpoint, "http://"), int64(len(clip)/2), func() bool { <-gate; return false })
 	n := startNode(t, filepath.Join(dir, "data"), func(c *Config) {
 		c.IngestS3 = "inbox"
 		c.S3 = objstore.Config{Endpoint: "http://" + proxy, PathStyle: true}

@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,50 +36,6 @@ func TestParseObject(t *testing.T) {
 	}
 }
 
-// cutProxy forwards TCP to target; the first connection that carries
-// more than cut bytes back is closed there (a dropped connection mid
-// object).
-func cutProxy(t *testing.T, target string, cut int64) (addr string, cuts *atomic.Int32) {
-	t.Helper()
-	ln, err := net.Listen("tcp", strings.Split(target, ":")[0]+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cuts = &atomic.Int32{}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(u, c); u.Close() }()
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				defer u.Close()
-				if cuts.Load() == 0 {
-					n, _ := io.CopyN(c, u, cut)
-					if n == cut && cuts.CompareAndSwap(0, 1) {
-						return // dropped
-					}
-				}
-				io.Copy(c, u)
-			}()
-		}
-	}()
-	return ln.Addr().String(), cuts
-}
-
 // TestS3Open reads an object whole, through a connection that drops
 // half-way (resumed with a ranged GetObject), and fails clearly for a
 // missing key and wrong keys.
@@ -95,7 +49,8 @@ func TestS3Open(t *testing.T) {
 		Body: bytes.NewReader(body)}); err != nil {
 		t.Fatal(err)
 	}
-	addr, cuts := cutProxy(t, strings.TrimPrefix(srv.Endpoint, "http://"), 1<<20)
+	var cuts atomic.Int32
+	addr := s3test.Proxy(t, strings.TrimPrefix(srv.Endpoint, "http://"), 1<<20, func() bool { cuts.Add(1); return true })
 	st, err := objstore.NewS3(ctx, objstore.Config{Endpoint: "http://" + addr, PathStyle: true})
 	if err != nil {
 		t.Fatal(err)
