@@ -35,3 +35,27 @@ func TestSubmitURL(t *testing.T) {
 		}
 	}
 }
+
+// A URL submit is a write: with API tokens it needs one, like an upload,
+// and nothing reaches SubmitURL without it.
+func TestSubmitURLNeedsToken(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.APIToken = "s3cret" })
+	body := `{"source_url":"https://media.example/clip.mp4"}`
+	for _, hdr := range []map[string]string{
+		{"Content-Type": "application/json"},
+		{"Content-Type": "application/json", "Authorization": "Bearer wrong"},
+	} {
+		resp, b := do(t, http.MethodPost, e.srv.URL+"/api/v1/jobs", strings.NewReader(body), hdr)
+		if code, _ := errCode(t, b); resp.StatusCode != http.StatusUnauthorized || code != "unauthorized" {
+			t.Fatalf("%v: %d %s", hdr, resp.StatusCode, b)
+		}
+	}
+	if subs := e.jobs.submissions(); len(subs) != 0 {
+		t.Fatalf("submitted without a token: %+v", subs)
+	}
+	resp, b := do(t, http.MethodPost, e.srv.URL+"/api/v1/jobs", strings.NewReader(body),
+		map[string]string{"Content-Type": "application/json", "Authorization": "Bearer s3cret"})
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("with the token: %d %s", resp.StatusCode, b)
+	}
+}
