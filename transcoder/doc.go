@@ -133,8 +133,9 @@ package transcoder
 //   - CODECS: ffmpeg 5.1's DASH muxer writes a bare "hvc1" for HEVC. After
 //     packaging, every video representation's RFC 6381 value is read from
 //     its init segment's decoder configuration (avcC, hvcC per ISO/IEC
-//     14496-15 annex E, av1C) and written into the MPD and the HLS
-//     master, so both name the profile, tier and level the encoder chose.
+//     14496-15 annex E, av1C) and written into the MPD, from which the
+//     HLS master is then written (buildMaster), so both name the profile,
+//     tier and level the encoder chose.
 //   - HDR (hdr.go, hdrprobe.go, hdrpkg.go): a source is HDR when its transfer is PQ
 //     (smpte2084) or HLG (arib-std-b67); its HDR10 metadata (mastering
 //     display, content light level) is read from the stream's side data or

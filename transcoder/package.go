@@ -159,9 +159,6 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 	if err := t.fixHLS(outDir, in.Renditions, tracks); err != nil {
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
-	if err := fixMasterCodecs(filepath.Join(outDir, hlsMaster), codecs); err != nil {
-		return nil, fmt.Errorf("package %s: %w", outDir, err)
-	}
 	if err := fixRanges(outDir, in.Renditions); err != nil {
 		return nil, fmt.Errorf("package %s: %w", outDir, err)
 	}
@@ -375,7 +372,6 @@ var (
 	mpdRepRe    = regexp.MustCompile(`<Representation\s[^>]*>`)
 	mpdRepIDRe  = regexp.MustCompile(`\sid="([0-9]+)"`)
 	mpdCodecsRe = regexp.MustCompile(`\scodecs="[^"]*"`)
-	hlsCodecsRe = regexp.MustCompile(`CODECS="([^"]*)"`)
 )
 
 // fixCodecs reads each video representation's codecs value from its init
@@ -421,47 +417,4 @@ func fixCodecs(outDir string, n int) ([]string, error) {
 		}
 	}
 	return codecs, nil
-}
-
-// fixMasterCodecs puts codecs[i] as the video entry of the CODECS
-// attribute of the variant whose URI is media_<i>.m3u8, keeping the audio
-// entry.
-func fixMasterCodecs(path string, codecs []string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("hls master: %w", err)
-	}
-	lines := strings.Split(string(b), "\n")
-	inf := -1
-	for k, l := range lines {
-		l = strings.TrimSpace(l)
-		if strings.HasPrefix(l, "#EXT-X-STREAM-INF:") {
-			inf = k
-			continue
-		}
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		var i int
-		if inf >= 0 {
-			if _, err := fmt.Sscanf(l, "media_%d.m3u8", &i); err == nil && i >= 0 && i < len(codecs) {
-				lines[inf] = hlsCodecsRe.ReplaceAllStringFunc(lines[inf], func(attr string) string {
-					list := strings.Split(hlsCodecsRe.FindStringSubmatch(attr)[1], ",")
-					out := []string{codecs[i]}
-					for _, c := range list {
-						if strings.HasPrefix(c, "mp4a") || strings.HasPrefix(c, "ac-3") || strings.HasPrefix(c, "opus") {
-							out = append(out, c)
-						}
-					}
-					return `CODECS="` + strings.Join(out, ",") + `"`
-				})
-			}
-		}
-		inf = -1
-	}
-	fixed := strings.Join(lines, "\n")
-	if fixed == string(b) {
-		return nil
-	}
-	return writeFileAtomic(path, []byte(fixed))
 }
