@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 func TestBlobStorePutOpenDelete(t *testing.T) {
@@ -158,7 +160,7 @@ func TestBlobStoreStoredIsYoung(t *testing.T) {
 			return err
 		},
 		"Receive": func() error { return b.Receive(context.Background(), ref, bytes.NewReader(data)) },
-		"Pull":    func() error { return peers.Pull(context.Background(), ref, nil, ReasonReplicate) },
+		"Pull":    func() error { return peers.Pull(context.Background(), ref, nil, peerproto.ReasonReplicate) },
 	}
 	for name, store := range again {
 		if err := os.Chtimes(p, old, old); err != nil {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // A node below its disk reserve gets no new task; its running ones keep
@@ -146,7 +148,7 @@ func TestBlobStoreAdmitsWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newTestPeers(t, b, nil)
-	if err := p.Pull(context.Background(), ref, []string{holder.addr()}, ReasonTask); !errors.Is(err, ErrNoSpace) {
+	if err := p.Pull(context.Background(), ref, []string{holder.addr()}, peerproto.ReasonTask); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("pull of 3 MiB into 1 MiB: %v", err)
 	}
 	if n, _ := holder.seen(); n != 0 {
@@ -158,7 +160,7 @@ func TestBlobStoreAdmitsWrites(t *testing.T) {
 	sp.mu.Lock()
 	sp.left = 16 << 20
 	sp.mu.Unlock()
-	if err := p.Pull(context.Background(), ref, []string{holder.addr()}, ReasonTask); err != nil {
+	if err := p.Pull(context.Background(), ref, []string{holder.addr()}, peerproto.ReasonTask); err != nil {
 		t.Fatal(err)
 	}
 	if left := sp.left; left != 13<<20 {
@@ -183,7 +185,7 @@ func TestPullStopsWhenRoomRunsOut(t *testing.T) {
 	// Someone else takes most of the room between admission and writing.
 	b.SetSpace(&afterFirst{Space: sp, take: 3 << 20})
 	p := newTestPeers(t, b, nil)
-	err := p.Pull(context.Background(), ref, []string{h1.addr(), h2.addr()}, ReasonTask)
+	err := p.Pull(context.Background(), ref, []string{h1.addr(), h2.addr()}, peerproto.ReasonTask)
 	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("pull: %v", err)
 	}

@@ -21,7 +21,9 @@
 //
 // It knows nothing of HTTP routing or of the node that wires it: the
 // internal API's handlers live in httpapi, and only this package's client
-// side (Peers) speaks to them.
+// side (Peers) speaks to them. What the two ends must agree on (paths,
+// headers, error codes, the error envelope, the transfer metric) is
+// package peerproto, which both import, so it is spelled once.
 //
 // Rules kept here:
 //   - Everything that must survive a node is a raft command; applying one

@@ -21,74 +21,17 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster/peerlink"
+	"github.com/gosty/gosty/cluster/peerproto"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// The internal (peer-to-peer) HTTP API. Only nodes talk to it, on the
-// internal port of --bind-addr; it is served by httpapi.Internal and called
-// through Peers, over a peerlink (TLS 1.3, peers authenticated by the
-// cluster key's session-bound exchange or by certificates, before any
-// request is read: package peerlink), so requests carry no credentials.
-// Every request carries HeaderReason so that both ends count the bytes they
-// move under the same reason.
-const (
-	// InternalPrefix is the path prefix of every internal route.
-	InternalPrefix = "/internal/v1"
-	// HeaderReason says why bytes move: one of the Reason* values.
-	HeaderReason = "X-Gosty-Reason"
-	// HeaderSize is the expected size of a pushed blob (PUT).
-	HeaderSize = "X-Gosty-Size"
-)
-
-// Reasons for moving blob bytes between nodes: the bounded label values of
-// gosty_transfer_bytes_total{reason}.
-const (
-	ReasonTask      = "task"      // a worker pulls the inputs of its task
-	ReasonReplicate = "replicate" // pushing or pulling to reach --replicas copies
-	ReasonServe     = "serve"     // proxying a blob to an HTTP client
-	ReasonUpload    = "upload"    // relaying a resumable upload to the node that holds it
-	ReasonOther     = "other"
-)
-
-// TransferReason folds any reason string to the bounded label set.
-func TransferReason(r string) string {
-	switch r {
-	case ReasonTask, ReasonReplicate, ReasonServe, ReasonUpload:
-		return r
-	}
-	return ReasonOther
-}
-
-// Transfer directions (label values of gosty_transfer_bytes_total{direction}).
-const (
-	DirectionIn  = "in"
-	DirectionOut = "out"
-)
-
-// TransferBytes returns gosty_transfer_bytes_total{direction,reason} as
-// registered on reg, registering it on first use; the server and the client
-// side of one node share it. A nil reg gives an unregistered vector. It
-// panics if reg holds an incompatible collector of the same name (a
-// programming error, like prometheus.MustRegister).
-func TransferBytes(reg prometheus.Registerer) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gosty_transfer_bytes_total",
-		Help: "Blob and upload bytes moved between nodes over the internal API, by direction (in, out) and reason (task, replicate, serve, upload, other).",
-	}, []string{"direction", "reason"})
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("cluster: registering gosty_transfer_bytes_total: %v", err))
-	}
-	return c
-}
+// The client of the internal (peer-to-peer) HTTP API. Only nodes talk to
+// it, on the internal port of --bind-addr; it is served by httpapi.Internal
+// and called through Peers, over a peerlink (TLS 1.3, peers authenticated
+// by the cluster key's session-bound exchange or by certificates, before
+// any request is read: package peerlink), so requests carry no
+// credentials. Its paths, headers, error codes and transfer metric are
+// package peerproto's, which the server imports too.
 
 // JoinRequest asks the leader to add a node to raft (as a non-voter).
 type JoinRequest struct {
@@ -170,7 +113,7 @@ func NewPeers(cfg PeerConfig) *Peers {
 		blobs:    cfg.Blobs,
 		log:      cfg.Logger,
 		client:   cfg.Client,
-		transfer: TransferBytes(cfg.Registry),
+		transfer: peerproto.TransferBytes(cfg.Registry),
 		onAbsent: cfg.OnAbsent,
 		pulling:  map[string]*pullCall{},
 	}
@@ -206,14 +149,16 @@ func NewPeers(cfg PeerConfig) *Peers {
 	return p
 }
 
-func (p *Peers) url(addr, path string) string { return p.scheme + "://" + addr + InternalPrefix + path }
+func (p *Peers) url(addr, path string) string {
+	return p.scheme + "://" + addr + peerproto.Prefix + path
+}
 
 func (p *Peers) newRequest(ctx context.Context, method, addr, path, reason string, body io.Reader) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, method, p.url(addr, path), body)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set(HeaderReason, TransferReason(reason))
+	req.Header.Set(peerproto.HeaderReason, peerproto.TransferReason(reason))
 	return req, nil
 }
 
@@ -314,7 +259,7 @@ func (p *Peers) pull(ctx context.Context, ref BlobRef, holders []string, reason 
 		}
 	}()
 	pt := &partial{f: f, w: p.blobs.guard(f), h: sha256.New()}
-	counter := p.transfer.WithLabelValues(DirectionIn, TransferReason(reason))
+	counter := p.transfer.WithLabelValues(peerproto.DirectionIn, peerproto.TransferReason(reason))
 
 	var (
 		errs     []error
@@ -422,7 +367,7 @@ func (p *Peers) fetch(ctx context.Context, ref BlobRef, holder, reason string, p
 	if pt.n == ref.Size && ref.Size > 0 {
 		return 0, nil
 	}
-	req, err := p.newRequest(ctx, http.MethodGet, holder, "/blobs/"+ref.Hash, reason, nil)
+	req, err := p.newRequest(ctx, http.MethodGet, holder, peerproto.PathBlob+ref.Hash, reason, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -454,7 +399,7 @@ func (p *Peers) fetch(ctx context.Context, ref BlobRef, holder, reason string, p
 		return resp.StatusCode, responseError(resp)
 	}
 	left := ref.Size - pt.n
-	n, err := io.Copy(pt, countingReader{io.LimitReader(resp.Body, left+1), counter})
+	n, err := io.Copy(pt, peerproto.CountingReader{R: io.LimitReader(resp.Body, left+1), C: counter})
 	if err != nil {
 		return resp.StatusCode, err
 	}
@@ -495,19 +440,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-type countingReader struct {
-	r io.Reader
-	c prometheus.Counter
-}
-
-func (c countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if n > 0 {
-		c.c.Add(float64(n))
-	}
-	return n, err
-}
-
 // Push sends a local blob to a peer that lacks it (PUT); the peer verifies
 // it. An error wraps ErrInvalid when the peer refused the bytes. A peer that
 // already has the blob answers before the body is sent (Expect:
@@ -533,9 +465,9 @@ func (p *Peers) Push(ctx context.Context, ref BlobRef, to string, reason string)
 	if fi.Size() != ref.Size {
 		return fmt.Errorf("%w: local copy has %d bytes, ref says %d", ErrInvalid, fi.Size(), ref.Size)
 	}
-	counter := p.transfer.WithLabelValues(DirectionOut, TransferReason(reason))
-	req, err := p.newRequest(ctx, http.MethodPut, to, "/blobs/"+ref.Hash, reason,
-		io.NopCloser(countingReader{f, counter}))
+	counter := p.transfer.WithLabelValues(peerproto.DirectionOut, peerproto.TransferReason(reason))
+	req, err := p.newRequest(ctx, http.MethodPut, to, peerproto.PathBlob+ref.Hash, reason,
+		io.NopCloser(peerproto.CountingReader{R: f, C: counter}))
 	if err != nil {
 		return err
 	}
@@ -544,7 +476,7 @@ func (p *Peers) Push(ctx context.Context, ref BlobRef, to string, reason string)
 		req.Body = http.NoBody
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set(HeaderSize, strconv.FormatInt(ref.Size, 10))
+	req.Header.Set(peerproto.HeaderSize, strconv.FormatInt(ref.Size, 10))
 	if ref.Size > 0 {
 		// The receiver answers at once, without the body, if it already
 		// has the blob.
@@ -576,7 +508,7 @@ func (p *Peers) Open(ctx context.Context, ref BlobRef, holders []string) (io.Rea
 	}
 	return &remoteBlob{
 		p: p, ctx: ctx, ref: ref, holders: append([]string(nil), holders...),
-		counter: p.transfer.WithLabelValues(DirectionIn, ReasonServe),
+		counter: p.transfer.WithLabelValues(peerproto.DirectionIn, peerproto.ReasonServe),
 	}, nil
 }
 
@@ -672,7 +604,7 @@ func (r *remoteBlob) open() error {
 }
 
 func (r *remoteBlob) get(holder string) (io.ReadCloser, int, error) {
-	req, err := r.p.newRequest(r.ctx, http.MethodGet, holder, "/blobs/"+r.ref.Hash, ReasonServe, nil)
+	req, err := r.p.newRequest(r.ctx, http.MethodGet, holder, peerproto.PathBlob+r.ref.Hash, peerproto.ReasonServe, nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -748,7 +680,7 @@ func (r *remoteBlob) Close() error {
 // as the matching cluster error (ErrNotLeader, ErrStale, ErrConflict,
 // ErrNotFound, ErrInvalid) with the leader's message.
 func (p *Peers) Propose(ctx context.Context, leader string, cmd []byte) (uint64, error) {
-	req, err := p.newRequest(ctx, http.MethodPost, leader, "/propose", ReasonOther, bytes.NewReader(cmd))
+	req, err := p.newRequest(ctx, http.MethodPost, leader, peerproto.PathPropose, peerproto.ReasonOther, bytes.NewReader(cmd))
 	if err != nil {
 		return 0, fmt.Errorf("propose to %s: %w", leader, err)
 	}
@@ -764,7 +696,7 @@ func (p *Peers) Propose(ctx context.Context, leader string, cmd []byte) (uint64,
 
 // Join asks the leader to add a node to raft.
 func (p *Peers) Join(ctx context.Context, leader string, jr JoinRequest) error {
-	if err := p.postJSON(ctx, leader, "/raft/join", jr); err != nil {
+	if err := p.postJSON(ctx, leader, peerproto.PathJoin, jr); err != nil {
 		return fmt.Errorf("join via %s: %w", leader, err)
 	}
 	return nil
@@ -772,7 +704,7 @@ func (p *Peers) Join(ctx context.Context, leader string, jr JoinRequest) error {
 
 // Remove asks the leader to take a departing server out of raft.
 func (p *Peers) Remove(ctx context.Context, leader string, req RemoveRequest) error {
-	if err := p.postJSON(ctx, leader, "/raft/remove", req); err != nil {
+	if err := p.postJSON(ctx, leader, peerproto.PathRemove, req); err != nil {
 		return fmt.Errorf("remove via %s: %w", leader, err)
 	}
 	return nil
@@ -780,7 +712,7 @@ func (p *Peers) Remove(ctx context.Context, leader string, req RemoveRequest) er
 
 // Heartbeat sends a worker's heartbeat to the leader.
 func (p *Peers) Heartbeat(ctx context.Context, leader string, hb Heartbeat) error {
-	if err := p.postJSON(ctx, leader, "/heartbeat", hb); err != nil {
+	if err := p.postJSON(ctx, leader, peerproto.PathHeartbeat, hb); err != nil {
 		return fmt.Errorf("heartbeat to %s: %w", leader, err)
 	}
 	return nil
@@ -789,7 +721,7 @@ func (p *Peers) Heartbeat(ctx context.Context, leader string, hb Heartbeat) erro
 // Progress asks the leader what workers last reported for a job's running
 // tasks (task id → fraction done).
 func (p *Peers) Progress(ctx context.Context, leader, jobID string) (map[string]float64, error) {
-	req, err := p.newRequest(ctx, http.MethodGet, leader, "/progress/"+url.PathEscape(jobID), ReasonOther, nil)
+	req, err := p.newRequest(ctx, http.MethodGet, leader, peerproto.PathProgress+url.PathEscape(jobID), peerproto.ReasonOther, nil)
 	if err != nil {
 		return nil, fmt.Errorf("progress of %s from %s: %w", jobID, leader, err)
 	}
@@ -808,7 +740,7 @@ func (p *Peers) postJSON(ctx context.Context, addr, path string, v any) error {
 	if err != nil {
 		return err
 	}
-	req, err := p.newRequest(ctx, http.MethodPost, addr, path, ReasonOther, bytes.NewReader(b))
+	req, err := p.newRequest(ctx, http.MethodPost, addr, path, peerproto.ReasonOther, bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
@@ -819,7 +751,7 @@ func (p *Peers) postJSON(ctx context.Context, addr, path string, v any) error {
 // Status asks a node for its view of raft.
 func (p *Peers) Status(ctx context.Context, addr string) (RaftStatus, error) {
 	var st RaftStatus
-	req, err := p.newRequest(ctx, http.MethodGet, addr, "/raft/status", ReasonOther, nil)
+	req, err := p.newRequest(ctx, http.MethodGet, addr, peerproto.PathStatus, peerproto.ReasonOther, nil)
 	if err != nil {
 		return st, fmt.Errorf("raft status of %s: %w", addr, err)
 	}
@@ -874,34 +806,29 @@ func (e remoteError) Unwrap() error { return e.sentinel }
 
 // errorCodes maps the internal API's error codes to cluster errors.
 var errorCodes = map[string]error{
-	"not_leader":        ErrNotLeader,
-	"stale":             ErrStale,
-	"conflict":          ErrConflict,
-	"not_found":         ErrNotFound,
-	"invalid":           ErrInvalid,
-	"checksum_mismatch": ErrInvalid,
-	"too_large":         ErrInvalid,
+	peerproto.CodeNotLeader:        ErrNotLeader,
+	peerproto.CodeStale:            ErrStale,
+	peerproto.CodeConflict:         ErrConflict,
+	peerproto.CodeNotFound:         ErrNotFound,
+	peerproto.CodeInvalid:          ErrInvalid,
+	peerproto.CodeChecksumMismatch: ErrInvalid,
+	peerproto.CodeTooLarge:         ErrInvalid,
 	// The receiver's data volume has no room above its reserves: the
 	// sender tries another node.
-	"insufficient_storage": ErrNoSpace,
+	peerproto.CodeInsufficientStorage: ErrNoSpace,
 }
 
 // responseError turns a non-2xx answer into an error: the cluster error of
 // its code, or a *PeerError.
 func responseError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var eb struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var eb peerproto.ErrorBody
 	code, msg := "", strings.TrimSpace(string(b))
 	if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
 		code, msg = eb.Error.Code, eb.Error.Message
 	}
 	if resp.StatusCode == http.StatusNotFound && code == "" {
-		code = "not_found"
+		code = peerproto.CodeNotFound
 	}
 	if sentinel, ok := errorCodes[code]; ok {
 		if !strings.Contains(msg, sentinel.Error()) {

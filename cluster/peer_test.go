@@ -20,6 +20,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 func peerTestData(t *testing.T, n int) ([]byte, BlobRef) {
@@ -117,22 +119,6 @@ type iotestErr struct{}
 
 func (iotestErr) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
 
-func TestPeerTransferBytesShared(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	a, b := TransferBytes(reg), TransferBytes(reg)
-	if a != b {
-		t.Fatal("second TransferBytes did not reuse the registered vector")
-	}
-	if TransferBytes(nil) == nil {
-		t.Fatal("nil registry")
-	}
-	for in, want := range map[string]string{"task": "task", "replicate": "replicate", "serve": "serve", "": "other", "bogus": "other", "TASK": "other"} {
-		if got := TransferReason(in); got != want {
-			t.Errorf("TransferReason(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // holder is a minimal internal blob server (the real one lives in httpapi,
 // which imports this package): ServeContent over the local file, optionally
 // cutting the connection after cut bytes of each body.
@@ -175,10 +161,10 @@ func (h *holder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ranges = append(h.ranges, rg)
 	}
 	h.mu.Unlock()
-	if got := r.Header.Get(HeaderReason); got == "" {
-		h.t.Errorf("request without %s", HeaderReason)
+	if got := r.Header.Get(peerproto.HeaderReason); got == "" {
+		h.t.Errorf("request without %s", peerproto.HeaderReason)
 	}
-	hash, ok := strings.CutPrefix(r.URL.Path, InternalPrefix+"/blobs/")
+	hash, ok := strings.CutPrefix(r.URL.Path, peerproto.Prefix+"/blobs/")
 	if !ok || r.Method != http.MethodGet {
 		http.Error(w, "no", http.StatusNotFound)
 		return
@@ -290,7 +276,7 @@ func TestPeerPull(t *testing.T) {
 			p := newTestPeers(t, local, reg)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			err := p.Pull(ctx, ref, addrs, ReasonTask)
+			err := p.Pull(ctx, ref, addrs, peerproto.ReasonTask)
 			var ranges []string
 			for _, h := range hs {
 				_, r := h.seen()
@@ -329,7 +315,7 @@ func TestPeerPull(t *testing.T) {
 			if !bytes.Equal(got, data) {
 				t.Fatal("pulled content differs")
 			}
-			if in := peerCounter(t, p.transfer, DirectionIn, ReasonTask); in < size {
+			if in := peerCounter(t, p.transfer, peerproto.DirectionIn, peerproto.ReasonTask); in < size {
 				t.Errorf("in bytes = %v, want >= %d", in, size)
 			}
 			// A second pull is a no-op.
@@ -338,7 +324,7 @@ func TestPeerPull(t *testing.T) {
 				n, _ := h.seen()
 				n0 += n
 			}
-			if err := p.Pull(ctx, ref, addrs, ReasonTask); err != nil {
+			if err := p.Pull(ctx, ref, addrs, peerproto.ReasonTask); err != nil {
 				t.Fatal(err)
 			}
 			n1 := 0
@@ -365,7 +351,7 @@ func TestPeerPullConcurrentShareOneTransfer(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for i := range errs {
-		wg.Go(func() { errs[i] = p.Pull(context.Background(), ref, []string{h.addr()}, ReasonTask) })
+		wg.Go(func() { errs[i] = p.Pull(context.Background(), ref, []string{h.addr()}, peerproto.ReasonTask) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -414,7 +400,7 @@ func TestPeerOpenSeekAndFailover(t *testing.T) {
 	if _, err := r.Seek(-1, io.SeekStart); err == nil {
 		t.Fatal("negative seek accepted")
 	}
-	if got := peerCounter(t, p.transfer, DirectionIn, ReasonServe); got < 50 {
+	if got := peerCounter(t, p.transfer, peerproto.DirectionIn, peerproto.ReasonServe); got < 50 {
 		t.Fatalf("serve bytes %v", got)
 	}
 	// Nobody has it: the first Read says so.

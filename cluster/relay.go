@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // Resumable uploads live in the data dir of the node that took them; the
@@ -15,19 +17,12 @@ import (
 // answer on; the node that holds the upload answers as if the client had
 // come straight to it. httpapi implements both ends (uploadrelay.go); this is the client.
 
-// HeaderSubmitter carries, on a relayed upload request, the submitter
-// identity the relaying node derived from the client's API token
-// (httpapi.Submitter), so that the job is committed under it. Only peers,
-// which hold the cluster key, can send it; it is absent when the relaying
-// node has no API tokens configured.
-const HeaderSubmitter = "X-Gosty-Submitter"
-
 // UploadCall is a resumable-upload request relayed to the node that holds
 // the upload.
 type UploadCall struct {
 	Method string      // HEAD, PATCH or DELETE
 	ID     string      // the upload's ID, checked by the caller
-	Header http.Header // request headers to pass on (tus's, HeaderSubmitter)
+	Header http.Header // request headers to pass on (tus's, peerproto.HeaderSubmitter)
 	// Body is a PATCH's body, read as it is sent (nil: none).
 	Body io.Reader
 	// ContentLength is Body's length; -1 = unknown (sent chunked).
@@ -45,9 +40,9 @@ type UploadCall struct {
 func (p *Peers) RelayUpload(ctx context.Context, addr string, call UploadCall) (*http.Response, error) {
 	var body io.Reader
 	if call.Body != nil && call.ContentLength != 0 {
-		body = countingReader{call.Body, p.transfer.WithLabelValues(DirectionOut, ReasonUpload)}
+		body = peerproto.CountingReader{R: call.Body, C: p.transfer.WithLabelValues(peerproto.DirectionOut, peerproto.ReasonUpload)}
 	}
-	req, err := p.newRequest(ctx, call.Method, addr, "/uploads/"+url.PathEscape(call.ID), ReasonUpload, body)
+	req, err := p.newRequest(ctx, call.Method, addr, peerproto.PathUpload+url.PathEscape(call.ID), peerproto.ReasonUpload, body)
 	if err != nil {
 		return nil, fmt.Errorf("relay upload %s to %s: %w", call.ID, addr, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // A relayed upload request reaches the owner's internal route with the
@@ -21,7 +23,7 @@ func TestRelayUploadRequest(t *testing.T) {
 	}
 	got := make(chan seen, 4)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := seen{method: r.Method, path: r.URL.Path, auth: r.Header.Get("Authorization"), reason: r.Header.Get(HeaderReason),
+		s := seen{method: r.Method, path: r.URL.Path, auth: r.Header.Get("Authorization"), reason: r.Header.Get(peerproto.HeaderReason),
 			expect: r.Header.Get("Expect"), offset: r.Header.Get("Upload-Offset")}
 		if r.Header.Get("Upload-Offset") == "7" {
 			// Refused before the body: the body never leaves the sender.
@@ -49,11 +51,11 @@ func TestRelayUploadRequest(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != "5" {
 		t.Fatalf("answer %d offset %q", resp.StatusCode, resp.Header.Get("Upload-Offset"))
 	}
-	if s.method != http.MethodPatch || s.path != InternalPrefix+"/uploads/"+id || s.auth != "" ||
-		s.reason != ReasonUpload || string(s.body) != "hello" || s.offset != "0" || s.expect != "100-continue" {
+	if s.method != http.MethodPatch || s.path != peerproto.Prefix+"/uploads/"+id || s.auth != "" ||
+		s.reason != peerproto.ReasonUpload || string(s.body) != "hello" || s.offset != "0" || s.expect != "100-continue" {
 		t.Fatalf("the owner saw %+v", s)
 	}
-	if n := peerCounter(t, p.transfer, DirectionOut, ReasonUpload); n != 5 {
+	if n := peerCounter(t, p.transfer, peerproto.DirectionOut, peerproto.ReasonUpload); n != 5 {
 		t.Fatalf("counted %v bytes out, want 5", n)
 	}
 	// Refused before the body (a wrong offset): no byte counted.
@@ -66,7 +68,7 @@ func TestRelayUploadRequest(t *testing.T) {
 	if s := <-got; s.expect != "100-continue" {
 		t.Fatalf("refused PATCH: the owner saw %+v", s)
 	}
-	if n := peerCounter(t, p.transfer, DirectionOut, ReasonUpload); n != 5 {
+	if n := peerCounter(t, p.transfer, peerproto.DirectionOut, peerproto.ReasonUpload); n != 5 {
 		t.Fatalf("a refused body was sent: %v bytes counted", n)
 	}
 	// HEAD: no body.

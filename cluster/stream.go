@@ -9,21 +9,18 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // Streaming a blob whose address is not known yet: an upload is copied to
 // other nodes while it still comes in, so that once its last byte is here
 // the copies are too (see node's acknowledged uploads). The body is a
-// chunked POST to StreamPath; the blob's size and sha256 follow the bytes
-// as HTTP trailers (HeaderSize, HeaderHash), and the receiver installs the
-// blob only if what it read matches them. A body that ends early (the
-// sender gave up) lacks the trailers and is refused, so nothing is stored.
-const (
-	// StreamPath is the internal route (POST) of streamed blobs.
-	StreamPath = "/blobs"
-	// HeaderHash is the trailer that gives a streamed blob's sha256.
-	HeaderHash = "X-Gosty-Hash"
-)
+// chunked POST to peerproto.PathStream; the blob's size and sha256 follow
+// the bytes as HTTP trailers (peerproto.HeaderSize, HeaderHash), and the
+// receiver installs the blob only if what it read matches them. A body
+// that ends early (the sender gave up) lacks the trailers and is refused,
+// so nothing is stored.
 
 // errStalled ends a stream whose receiver took no bytes for its stall
 // bound.
@@ -55,8 +52,8 @@ type BlobStream struct {
 func (p *Peers) Stream(ctx context.Context, to, reason string, stall time.Duration) (*BlobStream, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
-	counter := p.transfer.WithLabelValues(DirectionOut, TransferReason(reason))
-	req, err := p.newRequest(ctx, http.MethodPost, to, StreamPath, reason, countingReader{pr, counter})
+	counter := p.transfer.WithLabelValues(peerproto.DirectionOut, peerproto.TransferReason(reason))
+	req, err := p.newRequest(ctx, http.MethodPost, to, peerproto.PathStream, reason, peerproto.CountingReader{R: pr, C: counter})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("stream to %s: %w", to, err)
@@ -65,7 +62,7 @@ func (p *Peers) Stream(ctx context.Context, to, reason string, stall time.Durati
 	req.Header.Set("Content-Type", "application/octet-stream")
 	// The values are filled in place by Close: the transport may read the
 	// map (its keys) while the body streams, so it is never written to.
-	req.Trailer = http.Header{HeaderSize: {""}, HeaderHash: {""}}
+	req.Trailer = http.Header{peerproto.HeaderSize: {""}, peerproto.HeaderHash: {""}}
 	s := &BlobStream{to: to, pw: pw, pr: pr, req: req, cancel: cancel, stall: stall, done: make(chan struct{})}
 	s.timer = time.AfterFunc(time.Hour, func() { s.fail(errStalled) })
 	s.timer.Stop()
@@ -146,8 +143,8 @@ func (s *BlobStream) Close(ctx context.Context, ref BlobRef) error {
 	}
 	// The transport reads the trailers' values once the body has ended,
 	// which the pipe's Close orders after these writes.
-	s.req.Trailer[HeaderSize][0] = strconv.FormatInt(ref.Size, 10)
-	s.req.Trailer[HeaderHash][0] = ref.Hash
+	s.req.Trailer[peerproto.HeaderSize][0] = strconv.FormatInt(ref.Size, 10)
+	s.req.Trailer[peerproto.HeaderHash][0] = ref.Hash
 	s.pw.Close()
 	select {
 	case <-s.done:

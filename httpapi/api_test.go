@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerproto"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -44,7 +45,7 @@ func do(t *testing.T, method, url string, body io.Reader, hdr map[string]string)
 // errCode decodes the API error shape, failing the test if it is not one.
 func errCode(t *testing.T, b []byte) (code, msg string) {
 	t.Helper()
-	var e errorBody
+	var e peerproto.ErrorBody
 	if err := json.Unmarshal(b, &e); err != nil || e.Error.Code == "" {
 		t.Fatalf("not a JSON error body: %q (%v)", b, err)
 	}

@@ -93,7 +93,7 @@
 //     takes an upload slot for a PATCH (429), and relays the request through
 //     Config.UploadRelay to that node's internal API
 //     (/internal/v1/uploads/:id, behind the cluster key; the API token
-//     identity travels as cluster.HeaderSubmitter), streaming the body
+//     identity travels as peerproto.HeaderSubmitter), streaming the body
 //     (Expect: 100-continue: a refusal costs no bytes); the owner serves it
 //     with its own slots and idle timeout (Internal → ServeRelayedUpload)
 //     and never relays further. The answer is passed on: status, tus

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerproto"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -18,21 +19,12 @@ import (
 // client went away before the backend answered.
 const statusClientClosed = 499
 
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
 // writeJSON writes v as JSON with the given status.
 func writeJSON(c *gin.Context, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(errorBody{errorDetail{"internal", "internal error"}})
+		b, _ = json.Marshal(peerproto.ErrorBody{Error: peerproto.ErrorDetail{Code: "internal", Message: "internal error"}})
 	}
 	h := c.Writer.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
@@ -49,7 +41,7 @@ func writeJSON(c *gin.Context, status int, v any) {
 // writeErrorCode writes the JSON error body and stops the handler chain.
 func writeErrorCode(c *gin.Context, status int, code, message string) {
 	c.Abort()
-	writeJSON(c, status, errorBody{errorDetail{Code: code, Message: message}})
+	writeJSON(c, status, peerproto.ErrorBody{Error: peerproto.ErrorDetail{Code: code, Message: message}})
 }
 
 // writeError maps a backend error to its response. Unknown errors are logged

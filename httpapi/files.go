@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 const (
@@ -211,7 +212,7 @@ func (w *jsonErrorWriter) finish() {
 	default:
 		code, msg = "error", http.StatusText(w.status)
 	}
-	b, _ := json.Marshal(errorBody{errorDetail{Code: code, Message: msg}})
+	b, _ := json.Marshal(peerproto.ErrorBody{Error: peerproto.ErrorDetail{Code: code, Message: msg}})
 	h := w.ResponseWriter.Header()
 	h.Del("Content-Length")
 	h.Del("Content-Encoding")

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // PeerBlobs is what the internal API needs from the local blob store.
@@ -86,7 +87,9 @@ const (
 // Internal is the peer-to-peer HTTP API of one node: blob transfer,
 // forwarding to the leader, and resumable uploads relayed to the node that
 // holds them. It is served on its own listener (the internal
-// port of --bind-addr) and never on the public one.
+// port of --bind-addr) and never on the public one. Its client is
+// cluster.Peers; the paths, headers and error codes both ends use are
+// package peerproto's.
 type Internal struct {
 	blobs    PeerBlobs
 	raft     PeerRaft
@@ -126,8 +129,8 @@ func NewInternal(cfg InternalConfig) (*Internal, error) {
 		a.log = slog.Default()
 	}
 	var err error
-	if a.transfer, err = transferBytes(cfg.Registry); err != nil {
-		return nil, err
+	if a.transfer, err = peerproto.RegisterTransferBytes(cfg.Registry); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	if a.metrics, err = newHTTPMetrics(cfg.Registry); err != nil {
 		return nil, err
@@ -136,18 +139,14 @@ func NewInternal(cfg InternalConfig) (*Internal, error) {
 	return a, nil
 }
 
-// transferBytes gets or registers cluster.TransferBytes without panicking.
-func transferBytes(reg *prometheus.Registry) (c *prometheus.CounterVec, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("httpapi: %v", r)
-		}
-	}()
-	return cluster.TransferBytes(reg), nil
-}
-
 // Handler returns the router. It is safe for concurrent use.
 func (a *Internal) Handler() http.Handler { return a.engine }
+
+// The internal routes with a parameter, below peerproto.Prefix.
+const (
+	routeBlob   = peerproto.PathBlob + ":hash"
+	routeUpload = peerproto.PathUpload + ":id"
+)
 
 func (a *Internal) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
@@ -160,26 +159,26 @@ func (a *Internal) routes() *gin.Engine {
 	// peerlink listener; package cluster/peerlink).
 	e.Use(a.observe, a.recovery)
 	e.NoRoute(func(c *gin.Context) {
-		writeErrorCode(c, http.StatusNotFound, "not_found", "no such route")
+		writeErrorCode(c, http.StatusNotFound, peerproto.CodeNotFound, "no such route")
 	})
 	e.NoMethod(func(c *gin.Context) {
-		writeErrorCode(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+		writeErrorCode(c, http.StatusMethodNotAllowed, peerproto.CodeMethodNotAllowed, "method not allowed")
 	})
-	v1 := e.Group(cluster.InternalPrefix)
-	v1.GET("/blobs/:hash", a.getBlob)
-	v1.HEAD("/blobs/:hash", a.getBlob)
-	v1.PUT("/blobs/:hash", a.putBlob)
-	v1.POST(cluster.StreamPath, a.streamBlob)
-	v1.POST("/propose", a.propose)
-	v1.POST("/raft/join", a.join)
-	v1.GET("/raft/status", a.status)
-	v1.POST("/heartbeat", a.heartbeat)
-	v1.POST("/raft/remove", a.remove)
-	v1.GET("/progress/:job", a.progress)
+	v1 := e.Group(peerproto.Prefix)
+	v1.GET(routeBlob, a.getBlob)
+	v1.HEAD(routeBlob, a.getBlob)
+	v1.PUT(routeBlob, a.putBlob)
+	v1.POST(peerproto.PathStream, a.streamBlob)
+	v1.POST(peerproto.PathPropose, a.propose)
+	v1.POST(peerproto.PathJoin, a.join)
+	v1.GET(peerproto.PathStatus, a.status)
+	v1.POST(peerproto.PathHeartbeat, a.heartbeat)
+	v1.POST(peerproto.PathRemove, a.remove)
+	v1.GET(peerproto.PathProgress+":job", a.progress)
 	// Resumable uploads held here, relayed by the node a client talks to.
-	v1.HEAD("/uploads/:id", a.upload)
-	v1.PATCH("/uploads/:id", a.upload)
-	v1.DELETE("/uploads/:id", a.upload)
+	v1.HEAD(routeUpload, a.upload)
+	v1.PATCH(routeUpload, a.upload)
+	v1.DELETE(routeUpload, a.upload)
 	return e
 }
 
@@ -195,7 +194,7 @@ func (a *Internal) observe(c *gin.Context) {
 			return slog.LevelInfo
 		}
 		return slog.LevelDebug
-	}, slog.String("reason", cluster.TransferReason(c.GetHeader(cluster.HeaderReason))))
+	}, slog.String("reason", peerproto.TransferReason(c.GetHeader(peerproto.HeaderReason))))
 }
 
 // internalWrite reports whether an internal request writes data a client
@@ -204,10 +203,10 @@ func (a *Internal) observe(c *gin.Context) {
 // control calls (propose, heartbeat) stay at debug.
 func internalWrite(method, route string) bool {
 	switch {
-	case method == http.MethodPut && route == cluster.InternalPrefix+"/blobs/:hash",
-		method == http.MethodPost && route == cluster.InternalPrefix+cluster.StreamPath:
+	case method == http.MethodPut && route == peerproto.Prefix+routeBlob,
+		method == http.MethodPost && route == peerproto.Prefix+peerproto.PathStream:
 		return true
-	case (method == http.MethodPatch || method == http.MethodDelete) && route == cluster.InternalPrefix+"/uploads/:id":
+	case (method == http.MethodPatch || method == http.MethodDelete) && route == peerproto.Prefix+routeUpload:
 		return true
 	}
 	return false
@@ -224,45 +223,45 @@ func (a *Internal) writeError(c *gin.Context, err error) {
 	switch {
 	case errors.As(err, &tooBig):
 		c.Header("Connection", "close")
-		writeErrorCode(c, http.StatusRequestEntityTooLarge, "too_large", "the body exceeds the limit of "+formatBytes(tooBig.Limit))
+		writeErrorCode(c, http.StatusRequestEntityTooLarge, peerproto.CodeTooLarge, "the body exceeds the limit of "+formatBytes(tooBig.Limit))
 	case errors.Is(err, cluster.ErrNotLeader):
 		c.Header("Retry-After", "1")
-		writeErrorCode(c, http.StatusServiceUnavailable, "not_leader", err.Error())
+		writeErrorCode(c, http.StatusServiceUnavailable, peerproto.CodeNotLeader, err.Error())
 	case errors.Is(err, cluster.ErrStale):
-		writeErrorCode(c, http.StatusConflict, "stale", err.Error())
+		writeErrorCode(c, http.StatusConflict, peerproto.CodeStale, err.Error())
 	case errors.Is(err, cluster.ErrConflict):
-		writeErrorCode(c, http.StatusConflict, "conflict", err.Error())
+		writeErrorCode(c, http.StatusConflict, peerproto.CodeConflict, err.Error())
 	case errors.Is(err, cluster.ErrNotFound):
-		writeErrorCode(c, http.StatusNotFound, "not_found", err.Error())
+		writeErrorCode(c, http.StatusNotFound, peerproto.CodeNotFound, err.Error())
 	case errors.Is(err, cluster.ErrInvalid):
-		writeErrorCode(c, http.StatusBadRequest, "invalid", err.Error())
+		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, err.Error())
 	case cluster.IsNoSpace(err):
 		// A push to a node without room: the sender tries another node.
 		c.Header("Connection", "close")
-		writeErrorCode(c, http.StatusInsufficientStorage, "insufficient_storage", "node "+a.node+": "+err.Error())
+		writeErrorCode(c, http.StatusInsufficientStorage, peerproto.CodeInsufficientStorage, "node "+a.node+": "+err.Error())
 	case c.Request.Context().Err() != nil && errors.Is(err, context.Canceled):
-		writeErrorCode(c, statusClientClosed, "canceled", "request canceled")
+		writeErrorCode(c, statusClientClosed, peerproto.CodeCanceled, "request canceled")
 	case errors.Is(err, context.DeadlineExceeded):
-		writeErrorCode(c, http.StatusGatewayTimeout, "timeout", "the request timed out")
+		writeErrorCode(c, http.StatusGatewayTimeout, peerproto.CodeTimeout, "the request timed out")
 	default:
 		a.log.LogAttrs(c.Request.Context(), slog.LevelError, "internal request failed",
 			slog.String("method", c.Request.Method), slog.String("route", routeOf(c)),
 			slog.Any("err", err))
-		writeErrorCode(c, http.StatusInternalServerError, "internal", "internal error")
+		writeErrorCode(c, http.StatusInternalServerError, peerproto.CodeInternal, "internal error")
 	}
 }
 
 func blobHash(c *gin.Context) (string, bool) {
 	h := c.Param("hash")
 	if !cluster.ValidHash(h) {
-		writeErrorCode(c, http.StatusBadRequest, "invalid", "not a blob hash (lower-case hex sha256)")
+		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "not a blob hash (lower-case hex sha256)")
 		return "", false
 	}
 	return h, true
 }
 
 func (a *Internal) counter(c *gin.Context, direction string) prometheus.Counter {
-	return a.transfer.WithLabelValues(direction, cluster.TransferReason(c.GetHeader(cluster.HeaderReason)))
+	return a.transfer.WithLabelValues(direction, peerproto.TransferReason(c.GetHeader(peerproto.HeaderReason)))
 }
 
 // getBlob serves a local blob with Range support; the ETag is the hash, so
@@ -284,7 +283,7 @@ func (a *Internal) getBlob(c *gin.Context) {
 	hd.Set("Content-Type", "application/octet-stream")
 	hd.Set("ETag", `"`+h+`"`)
 	hd.Set("Cache-Control", "no-store")
-	w := &jsonErrorWriter{ResponseWriter: countingWriter{c.Writer, a.counter(c, cluster.DirectionOut)}}
+	w := &jsonErrorWriter{ResponseWriter: countingWriter{c.Writer, a.counter(c, peerproto.DirectionOut)}}
 	http.ServeContent(w, c.Request, "", time.Time{}, f)
 	w.finish()
 	if w.status == http.StatusInternalServerError {
@@ -316,24 +315,24 @@ func (a *Internal) putBlob(c *gin.Context) {
 	if !ok {
 		return
 	}
-	size, err := strconv.ParseInt(c.GetHeader(cluster.HeaderSize), 10, 64)
+	size, err := strconv.ParseInt(c.GetHeader(peerproto.HeaderSize), 10, 64)
 	if err != nil || size < 0 {
-		writeErrorCode(c, http.StatusBadRequest, "invalid", "the "+cluster.HeaderSize+" header must give the blob's size in bytes")
+		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "the "+peerproto.HeaderSize+" header must give the blob's size in bytes")
 		return
 	}
 	if cl := c.Request.ContentLength; cl >= 0 && cl != size {
-		writeErrorCode(c, http.StatusBadRequest, "invalid",
-			fmt.Sprintf("Content-Length %d differs from %s %d", cl, cluster.HeaderSize, size))
+		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid,
+			fmt.Sprintf("Content-Length %d differs from %s %d", cl, peerproto.HeaderSize, size))
 		return
 	}
 	// A blob takes as long as it takes while bytes flow, and is cut when
 	// the sender stalls (the server's ReadTimeout would cut big blobs).
 	idle := &idleReader{r: c.Request.Body, rc: http.NewResponseController(c.Writer), idle: DefaultUploadIdleTimeout}
 	ref := cluster.BlobRef{Hash: h, Size: size}
-	body := countingBody{idle, a.counter(c, cluster.DirectionIn)}
+	body := peerproto.CountingReader{R: idle, C: a.counter(c, peerproto.DirectionIn)}
 	if err := a.blobs.Receive(c.Request.Context(), ref, body); err != nil {
 		if errors.Is(err, cluster.ErrInvalid) && !cluster.IsNoSpace(err) {
-			writeErrorCode(c, http.StatusUnprocessableEntity, "checksum_mismatch", err.Error())
+			writeErrorCode(c, http.StatusUnprocessableEntity, peerproto.CodeChecksumMismatch, err.Error())
 			return
 		}
 		a.writeError(c, err)
@@ -350,15 +349,15 @@ func (a *Internal) putBlob(c *gin.Context) {
 // checksum_mismatch; 400 invalid for a body that ended early.
 func (a *Internal) streamBlob(c *gin.Context) {
 	idle := &idleReader{r: c.Request.Body, rc: http.NewResponseController(c.Writer), idle: DefaultUploadIdleTimeout}
-	body := countingBody{idle, a.counter(c, cluster.DirectionIn)}
+	body := peerproto.CountingReader{R: idle, C: a.counter(c, peerproto.DirectionIn)}
 	var hold []cluster.Hold
 	if a.streamed != nil {
 		hold = append(hold, a.streamed)
 	}
 	ref, err := a.blobs.PutChecked(c.Request.Context(), body, func(got cluster.BlobRef) error {
-		hash, size := c.Request.Trailer.Get(cluster.HeaderHash), c.Request.Trailer.Get(cluster.HeaderSize)
+		hash, size := c.Request.Trailer.Get(peerproto.HeaderHash), c.Request.Trailer.Get(peerproto.HeaderSize)
 		if hash == "" || size == "" {
-			return fmt.Errorf("%w: the stream ended without its %s and %s trailers", cluster.ErrInvalid, cluster.HeaderSize, cluster.HeaderHash)
+			return fmt.Errorf("%w: the stream ended without its %s and %s trailers", cluster.ErrInvalid, peerproto.HeaderSize, peerproto.HeaderHash)
 		}
 		if hash != got.Hash || size != strconv.FormatInt(got.Size, 10) {
 			return fmt.Errorf("%w: checksum mismatch: the sender says %s bytes hashing to %s, %d bytes hashing to %s arrived",
@@ -369,32 +368,19 @@ func (a *Internal) streamBlob(c *gin.Context) {
 	switch {
 	case err == nil:
 	case errors.Is(err, cluster.ErrInvalid):
-		writeErrorCode(c, http.StatusUnprocessableEntity, "checksum_mismatch", err.Error())
+		writeErrorCode(c, http.StatusUnprocessableEntity, peerproto.CodeChecksumMismatch, err.Error())
 		return
 	case idle.timedOut:
-		writeErrorCode(c, http.StatusRequestTimeout, "timeout", "the stream stalled")
+		writeErrorCode(c, http.StatusRequestTimeout, peerproto.CodeTimeout, "the stream stalled")
 		return
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		writeErrorCode(c, http.StatusBadRequest, "invalid", "the stream broke off")
+		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "the stream broke off")
 		return
 	default:
 		a.writeError(c, err)
 		return
 	}
 	writeJSON(c, http.StatusCreated, ref)
-}
-
-type countingBody struct {
-	r io.Reader
-	c prometheus.Counter
-}
-
-func (b countingBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if n > 0 {
-		b.c.Add(float64(n))
-	}
-	return n, err
 }
 
 // propose commits a command forwarded by a follower.
@@ -405,7 +391,7 @@ func (a *Internal) propose(c *gin.Context) {
 		return
 	}
 	if len(body) == 0 {
-		writeErrorCode(c, http.StatusBadRequest, "invalid", "empty command")
+		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "empty command")
 		return
 	}
 	idx, err := a.raft.ApplyForwarded(c.Request.Context(), body)
@@ -433,7 +419,7 @@ func (a *Internal) decodeStrict(c *gin.Context, limit int64, what string, v any)
 			a.writeError(c, err)
 			return false
 		}
-		writeErrorCode(c, http.StatusBadRequest, "invalid", "malformed "+what+": "+err.Error())
+		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "malformed "+what+": "+err.Error())
 		return false
 	}
 	return true
@@ -446,11 +432,11 @@ func (a *Internal) join(c *gin.Context) {
 		return
 	}
 	if req.ID == "" || req.Addr == "" {
-		writeErrorCode(c, http.StatusBadRequest, "invalid", "a join request needs id and addr")
+		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "a join request needs id and addr")
 		return
 	}
 	if _, _, err := net.SplitHostPort(req.Addr); err != nil {
-		writeErrorCode(c, http.StatusBadRequest, "invalid", "addr must be host:port: "+err.Error())
+		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "addr must be host:port: "+err.Error())
 		return
 	}
 	if err := a.raft.Join(c.Request.Context(), req); err != nil {
@@ -499,7 +485,7 @@ func (a *Internal) progress(c *gin.Context) {
 // a client talks to relays here, the node that holds the upload.
 func (a *Internal) upload(c *gin.Context) {
 	if a.uploads == nil {
-		writeErrorCode(c, http.StatusNotFound, "not_found", "resumable uploads are off on this node")
+		writeErrorCode(c, http.StatusNotFound, peerproto.CodeNotFound, "resumable uploads are off on this node")
 		return
 	}
 	// The public API rewrites the request's path to its own route: the
@@ -511,7 +497,7 @@ func (a *Internal) upload(c *gin.Context) {
 		// whether it sent 100 Continue (else it would wait for the bytes
 		// of a body it refused, to discard them).
 		counted := *r
-		counted.Body = readCloser{countingBody{r.Body, a.counter(c, cluster.DirectionIn)}, r.Body}
+		counted.Body = readCloser{peerproto.CountingReader{R: r.Body, C: a.counter(c, peerproto.DirectionIn)}, r.Body}
 		c.Request = &counted
 	}
 	a.uploads.ServeRelayedUpload(c)

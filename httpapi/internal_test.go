@@ -25,6 +25,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/peerlink"
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // fakePeerRaft records what the internal API hands it.
@@ -170,7 +171,7 @@ func linkClient(t *testing.T, key string) *http.Client {
 func (n *peerNode) transfer(t *testing.T, direction, reason string) float64 {
 	t.Helper()
 	var m dto.Metric
-	if err := cluster.TransferBytes(n.reg).WithLabelValues(direction, reason).Write(&m); err != nil {
+	if err := peerproto.TransferBytes(n.reg).WithLabelValues(direction, reason).Write(&m); err != nil {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
@@ -328,7 +329,7 @@ func TestInternalPushRejectsCorruptContent(t *testing.T) {
 	}
 
 	// The raw answers.
-	url := dst.srv.URL + cluster.InternalPrefix + "/blobs/" + ref.Hash
+	url := dst.srv.URL + peerproto.Prefix + "/blobs/" + ref.Hash
 	size := fmt.Sprint(len(data))
 	tests := []struct {
 		name   string
@@ -337,10 +338,10 @@ func TestInternalPushRejectsCorruptContent(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"wrong bytes", bytes.Repeat([]byte{'y'}, len(data)), map[string]string{cluster.HeaderSize: size}, 422, "checksum_mismatch"},
-		{"short", data[:10], map[string]string{cluster.HeaderSize: "10"}, 422, "checksum_mismatch"},
+		{"wrong bytes", bytes.Repeat([]byte{'y'}, len(data)), map[string]string{peerproto.HeaderSize: size}, 422, "checksum_mismatch"},
+		{"short", data[:10], map[string]string{peerproto.HeaderSize: "10"}, 422, "checksum_mismatch"},
 		{"no size", data, nil, 400, "invalid"},
-		{"size differs from length", data, map[string]string{cluster.HeaderSize: "5"}, 400, "invalid"},
+		{"size differs from length", data, map[string]string{peerproto.HeaderSize: "5"}, 400, "invalid"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -356,7 +357,7 @@ func TestInternalPushRejectsCorruptContent(t *testing.T) {
 			}
 		})
 	}
-	resp, body := internalReq(t, http.MethodPut, url, "k", bytes.NewReader(data), map[string]string{cluster.HeaderSize: size})
+	resp, body := internalReq(t, http.MethodPut, url, "k", bytes.NewReader(data), map[string]string{peerproto.HeaderSize: size})
 	if resp.StatusCode != http.StatusCreated || !dst.blobs.Has(ref.Hash) {
 		t.Fatalf("good PUT: %d %s", resp.StatusCode, body)
 	}
@@ -421,7 +422,7 @@ func TestInternalBlobGetRangesAndPaths(t *testing.T) {
 	n := newPeerNode(t, "k")
 	data, _ := randomBlob(t, 10_000)
 	ref := n.put(t, data)
-	base := n.url + cluster.InternalPrefix + "/blobs/"
+	base := n.url + peerproto.Prefix + "/blobs/"
 	_, missing := randomBlob(t, 1)
 
 	tests := []struct {
@@ -474,8 +475,8 @@ func TestInternalBlobGetRangesAndPaths(t *testing.T) {
 func TestInternalAuth(t *testing.T) {
 	n := newPeerNode(t, "s3cret")
 	ref := n.put(t, []byte("hello"))
-	blob := cluster.InternalPrefix + "/blobs/" + ref.Hash
-	upload := cluster.InternalPrefix + "/uploads/n1.0123456789abcdef0123456789abcdef"
+	blob := peerproto.Prefix + "/blobs/" + ref.Hash
+	upload := peerproto.Prefix + "/uploads/n1.0123456789abcdef0123456789abcdef"
 
 	// The right key: every request is served, without an Authorization
 	// header.
@@ -496,7 +497,7 @@ func TestInternalAuth(t *testing.T) {
 	}
 	// Another key, no key: the connection is cut, no status comes back.
 	for _, key := range []string{"nope", ""} {
-		req, _ := http.NewRequest("GET", n.url+cluster.InternalPrefix+"/raft/status", nil)
+		req, _ := http.NewRequest("GET", n.url+peerproto.Prefix+"/raft/status", nil)
 		if resp, err := linkClient(t, key).Do(req); err == nil {
 			resp.Body.Close()
 			t.Fatalf("key %q answered %d", key, resp.StatusCode)
@@ -568,18 +569,18 @@ func TestInternalProposeErrorMapping(t *testing.T) {
 			if tc.want == nil && strings.Contains(err.Error(), "fire") {
 				t.Fatalf("internal error leaked: %v", err)
 			}
-			resp, body := internalReq(t, "POST", n.url+cluster.InternalPrefix+"/propose", "k", bytes.NewReader(cmd), nil)
+			resp, body := internalReq(t, "POST", n.url+peerproto.Prefix+"/propose", "k", bytes.NewReader(cmd), nil)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
 		})
 	}
 	// Limits.
-	resp, body := internalReq(t, "POST", n.url+cluster.InternalPrefix+"/propose", "k", bytes.NewReader(make([]byte, 8<<20+1)), nil)
+	resp, body := internalReq(t, "POST", n.url+peerproto.Prefix+"/propose", "k", bytes.NewReader(make([]byte, 8<<20+1)), nil)
 	if code, _ := errCode(t, body); resp.StatusCode != 413 || code != "too_large" {
 		t.Fatalf("big command: %d %s", resp.StatusCode, code)
 	}
-	resp, body = internalReq(t, "POST", n.url+cluster.InternalPrefix+"/propose", "k", nil, nil)
+	resp, body = internalReq(t, "POST", n.url+peerproto.Prefix+"/propose", "k", nil, nil)
 	if code, _ := errCode(t, body); resp.StatusCode != 400 || code != "invalid" {
 		t.Fatalf("empty command: %d %s", resp.StatusCode, code)
 	}
@@ -606,7 +607,7 @@ func TestInternalJoinAndStatus(t *testing.T) {
 	}
 	n.raft.setErr(nil)
 
-	url := n.url + cluster.InternalPrefix + "/raft/join"
+	url := n.url + peerproto.Prefix + "/raft/join"
 	for _, body := range []string{
 		`{"id":"a","addr":"1.2.3.4:1","extra":1}`,
 		`{"id":"a","addr":"1.2.3.4:1"} {}`,
@@ -625,7 +626,7 @@ func TestInternalJoinAndStatus(t *testing.T) {
 		t.Fatalf("bad requests reached raft: %d", len(n.raft.joins))
 	}
 	var got cluster.RaftStatus
-	_, b := internalReq(t, "GET", n.url+cluster.InternalPrefix+"/raft/status", "k", nil, nil)
+	_, b := internalReq(t, "GET", n.url+peerproto.Prefix+"/raft/status", "k", nil, nil)
 	if err := json.Unmarshal(b, &got); err != nil || got.LeaderAddr != "10.0.0.1:7947" || !strings.Contains(string(b), `"has_state":true`) {
 		t.Fatalf("status JSON %s", b)
 	}
@@ -674,7 +675,7 @@ func TestInternalHeartbeat(t *testing.T) {
 	if err := n.peers.Heartbeat(ctx, n.addr, hb); !errors.Is(err, cluster.ErrNotLeader) {
 		t.Fatalf("heartbeat to a follower: %v", err)
 	}
-	resp, b := internalReq(t, "POST", n.url+cluster.InternalPrefix+"/heartbeat", "k", strings.NewReader(`{"node":"x","bogus":1}`), nil)
+	resp, b := internalReq(t, "POST", n.url+peerproto.Prefix+"/heartbeat", "k", strings.NewReader(`{"node":"x","bogus":1}`), nil)
 	if resp.StatusCode != 400 {
 		t.Fatalf("unknown field: %d %s", resp.StatusCode, b)
 	}
@@ -686,7 +687,7 @@ func TestInternalHeartbeat(t *testing.T) {
 // the ones logged at info; control calls stay at debug.
 func TestInternalWritesClassified(t *testing.T) {
 	n := newPeerNode(t, "k")
-	p := cluster.InternalPrefix
+	p := peerproto.Prefix
 	write := map[string]bool{
 		"GET " + p + "/blobs/:hash":    false,
 		"HEAD " + p + "/blobs/:hash":   false,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // streamAll writes data to s in pieces of at most 32 KiB, as an upload
@@ -50,7 +51,7 @@ func TestInternalStream(t *testing.T) {
 	data, ref := randomBlob(t, 3<<20+11)
 	ctx := context.Background()
 
-	s, err := src.peers.Stream(ctx, dst.addr, cluster.ReasonReplicate, 10*time.Second)
+	s, err := src.peers.Stream(ctx, dst.addr, peerproto.ReasonReplicate, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestInternalStream(t *testing.T) {
 
 	// The sender names other bytes than it sent.
 	other, otherRef := randomBlob(t, 100_000)
-	s, _ = src.peers.Stream(ctx, dst.addr, cluster.ReasonReplicate, 10*time.Second)
+	s, _ = src.peers.Stream(ctx, dst.addr, peerproto.ReasonReplicate, 10*time.Second)
 	if err := streamAll(t, s, other[:99_999]); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestInternalStream(t *testing.T) {
 	}
 
 	// Aborted halfway.
-	s, _ = src.peers.Stream(ctx, dst.addr, cluster.ReasonReplicate, 10*time.Second)
+	s, _ = src.peers.Stream(ctx, dst.addr, peerproto.ReasonReplicate, 10*time.Second)
 	if err := streamAll(t, s, other[:50_000]); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestInternalStream(t *testing.T) {
 
 	// A body that ends cleanly without the trailers (not this client's
 	// doing, but a peer's bug must not store anything).
-	resp, body := internalReq(t, http.MethodPost, dst.srv.URL+cluster.InternalPrefix+cluster.StreamPath, "k",
+	resp, body := internalReq(t, http.MethodPost, dst.srv.URL+peerproto.Prefix+peerproto.PathStream, "k",
 		bytes.NewReader(other), nil)
 	if resp.StatusCode != http.StatusUnprocessableEntity || dst.blobs.Has(otherRef.Hash) {
 		t.Fatalf("stream without trailers: %d %s", resp.StatusCode, body)
@@ -113,7 +114,7 @@ func TestInternalStream(t *testing.T) {
 	noTemp(t, dst)
 
 	// The cluster key is needed.
-	s, _ = src.peers.Stream(ctx, newPeerNode(t, "other-key").addr, cluster.ReasonReplicate, 10*time.Second)
+	s, _ = src.peers.Stream(ctx, newPeerNode(t, "other-key").addr, peerproto.ReasonReplicate, 10*time.Second)
 	_ = streamAll(t, s, other)
 	if err := s.Close(ctx, otherRef); err == nil {
 		t.Fatal("a stream without the key was taken")
@@ -137,7 +138,7 @@ func TestStreamGivesUpOnAStalledPeer(t *testing.T) {
 	data, ref := randomBlob(t, 64<<20)
 	ctx := context.Background()
 
-	s, err := src.peers.Stream(ctx, addr, cluster.ReasonReplicate, 300*time.Millisecond)
+	s, err := src.peers.Stream(ctx, addr, peerproto.ReasonReplicate, 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func TestStreamGivesUpOnAStalledPeer(t *testing.T) {
 	// Small enough to fit in the socket buffers: the writes pass, the
 	// answer never comes.
 	small, smallRef := randomBlob(t, 1000)
-	s, _ = src.peers.Stream(ctx, addr, cluster.ReasonReplicate, 300*time.Millisecond)
+	s, _ = src.peers.Stream(ctx, addr, peerproto.ReasonReplicate, 300*time.Millisecond)
 	if err := streamAll(t, s, small); err != nil {
 		t.Fatal(err)
 	}

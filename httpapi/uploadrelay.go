@@ -15,6 +15,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/peerlink"
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // Resume anywhere. An upload lives on the node that took it, and its ID
@@ -97,7 +98,7 @@ func (a *API) relayUpload(c *gin.Context, id, owner string) {
 		}
 	}
 	if len(a.tokens) > 0 {
-		call.Header.Set(cluster.HeaderSubmitter, a.tokens.submitter(r.Header.Get("Authorization")))
+		call.Header.Set(peerproto.HeaderSubmitter, a.tokens.submitter(r.Header.Get("Authorization")))
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
@@ -291,7 +292,7 @@ func (a *API) ServeRelayedUpload(c *gin.Context) {
 	}
 	r := c.Request
 	ctx := context.WithValue(r.Context(), relayedKey{}, true)
-	if s := r.Header.Get(cluster.HeaderSubmitter); s != "" {
+	if s := r.Header.Get(peerproto.HeaderSubmitter); s != "" {
 		ctx = WithSubmitter(ctx, s)
 	}
 	r = r.WithContext(ctx)

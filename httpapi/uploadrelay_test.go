@@ -23,6 +23,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerproto"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -142,7 +143,7 @@ func (n *tusNode) via(t *testing.T, u string) string {
 func (n *tusNode) transferIn(t *testing.T) float64 {
 	t.Helper()
 	var m dto.Metric
-	if err := cluster.TransferBytes(n.reg).WithLabelValues(cluster.DirectionIn, cluster.ReasonUpload).Write(&m); err != nil {
+	if err := peerproto.TransferBytes(n.reg).WithLabelValues(peerproto.DirectionIn, peerproto.ReasonUpload).Write(&m); err != nil {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
@@ -330,7 +331,7 @@ func TestTusRelayOwnerUnavailable(t *testing.T) {
 		{"n2.0123456789abcdef", http.StatusNotFound},
 		{"..", http.StatusNotFound},
 	} {
-		resp, b := internalReq(t, http.MethodDelete, n2.internal.URL+cluster.InternalPrefix+"/uploads/"+tc.id, "k", nil, tusHdr(nil))
+		resp, b := internalReq(t, http.MethodDelete, n2.internal.URL+peerproto.Prefix+"/uploads/"+tc.id, "k", nil, tusHdr(nil))
 		if resp.StatusCode != tc.code || !strings.HasPrefix(string(b), "ERR_UPLOAD_NOT_FOUND: ") {
 			t.Fatalf("internal DELETE of %s: %d %s", tc.id, resp.StatusCode, b)
 		}

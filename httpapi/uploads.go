@@ -23,6 +23,7 @@ import (
 	xslog "golang.org/x/exp/slog"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // Resumable uploads: the tus protocol (https://tus.io/protocols/resumable-upload,
@@ -488,7 +489,7 @@ func jsonResponse(status int, body []byte) tus.HTTPResponse {
 }
 
 func tusError(status int, code, message string) tus.Error {
-	b, _ := json.Marshal(errorBody{errorDetail{Code: code, Message: message}})
+	b, _ := json.Marshal(peerproto.ErrorBody{Error: peerproto.ErrorDetail{Code: code, Message: message}})
 	return tus.Error{ErrorCode: code, Message: message, HTTPResponse: jsonResponse(status, append(b, '\n'))}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // Acknowledged uploads. An upload (a POST, or the PATCH that completes a
@@ -133,7 +134,7 @@ func (n *Node) startCopies(ctx context.Context, key string, body io.Reader) *cop
 			t.err = fmt.Errorf("%s: not in gossip", name)
 			continue
 		}
-		if t.stream, t.err = n.peers.Stream(ctx, addr, cluster.ReasonReplicate, ackStall); t.err != nil {
+		if t.stream, t.err = n.peers.Stream(ctx, addr, peerproto.ReasonReplicate, ackStall); t.err != nil {
 			t.stream = nil
 		}
 	}
@@ -264,7 +265,7 @@ func (n *Node) streamCopy(ctx context.Context, ref cluster.BlobRef, addr string)
 		return err
 	}
 	defer f.Close()
-	s, err := n.peers.Stream(ctx, addr, cluster.ReasonReplicate, ackStall)
+	s, err := n.peers.Stream(ctx, addr, peerproto.ReasonReplicate, ackStall)
 	if err != nil {
 		return err
 	}
@@ -274,7 +275,7 @@ func (n *Node) streamCopy(ctx context.Context, ref cluster.BlobRef, addr string)
 		s.Abort()
 	}
 	if errors.Is(err, cluster.ErrNotFound) { // no such route
-		return n.peers.Push(ctx, ref, addr, cluster.ReasonReplicate)
+		return n.peers.Push(ctx, ref, addr, peerproto.ReasonReplicate)
 	}
 	return err
 }

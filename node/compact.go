@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // compactLoop, while this node leads and the cluster writes log version 2,
@@ -94,7 +95,7 @@ func (n *Node) compactJob(ctx context.Context, j cluster.Job, full []string) err
 		if !ok || mem.Meta.Internal == "" {
 			continue
 		}
-		if err := n.peers.Push(ctx, ref, mem.Meta.Internal, cluster.ReasonReplicate); err != nil {
+		if err := n.peers.Push(ctx, ref, mem.Meta.Internal, peerproto.ReasonReplicate); err != nil {
 			n.logger.Warn("compacting: manifest push failed", "job", j.ID, "to", name, "err", err)
 			continue
 		}
@@ -111,7 +112,7 @@ func (n *Node) compactJob(ctx context.Context, j cluster.Job, full []string) err
 			mine = false
 			break
 		}
-		if _, _, err := n.fetch(ctx, f.Ref(), cluster.ReasonReplicate); err != nil {
+		if _, _, err := n.fetch(ctx, f.Ref(), peerproto.ReasonReplicate); err != nil {
 			return fmt.Errorf("gather %s: %w", f.Path, err)
 		}
 	}

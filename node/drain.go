@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // drainBound bounds the drain: running tasks get the drain timeout, the
@@ -135,7 +136,7 @@ func (n *Node) handoffRound(ctx context.Context, round int) int {
 			if d.need == 0 || ctx.Err() != nil {
 				break
 			}
-			if err := n.pushCopy(ctx, d.ref, d.set, target, cluster.ReasonReplicate); err != nil {
+			if err := n.pushCopy(ctx, d.ref, d.set, target, peerproto.ReasonReplicate); err != nil {
 				n.logger.Warn("hand-off push failed", "blob", d.ref.Hash, "to", target, "err", err)
 				continue
 			}

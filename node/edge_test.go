@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/peerlink"
+	"github.com/gosty/gosty/cluster/peerproto"
 	"github.com/gosty/gosty/httpapi"
 )
 
@@ -101,10 +101,10 @@ func TestPortsServeOnlyTheirAPI(t *testing.T) {
 	peer := peerClient(t, "the-cluster-key")
 	withKey := map[string]string{"Authorization": "Bearer the-cluster-key"}
 
-	upload := cluster.InternalPrefix + "/uploads/" + n.cfg.Name + "." + strings.Repeat("0", 32)
+	upload := peerproto.Prefix + "/uploads/" + n.cfg.Name + "." + strings.Repeat("0", 32)
 	for _, p := range []string{
-		cluster.InternalPrefix + "/raft/status",
-		cluster.InternalPrefix + "/blobs/" + strings.Repeat("a", 64),
+		peerproto.Prefix + "/raft/status",
+		peerproto.Prefix + "/blobs/" + strings.Repeat("a", 64),
 		upload,
 	} {
 		for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
@@ -113,7 +113,7 @@ func TestPortsServeOnlyTheirAPI(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range []string{cluster.InternalPrefix + "/propose", cluster.InternalPrefix + "/raft/join", cluster.InternalPrefix + "/heartbeat"} {
+	for _, p := range []string{peerproto.Prefix + "/propose", peerproto.Prefix + "/raft/join", peerproto.Prefix + "/heartbeat"} {
 		if code, b := request(t, "POST", n.base+p, "", strings.NewReader("{}"), withKey); code != http.StatusNotFound {
 			t.Errorf("public port POST %s: %d %s", p, code, b)
 		}
@@ -127,11 +127,11 @@ func TestPortsServeOnlyTheirAPI(t *testing.T) {
 		t.Errorf("internal port takes uploads: %d", code)
 	}
 	// The internal API itself: with the key, served.
-	if code, _ := requestVia(t, peer, "GET", internal+cluster.InternalPrefix+"/raft/status", "", nil, nil); code != http.StatusOK {
+	if code, _ := requestVia(t, peer, "GET", internal+peerproto.Prefix+"/raft/status", "", nil, nil); code != http.StatusOK {
 		t.Errorf("internal status with the key: %d", code)
 	}
 	// Plain HTTP, even with the key as a bearer token: no HTTP answer.
-	if resp, err := http.Get("http://" + n.iln.Addr().String() + cluster.InternalPrefix + "/raft/status"); err == nil {
+	if resp, err := http.Get("http://" + n.iln.Addr().String() + peerproto.Prefix + "/raft/status"); err == nil {
 		resp.Body.Close()
 		t.Errorf("plain HTTP to the internal port answered %d", resp.StatusCode)
 	}

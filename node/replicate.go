@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // replicator keeps every durable blob (sources, manifests with the files
@@ -182,7 +183,7 @@ func (r *replicator) round(ctx context.Context) {
 			if n.full(target) {
 				continue // below its disk reserve: it would refuse (507)
 			}
-			if err := n.pushCopy(ctx, d.ref, d.set, target, cluster.ReasonReplicate); err != nil {
+			if err := n.pushCopy(ctx, d.ref, d.set, target, peerproto.ReasonReplicate); err != nil {
 				r.logger.Warn("replication push failed", "blob", d.ref.Hash, "set", d.set, "to", target, "err", err)
 				continue
 			}

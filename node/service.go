@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/peerproto"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/transcoder"
 )
@@ -469,7 +470,7 @@ func (c countingReader) Read(p []byte) (int, error) {
 // Fragments remuxes a blob to fragmented MP4 for the live view (httpapi.Live),
 // pulling it here first when this node holds no copy.
 func (s service) Fragments(ctx context.Context, ref cluster.BlobRef, fragSeconds, mediaSeconds float64) (*transcoder.Fragmented, error) {
-	p, _, err := s.n.fetch(ctx, ref, cluster.ReasonServe)
+	p, _, err := s.n.fetch(ctx, ref, peerproto.ReasonServe)
 	if err != nil {
 		return nil, err
 	}
