@@ -16,8 +16,11 @@
 // and internal-API connection runs over (package peerlink: TLS 1.3 and the
 // cluster key's session-bound exchange; raftlink.go is raft's side of it),
 // the content-addressed blob
-// store (blobstore.go) and moving blobs between nodes (peer.go; stream.go
-// copies an upload to a peer while it still comes in, its hash sent last).
+// store (blobstore.go) and the internal API's client, Peers (peer.go):
+// moving blobs between nodes (pull and push in peertransfer.go, a remote
+// reader in peerremote.go; stream.go copies an upload to a peer while it
+// still comes in, its hash sent last; relay.go relays a resumable upload)
+// and the control calls to the leader (peercontrol.go).
 //
 // It knows nothing of HTTP routing or of the node that wires it: the
 // internal API's handlers live in httpapi, and only this package's client
