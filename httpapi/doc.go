@@ -16,7 +16,7 @@
 //     when a view's fields do, and newEnv's servers check every request and
 //     answer of the API tests against it (contract_test.go). The job JSON's
 //     objects set additionalProperties: false: a field added to a view
-//     needs its line in the document. Internal routes (internal.go) are not
+//     needs its line in the document. Internal routes (internal*.go) are not
 //     in it.
 //
 //   - Errors are always JSON {"error":{"code":"...","message":"..."}}, also for

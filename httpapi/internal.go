@@ -2,16 +2,12 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,18 +74,14 @@ type InternalConfig struct {
 	HoldStreamed cluster.Hold
 }
 
-// Limits of request bodies on the internal API.
-const (
-	maxProposeBytes = 8 << 20
-	maxJoinBytes    = 64 << 10
-)
-
 // Internal is the peer-to-peer HTTP API of one node: blob transfer,
 // forwarding to the leader, and resumable uploads relayed to the node that
 // holds them. It is served on its own listener (the internal
 // port of --bind-addr) and never on the public one. Its client is
 // cluster.Peers; the paths, headers and error codes both ends use are
-// package peerproto's.
+// package peerproto's. This file has its wiring, routes and error
+// mapping (and the relayed uploads' route); the blob routes are in
+// internaltransfer.go, the control routes in internalcontrol.go.
 type Internal struct {
 	blobs    PeerBlobs
 	raft     PeerRaft
@@ -251,236 +243,6 @@ func (a *Internal) writeError(c *gin.Context, err error) {
 	}
 }
 
-func blobHash(c *gin.Context) (string, bool) {
-	h := c.Param("hash")
-	if !cluster.ValidHash(h) {
-		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "not a blob hash (lower-case hex sha256)")
-		return "", false
-	}
-	return h, true
-}
-
-func (a *Internal) counter(c *gin.Context, direction string) prometheus.Counter {
-	return a.transfer.WithLabelValues(direction, peerproto.TransferReason(c.GetHeader(peerproto.HeaderReason)))
-}
-
-// getBlob serves a local blob with Range support; the ETag is the hash, so
-// If-Range works.
-func (a *Internal) getBlob(c *gin.Context) {
-	h, ok := blobHash(c)
-	if !ok {
-		return
-	}
-	f, err := a.blobs.Open(h)
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	defer f.Close()
-	// Blobs are large; a transfer outlives any server-wide write timeout.
-	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
-	hd := c.Writer.Header()
-	hd.Set("Content-Type", "application/octet-stream")
-	hd.Set("ETag", `"`+h+`"`)
-	hd.Set("Cache-Control", "no-store")
-	w := &jsonErrorWriter{ResponseWriter: countingWriter{c.Writer, a.counter(c, peerproto.DirectionOut)}}
-	http.ServeContent(w, c.Request, "", time.Time{}, f)
-	w.finish()
-	if w.status == http.StatusInternalServerError {
-		a.log.Error("serving a blob failed", "blob", h, "err", w.message)
-	}
-}
-
-// countingWriter counts the bytes actually written to the client.
-type countingWriter struct {
-	http.ResponseWriter
-	c prometheus.Counter
-}
-
-func (w countingWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	if n > 0 {
-		w.c.Add(float64(n))
-	}
-	return n, err
-}
-
-func (w countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// putBlob stores a blob a peer pushes; the store checks size and sha256. A
-// blob already stored is answered 201 without reading the body (the client
-// sends Expect: 100-continue, so the body never leaves the sender).
-func (a *Internal) putBlob(c *gin.Context) {
-	h, ok := blobHash(c)
-	if !ok {
-		return
-	}
-	size, err := strconv.ParseInt(c.GetHeader(peerproto.HeaderSize), 10, 64)
-	if err != nil || size < 0 {
-		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "the "+peerproto.HeaderSize+" header must give the blob's size in bytes")
-		return
-	}
-	if cl := c.Request.ContentLength; cl >= 0 && cl != size {
-		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid,
-			fmt.Sprintf("Content-Length %d differs from %s %d", cl, peerproto.HeaderSize, size))
-		return
-	}
-	// A blob takes as long as it takes while bytes flow, and is cut when
-	// the sender stalls (the server's ReadTimeout would cut big blobs).
-	idle := &idleReader{r: c.Request.Body, rc: http.NewResponseController(c.Writer), idle: DefaultUploadIdleTimeout}
-	ref := cluster.BlobRef{Hash: h, Size: size}
-	body := peerproto.CountingReader{R: idle, C: a.counter(c, peerproto.DirectionIn)}
-	if err := a.blobs.Receive(c.Request.Context(), ref, body); err != nil {
-		if errors.Is(err, cluster.ErrInvalid) && !cluster.IsNoSpace(err) {
-			writeErrorCode(c, http.StatusUnprocessableEntity, peerproto.CodeChecksumMismatch, err.Error())
-			return
-		}
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusCreated, ref)
-}
-
-// streamBlob stores a blob a peer streams before it knows its address
-// (an upload copied while it still comes in: cluster.Peers.Stream). Its
-// size and sha256 follow the body as trailers; the blob is installed only
-// if what was read matches them, so a stream that broke off (no
-// trailers) or was corrupted stores nothing. 201 with the ref; 422
-// checksum_mismatch; 400 invalid for a body that ended early.
-func (a *Internal) streamBlob(c *gin.Context) {
-	idle := &idleReader{r: c.Request.Body, rc: http.NewResponseController(c.Writer), idle: DefaultUploadIdleTimeout}
-	body := peerproto.CountingReader{R: idle, C: a.counter(c, peerproto.DirectionIn)}
-	var hold []cluster.Hold
-	if a.streamed != nil {
-		hold = append(hold, a.streamed)
-	}
-	ref, err := a.blobs.PutChecked(c.Request.Context(), body, func(got cluster.BlobRef) error {
-		hash, size := c.Request.Trailer.Get(peerproto.HeaderHash), c.Request.Trailer.Get(peerproto.HeaderSize)
-		if hash == "" || size == "" {
-			return fmt.Errorf("%w: the stream ended without its %s and %s trailers", cluster.ErrInvalid, peerproto.HeaderSize, peerproto.HeaderHash)
-		}
-		if hash != got.Hash || size != strconv.FormatInt(got.Size, 10) {
-			return fmt.Errorf("%w: checksum mismatch: the sender says %s bytes hashing to %s, %d bytes hashing to %s arrived",
-				cluster.ErrInvalid, size, hash, got.Size, got.Hash)
-		}
-		return nil
-	}, hold...)
-	switch {
-	case err == nil:
-	case errors.Is(err, cluster.ErrInvalid):
-		writeErrorCode(c, http.StatusUnprocessableEntity, peerproto.CodeChecksumMismatch, err.Error())
-		return
-	case idle.timedOut:
-		writeErrorCode(c, http.StatusRequestTimeout, peerproto.CodeTimeout, "the stream stalled")
-		return
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "the stream broke off")
-		return
-	default:
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusCreated, ref)
-}
-
-// propose commits a command forwarded by a follower.
-func (a *Internal) propose(c *gin.Context) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxProposeBytes))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	if len(body) == 0 {
-		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "empty command")
-		return
-	}
-	idx, err := a.raft.ApplyForwarded(c.Request.Context(), body)
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, gin.H{"index": idx})
-}
-
-// decodeStrict reads a JSON object body of at most limit bytes with no
-// unknown fields and nothing after it; on failure it has answered.
-func (a *Internal) decodeStrict(c *gin.Context, limit int64, what string, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("trailing data after the JSON object")
-		}
-	}
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			a.writeError(c, err)
-			return false
-		}
-		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "malformed "+what+": "+err.Error())
-		return false
-	}
-	return true
-}
-
-// join asks this node (the leader) to add a node to raft.
-func (a *Internal) join(c *gin.Context) {
-	var req cluster.JoinRequest
-	if !a.decodeStrict(c, maxJoinBytes, "join request", &req) {
-		return
-	}
-	if req.ID == "" || req.Addr == "" {
-		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "a join request needs id and addr")
-		return
-	}
-	if _, _, err := net.SplitHostPort(req.Addr); err != nil {
-		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "addr must be host:port: "+err.Error())
-		return
-	}
-	if err := a.raft.Join(c.Request.Context(), req); err != nil {
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, gin.H{"ok": true})
-}
-
-// remove takes a departing node out of raft on the leader.
-func (a *Internal) remove(c *gin.Context) {
-	var req cluster.RemoveRequest
-	if !a.decodeStrict(c, maxJoinBytes, "remove request", &req) {
-		return
-	}
-	if err := a.raft.Remove(c.Request.Context(), req); err != nil {
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, gin.H{"ok": true})
-}
-
-// heartbeat renews the leases of a worker's running tasks on the leader.
-func (a *Internal) heartbeat(c *gin.Context) {
-	var hb cluster.Heartbeat
-	if !a.decodeStrict(c, maxJoinBytes, "heartbeat", &hb) {
-		return
-	}
-	if err := a.raft.Heartbeat(c.Request.Context(), hb); err != nil {
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, gin.H{"ok": true})
-}
-
-func (a *Internal) progress(c *gin.Context) {
-	tasks, err := a.raft.Progress(c.Param("job"))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, gin.H{"tasks": tasks})
-}
-
 // upload serves a resumable upload's HEAD, PATCH or DELETE that the node
 // a client talks to relays here, the node that holds the upload.
 func (a *Internal) upload(c *gin.Context) {
@@ -501,8 +263,4 @@ func (a *Internal) upload(c *gin.Context) {
 		c.Request = &counted
 	}
 	a.uploads.ServeRelayedUpload(c)
-}
-
-func (a *Internal) status(c *gin.Context) {
-	writeJSON(c, http.StatusOK, a.raft.Status())
 }
