@@ -67,8 +67,9 @@
 //     The job view shows source_url without its query or user info
 //     (cluster.RedactURL).
 //
-//   - Resumable uploads (uploads.go, their files uploadstore.go; on when Config.UploadDir is set) speak
-//     tus 1.0.0 through tusd's handler at /api/v1/uploads/: POST creates
+//   - Resumable uploads (uploads.go, their files uploadstore.go; on when
+//     Config.UploadDir is set) speak tus 1.0.0 through tusd's handler at
+//     /api/v1/uploads/: POST creates
 //     (Upload-Length required, at most MaxUploadBytes; Upload-Metadata
 //     `filename` and `options`), PATCH appends at Upload-Offset, HEAD tells
 //     the offset, DELETE drops the upload. The PATCH that completes an upload
