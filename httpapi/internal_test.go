@@ -687,7 +687,7 @@ func TestInternalHeartbeat(t *testing.T) {
 // the ones logged at info; control calls stay at debug.
 func TestInternalWritesClassified(t *testing.T) {
 	n := newPeerNode(t, "k")
-	p := peerproto.Prefix
+	p := "/internal/v1" // literal, like the paths: this is the wire's route table
 	write := map[string]bool{
 		"GET " + p + "/blobs/:hash":    false,
 		"HEAD " + p + "/blobs/:hash":   false,
