@@ -2,6 +2,10 @@ package peerproto
 
 import (
 	"encoding/json"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -108,5 +112,30 @@ func TestTransferBytesShared(t *testing.T) {
 	clash.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "gosty_transfer_bytes_total", Help: "x"}))
 	if _, err := RegisterTransferBytes(clash); err == nil {
 		t.Fatal("registering over a gauge of the same name: no error")
+	}
+}
+
+// TestImportsNoGosty keeps the rule of the package doc: both ends import
+// this package, so it imports none of gosty's (cluster imports it, and
+// httpapi and node sit above cluster).
+func TestImportsNoGosty(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := parser.ParseFile(fset, f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range src.Imports {
+			if path, _ := strconv.Unquote(imp.Path.Value); strings.HasPrefix(path, "github.com/gosty/gosty") {
+				t.Errorf("%s imports %s", f, path)
+			}
+		}
 	}
 }
