@@ -414,6 +414,7 @@ func (s *State) cancel(r JobRef, at time.Time) error {
 // unfinished tasks fail so that no node keeps working on them.
 func (s *State) finish(old, nj *Job, st JobState, reason string, at time.Time) {
 	nj.State, nj.Error, nj.UpdatedAt, nj.FinishedAt = st, reason, at, at
+	nj.IngestOptions = nil // only an ingesting job needs them
 	publishEnded(nj)
 	if st == JobFailed {
 		startWebhook(nj)

@@ -22,8 +22,9 @@ import (
 //     copies their node pulled; several commands share one entry (batch);
 //     job.compact, job.forget and cluster.upgrade exist.
 //   - 3: URL ingest: job.ingest records a job whose source is being
-//     fetched (state ingesting), job.ingest_fail ends one, and job.submit
-//     may replace such a record (ingest.go).
+//     fetched (state ingesting), job.ingest_take hands its fetch to another
+//     node, job.ingest_fail ends one, and job.submit may replace such a
+//     record (ingest.go); job.publish (publish.go).
 const (
 	LogV1 = 1
 	LogV2 = 2
@@ -61,6 +62,7 @@ const (
 	// Version 3.
 	OpJobIngest     Op = "job.ingest"
 	OpJobIngestFail Op = "job.ingest_fail"
+	OpJobIngestTake Op = "job.ingest_take"
 	// OpJobPublish (version 3) records one attempt to publish a job's files to object
 	// storage, or to remove them at expiry (publish.go).
 	OpJobPublish Op = "job.publish"
@@ -72,7 +74,7 @@ func (o Op) minVersion() int {
 	switch o {
 	case OpBatch, OpJobCompact, OpJobForget, OpClusterUpgrade:
 		return LogV2
-	case OpJobIngest, OpJobIngestFail, OpJobPublish:
+	case OpJobIngest, OpJobIngestFail, OpJobIngestTake, OpJobPublish:
 		return LogV3
 	}
 	return LogV1

@@ -41,7 +41,9 @@
 //     those that took its subtitle tracks, subtitle_holders). A URL source
 //     is acknowledged once its job is in the log as ingesting (job.ingest,
 //     log version 3, ingest.go); the fetching node's job.submit replaces
-//     that record, or job.ingest_fail ends it.
+//     that record, or job.ingest_fail ends it; the leader takes the fetch
+//     of a node that is gone (job.ingest_take), after which only the new
+//     node's outcome counts.
 //   - A node's raft address is resolved from gossip on every connection,
 //     and nodes dial from their bind address.
 //   - No change the cluster makes on its own takes it below a quorum of

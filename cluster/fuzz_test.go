@@ -73,6 +73,8 @@ func FuzzApply(f *testing.F) {
 	for _, seed := range [][]byte{
 		enc(OpJobSubmit, SubmitJob{Job: j5}),
 		enc(OpJobIngestFail, JobRef{JobID: "j5", Reason: "404"}),
+		enc(OpJobIngestTake, IngestTake{JobID: "j5", From: "n1", To: "n2"}),
+		enc(OpJobIngestFail, IngestFail{JobID: "j5", Reason: "gone", Node: "n1"}),
 		enc(OpJobIngest, IngestJob{Job: Job{ID: "j6", Origin: "n2", SourceURL: "https://x/"}}),
 		enc(OpJobSubmit, SubmitJob{Job: j3}),
 		enc(OpJobSubmit, SubmitJob{Job: testJob("j1", false)}),

@@ -194,6 +194,8 @@ func (s *State) Apply(c Command) error {
 		return applyBody(c, s.ingest)
 	case OpJobIngestFail:
 		return applyBody(c, s.ingestFail)
+	case OpJobIngestTake:
+		return applyBody(c, s.ingestTake)
 	case OpJobPublish:
 		return applyBody(c, s.publish)
 	default:

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -51,9 +52,16 @@ type Job struct {
 	Origin     string     `json:"origin"` // node that received the upload
 	// SourceURL is where the source was fetched from (URL ingest; log
 	// version 3, ingest.go); "" for an upload.
-	SourceURL    string      `json:"source_url,omitempty"`
-	Renditions   []Rendition `json:"renditions"`
-	ChunkSeconds float64     `json:"chunk_seconds"`
+	SourceURL string `json:"source_url,omitempty"`
+	// IngestOptions are the options of an ingesting job as its submitter
+	// sent them (JSON, at most MaxIngestOptions), so that whichever node
+	// fetches the source (the one that took the request, or the leader
+	// that takes the fetch over: ingest.go) submits it as asked. Only an
+	// ingesting record has them: job.submit replaces the record, and a
+	// job that ends drops them.
+	IngestOptions json.RawMessage `json:"ingest_options,omitempty"`
+	Renditions    []Rendition     `json:"renditions"`
+	ChunkSeconds  float64         `json:"chunk_seconds"`
 	// Chunks is filled in copies of running jobs (and was stored inline by
 	// logs and snapshots of the first format); the state keeps them apart.
 	Chunks []Chunk `json:"chunks"`

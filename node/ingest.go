@@ -1,8 +1,10 @@
 package node
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,11 +38,16 @@ import (
 //  4. or commits job.ingest_fail with a reason a person can act on.
 //
 // A fetch lives only in its node's memory, so a job must not be left
-// ingesting by a node that is gone: the leader fails an ingest whose node
-// is not alive in gossip (failed, not moved elsewhere: another node may be
-// outside the source's allow list, and a fetch is cheap to ask for again),
-// and a node fails its own ingests it is not running (it restarted). A
-// canceled job stops its fetch at the next progress tick.
+// ingesting by a node that is gone. The record keeps what the fetch needs
+// (the URL, the options as sent, the submitter), so the fetch can run
+// again elsewhere: the leader takes over an ingest whose node is not alive
+// in gossip (job.ingest_take names it the fetching node; from then on only
+// its outcome counts, so a node that was only cut off for a while cannot
+// end the job twice), and a node that restarted resumes its own. Either
+// fetches from the start, after checking the URL against its own
+// --ingest-allow / --ingest-s3 (a watched object: its own --watch); a
+// source it may not fetch fails the job with the reason. A canceled job
+// stops its fetch at the next round.
 //
 // Progress (bytes fetched / Content-Length) is the fetching node's; other
 // nodes ask it over the internal progress route (key "ingest"). A node
@@ -87,6 +94,7 @@ type ingester struct {
 }
 
 type ingestRun struct {
+	ctx    context.Context
 	cancel context.CancelFunc
 	mu     sync.Mutex
 	src    ingestSource // nil until connected
@@ -126,7 +134,8 @@ func (s service) SubmitURL(ctx context.Context, raw string, options []byte) (clu
 // ingestFrom is who asks for a fetch other than an API client: the bucket
 // watch (watch.go) gives the job's ID (one per object, so that it is
 // submitted once) and its submitter, and reads a bucket the operator
-// named (no --ingest-s3 check).
+// named (no --ingest-s3 check). Options it gives that are refused are
+// recorded as a failed job (an API client gets a 400 instead).
 type ingestFrom struct {
 	id, submitter string
 	operator      bool
@@ -134,49 +143,27 @@ type ingestFrom struct {
 
 func (s service) submitURL(ctx context.Context, raw string, options []byte, from ingestFrom) (cluster.Job, error) {
 	n, g := s.n, s.n.ingest
-	var u *url.URL // nil: an s3:// source (ingest_s3.go)
-	srcPath := ""
-	if isS3Source(raw) && from.operator {
-		_, key, err := objstore.ParseObject(raw)
-		if err != nil {
-			return cluster.Job{}, cluster.Invalid(err)
-		}
-		srcPath = key
-	} else if isS3Source(raw) {
-		_, key, err := n.checkS3Source(raw)
-		if err != nil {
-			return cluster.Job{}, cluster.Invalid(err)
-		}
-		srcPath = key
-	} else {
-		if n.ingestAllow.Empty() {
-			return cluster.Job{}, cluster.Invalid(errors.New("URL ingest is off on this node (no --ingest-allow)"))
-		}
-		var err error
-		if u, err = n.ingestAllow.CheckURL(ctx, "source_url", raw); err != nil {
-			return cluster.Job{}, cluster.Invalid(err)
-		}
-		srcPath = u.Path
-	}
-	jo, err := parseJobOptions(options)
+	u, srcPath, err := n.checkSource(ctx, raw, from.operator)
 	if err != nil {
 		return cluster.Job{}, cluster.Invalid(err)
 	}
-	if jo.CallbackURL != "" {
-		if err := checkCallbackURL(ctx, n.webhookAllow, jo.CallbackURL); err != nil {
-			return cluster.Job{}, cluster.Invalid(err)
-		}
+	jo, refused := parseJobOptions(options)
+	if refused == nil && jo.CallbackURL != "" {
+		refused = checkCallbackURL(ctx, n.webhookAllow, jo.CallbackURL)
+	}
+	if refused == nil && len(options) > cluster.MaxIngestOptions {
+		refused = fmt.Errorf("options: %d bytes, at most %d", len(options), cluster.MaxIngestOptions)
+	}
+	submitter := from.submitter
+	if refused == nil && submitter == "" {
+		submitter, refused = submitterOf(ctx, options)
+	}
+	if refused != nil && from.id == "" {
+		return cluster.Job{}, cluster.Invalid(refused)
 	}
 	if v := n.store.FSM().LogVersion(); v < cluster.LogV3 {
 		return cluster.Job{}, fmt.Errorf("URL ingest needs log version %d, the cluster writes %d (an update is under way): %w",
 			cluster.LogV3, v, cluster.ErrConflict)
-	}
-	submitter, tokens := httpapi.Submitter(ctx)
-	if !tokens && jo.ClientID != "" {
-		submitter = "client:" + jo.ClientID
-	}
-	if from.submitter != "" {
-		submitter = from.submitter
 	}
 	opts := jo.Options
 	if opts.Preset == "" {
@@ -194,47 +181,97 @@ func (s service) submitURL(ctx context.Context, raw string, options []byte, from
 	if jo.hasTTL {
 		rec.TTL = jo.ttl
 	}
+	if refused != nil {
+		// A watched object whose options are refused: one failed job with
+		// the reason, so that it is seen once and moves to failed/.
+		rec.Options, rec.CallbackURL = cluster.JobOptions{}, ""
+		err := n.log.Propose(ctx, cluster.OpJobIngest, cluster.IngestJob{Job: rec, Refused: cutReason(refused.Error())})
+		if err != nil && !errors.Is(err, cluster.ErrConflict) {
+			return cluster.Job{}, fmt.Errorf("submit %s: %w", rec.ID, err)
+		}
+		return cluster.Job{}, cluster.Invalid(refused)
+	}
+	if len(options) > 0 {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, options); err == nil {
+			rec.IngestOptions = buf.Bytes()
+		}
+	}
 
-	g.mu.Lock()
-	base := g.base
-	if base == nil || base.Err() != nil {
-		g.mu.Unlock()
-		return cluster.Job{}, fmt.Errorf("this node is not running: %w", cluster.ErrNotLeader)
+	run, err := g.reserve(rec.ID) // before the commit: the rounds never see it unclaimed
+	if err != nil {
+		return cluster.Job{}, err
 	}
-	if len(g.runs) >= n.cfg.MaxConcurrentUploads {
-		g.mu.Unlock()
-		return cluster.Job{}, fmt.Errorf("this node is fetching %d sources already (--max-concurrent-uploads); retry later: %w",
-			len(g.runs), httpapi.ErrTooManyIngests)
-	}
-	fctx, cancel := context.WithCancel(base)
-	if tokens {
-		fctx = httpapi.WithSubmitter(fctx, submitter)
-	}
-	run := &ingestRun{cancel: cancel}
-	g.runs[rec.ID] = run // before the commit: the self-check never sees it unclaimed
-	g.wg.Add(1)          // under the lock that Run takes before it waits
-	g.mu.Unlock()
-
 	err = n.log.Propose(ctx, cluster.OpJobIngest, cluster.IngestJob{Job: rec})
 	j, ok := s.Job(rec.ID)
 	// A conflict after a retried forward means an earlier try committed.
-	if err != nil && (!errors.Is(err, cluster.ErrConflict) || !ok || j.Origin != rec.Origin) {
+	if err != nil && (!errors.Is(err, cluster.ErrConflict) || !ok || j.Origin != rec.Origin || j.State != cluster.JobIngesting) {
 		ok = false
 	} else if !ok {
 		err = errors.New("job vanished after commit")
 	}
 	if !ok {
-		g.forget(rec.ID)
-		g.wg.Done()
+		g.release(rec.ID)
 		return cluster.Job{}, fmt.Errorf("submit %s: %w", rec.ID, err)
 	}
 	g.logger.Info("URL ingest accepted", "job", rec.ID, "url", cluster.RedactURL(raw))
+	g.launch(run, rec, u)
+	return j, nil
+}
+
+// checkSource checks a source address as this node would fetch it: http or
+// https from a destination --ingest-allow admits (u is the parsed URL), or
+// s3://bucket/key (u nil) from a bucket --ingest-s3 admits, or any bucket
+// when the operator named it (a watched object). srcPath names the file.
+func (n *Node) checkSource(ctx context.Context, raw string, operator bool) (u *url.URL, srcPath string, err error) {
+	switch {
+	case isS3Source(raw) && operator:
+		_, key, err := objstore.ParseObject(raw)
+		return nil, key, err
+	case isS3Source(raw):
+		_, key, err := n.checkS3Source(raw)
+		return nil, key, err
+	case n.ingestAllow.Empty():
+		return nil, "", errors.New("URL ingest is off on this node (no --ingest-allow)")
+	}
+	if u, err = n.ingestAllow.CheckURL(ctx, "source_url", raw); err != nil {
+		return nil, "", err
+	}
+	return u, u.Path, nil
+}
+
+// reserve claims a fetch slot for a job: an error when the node is
+// stopping or fetches all it may already (--max-concurrent-uploads).
+func (g *ingester) reserve(id string) (*ingestRun, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.base == nil || g.base.Err() != nil {
+		return nil, fmt.Errorf("this node is not running: %w", cluster.ErrNotLeader)
+	}
+	if len(g.runs) >= g.n.cfg.MaxConcurrentUploads {
+		return nil, fmt.Errorf("this node is fetching %d sources already (--max-concurrent-uploads); retry later: %w",
+			len(g.runs), httpapi.ErrTooManyIngests)
+	}
+	ctx, cancel := context.WithCancel(g.base)
+	run := &ingestRun{ctx: ctx, cancel: cancel}
+	g.runs[id] = run
+	g.wg.Add(1) // under the lock that Run takes before it waits
+	return run, nil
+}
+
+// release gives back a reserved slot that was not launched.
+func (g *ingester) release(id string) {
+	g.forget(id)
+	g.wg.Done()
+}
+
+// launch runs a reserved fetch of rec (which names this node).
+func (g *ingester) launch(run *ingestRun, rec cluster.Job, u *url.URL) {
 	go func() {
 		defer g.wg.Done()
 		defer g.forget(rec.ID)
-		g.fetch(fctx, run, rec, u, options)
+		g.fetch(run.ctx, run, rec, u)
 	}()
-	return j, nil
 }
 
 func (g *ingester) forget(id string) {
@@ -247,7 +284,7 @@ func (g *ingester) forget(id string) {
 }
 
 // fetch brings the source in and commits the outcome.
-func (g *ingester) fetch(ctx context.Context, run *ingestRun, rec cluster.Job, u *url.URL, options []byte) {
+func (g *ingester) fetch(ctx context.Context, run *ingestRun, rec cluster.Job, u *url.URL) {
 	n := g.n
 	start := time.Now()
 	var src ingestSource
@@ -274,7 +311,8 @@ func (g *ingester) fetch(ctx context.Context, run *ingestRun, rec cluster.Job, u
 		run.mu.Lock()
 		run.src = src
 		run.mu.Unlock()
-		j, err = service{n}.submitSource(ctx, rec.ID, rec.SourceURL, rec.Name, src, options)
+		j, err = service{n}.submitSource(ctx, sourceJob{id: rec.ID, url: rec.SourceURL, name: rec.Name, submitter: rec.Submitter},
+			src, rec.IngestOptions)
 		src.Close()
 	}
 	if err == nil {
@@ -283,28 +321,33 @@ func (g *ingester) fetch(ctx context.Context, run *ingestRun, rec cluster.Job, u
 		return
 	}
 	if ctx.Err() != nil {
-		// Canceled (the job, or the node stopping): the self-check or the
-		// leader settles what is left ingesting.
+		// Canceled (the job, taken over, or the node stopping): the rounds
+		// settle what is left ingesting.
 		g.logger.Info("URL ingest stopped", "job", rec.ID, "err", ctx.Err())
 		return
 	}
 	reason := ingestReason(err)
 	g.logger.Warn("URL ingest failed", "job", rec.ID, "url", cluster.RedactURL(rec.SourceURL), "reason", reason, "err", err)
-	g.fail(context.WithoutCancel(ctx), rec.ID, reason)
+	g.fail(context.WithoutCancel(ctx), rec.ID, n.cfg.Name, reason)
 }
 
-// fail commits an ingest's failure (a job no longer ingesting is left as
-// it is).
-func (g *ingester) fail(ctx context.Context, id, reason string) {
+// fail commits an ingest's failure while node fetches it (a job no longer
+// ingesting, or taken over, is left as it is).
+func (g *ingester) fail(ctx context.Context, id, node, reason string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if len(reason) > 500 {
-		reason = reason[:500]
-	}
-	err := g.n.log.Propose(ctx, cluster.OpJobIngestFail, cluster.JobRef{JobID: id, Reason: reason})
+	err := g.n.log.Propose(ctx, cluster.OpJobIngestFail, cluster.IngestFail{JobID: id, Reason: cutReason(reason), Node: node})
 	if err != nil && !errors.Is(err, cluster.ErrConflict) && !errors.Is(err, cluster.ErrNotFound) {
 		g.logger.Warn("recording a failed ingest", "job", id, "err", err)
 	}
+}
+
+// cutReason bounds a reason as the log keeps it.
+func cutReason(reason string) string {
+	if len(reason) > cluster.MaxIngestReason {
+		return reason[:cluster.MaxIngestReason]
+	}
+	return reason
 }
 
 // ingestReason is what the job's error says of a failed fetch.
@@ -329,16 +372,18 @@ func ingestReason(err error) string {
 	return "fetching the source failed: " + err.Error()
 }
 
-// Run keeps the fetches' context and settles ingests no one runs: on the
-// leader, those whose node is not alive; on every node, its own that it
-// does not run (it restarted). It also stops fetches of canceled jobs.
+// Run keeps the fetches' context and, every tick, settles ingests no one
+// runs: on every node its own that it does not run (it restarted: it
+// fetches them again), on the leader those whose node is not alive (it
+// takes them over). It also stops fetches of jobs that ended or were taken
+// from this node.
 func (g *ingester) Run(ctx context.Context) {
 	g.mu.Lock()
 	g.base = ctx
 	g.mu.Unlock()
 	defer func() {
-		// ctx is done: no SubmitURL adds a fetch once it has seen that
-		// under the lock, and one that is adding has done so by now.
+		// ctx is done: no reserve adds a fetch once it has seen that under
+		// the lock, and one that is adding has done so by now.
 		g.mu.Lock()
 		g.mu.Unlock() //nolint:staticcheck // a barrier
 		g.wg.Wait()
@@ -355,13 +400,14 @@ func (g *ingester) Run(ctx context.Context) {
 	}
 }
 
+// round is one pass over the ingesting jobs (as many as are fetching, not
+// the history: the state indexes jobs by state).
 func (g *ingester) round(ctx context.Context) {
 	n := g.n
 	if !n.joined.Load() {
 		return
 	}
-	type orphan struct{ id, reason string }
-	var orphans []orphan
+	var adopt []cluster.Job // this node's without a fetch, or gone nodes' (leader)
 	var ended []string
 	leader := n.store.IsLeader()
 	now := time.Now()
@@ -372,7 +418,7 @@ func (g *ingester) round(ctx context.Context) {
 	}
 	n.store.FSM().Read(func(st *cluster.State) {
 		for id := range g.runs {
-			if j, ok := st.JobRecord(id); ok && j.State != cluster.JobIngesting {
+			if j, ok := st.JobRecord(id); ok && (j.State != cluster.JobIngesting || j.Origin != n.cfg.Name) {
 				ended = append(ended, id)
 			}
 		}
@@ -381,7 +427,7 @@ func (g *ingester) round(ctx context.Context) {
 			switch {
 			case j.Origin == n.cfg.Name:
 				if _, ok := g.runs[j.ID]; !ok {
-					orphans = append(orphans, orphan{j.ID, "the node fetching the source (" + j.Origin + ") restarted during the fetch; submit it again"})
+					adopt = append(adopt, *j)
 				}
 			case leader:
 				if m, ok := n.members.Member(j.Origin); ok && (m.State == cluster.StateAlive || m.State == cluster.StateSuspect) {
@@ -389,7 +435,7 @@ func (g *ingester) round(ctx context.Context) {
 				} else if since, marked := g.gone[j.ID]; !marked {
 					g.gone[j.ID] = now // gossip may be wrong for a moment: wait a grace
 				} else if now.Sub(since) >= g.grace {
-					orphans = append(orphans, orphan{j.ID, "the node fetching the source (" + j.Origin + ") left the cluster during the fetch; submit it again"})
+					adopt = append(adopt, *j)
 				}
 			}
 			return true
@@ -402,12 +448,51 @@ func (g *ingester) round(ctx context.Context) {
 	}
 	for _, id := range ended {
 		if r, ok := g.runs[id]; ok {
-			r.cancel() // canceled or failed elsewhere: stop fetching
+			r.cancel() // canceled, failed or taken elsewhere: stop fetching
 		}
 	}
 	g.mu.Unlock()
-	for _, o := range orphans {
-		g.logger.Warn("failing an ingest no node runs", "job", o.id, "reason", o.reason)
-		g.fail(ctx, o.id, o.reason)
+	for _, j := range adopt {
+		if ctx.Err() != nil {
+			return
+		}
+		g.adopt(ctx, j)
 	}
+}
+
+// adopt fetches an ingesting job no node runs: this node's own after a
+// restart, or a gone node's, which it takes over first (job.ingest_take).
+// A source this node may not fetch fails the job; a node that fetches all
+// it may already leaves it to the next round.
+func (g *ingester) adopt(ctx context.Context, j cluster.Job) {
+	n := g.n
+	from, me := j.Origin, n.cfg.Name
+	what := "restarted during the fetch"
+	if from != me {
+		what = "left the cluster during the fetch"
+	}
+	u, _, err := n.checkSource(ctx, j.SourceURL, n.watchedSource(j))
+	if err != nil {
+		reason := fmt.Sprintf("the node fetching the source (%s) %s, and %s may not fetch it: %v; submit it again", from, what, me, err)
+		g.logger.Warn("failing an ingest no node runs", "job", j.ID, "reason", reason)
+		g.fail(ctx, j.ID, from, reason)
+		return
+	}
+	run, err := g.reserve(j.ID)
+	if err != nil {
+		return
+	}
+	if from != me {
+		err := n.log.Propose(ctx, cluster.OpJobIngestTake, cluster.IngestTake{JobID: j.ID, From: from, To: me})
+		if err != nil {
+			g.release(j.ID)
+			if !errors.Is(err, cluster.ErrConflict) && !errors.Is(err, cluster.ErrNotFound) {
+				g.logger.Warn("taking over an ingest failed; the next round tries again", "job", j.ID, "from", from, "err", err)
+			}
+			return
+		}
+		j.Origin = me
+	}
+	g.logger.Info("fetching the source again", "job", j.ID, "url", cluster.RedactURL(j.SourceURL), "node", from, "because", what)
+	g.launch(run, j, u)
 }

@@ -20,7 +20,8 @@ import (
 // is fetched while the job shows ingesting with progress, then runs to
 // done; a refused destination, a redirect to the metadata address, a
 // source over --max-upload-bytes, a source that is not media and a
-// canceled ingest end clearly; ingests no node runs are failed.
+// canceled ingest end clearly; ingests no node runs are fetched again (or
+// failed when this node may not fetch them).
 func TestURLIngest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ffmpeg")
@@ -45,6 +46,8 @@ func TestURLIngest(t *testing.T) {
 			case <-r.Context().Done():
 				stopped <- struct{}{}
 			}
+		case "/clip.mp4":
+			w.Write(clip)
 		case "/metadata":
 			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
 		case "/big.mp4":
@@ -139,21 +142,38 @@ func TestURLIngest(t *testing.T) {
 		}
 	}
 
-	// Ingests no node runs: one of a node that is gone (the leader fails
-	// it, here without the grace it gives gossip), one of this node that
-	// it does not run (it restarted).
+	// Ingests no node runs are fetched again: one of a node that is gone
+	// (the leader takes it over, here without the grace it gives gossip),
+	// one of this node that it does not run (it restarted), both with the
+	// options their records keep; one whose source this node may not
+	// fetch fails, naming the gone node and the reason.
 	n.ingest.mu.Lock()
 	n.ingest.grace = 0
 	n.ingest.mu.Unlock()
 	for _, origin := range []string{"gone-node", n.cfg.Name} {
 		id := newJobID()
-		rec := cluster.IngestJob{Job: cluster.Job{ID: id, Name: "x", Origin: origin, SourceURL: src.URL + "/x"}}
+		rec := cluster.IngestJob{Job: cluster.Job{ID: id, Name: "x", Origin: origin, SourceURL: src.URL + "/clip.mp4",
+			IngestOptions: []byte(`{"chunk_seconds":3}`)}}
 		if err := n.log.Propose(context.Background(), cluster.OpJobIngest, rec); err != nil {
 			t.Fatal(err)
 		}
-		if got := waitJob(t, n.base, id, 10*time.Second); got.State != "failed" || !strings.Contains(got.Error, origin) {
+		if got := waitJob(t, n.base, id, time.Minute); got.State != "done" {
 			t.Errorf("orphan of %s: %s %q", origin, got.State, got.Error)
 		}
+		n.store.FSM().Read(func(st *cluster.State) {
+			if j, _ := st.JobRecord(id); j.Origin != n.cfg.Name || j.ChunkSeconds != 3 {
+				t.Errorf("orphan of %s: fetched by %s with %v s chunks, want %s and the record's 3", origin, j.Origin, j.ChunkSeconds, n.cfg.Name)
+			}
+		})
+	}
+	id := newJobID()
+	rec := cluster.IngestJob{Job: cluster.Job{ID: id, Name: "x", Origin: "gone-node", SourceURL: "http://10.0.0.1/clip.mp4"}}
+	if err := n.log.Propose(context.Background(), cluster.OpJobIngest, rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitJob(t, n.base, id, 10*time.Second); got.State != "failed" || !strings.Contains(got.Error, "gone-node") ||
+		!strings.Contains(got.Error, "--ingest-allow") {
+		t.Errorf("orphan this node may not fetch: %s %q", got.State, got.Error)
 	}
 }
 

@@ -25,14 +25,46 @@ type service struct{ n *Node }
 // Submit stores an upload, probes and plans it, and commits the job. Bad
 // media and bad options are refused here, before any work is queued.
 func (s service) Submit(ctx context.Context, filename string, body io.Reader, options []byte) (cluster.Job, error) {
-	return s.submitSource(ctx, newJobID(), "", filename, body, options)
+	submitter, err := submitterOf(ctx, options)
+	if err != nil {
+		return cluster.Job{}, cluster.Invalid(err)
+	}
+	return s.submitSource(ctx, sourceJob{id: newJobID(), name: filename, submitter: submitter}, body, options)
 }
 
-// submitSource is Submit for job id; sourceURL is where a URL ingest
-// fetches body from (ingest.go: its job.submit replaces the ingesting
-// record), "" for an upload.
-func (s service) submitSource(ctx context.Context, id, sourceURL, filename string, body io.Reader, options []byte) (cluster.Job, error) {
+// sourceJob names the job a source becomes: its ID, the URL a fetched
+// source came from ("" for an upload: a URL ingest's job.submit replaces
+// its ingesting record, ingest.go), the file name people see, and who
+// submitted it.
+type sourceJob struct {
+	id, url, name, submitter string
+}
+
+// submitterOf is who submits a job: the hash of the caller's API token when
+// tokens are configured (the client_id option is refused then), else
+// "client:" and the client_id option, else "" (anonymous).
+func submitterOf(ctx context.Context, options []byte) (string, error) {
+	jo, err := parseJobOptions(options)
+	if err != nil {
+		return "", err
+	}
+	if id, tokens := httpapi.Submitter(ctx); tokens {
+		if jo.ClientID != "" {
+			return "", errors.New("options: client_id: this cluster names submitters by their API token")
+		}
+		return id, nil
+	}
+	if jo.ClientID != "" {
+		return "client:" + jo.ClientID, nil
+	}
+	return "", nil
+}
+
+// submitSource stores a source for the job src names, probes and plans it,
+// and commits the job.
+func (s service) submitSource(ctx context.Context, src sourceJob, body io.Reader, options []byte) (cluster.Job, error) {
 	n := s.n
+	id, filename := src.id, src.name
 	jo, err := parseJobOptions(options)
 	if err != nil {
 		return cluster.Job{}, cluster.Invalid(err)
@@ -45,15 +77,6 @@ func (s service) submitSource(ctx context.Context, id, sourceURL, filename strin
 	publish, err := n.publishStatus(jo) // publish.go
 	if err != nil {
 		return cluster.Job{}, cluster.Invalid(err)
-	}
-	submitter := ""
-	if id, tokens := httpapi.Submitter(ctx); tokens {
-		if jo.ClientID != "" {
-			return cluster.Job{}, cluster.Invalid(errors.New("options: client_id: this cluster names submitters by their API token"))
-		}
-		submitter = id
-	} else if jo.ClientID != "" {
-		submitter = "client:" + jo.ClientID
 	}
 	opts := jo.Options
 	if opts.Preset == "" {
@@ -132,14 +155,14 @@ func (s service) submitSource(ctx context.Context, id, sourceURL, filename strin
 		Source:       cluster.ProbeOf(*probe),
 		SourceBlob:   ref,
 		Origin:       n.cfg.Name,
-		SourceURL:    sourceURL,
+		SourceURL:    src.url,
 		Renditions:   cluster.RenditionsOf(rends),
 		ChunkSeconds: opts.EffectiveChunkSeconds(),
 		CallbackURL:  jo.CallbackURL,
 		TTL:          n.cfg.Retention,
 		DropSource:   jo.KeepSource != nil && !*jo.KeepSource,
 		Priority:     jo.priority,
-		Submitter:    submitter,
+		Submitter:    src.submitter,
 		Subtitles:    subs,
 		Warnings:     warnings,
 		Publish:      publish,

@@ -37,12 +37,13 @@ import (
 //
 // Options: a sidecar <key>.json beside the object (at most 64 KiB; it is
 // not a source itself), else --watch-options. Options that do not parse
-// move the object to failed/ with no job (the leader logs why). The fetch
-// runs on the leader that submits it: if that node goes away mid-fetch,
-// the job fails as any orphaned ingest does (ingest.go), and the object
-// moves to failed/ (put it back to try again: a failed job's ID is taken,
-// so a copy back under another key, or the same key after the old job is
-// deleted).
+// make the object one failed job with the reason (job.ingest with
+// Refused: one entry, so it too is seen once), and it moves to failed/.
+// The fetch runs on the leader that submits it; if that node goes away
+// mid-fetch, the next leader takes the fetch over (ingest.go) and may read
+// the bucket because it watches it too (watchedSource). To try a failed
+// object again, put it back under another key, or under the same key once
+// its old job is deleted (a job's ID is taken for as long as it exists).
 
 const (
 	watchPerPoll     = 16   // new jobs per poll at most
@@ -203,4 +204,14 @@ func (w *watcher) move(ctx context.Context, key, dir, why string) {
 		return
 	}
 	w.logger.Info("watched object moved", "key", key, "to", dst, "why", why)
+}
+
+// watchedSource says whether j is the job of an object in this node's
+// watched bucket, which it may fetch as the operator's (no --ingest-s3).
+func (n *Node) watchedSource(j cluster.Job) bool {
+	if n.watch == nil || j.Submitter != watchSubmitter {
+		return false
+	}
+	b, _, err := objstore.ParseObject(j.SourceURL)
+	return err == nil && b == n.watch.target.Bucket
 }

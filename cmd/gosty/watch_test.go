@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,14 +22,17 @@ import (
 // watchJob is the job JSON as the API writes it.
 type watchJob = httpapi.JobView
 
-// TestWatchBucket: three node processes watch s3://inbox/in/ (--watch).
+// TestWatchBucket: three node processes watch s3://inbox/in/ (--watch),
+// reading the bucket through a proxy that holds the first transfer half-way.
 // Two objects put there (one with a sidecar of options) become jobs; the
-// leader is killed once they exist; a third object put then is taken by
-// the new leader. Each object is one job exactly once (the job ID comes
-// from the object, so the new leader does not submit again what the old
-// one did), and every object ends in in/done/ or in/failed/ with its
-// sidecar; an object whose sidecar's options are refused moves to
-// in/failed/ without a job. Loopback subnet 127.0.119.x; the S3 server on 127.0.117.21+.
+// leader is killed while it fetches one of them, and a third object is put
+// then. The new leader takes the held fetch over and takes the third
+// object: each object is one job exactly once (the job ID comes from the
+// object, so the new leader does not submit again what the old one did),
+// all three run to done, and every object ends in in/done/ or in/failed/
+// with its sidecar; an object whose sidecar's options are refused is one
+// failed job with the reason and moves to in/failed/. Loopback subnet
+// 127.0.119.x; the S3 server on 127.0.117.21+.
 func TestWatchBucket(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
@@ -37,8 +41,24 @@ func TestWatchBucket(t *testing.T) {
 	env := []string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretKey,
 		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}
+	// A noisy clip of about 1.8 MB: the first answer to pass 1 MiB is a
+	// source being fetched (listings and sidecars are a few KiB).
+	clip, err := os.ReadFile(nodetest.GenClip(t, filepath.Join(t.TempDir(), "clip.mp4"), "-f", "lavfi", "-i",
+		"testsrc2=size=320x180:rate=25:duration=2", "-vf", "noise=alls=60:allf=t", "-c:v", "libx264", "-preset", "ultrafast",
+		"-pix_fmt", "yuv420p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	proxy := s3test.Proxy(t, strings.TrimPrefix(srv.Endpoint, "http://"), 1<<20, func() bool {
+		close(held)
+		<-release
+		return false
+	})
+	var releaseOnce sync.Once
+	defer releaseOnce.Do(func() { close(release) })
 	c, _ := newCluster(t, clusterOpts{subnet: 119, size: 3, fast: true, env: env}, "--preset", "ultrafast",
-		"--s3-endpoint", srv.Endpoint, "--s3-path-style", "--watch", "s3://inbox/in/",
+		"--s3-endpoint", "http://"+proxy, "--s3-path-style", "--watch", "s3://inbox/in/",
 		"--watch-options", `{"renditions":["180p@300k"]}`)
 	for i := range 3 {
 		if err := c.Start(i); err != nil {
@@ -47,11 +67,6 @@ func TestWatchBucket(t *testing.T) {
 	}
 	v := agree(t, c, []int{0, 1, 2}, 3, 3)
 	leader := podOf(c, v.Leader)
-	clip, err := os.ReadFile(nodetest.GenClip(t, filepath.Join(t.TempDir(), "clip.mp4"), "-f", "lavfi", "-i",
-		"testsrc2=size=320x180:rate=25:duration=2", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	put := func(key string, body []byte) {
 		t.Helper()
@@ -61,7 +76,7 @@ func TestWatchBucket(t *testing.T) {
 		}
 	}
 	put("in/a.mp4.json", []byte(`{"renditions":["180p@300k"],"chunk_seconds":3}`))
-	put("in/bad.mp4.json", []byte(`{"chunk_seconds":1}`)) // out of range: no job
+	put("in/bad.mp4.json", []byte(`{"chunk_seconds":1}`)) // out of range: a failed job
 	put("in/bad.mp4", clip)
 	put("in/a.mp4", clip)
 	put("in/b.mp4", clip)
@@ -73,8 +88,25 @@ func TestWatchBucket(t *testing.T) {
 		}
 		return l.Jobs
 	}
-	nodetest.WaitFor(t, 30*time.Second, "jobs of a and b", func() bool { return len(jobs(leader)) == 2 })
+	nodetest.WaitFor(t, 30*time.Second, "jobs of a, b and bad, and a fetch held", func() bool {
+		select {
+		case <-held:
+			return len(jobs(leader)) == 3
+		default:
+			return false
+		}
+	})
+	fetching := 0
+	for _, j := range jobs(leader) {
+		if j.State == "ingesting" {
+			fetching++
+		}
+	}
+	if fetching == 0 {
+		t.Fatalf("no job is ingesting while the proxy holds a transfer: %+v", jobs(leader))
+	}
 	c.Kill(leader)
+	releaseOnce.Do(func() { close(release) })
 	var other int
 	for i := range 3 {
 		if i != leader {
@@ -96,9 +128,9 @@ func TestWatchBucket(t *testing.T) {
 		return keys
 	}
 	var js []watchJob
-	nodetest.WaitFor(t, 90*time.Second, "three finished jobs and an empty inbox", func() bool {
+	nodetest.WaitFor(t, 90*time.Second, "four finished jobs and an empty inbox", func() bool {
 		js = jobs(other)
-		if len(js) < 3 {
+		if len(js) < 4 {
 			return false
 		}
 		for _, j := range js {
@@ -117,33 +149,27 @@ func TestWatchBucket(t *testing.T) {
 	for _, j := range js {
 		sources = append(sources, j.SourceURL)
 		t.Logf("job %s %s %s %q", j.ID, j.SourceURL, j.State, j.Error)
-		if j.SourceURL == "s3://inbox/in/a.mp4" && j.Options.ChunkSeconds != 3 {
+		switch name := strings.TrimPrefix(j.SourceURL, "s3://inbox/in/"); {
+		case name == "bad.mp4":
+			if j.State != "failed" || !strings.Contains(j.Error, "chunk_seconds") {
+				t.Errorf("bad.mp4 (options refused): %s %q, want failed naming chunk_seconds", j.State, j.Error)
+			}
+		case j.State != "done":
+			// a or b was being fetched by the killed leader: taken over.
+			t.Errorf("%s: %s %q, want done", name, j.State, j.Error)
+		case name == "a.mp4" && j.Options.ChunkSeconds != 3:
 			t.Errorf("job of a.mp4: chunk_seconds %v, want the sidecar's 3", j.Options.ChunkSeconds)
 		}
 	}
 	slices.Sort(sources)
-	if want := []string{"s3://inbox/in/a.mp4", "s3://inbox/in/b.mp4", "s3://inbox/in/c.mp4"}; !slices.Equal(sources, want) {
+	if want := []string{"s3://inbox/in/a.mp4", "s3://inbox/in/b.mp4", "s3://inbox/in/bad.mp4", "s3://inbox/in/c.mp4"}; !slices.Equal(sources, want) {
 		t.Fatalf("jobs' sources %v, want one job each of %v", sources, want)
 	}
-	if moved := list("in/failed/bad.mp4"); len(moved) != 2 {
-		t.Errorf("bad.mp4 (options refused) and its sidecar: %v, want both in in/failed/", moved)
-	}
-	// c came after the kill: the new leader took it, and it ran to done.
 	moved := list("in/")
-	for _, j := range js {
-		name := strings.TrimPrefix(j.SourceURL, "s3://inbox/in/")
-		dir := "in/done/"
-		if j.State != "done" {
-			dir = "in/failed/"
-		}
-		if !slices.Contains(moved, dir+name) {
-			t.Errorf("%s (%s): not in %s: %v", name, j.State, dir, moved)
-		}
-		if name == "c.mp4" && j.State != "done" {
-			t.Errorf("c.mp4, put after the failover: %s %q", j.State, j.Error)
-		}
-		if name == "a.mp4" && !slices.Contains(moved, dir+"a.mp4.json") {
-			t.Errorf("the sidecar of a.mp4 did not move with it: %v", moved)
+	for _, want := range []string{"in/done/a.mp4", "in/done/a.mp4.json", "in/done/b.mp4", "in/done/c.mp4",
+		"in/failed/bad.mp4", "in/failed/bad.mp4.json"} {
+		if !slices.Contains(moved, want) {
+			t.Errorf("%s missing: %v", want, moved)
 		}
 	}
 }
