@@ -234,9 +234,8 @@
 //     invalid_request). Without a Scaler it is 501 not_implemented; a
 //     refusal by the platform keeps its meaning (403 forbidden, 409
 //     conflict, 400, 503 with Retry-After) with the platform's message, and
-//     anything else is 502 scale_failed. GET /api/v1/cluster adds
-//     "scalable": whether a Scaler is configured, as the object's first
-//     field.
+//     anything else is 502 scale_failed. GET /api/v1/cluster says
+//     "scalable": whether a Scaler is configured (ClusterStatus.Scalable).
 //
 //   - Metrics on Config.Registry: gosty_http_requests_total{route,method,code},
 //     gosty_http_request_duration_seconds{route,method} and

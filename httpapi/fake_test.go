@@ -288,13 +288,12 @@ func (b *fakeBlobs) OpenBlob(ctx context.Context, ref, _ cluster.BlobRef) (io.Re
 
 type fakeCluster struct{}
 
-func (fakeCluster) Status() any {
-	// The shape of node.ClusterStatus (openapi.yaml's ClusterStatus).
-	return map[string]any{"node": "n1", "leader": "n1", "term": 2, "log_version": 2,
-		"members": []map[string]any{{"name": "n1", "id": "id-n1", "state": "alive", "raft_role": "leader",
-			"voter": true, "slots": 2, "tasks_active": 0, "version": "dev", "since": "2025-01-02T03:04:05Z"}},
-		"raft":   []map[string]string{{"id": "id-n1", "name": "n1", "suffrage": "voter", "address": "127.0.0.1:7947"}},
-		"quorum": map[string]int{"voters": 1, "healthy_voters": 1, "needed": 1, "failure_tolerance": 0}}
+func (fakeCluster) Status() ClusterStatus {
+	return ClusterStatus{Node: "n1", Leader: "n1", Term: 2, LogVersion: 2,
+		Members: []MemberStatus{{Name: "n1", ID: "id-n1", State: "alive", RaftRole: "leader", Voter: true, Slots: 2,
+			Version: "dev", Since: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}},
+		Raft:   []RaftServer{{ID: "id-n1", Name: "n1", Suffrage: "voter", Address: "127.0.0.1:7947"}},
+		Quorum: QuorumStatus{Voters: 1, HealthyVoters: 1, Needed: 1}}
 }
 
 type fakeHealth struct {

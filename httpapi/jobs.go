@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -95,12 +94,9 @@ func (a *API) cancelJob(c *gin.Context) {
 }
 
 func (a *API) clusterStatus(c *gin.Context) {
-	b, err := json.Marshal(a.cluster.Status())
-	if err != nil {
-		a.writeError(c, fmt.Errorf("cluster status: %w", err))
-		return
-	}
-	writeJSON(c, http.StatusOK, json.RawMessage(withScalable(b, a.scaler != nil)))
+	st := a.cluster.Status()
+	st.Scalable = a.scaler != nil
+	writeJSON(c, http.StatusOK, st)
 }
 
 func (a *API) healthz(c *gin.Context) {

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -94,26 +93,4 @@ func (a *API) writeScaleError(c *gin.Context, err error) {
 	default: // 401 (the node's own credentials), 404 (no such StatefulSet), 5xx
 		writeErrorCode(c, http.StatusBadGateway, "scale_failed", err.Error())
 	}
-}
-
-// withScalable adds "scalable": whether POST /api/v1/cluster/scale can work
-// here, to the JSON object of the cluster status (the UI offers scaling
-// only then).
-func withScalable(status []byte, scalable bool) []byte {
-	status = bytes.TrimSpace(status)
-	if len(status) < 2 || status[0] != '{' {
-		return status
-	}
-	field := []byte(`"scalable":false`)
-	if scalable {
-		field = []byte(`"scalable":true`)
-	}
-	out := make([]byte, 0, len(status)+len(field)+1)
-	out = append(out, '{')
-	out = append(out, field...)
-	rest := bytes.TrimSpace(status[1:])
-	if len(rest) > 0 && rest[0] != '}' {
-		out = append(out, ',')
-	}
-	return append(out, rest...)
 }

@@ -66,6 +66,10 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"ScaleRequest":     reflect.TypeFor[scaleRequest](),
 		"ScaleResponse":    reflect.TypeFor[scaleResponse](),
 		"Error":            reflect.TypeFor[peerproto.ErrorBody](),
+		"ClusterStatus":    reflect.TypeFor[ClusterStatus](),
+		"Member":           reflect.TypeFor[MemberStatus](),
+		"RaftServer":       reflect.TypeFor[RaftServer](),
+		"Quorum":           reflect.TypeFor[QuorumStatus](),
 	} {
 		ref := doc.Components.Schemas[name]
 		if ref == nil {

@@ -66,7 +66,7 @@ type Space interface {
 }
 
 // Cluster describes membership for GET /api/v1/cluster.
-type Cluster interface{ Status() any } // JSON-encodable view
+type Cluster interface{ Status() ClusterStatus }
 
 // Health reports readiness: nil when the node can take work.
 type Health interface{ Ready() error }

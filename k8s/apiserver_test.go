@@ -295,7 +295,7 @@ func (noJobs) ChangesSince(uint64) ([]string, uint64, bool) { return nil, 0, tru
 func (noJobs) Progress(string) float64                      { return 0 }
 func (noJobs) Cancel(context.Context, string) error         { return cluster.ErrNotFound }
 func (noJobs) Changed() <-chan struct{}                     { return make(chan struct{}) }
-func (noJobs) Status() any                                  { return map[string]string{"node": "gosty-0"} }
+func (noJobs) Status() httpapi.ClusterStatus                { return httpapi.ClusterStatus{Node: "gosty-0"} }
 func (noJobs) Ready() error                                 { return nil }
 func (noJobs) OpenBlob(context.Context, cluster.BlobRef, cluster.BlobRef) (io.ReadSeekCloser, error) {
 	return nil, cluster.ErrNotFound

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/gosty/gosty/cluster"
@@ -333,83 +332,17 @@ func (s service) Ready() error {
 	return nil
 }
 
-// ClusterStatus is the JSON of GET /api/v1/cluster.
-type ClusterStatus struct {
-	Node   string `json:"node"`   // the node that answered
-	Leader string `json:"leader"` // leader's node name
-	Term   uint64 `json:"term"`
-	// LogVersion is the log format the cluster writes (it moves up once
-	// every server reads the newer one: see cluster.LogV2).
-	LogVersion int            `json:"log_version"`
-	Members    []MemberStatus `json:"members"`
-	// Raft is the raft configuration: every server, member or not.
-	Raft []RaftServer `json:"raft"`
-	// Quorum is how the voters fare, as the answering node sees them.
-	Quorum QuorumStatus `json:"quorum"`
-	// Insecure says what the answering node's peer traffic lacks when it
-	// runs with --insecure (absent otherwise).
-	Insecure []string `json:"insecure,omitempty"`
-}
-
-// QuorumStatus is the health of the raft voters: healthy ones are alive in
-// gossip and not leaving (and, seen from the leader, reached by raft's
-// heartbeats).
-type QuorumStatus struct {
-	Voters        int `json:"voters"`
-	HealthyVoters int `json:"healthy_voters"`
-	Needed        int `json:"needed"` // voters that make a quorum
-	// FailureTolerance is how many more voters may fail before the cluster
-	// loses its quorum (0 too when it has lost it: healthy < needed).
-	FailureTolerance int `json:"failure_tolerance"`
-}
-
-// RaftServer is one server of the raft configuration.
-type RaftServer struct {
-	ID       string `json:"id"`
-	Name     string `json:"name,omitempty"`
-	Suffrage string `json:"suffrage"` // voter or nonvoter
-	Address  string `json:"address"`
-}
-
-// MemberStatus describes one node.
-type MemberStatus struct {
-	Name        string    `json:"name"`
-	ID          string    `json:"id"`
-	State       string    `json:"state"`     // gossip: alive, suspect, dead, left
-	RaftRole    string    `json:"raft_role"` // leader, follower, nonvoter, none
-	Voter       bool      `json:"voter"`
-	Leaving     bool      `json:"leaving,omitempty"`
-	Slots       int       `json:"slots"`
-	TasksActive int       `json:"tasks_active"`
-	Version     string    `json:"version"`
-	Since       time.Time `json:"since"`
-	HTTP        string    `json:"http,omitempty"`
-	// Disk is the member's data volume as it gossips it (absent for nodes
-	// that predate it).
-	Disk *DiskStatus `json:"disk,omitempty"`
-}
-
-// DiskStatus is a member's data volume: free bytes, size, what media must
-// leave free (the disk and raft reserves), and whether it is below that
-// (full: it takes no new task, upload or blob copy).
-type DiskStatus struct {
-	FreeBytes    int64 `json:"free_bytes"`
-	SizeBytes    int64 `json:"size_bytes"`
-	ReserveBytes int64 `json:"reserve_bytes"`
-	Full         bool  `json:"full"`
-}
-
-func (s service) Status() any {
+func (s service) Status() httpapi.ClusterStatus {
 	n := s.n
 	leaderID, _ := n.store.Leader()
 	suffrage := map[string]string{}
 	var names map[string]string
 	n.store.FSM().Read(func(st *cluster.State) { names = st.Nodes() })
-	var rafts []RaftServer
+	var rafts []httpapi.RaftServer
 	if servers, err := n.store.Configuration(); err == nil {
 		for _, srv := range servers {
 			suffrage[string(srv.ID)] = srv.Suffrage.String()
-			rs := RaftServer{ID: string(srv.ID), Name: names[string(srv.ID)], Address: string(srv.Address),
+			rs := httpapi.RaftServer{ID: string(srv.ID), Name: names[string(srv.ID)], Address: string(srv.Address),
 				Suffrage: strings.ToLower(srv.Suffrage.String())}
 			if m, ok := n.members.ByID(rs.ID); ok {
 				rs.Name = m.Name
@@ -426,19 +359,19 @@ func (s service) Status() any {
 			return true
 		})
 	})
-	out := ClusterStatus{Node: n.cfg.Name, Term: n.store.Term(), Raft: rafts, LogVersion: n.store.FSM().LogVersion(),
+	out := httpapi.ClusterStatus{Node: n.cfg.Name, Term: n.store.Term(), Raft: rafts, LogVersion: n.store.FSM().LogVersion(),
 		Insecure: n.insecure}
 	if q, err := n.promote.Health(); err == nil {
-		out.Quorum = QuorumStatus{Voters: q.Voters, HealthyVoters: q.Healthy, Needed: q.Needed, FailureTolerance: q.FailureTolerance}
+		out.Quorum = httpapi.QuorumStatus{Voters: q.Voters, HealthyVoters: q.Healthy, Needed: q.Needed, FailureTolerance: q.FailureTolerance}
 	}
 	for _, m := range n.members.Members() {
-		ms := MemberStatus{
+		ms := httpapi.MemberStatus{
 			Name: m.Name, ID: m.Meta.ID, State: string(m.State), Leaving: m.Meta.Leaving,
 			Slots: m.Meta.Slots, TasksActive: active[m.Name], Version: m.Meta.Version,
 			Since: m.Since, HTTP: m.Meta.HTTP, RaftRole: "none",
 		}
 		if d := m.Meta.Disk; d != nil {
-			ms.Disk = &DiskStatus{FreeBytes: d.FreeMiB << 20, SizeBytes: d.SizeMiB << 20, ReserveBytes: d.ReserveMiB << 20, Full: d.Full}
+			ms.Disk = &httpapi.DiskStatus{FreeBytes: d.FreeMiB << 20, SizeBytes: d.SizeMiB << 20, ReserveBytes: d.ReserveMiB << 20, Full: d.Full}
 		}
 		switch suffrage[m.Meta.ID] {
 		case "Voter":

@@ -259,25 +259,12 @@ func (c *client) showProgress(mode string) bool {
 	return c.output == "text" && err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-type jobView struct {
-	ID       string  `json:"id"`
-	Name     string  `json:"name"`
-	State    string  `json:"state"`
-	Progress float64 `json:"progress"`
-	Error    string  `json:"error,omitempty"`
-	Outputs  struct {
-		HLS  string            `json:"hls,omitempty"`
-		DASH string            `json:"dash,omitempty"`
-		MP4  map[string]string `json:"mp4,omitempty"`
-		// Poster and Storyboard: the job's poster JPEG and WebVTT
-		// thumbnails track.
-		Poster     string `json:"poster,omitempty"`
-		Storyboard string `json:"storyboard,omitempty"`
-	} `json:"outputs"`
-}
-
-func (j jobView) finished() bool {
-	return j.State == "done" || j.State == "failed" || j.State == "canceled"
+// hlsOf is a job's HLS master playlist path ("" before it is packaged).
+func hlsOf(j httpapi.JobView) string {
+	if j.Outputs == nil {
+		return ""
+	}
+	return j.Outputs.HLS
 }
 
 // submit uploads every file, then (with wait) follows every job to its end.
@@ -285,10 +272,10 @@ func (j jobView) finished() bool {
 // job views when waiting.
 func (c *client) submit(ctx context.Context, files, urls []string, options string, wait, progress bool) error {
 	bars := newProgress(ctx, c.stderr, progress)
-	var jobs []jobView
+	var jobs []httpapi.JobView
 	sources := append(slices.Clone(files), urls...)
 	for i, f := range sources {
-		var j jobView
+		var j httpapi.JobView
 		var err error
 		if i < len(files) {
 			j, err = c.upload(ctx, f, options, bars)
@@ -313,7 +300,7 @@ func (c *client) submit(ctx context.Context, files, urls []string, options strin
 	}
 
 	final := make([]json.RawMessage, len(jobs))
-	views := make([]jobView, len(jobs))
+	views := make([]httpapi.JobView, len(jobs))
 	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
 	for i, j := range jobs {
@@ -333,7 +320,7 @@ func (c *client) submit(ctx context.Context, files, urls []string, options strin
 			fmt.Fprintf(c.stderr, "gosty: job %s (%s) %s: %s\n", j.ID, j.Name, j.State, j.Error)
 		}
 		if c.output == "text" {
-			fmt.Fprintf(c.stdout, "%s\t%s\t%s\t%s\n", j.ID, j.Name, j.State, firstNonEmpty(j.Error, c.server+j.Outputs.HLS))
+			fmt.Fprintf(c.stdout, "%s\t%s\t%s\t%s\n", j.ID, j.Name, j.State, firstNonEmpty(j.Error, c.server+hlsOf(j)))
 		}
 	}
 	if c.output == "json" {
@@ -356,7 +343,7 @@ func firstNonEmpty(a, b string) string {
 
 // upload sends a file: with tus when it is large (or --resumable always),
 // else as one multipart POST.
-func (c *client) upload(ctx context.Context, path, options string, bars *progress) (jobView, error) {
+func (c *client) upload(ctx context.Context, path, options string, bars *progress) (httpapi.JobView, error) {
 	if st, err := os.Stat(path); err == nil && len(c.subtitles) == 0 && useResumable(c.resumable, st.Size()) {
 		return c.uploadResumable(ctx, path, options, bars)
 	}
@@ -364,15 +351,15 @@ func (c *client) upload(ctx context.Context, path, options string, bars *progres
 }
 
 // uploadPost streams a file as multipart without holding it in memory.
-func (c *client) uploadPost(ctx context.Context, path, options string, bars *progress) (jobView, error) {
+func (c *client) uploadPost(ctx context.Context, path, options string, bars *progress) (httpapi.JobView, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return jobView{}, fmt.Errorf("submit %s: %w", path, err)
+		return httpapi.JobView{}, fmt.Errorf("submit %s: %w", path, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return jobView{}, fmt.Errorf("submit %s: %w", path, err)
+		return httpapi.JobView{}, fmt.Errorf("submit %s: %w", path, err)
 	}
 	name := filepath.Base(path)
 	bar := bars.upload(name, st.Size())
@@ -401,7 +388,7 @@ func (c *client) uploadPost(ctx context.Context, path, options string, bars *pro
 		}()
 		pw.CloseWithError(err)
 	}()
-	var j jobView
+	var j httpapi.JobView
 	err = c.do(ctx, http.MethodPost, "/api/v1/jobs", pr, mw.FormDataContentType(), &j)
 	// The pipe's reader is done either way; this unblocks the writer when
 	// the server answered before reading the whole body.
@@ -415,16 +402,16 @@ func (c *client) uploadPost(ctx context.Context, path, options string, bars *pro
 
 // submitURL asks the node to fetch a source (a JSON submit); the job
 // answers ingesting and moves on once the node has it.
-func (c *client) submitURL(ctx context.Context, source, options string) (jobView, error) {
+func (c *client) submitURL(ctx context.Context, source, options string) (httpapi.JobView, error) {
 	req := map[string]any{"source_url": source}
 	if options != "" {
 		req["options"] = json.RawMessage(options)
 	}
 	b, err := json.Marshal(req)
 	if err != nil {
-		return jobView{}, fmt.Errorf("submit %s: %w", source, err)
+		return httpapi.JobView{}, fmt.Errorf("submit %s: %w", source, err)
 	}
-	var j jobView
+	var j httpapi.JobView
 	if err := c.do(ctx, http.MethodPost, "/api/v1/jobs", bytes.NewReader(b), "application/json", &j); err != nil {
 		return j, fmt.Errorf("submit %s: %w", source, err)
 	}
@@ -448,7 +435,7 @@ func writeSubtitlePart(mw *multipart.Writer, path string) error {
 
 // follow polls one job until it finishes, moving its progress bar, and
 // returns the final job JSON as the server sent it.
-func (c *client) follow(ctx context.Context, j jobView, bars *progress) (json.RawMessage, jobView, error) {
+func (c *client) follow(ctx context.Context, j httpapi.JobView, bars *progress) (json.RawMessage, httpapi.JobView, error) {
 	bar := bars.transcode(j.Name)
 	for {
 		var raw json.RawMessage
@@ -456,13 +443,13 @@ func (c *client) follow(ctx context.Context, j jobView, bars *progress) (json.Ra
 			bar.done(false)
 			return nil, j, err
 		}
-		var v jobView
+		var v httpapi.JobView
 		if err := json.Unmarshal(raw, &v); err != nil {
 			bar.done(false)
 			return nil, j, fmt.Errorf("job %s: %w", j.ID, err)
 		}
-		bar.set(v.State, v.Progress)
-		if v.finished() {
+		bar.set(string(v.State), v.Progress)
+		if v.State.Terminal() {
 			bar.done(v.State == "done")
 			return raw, v, nil
 		}
@@ -531,25 +518,7 @@ func (c *client) job(ctx context.Context, id string, cancel bool) error {
 	if c.output == "json" || len(raw) == 0 {
 		return c.printJSON(raw)
 	}
-	var j struct {
-		jobView
-		Renditions []struct {
-			Name          string `json:"name"`
-			Width, Height int
-			Bitrate       int64 `json:"bitrate"`
-		} `json:"renditions"`
-		Chunks []struct {
-			EncodedBy string `json:"encoded_by"`
-			RunningOn string `json:"running_on"`
-			Attempts  int    `json:"attempts"`
-		} `json:"chunks"`
-		Live *struct {
-			HLS      string  `json:"hls"`
-			Ready    bool    `json:"ready"`
-			Segments int     `json:"segments"`
-			Seconds  float64 `json:"seconds"`
-		} `json:"live"`
-	}
+	var j httpapi.JobView
 	if err := json.Unmarshal(raw, &j); err != nil {
 		return err
 	}
@@ -571,7 +540,7 @@ func (c *client) job(ctx context.Context, id string, cancel bool) error {
 	for _, r := range j.Renditions {
 		fmt.Fprintf(tw, "rendition\t%s %dx%d %d kb/s\n", r.Name, r.Width, r.Height, r.Bitrate/1000)
 	}
-	if j.Outputs.HLS != "" {
+	if j.Outputs != nil && j.Outputs.HLS != "" {
 		fmt.Fprintf(tw, "hls\t%s%s\ndash\t%s%s\n", c.server, j.Outputs.HLS, c.server, j.Outputs.DASH)
 		if j.Outputs.Poster != "" { // "previews": the storyboard, in a label no wider than "rendition"
 			fmt.Fprintf(tw, "poster\t%s%s\npreviews\t%s%s\n", c.server, j.Outputs.Poster, c.server, j.Outputs.Storyboard)
@@ -582,25 +551,8 @@ func (c *client) job(ctx context.Context, id string, cancel bool) error {
 	return tw.Flush()
 }
 
-// clusterView is the part of GET /api/v1/cluster the client shows.
-type clusterView struct {
-	Node    string       `json:"node"`
-	Leader  string       `json:"leader"`
-	Members []memberView `json:"members"`
-	Quorum  quorumView   `json:"quorum"`
-	// Insecure is what the answering node's peer traffic lacks (--insecure).
-	Insecure []string `json:"insecure"`
-}
-
-type quorumView struct {
-	Voters           int `json:"voters"`
-	HealthyVoters    int `json:"healthy_voters"`
-	Needed           int `json:"needed"`
-	FailureTolerance int `json:"failure_tolerance"`
-}
-
-// String is the quorum line of `gosty members`.
-func (q quorumView) String() string {
+// quorumLine is the quorum line of `gosty members`.
+func quorumLine(q httpapi.QuorumStatus) string {
 	s := fmt.Sprintf("voters: %d of %d healthy, quorum %d", q.HealthyVoters, q.Voters, q.Needed)
 	if q.HealthyVoters < q.Needed {
 		return s + ": quorum lost"
@@ -608,25 +560,10 @@ func (q quorumView) String() string {
 	return s + fmt.Sprintf(", failure tolerance %d", q.FailureTolerance)
 }
 
-type memberView struct {
-	Name        string `json:"name"`
-	State       string `json:"state"`
-	RaftRole    string `json:"raft_role"`
-	Voter       bool   `json:"voter"`
-	Leaving     bool   `json:"leaving"`
-	Slots       int    `json:"slots"`
-	TasksActive int    `json:"tasks_active"`
-	HTTP        string `json:"http"`
-	Disk        *struct {
-		FreeBytes    int64 `json:"free_bytes"`
-		ReserveBytes int64 `json:"reserve_bytes"`
-		Full         bool  `json:"full"`
-	} `json:"disk"`
-}
-
-// disk is the DISK column of `gosty members`: the room for media (free
-// above the reserves), "full" below them, "-" from nodes that do not say.
-func (m memberView) disk() string {
+// diskColumn is the DISK column of `gosty members`: the room for media
+// (free above the reserves), "full" below them, "-" from nodes that do not
+// say.
+func diskColumn(m httpapi.MemberStatus) string {
 	switch d := m.Disk; {
 	case d == nil:
 		return "-"
@@ -645,7 +582,7 @@ func (c *client) members(ctx context.Context) error {
 	if c.output == "json" {
 		return c.printJSON(raw)
 	}
-	var s clusterView
+	var s httpapi.ClusterStatus
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return err
 	}
@@ -655,7 +592,7 @@ func (c *client) members(ctx context.Context) error {
 	}
 	line := "leader: " + leader
 	if s.Quorum.Voters > 0 { // nodes that predate it do not say
-		line += "; " + s.Quorum.String()
+		line += "; " + quorumLine(s.Quorum)
 	}
 	fmt.Fprintln(c.stdout, line)
 	for _, w := range s.Insecure {
@@ -668,7 +605,7 @@ func (c *client) members(ctx context.Context) error {
 		if m.Leaving {
 			state += " (leaving)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d/%d\t%s\t%s\n", m.Name, state, m.RaftRole, m.Voter, m.TasksActive, m.Slots, m.disk(), m.HTTP)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d/%d\t%s\t%s\n", m.Name, state, m.RaftRole, m.Voter, m.TasksActive, m.Slots, diskColumn(m), m.HTTP)
 	}
 	return tw.Flush()
 }

@@ -210,7 +210,7 @@ func TestGossipWrongKeyNotAccepted(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := func(i int) ([]string, error) {
-		var v clusterView
+		var v httpapi.ClusterStatus
 		if err := getJSON(c.HTTP(i)+"/api/v1/cluster", &v); err != nil {
 			return nil, err
 		}
@@ -252,7 +252,7 @@ func TestGossipWrongKeyNotAccepted(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := agree(t, c, []int{0, 1, 2}, 3, 3)
-	t.Logf("with the right key: %s", v.summary())
+	t.Logf("with the right key: %s", summary(v))
 }
 
 func TestClientTokenIsTheFirstOfTheFile(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -260,7 +261,7 @@ func restartOnce(b *testing.B, subnet, first int) restartTimes {
 	nodetest.WaitFor(b, 2*time.Minute, "the job resumed", func() bool {
 		since := time.Since(restarted)
 		if t.leader == 0 {
-			var views [3]clusterView
+			var views [3]httpapi.ClusterStatus
 			same := true
 			for i := range 3 {
 				same = same && getJSON(c.HTTP(i)+"/api/v1/cluster", &views[i]) == nil && views[i].Leader != "" && views[i].Leader == views[0].Leader

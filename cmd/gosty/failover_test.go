@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -193,7 +194,7 @@ func TestKillLeaderMidJob(t *testing.T) {
 		}
 	}
 	nodetest.WaitFor(t, 15*time.Second, "a new leader", func() bool {
-		var v clusterView
+		var v httpapi.ClusterStatus
 		return getJSON(c.HTTP(survivors[0])+"/api/v1/cluster", &v) == nil && v.Leader != "" && v.Leader != old
 	})
 	t.Logf("leader kill → new leader: %v", time.Since(killed).Round(10*time.Millisecond))

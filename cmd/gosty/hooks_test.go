@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node"
 	"github.com/gosty/gosty/node/nodetest"
 )
@@ -139,7 +140,7 @@ func TestWebhookExactlyOnceAcrossLeaderKill(t *testing.T) {
 		}
 	}
 	nodetest.WaitFor(t, 15*time.Second, "a new leader", func() bool {
-		var v clusterView
+		var v httpapi.ClusterStatus
 		return getJSON(c.HTTP(survivors[0])+"/api/v1/cluster", &v) == nil && v.Leader != "" && v.Leader != old
 	})
 	recv.accept.Store(true)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -192,7 +193,9 @@ func getJSONAuth(url, token string, v any) error {
 
 // summary is what every node must agree on: leader, and each alive
 // member's raft role.
-func (v clusterView) summary() string {
+// summary is a cluster view in one line: the leader and every alive
+// member's raft role.
+func summary(v httpapi.ClusterStatus) string {
 	var parts []string
 	for _, m := range v.Members {
 		if m.State == "alive" {
@@ -205,13 +208,13 @@ func (v clusterView) summary() string {
 
 // agree waits until every listed pod reports the same cluster view with
 // the wanted number of alive members and voters, and returns it.
-func agree(t testing.TB, c *localCluster, pods []int, alive, voters int) clusterView {
+func agree(t testing.TB, c *localCluster, pods []int, alive, voters int) httpapi.ClusterStatus {
 	t.Helper()
-	var v0 clusterView
+	var v0 httpapi.ClusterStatus
 	nodetest.WaitFor(t, 60*time.Second, fmt.Sprintf("%d pods to agree on %d alive, %d voters", len(pods), alive, voters), func() bool {
 		var first string
 		for k, i := range pods {
-			var v clusterView
+			var v httpapi.ClusterStatus
 			if err := getJSON(c.HTTP(i)+"/api/v1/cluster", &v); err != nil || v.Leader == "" {
 				return false
 			}
@@ -228,8 +231,8 @@ func agree(t testing.TB, c *localCluster, pods []int, alive, voters int) cluster
 				return false
 			}
 			if k == 0 {
-				first, v0 = v.summary(), v
-			} else if v.summary() != first {
+				first, v0 = summary(v), v
+			} else if summary(v) != first {
 				return false
 			}
 		}
@@ -296,7 +299,7 @@ func TestMeshFormsSharesWorkAndReplicates(t *testing.T) {
 		}
 	}
 	v := agree(t, c, []int{0, 1, 2}, 3, 3)
-	t.Logf("formed: %s", v.summary())
+	t.Logf("formed: %s", summary(v))
 
 	if err := c.Start(3); err != nil {
 		t.Fatal(err)
@@ -434,7 +437,7 @@ func TestNodeRejoinsOnNewIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := agree(t, c, []int{0, 1, 2}, 3, 3)
-	t.Logf("after the move: %s", v.summary())
+	t.Logf("after the move: %s", summary(v))
 	nodetest.WaitReady(t, c.HTTP(2), 30*time.Second)
 }
 

@@ -8,34 +8,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
 // Loopback subnets: 127.0.102.x (TestQuorumSurvivesCrashesThenALeave) and
 // 127.0.103.x (TestDeadServersReplacedAndRejoin).
 
-// quorumStatus is the part of GET /api/v1/cluster these tests read.
-type quorumStatus struct {
-	Node    string       `json:"node"`
-	Leader  string       `json:"leader"`
-	Members []memberView `json:"members"`
-	Raft    []struct {
-		Name     string `json:"name"`
-		ID       string `json:"id"`
-		Suffrage string `json:"suffrage"`
-	} `json:"raft"`
-	Quorum quorumView `json:"quorum"`
-}
-
-func statusOf(c *localCluster, pod int) (quorumStatus, error) {
-	var s quorumStatus
+func statusOf(c *localCluster, pod int) (httpapi.ClusterStatus, error) {
+	var s httpapi.ClusterStatus
 	err := getJSON(c.HTTP(pod)+"/api/v1/cluster", &s)
 	return s, err
 }
 
 // suffrage is a server's suffrage in the raft configuration, "" when it is
 // not in it.
-func (s quorumStatus) suffrage(name string) string {
+func suffrage(s httpapi.ClusterStatus, name string) string {
 	for _, r := range s.Raft {
 		if r.Name == name {
 			return r.Suffrage
@@ -80,7 +68,7 @@ func TestQuorumSurvivesCrashesThenALeave(t *testing.T) {
 				}
 			}
 			crashedNonvoter := nonvoters[0]
-			t.Logf("before: %s; killing %s (leader) and %s (non-voter)", v.summary(), c.name(leader), c.name(crashedNonvoter))
+			t.Logf("before: %s; killing %s (leader) and %s (non-voter)", summary(v), c.name(leader), c.name(crashedNonvoter))
 
 			c.Kill(leader)
 			c.Kill(crashedNonvoter)
@@ -109,12 +97,12 @@ func TestQuorumSurvivesCrashesThenALeave(t *testing.T) {
 				}
 			}
 			after := agree(t, c, survivors, 2, 2)
-			t.Logf("after: %s", after.summary())
+			t.Logf("after: %s", summary(after))
 			s, err := statusOf(c, podOf(c, after.Leader))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := s.suffrage(c.name(leaver)); got != "" {
+			if got := suffrage(s, c.name(leaver)); got != "" {
 				t.Errorf("the leaver is still a %s", got)
 			}
 			if s.Quorum.Voters != 3 || s.Quorum.HealthyVoters != 2 {
@@ -135,7 +123,7 @@ func TestQuorumSurvivesCrashesThenALeave(t *testing.T) {
 			nodetest.WaitFor(t, 30*time.Second, "the leader to see 3 of 3 voters healthy", func() bool {
 				for _, p := range back {
 					if s, err := statusOf(c, p); err == nil && s.Leader == s.Node {
-						return s.Quorum == quorumView{Voters: 3, HealthyVoters: 3, Needed: 2, FailureTolerance: 1}
+						return s.Quorum == httpapi.QuorumStatus{Voters: 3, HealthyVoters: 3, Needed: 2, FailureTolerance: 1}
 					}
 				}
 				return false
@@ -180,7 +168,7 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 			others = append(others, p)
 		}
 	}
-	t.Logf("before: %s; killing %s (voter), pausing %s (non-voter)", v.summary(), c.name(killed), c.name(paused))
+	t.Logf("before: %s; killing %s (voter), pausing %s (non-voter)", summary(v), c.name(killed), c.name(paused))
 	gone := time.Now()
 	c.Kill(killed)
 	if err := c.Signal(paused, syscall.SIGSTOP); err != nil {
@@ -190,9 +178,9 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 	// Down, not yet past the timeout: still in raft, no failure to spare.
 	nodetest.WaitFor(t, deadTimeout, "the leader to report 2 of 3 voters healthy", func() bool {
 		s, err := statusOf(c, leader)
-		return err == nil && s.Quorum == quorumView{Voters: 3, HealthyVoters: 2, Needed: 2, FailureTolerance: 0}
+		return err == nil && s.Quorum == httpapi.QuorumStatus{Voters: 3, HealthyVoters: 2, Needed: 2, FailureTolerance: 0}
 	})
-	if s, err := statusOf(c, leader); err != nil || s.suffrage(c.name(killed)) != "voter" || s.suffrage(c.name(paused)) != "nonvoter" {
+	if s, err := statusOf(c, leader); err != nil || suffrage(s, c.name(killed)) != "voter" || suffrage(s, c.name(paused)) != "nonvoter" {
 		t.Fatalf("removed before the timeout (%v): %+v", err, s.Raft)
 	}
 	if m := metricsText(t, c.HTTP(leader)); !strings.Contains(m, "\ngosty_raft_failure_tolerance 0\n") ||
@@ -204,8 +192,8 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 	var replaced time.Duration
 	nodetest.WaitFor(t, deadTimeout+60*time.Second, "both removed and the voters back to 3 healthy", func() bool {
 		s, err := statusOf(c, leader)
-		if err != nil || s.suffrage(c.name(killed)) != "" || s.suffrage(c.name(paused)) != "" ||
-			s.Quorum != (quorumView{Voters: 3, HealthyVoters: 3, Needed: 2, FailureTolerance: 1}) {
+		if err != nil || suffrage(s, c.name(killed)) != "" || suffrage(s, c.name(paused)) != "" ||
+			s.Quorum != (httpapi.QuorumStatus{Voters: 3, HealthyVoters: 3, Needed: 2, FailureTolerance: 1}) {
 			return false
 		}
 		replaced = time.Since(gone)
@@ -215,7 +203,7 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 		t.Fatalf("removed %v after the crash, before the %v timeout", replaced, deadTimeout)
 	}
 	v = agree(t, c, others, 3, 3)
-	t.Logf("replaced after %v: %s", replaced.Round(time.Second), v.summary())
+	t.Logf("replaced after %v: %s", replaced.Round(time.Second), summary(v))
 	out, _, code := gosty(t, "members", "--server", c.HTTP(others[0]))
 	if code != 0 || !strings.Contains(out, "voters: 3 of 3 healthy, quorum 2, failure tolerance 1") {
 		t.Errorf("gosty members (exit %d):\n%s", code, out)
@@ -229,7 +217,7 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	v = agree(t, c, all, 5, 3)
-	t.Logf("back: %s", v.summary())
+	t.Logf("back: %s", summary(v))
 	for _, m := range v.Members {
 		if p := podOf(c, m.Name); (p == killed || p == paused) && (m.Voter || m.RaftRole != "nonvoter") {
 			t.Errorf("%s came back as %s, want a non-voter", m.Name, m.RaftRole)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/transcoder/synthetic"
 )
@@ -484,13 +485,13 @@ func meanF(xs []float64) float64 {
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // agreeWithin is agree with a longer deadline (many processes on few cores).
-func agreeWithin(t testing.TB, c *localCluster, pods []int, alive, voters int, d time.Duration) clusterView {
+func agreeWithin(t testing.TB, c *localCluster, pods []int, alive, voters int, d time.Duration) httpapi.ClusterStatus {
 	t.Helper()
-	var v clusterView
+	var v httpapi.ClusterStatus
 	nodetest.WaitFor(t, d, fmt.Sprintf("%d pods to agree on %d alive, %d voters", len(pods), alive, voters), func() bool {
 		var first string
 		for k, i := range pods {
-			var cur clusterView
+			var cur httpapi.ClusterStatus
 			if err := getJSON(c.HTTP(i)+"/api/v1/cluster", &cur); err != nil || cur.Leader == "" {
 				return false
 			}
@@ -507,8 +508,8 @@ func agreeWithin(t testing.TB, c *localCluster, pods []int, alive, voters int, d
 				return false
 			}
 			if k == 0 {
-				first, v = cur.summary(), cur
-			} else if cur.summary() != first {
+				first, v = summary(cur), cur
+			} else if summary(cur) != first {
 				return false
 			}
 		}

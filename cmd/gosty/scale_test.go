@@ -171,7 +171,7 @@ func TestScaleDownAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		v := agree(t, c, []int{0, 1, 2}, 3, 3)
-		t.Logf("round %d: before the scale-down: %s", round, v.summary())
+		t.Logf("round %d: before the scale-down: %s", round, summary(v))
 		id := uploadTo(t, c.HTTP(1), src, `{"chunk_seconds":2,"preset":"ultrafast"}`)
 
 		stopAtOnce(t, c, []int{1, 2}, grace)

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gosty/gosty/httpapi"
 )
 
 // Resumable uploads: `gosty submit` speaks tus 1.0.0 (creation, then PATCH
@@ -53,7 +55,7 @@ func (e *tusError) Error() string { return e.err.Error() }
 func (e *tusError) Unwrap() error { return e.err }
 
 // uploadResumable sends path with tus and returns the job it became.
-func (c *client) uploadResumable(ctx context.Context, path, options string, bars *progress) (jobView, error) {
+func (c *client) uploadResumable(ctx context.Context, path, options string, bars *progress) (httpapi.JobView, error) {
 	j, err := c.tusUpload(ctx, path, options, bars)
 	if err != nil {
 		return j, fmt.Errorf("submit %s: %w", path, err)
@@ -61,15 +63,15 @@ func (c *client) uploadResumable(ctx context.Context, path, options string, bars
 	return j, nil
 }
 
-func (c *client) tusUpload(ctx context.Context, path, options string, bars *progress) (jobView, error) {
+func (c *client) tusUpload(ctx context.Context, path, options string, bars *progress) (httpapi.JobView, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return jobView{}, err
+		return httpapi.JobView{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return jobView{}, err
+		return httpapi.JobView{}, err
 	}
 	size := st.Size()
 	name := filepath.Base(path)
@@ -90,12 +92,12 @@ func (c *client) tusUpload(ctx context.Context, path, options string, bars *prog
 		})
 	}
 	if err := create(); err != nil {
-		return jobView{}, err
+		return httpapi.JobView{}, err
 	}
 	restarted := false
 
 	var offset int64
-	var job jobView
+	var job httpapi.JobView
 	done := false
 	fails := 0
 	for !done {
@@ -108,7 +110,7 @@ func (c *client) tusUpload(ctx context.Context, path, options string, bars *prog
 		}
 		var fatal *tusError
 		if errors.As(perr, &fatal) || ctx.Err() != nil {
-			return jobView{}, perr
+			return httpapi.JobView{}, perr
 		}
 		// Where does the server stand? Ask until it answers.
 		err := c.retry(ctx, func() (bool, error) {
@@ -120,23 +122,23 @@ func (c *client) tusUpload(ctx context.Context, path, options string, bars *prog
 			restarted = true
 			fmt.Fprintf(c.stderr, "gosty: %s: %v; starting it again\n", name, err)
 			if err := create(); err != nil {
-				return jobView{}, err
+				return httpapi.JobView{}, err
 			}
 			offset, fails = 0, 0
 			continue
 		}
 		if err != nil {
-			return jobView{}, err
+			return httpapi.JobView{}, err
 		}
 		if offset > before {
 			fails = 0
 		} else if fails++; fails >= tusMaxRetries {
-			return jobView{}, fmt.Errorf("giving up after %d tries: %w", fails, perr)
+			return httpapi.JobView{}, fmt.Errorf("giving up after %d tries: %w", fails, perr)
 		}
 		if !done {
 			fmt.Fprintf(c.stderr, "gosty: %s: upload interrupted (%v); resuming at byte %d of %d\n", name, perr, offset, size)
 			if err := sleepCtx(ctx, backoff(fails)); err != nil {
-				return jobView{}, err
+				return httpapi.JobView{}, err
 			}
 		}
 	}
@@ -240,11 +242,11 @@ func (c *client) tusCreate(ctx context.Context, size int64, meta string) (string
 
 // tusPatch sends the file from offset. It returns the new offset, and the
 // job once the upload finished.
-func (c *client) tusPatch(ctx context.Context, loc string, f *os.File, offset, size int64, bar *bar) (jobView, int64, bool, error) {
+func (c *client) tusPatch(ctx context.Context, loc string, f *os.File, offset, size int64, bar *bar) (httpapi.JobView, int64, bool, error) {
 	body := bar.reader(io.NewSectionReader(f, offset, size-offset))
 	req, err := c.tusRequest(ctx, http.MethodPatch, loc, body)
 	if err != nil {
-		return jobView{}, offset, false, err
+		return httpapi.JobView{}, offset, false, err
 	}
 	req.ContentLength = size - offset
 	if req.ContentLength == 0 {
@@ -254,24 +256,24 @@ func (c *client) tusPatch(ctx context.Context, loc string, f *os.File, offset, s
 	req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return jobView{}, offset, false, err
+		return httpapi.JobView{}, offset, false, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		return jobView{}, offset, false, answerError("patch", resp)
+		return httpapi.JobView{}, offset, false, answerError("patch", resp)
 	}
 	off, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
 	if err != nil {
-		return jobView{}, offset, false, fmt.Errorf("patch upload: bad Upload-Offset %q", resp.Header.Get("Upload-Offset"))
+		return httpapi.JobView{}, offset, false, fmt.Errorf("patch upload: bad Upload-Offset %q", resp.Header.Get("Upload-Offset"))
 	}
 	id := resp.Header.Get("Gosty-Job-Id")
 	if id == "" {
 		if off >= size {
-			return jobView{}, off, false, errors.New("patch upload: all bytes sent but no job")
+			return httpapi.JobView{}, off, false, errors.New("patch upload: all bytes sent but no job")
 		}
-		return jobView{}, off, false, nil
+		return httpapi.JobView{}, off, false, nil
 	}
-	var j jobView
+	var j httpapi.JobView
 	if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&j) == nil && j.ID == id {
 		return j, off, true, nil
 	}
@@ -281,35 +283,35 @@ func (c *client) tusPatch(ctx context.Context, loc string, f *os.File, offset, s
 
 // tusHead asks the server for the upload's offset (and its job, when it
 // finished while the answer was lost).
-func (c *client) tusHead(ctx context.Context, loc string) (jobView, int64, bool, error) {
+func (c *client) tusHead(ctx context.Context, loc string) (httpapi.JobView, int64, bool, error) {
 	req, err := c.tusRequest(ctx, http.MethodHead, loc, nil)
 	if err != nil {
-		return jobView{}, 0, false, err
+		return httpapi.JobView{}, 0, false, err
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return jobView{}, 0, false, err
+		return httpapi.JobView{}, 0, false, err
 	}
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
-		return jobView{}, 0, false, &tusError{errUploadGone}
+		return httpapi.JobView{}, 0, false, &tusError{errUploadGone}
 	}
 	if resp.StatusCode >= 300 {
-		return jobView{}, 0, false, answerError("head", resp)
+		return httpapi.JobView{}, 0, false, answerError("head", resp)
 	}
 	off, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
 	if err != nil {
-		return jobView{}, 0, false, fmt.Errorf("head upload: bad Upload-Offset %q", resp.Header.Get("Upload-Offset"))
+		return httpapi.JobView{}, 0, false, fmt.Errorf("head upload: bad Upload-Offset %q", resp.Header.Get("Upload-Offset"))
 	}
 	if id := resp.Header.Get("Gosty-Job-Id"); id != "" {
 		j, err := c.jobByID(ctx, id)
 		return j, off, err == nil, err
 	}
-	return jobView{}, off, false, nil
+	return httpapi.JobView{}, off, false, nil
 }
 
-func (c *client) jobByID(ctx context.Context, id string) (jobView, error) {
-	var j jobView
+func (c *client) jobByID(ctx context.Context, id string) (httpapi.JobView, error) {
+	var j httpapi.JobView
 	err := c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id), nil, "", &j)
 	return j, err
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/httpapi"
 )
 
 // An upload the server no longer has (404 or 410 to HEAD: expired, or the
@@ -52,7 +54,7 @@ func TestTusStartsAgainWhenTheUploadIsGone(t *testing.T) {
 			w.Header().Set("Upload-Offset", "500000")
 			w.Header().Set("Gosty-Job-Id", "job2")
 			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(jobView{ID: "job2", State: "queued"})
+			json.NewEncoder(w).Encode(httpapi.JobView{ID: "job2", State: "queued"})
 		default:
 			http.Error(w, "unexpected", http.StatusTeapot)
 		}
