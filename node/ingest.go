@@ -156,7 +156,7 @@ func (s service) submitURL(ctx context.Context, raw string, options []byte, from
 	}
 	submitter := from.submitter
 	if refused == nil && submitter == "" {
-		submitter, refused = submitterOf(ctx, options)
+		submitter, refused = submitterOf(ctx, jo)
 	}
 	if refused != nil && from.id == "" {
 		return cluster.Job{}, cluster.Invalid(refused)
@@ -306,13 +306,20 @@ func (g *ingester) fetch(ctx context.Context, run *ingestRun, rec cluster.Job, u
 			src.Close()
 		}
 	}
+	var jo jobOptions
+	if err == nil {
+		if jo, err = parseJobOptions(rec.IngestOptions); err != nil {
+			src.Close()
+			err = cluster.Invalid(err)
+		}
+	}
 	var j cluster.Job
 	if err == nil {
 		run.mu.Lock()
 		run.src = src
 		run.mu.Unlock()
 		j, err = service{n}.submitSource(ctx, sourceJob{id: rec.ID, url: rec.SourceURL, name: rec.Name, submitter: rec.Submitter},
-			src, rec.IngestOptions)
+			src, jo)
 		src.Close()
 	}
 	if err == nil {

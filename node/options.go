@@ -58,13 +58,10 @@ func parseJobOptions(raw []byte) (jobOptions, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return jobOptions{}, errors.New("options: trailing data after the JSON object")
 	}
-	// The transcoder part goes through the transcoder's own parser, so its
-	// checks and normalization apply unchanged.
-	tb, err := json.Marshal(o.Options)
-	if err != nil {
-		return jobOptions{}, err
-	}
-	if o.Options, err = transcoder.ParseOptions(tb); err != nil {
+	// The transcoder part gets the transcoder's own checks and
+	// normalization, unchanged.
+	var err error
+	if o.Options, err = o.Options.Checked(); err != nil {
 		return jobOptions{}, err
 	}
 	if o.priority, err = cluster.ParsePriority(o.Priority); err != nil {

@@ -25,11 +25,15 @@ type service struct{ n *Node }
 // Submit stores an upload, probes and plans it, and commits the job. Bad
 // media and bad options are refused here, before any work is queued.
 func (s service) Submit(ctx context.Context, filename string, body io.Reader, options []byte) (cluster.Job, error) {
-	submitter, err := submitterOf(ctx, options)
+	jo, err := parseJobOptions(options)
 	if err != nil {
 		return cluster.Job{}, cluster.Invalid(err)
 	}
-	return s.submitSource(ctx, sourceJob{id: newJobID(), name: filename, submitter: submitter}, body, options)
+	submitter, err := submitterOf(ctx, jo)
+	if err != nil {
+		return cluster.Job{}, cluster.Invalid(err)
+	}
+	return s.submitSource(ctx, sourceJob{id: newJobID(), name: filename, submitter: submitter}, body, jo)
 }
 
 // sourceJob names the job a source becomes: its ID, the URL a fetched
@@ -43,11 +47,7 @@ type sourceJob struct {
 // submitterOf is who submits a job: the hash of the caller's API token when
 // tokens are configured (the client_id option is refused then), else
 // "client:" and the client_id option, else "" (anonymous).
-func submitterOf(ctx context.Context, options []byte) (string, error) {
-	jo, err := parseJobOptions(options)
-	if err != nil {
-		return "", err
-	}
+func submitterOf(ctx context.Context, jo jobOptions) (string, error) {
 	if id, tokens := httpapi.Submitter(ctx); tokens {
 		if jo.ClientID != "" {
 			return "", errors.New("options: client_id: this cluster names submitters by their API token")
@@ -60,15 +60,11 @@ func submitterOf(ctx context.Context, options []byte) (string, error) {
 	return "", nil
 }
 
-// submitSource stores a source for the job src names, probes and plans it,
-// and commits the job.
-func (s service) submitSource(ctx context.Context, src sourceJob, body io.Reader, options []byte) (cluster.Job, error) {
+// submitSource stores a source for the job src names, probes and plans it
+// with the options jo (parsed once, by the caller), and commits the job.
+func (s service) submitSource(ctx context.Context, src sourceJob, body io.Reader, jo jobOptions) (cluster.Job, error) {
 	n := s.n
 	id, filename := src.id, src.name
-	jo, err := parseJobOptions(options)
-	if err != nil {
-		return cluster.Job{}, cluster.Invalid(err)
-	}
 	if jo.CallbackURL != "" {
 		if err := checkCallbackURL(ctx, n.webhookAllow, jo.CallbackURL); err != nil {
 			return cluster.Job{}, cluster.Invalid(err)

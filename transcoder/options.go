@@ -31,6 +31,13 @@ func ParseOptions(raw []byte) (Options, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Options{}, errors.New("options: trailing data after the JSON object")
 	}
+	return o.Checked()
+}
+
+// Checked is o validated (Validate) and normalized as ParseOptions stores
+// options: callers that decode options inside a larger document (the
+// node's job options) use it instead of parsing them a second time.
+func (o Options) Checked() (Options, error) {
 	if err := o.Validate(); err != nil {
 		return Options{}, err
 	}
