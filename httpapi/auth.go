@@ -100,19 +100,25 @@ func (s tokenSet) submitter(header string) string {
 	return "token:" + hex.EncodeToString(h[:8])
 }
 
-type submitterKey struct{}
-
-// WithSubmitter returns ctx carrying the identity of an authenticated
-// submitter (see Submitter).
-func WithSubmitter(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, submitterKey{}, id)
+// submitterOf is who sends a request (Submitter), from its Authorization
+// header.
+func (a *API) submitterOf(r *http.Request) Submitter {
+	if len(a.tokens) == 0 {
+		return Submitter{}
+	}
+	return Submitter{ID: a.tokens.submitter(r.Header.Get("Authorization")), Tokens: true}
 }
 
-// Submitter is the identity the API derived for the caller of Jobs.Submit:
-// a hash of the API token used, "" when no tokens are configured (the
-// client_id option names the submitter then). ok is false when no tokens
-// are configured.
-func Submitter(ctx context.Context) (id string, ok bool) {
-	id, ok = ctx.Value(submitterKey{}).(string)
-	return id, ok
+// A resumable upload's submitter reaches Jobs.Submit through tusd, which
+// hands its hooks only the request's context: withSubmitter puts it there
+// and submitterFrom takes it out.
+type submitterKey struct{}
+
+func withSubmitter(ctx context.Context, s Submitter) context.Context {
+	return context.WithValue(ctx, submitterKey{}, s)
+}
+
+func submitterFrom(ctx context.Context) Submitter {
+	s, _ := ctx.Value(submitterKey{}).(Submitter)
+	return s
 }

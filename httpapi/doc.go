@@ -51,7 +51,7 @@
 //     `subtitles_lang` and `subtitles_name`) also come before the file; they
 //     are read whole (2 MiB each, 16 at most), parsed and re-emitted as
 //     WebVTT here (subtitles.go), a bad one is 400 before anything is
-//     stored, and Submit finds them with Sidecars(ctx). Raw and tus uploads
+//     stored, and Submit finds them in Upload.Sidecars. Raw and tus uploads
 //     take none.
 //     Success is 201 with the job view and Location: /api/v1/jobs/{id};
 //     Submit answers only once the source is on the nodes --ack-replicas

@@ -25,7 +25,7 @@ type submission struct {
 	filename  string
 	data      []byte
 	options   []byte
-	submitter string // Submitter(ctx)
+	submitter string // Upload.By.ID
 	byToken   bool   // Submitter's ok: the API names submitters by token
 	sidecars  []Sidecar
 }
@@ -121,7 +121,8 @@ func (f *fakeJobs) submissions() []submission {
 	return append([]submission(nil), f.submits...)
 }
 
-func (f *fakeJobs) Submit(ctx context.Context, filename string, body io.Reader, options []byte) (cluster.Job, error) {
+func (f *fakeJobs) Submit(ctx context.Context, up Upload) (cluster.Job, error) {
+	filename, body, options := up.Filename, up.Body, up.Options
 	var buf bytes.Buffer
 	p := make([]byte, 32<<10)
 	for {
@@ -154,8 +155,7 @@ func (f *fakeJobs) Submit(ctx context.Context, filename string, body io.Reader, 
 	}
 	j.UpdatedAt = j.CreatedAt
 	f.jobs[j.ID] = j
-	sub, byToken := Submitter(ctx)
-	f.submits = append(f.submits, submission{filename, buf.Bytes(), options, sub, byToken, Sidecars(ctx)})
+	f.submits = append(f.submits, submission{filename, buf.Bytes(), options, up.By.ID, up.By.Tokens, up.Sidecars})
 	f.notifyLocked(j.ID)
 	return j, nil
 }
@@ -348,7 +348,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 }
 
 // SubmitURL records a URL submit as an ingesting job.
-func (f *fakeJobs) SubmitURL(ctx context.Context, sourceURL string, options []byte) (cluster.Job, error) {
+func (f *fakeJobs) SubmitURL(ctx context.Context, sourceURL string, options []byte, by Submitter) (cluster.Job, error) {
 	if !strings.HasPrefix(sourceURL, "http") {
 		return cluster.Job{}, cluster.Invalid(fmt.Errorf("source_url: scheme must be http or https"))
 	}
@@ -359,8 +359,7 @@ func (f *fakeJobs) SubmitURL(ctx context.Context, sourceURL string, options []by
 		SourceURL: sourceURL, CreatedAt: time.Date(2025, 1, 2, 3, 4, 5, f.nextID, time.UTC)}
 	j.UpdatedAt = j.CreatedAt
 	f.jobs[j.ID] = j
-	sub, byToken := Submitter(ctx)
-	f.submits = append(f.submits, submission{sourceURL, nil, options, sub, byToken, nil})
+	f.submits = append(f.submits, submission{sourceURL, nil, options, by.ID, by.Tokens, nil})
 	f.notifyLocked(j.ID)
 	return j, nil
 }

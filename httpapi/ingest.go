@@ -22,7 +22,7 @@ import (
 // answer (202 Accepted, Location: /api/v1/jobs/{id}). A backend without
 // it answers 501.
 type URLIngest interface {
-	SubmitURL(ctx context.Context, sourceURL string, options []byte) (cluster.Job, error)
+	SubmitURL(ctx context.Context, sourceURL string, options []byte, by Submitter) (cluster.Job, error)
 }
 
 // ErrTooManyIngests is what a URLIngest wraps when its node fetches as
@@ -36,7 +36,7 @@ type SourceRequest struct {
 }
 
 // submitURL handles a JSON submit: a source the node fetches.
-func (a *API) submitURL(c *gin.Context) {
+func (a *API) submitURL(c *gin.Context, by Submitter) {
 	ing, ok := a.jobs.(URLIngest)
 	if !ok {
 		writeErrorCode(c, http.StatusNotImplemented, "not_implemented", "this server does not fetch sources from URLs")
@@ -70,7 +70,7 @@ func (a *API) submitURL(c *gin.Context) {
 	if o := bytes.TrimSpace(req.Options); len(o) > 0 && !bytes.Equal(o, []byte("null")) {
 		options = o
 	}
-	job, err := ing.SubmitURL(c.Request.Context(), req.SourceURL, options)
+	job, err := ing.SubmitURL(c.Request.Context(), req.SourceURL, options, by)
 	if err != nil {
 		a.writeError(c, err)
 		return

@@ -116,10 +116,8 @@ func (a *API) readyz(c *gin.Context) {
 // ?filename= and optional ?options=. The media streams straight into
 // Jobs.Submit; subtitle files are small and read whole (subtitles.go).
 func (a *API) submit(c *gin.Context) {
-	if len(a.tokens) > 0 {
-		c.Request = c.Request.WithContext(WithSubmitter(c.Request.Context(), a.tokens.submitter(c.GetHeader("Authorization"))))
-	}
 	r := c.Request
+	by := a.submitterOf(r)
 	if r.ContentLength > a.maxBody {
 		c.Header("Connection", "close")
 		writeErrorCode(c, http.StatusRequestEntityTooLarge, "too_large", tooLargeMessage(a.maxBody))
@@ -138,18 +136,18 @@ func (a *API) submit(c *gin.Context) {
 			return
 		}
 		if mt == "multipart/form-data" {
-			a.submitMultipart(c, body)
+			a.submitMultipart(c, body, by)
 			return
 		}
 		if mt == "application/json" {
-			a.submitURL(c) // ingest.go
+			a.submitURL(c, by) // ingest.go
 			return
 		}
 	}
-	a.submitRaw(c, body)
+	a.submitRaw(c, body, by)
 }
 
-func (a *API) submitRaw(c *gin.Context, body *trackedBody) {
+func (a *API) submitRaw(c *gin.Context, body *trackedBody, by Submitter) {
 	name := cleanName(c.Query("filename"))
 	if name == "" {
 		writeErrorCode(c, http.StatusBadRequest, "invalid_request",
@@ -164,7 +162,7 @@ func (a *API) submitRaw(c *gin.Context, body *trackedBody) {
 		}
 		options = []byte(o)
 	}
-	job, err := a.jobs.Submit(c.Request.Context(), name, body, options)
+	job, err := a.jobs.Submit(c.Request.Context(), Upload{Filename: name, Body: body, Options: options, By: by})
 	if err != nil {
 		a.uploadError(c, body, nil, err)
 		return
@@ -172,7 +170,7 @@ func (a *API) submitRaw(c *gin.Context, body *trackedBody) {
 	a.created(c, job)
 }
 
-func (a *API) submitMultipart(c *gin.Context, body *trackedBody) {
+func (a *API) submitMultipart(c *gin.Context, body *trackedBody, by Submitter) {
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
 		writeErrorCode(c, http.StatusBadRequest, "invalid_request", "malformed multipart body: "+err.Error())
@@ -221,11 +219,8 @@ func (a *API) submitMultipart(c *gin.Context, body *trackedBody) {
 				name = "upload"
 			}
 			file := &filePart{part: part, mr: mr}
-			ctx := c.Request.Context()
-			if len(subs.files) > 0 {
-				ctx = WithSidecars(ctx, subs.files)
-			}
-			job, err := a.jobs.Submit(ctx, name, file, options)
+			job, err := a.jobs.Submit(c.Request.Context(),
+				Upload{Filename: name, Body: file, Options: options, By: by, Sidecars: subs.files})
 			if err != nil {
 				a.uploadError(c, body, file, err)
 				return

@@ -21,11 +21,10 @@ import (
 // Jobs is what the API needs from the job log.
 type Jobs interface {
 	// Submit stores the upload (streamed; never held in memory), checks it,
-	// plans it and commits the job. filename is the client's name (for
-	// display only); options is the raw JSON of the `options` field (may be
-	// nil). A read error from body means the upload failed: nothing may be
-	// committed, and the error should be returned wrapped with %w.
-	Submit(ctx context.Context, filename string, body io.Reader, options []byte) (cluster.Job, error)
+	// plans it and commits the job. A read error from up.Body means the
+	// upload failed: nothing may be committed, and the error should be
+	// returned wrapped with %w.
+	Submit(ctx context.Context, up Upload) (cluster.Job, error)
 	// Job returns one job; a running job's copy has its chunks.
 	Job(id string) (cluster.Job, bool)
 	// Summary returns one job without its chunks (cheap for any job).
@@ -44,6 +43,26 @@ type Jobs interface {
 	// once) and the index that brings the caller to; ok is false when the
 	// caller must read the list afresh (it fell too far behind).
 	ChangesSince(after uint64) (ids []string, upTo uint64, ok bool)
+}
+
+// Upload is a source a client sends, for Jobs.Submit.
+type Upload struct {
+	Filename string    // the client's name for the file (display only)
+	Body     io.Reader // the media, streamed
+	Options  []byte    // the raw JSON of the `options` field (may be nil)
+	By       Submitter // who sends it
+	// Sidecars are the subtitle files sent with it (multipart `subtitles`
+	// fields, subtitles.go); none for raw and resumable uploads.
+	Sidecars []Sidecar
+}
+
+// Submitter is who sends a job, as the API knows them: with API tokens
+// configured (Tokens), ID is a hash of the token used ("token:..."; the
+// client_id option is then refused); without, ID is "" and the client_id
+// option may name the submitter.
+type Submitter struct {
+	ID     string
+	Tokens bool
 }
 
 // Blobs opens published media.

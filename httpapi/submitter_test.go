@@ -15,10 +15,10 @@ func TestSubmitterIdentity(t *testing.T) {
 	if strings.Contains(a, "secret") || s.submitter("Bearer nope") != "" {
 		t.Fatalf("bad submitter %q", a)
 	}
-	if _, ok := Submitter(context.Background()); ok {
+	if s := submitterFrom(context.Background()); s.Tokens || s.ID != "" {
 		t.Fatal("a submitter without tokens")
 	}
-	if id, ok := Submitter(WithSubmitter(context.Background(), a)); !ok || id != a {
+	if s := submitterFrom(withSubmitter(context.Background(), Submitter{ID: a, Tokens: true})); !s.Tokens || s.ID != a {
 		t.Fatal("submitter lost in the context")
 	}
 }

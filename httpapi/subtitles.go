@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,21 +19,6 @@ type Sidecar struct {
 	Name     string // display name ("" = the language)
 	Language string // BCP 47; "" unknown
 	VTT      []byte
-}
-
-type sidecarsKey struct{}
-
-// WithSidecars returns ctx carrying the upload's subtitle files for
-// Jobs.Submit.
-func WithSidecars(ctx context.Context, s []Sidecar) context.Context {
-	return context.WithValue(ctx, sidecarsKey{}, s)
-}
-
-// Sidecars are the subtitle files uploaded with the video Jobs.Submit is
-// given (none for raw and resumable uploads).
-func Sidecars(ctx context.Context) []Sidecar {
-	s, _ := ctx.Value(sidecarsKey{}).([]Sidecar)
-	return s
 }
 
 // sidecarForm collects the multipart subtitle fields: each `subtitles`

@@ -293,7 +293,7 @@ func (a *API) ServeRelayedUpload(c *gin.Context) {
 	r := c.Request
 	ctx := context.WithValue(r.Context(), relayedKey{}, true)
 	if s := r.Header.Get(peerproto.HeaderSubmitter); s != "" {
-		ctx = WithSubmitter(ctx, s)
+		ctx = withSubmitter(ctx, Submitter{ID: s, Tokens: true})
 	}
 	r = r.WithContext(ctx)
 	u := *r.URL

@@ -150,7 +150,7 @@ func (a *API) serveUploads(c *gin.Context) {
 		}
 	}
 	if len(a.tokens) > 0 {
-		c.Request = r.WithContext(WithSubmitter(r.Context(), a.tokens.submitter(r.Header.Get("Authorization"))))
+		c.Request = r.WithContext(withSubmitter(r.Context(), a.submitterOf(r)))
 	}
 	a.serveLocalUpload(c, id)
 }
@@ -397,7 +397,7 @@ func (a *API) finish(ctx context.Context, info tus.FileInfo) (tus.HTTPResponse, 
 	if err != nil {
 		return tus.HTTPResponse{}, err
 	}
-	job, err := a.jobs.Submit(ctx, name, f, options)
+	job, err := a.jobs.Submit(ctx, Upload{Filename: name, Body: f, Options: options, By: submitterFrom(ctx)})
 	f.Close()
 	res = uploadResult{at: time.Now(), size: info.Size}
 	if err != nil {

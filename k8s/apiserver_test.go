@@ -280,7 +280,7 @@ func postScale(t *testing.T, srv *httptest.Server, body string) (int, string) {
 // noJobs stands in for a node's job log, media, membership and health.
 type noJobs struct{}
 
-func (noJobs) Submit(context.Context, string, io.Reader, []byte) (cluster.Job, error) {
+func (noJobs) Submit(context.Context, httpapi.Upload) (cluster.Job, error) {
 	return cluster.Job{}, errors.New("no jobs here")
 }
 func (noJobs) Job(string) (cluster.Job, bool)     { return cluster.Job{}, false }

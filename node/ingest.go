@@ -127,8 +127,8 @@ func (g *ingester) progress(jobID string) (float64, bool) {
 }
 
 // SubmitURL commits an ingesting job and starts its fetch.
-func (s service) SubmitURL(ctx context.Context, raw string, options []byte) (cluster.Job, error) {
-	return s.submitURL(ctx, raw, options, ingestFrom{})
+func (s service) SubmitURL(ctx context.Context, raw string, options []byte, by httpapi.Submitter) (cluster.Job, error) {
+	return s.submitURL(ctx, raw, options, ingestFrom{by: by})
 }
 
 // ingestFrom is who asks for a fetch other than an API client: the bucket
@@ -137,6 +137,7 @@ func (s service) SubmitURL(ctx context.Context, raw string, options []byte) (clu
 // named (no --ingest-s3 check). Options it gives that are refused are
 // recorded as a failed job (an API client gets a 400 instead).
 type ingestFrom struct {
+	by            httpapi.Submitter // an API client
 	id, submitter string
 	operator      bool
 }
@@ -156,7 +157,7 @@ func (s service) submitURL(ctx context.Context, raw string, options []byte, from
 	}
 	submitter := from.submitter
 	if refused == nil && submitter == "" {
-		submitter, refused = submitterOf(ctx, jo)
+		submitter, refused = submitterOf(from.by, jo)
 	}
 	if refused != nil && from.id == "" {
 		return cluster.Job{}, cluster.Invalid(refused)

@@ -24,35 +24,36 @@ type service struct{ n *Node }
 
 // Submit stores an upload, probes and plans it, and commits the job. Bad
 // media and bad options are refused here, before any work is queued.
-func (s service) Submit(ctx context.Context, filename string, body io.Reader, options []byte) (cluster.Job, error) {
-	jo, err := parseJobOptions(options)
+func (s service) Submit(ctx context.Context, up httpapi.Upload) (cluster.Job, error) {
+	jo, err := parseJobOptions(up.Options)
 	if err != nil {
 		return cluster.Job{}, cluster.Invalid(err)
 	}
-	submitter, err := submitterOf(ctx, jo)
+	submitter, err := submitterOf(up.By, jo)
 	if err != nil {
 		return cluster.Job{}, cluster.Invalid(err)
 	}
-	return s.submitSource(ctx, sourceJob{id: newJobID(), name: filename, submitter: submitter}, body, jo)
+	return s.submitSource(ctx, sourceJob{id: newJobID(), name: up.Filename, submitter: submitter, sidecars: up.Sidecars}, up.Body, jo)
 }
 
 // sourceJob names the job a source becomes: its ID, the URL a fetched
 // source came from ("" for an upload: a URL ingest's job.submit replaces
-// its ingesting record, ingest.go), the file name people see, and who
-// submitted it.
+// its ingesting record, ingest.go), the file name people see, who
+// submitted it, and the subtitle files sent with it.
 type sourceJob struct {
 	id, url, name, submitter string
+	sidecars                 []httpapi.Sidecar
 }
 
 // submitterOf is who submits a job: the hash of the caller's API token when
 // tokens are configured (the client_id option is refused then), else
 // "client:" and the client_id option, else "" (anonymous).
-func submitterOf(ctx context.Context, jo jobOptions) (string, error) {
-	if id, tokens := httpapi.Submitter(ctx); tokens {
+func submitterOf(by httpapi.Submitter, jo jobOptions) (string, error) {
+	if by.Tokens {
 		if jo.ClientID != "" {
 			return "", errors.New("options: client_id: this cluster names submitters by their API token")
 		}
-		return id, nil
+		return by.ID, nil
 	}
 	if jo.ClientID != "" {
 		return "client:" + jo.ClientID, nil
@@ -136,7 +137,7 @@ func (s service) submitSource(ctx context.Context, src sourceJob, body io.Reader
 		return cluster.Job{}, cluster.Invalid(fmt.Errorf("options: the ladder has %d renditions, at most %d per job",
 			len(rends), cluster.MaxRenditions))
 	}
-	subs, warnings, err := n.subtitleTracks(ctx, path, probe, httpapi.Sidecars(ctx), owner) // subtitles.go
+	subs, warnings, err := n.subtitleTracks(ctx, path, probe, src.sidecars, owner) // subtitles.go
 	if err != nil {
 		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, err)
 	}
