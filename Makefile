@@ -40,7 +40,7 @@ vet: deps-go
 	$(GO) vet -tags gostysynthetic ./node/ ./cmd/gosty/
 
 test: deps deps-iptables deps-prometheus deps-chromium s3-bin ui vet
-	GOSTY_VERSITYGW="$(S3_BIN)" $(GO) test -count=1 -timeout 20m ./...
+	GOSTY_VERSITYGW="$(S3_BIN)" $(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -short -p 1 -run '^$$' -bench . -benchtime 1x ./bench/ ./cmd/gosty/
 	@$(MAKE) --no-print-directory fuzz-ci
 

@@ -2,7 +2,6 @@ package node
 
 import (
 	"fmt"
-	"github.com/gosty/gosty/node/egress"
 	"log/slog"
 	"net"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gosty/gosty/node/egress"
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"

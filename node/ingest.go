@@ -16,6 +16,7 @@ import (
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/egress"
+	"github.com/gosty/gosty/node/webhook"
 	"github.com/gosty/gosty/objstore"
 	"github.com/gosty/gosty/transcoder"
 )
@@ -150,7 +151,7 @@ func (s service) submitURL(ctx context.Context, raw string, options []byte, from
 	}
 	jo, refused := parseJobOptions(options)
 	if refused == nil && jo.CallbackURL != "" {
-		refused = checkCallbackURL(ctx, n.webhookAllow, jo.CallbackURL)
+		refused = webhook.CheckURL(ctx, n.webhookAllow, jo.CallbackURL)
 	}
 	if refused == nil && len(options) > cluster.MaxIngestOptions {
 		refused = fmt.Errorf("options: %d bytes, at most %d", len(options), cluster.MaxIngestOptions)

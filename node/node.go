@@ -24,7 +24,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/gosty/gosty/node/egress"
 	"log/slog"
 	"net"
 	"net/http"
@@ -42,7 +41,9 @@ import (
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/disk"
+	"github.com/gosty/gosty/node/egress"
 	"github.com/gosty/gosty/node/kube"
+	"github.com/gosty/gosty/node/webhook"
 )
 
 // Node is one member of a gosty cluster.
@@ -72,7 +73,7 @@ type Node struct {
 	worker    *worker
 	repl      *replicator
 	gc        *collector
-	notify    *notifier
+	notify    *webhook.Notifier
 	publish   *publisher
 	upgrader  *cluster.Upgrader
 	manifests *manifestCache
@@ -286,7 +287,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.manifests = newManifestCache(n.openBlob, maxManifestFiles)
 	n.repl = newReplicator(n, logger.With("component", "replicator"), 2*time.Second)
-	n.notify = newNotifier(n.store, n.log, n.webhookAllow, hookKey, logger)
+	n.notify = webhook.New(n.store, n.log, n.webhookAllow, hookKey, logger)
 	n.ingest = newIngester(n, logger)
 	n.watch = newWatcher(n, logger)
 	n.publish = newPublisher(n, logger) // publish.go

@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
-	"github.com/gosty/gosty/node/egress"
 	"testing"
+
+	"github.com/gosty/gosty/node/egress"
+	"github.com/gosty/gosty/node/webhook"
 )
 
 // FuzzParseJobOptions: any options bytes parse or are refused without a
@@ -33,7 +35,7 @@ func FuzzParseJobOptions(f *testing.F) {
 		if o.CallbackURL != "" && len(o.CallbackURL) < 300 {
 			// With names only in the list nothing is resolved (no DNS in a
 			// fuzz run).
-			_ = checkCallbackURL(context.Background(), names, o.CallbackURL)
+			_ = webhook.CheckURL(context.Background(), names, o.CallbackURL)
 		}
 	})
 }

@@ -52,7 +52,7 @@ func (n *Node) publishStatus(jo jobOptions) (*cluster.PublishStatus, error) {
 
 // publisher uploads the files of done jobs that publish to object storage,
 // and deletes them at expiry when the job asked for that, while this node
-// leads. Like the notifier, every attempt is recorded in the log
+// leads. Like the webhook notifier (package webhook), every attempt is recorded in the log
 // (job.publish), so a new leader carries on where the old one stopped and
 // the attempts are bounded. It reads the files through openBlob (here or
 // streamed from a holder), so it needs no local copy. Its cost follows the

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/node/webhook"
 )
 
 // Secrets (API tokens, the cluster key, the gossip and playback keys) are
@@ -77,5 +78,5 @@ func webhookKey(cfg Config, clusterKey string) ([]byte, error) {
 	if clusterKey == "" {
 		return nil, nil
 	}
-	return DeriveWebhookKey(clusterKey), nil
+	return webhook.DeriveKey(clusterKey), nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/peerproto"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/node/webhook"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -67,7 +68,7 @@ func (s service) submitSource(ctx context.Context, src sourceJob, body io.Reader
 	n := s.n
 	id, filename := src.id, src.name
 	if jo.CallbackURL != "" {
-		if err := checkCallbackURL(ctx, n.webhookAllow, jo.CallbackURL); err != nil {
+		if err := webhook.CheckURL(ctx, n.webhookAllow, jo.CallbackURL); err != nil {
 			return cluster.Job{}, cluster.Invalid(err)
 		}
 	}

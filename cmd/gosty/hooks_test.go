@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/httpapi"
-	"github.com/gosty/gosty/node"
 	"github.com/gosty/gosty/node/nodetest"
+	"github.com/gosty/gosty/node/webhook"
 )
 
 // hookReceiver is a webhook endpoint on loopback that answers 503 until
@@ -38,9 +38,9 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen++
-	ts := r.Header.Get(node.HeaderTimestamp)
-	want := node.SignWebhook(h.key, ts, body)
-	if r.Method != http.MethodPost || !hmac.Equal([]byte(want), []byte(r.Header.Get(node.HeaderSignature))) {
+	ts := r.Header.Get(webhook.HeaderTimestamp)
+	want := webhook.Sign(h.key, ts, body)
+	if r.Method != http.MethodPost || !hmac.Equal([]byte(want), []byte(r.Header.Get(webhook.HeaderSignature))) {
 		h.invalid = append(h.invalid, "bad signature or method")
 		w.WriteHeader(http.StatusBadRequest)
 		return
@@ -52,7 +52,7 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var j struct{ ID, State string }
-	if json.Unmarshal(body, &j) != nil || j.ID != r.Header.Get(node.HeaderDelivery) || j.State != "done" {
+	if json.Unmarshal(body, &j) != nil || j.ID != r.Header.Get(webhook.HeaderDelivery) || j.State != "done" {
 		h.invalid = append(h.invalid, "body does not match the delivery: "+string(body[:min(len(body), 200)]))
 		w.WriteHeader(http.StatusBadRequest)
 		return

@@ -1,26 +1,27 @@
-package node
+package webhook
 
 import (
 	"context"
-	"github.com/gosty/gosty/node/egress"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/node/egress"
 )
 
 // The webhook's own messages; the list's rules are egress's tests.
 func TestWebhookCallbackURL(t *testing.T) {
 	ctx := context.Background()
 	a := wallow("hooks.example.com:443, 127.0.0.1:8000")
-	if err := checkCallbackURL(ctx, a, "http://127.0.0.1:8000/x"); err != nil {
+	if err := CheckURL(ctx, a, "http://127.0.0.1:8000/x"); err != nil {
 		t.Error(err)
 	}
-	if err := checkCallbackURL(ctx, a, "http://127.0.0.1:8001/x"); err == nil || !strings.Contains(err.Error(), "not in --webhook-allow") {
+	if err := CheckURL(ctx, a, "http://127.0.0.1:8001/x"); err == nil || !strings.Contains(err.Error(), "not in --webhook-allow") {
 		t.Errorf("unlisted port: %v", err)
 	}
-	if err := checkCallbackURL(ctx, wallow(""), "http://127.0.0.1/"); err == nil || !strings.Contains(err.Error(), "--webhook-allow") {
+	if err := CheckURL(ctx, wallow(""), "http://127.0.0.1/"); err == nil || !strings.Contains(err.Error(), "--webhook-allow") {
 		t.Errorf("no allow list: %v", err)
 	}
 }
@@ -63,33 +64,8 @@ func TestWebhookClientDialsOnlyAllowed(t *testing.T) {
 	}
 }
 
-func TestParseJobOptions(t *testing.T) {
-	o, err := parseJobOptions([]byte(`{"renditions":[],"callback_url":"http://x/"}`))
-	if err != nil || o.Renditions != nil || o.CallbackURL != "http://x/" {
-		t.Fatalf("%+v %v", o, err)
-	}
-	o, err = parseJobOptions([]byte(`{"ttl":"90m","keep_source":false}`))
-	if err != nil || !o.hasTTL || o.ttl != 90*time.Minute || o.KeepSource == nil || *o.KeepSource {
-		t.Fatalf("ttl/keep_source: %+v %v", o, err)
-	}
-	if o, err = parseJobOptions([]byte(`{"ttl":"0"}`)); err != nil || !o.hasTTL || o.ttl != 0 {
-		t.Fatalf("ttl 0: %+v %v", o, err)
-	}
-	if o, err = parseJobOptions([]byte(`{"priority":"high","client_id":"team-a@x"}`)); err != nil || o.priority != "high" || o.ClientID != "team-a@x" {
-		t.Fatalf("priority/client_id: %+v %v", o, err)
-	}
-	if o, _ = parseJobOptions(nil); o.priority != "" {
-		t.Fatalf("no options: priority %q", o.priority)
-	}
-	for _, bad := range []string{`{"priority":"urgent"}`, `{"client_id":"a b"}`, `{"callbackurl":"x"}`, `{"chunk_seconds":1000}`, `{} {}`, `{"ttl":"-1h"}`, `{"ttl":"soon"}`, `{"ttl":5}`} {
-		if _, err := parseJobOptions([]byte(bad)); err == nil {
-			t.Errorf("%s accepted", bad)
-		}
-	}
-}
-
 func TestWebhookBackoff(t *testing.T) {
-	w := &notifier{backoff: time.Second, maxBackoff: 10 * time.Second}
+	w := &Notifier{backoff: time.Second, maxBackoff: 10 * time.Second}
 	for n, want := range map[int]time.Duration{0: 0, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 5: 10 * time.Second, 40: 10 * time.Second} {
 		if got := w.due(n); got != want {
 			t.Errorf("due(%d) = %v, want %v", n, got, want)

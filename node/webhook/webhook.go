@@ -1,4 +1,13 @@
-package node
+// Package webhook delivers a finished job's callback (its callback_url
+// option) while this node leads, and holds the rules every callback
+// follows: the URL a job may name (CheckURL: the --webhook-allow list,
+// package egress), the only HTTP client that leaves the cluster for it
+// (dials only what the list admits, checked at dial time; no redirects,
+// no proxy), and the signature receivers check (Sign, with the key
+// DeriveKey makes from the cluster key unless --webhook-key-file gives
+// one). Delivery state lives in the job log (job.notify after every
+// attempt), so a new leader carries on where the old one stopped.
+package webhook
 
 import (
 	"bytes"
@@ -31,17 +40,17 @@ const (
 	HeaderDelivery  = "Gosty-Delivery"  // the job ID
 )
 
-// DeriveWebhookKey is the webhook signing key used when no
+// DeriveKey is the webhook signing key used when no
 // --webhook-key-file is given: the cluster key's HKDF key of the webhook
 // purpose (peerlink.DeriveKey). It changed with the peer link release
 // (it was an HMAC of a label before): receivers that check signatures
 // need the new key, or a --webhook-key-file.
-func DeriveWebhookKey(clusterKey string) []byte {
+func DeriveKey(clusterKey string) []byte {
 	return peerlink.DeriveKey(clusterKey, peerlink.Webhook)
 }
 
-// SignWebhook returns the Gosty-Signature value for a delivery.
-func SignWebhook(key []byte, timestamp string, body []byte) string {
+// Sign returns the Gosty-Signature value for a delivery.
+func Sign(key []byte, timestamp string, body []byte) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(timestamp))
 	m.Write([]byte("."))
@@ -49,9 +58,9 @@ func SignWebhook(key []byte, timestamp string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// checkCallbackURL validates a job's callback_url at submit (the shared
-// rule: package egress).
-func checkCallbackURL(ctx context.Context, a *egress.AllowList, raw string) error {
+// CheckURL validates a job's callback_url at submit (the shared rule:
+// package egress).
+func CheckURL(ctx context.Context, a *egress.AllowList, raw string) error {
 	if a.Empty() {
 		return errors.New("options: callback_url: webhooks are off on this cluster (no --webhook-allow)")
 	}
@@ -80,15 +89,21 @@ func webhookClient(a *egress.AllowList, timeout time.Duration) *http.Client {
 	}
 }
 
-// notifier delivers the callbacks of finished jobs while this node leads.
+// Proposer commits commands to the job log (on the leader, wherever it
+// is).
+type Proposer interface {
+	Propose(ctx context.Context, op cluster.Op, body any) error
+}
+
+// Notifier delivers the callbacks of finished jobs while this node leads.
 // Delivery state lives in the job log (job.notify after every attempt), so
 // a new leader carries on where the old one stopped: at least once, and a
 // duplicate only when a leader dies between a 2xx and its commit.
-type notifier struct {
+type Notifier struct {
 	store *cluster.Store
 	// log records attempts; through the forwarder, so that a 2xx seen by a
 	// leader that has just lost leadership still reaches the new one.
-	log    proposer
+	log    Proposer
 	key    []byte
 	client *http.Client
 	logger *slog.Logger
@@ -103,9 +118,11 @@ type notifier struct {
 	inflight map[string]bool
 }
 
-func newNotifier(store *cluster.Store, log proposer, a *egress.AllowList, key []byte, logger *slog.Logger) *notifier {
-	return &notifier{
-		store: store, log: log, key: key, client: webhookClient(a, 10*time.Second),
+// New is a notifier that records attempts through log, reaches only what
+// allow admits and signs with key.
+func New(store *cluster.Store, log Proposer, allow *egress.AllowList, key []byte, logger *slog.Logger) *Notifier {
+	return &Notifier{
+		store: store, log: log, key: key, client: webhookClient(allow, 10*time.Second),
 		logger:   logger.With("component", "webhook"),
 		interval: 500 * time.Millisecond, backoff: time.Second, maxBackoff: time.Minute,
 		maxAttempts: 12, maxAge: 24 * time.Hour, inflight: map[string]bool{},
@@ -113,7 +130,7 @@ func newNotifier(store *cluster.Store, log proposer, a *egress.AllowList, key []
 }
 
 // due is how long after the last attempt the next one may start.
-func (w *notifier) due(attempts int) time.Duration {
+func (w *Notifier) due(attempts int) time.Duration {
 	if attempts <= 0 {
 		return 0
 	}
@@ -125,7 +142,7 @@ func (w *notifier) due(attempts int) time.Duration {
 }
 
 // Run delivers while this node leads.
-func (w *notifier) Run(ctx context.Context) {
+func (w *Notifier) Run(ctx context.Context) {
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
 	var term uint64 // the term whose log this node has caught up with
@@ -154,7 +171,7 @@ func (w *notifier) Run(ctx context.Context) {
 	}
 }
 
-func (w *notifier) round(ctx context.Context) {
+func (w *Notifier) round(ctx context.Context) {
 	now := time.Now()
 	var jobs []cluster.Job
 	w.store.FSM().Read(func(st *cluster.State) {
@@ -186,7 +203,7 @@ func (w *notifier) round(ctx context.Context) {
 	}
 }
 
-func (w *notifier) deliver(ctx context.Context, j cluster.Job, now time.Time) {
+func (w *Notifier) deliver(ctx context.Context, j cluster.Job, now time.Time) {
 	attempt := j.Webhook.Attempts + 1
 	err := w.post(ctx, j, now)
 	rec := cluster.JobNotify{JobID: j.ID, Attempt: attempt, Delivered: err == nil}
@@ -216,7 +233,7 @@ func (w *notifier) deliver(ctx context.Context, j cluster.Job, now time.Time) {
 }
 
 // post sends one delivery; nil means the receiver answered 2xx.
-func (w *notifier) post(ctx context.Context, j cluster.Job, now time.Time) error {
+func (w *Notifier) post(ctx context.Context, j cluster.Job, now time.Time) error {
 	progress := 0.0
 	if j.State == cluster.JobDone {
 		progress = 1
@@ -234,7 +251,7 @@ func (w *notifier) post(ctx context.Context, j cluster.Job, now time.Time) error
 	req.Header.Set("User-Agent", "gosty-webhook/1")
 	req.Header.Set(HeaderDelivery, j.ID)
 	req.Header.Set(HeaderTimestamp, ts)
-	req.Header.Set(HeaderSignature, SignWebhook(w.key, ts, body))
+	req.Header.Set(HeaderSignature, Sign(w.key, ts, body))
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return err
