@@ -28,8 +28,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +40,6 @@ import (
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/node/egress"
-	"github.com/gosty/gosty/node/kube"
 	"github.com/gosty/gosty/node/webhook"
 )
 
@@ -100,7 +97,9 @@ type Node struct {
 	joined   atomic.Bool
 }
 
-// New builds a node and opens its files and listeners; Run starts it.
+// New builds a node and opens its files and listeners; Run starts it. The
+// builders run in start order (build.go); a failed one closes what the
+// earlier ones opened.
 func New(cfg Config) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -116,236 +115,31 @@ func New(cfg Config) (_ *Node, err error) {
 			n.close()
 		}
 	}()
-
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	if n.space, err = disk.New(disk.Config{Dir: cfg.DataDir, Reserve: cfg.DiskReserve, RaftReserve: cfg.RaftReserve}); err != nil {
-		return nil, fmt.Errorf("data volume: %w", err)
-	}
-	if err := n.space.AttachBallast(filepath.Join(cfg.DataDir, "raft.ballast")); err != nil {
+	if err := n.openVolume(); err != nil {
 		return nil, err
 	}
-	cfg.MaxUploadBytes = n.capUploads(cfg.MaxUploadBytes)
-	n.cfg = cfg
-	if n.blobs, err = cluster.OpenBlobStore(cfg.DataDir); err != nil {
-		return nil, err
-	}
-	n.blobs.SetSpace(n.space)
-	threads := cfg.EncoderThreads
-	if threads == 0 {
-		threads = max(cores()/cfg.Slots, 1)
-	}
-	if n.tc, err = newTranscoder(cfg, logger, threads); err != nil {
-		return nil, err
-	}
-	tokens, err := readTokens(cfg.APITokenFile)
-	if err != nil {
-		return nil, fmt.Errorf("api token: %w", err)
-	}
-	clusterKey, err := readSecret(cfg.ClusterKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("cluster key: %w", err)
-	}
-	signKey, err := playbackKey(cfg, clusterKey)
-	if err != nil {
-		return nil, fmt.Errorf("playback key: %w", err)
-	}
-	if n.webhookAllow, err = egress.Parse("--webhook-allow", cfg.WebhookAllow); err != nil {
-		return nil, err
-	}
-	if n.ingestAllow, err = egress.Parse("--ingest-allow", cfg.IngestAllow); err != nil {
-		return nil, err
-	}
-	hookKey, err := webhookKey(cfg, clusterKey)
-	if err != nil {
-		return nil, fmt.Errorf("webhook key: %w", err)
-	}
-	gossipKey, err := readGossipKey(cfg.GossipKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("gossip key: %w", err)
-	}
-	links, err := newPeerLinks(cfg, clusterKey, logger)
+	keys, err := n.readKeys()
 	if err != nil {
 		return nil, err
 	}
-	n.insecure = insecurity(cfg, links.raft.Authenticated() && links.internal.Authenticated(), gossipKey != nil)
-	if len(n.insecure) > 0 {
-		// --insecure (Validate refuses an exposed node without keys
-		// otherwise): said at ERROR level, and in GET /api/v1/cluster.
-		logger.Error("INSECURE: --insecure and peer traffic is not authenticated; do not run this on a network you do not trust",
-			"bind", cfg.BindIP(), "join", strings.Join(cfg.Join, ","), "open", strings.Join(n.insecure, "; "))
-	} else if clusterKey != "" && gossipKey == nil {
-		logger.Warn("gossip is neither encrypted nor authenticated: anyone who reaches the gossip port can join the member list; set --gossip-key-file")
-	}
-
-	// Listeners first: their real ports (0 in tests) go into gossip. The
-	// public one answers /healthz at once, while raft restores the job log
-	// (a large history takes seconds), and hands over to the API in Run.
-	if n.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	n.front = newFrontHandler()
-	n.srv = newServer(n.front, logger)
-	n.serveErr = make(chan error, 1)
-	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
-	iln, err := net.Listen("tcp", cfg.bindHostPort(cfg.InternalPort))
-	if err != nil {
-		return nil, fmt.Errorf("listen on internal port: %w", err)
-	}
-	// The internal API's server only ever sees connections that passed
-	// TLS and the cluster key's exchange.
-	n.iln = links.internal.Listen(iln)
-	if cfg.MetricsAddr != "" {
-		if n.mln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-			return nil, fmt.Errorf("listen on metrics addr %s: %w", cfg.MetricsAddr, err)
-		}
-	}
-	adv := cfg.advertiseIP()
-	id, err := cluster.LocalServerID(cfg.DataDir)
+	links, err := n.secureLinks(keys)
 	if err != nil {
 		return nil, err
 	}
-
-	// Raft needs the membership to resolve peers' addresses, and the
-	// membership's metadata needs raft's address: the raft listener is
-	// opened first with a placeholder in gossip, then gossip starts.
-	addrs := &addressBook{}
-	n.store, err = cluster.OpenStore(cluster.RaftConfig{
-		NodeName:         cfg.Name,
-		DataDir:          cfg.DataDir,
-		BindAddr:         cfg.bindHostPort(cfg.RaftPort),
-		Advertise:        net.JoinHostPort(adv, strconv.Itoa(cfg.RaftPort)),
-		Bootstrap:        len(cfg.Join) == 0,
-		AddressProvider:  addrs,
-		Link:             links.raft,
-		Logger:           logger,
-		HeartbeatTimeout: fastOr(cfg.Fast, 500*time.Millisecond),
-		ElectionTimeout:  fastOr(cfg.Fast, 500*time.Millisecond),
-	})
+	if err := n.listen(links); err != nil {
+		return nil, err
+	}
+	addrs, err := n.openRaft(links)
 	if err != nil {
 		return nil, err
 	}
-	if n.store.ID() != id {
-		return nil, fmt.Errorf("raft id changed under us: %s vs %s", n.store.ID(), id)
-	}
-	var resolver *net.Resolver
-	if cfg.DNSServer != "" {
-		if resolver, err = cluster.DNSResolver(cfg.DNSServer); err != nil {
-			return nil, err
-		}
-	}
-	n.members, err = cluster.StartMembership(cluster.MembershipConfig{
-		Name:          cfg.Name,
-		BindAddr:      cfg.BindIP(),
-		BindPort:      cfg.GossipPort,
-		AdvertiseAddr: adv,
-		Join:          cfg.Join,
-		Resolver:      resolver,
-		GossipKey:     gossipKey,
-		Fast:          cfg.Fast,
-		Logger:        logger,
-		Meta: cluster.MemberMeta{
-			ID:       id,
-			Raft:     n.store.Addr(),
-			Internal: net.JoinHostPort(adv, portOf(n.iln.Addr())),
-			HTTP:     publicAddr(n.ln.Addr(), adv),
-			Slots:    cfg.Slots,
-			Version:  cfg.Version,
-			Log:      cluster.CommandVersion,
-			Disk:     n.diskMeta(),
-		},
-	})
-	if err != nil {
+	if err := n.startGossip(keys, addrs); err != nil {
 		return nil, err
 	}
-	addrs.set(n.members)
-
-	n.metrics = newMetrics(n.store.FSM(), cfg, n.space)
-	n.metrics.reg.MustRegister(clusterCollector{n}, links.rejected)
-	n.peers = cluster.NewPeers(cluster.PeerConfig{Link: links.internal, Blobs: n.blobs, Registry: n.metrics.reg,
-		Logger: logger, BindAddr: cfg.BindIP(), OnAbsent: n.holderLacks})
-	n.check = newChecker(n, logger.With("component", "check"))
-	n.log = &cluster.Forwarder{Store: n.store, Members: n.members, Peers: n.peers}
-	n.joiner = &cluster.Joiner{
-		Store: n.store, Members: n.members, Peers: n.peers, Name: cfg.Name,
-		Bootstrapper: cfg.Bootstrap || cluster.IsBootstrapOrdinal(cfg.Name),
-		Settle:       10 * time.Second, Logger: logger,
-	}
-	n.promote = &cluster.Promoter{Store: n.store, Members: n.members, Voters: cfg.Voters,
-		Stabilize: cfg.Stabilize, DeadTimeout: cfg.DeadServerTimeout, Interval: time.Second,
-		Logger: logger.With("component", "promoter")}
-	n.worker = &worker{
-		name: cfg.Name, id: n.store.ID(), fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
-		slots: cfg.Slots, logger: logger.With("component", "worker"), metrics: n.metrics,
-		pins: n.pins, running: map[string]*taskRun{}, outOfSpace: n.taskOutOfSpace,
-	}
-	n.sched = cluster.NewScheduler(n.store, n, logger)
-	n.sched.PlanSeconds = n.metrics.planSeconds
-	if cfg.Fast {
-		n.sched.LeaseBase, n.sched.LeasePerMediaSecond = 4*time.Second, time.Second/2
-	}
-	n.manifests = newManifestCache(n.openBlob, maxManifestFiles)
-	n.repl = newReplicator(n, logger.With("component", "replicator"), 2*time.Second)
-	n.notify = webhook.New(n.store, n.log, n.webhookAllow, hookKey, logger)
-	n.ingest = newIngester(n, logger)
-	n.watch = newWatcher(n, logger)
-	n.publish = newPublisher(n, logger) // publish.go
-	n.gc = &collector{
-		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, pins: n.pins, manifests: n.manifests,
-		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,
-		lost: n.check.disown,
-	}
-	n.store.FSM().OnBlobs(func(ev cluster.BlobEvents) {
-		n.pins.onBlobs(ev)
-		n.repl.onBlobs(ev)
-		n.gc.onBlobs(ev)
-	})
-	n.metrics.reg.MustRegister(&stateCollector{fsm: n.store.FSM(), under: n.repl.underReplicated, held: n.blobs.Bytes})
-	n.upgrader = &cluster.Upgrader{Store: n.store, Members: n.members, Interval: time.Second,
-		Logger: logger.With("component", "upgrader")}
-
-	scaler := cfg.Scaler
-	if scaler == nil {
-		switch s, err := kube.InCluster(cfg.Name); {
-		case err != nil:
-			logger.Warn("in Kubernetes, but scaling from the API is off", "err", err)
-		case s != nil:
-			logger.Info("scaling from the API patches the StatefulSet", "statefulset", s.Target())
-			scaler = s
-		}
-	}
-	svc := service{n}
-	api, err := httpapi.New(httpapi.Config{
-		Jobs: svc, Blobs: svc, Cluster: svc, Health: svc, Live: svc,
-		Registry: n.metrics.reg, Logger: logger, MaxUploadBytes: cfg.MaxUploadBytes,
-		APITokens: tokens, PublicRead: cfg.PublicRead, SeparateMetrics: n.mln != nil, NodeName: cfg.Name, Scaler: scaler,
-		PlaybackKey: signKey, PlaybackTTL: cfg.PlaybackTTL, MaxConcurrentUploads: cfg.MaxConcurrentUploads,
-		UploadDir: filepath.Join(cfg.DataDir, "uploads"), UploadTTL: cfg.UploadTTL, UploadRelay: svc,
-		Space: n.space,
-	})
-	if err != nil {
+	n.buildLoops(links, keys)
+	if err := n.buildAPIs(keys); err != nil {
 		return nil, err
 	}
-	n.api = api
-	if n.mln != nil {
-		n.msrv = newServer(metricsMux(api.MetricsHandler()), logger)
-	}
-	n.access = accessSummary(cfg, len(tokens) > 0, n.MetricsAddr())
-	if cfg.PublicRead && len(tokens) == 0 {
-		logger.Warn("--public-read without --api-token-file changes nothing: the whole API is open")
-	}
-
-	// The internal API serves, among peer routes, the uploads held here
-	// that other nodes relay: it comes after the public API.
-	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
-		Blobs: peerBlobs{n.blobs, n.check}, Raft: raftPeer{n}, Uploads: api,
-		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name, HoldStreamed: n.pins.holdFor(ackHold),
-	})
-	if err != nil {
-		return nil, err
-	}
-	n.isrv = newServer(internal.Handler(), logger)
 	return n, nil
 }
 
