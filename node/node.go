@@ -21,13 +21,11 @@ package node
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -284,45 +282,6 @@ func (n *Node) AliveID(name string) string {
 	return ""
 }
 
-// heartbeats tells the leader, every interval, which tasks run here, so
-// that their leases hold while they make progress.
-func (n *Node) heartbeats(ctx context.Context) {
-	interval := 2 * time.Second
-	if n.cfg.Fast {
-		interval = time.Second
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		hb := n.worker.beat()
-		if len(hb.Tasks) == 0 {
-			continue
-		}
-		if err := n.sendHeartbeat(ctx, hb); err != nil {
-			n.logger.Debug("heartbeat not delivered", "err", err)
-		}
-	}
-}
-
-func (n *Node) sendHeartbeat(ctx context.Context, hb cluster.Heartbeat) error {
-	if n.store.IsLeader() {
-		return n.sched.Heartbeat(ctx, hb)
-	}
-	id, _ := n.store.Leader()
-	m, ok := n.members.ByID(id)
-	if id == "" || !ok || m.Meta.Internal == "" {
-		return fmt.Errorf("heartbeat: %w: no reachable leader", cluster.ErrNotLeader)
-	}
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return n.peers.Heartbeat(hctx, m.Meta.Internal, hb)
-}
-
 // aliveNames is the set of nodes that can hold and serve blobs now: alive,
 // not leaving, and running the incarnation the log knows for their name
 // (see cluster.State.LiveHolder).
@@ -535,57 +494,6 @@ func (n *Node) close() {
 	} else if n.ln != nil {
 		n.ln.Close()
 	}
-}
-
-// readSecret reads a token or key from a file; "" means none configured.
-func readSecret(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return s, nil
-}
-
-// readGossipKey reads a gossip encryption key: base64 text or raw bytes of
-// 16, 24 or 32 bytes.
-func readGossipKey(path string) ([]byte, error) {
-	s, err := readSecret(path)
-	if err != nil || s == "" {
-		return nil, err
-	}
-	if k, err := base64.StdEncoding.DecodeString(s); err == nil && validKeyLen(len(k)) {
-		return k, nil
-	}
-	if validKeyLen(len(s)) {
-		return []byte(s), nil
-	}
-	return nil, fmt.Errorf("%s: want 16, 24 or 32 bytes (raw or base64)", path)
-}
-
-func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
-
-// insecurity lists what is open on a node whose peer ports other machines
-// can reach, for want of a key: nil when it has both keys, or when only
-// this machine can reach it (a lone node on loopback).
-func insecurity(cfg Config, peersAuthenticated, gossipKey bool) []string {
-	if !cfg.Exposed() {
-		return nil
-	}
-	var out []string
-	if !peersAuthenticated {
-		out = append(out, "no cluster key: raft and the internal API (TLS, but unauthenticated) accept anyone who reaches them (log entries, every blob)")
-	}
-	if !gossipKey {
-		out = append(out, "no gossip key: gossip is neither encrypted nor authenticated (anyone can join the member list)")
-	}
-	return out
 }
 
 // GossipAddr is the host:port this node gossips on (others --join it).

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"strings"
@@ -79,4 +80,55 @@ func webhookKey(cfg Config, clusterKey string) ([]byte, error) {
 		return nil, nil
 	}
 	return webhook.DeriveKey(clusterKey), nil
+}
+
+// readSecret reads a token or key from a file; "" means none configured.
+func readSecret(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+// readGossipKey reads a gossip encryption key: base64 text or raw bytes of
+// 16, 24 or 32 bytes.
+func readGossipKey(path string) ([]byte, error) {
+	s, err := readSecret(path)
+	if err != nil || s == "" {
+		return nil, err
+	}
+	if k, err := base64.StdEncoding.DecodeString(s); err == nil && validKeyLen(len(k)) {
+		return k, nil
+	}
+	if validKeyLen(len(s)) {
+		return []byte(s), nil
+	}
+	return nil, fmt.Errorf("%s: want 16, 24 or 32 bytes (raw or base64)", path)
+}
+
+func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
+
+// insecurity lists what is open on a node whose peer ports other machines
+// can reach, for want of a key: nil when it has both keys, or when only
+// this machine can reach it (a lone node on loopback).
+func insecurity(cfg Config, peersAuthenticated, gossipKey bool) []string {
+	if !cfg.Exposed() {
+		return nil
+	}
+	var out []string
+	if !peersAuthenticated {
+		out = append(out, "no cluster key: raft and the internal API (TLS, but unauthenticated) accept anyone who reaches them (log entries, every blob)")
+	}
+	if !gossipKey {
+		out = append(out, "no gossip key: gossip is neither encrypted nor authenticated (anyone can join the member list)")
+	}
+	return out
 }
