@@ -295,8 +295,31 @@ func (s *Store) LeaderCh() <-chan bool { return s.raft.LeaderCh() }
 // Term is the current raft term.
 func (s *Store) Term() uint64 { return s.raft.CurrentTerm() }
 
-// Raft exposes the raft instance for status and metrics.
-func (s *Store) Raft() *raft.Raft { return s.raft }
+// RaftMetrics is what the metrics read of raft (node/raftmetrics.go).
+type RaftMetrics struct {
+	State                           raft.RaftState
+	Term, CommitIndex, AppliedIndex uint64
+	LastContact                     time.Time // zero on the leader, or before any contact
+}
+
+// Metrics reads raft's state and indexes for the metrics.
+func (s *Store) Metrics() RaftMetrics {
+	m := RaftMetrics{State: s.raft.State(), Term: s.raft.CurrentTerm(), CommitIndex: s.raft.CommitIndex(),
+		AppliedIndex: s.raft.AppliedIndex()}
+	if m.State != raft.Leader {
+		m.LastContact = s.raft.LastContact()
+	}
+	return m
+}
+
+// TransferLeadership hands this leader's leadership to the server id at
+// addr, or to whichever voter raft picks when id is "".
+func (s *Store) TransferLeadership(id, addr string) error {
+	if id == "" {
+		return s.raft.LeadershipTransfer().Error()
+	}
+	return s.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr)).Error()
+}
 
 // Barrier waits until every entry committed before it has been applied here.
 func (s *Store) Barrier(ctx context.Context) error {

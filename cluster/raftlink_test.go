@@ -132,7 +132,7 @@ func TestRaftLinkStoresReplicate(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := a.Raft().AddVoter(raft.ServerID(b.ID()), raft.ServerAddress(b.Addr()), 0, 10*time.Second).Error(); err != nil {
+	if err := a.raft.AddVoter(raft.ServerID(b.ID()), raft.ServerAddress(b.Addr()), 0, 10*time.Second).Error(); err != nil {
 		t.Fatalf("add voter: %v", err)
 	}
 	if err := a.Propose(t.Context(), OpJobSubmit, SubmitJob{Job: testJob("j1", false)}); err != nil {

@@ -229,20 +229,19 @@ func (n *Node) transferLeadership() error {
 	if err != nil {
 		return fmt.Errorf("leadership transfer: %w", err)
 	}
-	r := n.store.Raft()
 	for _, s := range servers {
 		if s.Suffrage != raft.Voter || string(s.ID) == n.store.ID() {
 			continue
 		}
 		if m, ok := n.members.ByID(string(s.ID)); ok && n.promote.Healthy(string(s.ID)) {
-			if err := r.LeadershipTransferToServer(s.ID, s.Address).Error(); err != nil {
+			if err := n.store.TransferLeadership(string(s.ID), string(s.Address)); err != nil {
 				return fmt.Errorf("leadership transfer to %s: %w", m.Name, err)
 			}
 			n.logger.Info("leadership transferred", "component", "drain", "to", m.Name)
 			return nil
 		}
 	}
-	if err := r.LeadershipTransfer().Error(); err != nil {
+	if err := n.store.TransferLeadership("", ""); err != nil {
 		return fmt.Errorf("leadership transfer: %w", err)
 	}
 	n.logger.Info("leadership transferred", "component", "drain", "to", "any voter (none stays)")

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"strconv"
 	"strings"
 	"time"
 
@@ -45,8 +44,8 @@ func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
-	r := c.n.store.Raft()
-	state := r.State()
+	r := c.n.store.Metrics()
+	state := r.State
 	for _, s := range raftStates {
 		v := 0.0
 		if s == state {
@@ -54,20 +53,12 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(raftStateDesc, prometheus.GaugeValue, v, strings.ToLower(s.String()))
 	}
-	stats := r.Stats()
-	gauge := func(d *prometheus.Desc, key string) {
-		if v, err := strconv.ParseFloat(stats[key], 64); err == nil {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
-		}
-	}
-	gauge(raftTermDesc, "term")
-	gauge(raftCommitDesc, "commit_index")
-	gauge(raftAppliedDesc, "applied_index")
+	ch <- prometheus.MustNewConstMetric(raftTermDesc, prometheus.GaugeValue, float64(r.Term))
+	ch <- prometheus.MustNewConstMetric(raftCommitDesc, prometheus.GaugeValue, float64(r.CommitIndex))
+	ch <- prometheus.MustNewConstMetric(raftAppliedDesc, prometheus.GaugeValue, float64(r.AppliedIndex))
 	contact := 0.0
-	if state != raft.Leader {
-		if t := r.LastContact(); !t.IsZero() {
-			contact = time.Since(t).Seconds()
-		}
+	if !r.LastContact.IsZero() {
+		contact = time.Since(r.LastContact).Seconds()
 	}
 	ch <- prometheus.MustNewConstMetric(raftContactDesc, prometheus.GaugeValue, contact)
 	if servers, err := c.n.store.Configuration(); err == nil {
