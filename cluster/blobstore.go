@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,61 +45,6 @@ type BlobStore struct {
 	mu       sync.Mutex
 	stored   map[string]bool // stored since the last Stored call
 	overflow bool            // more than maxStored: Stored says so
-}
-
-// Space admits media to the volume the store is on (node/disk implements
-// it); see SetSpace.
-type Space interface {
-	// Admit returns nil when n more bytes fit above the volume's reserves,
-	// else an error wrapping ErrNoSpace.
-	Admit(n int64) error
-	// Take is Admit for bytes about to be written, and counts them.
-	Take(n int64) error
-}
-
-type spaceBox struct{ s Space }
-
-// SetSpace makes the store admit what it writes: Put checks every chunk
-// before writing it, Receive and a pull the declared size first and then
-// every chunk; a write refused, or one that fails with ENOSPC, stores
-// nothing and returns an error wrapping ErrNoSpace (or the ENOSPC). PutFile
-// and PutLink (a rename or a link: no new bytes) and PutBytes (a manifest)
-// are never refused. nil admits everything.
-func (b *BlobStore) SetSpace(s Space) {
-	if s == nil {
-		b.space.Store(nil)
-		return
-	}
-	b.space.Store(&spaceBox{s})
-}
-
-// Admit says whether n more bytes fit (nil without a Space).
-func (b *BlobStore) Admit(n int64) error {
-	if sb := b.space.Load(); sb != nil {
-		return sb.s.Admit(n)
-	}
-	return nil
-}
-
-// guard wraps a writer of new media so that every write is admitted first.
-func (b *BlobStore) guard(w io.Writer) io.Writer {
-	sb := b.space.Load()
-	if sb == nil {
-		return w
-	}
-	return spaceWriter{w: w, s: sb.s}
-}
-
-type spaceWriter struct {
-	w io.Writer
-	s Space
-}
-
-func (w spaceWriter) Write(p []byte) (int, error) {
-	if err := w.s.Take(int64(len(p))); err != nil {
-		return 0, err
-	}
-	return w.w.Write(p)
 }
 
 // Hold is told the hash of a blob being stored, under the blob's lock and
@@ -413,118 +357,6 @@ func (b *BlobStore) PutBytes(data []byte, hold ...Hold) (BlobRef, error) {
 	sum := sha256.Sum256(data)
 	ref := BlobRef{Hash: hex.EncodeToString(sum[:]), Size: int64(len(data))}
 	return ref, b.install(name, ref.Hash, hold...)
-}
-
-// ModTime is when a stored blob was last stored (zero and false when it
-// is not here).
-func (b *BlobStore) ModTime(h string) (time.Time, bool) {
-	p, err := b.Path(h)
-	if err != nil {
-		return time.Time{}, false
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return fi.ModTime(), true
-}
-
-// Bytes is the total size of the blobs stored here.
-func (b *BlobStore) Bytes() int64 { return b.bytes.Load() }
-
-// Delete removes a blob; deleting a missing blob is not an error.
-func (b *BlobStore) Delete(h string) error {
-	_, err := b.DeleteIf(h, func(time.Time) bool { return true })
-	return err
-}
-
-// DeleteIf removes the blob h if may, called with its modification time,
-// says so; deleted reports that it did. The whole of it, may included, runs
-// under the blob's lock: no store of h runs meanwhile, so a store either
-// came before (and may sees the time it refreshed, and any Hold it took) or
-// comes after (and finds the blob gone and writes it). may must not store
-// or delete blobs itself. A missing blob is not an error.
-func (b *BlobStore) DeleteIf(h string, may func(modTime time.Time) bool) (deleted bool, err error) {
-	p, err := b.Path(h)
-	if err != nil {
-		return false, err
-	}
-	unlock := b.lock(h)
-	defer unlock()
-	fi, err := os.Stat(p)
-	if err != nil {
-		return false, nil
-	}
-	if !may(fi.ModTime()) {
-		return false, nil
-	}
-	if err := os.Remove(p); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return false, nil
-		}
-		return false, fmt.Errorf("delete blob %s: %w", h, err)
-	}
-	b.bytes.Add(-fi.Size())
-	return true, nil
-}
-
-// DeleteIfSame deletes the blob h only if its file is still was (the one a
-// caller read and found damaged): a good copy installed meanwhile stays.
-// deleted says whether it went.
-func (b *BlobStore) DeleteIfSame(h string, was os.FileInfo) (deleted bool, err error) {
-	p, err := b.Path(h)
-	if err != nil {
-		return false, err
-	}
-	unlock := b.lock(h)
-	defer unlock()
-	cur, err := os.Stat(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("delete blob %s: %w", h, err)
-	}
-	// An inode number can be reused by the file that replaced it; the
-	// modification time and size tell the two apart.
-	if !os.SameFile(cur, was) || !cur.ModTime().Equal(was.ModTime()) || cur.Size() != was.Size() {
-		return false, nil
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return false, fmt.Errorf("delete blob %s: %w", h, err)
-	}
-	b.bytes.Add(-cur.Size())
-	return true, nil
-}
-
-// List returns every stored blob.
-func (b *BlobStore) List() ([]BlobInfo, error) {
-	var out []BlobInfo
-	err := filepath.WalkDir(b.dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p == b.tmp {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		name := d.Name()
-		if !ValidHash(name) || !strings.HasPrefix(name, filepath.Base(filepath.Dir(p))) {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return nil // removed while walking
-		}
-		out = append(out, BlobInfo{Ref: BlobRef{Hash: name, Size: fi.Size()}, ModTime: fi.ModTime()})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list blobs: %w", err)
-	}
-	return out, nil
 }
 
 type ctxReader struct {
