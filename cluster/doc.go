@@ -16,8 +16,9 @@
 // forwarding writes to the leader (forward.go), the secure link every raft
 // and internal-API connection runs over (package peerlink: TLS 1.3 and the
 // cluster key's session-bound exchange; raftlink.go is raft's side of it),
-// the content-addressed blob
-// store (blobstore.go; its space guard in blobspace.go, deletion and listing in blobremove.go) and the internal API's client, Peers (peer.go):
+// the content-addressed blob store (blobstore.go; its space guard in
+// blobspace.go, deletion and listing in blobremove.go) and the internal
+// API's client, Peers (peer.go):
 // moving blobs between nodes (pull and push in peertransfer.go, a remote
 // reader in peerremote.go; stream.go copies an upload to a peer while it
 // still comes in, its hash sent last; relay.go relays a resumable upload)
