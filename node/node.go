@@ -88,6 +88,8 @@ type Node struct {
 	srv, isrv *http.Server
 	mln       net.Listener // --metrics-addr; nil: /metrics on the public port
 	msrv      *http.Server
+	dln       net.Listener // Config.DebugAddr (benchmark builds); nil: none
+	dsrv      *http.Server
 	front     *frontHandler // the public handler: "starting" until Run
 	serveErr  chan error    // the public server's end
 	api       *httpapi.API
@@ -199,6 +201,13 @@ func New(cfg Config) (_ *Node, err error) {
 		if n.mln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			return nil, fmt.Errorf("listen on metrics addr %s: %w", cfg.MetricsAddr, err)
 		}
+	}
+	if cfg.DebugAddr != "" && cfg.DebugHandler != nil {
+		if n.dln, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
+			return nil, fmt.Errorf("debug listener: %w", err)
+		}
+		n.dsrv = &http.Server{Handler: cfg.DebugHandler, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		logger.Warn("benchmark build: serving debug endpoints", "addr", n.dln.Addr().String())
 	}
 	adv := cfg.advertiseIP()
 	id, err := cluster.LocalServerID(cfg.DataDir)
@@ -685,6 +694,16 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		})
 	}
+	if n.dsrv != nil { // Debug endpoints (benchmark builds), as long as the node runs.
+		g.Add(func() error {
+			if err := n.dsrv.Serve(n.dln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("debug http: %w", err)
+			}
+			return nil
+		}, func(error) {
+			n.dsrv.Close()
+		})
+	}
 	{ // Internal API.
 		g.Add(func() error {
 			if err := n.isrv.Serve(n.iln); !errors.Is(err, http.ErrServerClosed) {
@@ -734,6 +753,12 @@ func (n *Node) close() {
 	}
 	if n.mln != nil {
 		n.mln.Close()
+	}
+	if n.dsrv != nil {
+		n.dsrv.Close() // closes n.dln once served
+	}
+	if n.dln != nil {
+		n.dln.Close()
 	}
 	if n.srv != nil {
 		n.srv.Close() // closes n.ln
