@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -61,11 +62,11 @@ func tusPatch(t *testing.T, u string, off int, data []byte) (*http.Response, []b
 }
 
 // othersHolding lists the pods other than origin whose blob dir holds hash.
-func othersHolding(c *localCluster, origin int, hash string) []string {
+func othersHolding(c *e2e.Cluster, origin int, hash string) []string {
 	var out []string
 	for i := range 3 {
-		if i != origin && holdersOf(c, []int{i}, hash) == 1 {
-			out = append(out, c.name(i))
+		if i != origin && c.Holders([]int{i}, hash) == 1 {
+			out = append(out, c.Name(i))
 		}
 	}
 	return out
@@ -82,19 +83,19 @@ func TestAckedUploadSurvivesOriginLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
 	}
-	c, _ := newCluster(t, clusterOpts{subnet: 106, first: 1, size: 3, fast: true},
+	c := e2e.New(t, e2e.Opts{Subnet: 106, First: 1, Size: 3, Fast: true},
 		"--slots", "1", "--replicas", "2", "--preset", "ultrafast")
 	for i := range 3 {
 		if err := c.Start(i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	v := agree(t, c, []int{0, 1, 2}, 3, 3)
+	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
 	// The origin is a follower, so that its death does not wait on an
 	// election before the others can schedule.
 	origin := 0
 	for i := range 3 {
-		if c.name(i) != v.Leader {
+		if c.Name(i) != v.Leader {
 			origin = i
 			break
 		}
@@ -154,7 +155,7 @@ func TestAckedUploadSurvivesOriginLoss(t *testing.T) {
 	// The origin's disk dies.
 	killed := time.Now()
 	c.Kill(origin)
-	if err := os.RemoveAll(filepath.Join(c.dir, c.name(origin))); err != nil {
+	if err := os.RemoveAll(filepath.Join(c.DataDir(origin))); err != nil {
 		t.Fatal(err)
 	}
 	var rest []int
@@ -188,7 +189,7 @@ func TestAckRefusedWhilePeersStopped(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
 	}
-	c, _ := newCluster(t, clusterOpts{subnet: 106, first: 11, size: 3, fast: true},
+	c := e2e.New(t, e2e.Opts{Subnet: 106, First: 11, Size: 3, Fast: true},
 		"--slots", "1", "--replicas", "3", "--ack-replicas", "2", "--preset", "ultrafast",
 		"--gc-grace", "1s", "--gc-interval", "1s")
 	for i := range 3 {
@@ -196,7 +197,7 @@ func TestAckRefusedWhilePeersStopped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	const origin = 0
 	base := c.HTTP(origin)
 	src := noisyClip(t, 4)
@@ -272,21 +273,21 @@ func TestAckRefusedWhilePeersStopped(t *testing.T) {
 		r.Body.Close()
 	}
 	nodetest.WaitFor(t, time.Minute, "the refused upload's copy collected", func() bool {
-		return holdersOf(c, []int{origin}, hash) == 0
+		return c.Holders([]int{origin}, hash) == 0
 	})
-	if ents, _ := os.ReadDir(filepath.Join(c.dir, c.name(origin), "blobs", "tmp")); len(ents) != 0 {
+	if ents, _ := os.ReadDir(filepath.Join(c.DataDir(origin), "blobs", "tmp")); len(ents) != 0 {
 		t.Fatalf("temp files left on the origin: %v", ents)
 	}
 
 	cont()
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	var list struct{ Jobs []struct{ ID string } }
-	if err := getJSON(base+"/api/v1/jobs", &list); err != nil || len(list.Jobs) != 0 {
+	if err := e2e.GetJSON(base+"/api/v1/jobs", &list); err != nil || len(list.Jobs) != 0 {
 		t.Fatalf("jobs after the refusals: %v %+v", err, list)
 	}
 	for _, i := range []int{1, 2} {
-		dir := filepath.Join(c.dir, c.name(i), "blobs", "tmp")
-		nodetest.WaitFor(t, time.Minute, c.name(i)+"'s temp files to go", func() bool {
+		dir := filepath.Join(c.DataDir(i), "blobs", "tmp")
+		nodetest.WaitFor(t, time.Minute, c.Name(i)+"'s temp files to go", func() bool {
 			ents, _ := os.ReadDir(dir)
 			return len(ents) == 0
 		})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -70,7 +71,7 @@ func TestCLISubmitWait(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a node process and ffmpeg")
 	}
-	c := newTestCluster(t, 27, 1, "--preset", "ultrafast")
+	c := e2e.FastCluster(t, 27, 1, "--preset", "ultrafast")
 	if err := c.Start(0); err != nil {
 		t.Fatal(err)
 	}

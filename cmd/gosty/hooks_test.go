@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node"
 	"github.com/gosty/gosty/node/nodetest"
 )
@@ -103,14 +104,14 @@ func TestWebhookExactlyOnceAcrossLeaderKill(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	c := newTestCluster(t, 71, 3, "--slots", "2", "--webhook-allow", "127.0.71.200", "--webhook-key-file", keyFile)
+	c := e2e.FastCluster(t, 71, 3, "--slots", "2", "--webhook-allow", "127.0.71.200", "--webhook-key-file", keyFile)
 	for i := range 3 {
 		if err := c.Start(i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	v := agree(t, c, []int{0, 1, 2}, 3, 3)
-	leader := podOf(c, v.Leader)
+	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
+	leader := c.Ordinal(v.Leader)
 	follower := (leader + 1) % 3
 
 	src := filepath.Join(dir, "clip.mp4")
@@ -124,13 +125,13 @@ func TestWebhookExactlyOnceAcrossLeaderKill(t *testing.T) {
 	}
 
 	hook := fmt.Sprintf("http://%s/hook", ln.Addr())
-	id := uploadTo(t, c.HTTP(follower), src, fmt.Sprintf(`{"renditions":["180p@300k"],"chunk_seconds":2,"callback_url":%q}`, hook))
+	id := e2e.Upload(t, c.HTTP(follower), src, fmt.Sprintf(`{"renditions":["180p@300k"],"chunk_seconds":2,"callback_url":%q}`, hook))
 	nodetest.WaitFor(t, 90*time.Second, "the job done with a refused delivery", func() bool {
 		var j hookJob
-		return getJSON(c.HTTP(follower)+"/api/v1/jobs/"+id, &j) == nil && j.State == "done" &&
+		return e2e.GetJSON(c.HTTP(follower)+"/api/v1/jobs/"+id, &j) == nil && j.State == "done" &&
 			j.Webhook != nil && j.Webhook.State == "pending" && j.Webhook.Attempts >= 1
 	})
-	old := c.name(leader)
+	old := c.Name(leader)
 	c.Kill(leader)
 	var survivors []int
 	for i := range 3 {
@@ -139,14 +140,14 @@ func TestWebhookExactlyOnceAcrossLeaderKill(t *testing.T) {
 		}
 	}
 	nodetest.WaitFor(t, 15*time.Second, "a new leader", func() bool {
-		var v clusterView
-		return getJSON(c.HTTP(survivors[0])+"/api/v1/cluster", &v) == nil && v.Leader != "" && v.Leader != old
+		var v node.ClusterStatus
+		return e2e.GetJSON(c.HTTP(survivors[0])+"/api/v1/cluster", &v) == nil && v.Leader != "" && v.Leader != old
 	})
 	recv.accept.Store(true)
 	var final hookJob
 	nodetest.WaitFor(t, 45*time.Second, "the delivery recorded", func() bool {
 		final = hookJob{}
-		return getJSON(c.HTTP(survivors[0])+"/api/v1/jobs/"+id, &final) == nil &&
+		return e2e.GetJSON(c.HTTP(survivors[0])+"/api/v1/jobs/"+id, &final) == nil &&
 			final.Webhook != nil && final.Webhook.State == "delivered"
 	})
 	time.Sleep(3 * time.Second) // room for a duplicate to show up

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -59,20 +60,20 @@ func TestCLISubmitURL(t *testing.T) {
 		}
 	}()
 
-	c := newTestCluster(t, 118, 2, "--preset", "ultrafast", "--ingest-allow", ln.Addr().String())
+	c := e2e.FastCluster(t, 118, 2, "--preset", "ultrafast", "--ingest-allow", ln.Addr().String())
 	for i := range 2 {
 		if err := c.Start(i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	agree(t, c, []int{0, 1}, 2, 2)
+	c.Agree(t, []int{0, 1}, 2, 2)
 	// URL ingest is written from log version 3 on (409 before).
 	for i := range 2 {
 		nodetest.WaitFor(t, 30*time.Second, "log version 3", func() bool {
 			var st struct {
 				LogVersion int `json:"log_version"`
 			}
-			return getJSON(c.HTTP(i)+"/api/v1/cluster", &st) == nil && st.LogVersion >= cluster.LogV3
+			return e2e.GetJSON(c.HTTP(i)+"/api/v1/cluster", &st) == nil && st.LogVersion >= cluster.LogV3
 		})
 	}
 
@@ -93,11 +94,11 @@ func TestCLISubmitURL(t *testing.T) {
 		t.Fatalf("URL submit: %d %+v", resp.StatusCode, j)
 	}
 	nodetest.WaitFor(t, 20*time.Second, "the other node to show the fetch's progress", func() bool {
-		return getJSON(c.HTTP(0)+"/api/v1/jobs/"+j.ID, &j) == nil && j.State == "ingesting" && j.Progress > 0.3 && j.Progress < 0.7
+		return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+j.ID, &j) == nil && j.State == "ingesting" && j.Progress > 0.3 && j.Progress < 0.7
 	})
 	close(gate)
 	nodetest.WaitFor(t, 2*time.Minute, "the ingested job to finish", func() bool {
-		return getJSON(c.HTTP(0)+"/api/v1/jobs/"+j.ID, &j) == nil && (j.State == "done" || j.State == "failed")
+		return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+j.ID, &j) == nil && (j.State == "done" || j.State == "failed")
 	})
 	if j.State != "done" {
 		t.Fatalf("ingested job: %s (%s)", j.State, j.Error)

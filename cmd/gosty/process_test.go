@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(e2e.Main(m))
 }
 
 // proc is a gosty node process.
@@ -57,43 +57,15 @@ func startProc(t *testing.T, dataDir string, httpPort, raftPort int, extra ...st
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("node log:\n%s", tail(log.String(), 8000))
+			t.Logf("node log:\n%s", e2e.Tail(log.String(), 8000))
 		}
 	})
 	nodetest.WaitReady(t, p.base, 20*time.Second)
 	return p
 }
 
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-type procJob struct {
-	ID     string `json:"id"`
-	State  string `json:"state"`
-	Error  string `json:"error"`
-	Chunks []struct {
-		Index     int    `json:"index"`
-		EncodedBy string `json:"encoded_by"`
-	} `json:"chunks"`
-	Outputs struct {
-		HLS string            `json:"hls"`
-		MP4 map[string]string `json:"mp4"`
-	} `json:"outputs"`
-}
-
-func (p *proc) job(t *testing.T, id string) procJob {
-	t.Helper()
-	var j procJob
-	resp, err := http.Get(p.base + "/api/v1/jobs/" + id)
-	if err != nil {
-		return j
-	}
-	defer resp.Body.Close()
-	json.NewDecoder(resp.Body).Decode(&j)
+func (p *proc) job(id string) httpapi.JobView {
+	j, _ := e2e.Job(p.base, "", id)
 	return j
 }
 
@@ -114,11 +86,11 @@ func TestKillNineMidJobThenRestartFinishes(t *testing.T) {
 	raftPort := nodetest.FreePort(t)
 	p := startProc(t, data, nodetest.FreePort(t), raftPort, "--slots", "1", "--preset", "medium")
 
-	j := procJob{ID: uploadTo(t, p.base, src, `{"chunk_seconds":3}`)}
+	id := e2e.Upload(t, p.base, src, `{"chunk_seconds":3}`)
 
 	// Kill once some chunks are encoded and others are not.
 	nodetest.WaitFor(t, 3*time.Minute, "some chunks encoded", func() bool {
-		cur := p.job(t, j.ID)
+		cur := p.job(id)
 		done := 0
 		for _, c := range cur.Chunks {
 			if c.EncodedBy != "" {
@@ -138,14 +110,7 @@ func TestKillNineMidJobThenRestartFinishes(t *testing.T) {
 	})
 
 	p2 := startProc(t, data, nodetest.FreePort(t), raftPort, "--slots", "2")
-	var final procJob
-	nodetest.WaitFor(t, 4*time.Minute, "job to finish after restart", func() bool {
-		final = p2.job(t, j.ID)
-		return final.State == "done" || final.State == "failed"
-	})
-	if final.State != "done" {
-		t.Fatalf("after restart the job ended %s: %s", final.State, final.Error)
-	}
+	final := e2e.WaitDone(t, 4*time.Minute, "", id, p2.base)
 	out, err := exec.Command("ffprobe", "-v", "error", "-protocol_whitelist", "http,tcp",
 		"-show_entries", "format=duration", "-of", "csv=p=0", p2.base+final.Outputs.HLS).Output()
 	if err != nil {

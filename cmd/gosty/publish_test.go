@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/objstore/s3test"
 )
@@ -31,7 +32,7 @@ func TestPublishFlags(t *testing.T) {
 	env := []string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretKey,
 		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}
-	c, _ := newCluster(t, clusterOpts{subnet: 117, size: 1, fast: true, env: env}, "--preset", "ultrafast",
+	c := e2e.New(t, e2e.Opts{Subnet: 117, Size: 1, Fast: true, Env: env}, "--preset", "ultrafast",
 		"--publish", "s3://media/flags/", "--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", "us-east-1",
 		"--ingest-s3", "media")
 	if err := c.Start(0); err != nil {

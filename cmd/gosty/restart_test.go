@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -19,9 +21,9 @@ func TestFullRestart(t *testing.T) {
 	}
 	c, _, id, _ := failoverSetup(t, 16, func(leader int) int { return leader })
 	nodetest.WaitFor(t, 2*time.Minute, "the job mid-way", func() bool {
-		var j failJob
-		getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j)
-		return j.State == "transcoding" && j.encoded() >= 1
+		var j httpapi.JobView
+		e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j)
+		return j.State == "transcoding" && e2e.Encoded(j) >= 1
 	})
 	for i := range 3 {
 		c.Kill(i)
@@ -35,7 +37,7 @@ func TestFullRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	t.Logf("power cut → cluster re-formed on new addresses: %v", time.Since(restarted).Round(10*time.Millisecond))
 	j := waitJobOn(t, c, []int{1}, id) // the node we read from has caught up
 	checkPlayable(t, c.HTTP(1), j)
@@ -43,10 +45,10 @@ func TestFullRestart(t *testing.T) {
 	// Now gracefully, with a new job in flight.
 	src := nodetest.GenClip(t, filepath.Join(t.TempDir(), "b.mp4"), "-f", "lavfi", "-i", "testsrc2=size=480x270:rate=25:duration=12",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
-	id2 := uploadTo(t, c.HTTP(1), src, `{"chunk_seconds":2,"preset":"medium"}`)
+	id2 := e2e.Upload(t, c.HTTP(1), src, `{"chunk_seconds":2,"preset":"medium"}`)
 	nodetest.WaitFor(t, 2*time.Minute, "the second job started", func() bool {
-		var j failJob
-		getJSON(c.HTTP(1)+"/api/v1/jobs/"+id2, &j)
+		var j httpapi.JobView
+		e2e.GetJSON(c.HTTP(1)+"/api/v1/jobs/"+id2, &j)
 		return j.State == "transcoding"
 	})
 	stopped := time.Now()
@@ -57,7 +59,7 @@ func TestFullRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	j2 := waitJobOn(t, c, []int{2}, id2)
 	checkPlayableDuration(t, c.HTTP(2), j2, 12)
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -125,7 +126,7 @@ func waitJobDone(t *testing.T, base, token, id string) tusJob {
 	t.Helper()
 	var j tusJob
 	nodetest.WaitFor(t, 3*time.Minute, "job "+id+" to finish", func() bool {
-		if err := getJSONAuth(base+"/api/v1/jobs/"+id, token, &j); err != nil {
+		if err := e2e.GetJSONAuth(base+"/api/v1/jobs/"+id, token, &j); err != nil {
 			return false
 		}
 		return j.State == "done" || j.State == "failed" || j.State == "canceled"
@@ -199,7 +200,7 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := newTestCluster(t, 70, 1, "--preset", "ultrafast", "--api-token-file", tokFile)
+	c := e2e.FastCluster(t, 70, 1, "--preset", "ultrafast", "--api-token-file", tokFile)
 	if err := c.Start(0); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 	if off <= 0 || off > cutAfter {
 		t.Fatalf("offset after the cut: %d (cut at %d of %d)", off, cutAfter, size)
 	}
-	if uploads, _ := filepath.Glob(filepath.Join(c.dir, "*", "uploads", "*.info")); len(uploads) != 1 {
+	if uploads, _ := filepath.Glob(filepath.Join(c.Root, "*", "uploads", "*.info")); len(uploads) != 1 {
 		t.Fatalf("upload files on the node: %v", uploads)
 	}
 	resp, b, err = tusReq(t, http.MethodPatch, upload, token, bytes.NewReader(data[off:]), map[string]string{
@@ -274,7 +275,7 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 		t.Fatalf("resumed PATCH: %v %v %s", err, resp, b)
 	}
 	resumedID := resp.Header.Get("Gosty-Job-Id")
-	if uploads, _ := filepath.Glob(filepath.Join(c.dir, "*", "uploads", "*")); len(uploads) != 0 {
+	if uploads, _ := filepath.Glob(filepath.Join(c.Root, "*", "uploads", "*")); len(uploads) != 0 {
 		t.Fatalf("upload files left after the finish: %v", uploads)
 	}
 
@@ -286,7 +287,7 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 		t.Fatalf("HLS durations: POST %.3f, tus %.3f; want equal, 8s", dRef, dRes)
 	}
 	// Both uploads count (the POST and the tus one).
-	if m := regexp.MustCompile(`(?m)^gosty_upload_bytes_total (\S+)$`).FindStringSubmatch(metricsText(t, base)); m == nil {
+	if m := regexp.MustCompile(`(?m)^gosty_upload_bytes_total (\S+)$`).FindStringSubmatch(e2e.Metrics(t, base)); m == nil {
 		t.Fatal("no gosty_upload_bytes_total")
 	} else if v, _ := strconv.ParseFloat(m[1], 64); v < float64(2*size) {
 		t.Fatalf("gosty_upload_bytes_total %v, want ≥ %d", v, 2*size)
@@ -314,7 +315,7 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 	if d := hlsDurationAuth(t, base, token, cli); d != dRef {
 		t.Fatalf("CLI tus job lasts %.3f, the POSTed one %.3f", d, dRef)
 	}
-	if uploads, _ := filepath.Glob(filepath.Join(c.dir, "*", "uploads", "*")); len(uploads) != 0 {
+	if uploads, _ := filepath.Glob(filepath.Join(c.Root, "*", "uploads", "*")); len(uploads) != 0 {
 		t.Fatalf("upload files left after the CLI upload: %v", uploads)
 	}
 }

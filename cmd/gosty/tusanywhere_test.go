@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -23,7 +24,7 @@ import (
 // step of a resume must cross nodes, as behind a Service with no affinity.
 type hops struct {
 	t     *testing.T
-	c     *localCluster
+	c     *e2e.Cluster
 	token string
 	last  int
 	n     int
@@ -72,9 +73,9 @@ func (h *hops) create(i int, size int64, meta string) string {
 }
 
 // uploadsOn lists the upload files in pod i's data dir.
-func uploadsOn(t *testing.T, c *localCluster, i int) []string {
+func uploadsOn(t *testing.T, c *e2e.Cluster, i int) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(c.dir, c.name(i), "uploads", "*"))
+	files, err := filepath.Glob(filepath.Join(c.DataDir(i), "uploads", "*"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,12 +84,12 @@ func uploadsOn(t *testing.T, c *localCluster, i int) []string {
 
 // relayedIn sums gosty_transfer_bytes_total{direction="in",reason="upload"}
 // over the pods: the upload bytes that reached their node through another.
-func relayedIn(t *testing.T, c *localCluster, pods ...int) float64 {
+func relayedIn(t *testing.T, c *e2e.Cluster, pods ...int) float64 {
 	t.Helper()
 	re := regexp.MustCompile(`(?m)^gosty_transfer_bytes_total\{direction="in",reason="upload"\} (\S+)$`)
 	sum := 0.0
 	for _, i := range pods {
-		if m := re.FindStringSubmatch(metricsText(t, c.HTTP(i))); m != nil {
+		if m := re.FindStringSubmatch(e2e.Metrics(t, c.HTTP(i))); m != nil {
 			v, _ := strconv.ParseFloat(m[1], 64)
 			sum += v
 		}
@@ -145,14 +146,14 @@ func TestTusResumeAnywhere(t *testing.T) {
 	const deadTimeout = 8 * time.Second
 	// --public-read: the cluster helpers (agree) read anonymously; every
 	// tus call here carries the token all the same.
-	c := newTestCluster(t, 101, 3, "--preset", "ultrafast", "--api-token-file", tokFile, "--public-read", "--slots", "1",
+	c := e2e.FastCluster(t, 101, 3, "--preset", "ultrafast", "--api-token-file", tokFile, "--public-read", "--slots", "1",
 		"--dead-server-timeout", deadTimeout.String())
 	for i := range 3 {
 		if err := c.Start(i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	for i := range 3 {
 		nodetest.WaitReady(t, c.HTTP(i), 30*time.Second)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/objstore/s3test"
 )
@@ -57,7 +58,7 @@ func TestWatchBucket(t *testing.T) {
 	})
 	var releaseOnce sync.Once
 	defer releaseOnce.Do(func() { close(release) })
-	c, _ := newCluster(t, clusterOpts{subnet: 119, size: 3, fast: true, env: env}, "--preset", "ultrafast",
+	c := e2e.New(t, e2e.Opts{Subnet: 119, Size: 3, Fast: true, Env: env}, "--preset", "ultrafast",
 		"--s3-endpoint", "http://"+proxy, "--s3-path-style", "--watch", "s3://inbox/in/",
 		"--watch-options", `{"renditions":["180p@300k"]}`)
 	for i := range 3 {
@@ -65,8 +66,8 @@ func TestWatchBucket(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	v := agree(t, c, []int{0, 1, 2}, 3, 3)
-	leader := podOf(c, v.Leader)
+	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
+	leader := c.Ordinal(v.Leader)
 	ctx := context.Background()
 	put := func(key string, body []byte) {
 		t.Helper()
@@ -83,7 +84,7 @@ func TestWatchBucket(t *testing.T) {
 
 	jobs := func(pod int) []watchJob {
 		var l httpapi.JobList
-		if err := getJSON(c.HTTP(pod)+"/api/v1/jobs?limit=100", &l); err != nil {
+		if err := e2e.GetJSON(c.HTTP(pod)+"/api/v1/jobs?limit=100", &l); err != nil {
 			return nil
 		}
 		return l.Jobs
