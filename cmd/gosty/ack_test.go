@@ -85,11 +85,7 @@ func TestAckedUploadSurvivesOriginLoss(t *testing.T) {
 	}
 	c := e2e.New(t, e2e.Opts{Subnet: 106, First: 1, Size: 3, Fast: true},
 		"--slots", "1", "--replicas", "2", "--preset", "ultrafast")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
 	// The origin is a follower, so that its death does not wait on an
 	// election before the others can schedule.
@@ -192,11 +188,7 @@ func TestAckRefusedWhilePeersStopped(t *testing.T) {
 	c := e2e.New(t, e2e.Opts{Subnet: 106, First: 11, Size: 3, Fast: true},
 		"--slots", "1", "--replicas", "3", "--ack-replicas", "2", "--preset", "ultrafast",
 		"--gc-grace", "1s", "--gc-interval", "1s")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	const origin = 0
 	base := c.HTTP(origin)

@@ -44,25 +44,6 @@ func gosty(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
 }
 
-type submitOutput struct {
-	Jobs []struct {
-		ID       string  `json:"id"`
-		Name     string  `json:"name"`
-		State    string  `json:"state"`
-		Progress float64 `json:"progress"`
-		Error    string  `json:"error"`
-		Chunks   []struct {
-			EncodedBy string `json:"encoded_by"`
-		} `json:"chunks"`
-		Renditions []struct {
-			Name string `json:"name"`
-		} `json:"renditions"`
-		Outputs struct {
-			HLS string `json:"hls"`
-		} `json:"outputs"`
-	} `json:"jobs"`
-}
-
 // TestCLISubmitWait drives `gosty submit --wait` against a real node: a good
 // clip exits 0 with the finished job as JSON, a clip that fails while
 // transcoding exits 1 with the reason, a refused upload exits 3, and bad
@@ -88,7 +69,7 @@ func TestCLISubmitWait(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 		}
-		var out submitOutput
+		var out httpapi.JobList
 		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
 			t.Fatalf("stdout is not JSON: %v\n%s", err, stdout)
 		}
@@ -142,7 +123,7 @@ func TestCLISubmitWait(t *testing.T) {
 		if code != 1 {
 			t.Fatalf("exit %d, want 1\nstdout: %s\nstderr: %s", code, stdout, stderr)
 		}
-		var out submitOutput
+		var out httpapi.JobList
 		if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Jobs) != 1 {
 			t.Fatalf("stdout: %v\n%s", err, stdout)
 		}

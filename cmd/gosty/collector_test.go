@@ -52,11 +52,7 @@ func TestCollectorSparesReuploads(t *testing.T) {
 	c := e2e.New(t, e2e.Opts{Subnet: 105, Size: 3, Fast: true,
 		Env: []string{envSlowStoreAgain + "=" + source + "=2s"}},
 		"--slots", "2", "--replicas", "2", "--gc-grace", "1s", "--gc-interval", "1s", "--preset", "ultrafast")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	const options = `{"renditions":["144p@200k"],"chunk_seconds":2}`
 

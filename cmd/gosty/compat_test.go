@@ -19,6 +19,7 @@ import (
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/internal/e2e"
+	"github.com/gosty/gosty/node"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -104,9 +105,7 @@ func TestOpensPreviousReleaseDataDir(t *testing.T) {
 
 	// The cluster moves to the new log version by itself (one node, new).
 	nodetest.WaitFor(t, 30*time.Second, "log version 2", func() bool {
-		var st struct {
-			LogVersion int `json:"log_version"`
-		}
+		var st node.ClusterStatus
 		return e2e.GetJSON(base+"/api/v1/cluster", &st) == nil && st.LogVersion == cluster.CommandVersion
 	})
 	for _, fj := range fx.Jobs {
@@ -244,10 +243,8 @@ func TestUpdateFromPreviousRelease(t *testing.T) {
 	first := e2e.Upload(t, c.HTTP(0), clip, opts)
 
 	logVersion := func(i int) int {
-		var st struct {
-			LogVersion int `json:"log_version"`
-		}
-		if err := e2e.GetJSON(c.HTTP(i)+"/api/v1/cluster", &st); err != nil {
+		st, err := c.Status(i)
+		if err != nil {
 			return -1
 		}
 		return st.LogVersion

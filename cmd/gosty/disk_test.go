@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/internal/e2e"
+	"github.com/gosty/gosty/node"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -61,18 +62,6 @@ func fill(t *testing.T, path string, n int) {
 	if err := os.WriteFile(path, make([]byte, n), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-type diskView struct {
-	Members []struct {
-		Name string `json:"name"`
-		Disk *struct {
-			FreeBytes    int64 `json:"free_bytes"`
-			SizeBytes    int64 `json:"size_bytes"`
-			ReserveBytes int64 `json:"reserve_bytes"`
-			Full         bool  `json:"full"`
-		} `json:"disk"`
-	} `json:"members"`
 }
 
 func wantInsufficientStorage(t *testing.T, what string, status int, body []byte) {
@@ -211,7 +200,7 @@ func TestDiskFullRefusesCleanly(t *testing.T) {
 // diskFull is "full" or "room" as the node's own member entry says, or ""
 // while it says nothing.
 func diskFull(base string) string {
-	var v diskView
+	var v node.ClusterStatus
 	if err := e2e.GetJSON(base+"/api/v1/cluster", &v); err != nil || len(v.Members) == 0 || v.Members[0].Disk == nil {
 		return ""
 	}

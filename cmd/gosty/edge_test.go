@@ -192,11 +192,7 @@ func TestGossipWrongKeyNotAccepted(t *testing.T) {
 	withKey := func(k string) { c.Args = append(slices.Clone(base), "--gossip-key-file", k) }
 
 	withKey(right)
-	for i := range 2 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 2)
 	c.Agree(t, []int{0, 1}, 2, 2)
 
 	withKey(wrong)

@@ -116,11 +116,7 @@ func failoverOnce(b *testing.B, subnet, first int, leader bool) (time.Duration, 
 			c.Kill(i)
 		}
 	}()
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			b.Fatal(err)
-		}
-	}
+	c.StartAll(b, 3)
 	v := c.Agree(b, []int{0, 1, 2}, 3, 3)
 	lead := c.Ordinal(v.Leader)
 	origin := lead
@@ -225,11 +221,7 @@ func restartOnce(b *testing.B, subnet, first int) restartTimes {
 			c.Kill(i)
 		}
 	}()
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			b.Fatal(err)
-		}
-	}
+	c.StartAll(b, 3)
 	c.Agree(b, []int{0, 1, 2}, 3, 3)
 	src := nodetest.GenClip(b, filepath.Join(b.TempDir(), "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=24",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
@@ -247,11 +239,7 @@ func restartOnce(b *testing.B, subnet, first int) restartTimes {
 		c.Kill(i)
 	}
 	killed := time.Now()
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			b.Fatal(err)
-		}
-	}
+	c.StartAll(b, 3)
 	restarted := time.Now()
 	var t restartTimes
 	nodetest.WaitFor(b, 2*time.Minute, "the job resumed", func() bool {

@@ -35,11 +35,7 @@ func tasksOn(c *e2e.Cluster, pod int, name string) int {
 func failoverSetup(t *testing.T, subnet int, submitTo func(leader int) int) (*e2e.Cluster, int, string, int) {
 	t.Helper()
 	c := e2e.FastCluster(t, subnet, 3, "--slots", "1", "--drain-timeout", "5s")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
 	leader := c.Ordinal(v.Leader)
 	src := filepath.Join(t.TempDir(), "clip.mp4")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/internal/e2e"
+	"github.com/gosty/gosty/node"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -138,7 +139,7 @@ func TestFullDiskMidUploadAndEncode(t *testing.T) {
 // memberDisk is "full" or "room" as the node at base sees member name's
 // volume, or "" while it says nothing of it.
 func memberDisk(base, name string) string {
-	var v diskView
+	var v node.ClusterStatus
 	if e2e.GetJSON(base+"/api/v1/cluster", &v) != nil {
 		return ""
 	}

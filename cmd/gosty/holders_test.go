@@ -34,11 +34,7 @@ func TestDamagedAndWipedCopies(t *testing.T) {
 	}
 	c := e2e.FastCluster(t, 104, 3, "--slots", "1", "--replicas", "2", "--gc-grace", "2s", "--gc-interval", "1s",
 		"--scrub-interval", "3s", "--preset", "ultrafast")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	clip := nodetest.GenClip(t, filepath.Join(t.TempDir(), "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
 		"-f", "lavfi", "-i", "sine=duration=6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")

@@ -23,11 +23,7 @@ func TestMeshFormsSharesWorkAndReplicates(t *testing.T) {
 		t.Skip("runs node processes and ffmpeg")
 	}
 	c := e2e.FastCluster(t, 10, 3, "--slots", "1", "--replicas", "2", "--preset", "ultrafast")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
 	t.Logf("formed: %s", e2e.Summary(v))
 
@@ -126,11 +122,7 @@ func TestNodeRejoinsOnNewIP(t *testing.T) {
 		t.Skip("runs node processes")
 	}
 	c := e2e.FastCluster(t, 11, 3)
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	c.Kill(2)
 	c.Move(2, "127.0.11.50")

@@ -71,11 +71,7 @@ func TestPartitionedLeader(t *testing.T) {
 	}
 	p := newPartition(t, 17)
 	c := e2e.FastCluster(t, 17, 3, "--slots", "1")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
 	cut := c.Ordinal(v.Leader)
 	var majority []int

@@ -197,11 +197,7 @@ func TestPeerTrafficEncrypted(t *testing.T) {
 	}
 	wire := startCapture(t, [3]byte{127, 0, 111}, 7947, 7948)
 	c := e2e.FastCluster(t, 111, 3, "--slots", "1", "--replicas", "2", "--preset", "ultrafast")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
 	follower := 0
 	for i := range 3 {
@@ -382,11 +378,7 @@ func TestPeerCertificates(t *testing.T) {
 	certFile, keyFile, caFile := writeTestCerts(t, t.TempDir())
 	c := e2e.New(t, e2e.Opts{Subnet: 111, First: 21, Size: 3, Fast: true},
 		"--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", caFile)
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	internal := "https://" + net.JoinHostPort(c.IP(0), "7948") + "/internal/v1/raft/status"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -43,11 +43,7 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 	}
 
 	c := e2e.FastCluster(t, 26, 3, "--slots", "1", "--replicas", "2", "--preset", "ultrafast")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
 	var targets []string
 	for i := range 3 {

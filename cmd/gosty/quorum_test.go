@@ -9,41 +9,12 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/internal/e2e"
+	"github.com/gosty/gosty/node"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
 // Loopback subnets: 127.0.102.x (TestQuorumSurvivesCrashesThenALeave) and
 // 127.0.103.x (TestDeadServersReplacedAndRejoin).
-
-// quorumStatus is the part of GET /api/v1/cluster these tests read.
-type quorumStatus struct {
-	Node    string       `json:"node"`
-	Leader  string       `json:"leader"`
-	Members []memberView `json:"members"`
-	Raft    []struct {
-		Name     string `json:"name"`
-		ID       string `json:"id"`
-		Suffrage string `json:"suffrage"`
-	} `json:"raft"`
-	Quorum quorumView `json:"quorum"`
-}
-
-func statusOf(c *e2e.Cluster, pod int) (quorumStatus, error) {
-	var s quorumStatus
-	err := e2e.GetJSON(c.HTTP(pod)+"/api/v1/cluster", &s)
-	return s, err
-}
-
-// suffrage is a server's suffrage in the raft configuration, "" when it is
-// not in it.
-func (s quorumStatus) suffrage(name string) string {
-	for _, r := range s.Raft {
-		if r.Name == name {
-			return r.Suffrage
-		}
-	}
-	return ""
-}
 
 // TestQuorumSurvivesCrashesThenALeave is issue 15's sequence on five node
 // processes (three voters, two non-voters): kill -9 the leader and a
@@ -88,7 +59,7 @@ func TestQuorumSurvivesCrashesThenALeave(t *testing.T) {
 			time.Sleep(2 * time.Second) // part of the scenario, not a wait for anything
 			// The voter that leaves: the new leader, or the other one.
 			leaver, role := voters[0], "no leader known yet"
-			if s, err := statusOf(c, voters[0]); err == nil && slices.Contains(voters, c.Ordinal(s.Leader)) {
+			if s, err := c.Status(voters[0]); err == nil && slices.Contains(voters, c.Ordinal(s.Leader)) {
 				newLeader, follower := c.Ordinal(s.Leader), voters[0]
 				if follower == newLeader {
 					follower = voters[1]
@@ -111,11 +82,11 @@ func TestQuorumSurvivesCrashesThenALeave(t *testing.T) {
 			}
 			after := c.Agree(t, survivors, 2, 2)
 			t.Logf("after: %s", e2e.Summary(after))
-			s, err := statusOf(c, c.Ordinal(after.Leader))
+			s, err := c.Status(c.Ordinal(after.Leader))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := s.suffrage(c.Name(leaver)); got != "" {
+			if got := e2e.Suffrage(s, c.Name(leaver)); got != "" {
 				t.Errorf("the leaver is still a %s", got)
 			}
 			if s.Quorum.Voters != 3 || s.Quorum.HealthyVoters != 2 {
@@ -135,8 +106,8 @@ func TestQuorumSurvivesCrashesThenALeave(t *testing.T) {
 			c.Agree(t, back, 4, 3)
 			nodetest.WaitFor(t, 30*time.Second, "the leader to see 3 of 3 voters healthy", func() bool {
 				for _, p := range back {
-					if s, err := statusOf(c, p); err == nil && s.Leader == s.Node {
-						return s.Quorum == quorumView{Voters: 3, HealthyVoters: 3, Needed: 2, FailureTolerance: 1}
+					if s, err := c.Status(p); err == nil && s.Leader == s.Node {
+						return s.Quorum == node.QuorumStatus{Voters: 3, HealthyVoters: 3, Needed: 2, FailureTolerance: 1}
 					}
 				}
 				return false
@@ -190,10 +161,10 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 
 	// Down, not yet past the timeout: still in raft, no failure to spare.
 	nodetest.WaitFor(t, deadTimeout, "the leader to report 2 of 3 voters healthy", func() bool {
-		s, err := statusOf(c, leader)
-		return err == nil && s.Quorum == quorumView{Voters: 3, HealthyVoters: 2, Needed: 2, FailureTolerance: 0}
+		s, err := c.Status(leader)
+		return err == nil && s.Quorum == node.QuorumStatus{Voters: 3, HealthyVoters: 2, Needed: 2, FailureTolerance: 0}
 	})
-	if s, err := statusOf(c, leader); err != nil || s.suffrage(c.Name(killed)) != "voter" || s.suffrage(c.Name(paused)) != "nonvoter" {
+	if s, err := c.Status(leader); err != nil || e2e.Suffrage(s, c.Name(killed)) != "voter" || e2e.Suffrage(s, c.Name(paused)) != "nonvoter" {
 		t.Fatalf("removed before the timeout (%v): %+v", err, s.Raft)
 	}
 	if m := e2e.Metrics(t, c.HTTP(leader)); !strings.Contains(m, "\ngosty_raft_failure_tolerance 0\n") ||
@@ -204,9 +175,9 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 	// Past it: both removed, the voter replaced.
 	var replaced time.Duration
 	nodetest.WaitFor(t, deadTimeout+60*time.Second, "both removed and the voters back to 3 healthy", func() bool {
-		s, err := statusOf(c, leader)
-		if err != nil || s.suffrage(c.Name(killed)) != "" || s.suffrage(c.Name(paused)) != "" ||
-			s.Quorum != (quorumView{Voters: 3, HealthyVoters: 3, Needed: 2, FailureTolerance: 1}) {
+		s, err := c.Status(leader)
+		if err != nil || e2e.Suffrage(s, c.Name(killed)) != "" || e2e.Suffrage(s, c.Name(paused)) != "" ||
+			s.Quorum != (node.QuorumStatus{Voters: 3, HealthyVoters: 3, Needed: 2, FailureTolerance: 1}) {
 			return false
 		}
 		replaced = time.Since(gone)

@@ -32,11 +32,7 @@ func TestFullRestart(t *testing.T) {
 	for i := range 3 {
 		c.Move(i, fmt.Sprintf("127.0.16.%d", 100+i))
 	}
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	t.Logf("power cut → cluster re-formed on new addresses: %v", time.Since(restarted).Round(10*time.Millisecond))
 	j := waitJobOn(t, c, []int{1}, id) // the node we read from has caught up
@@ -54,11 +50,7 @@ func TestFullRestart(t *testing.T) {
 	stopped := time.Now()
 	c.StopAll(60 * time.Second)
 	t.Logf("graceful stop of all nodes: %v", time.Since(stopped).Round(10*time.Millisecond))
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	j2 := waitJobOn(t, c, []int{2}, id2)
 	checkPlayableDuration(t, c.HTTP(2), j2, 12)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
@@ -38,18 +39,6 @@ func fileSum(t *testing.T, path string) string {
 	return hex.EncodeToString(h[:])
 }
 
-type retJob struct {
-	State      string    `json:"state"`
-	TTL        string    `json:"ttl"`
-	KeepSource bool      `json:"keep_source"`
-	ExpiredAt  time.Time `json:"expired_at"`
-	FreedBytes int64     `json:"freed_bytes"`
-	Outputs    *struct {
-		HLS string            `json:"hls"`
-		MP4 map[string]string `json:"mp4"`
-	} `json:"outputs"`
-}
-
 // TestRetentionExpiresMediaOnEveryNode runs, on three nodes with two
 // copies of everything, a job with keep_source:false (its source leaves
 // every node once it is done, its outputs stay) and then a job with a 5 s
@@ -61,11 +50,7 @@ func TestRetentionExpiresMediaOnEveryNode(t *testing.T) {
 	}
 	start := time.Now()
 	c := e2e.FastCluster(t, 72, 3, "--slots", "2", "--gc-grace", "1s", "--gc-interval", "1s")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	pods := []int{0, 1, 2}
 	dir := t.TempDir()
@@ -77,10 +62,10 @@ func TestRetentionExpiresMediaOnEveryNode(t *testing.T) {
 	}
 	srcB, srcA := clip("b.mp4", 4), clip("a.mp4", 5)
 	hashB, hashA := fileSum(t, srcB), fileSum(t, srcA)
-	waitState := func(id string, ok func(retJob) bool) retJob {
-		var j retJob
+	waitState := func(id string, ok func(httpapi.JobView) bool) httpapi.JobView {
+		var j httpapi.JobView
 		nodetest.WaitFor(t, 60*time.Second, "job "+id, func() bool {
-			j = retJob{}
+			j = httpapi.JobView{}
 			return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && ok(j)
 		})
 		return j
@@ -102,7 +87,7 @@ func TestRetentionExpiresMediaOnEveryNode(t *testing.T) {
 
 	// keep_source:false: the source goes from every node after done.
 	idB := e2e.Upload(t, c.HTTP(1), srcB, `{"renditions":["180p@300k"],"chunk_seconds":2,"keep_source":false}`)
-	b := waitState(idB, func(j retJob) bool { return j.State == "done" })
+	b := waitState(idB, func(j httpapi.JobView) bool { return j.State == "done" })
 	if b.KeepSource || b.TTL != "" {
 		t.Fatalf("job B: %+v", b)
 	}
@@ -117,13 +102,13 @@ func TestRetentionExpiresMediaOnEveryNode(t *testing.T) {
 
 	// ttl 5s: everything of job A goes from every node.
 	idA := e2e.Upload(t, c.HTTP(2), srcA, `{"renditions":["180p@300k"],"chunk_seconds":2,"ttl":"5s"}`)
-	a := waitState(idA, func(j retJob) bool { return j.State == "done" })
+	a := waitState(idA, func(j httpapi.JobView) bool { return j.State == "done" })
 	if a.TTL != "5s" || a.Outputs == nil {
 		t.Fatalf("job A: %+v", a)
 	}
 	hls := a.Outputs.HLS
 	done := time.Now()
-	a = waitState(idA, func(j retJob) bool { return !j.ExpiredAt.IsZero() })
+	a = waitState(idA, func(j httpapi.JobView) bool { return !j.ExpiredAt.IsZero() })
 	if a.FreedBytes <= 0 || a.Outputs != nil || a.State != "done" {
 		t.Fatalf("expired job: %+v", a)
 	}

@@ -88,10 +88,8 @@ func TestJoinNeedsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Agree(t, []int{0}, 1, 1)
-	var st struct {
-		Insecure []string `json:"insecure"`
-	}
-	if err := e2e.GetJSON(c.HTTP(0)+"/api/v1/cluster", &st); err != nil {
+	st, err := c.Status(0)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Insecure) != 2 || !strings.Contains(st.Insecure[0], "no cluster key") || !strings.Contains(st.Insecure[1], "no gossip key") {
@@ -252,10 +250,7 @@ func TestLocalClusterMakesKeys(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		var st struct {
-			Insecure []string `json:"insecure"`
-		}
-		if err := e2e.GetJSON(c.HTTP(i)+"/api/v1/cluster", &st); err != nil || len(st.Insecure) > 0 {
+		if st, err := c.Status(i); err != nil || len(st.Insecure) > 0 {
 			t.Errorf("%s: %v, insecure %q", c.Name(i), err, st.Insecure)
 		}
 	}

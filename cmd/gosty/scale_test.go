@@ -16,14 +16,6 @@ import (
 	"github.com/gosty/gosty/node/nodetest"
 )
 
-type raftView struct {
-	Leader string `json:"leader"`
-	Raft   []struct {
-		Name     string `json:"name"`
-		Suffrage string `json:"suffrage"`
-	} `json:"raft"`
-}
-
 // raftMatches waits until the raft configuration holds exactly the running
 // pods, with min(3, pods) voters.
 func raftMatches(t *testing.T, c *e2e.Cluster) {
@@ -36,8 +28,8 @@ func raftMatches(t *testing.T, c *e2e.Cluster) {
 	sort.Strings(want)
 	var last string
 	nodetest.WaitFor(t, 90*time.Second, "raft configuration = "+strings.Join(want, ","), func() bool {
-		var v raftView
-		if e2e.GetJSON(c.HTTP(running[0])+"/api/v1/cluster", &v) != nil {
+		v, err := c.Status(running[0])
+		if err != nil {
 			return false
 		}
 		var got []string

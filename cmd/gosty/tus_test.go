@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
@@ -113,38 +114,25 @@ func (p *cutProxy) pipe(c net.Conn) {
 	}
 }
 
-type tusJob struct {
-	ID      string `json:"id"`
-	State   string `json:"state"`
-	Error   string `json:"error"`
-	Outputs struct {
-		HLS string `json:"hls"`
-	} `json:"outputs"`
-}
-
-func waitJobDone(t *testing.T, base, token, id string) tusJob {
+func waitJobDone(t *testing.T, base, token, id string) httpapi.JobView {
 	t.Helper()
-	var j tusJob
-	nodetest.WaitFor(t, 3*time.Minute, "job "+id+" to finish", func() bool {
-		if err := e2e.GetJSONAuth(base+"/api/v1/jobs/"+id, token, &j); err != nil {
-			return false
-		}
-		return j.State == "done" || j.State == "failed" || j.State == "canceled"
-	})
+	j := e2e.WaitJob(t, 3*time.Minute, token, id, func(j httpapi.JobView) bool {
+		return e2e.Finished(j) || j.State == "canceled"
+	}, base)
 	if j.State != "done" {
 		t.Fatalf("job %s ended %s: %s", id, j.State, j.Error)
 	}
 	return j
 }
 
-func hlsDuration(t *testing.T, base string, j tusJob) float64 {
+func hlsDuration(t *testing.T, base string, j httpapi.JobView) float64 {
 	t.Helper()
 	return hlsDurationAuth(t, base, "", j)
 }
 
 // hlsDurationAuth is hlsDuration with the API token in the requests'
 // header (files need it on a node with tokens and public playback).
-func hlsDurationAuth(t *testing.T, base, token string, j tusJob) float64 {
+func hlsDurationAuth(t *testing.T, base, token string, j httpapi.JobView) float64 {
 	t.Helper()
 	args := []string{"-v", "error", "-protocol_whitelist", "http,tcp"}
 	if token != "" {
@@ -230,7 +218,7 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var posted tusJob
+	var posted httpapi.JobView
 	json.NewDecoder(resp.Body).Decode(&posted)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
@@ -306,11 +294,11 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 	if !strings.Contains(stderr, "resuming at byte") || !strings.Contains(stderr, "upload    clip.mp4") {
 		t.Fatalf("stderr lacks the resume note or the upload bar:\n%s", stderr)
 	}
-	var out submitOutput
+	var out httpapi.JobList
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Jobs) != 1 || out.Jobs[0].State != "done" {
 		t.Fatalf("submit output: %v\n%s", err, stdout)
 	}
-	cli := tusJob{ID: out.Jobs[0].ID}
+	cli := httpapi.JobView{ID: out.Jobs[0].ID}
 	cli.Outputs.HLS = out.Jobs[0].Outputs.HLS
 	if d := hlsDurationAuth(t, base, token, cli); d != dRef {
 		t.Fatalf("CLI tus job lasts %.3f, the POSTed one %.3f", d, dRef)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
@@ -148,11 +149,7 @@ func TestTusResumeAnywhere(t *testing.T) {
 	// tus call here carries the token all the same.
 	c := e2e.FastCluster(t, 101, 3, "--preset", "ultrafast", "--api-token-file", tokFile, "--public-read", "--slots", "1",
 		"--dead-server-timeout", deadTimeout.String())
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	for i := range 3 {
 		nodetest.WaitReady(t, c.HTTP(i), 30*time.Second)
@@ -177,7 +174,7 @@ func TestTusResumeAnywhere(t *testing.T) {
 
 	// The reference: the same file POSTed.
 	resp, b := h.do(2, http.MethodPost, "/api/v1/jobs?filename=clip.mp4&options="+url.QueryEscape(opts), data, nil)
-	var posted tusJob
+	var posted httpapi.JobView
 	if err := json.Unmarshal(b, &posted); err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST: %d %s", resp.StatusCode, b)
 	}
@@ -226,7 +223,7 @@ func TestTusResumeAnywhere(t *testing.T) {
 	}
 	resp, b = h.patch(1, upload, mid, data[mid:])
 	resumedID := resp.Header.Get("Gosty-Job-Id")
-	var v tusJob
+	var v httpapi.JobView
 	if err := json.Unmarshal(b, &v); err != nil || resp.StatusCode != http.StatusOK || resumedID == "" || v.ID != resumedID {
 		t.Fatalf("last PATCH through gosty-1: %d job %q %s", resp.StatusCode, resumedID, b)
 	}
@@ -305,7 +302,7 @@ func TestTusResumeAnywhere(t *testing.T) {
 	if svc.cuts.Load() != 1 || !strings.Contains(stderr, "resuming at byte") {
 		t.Fatalf("%d cuts; stderr lacks the resume note:\n%s", svc.cuts.Load(), stderr)
 	}
-	var out submitOutput
+	var out httpapi.JobList
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Jobs) != 1 || out.Jobs[0].State != "done" {
 		t.Fatalf("submit output: %v\n%s", err, stdout)
 	}

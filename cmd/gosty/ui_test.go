@@ -229,11 +229,7 @@ func TestUI(t *testing.T) {
 	start := time.Now()
 
 	c := e2e.FastCluster(t, 50, 2, "--slots", "1", "--preset", "ultrafast")
-	for i := range 2 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 2)
 	src := filepath.Join(t.TempDir(), "ui-clip.mp4")
 	// An English subtitle stream (mov_text) for the player's subtitle menu.
 	srt := filepath.Join(t.TempDir(), "ui-clip.srt")

@@ -61,11 +61,7 @@ func TestWatchBucket(t *testing.T) {
 	c := e2e.New(t, e2e.Opts{Subnet: 119, Size: 3, Fast: true, Env: env}, "--preset", "ultrafast",
 		"--s3-endpoint", "http://"+proxy, "--s3-path-style", "--watch", "s3://inbox/in/",
 		"--watch-options", `{"renditions":["180p@300k"]}`)
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartAll(t, 3)
 	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
 	leader := c.Ordinal(v.Leader)
 	ctx := context.Background()

@@ -199,3 +199,14 @@ func (c *Cluster) AgreeWithin(t testing.TB, pods []int, alive, voters int, d tim
 	})
 	return v0
 }
+
+// Suffrage is a server's suffrage in the raft configuration (voter or
+// nonvoter), "" when it is not in it.
+func Suffrage(v node.ClusterStatus, name string) string {
+	for _, r := range v.Raft {
+		if r.Name == name {
+			return r.Suffrage
+		}
+	}
+	return ""
+}
