@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/node/nodetest"
 )
 
 // controlPlane is an etcd and a kube-apiserver on loopback, on free ports,
@@ -99,17 +100,6 @@ func (p *process) exited() bool {
 	}
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // waitHTTP polls url until it answers 200 or the process dies.
 func waitHTTP(t *testing.T, p *process, client *http.Client, url, token string, timeout time.Duration) bool {
 	t.Helper()
@@ -159,7 +149,7 @@ func startControlPlane(t *testing.T) *controlPlane {
 
 	var etcdURL string
 	for attempt := 1; ; attempt++ {
-		client, peer := freePort(t), freePort(t)
+		client, peer := nodetest.FreePort(t), nodetest.FreePort(t)
 		etcdURL = fmt.Sprintf("http://127.0.0.1:%d", client)
 		peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
 		p := start(t, "etcd", etcd, "--name", "gosty-test",
@@ -178,7 +168,7 @@ func startControlPlane(t *testing.T) *controlPlane {
 	insecure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // only to poll readiness
 	for attempt := 1; ; attempt++ {
-		port := freePort(t)
+		port := nodetest.FreePort(t)
 		certDir := filepath.Join(dir, fmt.Sprintf("certs-%d", attempt))
 		cp.URL = "https://127.0.0.1:" + strconv.Itoa(port)
 		p := start(t, "kube-apiserver", apiserver,

@@ -67,16 +67,14 @@ func TestChaos(t *testing.T) {
 	submit(l, 16)
 	nodetest.WaitFor(t, 2*time.Minute, "job 1 running", running(jobs[0]))
 	w := notLeader(l, -1)
-	c.Kill(w)
-	if err := c.Start(w); err != nil {
+	if err := c.Restart(w, 0); err != nil { // killed, back at once
 		t.Fatal(err)
 	}
 	// 2. The leader dies and comes back.
 	l = leaderOf()
 	submit(notLeader(l, -1), 12)
 	nodetest.WaitFor(t, 2*time.Minute, "job 2 running", running(jobs[1]))
-	c.Kill(l)
-	if err := c.Start(l); err != nil {
+	if err := c.Restart(l, 0); err != nil { // killed, back at once
 		t.Fatal(err)
 	}
 	// 3. A node is paused past its lease, then resumes.
@@ -102,15 +100,12 @@ func TestChaos(t *testing.T) {
 	}
 	var sums []string
 	for _, id := range jobs {
-		var j struct {
-			Outputs struct {
-				HLS  string            `json:"hls"`
-				DASH string            `json:"dash"`
-				MP4  map[string]string `json:"mp4"`
-			}
-		}
-		if err := e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j); err != nil {
+		j, err := e2e.Job(c.HTTP(0), "", id)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if j.Outputs == nil {
+			t.Fatalf("job %s has no outputs", id)
 		}
 		files := []string{j.Outputs.HLS, j.Outputs.DASH}
 		for _, u := range j.Outputs.MP4 {

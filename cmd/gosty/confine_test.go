@@ -143,7 +143,7 @@ func TestNodeConfinesMediaTools(t *testing.T) {
 	if err := json.Unmarshal(body, &j); err != nil {
 		t.Fatal(err)
 	}
-	waitJobDone(t, base, "", j.ID)
+	e2e.WaitDone(t, 3*time.Minute, "", j.ID, base)
 	if n := accepts.Load(); n != 0 {
 		t.Fatalf("confined: the listener saw %d connections", n)
 	}

@@ -188,7 +188,7 @@ func TestDiskFullRefusesCleanly(t *testing.T) {
 	// 5. The next small job is done.
 	nodetest.WaitReady(t, base, 5*time.Second)
 	id := e2e.Upload(t, base, src, `{"renditions":["240p"],"chunk_seconds":2}`)
-	j := waitJobDone(t, base, "", id)
+	j := e2e.WaitDone(t, 3*time.Minute, "", id, base)
 	if j.State != "done" {
 		t.Fatalf("small job after the refusals: %s %s", j.State, j.Error)
 	}

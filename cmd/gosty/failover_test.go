@@ -91,11 +91,9 @@ func TestKillWorkerMidJob(t *testing.T) {
 	c, leader, id, origin := failoverSetup(t, 12, func(leader int) int { return leader })
 	victim := (origin + 1) % 3
 	vname := c.Name(victim)
-	nodetest.WaitFor(t, 2*time.Minute, vname+" encoding a chunk mid-job", func() bool {
-		var j httpapi.JobView
-		e2e.GetJSON(c.HTTP(leader)+"/api/v1/jobs/"+id, &j)
+	e2e.WaitJob(t, 2*time.Minute, vname+" encoding a chunk mid-job", "", id, func(j httpapi.JobView) bool {
 		return j.State == "transcoding" && e2e.Encoded(j) >= 1 && e2e.RunningOn(j, vname)
-	})
+	}, c.HTTP(leader))
 	c.Kill(victim)
 	killed := time.Now()
 	survivors := []int{origin, 3 - origin - victim}
@@ -123,11 +121,9 @@ func TestKillLeaderMidJob(t *testing.T) {
 		t.Skip("runs node processes and ffmpeg")
 	}
 	c, leader, id, origin := failoverSetup(t, 13, func(leader int) int { return (leader + 1) % 3 })
-	nodetest.WaitFor(t, 2*time.Minute, "the job mid-way", func() bool {
-		var j httpapi.JobView
-		e2e.GetJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &j)
+	e2e.WaitJob(t, 2*time.Minute, "the job mid-way", "", id, func(j httpapi.JobView) bool {
 		return j.State == "transcoding" && e2e.Encoded(j) >= 1
-	})
+	}, c.HTTP(origin))
 	old := c.Name(leader)
 	c.Kill(leader)
 	killed := time.Now()
@@ -156,11 +152,9 @@ func TestPausedWorkerLateResultIgnored(t *testing.T) {
 	c, leader, id, origin := failoverSetup(t, 14, func(leader int) int { return leader })
 	victim := (origin + 1) % 3
 	vname := c.Name(victim)
-	nodetest.WaitFor(t, 2*time.Minute, vname+" encoding a chunk mid-job", func() bool {
-		var j httpapi.JobView
-		e2e.GetJSON(c.HTTP(leader)+"/api/v1/jobs/"+id, &j)
+	e2e.WaitJob(t, 2*time.Minute, vname+" encoding a chunk mid-job", "", id, func(j httpapi.JobView) bool {
 		return j.State == "transcoding" && e2e.RunningOn(j, vname)
-	})
+	}, c.HTTP(leader))
 	if err := c.Signal(victim, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}

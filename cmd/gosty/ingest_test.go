@@ -76,7 +76,7 @@ func TestCLISubmitURL(t *testing.T) {
 	if code != http.StatusAccepted || j.State != "ingesting" {
 		t.Fatalf("URL submit: %d %+v", code, j)
 	}
-	e2e.WaitJob(t, 20*time.Second, "", j.ID, func(j httpapi.JobView) bool {
+	e2e.WaitJob(t, 20*time.Second, "the other node to show the fetch's progress", "", j.ID, func(j httpapi.JobView) bool {
 		return j.State == "ingesting" && j.Progress > 0.3 && j.Progress < 0.7
 	}, c.HTTP(0))
 	close(gate)

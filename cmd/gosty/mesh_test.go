@@ -133,12 +133,3 @@ func TestNodeRejoinsOnNewIP(t *testing.T) {
 	t.Logf("after the move: %s", e2e.Summary(v))
 	nodetest.WaitReady(t, c.HTTP(2), 30*time.Second)
 }
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}

@@ -114,7 +114,7 @@ func TestPartitionedLeader(t *testing.T) {
 
 func rawUpload(t *testing.T, base, path string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/jobs?filename=clip.mp4", strings.NewReader(readFile(t, path)))
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/jobs?filename=clip.mp4", strings.NewReader(e2e.ReadFile(t, path)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -211,16 +211,7 @@ func TestPeerTrafficEncrypted(t *testing.T) {
 		"-f", "lavfi", "-i", "sine=duration=6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
 		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
 	id := e2e.Upload(t, c.HTTP(follower), src, `{"chunk_seconds":2}`)
-	var job struct{ State, Error string }
-	nodetest.WaitFor(t, 3*time.Minute, "job to finish", func() bool {
-		if err := e2e.GetJSON(c.HTTP(follower)+"/api/v1/jobs/"+id, &job); err != nil {
-			return false
-		}
-		return job.State == "done" || job.State == "failed"
-	})
-	if job.State != "done" {
-		t.Fatalf("job %s: %s", job.State, job.Error)
-	}
+	e2e.WaitDone(t, 3*time.Minute, "", id, c.HTTP(follower))
 	wire.Stop()
 
 	forbidden := map[string][]byte{

@@ -61,16 +61,7 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 		"-f", "lavfi", "-i", "sine=duration=12", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
 		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
 	id := e2e.Upload(t, c.HTTP(follower), src, `{"chunk_seconds":2}`)
-	nodetest.WaitFor(t, 4*time.Minute, "job to finish", func() bool {
-		var job struct{ State, Error string }
-		if err := e2e.GetJSON(c.HTTP(follower)+"/api/v1/jobs/"+id, &job); err != nil {
-			return false
-		}
-		if job.State == "failed" {
-			t.Fatalf("job failed: %s", job.Error)
-		}
-		return job.State == "done"
-	})
+	e2e.WaitDone(t, 4*time.Minute, "", id, c.HTTP(follower))
 	// The finished job is in every node's scrape before panels are asked.
 	prom.waitSeries(t, `gosty_jobs_finished_total{state="done"} >= 1`, 3, time.Minute)
 

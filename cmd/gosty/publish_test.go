@@ -62,7 +62,7 @@ func TestPublishFlags(t *testing.T) {
 	json.Unmarshal(body, &plain)
 
 	for id, prefix := range map[string]string{viaCLI: "cli/", plain.ID: "flags/"} {
-		j := e2e.WaitJob(t, time.Minute, "", id, func(j httpapi.JobView) bool {
+		j := e2e.WaitJob(t, time.Minute, "job "+id+" published", "", id, func(j httpapi.JobView) bool {
 			return j.Publish != nil && (j.Publish.State == "published" || j.Publish.State == "failed")
 		}, server)
 		if j.Publish.State != "published" || j.Publish.Target != "s3://media/"+prefix {

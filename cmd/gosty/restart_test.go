@@ -20,11 +20,9 @@ func TestFullRestart(t *testing.T) {
 		t.Skip("runs node processes and ffmpeg")
 	}
 	c, _, id, _ := failoverSetup(t, 16, func(leader int) int { return leader })
-	nodetest.WaitFor(t, 2*time.Minute, "the job mid-way", func() bool {
-		var j httpapi.JobView
-		e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j)
+	e2e.WaitJob(t, 2*time.Minute, "the job mid-way", "", id, func(j httpapi.JobView) bool {
 		return j.State == "transcoding" && e2e.Encoded(j) >= 1
-	})
+	}, c.HTTP(0))
 	for i := range 3 {
 		c.Kill(i)
 	}
@@ -42,11 +40,9 @@ func TestFullRestart(t *testing.T) {
 	src := nodetest.GenClip(t, filepath.Join(t.TempDir(), "b.mp4"), "-f", "lavfi", "-i", "testsrc2=size=480x270:rate=25:duration=12",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
 	id2 := e2e.Upload(t, c.HTTP(1), src, `{"chunk_seconds":2,"preset":"medium"}`)
-	nodetest.WaitFor(t, 2*time.Minute, "the second job started", func() bool {
-		var j httpapi.JobView
-		e2e.GetJSON(c.HTTP(1)+"/api/v1/jobs/"+id2, &j)
+	e2e.WaitJob(t, 2*time.Minute, "the second job started", "", id2, func(j httpapi.JobView) bool {
 		return j.State == "transcoding"
-	})
+	}, c.HTTP(1))
 	stopped := time.Now()
 	c.StopAll(60 * time.Second)
 	t.Logf("graceful stop of all nodes: %v", time.Since(stopped).Round(10*time.Millisecond))

@@ -404,15 +404,7 @@ func mapValues(m map[string]int) []int {
 // killProcsWith SIGKILLs every process whose command line mentions dir
 // (the nodes of a `gosty cluster` that could not stop them).
 func killProcsWith(dir string) {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err == nil && bytes.Contains(b, []byte(dir)) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
+	for _, pid := range e2e.Mentioning(dir) {
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/internal/e2e"
-	"github.com/gosty/gosty/node"
 	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/transcoder/synthetic"
 )
@@ -483,40 +482,6 @@ func meanF(xs []float64) float64 {
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
-
-// agreeWithin is agree with a longer deadline (many processes on few cores).
-func agreeWithin(t testing.TB, c *e2e.Cluster, pods []int, alive, voters int, d time.Duration) node.ClusterStatus {
-	t.Helper()
-	var v node.ClusterStatus
-	nodetest.WaitFor(t, d, fmt.Sprintf("%d pods to agree on %d alive, %d voters", len(pods), alive, voters), func() bool {
-		var first string
-		for k, i := range pods {
-			var cur node.ClusterStatus
-			if err := e2e.GetJSON(c.HTTP(i)+"/api/v1/cluster", &cur); err != nil || cur.Leader == "" {
-				return false
-			}
-			a, vs := 0, 0
-			for _, m := range cur.Members {
-				if m.State == "alive" {
-					a++
-					if m.Voter {
-						vs++
-					}
-				}
-			}
-			if a != alive || vs != voters {
-				return false
-			}
-			if k == 0 {
-				first, v = e2e.Summary(cur), cur
-			} else if e2e.Summary(cur) != first {
-				return false
-			}
-		}
-		return true
-	})
-	return v
-}
 
 const pprofPort = "6060"
 

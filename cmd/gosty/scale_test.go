@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
@@ -32,15 +31,7 @@ func raftMatches(t *testing.T, c *e2e.Cluster) {
 		if err != nil {
 			return false
 		}
-		var got []string
-		voters := 0
-		for _, s := range v.Raft {
-			got = append(got, s.Name)
-			if s.Suffrage == "voter" {
-				voters++
-			}
-		}
-		sort.Strings(got)
+		got, voters := e2e.Raft(v)
 		last = fmt.Sprintf("%v voters=%d", got, voters)
 		return strings.Join(got, ",") == strings.Join(want, ",") && voters == min(3, len(want))
 	})
@@ -92,13 +83,7 @@ func TestScaleWhileJobsRun(t *testing.T) {
 	live := c.Running()
 	var want []string
 	for _, id := range jobs {
-		var j httpapi.JobView
-		nodetest.WaitFor(t, 4*time.Minute, "job "+id, func() bool {
-			return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "done" || j.State == "failed")
-		})
-		if j.State != "done" {
-			t.Fatalf("job %s ended %s: %s", id, j.State, j.Error)
-		}
+		j := e2e.WaitDone(t, 4*time.Minute, "", id, c.HTTP(0))
 		checkPlayableDuration(t, c.HTTP(0), j, 12)
 		want = append(want, e2e.FetchSum(t, c.HTTP(0)+j.Outputs.HLS))
 	}
@@ -170,12 +155,6 @@ func TestScaleDownAtOnce(t *testing.T) {
 
 		stopAtOnce(t, c, []int{1, 2}, grace)
 		raftMatches(t, c)
-		var j httpapi.JobView
-		nodetest.WaitFor(t, 2*time.Minute, "job "+id+" on the last node", func() bool {
-			return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "done" || j.State == "failed")
-		})
-		if j.State != "done" {
-			t.Fatalf("job %s ended %s: %s", id, j.State, j.Error)
-		}
+		e2e.WaitDone(t, 2*time.Minute, "", id, c.HTTP(0))
 	}
 }

@@ -114,17 +114,6 @@ func (p *cutProxy) pipe(c net.Conn) {
 	}
 }
 
-func waitJobDone(t *testing.T, base, token, id string) httpapi.JobView {
-	t.Helper()
-	j := e2e.WaitJob(t, 3*time.Minute, token, id, func(j httpapi.JobView) bool {
-		return e2e.Finished(j) || j.State == "canceled"
-	}, base)
-	if j.State != "done" {
-		t.Fatalf("job %s ended %s: %s", id, j.State, j.Error)
-	}
-	return j
-}
-
 func hlsDuration(t *testing.T, base string, j httpapi.JobView) float64 {
 	t.Helper()
 	return hlsDurationAuth(t, base, "", j)
@@ -267,8 +256,8 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 		t.Fatalf("upload files left after the finish: %v", uploads)
 	}
 
-	ref := waitJobDone(t, base, token, posted.ID)
-	resumed := waitJobDone(t, base, token, resumedID)
+	ref := e2e.WaitDone(t, 3*time.Minute, token, posted.ID, base)
+	resumed := e2e.WaitDone(t, 3*time.Minute, token, resumedID, base)
 	dRef, dRes := hlsDurationAuth(t, base, token, ref), hlsDurationAuth(t, base, token, resumed)
 	t.Logf("POSTed job %s: %.3fs; resumed tus job %s: %.3fs (%s)", ref.ID, dRef, resumed.ID, dRes, time.Since(start).Round(time.Millisecond))
 	if dRef != dRes || dRef < 7.8 || dRef > 8.2 {

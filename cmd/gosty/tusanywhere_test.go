@@ -279,8 +279,8 @@ func TestTusResumeAnywhere(t *testing.T) {
 	}
 
 	// Reads are local: each node is asked once it has applied the end.
-	ref := waitJobDone(t, c.HTTP(2), token, posted.ID)
-	resumed := waitJobDone(t, c.HTTP(1), token, resumedID)
+	ref := e2e.WaitDone(t, 3*time.Minute, token, posted.ID, c.HTTP(2))
+	resumed := e2e.WaitDone(t, 3*time.Minute, token, resumedID, c.HTTP(1))
 	dRef, dRes := hlsDuration(t, c.HTTP(2), ref), hlsDuration(t, c.HTTP(1), resumed)
 	t.Logf("POSTed job %s: %.3fs; tus job resumed across nodes %s: %.3fs (%s)", ref.ID, dRef, resumed.ID, dRes, time.Since(start).Round(time.Millisecond))
 	if dRef != dRes || dRef < 7.8 || dRef > 8.2 {
@@ -306,7 +306,7 @@ func TestTusResumeAnywhere(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Jobs) != 1 || out.Jobs[0].State != "done" {
 		t.Fatalf("submit output: %v\n%s", err, stdout)
 	}
-	cli := waitJobDone(t, c.HTTP(0), token, out.Jobs[0].ID)
+	cli := e2e.WaitDone(t, 3*time.Minute, token, out.Jobs[0].ID, c.HTTP(0))
 	if d := hlsDuration(t, c.HTTP(0), cli); d != dRef {
 		t.Fatalf("the CLI's tus job lasts %.3f, the POSTed one %.3f", d, dRef)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,10 @@ import (
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/nodetest"
 )
+
+// client bounds every request of the helpers, so that a node that hangs
+// fails a wait at its deadline instead of blocking it.
+var client = &http.Client{Timeout: 30 * time.Second}
 
 // GetJSON decodes the JSON answer of GET url into v (an error for any
 // status but 200).
@@ -30,7 +35,7 @@ func GetJSONAuth(url, token string, v any) error {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -46,7 +51,13 @@ func GetJSONAuth(url, token string, v any) error {
 // and returns the new job's ID.
 func Upload(t testing.TB, base, path, options string) string {
 	t.Helper()
-	code, body := nodetest.Upload(t, base, path, options)
+	return UploadAuth(t, base, "", path, options)
+}
+
+// UploadAuth is Upload with an API token ("" sends none).
+func UploadAuth(t testing.TB, base, token, path, options string) string {
+	t.Helper()
+	code, body := nodetest.UploadAuth(t, base, token, path, options)
 	if code != http.StatusCreated {
 		t.Fatalf("upload to %s: %d %s", base, code, body)
 	}
@@ -65,7 +76,7 @@ func SubmitURL(t testing.TB, base, src string) (int, httpapi.JobView) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(base+"/api/v1/jobs", "application/json", strings.NewReader(string(body)))
+	resp, err := client.Post(base+"/api/v1/jobs", "application/json", strings.NewReader(string(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,18 +94,25 @@ func Job(base, token, id string) (httpapi.JobView, error) {
 	return j, err
 }
 
-// Finished reports whether a job has reached an end state.
-func Finished(j httpapi.JobView) bool { return j.State == "done" || j.State == "failed" }
+// Finished reports whether a job has reached an end state: done, failed
+// or canceled.
+func Finished(j httpapi.JobView) bool {
+	return j.State == "done" || j.State == "failed" || j.State == "canceled"
+}
 
-// WaitJob waits up to d until the first of bases that answers shows job id
-// in a state that until accepts (nil: done or failed), and returns it.
-func WaitJob(t testing.TB, d time.Duration, token, id string, until func(httpapi.JobView) bool, bases ...string) httpapi.JobView {
+// WaitJob waits up to d (failing the test with what, "" for "job <id> to
+// end") until the first of bases that answers shows job id in a state that
+// until accepts (nil: Finished), and returns that view.
+func WaitJob(t testing.TB, d time.Duration, what, token, id string, until func(httpapi.JobView) bool, bases ...string) httpapi.JobView {
 	t.Helper()
 	if until == nil {
 		until = Finished
 	}
+	if what == "" {
+		what = "job " + id + " to end"
+	}
 	var j httpapi.JobView
-	nodetest.WaitFor(t, d, "job "+id, func() bool {
+	nodetest.WaitFor(t, d, what, func() bool {
 		for _, b := range bases {
 			if cur, err := Job(b, token, id); err == nil {
 				j = cur
@@ -106,10 +124,11 @@ func WaitJob(t testing.TB, d time.Duration, token, id string, until func(httpapi
 	return j
 }
 
-// WaitDone is WaitJob for done or failed, failing the test unless done.
+// WaitDone is WaitJob until Finished, failing the test unless the job is
+// done.
 func WaitDone(t testing.TB, d time.Duration, token, id string, bases ...string) httpapi.JobView {
 	t.Helper()
-	j := WaitJob(t, d, token, id, nil, bases...)
+	j := WaitJob(t, d, "", token, id, nil, bases...)
 	if j.State != "done" {
 		t.Fatalf("job %s ended %s: %s", id, j.State, j.Error)
 	}
@@ -120,7 +139,7 @@ func WaitDone(t testing.TB, d time.Duration, token, id string, bases ...string) 
 // error or a status but 200.
 func FetchSum(t testing.TB, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +158,7 @@ func FetchSum(t testing.TB, url string) string {
 // Metrics is base's /metrics text.
 func Metrics(t testing.TB, base string) string {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
+	resp, err := client.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,4 +218,15 @@ func RunningOn(j httpapi.JobView, node string) bool {
 		}
 	}
 	return false
+}
+
+// ReadFile is the content of the file at path, failing the test if it
+// cannot be read.
+func ReadFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -115,10 +115,13 @@ func (c *Cluster) StartAll(t testing.TB, n int) {
 	}
 }
 
-// Restart stops pod i (SIGTERM, SIGKILL after grace) and starts it again
-// on its data dir, as a restarted pod.
+// Restart stops pod i and starts it again on its data dir, as a
+// restarted pod: grace 0 is a crash (SIGKILL), otherwise SIGTERM and
+// SIGKILL after grace, like the kubelet.
 func (c *Cluster) Restart(i int, grace time.Duration) error {
-	if err := c.Stop(i, grace); err != nil {
+	if grace == 0 {
+		c.Kill(i)
+	} else if err := c.Stop(i, grace); err != nil {
 		return err
 	}
 	return c.Start(i)
@@ -129,9 +132,18 @@ func (c *Cluster) Log(i int) string { return c.Logs.Of(c.Name(i)) }
 
 // Holders counts the pods whose data dir holds the blob with this hash.
 func (c *Cluster) Holders(pods []int, hash string) int {
+	dirs := make([]string, len(pods))
+	for k, i := range pods {
+		dirs[k] = c.DataDir(i)
+	}
+	return Holders(hash, dirs...)
+}
+
+// Holders counts the data dirs that hold the blob with this hash.
+func Holders(hash string, dataDirs ...string) int {
 	n := 0
-	for _, i := range pods {
-		if _, err := os.Stat(filepath.Join(c.DataDir(i), "blobs", hash[:2], hash)); err == nil {
+	for _, d := range dataDirs {
+		if _, err := os.Stat(filepath.Join(d, "blobs", hash[:2], hash)); err == nil {
 			n++
 		}
 	}
@@ -209,4 +221,17 @@ func Suffrage(v node.ClusterStatus, name string) string {
 		}
 	}
 	return ""
+}
+
+// Raft is the raft configuration's server names, sorted, and how many of
+// them are voters.
+func Raft(v node.ClusterStatus) (names []string, voters int) {
+	for _, s := range v.Raft {
+		names = append(names, s.Name)
+		if s.Suffrage == "voter" {
+			voters++
+		}
+	}
+	sort.Strings(names)
+	return names, voters
 }

@@ -67,6 +67,12 @@ func GenClip(t testing.TB, path string, args ...string) string {
 // the API requires) and returns the status and body.
 func Upload(t testing.TB, base, path, options string) (int, []byte) {
 	t.Helper()
+	return UploadAuth(t, base, "", path, options)
+}
+
+// UploadAuth is Upload with an API token ("" sends none).
+func UploadAuth(t testing.TB, base, token, path, options string) (int, []byte) {
+	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	if options != "" {
@@ -82,7 +88,15 @@ func Upload(t testing.TB, base, path, options string) (int, []byte) {
 	}
 	fw.Write(data)
 	mw.Close()
-	resp, err := http.Post(base+"/api/v1/jobs", mw.FormDataContentType(), &buf)
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/jobs", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
