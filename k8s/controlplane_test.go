@@ -16,11 +16,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -40,35 +40,14 @@ type controlPlane struct {
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *e2e.Buffer
 	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
 }
 
 func start(t *testing.T, name string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(args[0], args[1:]...)
-	out := &lockedBuffer{}
+	out := &e2e.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -85,7 +64,7 @@ func start(t *testing.T, name string, args ...string) *process {
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("%s output (tail):\n%s", name, out.tail(6000))
+			t.Logf("%s output (tail):\n%s", name, out.Tail(6000))
 		}
 	})
 	return p
@@ -161,7 +140,7 @@ func startControlPlane(t *testing.T) *controlPlane {
 			break
 		}
 		if attempt == 3 {
-			t.Fatalf("etcd did not start:\n%s", p.out.tail(4000))
+			t.Fatalf("etcd did not start:\n%s", p.out.Tail(4000))
 		}
 	}
 
@@ -195,7 +174,7 @@ func startControlPlane(t *testing.T) *controlPlane {
 			break
 		}
 		if attempt == 3 || !p.exited() {
-			t.Fatalf("kube-apiserver did not become ready:\n%s", p.out.tail(6000))
+			t.Fatalf("kube-apiserver did not become ready:\n%s", p.out.Tail(6000))
 		}
 	}
 
@@ -319,12 +298,12 @@ func startControllerManager(t *testing.T, cp *controlPlane) *process {
 	// and the garbage collector has synced (it logs both).
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		out := p.out.tail(1 << 20)
+		out := p.out.Tail(1 << 20)
 		if strings.Count(out, `"Controller starting..."`) == 4 && strings.Contains(out, "Proceeding to collect garbage") {
 			break
 		}
 		if p.exited() || time.Now().After(deadline) {
-			t.Fatalf("kube-controller-manager did not start:\n%s", p.out.tail(6000))
+			t.Fatalf("kube-controller-manager did not start:\n%s", p.out.Tail(6000))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -83,7 +83,7 @@ func TestStatefulSet(t *testing.T) {
 	client := cp.clientset(t)
 	img := dockerImage(t, bin)
 
-	events := &lockedBuffer{}
+	events := &e2e.Buffer{}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(events, "%6.1fs  %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
 	}
@@ -112,10 +112,10 @@ func TestStatefulSet(t *testing.T) {
 		if d := os.Getenv("GOSTY_ARTIFACTS"); d != "" {
 			dir := filepath.Join(d, "k8s-statefulset")
 			podLogs.Save(t, dir)
-			_ = os.WriteFile(filepath.Join(dir, "events.log"), []byte(events.tail(1<<30)), 0o644)
+			_ = os.WriteFile(filepath.Join(dir, "events.log"), []byte(events.Tail(1<<30)), 0o644)
 			t.Logf("pod logs in %s", dir)
 		}
-		t.Logf("agent and controller events:\n%s", events.tail(40000))
+		t.Logf("agent and controller events:\n%s", events.Tail(40000))
 	})
 
 	tr := newTree(t)

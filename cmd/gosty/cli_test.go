@@ -59,9 +59,7 @@ func TestCLISubmitWait(t *testing.T) {
 	server := c.HTTP(0)
 	nodetest.WaitReady(t, server, time.Minute)
 	dir := t.TempDir()
-	good := nodetest.GenClip(t, filepath.Join(dir, "good.mp4"), "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=6",
-		"-f", "lavfi", "-i", "sine=duration=6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	good := nodetest.AVClip(t, filepath.Join(dir, "good.mp4"), "640x360", 6)
 
 	t.Run("done", func(t *testing.T) {
 		stdout, stderr, code := gosty(t, "submit", "--server", server, "--wait", "--output", "json",

@@ -81,18 +81,7 @@ func TestOpensPreviousReleaseDataDir(t *testing.T) {
 	out := &e2e.Logs{}
 	start := func() *exec.Cmd {
 		t.Helper()
-		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), "GOSTY_TEST_MAIN=1")
-		w := out.Writer(fx.Node.Name)
-		cmd.Stdout, cmd.Stderr = w, w
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			cmd.Wait()
-		})
+		cmd := e2e.StartProcess(t, "", out.Writer(fx.Node.Name), args...)
 		nodetest.WaitReady(t, base, 30*time.Second)
 		return cmd
 	}

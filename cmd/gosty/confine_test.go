@@ -109,9 +109,7 @@ func TestNodeConfinesMediaTools(t *testing.T) {
 		}
 	}()
 	src := filepath.Join(t.TempDir(), "clip.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=4",
-		"-f", "lavfi", "-i", "sine=duration=4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	nodetest.AVClip(t, src, "320x240", 4)
 
 	start := func(first int, extra ...string) (string, *e2e.Logs) {
 		dir := t.TempDir()

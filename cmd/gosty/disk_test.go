@@ -102,9 +102,7 @@ func TestDiskFullRefusesCleanly(t *testing.T) {
 	}
 	vol := mountTmpfs(t, 64)
 	src := filepath.Join(t.TempDir(), "small.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=4",
-		"-f", "lavfi", "-i", "sine=duration=4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	nodetest.AVClip(t, src, "320x240", 4)
 
 	c := e2e.New(t, e2e.Opts{Subnet: 107, Size: 1, Fast: true, Dir: vol},
 		"--slots", "1", "--disk-reserve", "8MiB", "--raft-reserve", "4MiB")

@@ -65,7 +65,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}
 	dir := t.TempDir()
 	const (
-		clusterKey = "test-cluster-key" // written by newTestCluster
+		clusterKey = e2e.ClusterKey // written by e2e.New
 		gossipKey  = "gossip-secret-0123456789abcdef!!"
 		tokenA     = "api-token-alpha-5f3c9e"
 		tokenB     = "api-token-beta-77aa01"

@@ -12,7 +12,6 @@ import (
 
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/internal/e2e"
-	"github.com/gosty/gosty/node"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -39,9 +38,7 @@ func failoverSetup(t *testing.T, subnet int, submitTo func(leader int) int) (*e2
 	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
 	leader := c.Ordinal(v.Leader)
 	src := filepath.Join(t.TempDir(), "clip.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=24",
-		"-f", "lavfi", "-i", "sine=duration=24", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	nodetest.AVClip(t, src, "640x360", 24)
 	origin := submitTo(leader)
 	id := e2e.Upload(t, c.HTTP(origin), src, `{"chunk_seconds":2,"preset":"medium"}`)
 	return c, leader, id, origin
@@ -133,10 +130,7 @@ func TestKillLeaderMidJob(t *testing.T) {
 			survivors = append(survivors, i)
 		}
 	}
-	nodetest.WaitFor(t, 15*time.Second, "a new leader", func() bool {
-		var v node.ClusterStatus
-		return e2e.GetJSON(c.HTTP(survivors[0])+"/api/v1/cluster", &v) == nil && v.Leader != "" && v.Leader != old
-	})
+	c.WaitNewLeader(t, survivors[0], old, 15*time.Second)
 	t.Logf("leader kill → new leader: %v", time.Since(killed).Round(10*time.Millisecond))
 	j := waitJobOn(t, c, survivors, id)
 	checkPlayable(t, c.HTTP(survivors[0]), j)

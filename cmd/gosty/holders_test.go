@@ -36,8 +36,7 @@ func TestDamagedAndWipedCopies(t *testing.T) {
 		"--scrub-interval", "3s", "--preset", "ultrafast")
 	c.StartAll(t, 3)
 	c.Agree(t, []int{0, 1, 2}, 3, 3)
-	clip := nodetest.GenClip(t, filepath.Join(t.TempDir(), "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
-		"-f", "lavfi", "-i", "sine=duration=6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	clip := nodetest.AVClip(t, filepath.Join(t.TempDir(), "clip.mp4"), "320x180", 6)
 	id := e2e.Upload(t, c.HTTP(0), clip, `{"renditions":["180p@300k","144p@200k"],"chunk_seconds":2}`)
 	var j httpapi.JobView
 	nodetest.WaitFor(t, 2*time.Minute, "the job done", func() bool {

@@ -127,10 +127,7 @@ func TestWebhookExactlyOnceAcrossLeaderKill(t *testing.T) {
 			survivors = append(survivors, i)
 		}
 	}
-	nodetest.WaitFor(t, 15*time.Second, "a new leader", func() bool {
-		var v node.ClusterStatus
-		return e2e.GetJSON(c.HTTP(survivors[0])+"/api/v1/cluster", &v) == nil && v.Leader != "" && v.Leader != old
-	})
+	c.WaitNewLeader(t, survivors[0], old, 15*time.Second)
 	recv.accept.Store(true)
 	var final httpapi.JobView
 	nodetest.WaitFor(t, 45*time.Second, "the delivery recorded", func() bool {

@@ -37,17 +37,9 @@ func TestMeshFormsSharesWorkAndReplicates(t *testing.T) {
 		}
 	}
 
-	follower := -1
-	for i := range 4 {
-		if c.Name(i) != v.Leader {
-			follower = i
-			break
-		}
-	}
+	follower := c.Follower(v)
 	src := filepath.Join(t.TempDir(), "clip.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=16",
-		"-f", "lavfi", "-i", "sine=duration=16", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	nodetest.AVClip(t, src, "640x360", 16)
 	id := e2e.Upload(t, c.HTTP(follower), src, `{"chunk_seconds":2}`)
 
 	job := e2e.WaitDone(t, 4*time.Minute, "", id, c.HTTP(follower))

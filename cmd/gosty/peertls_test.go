@@ -199,17 +199,9 @@ func TestPeerTrafficEncrypted(t *testing.T) {
 	c := e2e.FastCluster(t, 111, 3, "--slots", "1", "--replicas", "2", "--preset", "ultrafast")
 	c.StartAll(t, 3)
 	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
-	follower := 0
-	for i := range 3 {
-		if c.Name(i) != v.Leader {
-			follower = i
-			break
-		}
-	}
+	follower := c.Follower(v)
 	src := filepath.Join(t.TempDir(), "clip.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
-		"-f", "lavfi", "-i", "sine=duration=6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	nodetest.AVClip(t, src, "320x180", 6)
 	id := e2e.Upload(t, c.HTTP(follower), src, `{"chunk_seconds":2}`)
 	e2e.WaitDone(t, 3*time.Minute, "", id, c.HTTP(follower))
 	wire.Stop()

@@ -39,9 +39,7 @@ func TestKillNineMidJobThenRestartFinishes(t *testing.T) {
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "clip.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=24",
-		"-f", "lavfi", "-i", "sine=duration=24", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	nodetest.AVClip(t, src, "640x360", 24)
 	// One pod on 127.0.128.1; back on 127.0.128.2 after the kill, as a
 	// rescheduled pod would be.
 	c := e2e.New(t, e2e.Opts{Subnet: 128, Size: 1}, "--slots", "1", "--preset", "medium")

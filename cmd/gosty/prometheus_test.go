@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,14 +51,9 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 	prom := startPrometheus(t, promBin, targets, rulesFile)
 	prom.waitSeries(t, `up{job="gosty"} == 1`, 3, time.Minute)
 
-	follower := 0
-	if c.Name(0) == v.Leader {
-		follower = 1
-	}
+	follower := c.Follower(v)
 	src := filepath.Join(t.TempDir(), "clip.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=12",
-		"-f", "lavfi", "-i", "sine=duration=12", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	nodetest.AVClip(t, src, "640x360", 12)
 	id := e2e.Upload(t, c.HTTP(follower), src, `{"chunk_seconds":2}`)
 	e2e.WaitDone(t, 4*time.Minute, "", id, c.HTTP(follower))
 	// The finished job is in every node's scrape before panels are asked.
@@ -144,7 +138,7 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
-	var out syncBuffer
+	var out e2e.Buffer
 	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -291,22 +285,4 @@ func (p *prometheus) checkRules(t *testing.T, rulesFile string) {
 	if len(loaded) < len(want) {
 		t.Errorf("loaded rules %v, want %v", slices.Sorted(maps.Keys(loaded)), want)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's two output streams.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

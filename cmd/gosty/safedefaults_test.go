@@ -128,21 +128,13 @@ func TestLoneNodeListensOnLoopback(t *testing.T) {
 			}
 		}
 	}
-	cmd := exec.Command(os.Args[0], "node", "--name", "lone", "--data-dir", filepath.Join(t.TempDir(), "data"),
+	var out e2e.Buffer
+	cmd := e2e.StartProcess(t, "", &out, "node", "--name", "lone", "--data-dir", filepath.Join(t.TempDir(), "data"),
 		"--http-addr", fmt.Sprintf(":%d", ports["http"]), "--gossip-port", strconv.Itoa(ports["gossip"]),
 		"--raft-port", strconv.Itoa(ports["raft"]), "--internal-port", strconv.Itoa(ports["internal"]), "--fast")
-	cmd.Env = append(os.Environ(), "GOSTY_TEST_MAIN=1")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
 		if t.Failed() {
-			t.Logf("node log:\n%s", e2e.Tail(out.String(), 8000))
+			t.Logf("node log:\n%s", out.Tail(8000))
 		}
 	})
 	base := fmt.Sprintf("http://127.0.0.1:%d", ports["http"])
@@ -198,7 +190,7 @@ func TestLocalClusterMakesKeys(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "cluster", "--nodes", "3", "--subnet", "127.0.110", "--first", "11",
 		"--data-dir", dir, "--", "--fast", "--stabilize", "2s")
 	cmd.Env = append(os.Environ(), "GOSTY_TEST_MAIN=1")
-	var out syncBuffer
+	var out e2e.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// The nodes inherit the output pipe; once the cluster command is gone,

@@ -235,3 +235,26 @@ func Raft(v node.ClusterStatus) (names []string, voters int) {
 	sort.Strings(names)
 	return names, voters
 }
+
+// Follower is the first running pod that is not v's leader (-1 if none).
+func (c *Cluster) Follower(v node.ClusterStatus) int {
+	for _, i := range c.Running() {
+		if c.Name(i) != v.Leader {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitNewLeader waits up to d until pod i sees a leader other than old (a
+// leader that was killed), and returns its view.
+func (c *Cluster) WaitNewLeader(t testing.TB, i int, old string, d time.Duration) node.ClusterStatus {
+	t.Helper()
+	var v node.ClusterStatus
+	nodetest.WaitFor(t, d, "a new leader", func() bool {
+		cur, err := c.Status(i)
+		v = cur
+		return err == nil && cur.Leader != "" && cur.Leader != old
+	})
+	return v
+}

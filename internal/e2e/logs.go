@@ -99,3 +99,26 @@ func Tail(s string, n int) string {
 	}
 	return s
 }
+
+// Buffer is a bytes.Buffer that a process's output streams (or several
+// goroutines) may write to at once.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String is everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Tail is the last n bytes written.
+func (b *Buffer) Tail(n int) string { return Tail(b.String(), n) }

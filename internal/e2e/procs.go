@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
+	"testing"
 )
 
 // Mentioning lists the processes (but this one) whose command line
@@ -24,4 +28,28 @@ func Mentioning(s string) []int {
 		}
 	}
 	return out
+}
+
+// StartProcess starts one gosty process outside a Cluster (a lone node on
+// its own ports, an old data dir): bin ("" is the running test binary, as
+// in Opts.Bin) with args, its output to out, in its own process group.
+// When the test ends the whole group (the node and its ffmpegs) is
+// SIGKILLed and reaped.
+func StartProcess(t testing.TB, bin string, out io.Writer, args ...string) *exec.Cmd {
+	t.Helper()
+	if bin == "" {
+		bin = os.Args[0]
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "GOSTY_TEST_MAIN=1")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	return cmd
 }

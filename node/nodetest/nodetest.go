@@ -5,6 +5,7 @@ package nodetest
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net"
@@ -61,6 +62,16 @@ func GenClip(t testing.TB, path string, args ...string) string {
 		t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
 	}
 	return path
+}
+
+// AVClip writes a clip of test pattern and tone (H.264 with a keyframe
+// every second at 25 fps, AAC) of size ("640x360") and seconds to path,
+// and returns path: the usual source of the process tests.
+func AVClip(t testing.TB, path, size string, seconds int) string {
+	t.Helper()
+	return GenClip(t, path, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=25:duration=%d", size, seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=duration=%d", seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
 }
 
 // Upload posts a file to base's job API as multipart (options first, as
