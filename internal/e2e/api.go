@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,22 +165,6 @@ func Metrics(t testing.TB, base string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
-
-// CountingReader counts the bytes read through it (safe to read from
-// another goroutine).
-type CountingReader struct {
-	R io.Reader
-	n atomic.Int64
-}
-
-func (c *CountingReader) Read(p []byte) (int, error) {
-	n, err := c.R.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-// N is how many bytes were read so far.
-func (c *CountingReader) N() int64 { return c.n.Load() }
 
 // SleepCtx sleeps for d or until ctx ends, and reports whether it slept
 // the whole d.
