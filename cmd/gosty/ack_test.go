@@ -22,16 +22,6 @@ import (
 // Loopback subnet 127.0.106.x: TestAckedUploadSurvivesOriginLoss on .1-.3,
 // TestAckRefusedWhilePeersStopped on .11-.13.
 
-// noisyClip is a few MB of video (noise compresses badly), so that an
-// upload takes many reads and its copies stream alongside.
-func noisyClip(t *testing.T, seconds int) string {
-	t.Helper()
-	d := strconv.Itoa(seconds)
-	return nodetest.GenClip(t, filepath.Join(t.TempDir(), "noisy.mp4"), "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration="+d,
-		"-f", "lavfi", "-i", "sine=duration="+d, "-vf", "noise=alls=60:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
-}
-
 // tusCreate creates a resumable upload on base and returns its URL.
 func tusCreate(t *testing.T, base string, size int, opts string) string {
 	t.Helper()
@@ -96,7 +86,7 @@ func TestAckedUploadSurvivesOriginLoss(t *testing.T) {
 			break
 		}
 	}
-	src := noisyClip(t, 6)
+	src := nodetest.NoisyClip(t, filepath.Join(t.TempDir(), "noisy.mp4"), 6)
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +110,7 @@ func TestAckedUploadSurvivesOriginLoss(t *testing.T) {
 	t.Logf("POST of %d bytes: 201 after %v; the source is also on %v", len(data), time.Since(start).Round(time.Millisecond), holders)
 
 	// tus, with another file (the same bytes would already be everywhere).
-	tdata, err := os.ReadFile(noisyClip(t, 5))
+	tdata, err := os.ReadFile(nodetest.NoisyClip(t, filepath.Join(t.TempDir(), "noisy.mp4"), 5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +182,7 @@ func TestAckRefusedWhilePeersStopped(t *testing.T) {
 	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	const origin = 0
 	base := c.HTTP(origin)
-	src := noisyClip(t, 4)
+	src := nodetest.NoisyClip(t, filepath.Join(t.TempDir(), "noisy.mp4"), 4)
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +191,7 @@ func TestAckRefusedWhilePeersStopped(t *testing.T) {
 	opts := `{"renditions":["180p@300k"],"chunk_seconds":2}`
 	// A tus upload (of another file) with all but its last byte in, before
 	// the others stop.
-	tdata, err := os.ReadFile(noisyClip(t, 3))
+	tdata, err := os.ReadFile(nodetest.NoisyClip(t, filepath.Join(t.TempDir(), "noisy.mp4"), 3))
 	if err != nil {
 		t.Fatal(err)
 	}

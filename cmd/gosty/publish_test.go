@@ -30,9 +30,7 @@ func TestPublishFlags(t *testing.T) {
 		t.Skip("runs a node process and ffmpeg")
 	}
 	srv := s3test.Start(t, "media")
-	env := []string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretKey,
-		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}
+	env := e2e.S3Env()
 	c := e2e.New(t, e2e.Opts{Subnet: 117, Size: 1, Fast: true, Env: env}, "--preset", "ultrafast",
 		"--publish", "s3://media/flags/", "--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", "us-east-1",
 		"--ingest-s3", "media")

@@ -184,9 +184,7 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 	base := c.HTTP(0)
 	nodetest.WaitReady(t, base, 30*time.Second)
 	// A noisy clip, so that it is a few MB and the cut lands mid-body.
-	src := nodetest.GenClip(t, filepath.Join(dir, "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=8",
-		"-f", "lavfi", "-i", "sine=duration=8", "-vf", "noise=alls=60:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	src := nodetest.NoisyClip(t, filepath.Join(dir, "clip.mp4"), 8)
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)

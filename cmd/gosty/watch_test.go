@@ -39,9 +39,7 @@ func TestWatchBucket(t *testing.T) {
 		t.Skip("runs node processes and ffmpeg")
 	}
 	srv := s3test.Start(t, "inbox")
-	env := []string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretKey,
-		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}
+	env := e2e.S3Env()
 	// A noisy clip of about 1.8 MB: the first answer to pass 1 MiB is a
 	// source being fetched (listings and sidecars are a few KiB).
 	clip, err := os.ReadFile(nodetest.GenClip(t, filepath.Join(t.TempDir(), "clip.mp4"), "-f", "lavfi", "-i",

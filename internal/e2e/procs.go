@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/gosty/gosty/objstore/s3test"
 )
 
 // Mentioning lists the processes (but this one) whose command line
@@ -52,4 +54,13 @@ func StartProcess(t testing.TB, bin string, out io.Writer, args ...string) *exec
 		cmd.Wait()
 	})
 	return cmd
+}
+
+// S3Env is the environment that points a node process's AWS credential
+// chain at the root user of an objstore/s3test server (and nowhere else:
+// no config files, no instance metadata).
+func S3Env() []string {
+	return []string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretKey,
+		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}
 }

@@ -74,6 +74,16 @@ func AVClip(t testing.TB, path, size string, seconds int) string {
 		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
 }
 
+// NoisyClip is AVClip at 640x360 with noise over the picture: a few MB a
+// few seconds (noise compresses badly), so that an upload takes many reads
+// and a cut connection lands mid-body.
+func NoisyClip(t testing.TB, path string, seconds int) string {
+	t.Helper()
+	return GenClip(t, path, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=640x360:rate=25:duration=%d", seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=duration=%d", seconds), "-vf", "noise=alls=60:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+}
+
 // Upload posts a file to base's job API as multipart (options first, as
 // the API requires) and returns the status and body.
 func Upload(t testing.TB, base, path, options string) (int, []byte) {
