@@ -1,5 +1,5 @@
-# gosty: one image for every node of a cluster (see README.md, "Deploy on
-# Kubernetes"). Build: docker build -t gosty .
+# gosty: one image for every node of a cluster (see docs/operating.md,
+# "Deploy on Kubernetes"). Build: docker build -t gosty .
 # Run a one-node cluster: docker run -p 8080:8080 -v gosty-data:/var/lib/gosty gosty
 
 # --- build: the same as `make build`, static, no cgo.

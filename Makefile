@@ -185,7 +185,7 @@ deps-k8s:
 
 # The Kubernetes tests (k8s/*_test.go): every manifest against a real
 # kube-apiserver and etcd (server-side dry run with strict field validation,
-# then the README's deploy steps), cross-references between the manifests
+# then the deploy steps of docs/operating.md), cross-references between the manifests
 # and the node, the scale endpoint with and without the shipped Role, and
 # the StatefulSet run for real (kube-controller-manager, pods as local gosty
 # processes, scaled to 5 and back to 2 with jobs running; needs ffmpeg).

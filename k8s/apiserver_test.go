@@ -22,7 +22,7 @@ import (
 	"github.com/gosty/gosty/node/kube"
 )
 
-// TestAPIServer applies the manifests and the README's deploy steps to a
+// TestAPIServer applies the manifests and the deploy steps (deployDoc) to a
 // real kube-apiserver, and scales the StatefulSet they create through
 // POST /api/v1/cluster/scale with the ServiceAccount tokens of the shipped
 // Role and of an account without it.
@@ -32,10 +32,10 @@ func TestAPIServer(t *testing.T) {
 	}
 	cp := startControlPlane(t)
 	tr := newTree(t)
-	steps := readmeBlocks(t)
+	steps := deployBlocks(t)
 	for _, name := range []string{"keys", "apply", "extras", "scale"} {
 		if steps[name] == "" {
-			t.Fatalf("README has no block marked <!-- k8s-test: %s -->", name)
+			t.Fatalf("%s has no block marked <!-- k8s-test: %s -->", deployDoc, name)
 		}
 	}
 	dirs := []string{"k8s", "k8s/servicemonitor", "k8s/ingress"}
@@ -51,7 +51,7 @@ func TestAPIServer(t *testing.T) {
 	cp.kubectl(t, tr.dir, "wait", "--for=condition=Established", "--timeout=60s",
 		"customresourcedefinition/servicemonitors.monitoring.coreos.com")
 
-	t.Run("README keys", func(t *testing.T) {
+	t.Run("deploy keys", func(t *testing.T) {
 		cp.sh(t, tr.dir, steps["keys"])
 		for _, k := range []string{"cluster-key", "gossip-key", "api-token"} {
 			b, err := os.ReadFile(filepath.Join(tr.dir, "k8s", "secrets", k))
@@ -118,7 +118,7 @@ func TestAPIServer(t *testing.T) {
 		}
 	})
 
-	t.Run("README apply", func(t *testing.T) {
+	t.Run("deploy apply", func(t *testing.T) {
 		out := cp.sh(t, tr.dir, steps["apply"])
 		out += cp.sh(t, tr.dir, steps["extras"])
 		if strings.Contains(out, "Warning") {
@@ -237,10 +237,10 @@ func TestAPIServer(t *testing.T) {
 		}
 	})
 
-	t.Run("README scale", func(t *testing.T) {
+	t.Run("deploy scale", func(t *testing.T) {
 		cp.sh(t, tr.dir, steps["scale"])
 		if got := cp.kubectl(t, tr.dir, "-n", "gosty", "get", "statefulset", "gosty", "-o", "jsonpath={.spec.replicas}"); got != "5" {
-			t.Fatalf(".spec.replicas = %q after the README's kubectl scale, want 5", got)
+			t.Fatalf(".spec.replicas = %q after the deploy step's kubectl scale, want 5", got)
 		}
 	})
 }

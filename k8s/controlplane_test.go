@@ -206,7 +206,7 @@ func writeFile(t *testing.T, path string, b []byte) {
 	}
 }
 
-// env is the environment kubectl and README steps run with: this control
+// env is the environment kubectl and the deploy steps run with: this control
 // plane only, and no cache or config of the user's.
 func (cp *controlPlane) env() []string {
 	var env []string
@@ -257,7 +257,7 @@ func stripSkewWarning(s string) string {
 	return strings.Join(keep, "")
 }
 
-// sh runs a README step with bash in dir, against this control plane.
+// sh runs a deploy step (deployDoc) with bash in dir, against this control plane.
 func (cp *controlPlane) sh(t *testing.T, dir, script string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -267,7 +267,7 @@ func (cp *controlPlane) sh(t *testing.T, dir, script string) string {
 	cmd.Env = append(cp.env(), "PATH="+filepath.Dir(cp.kubectlBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("README step failed: %v\n--- script\n%s--- output\n%s", err, script, out)
+		t.Fatalf("deploy step failed: %v\n--- script\n%s--- output\n%s", err, script, out)
 	}
 	return stripSkewWarning(string(out))
 }

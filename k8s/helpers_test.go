@@ -77,7 +77,7 @@ func kubeBinDir(t testing.TB) string {
 }
 
 // tree is a copy of the manifests (k8s/ and dashboards/) in a temp dir, so
-// that the README's steps can write k8s/secrets/ without touching the
+// that the deploy steps (deployDoc) can write k8s/secrets/ without touching the
 // repository.
 type tree struct {
 	dir string
@@ -117,7 +117,7 @@ func newTree(t testing.TB) *tree {
 	return &tree{dir: dst}
 }
 
-// writeKeys makes the Secret's files as the README's "keys" step does.
+// writeKeys makes the Secret's files as deployDoc's "keys" step does.
 func (tr *tree) writeKeys(t testing.TB) {
 	t.Helper()
 	dir := filepath.Join(tr.dir, "k8s", "secrets")
@@ -184,11 +184,15 @@ func splitObjects(t testing.TB, stream []byte) []object {
 	return out
 }
 
-// readmeBlocks returns the README's shell blocks marked
+// deployDoc is the document (relative to the repository) whose section
+// "Deploy on Kubernetes" holds the deploy steps the tests run verbatim.
+const deployDoc = "docs/operating.md"
+
+// deployBlocks returns deployDoc's shell blocks marked
 // `<!-- k8s-test: NAME -->`, by name: the steps the tests run verbatim.
-func readmeBlocks(t testing.TB) map[string]string {
+func deployBlocks(t testing.TB) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), deployDoc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,25 +214,25 @@ func readmeBlocks(t testing.TB) map[string]string {
 		case name != "" && line == "```sh":
 			inBlock = true
 		case name != "" && strings.TrimSpace(line) != "":
-			t.Fatalf("README: marker k8s-test: %s must be followed by a ```sh block", name)
+			t.Fatalf("%s: marker k8s-test: %s must be followed by a ```sh block", deployDoc, name)
 		default:
 			if m := marker.FindStringSubmatch(line); m != nil {
 				if _, dup := blocks[m[1]]; dup {
-					t.Fatalf("README: two blocks named %s", m[1])
+					t.Fatalf("%s: two blocks named %s", deployDoc, m[1])
 				}
 				name = m[1]
 			}
 		}
 	}
 	if inBlock || name != "" {
-		t.Fatalf("README: block %s is not closed", name)
+		t.Fatalf("%s: block %s is not closed", deployDoc, name)
 	}
 	return blocks
 }
 
-// readmeSteps says which tests run each marked block of the README's
+// deploySteps says which tests run each marked block of deployDoc's
 // deploy section: every marked block must be run by one.
-var readmeSteps = map[string][]string{
+var deploySteps = map[string][]string{
 	"keys":       {"TestAPIServer", "TestStatefulSet"},
 	"apply":      {"TestAPIServer", "TestStatefulSet"},
 	"extras":     {"TestAPIServer"},
@@ -236,16 +240,18 @@ var readmeSteps = map[string][]string{
 	"scale-down": {"TestStatefulSet"},
 }
 
-func TestREADMEStepsAreTested(t *testing.T) {
-	blocks := readmeBlocks(t)
+// TestDeployStepsAreTested: every marked deploy block of deployDoc is run
+// by a test, and every block a test runs is there.
+func TestDeployStepsAreTested(t *testing.T) {
+	blocks := deployBlocks(t)
 	for name := range blocks {
-		if len(readmeSteps[name]) == 0 {
-			t.Errorf("README block %q is run by no test", name)
+		if len(deploySteps[name]) == 0 {
+			t.Errorf("%s: block %q is run by no test", deployDoc, name)
 		}
 	}
-	for name := range readmeSteps {
+	for name := range deploySteps {
 		if _, ok := blocks[name]; !ok {
-			t.Errorf("README has no block marked <!-- k8s-test: %s -->", name)
+			t.Errorf("%s has no block marked <!-- k8s-test: %s -->", deployDoc, name)
 		}
 	}
 }

@@ -43,13 +43,13 @@ import (
 var podSubnets = []string{"127.0.60", "127.0.61", "127.0.62", "127.0.63", "127.0.64",
 	"127.0.65", "127.0.66", "127.0.67", "127.0.68"}
 
-// TestStatefulSet runs the README's deployment for real: kube-apiserver and
+// TestStatefulSet runs the documented deployment (deployDoc) for real: kube-apiserver and
 // kube-controller-manager (StatefulSet, EndpointSlice, garbage collector,
 // claim protection), a node agent standing in for scheduler and kubelet
 // (k8s/internal/kubelet: each pod a local gosty process on its own
 // 127.0.6x.y address) and a cluster DNS (k8s/internal/kubedns) for the
-// headless Service's name. It applies the README's blocks verbatim, runs
-// jobs, scales the StatefulSet to 5 and back to 2 with the README's
+// headless Service's name. It applies the deploy blocks verbatim, runs
+// jobs, scales the StatefulSet to 5 and back to 2 with the documented
 // commands while jobs run, and checks that the pods come and go as the
 // controller decides, every job completes, raft follows the pods, nothing
 // is lost, and the scaled-away pods' claims and volumes are deleted. Then a
@@ -119,10 +119,10 @@ func TestStatefulSet(t *testing.T) {
 	})
 
 	tr := newTree(t)
-	steps := readmeBlocks(t)
+	steps := deployBlocks(t)
 	for _, name := range []string{"keys", "apply", "scale", "scale-down"} {
 		if steps[name] == "" {
-			t.Fatalf("README has no block marked <!-- k8s-test: %s -->", name)
+			t.Fatalf("%s has no block marked <!-- k8s-test: %s -->", deployDoc, name)
 		}
 	}
 	cp.sh(t, tr.dir, steps["keys"])
@@ -154,9 +154,9 @@ func TestStatefulSet(t *testing.T) {
 	submit("gosty-1")
 	submit("gosty-2")
 
-	// Up to five, the README's way.
+	// Up to five, the documented way.
 	cp.sh(t, tr.dir, steps["scale"])
-	logf("README: %s", strings.TrimSpace(steps["scale"]))
+	logf("%s: %s", deployDoc, strings.TrimSpace(steps["scale"]))
 	all := []string{"gosty-0", "gosty-1", "gosty-2", "gosty-3", "gosty-4"}
 	k.waitPods(t, 2*time.Minute, all)
 	k.waitReadyReplicas(t, 5)
@@ -172,7 +172,7 @@ func TestStatefulSet(t *testing.T) {
 	}
 	logf("scaling down with %d jobs unfinished: %v", len(running), running)
 
-	// Down to two, the README's way: the controller deletes gosty-4, -3
+	// Down to two, the documented way: the controller deletes gosty-4, -3
 	// and -2 at once (podManagementPolicy Parallel); each drains.
 	claimDirs := map[string]string{}
 	for _, p := range all {
@@ -182,7 +182,7 @@ func TestStatefulSet(t *testing.T) {
 		}
 	}
 	cp.sh(t, tr.dir, steps["scale-down"])
-	logf("README: %s", strings.TrimSpace(steps["scale-down"]))
+	logf("%s: %s", deployDoc, strings.TrimSpace(steps["scale-down"]))
 	k.waitDeleting(t, []string{"gosty-2", "gosty-3", "gosty-4"})
 	// After the preStop hook each gets SIGTERM, turns unready and drains:
 	// with jobs still running.

@@ -239,7 +239,7 @@ func TestUpdateFromPreviousRelease(t *testing.T) {
 		return st.LogVersion
 	}
 	// Every pod restarted together (SIGTERM to all, then the new
-	// binary on the same data dirs), as the README says to upgrade.
+	// binary on the same data dirs), as docs/operating.md says to upgrade.
 	errs := make(chan error, 3)
 	for i := range 3 {
 		go func() { errs <- c.Stop(i, 60*time.Second) }()
