@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -166,7 +166,7 @@ func Summary(v node.ClusterStatus) string {
 			parts = append(parts, m.Name+"="+m.RaftRole)
 		}
 	}
-	sort.Strings(parts)
+	slices.Sort(parts)
 	return v.Leader + " " + strings.Join(parts, ",")
 }
 
@@ -232,7 +232,7 @@ func Raft(v node.ClusterStatus) (names []string, voters int) {
 			voters++
 		}
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	return names, voters
 }
 

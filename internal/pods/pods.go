@@ -40,13 +40,16 @@ type Set struct {
 }
 
 // SetBinary makes pod i run bin from its next Start (a rolling update).
-func (c *Set) SetBinary(i int, bin string) {
+func (c *Set) SetBinary(i int, bin string) { c.override(&c.bins, i, bin) }
+
+// override sets pod i's entry of one of the override maps.
+func (c *Set) override(m *map[int]string, i int, v string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.bins == nil {
-		c.bins = map[int]string{}
+	if *m == nil {
+		*m = map[int]string{}
 	}
-	c.bins[i] = bin
+	(*m)[i] = v
 }
 
 // Name is pod i's name, prefix-i.
@@ -174,14 +177,7 @@ func (c *Set) Kill(i int) {
 }
 
 // Move makes pod i come back on another IP at its next Start.
-func (c *Set) Move(i int, ip string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ips == nil {
-		c.ips = map[int]string{}
-	}
-	c.ips[i] = ip
-}
+func (c *Set) Move(i int, ip string) { c.override(&c.ips, i, ip) }
 
 // Running lists the ordinals of running pods, in order.
 func (c *Set) Running() []int {

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"cmp"
+	"context"
 	"slices"
+	"time"
 )
 
 // Number is what Median takes.
@@ -23,4 +25,20 @@ func Median[T Number](xs []T) T {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// SleepCtx sleeps for d or until ctx ends, and reports whether it slept
+// the whole d.
+func SleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
