@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// Number is what Median takes.
-// (time.Duration is an int64: Median takes durations too.)
+// Number is what Median takes (time.Duration is an int64, so durations
+// too).
 type Number interface {
 	~int | ~int64 | ~float64
 }
