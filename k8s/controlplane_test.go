@@ -10,17 +10,18 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/internal/e2e"
+	"github.com/gosty/gosty/node/nodetest"
 )
 
 // controlPlane is an etcd and a kube-apiserver on loopback, on free ports,
@@ -39,35 +40,14 @@ type controlPlane struct {
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *e2e.Buffer
 	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
 }
 
 func start(t *testing.T, name string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(args[0], args[1:]...)
-	out := &lockedBuffer{}
+	out := &e2e.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -84,7 +64,7 @@ func start(t *testing.T, name string, args ...string) *process {
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("%s output (tail):\n%s", name, out.tail(6000))
+			t.Logf("%s output (tail):\n%s", name, out.Tail(6000))
 		}
 	})
 	return p
@@ -97,17 +77,6 @@ func (p *process) exited() bool {
 	default:
 		return false
 	}
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // waitHTTP polls url until it answers 200 or the process dies.
@@ -159,7 +128,7 @@ func startControlPlane(t *testing.T) *controlPlane {
 
 	var etcdURL string
 	for attempt := 1; ; attempt++ {
-		client, peer := freePort(t), freePort(t)
+		client, peer := nodetest.FreePort(t), nodetest.FreePort(t)
 		etcdURL = fmt.Sprintf("http://127.0.0.1:%d", client)
 		peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
 		p := start(t, "etcd", etcd, "--name", "gosty-test",
@@ -171,14 +140,14 @@ func startControlPlane(t *testing.T) *controlPlane {
 			break
 		}
 		if attempt == 3 {
-			t.Fatalf("etcd did not start:\n%s", p.out.tail(4000))
+			t.Fatalf("etcd did not start:\n%s", p.out.Tail(4000))
 		}
 	}
 
 	insecure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // only to poll readiness
 	for attempt := 1; ; attempt++ {
-		port := freePort(t)
+		port := nodetest.FreePort(t)
 		certDir := filepath.Join(dir, fmt.Sprintf("certs-%d", attempt))
 		cp.URL = "https://127.0.0.1:" + strconv.Itoa(port)
 		p := start(t, "kube-apiserver", apiserver,
@@ -205,7 +174,7 @@ func startControlPlane(t *testing.T) *controlPlane {
 			break
 		}
 		if attempt == 3 || !p.exited() {
-			t.Fatalf("kube-apiserver did not become ready:\n%s", p.out.tail(6000))
+			t.Fatalf("kube-apiserver did not become ready:\n%s", p.out.Tail(6000))
 		}
 	}
 
@@ -329,12 +298,12 @@ func startControllerManager(t *testing.T, cp *controlPlane) *process {
 	// and the garbage collector has synced (it logs both).
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		out := p.out.tail(1 << 20)
+		out := p.out.Tail(1 << 20)
 		if strings.Count(out, `"Controller starting..."`) == 4 && strings.Contains(out, "Proceeding to collect garbage") {
 			break
 		}
 		if p.exited() || time.Now().After(deadline) {
-			t.Fatalf("kube-controller-manager did not start:\n%s", p.out.tail(6000))
+			t.Fatalf("kube-controller-manager did not start:\n%s", p.out.Tail(6000))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"sigs.k8s.io/yaml"
 )
 
@@ -254,3 +255,7 @@ func TestDeployStepsAreTested(t *testing.T) {
 		}
 	}
 }
+
+// TestMain removes the gosty binary the tests built (e2e.Binary) when they
+// end.
+func TestMain(m *testing.M) { os.Exit(e2e.Main(m)) }

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node"
 	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/node/kube"
@@ -743,16 +743,7 @@ func routeExists(t *testing.T, path string) {
 // nodeFlags lists the flags of `gosty node`, from the binary's own -h.
 func nodeFlags(t *testing.T) map[string]bool {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "gosty")
-	build := exec.Command(goBin, "build", "-o", bin, "./cmd/gosty")
-	build.Dir = repoRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/gosty: %v\n%s", err, out)
-	}
+	bin := e2e.Binary(t)
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "node", "-h")
 	cmd.Stdout, cmd.Stderr = &out, &out

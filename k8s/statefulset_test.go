@@ -10,14 +10,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -31,6 +29,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/k8s/internal/kubedns"
 	"github.com/gosty/gosty/k8s/internal/kubelet"
 	"github.com/gosty/gosty/node/nodetest"
@@ -77,12 +77,12 @@ func TestStatefulSet(t *testing.T) {
 	}
 	began := time.Now()
 	cp := startControlPlane(t)
-	bin := buildGosty(t)
+	bin := e2e.Binary(t)
 	startControllerManager(t, cp)
 	client := cp.clientset(t)
 	img := dockerImage(t, bin)
 
-	events := &lockedBuffer{}
+	events := &e2e.Buffer{}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(events, "%6.1fs  %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
 	}
@@ -91,13 +91,13 @@ func TestStatefulSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(dns.Close)
-	podLogs := &podOutput{logs: map[string]*lockedBuffer{}}
+	podLogs := &e2e.Logs{}
 	agent, err := kubelet.Start(kubelet.Config{
 		Client: client, Node: "test-node", Namespace: "gosty", Root: t.TempDir(),
 		Images:   map[string]kubelet.Image{"gosty:latest": img},
 		ExtraEnv: []string{"GOSTY_DNS_SERVER=" + dns.Addr},
 		Subnets:  podSubnets,
-		Output:   podLogs.writer,
+		Output:   podLogs.Writer,
 		Logf:     logf,
 	})
 	if err != nil {
@@ -106,12 +106,15 @@ func TestStatefulSet(t *testing.T) {
 	t.Cleanup(func() {
 		agent.Close()
 		if t.Failed() {
-			podLogs.dump(t)
+			podLogs.Dump(t)
 		}
 		if d := os.Getenv("GOSTY_ARTIFACTS"); d != "" {
-			podLogs.save(t, filepath.Join(d, "k8s-statefulset"), events)
+			dir := filepath.Join(d, "k8s-statefulset")
+			podLogs.Save(t, dir)
+			_ = os.WriteFile(filepath.Join(dir, "events.log"), []byte(events.Tail(1<<30)), 0o644)
+			t.Logf("pod logs in %s", dir)
 		}
-		t.Logf("agent and controller events:\n%s", events.tail(40000))
+		t.Logf("agent and controller events:\n%s", events.Tail(40000))
 	})
 
 	tr := newTree(t)
@@ -123,7 +126,7 @@ func TestStatefulSet(t *testing.T) {
 	}
 	cp.sh(t, tr.dir, steps["keys"])
 	cp.sh(t, tr.dir, steps["apply"])
-	token := strings.TrimSpace(readFileT(t, filepath.Join(tr.dir, "k8s", "secrets", "api-token")))
+	token := strings.TrimSpace(e2e.ReadFile(t, filepath.Join(tr.dir, "k8s", "secrets", "api-token")))
 	k := &stsPods{t: t, c: client, ns: "gosty", logf: logf, token: token}
 
 	// Three pods, ready, one cluster.
@@ -142,7 +145,7 @@ func TestStatefulSet(t *testing.T) {
 			"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=640x360:rate=25:duration=%d", clipSeconds),
 			"-f", "lavfi", "-i", fmt.Sprintf("sine=duration=%d:frequency=%d", clipSeconds, 300+100*len(clips)),
 			"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
-		id := uploadJob(t, k.base(pod), token, src, `{"chunk_seconds":2,"preset":"medium"}`)
+		id := e2e.UploadAuth(t, k.base(pod), token, src, `{"chunk_seconds":2,"preset":"medium"}`)
 		clips[id] = src
 		logf("job %s submitted to %s", id, pod)
 		return id
@@ -228,13 +231,7 @@ func TestStatefulSet(t *testing.T) {
 	ids := slices.Sorted(maps.Keys(clips))
 	for _, id := range ids {
 		for _, p := range live { // each node's view of the log
-			var j jobView
-			nodetest.WaitFor(t, 4*time.Minute, "job "+id+" to finish (seen by "+p+")", func() bool {
-				return getJSONT(k.base(p)+"/api/v1/jobs/"+id, k.token, &j) == nil && (j.State == "done" || j.State == "failed" || j.State == "canceled")
-			})
-			if j.State != "done" {
-				t.Fatalf("job %s ended %s: %s", id, j.State, j.Error)
-			}
+			e2e.WaitDone(t, 4*time.Minute, k.token, id, k.base(p))
 		}
 		logf("job %s done", id)
 	}
@@ -244,8 +241,8 @@ func TestStatefulSet(t *testing.T) {
 	// file has two copies (the replication factor) on their volumes.
 	want := map[string]string{} // sha256 → what
 	for _, id := range ids {
-		var j jobView
-		if err := getJSONT(k.base("gosty-0")+"/api/v1/jobs/"+id, k.token, &j); err != nil {
+		var j httpapi.JobView
+		if err := e2e.GetJSONAuth(k.base("gosty-0")+"/api/v1/jobs/"+id, k.token, &j); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(clips[id])
@@ -267,7 +264,7 @@ func TestStatefulSet(t *testing.T) {
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		var short []string
 		for h, what := range want {
-			if n := holders(h, claimDirs["gosty-0"], claimDirs["gosty-1"]); n < 2 {
+			if n := e2e.Holders(h, claimDirs["gosty-0"], claimDirs["gosty-1"]); n < 2 {
 				short = append(short, fmt.Sprintf("%s: %d copies", what, n))
 			}
 		}
@@ -307,8 +304,8 @@ func TestStatefulSet(t *testing.T) {
 		t.Errorf("gosty-1 came back as raft server %s, was %s: its volume was not kept", id, oldID)
 	}
 	for _, id := range ids {
-		var j jobView
-		if err := getJSONT(k.base("gosty-1")+"/api/v1/jobs/"+id, k.token, &j); err != nil || j.State != "done" {
+		var j httpapi.JobView
+		if err := e2e.GetJSONAuth(k.base("gosty-1")+"/api/v1/jobs/"+id, k.token, &j); err != nil || j.State != "done" {
 			t.Fatalf("job %s on the new gosty-1: %v %s", id, err, j.State)
 		}
 		fetch(t, k.base("gosty-1")+j.Outputs.HLS, token)
@@ -320,8 +317,8 @@ func TestStatefulSet(t *testing.T) {
 // raftID is the raft server ID of a pod's node, from its own view.
 func (k *stsPods) raftID(t *testing.T, pod string) string {
 	t.Helper()
-	var v clusterStatus
-	if err := getJSONT(k.base(pod)+"/api/v1/cluster", k.token, &v); err != nil {
+	var v httpapi.ClusterStatus
+	if err := e2e.GetJSONAuth(k.base(pod)+"/api/v1/cluster", k.token, &v); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range v.Raft {
@@ -331,22 +328,6 @@ func (k *stsPods) raftID(t *testing.T, pod string) string {
 	}
 	t.Fatalf("%s is not in its own raft configuration: %+v", pod, v.Raft)
 	return ""
-}
-
-// buildGosty builds the gosty binary the pods run.
-func buildGosty(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	out := filepath.Join(t.TempDir(), "gosty")
-	cmd := exec.Command(goBin, "build", "-o", out, "./cmd/gosty")
-	cmd.Dir = repoRoot(t)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/gosty: %v\n%s", err, b)
-	}
-	return out
 }
 
 // dockerImage is what the Dockerfile's final stage runs, with bin as its
@@ -501,19 +482,6 @@ func (k *stsPods) waitReadyReplicas(t *testing.T, n int32) {
 	})
 }
 
-type clusterStatus struct {
-	Leader  string `json:"leader"`
-	Members []struct {
-		Name  string `json:"name"`
-		State string `json:"state"`
-	} `json:"members"`
-	Raft []struct {
-		ID       string `json:"id"`
-		Name     string `json:"name"`
-		Suffrage string `json:"suffrage"`
-	} `json:"raft"`
-}
-
 // waitRaft waits until every listed pod sees a leader and a raft
 // configuration of exactly these pods with min(3, n) voters.
 func (k *stsPods) waitRaft(t *testing.T, names []string) {
@@ -522,19 +490,11 @@ func (k *stsPods) waitRaft(t *testing.T, names []string) {
 	var last string
 	nodetest.WaitFor(t, 2*time.Minute, "raft configuration = "+strings.Join(want, ","), func() bool {
 		for _, p := range names {
-			var v clusterStatus
-			if getJSONT(k.base(p)+"/api/v1/cluster", k.token, &v) != nil || v.Leader == "" {
+			var v httpapi.ClusterStatus
+			if e2e.GetJSONAuth(k.base(p)+"/api/v1/cluster", k.token, &v) != nil || v.Leader == "" {
 				return false
 			}
-			var got []string
-			voters := 0
-			for _, s := range v.Raft {
-				got = append(got, s.Name)
-				if s.Suffrage == "voter" {
-					voters++
-				}
-			}
-			sort.Strings(got)
+			got, voters := e2e.Raft(v)
 			s := fmt.Sprintf("%s sees leader %s, raft %v with %d voters", p, v.Leader, got, voters)
 			if s != last {
 				last = s
@@ -552,84 +512,22 @@ func (k *stsPods) waitRaft(t *testing.T, names []string) {
 func (k *stsPods) unfinished(t *testing.T, jobs map[string]string) []string {
 	var out []string
 	for id := range jobs {
-		var j jobView
-		if err := getJSONT(k.base("gosty-0")+"/api/v1/jobs/"+id, k.token, &j); err != nil {
+		var j httpapi.JobView
+		if err := e2e.GetJSONAuth(k.base("gosty-0")+"/api/v1/jobs/"+id, k.token, &j); err != nil {
 			t.Fatal(err)
 		}
 		if j.State != "done" {
-			out = append(out, id+":"+j.State)
+			out = append(out, id+":"+string(j.State))
 		}
 	}
 	sort.Strings(out)
 	return out
 }
 
-type jobView struct {
-	ID      string `json:"id"`
-	State   string `json:"state"`
-	Error   string `json:"error"`
-	Outputs struct {
-		HLS  string            `json:"hls"`
-		DASH string            `json:"dash"`
-		MP4  map[string]string `json:"mp4"`
-	} `json:"outputs"`
-}
-
-// getJSONT reads u with the API token (reads need one when tokens are set).
-func getJSONT(u, token string, v any) error {
-	client := &http.Client{Timeout: 10 * time.Second}
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// uploadJob posts a file as a job with the API token and returns its id.
-func uploadJob(t *testing.T, base, token, path, options string) string {
-	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	_ = mw.WriteField("options", options)
-	fw, _ := mw.CreateFormFile("file", filepath.Base(path))
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = fw.Write(data)
-	_ = mw.Close()
-	req, _ := http.NewRequest("POST", base+"/api/v1/jobs", &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("upload to %s: %s %s", base, resp.Status, body)
-	}
-	var j struct{ ID string }
-	if err := json.Unmarshal(body, &j); err != nil {
-		t.Fatal(err)
-	}
-	return j.ID
-}
-
 // crawlOutputs lists the URL paths of a job's published files: the HLS
 // master, its media playlists and their segments and init sections, the
 // DASH manifest and the MP4s.
-func crawlOutputs(t *testing.T, base, token string, j jobView) []string {
+func crawlOutputs(t *testing.T, base, token string, j httpapi.JobView) []string {
 	t.Helper()
 	seen := map[string]bool{}
 	var out []string
@@ -672,7 +570,7 @@ func crawlOutputs(t *testing.T, base, token string, j jobView) []string {
 			}
 		}
 	}
-	if j.Outputs.HLS == "" || j.Outputs.DASH == "" || len(j.Outputs.MP4) == 0 {
+	if j.Outputs == nil || j.Outputs.HLS == "" || j.Outputs.DASH == "" || len(j.Outputs.MP4) == 0 {
 		t.Fatalf("job %s lacks outputs: %+v", j.ID, j.Outputs)
 	}
 	walk(j.Outputs.HLS)
@@ -736,63 +634,4 @@ func checkDuration(t *testing.T, u string, secs float64) {
 	if d < secs-0.2 || d > secs+0.2 {
 		t.Fatalf("%s: duration %v, want %v", u, d, secs)
 	}
-}
-
-// holders counts the data dirs (claim volumes) holding a blob.
-func holders(hash string, dirs ...string) int {
-	n := 0
-	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "blobs", hash[:2], hash)); err == nil {
-			n++
-		}
-	}
-	return n
-}
-
-func readFileT(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// podOutput keeps each pod's output (all its containers' runs).
-type podOutput struct {
-	mu   sync.Mutex
-	logs map[string]*lockedBuffer
-}
-
-func (p *podOutput) writer(pod string) io.Writer {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.logs[pod] == nil {
-		p.logs[pod] = &lockedBuffer{}
-	}
-	return p.logs[pod]
-}
-
-func (p *podOutput) dump(t *testing.T) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, name := range slices.Sorted(maps.Keys(p.logs)) {
-		t.Logf("--- %s output (tail):\n%s", name, p.logs[name].tail(12000))
-	}
-}
-
-// save writes every pod's output and the events to dir (for
-// $GOSTY_ARTIFACTS).
-func (p *podOutput) save(t *testing.T, dir string, events *lockedBuffer) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Log(err)
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for name, l := range p.logs {
-		_ = os.WriteFile(filepath.Join(dir, name+".log"), []byte(l.tail(1<<30)), 0o644)
-	}
-	_ = os.WriteFile(filepath.Join(dir, "events.log"), []byte(events.tail(1<<30)), 0o644)
-	t.Logf("pod logs in %s", dir)
 }

@@ -2,7 +2,9 @@ package node
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -135,6 +137,13 @@ func (n *Node) listen(links peerLinks) error {
 		if n.mln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("listen on metrics addr %s: %w", cfg.MetricsAddr, err)
 		}
+	}
+	if cfg.DebugAddr != "" && cfg.DebugHandler != nil {
+		if n.dln, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
+			return fmt.Errorf("debug listener: %w", err)
+		}
+		n.dsrv = &http.Server{Handler: cfg.DebugHandler, ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn)}
+		n.logger.Warn("benchmark build: serving debug endpoints", "addr", n.dln.Addr().String())
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -139,7 +140,17 @@ type Config struct {
 	FFmpeg  string
 	FFprobe string
 	Version string
-	Logger  *slog.Logger
+	// Transcoder, when set, is used instead of ffmpeg. Only benchmark
+	// builds set it: cmd/gosty/synthetic.go (build tag gostysynthetic)
+	// puts the synthetic encoder here; production builds leave it nil.
+	Transcoder Transcoder
+	// DebugAddr and DebugHandler, when both are set, serve DebugHandler on
+	// DebugAddr for as long as the node runs (its listener opened in New,
+	// its server started and stopped with Run's group). Only benchmark
+	// builds set them (net/http/pprof, to profile the leader under load).
+	DebugAddr    string
+	DebugHandler http.Handler
+	Logger       *slog.Logger
 
 	// UnconfinedMedia runs ffmpeg and ffprobe without Landlock and the
 	// seccomp socket filter (transcoder/confine); --confine-media=false,

@@ -84,6 +84,8 @@ type Node struct {
 	srv, isrv *http.Server
 	mln       net.Listener // --metrics-addr; nil: /metrics on the public port
 	msrv      *http.Server
+	dln       net.Listener // Config.DebugAddr (benchmark builds); nil: none
+	dsrv      *http.Server
 	front     *frontHandler // the public handler: "starting" until Run
 	serveErr  chan error    // the public server's end
 	api       *httpapi.API
@@ -439,6 +441,16 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		})
 	}
+	if n.dsrv != nil { // Debug endpoints (benchmark builds), as long as the node runs.
+		g.Add(func() error {
+			if err := n.dsrv.Serve(n.dln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("debug http: %w", err)
+			}
+			return nil
+		}, func(error) {
+			n.dsrv.Close()
+		})
+	}
 	{ // Internal API.
 		g.Add(func() error {
 			if err := n.isrv.Serve(n.iln); !errors.Is(err, http.ErrServerClosed) {
@@ -488,6 +500,12 @@ func (n *Node) close() {
 	}
 	if n.mln != nil {
 		n.mln.Close()
+	}
+	if n.dsrv != nil {
+		n.dsrv.Close() // closes n.dln once served
+	}
+	if n.dln != nil {
+		n.dln.Close()
 	}
 	if n.srv != nil {
 		n.srv.Close() // closes n.ln

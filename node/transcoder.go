@@ -24,19 +24,11 @@ type Transcoder interface {
 
 var _ Transcoder = (*transcoder.Transcoder)(nil)
 
-// replaceTranscoder is nil in production builds. A build with the
-// gostysynthetic tag (benchmarks only: see synthetic.go) sets it, and when
-// it returns a Transcoder the node uses that one instead of ffmpeg.
-var replaceTranscoder func(cfg Config, logger *slog.Logger) (Transcoder, error)
-
-// newTranscoder returns the node's media tools: ffmpeg, unless a benchmark
-// build swapped them.
+// newTranscoder returns the node's media tools: ffmpeg, unless the
+// configuration brings its own (a benchmark build's synthetic encoder).
 func newTranscoder(cfg Config, logger *slog.Logger, threads int) (Transcoder, error) {
-	if replaceTranscoder != nil {
-		tc, err := replaceTranscoder(cfg, logger)
-		if err != nil || tc != nil {
-			return tc, err
-		}
+	if cfg.Transcoder != nil {
+		return cfg.Transcoder, nil
 	}
 	return transcoder.New(transcoder.Config{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Logger: logger, Threads: threads, MaxFileBytes: cfg.MaxUploadBytes, Unconfined: cfg.UnconfinedMedia})
 }

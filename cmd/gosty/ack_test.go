@@ -15,21 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
 // Loopback subnet 127.0.106.x: TestAckedUploadSurvivesOriginLoss on .1-.3,
 // TestAckRefusedWhilePeersStopped on .11-.13.
-
-// noisyClip is a few MB of video (noise compresses badly), so that an
-// upload takes many reads and its copies stream alongside.
-func noisyClip(t *testing.T, seconds int) string {
-	t.Helper()
-	d := strconv.Itoa(seconds)
-	return nodetest.GenClip(t, filepath.Join(t.TempDir(), "noisy.mp4"), "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration="+d,
-		"-f", "lavfi", "-i", "sine=duration="+d, "-vf", "noise=alls=60:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
-}
 
 // tusCreate creates a resumable upload on base and returns its URL.
 func tusCreate(t *testing.T, base string, size int, opts string) string {
@@ -61,11 +52,11 @@ func tusPatch(t *testing.T, u string, off int, data []byte) (*http.Response, []b
 }
 
 // othersHolding lists the pods other than origin whose blob dir holds hash.
-func othersHolding(c *localCluster, origin int, hash string) []string {
+func othersHolding(c *e2e.Cluster, origin int, hash string) []string {
 	var out []string
 	for i := range 3 {
-		if i != origin && holdersOf(c, []int{i}, hash) == 1 {
-			out = append(out, c.name(i))
+		if i != origin && c.Holders([]int{i}, hash) == 1 {
+			out = append(out, c.Name(i))
 		}
 	}
 	return out
@@ -82,24 +73,20 @@ func TestAckedUploadSurvivesOriginLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
 	}
-	c, _ := newCluster(t, clusterOpts{subnet: 106, first: 1, size: 3, fast: true},
+	c := e2e.New(t, e2e.Opts{Subnet: 106, First: 1, Size: 3, Fast: true},
 		"--slots", "1", "--replicas", "2", "--preset", "ultrafast")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v := agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.StartAll(t, 3)
+	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
 	// The origin is a follower, so that its death does not wait on an
 	// election before the others can schedule.
 	origin := 0
 	for i := range 3 {
-		if c.name(i) != v.Leader {
+		if c.Name(i) != v.Leader {
 			origin = i
 			break
 		}
 	}
-	src := noisyClip(t, 6)
+	src := nodetest.NoisyClip(t, filepath.Join(t.TempDir(), "noisy.mp4"), 6)
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +110,7 @@ func TestAckedUploadSurvivesOriginLoss(t *testing.T) {
 	t.Logf("POST of %d bytes: 201 after %v; the source is also on %v", len(data), time.Since(start).Round(time.Millisecond), holders)
 
 	// tus, with another file (the same bytes would already be everywhere).
-	tdata, err := os.ReadFile(noisyClip(t, 5))
+	tdata, err := os.ReadFile(nodetest.NoisyClip(t, filepath.Join(t.TempDir(), "noisy.mp4"), 5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +141,7 @@ func TestAckedUploadSurvivesOriginLoss(t *testing.T) {
 	// The origin's disk dies.
 	killed := time.Now()
 	c.Kill(origin)
-	if err := os.RemoveAll(filepath.Join(c.dir, c.name(origin))); err != nil {
+	if err := os.RemoveAll(filepath.Join(c.DataDir(origin))); err != nil {
 		t.Fatal(err)
 	}
 	var rest []int
@@ -188,18 +175,14 @@ func TestAckRefusedWhilePeersStopped(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
 	}
-	c, _ := newCluster(t, clusterOpts{subnet: 106, first: 11, size: 3, fast: true},
+	c := e2e.New(t, e2e.Opts{Subnet: 106, First: 11, Size: 3, Fast: true},
 		"--slots", "1", "--replicas", "3", "--ack-replicas", "2", "--preset", "ultrafast",
 		"--gc-grace", "1s", "--gc-interval", "1s")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.StartAll(t, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	const origin = 0
 	base := c.HTTP(origin)
-	src := noisyClip(t, 4)
+	src := nodetest.NoisyClip(t, filepath.Join(t.TempDir(), "noisy.mp4"), 4)
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +191,7 @@ func TestAckRefusedWhilePeersStopped(t *testing.T) {
 	opts := `{"renditions":["180p@300k"],"chunk_seconds":2}`
 	// A tus upload (of another file) with all but its last byte in, before
 	// the others stop.
-	tdata, err := os.ReadFile(noisyClip(t, 3))
+	tdata, err := os.ReadFile(nodetest.NoisyClip(t, filepath.Join(t.TempDir(), "noisy.mp4"), 3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,21 +255,21 @@ func TestAckRefusedWhilePeersStopped(t *testing.T) {
 		r.Body.Close()
 	}
 	nodetest.WaitFor(t, time.Minute, "the refused upload's copy collected", func() bool {
-		return holdersOf(c, []int{origin}, hash) == 0
+		return c.Holders([]int{origin}, hash) == 0
 	})
-	if ents, _ := os.ReadDir(filepath.Join(c.dir, c.name(origin), "blobs", "tmp")); len(ents) != 0 {
+	if ents, _ := os.ReadDir(filepath.Join(c.DataDir(origin), "blobs", "tmp")); len(ents) != 0 {
 		t.Fatalf("temp files left on the origin: %v", ents)
 	}
 
 	cont()
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	var list struct{ Jobs []struct{ ID string } }
-	if err := getJSON(base+"/api/v1/jobs", &list); err != nil || len(list.Jobs) != 0 {
+	if err := e2e.GetJSON(base+"/api/v1/jobs", &list); err != nil || len(list.Jobs) != 0 {
 		t.Fatalf("jobs after the refusals: %v %+v", err, list)
 	}
 	for _, i := range []int{1, 2} {
-		dir := filepath.Join(c.dir, c.name(i), "blobs", "tmp")
-		nodetest.WaitFor(t, time.Minute, c.name(i)+"'s temp files to go", func() bool {
+		dir := filepath.Join(c.DataDir(i), "blobs", "tmp")
+		nodetest.WaitFor(t, time.Minute, c.Name(i)+"'s temp files to go", func() bool {
 			ents, _ := os.ReadDir(dir)
 			return len(ents) == 0
 		})

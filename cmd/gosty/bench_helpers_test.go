@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/internal/e2e"
 )
 
 // Helpers shared by the process benchmarks: what machine they ran on,
@@ -243,13 +244,11 @@ type logLine struct {
 	WriteSeconds float64   `json:"write_seconds"`
 }
 
-// lines parses every node's log collected so far.
-func (l *logs) lines() []logLine {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// logLines parses every node's log collected so far.
+func logLines(l *e2e.Logs) []logLine {
 	var out []logLine
-	for name, b := range l.buf {
-		sc := bufio.NewScanner(bytes.NewReader(b.Bytes()))
+	l.Each(func(name string, b []byte) {
+		sc := bufio.NewScanner(bytes.NewReader(b))
 		sc.Buffer(make([]byte, 1<<20), 1<<24)
 		for sc.Scan() {
 			var ll logLine
@@ -258,7 +257,7 @@ func (l *logs) lines() []logLine {
 				out = append(out, ll)
 			}
 		}
-	}
+	})
 	slices.SortFunc(out, func(a, b logLine) int { return a.Time.Compare(b.Time) })
 	return out
 }
@@ -271,7 +270,7 @@ type logWatch struct {
 }
 
 // found reports whether some line holds every one of subs.
-func (w *logWatch) found(l *logs, subs ...string) bool {
+func (w *logWatch) found(l *e2e.Logs, subs ...string) bool {
 	key := strings.Join(subs, "\x00")
 	if w.off == nil {
 		w.off, w.seen = map[string]map[string]int{}, map[string]bool{}
@@ -282,14 +281,14 @@ func (w *logWatch) found(l *logs, subs ...string) bool {
 	if w.off[key] == nil {
 		w.off[key] = map[string]int{}
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for name, b := range l.buf {
-		data := b.Bytes()
+	l.Each(func(name string, data []byte) {
+		if w.seen[key] {
+			return
+		}
 		start := w.off[key][name]
 		end := bytes.LastIndexByte(data, '\n') + 1
 		if end <= start {
-			continue
+			return
 		}
 		w.off[key][name] = end
 		for line := range bytes.SplitSeq(data[start:end], []byte("\n")) {
@@ -299,11 +298,11 @@ func (w *logWatch) found(l *logs, subs ...string) bool {
 			}
 			if all {
 				w.seen[key] = true
-				return true
+				return
 			}
 		}
-	}
-	return false
+	})
+	return w.seen[key]
 }
 
 // writeSection writes a results section when GOSTY_BENCH_DIR is set and the
@@ -318,37 +317,4 @@ func writeSection(b *testing.B, file string, body []byte) {
 	}
 }
 
-// buildSynthetic builds the gosty binary with the gostysynthetic tag (the
-// synthetic encoder; never in a production build) into a temp dir.
-func buildSynthetic(b *testing.B) string {
-	return goBuild(b, "gosty-synthetic", "-tags", "gostysynthetic")
-}
-
-// goBuild builds this package (the gosty command) into a temp dir.
-func goBuild(b *testing.B, name string, flags ...string) string {
-	b.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	out := filepath.Join(b.TempDir(), name)
-	args := append(append([]string{"build"}, flags...), "-o", out, ".")
-	if msg, err := exec.Command(goBin, args...).CombinedOutput(); err != nil {
-		b.Fatalf("go %v: %v\n%s", args, err, msg)
-	}
-	return out
-}
-
 func mibOf(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
-
-func medianF(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}

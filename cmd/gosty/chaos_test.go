@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -28,14 +29,14 @@ func TestChaos(t *testing.T) {
 		t.Skip("runs node processes and ffmpeg")
 	}
 	p := newPartition(t, 18)
-	c := newTestCluster(t, 18, 4, "--slots", "1", "--drain-timeout", "5s", "--gc-grace", "1s", "--gc-interval", "1s")
+	c := e2e.FastCluster(t, 18, 4, "--slots", "1", "--drain-timeout", "5s", "--gc-grace", "1s", "--gc-interval", "1s")
 	all := []int{0, 1, 2, 3}
 	for _, i := range all {
 		if err := c.Start(i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	leaderOf := func() int { return podOf(c, agree(t, c, all, 4, 3).Leader) }
+	leaderOf := func() int { return c.Ordinal(c.Agree(t, all, 4, 3).Leader) }
 	notLeader := func(l, skip int) int {
 		for _, i := range all {
 			if i != l && i != skip {
@@ -52,12 +53,12 @@ func TestChaos(t *testing.T) {
 			"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:duration=%d", 300+100*len(jobs), secs),
 			"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
 		clips = append(clips, src)
-		jobs = append(jobs, uploadTo(t, c.HTTP(pod), src, `{"chunk_seconds":2,"preset":"medium"}`))
+		jobs = append(jobs, e2e.Upload(t, c.HTTP(pod), src, `{"chunk_seconds":2,"preset":"medium"}`))
 	}
 	running := func(id string) func() bool {
 		return func() bool {
-			var j failJob
-			return getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "transcoding" || j.State == "packaging" || j.State == "done")
+			var j httpapi.JobView
+			return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "transcoding" || j.State == "packaging" || j.State == "done")
 		}
 	}
 
@@ -66,16 +67,14 @@ func TestChaos(t *testing.T) {
 	submit(l, 16)
 	nodetest.WaitFor(t, 2*time.Minute, "job 1 running", running(jobs[0]))
 	w := notLeader(l, -1)
-	c.Kill(w)
-	if err := c.Start(w); err != nil {
+	if err := c.Restart(w, 0); err != nil { // killed, back at once
 		t.Fatal(err)
 	}
 	// 2. The leader dies and comes back.
 	l = leaderOf()
 	submit(notLeader(l, -1), 12)
 	nodetest.WaitFor(t, 2*time.Minute, "job 2 running", running(jobs[1]))
-	c.Kill(l)
-	if err := c.Start(l); err != nil {
+	if err := c.Restart(l, 0); err != nil { // killed, back at once
 		t.Fatal(err)
 	}
 	// 3. A node is paused past its lease, then resumes.
@@ -88,7 +87,7 @@ func TestChaos(t *testing.T) {
 	// 4. A node is partitioned away, then healed.
 	l = leaderOf()
 	submit(l, 10)
-	p.isolate(c.ip(notLeader(l, paused)))
+	p.isolate(c.IP(notLeader(l, paused)))
 	time.Sleep(5 * time.Second) // likewise: the partition's length
 	p.heal()
 
@@ -101,25 +100,22 @@ func TestChaos(t *testing.T) {
 	}
 	var sums []string
 	for _, id := range jobs {
-		var j struct {
-			Outputs struct {
-				HLS  string            `json:"hls"`
-				DASH string            `json:"dash"`
-				MP4  map[string]string `json:"mp4"`
-			}
-		}
-		if err := getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j); err != nil {
+		j, err := e2e.Job(c.HTTP(0), "", id)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if j.Outputs == nil {
+			t.Fatalf("job %s has no outputs", id)
 		}
 		files := []string{j.Outputs.HLS, j.Outputs.DASH}
 		for _, u := range j.Outputs.MP4 {
 			files = append(files, u)
 		}
 		for _, f := range files {
-			want := fetchSum(t, c.HTTP(0)+f)
+			want := e2e.FetchSum(t, c.HTTP(0)+f)
 			for _, i := range all[1:] {
-				if got := fetchSum(t, c.HTTP(i)+f); got != want {
-					t.Fatalf("job %s %s differs on %s", id, f, c.name(i))
+				if got := e2e.FetchSum(t, c.HTTP(i)+f); got != want {
+					t.Fatalf("job %s %s differs on %s", id, f, c.Name(i))
 				}
 			}
 			sums = append(sums, want)
@@ -127,7 +123,7 @@ func TestChaos(t *testing.T) {
 	}
 	nodetest.WaitFor(t, 60*time.Second, "two live copies of every output", func() bool {
 		for _, h := range sums {
-			if holdersOf(c, all, h) < 2 {
+			if c.Holders(all, h) < 2 {
 				return false
 			}
 		}
@@ -147,8 +143,8 @@ func TestChaos(t *testing.T) {
 		t.Fatalf("delete %s: %s", jobs[0], resp.Status)
 	}
 	again := []string{
-		uploadTo(t, c.HTTP(notLeader(l, -1)), clips[0], `{"chunk_seconds":2,"preset":"medium"}`),
-		uploadTo(t, c.HTTP(l), clips[0], `{"chunk_seconds":2,"preset":"medium"}`),
+		e2e.Upload(t, c.HTTP(notLeader(l, -1)), clips[0], `{"chunk_seconds":2,"preset":"medium"}`),
+		e2e.Upload(t, c.HTTP(l), clips[0], `{"chunk_seconds":2,"preset":"medium"}`),
 	}
 	jobs = append(jobs[1:], again...)
 	for _, id := range again {
@@ -160,11 +156,11 @@ func TestChaos(t *testing.T) {
 	want := map[string]string{} // URL → sha256
 	for _, id := range jobs {
 		var j httpapi.JobView
-		if err := getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j); err != nil || j.State != "done" {
+		if err := e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j); err != nil || j.State != "done" {
 			t.Fatalf("job %s: %v %s", id, err, j.State)
 		}
 		for _, u := range publishedFiles(t, c.HTTP(0), j) {
-			want[u] = fetchSum(t, c.HTTP(0)+u)
+			want[u] = e2e.FetchSum(t, c.HTTP(0)+u)
 		}
 	}
 	settled := func(what string) {
@@ -192,7 +188,7 @@ func TestChaos(t *testing.T) {
 	l = leaderOf()
 	wiped := notLeader(l, -1)
 	c.Kill(wiped)
-	if err := os.RemoveAll(filepath.Join(c.dir, c.name(wiped))); err != nil {
+	if err := os.RemoveAll(filepath.Join(c.DataDir(wiped))); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Start(wiped); err != nil {
@@ -209,8 +205,8 @@ func TestChaos(t *testing.T) {
 	c.Kill(l)
 	for _, i := range live {
 		for u, sum := range want {
-			if got := fetchSum(t, c.HTTP(i)+u); got != sum {
-				t.Fatalf("%s served %s with other bytes after the rebirth and the leader's death", c.name(i), u)
+			if got := e2e.FetchSum(t, c.HTTP(i)+u); got != sum {
+				t.Fatalf("%s served %s with other bytes after the rebirth and the leader's death", c.Name(i), u)
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -43,25 +44,6 @@ func gosty(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
 }
 
-type submitOutput struct {
-	Jobs []struct {
-		ID       string  `json:"id"`
-		Name     string  `json:"name"`
-		State    string  `json:"state"`
-		Progress float64 `json:"progress"`
-		Error    string  `json:"error"`
-		Chunks   []struct {
-			EncodedBy string `json:"encoded_by"`
-		} `json:"chunks"`
-		Renditions []struct {
-			Name string `json:"name"`
-		} `json:"renditions"`
-		Outputs struct {
-			HLS string `json:"hls"`
-		} `json:"outputs"`
-	} `json:"jobs"`
-}
-
 // TestCLISubmitWait drives `gosty submit --wait` against a real node: a good
 // clip exits 0 with the finished job as JSON, a clip that fails while
 // transcoding exits 1 with the reason, a refused upload exits 3, and bad
@@ -70,16 +52,14 @@ func TestCLISubmitWait(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a node process and ffmpeg")
 	}
-	c := newTestCluster(t, 27, 1, "--preset", "ultrafast")
+	c := e2e.FastCluster(t, 27, 1, "--preset", "ultrafast")
 	if err := c.Start(0); err != nil {
 		t.Fatal(err)
 	}
 	server := c.HTTP(0)
 	nodetest.WaitReady(t, server, time.Minute)
 	dir := t.TempDir()
-	good := nodetest.GenClip(t, filepath.Join(dir, "good.mp4"), "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=6",
-		"-f", "lavfi", "-i", "sine=duration=6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	good := nodetest.AVClip(t, filepath.Join(dir, "good.mp4"), "640x360", 6)
 
 	t.Run("done", func(t *testing.T) {
 		stdout, stderr, code := gosty(t, "submit", "--server", server, "--wait", "--output", "json",
@@ -87,7 +67,7 @@ func TestCLISubmitWait(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 		}
-		var out submitOutput
+		var out httpapi.JobList
 		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
 			t.Fatalf("stdout is not JSON: %v\n%s", err, stdout)
 		}
@@ -141,7 +121,7 @@ func TestCLISubmitWait(t *testing.T) {
 		if code != 1 {
 			t.Fatalf("exit %d, want 1\nstdout: %s\nstderr: %s", code, stdout, stderr)
 		}
-		var out submitOutput
+		var out httpapi.JobList
 		if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Jobs) != 1 {
 			t.Fatalf("stdout: %v\n%s", err, stdout)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -22,7 +23,7 @@ func TestCLIReadsWithToken(t *testing.T) {
 	if err := os.WriteFile(tf, []byte("cli-read-token-1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := newTestCluster(t, 112, 1, "--api-token-file", tf)
+	c := e2e.FastCluster(t, 112, 1, "--api-token-file", tf)
 	if err := c.Start(0); err != nil {
 		t.Fatal(err)
 	}

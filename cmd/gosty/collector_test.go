@@ -17,6 +17,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -48,15 +49,11 @@ func TestCollectorSparesReuploads(t *testing.T) {
 	// A store that finds the source already there stops for 2 s before
 	// going on (a slow disk, a descheduled goroutine): two collector rounds
 	// run meanwhile, right after the delete released it.
-	c, _ := newCluster(t, clusterOpts{subnet: 105, size: 3, fast: true,
-		env: []string{envSlowStoreAgain + "=" + source + "=2s"}},
+	c := e2e.New(t, e2e.Opts{Subnet: 105, Size: 3, Fast: true,
+		Env: []string{envSlowStoreAgain + "=" + source + "=2s"}},
 		"--slots", "2", "--replicas", "2", "--gc-grace", "1s", "--gc-interval", "1s", "--preset", "ultrafast")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.StartAll(t, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	const options = `{"renditions":["144p@200k"],"chunk_seconds":2}`
 
 	// first: the files of the first job by path in the job, with their
@@ -92,7 +89,7 @@ func TestCollectorSparesReuploads(t *testing.T) {
 			nodetest.WaitFor(t, 90*time.Second, fmt.Sprintf("round %d: job %s done on every node", round, id), func() bool {
 				for i := range 3 {
 					j = httpapi.JobView{}
-					if getJSON(c.HTTP(i)+"/api/v1/jobs/"+id, &j) != nil {
+					if e2e.GetJSON(c.HTTP(i)+"/api/v1/jobs/"+id, &j) != nil {
 						return false
 					}
 					if j.State == "failed" || j.State == "canceled" {
@@ -111,10 +108,10 @@ func TestCollectorSparesReuploads(t *testing.T) {
 				for i := range 3 {
 					sum, etag, err := getSum(c.HTTP(i) + u)
 					if err != nil {
-						t.Fatalf("round %d: %s: %v", round, c.name(i), err)
+						t.Fatalf("round %d: %s: %v", round, c.Name(i), err)
 					}
 					if sum != etag {
-						t.Fatalf("round %d: %s served %s with sha256 %s, its ETag says %s", round, c.name(i), u, sum, etag)
+						t.Fatalf("round %d: %s served %s with sha256 %s, its ETag says %s", round, c.Name(i), u, sum, etag)
 					}
 					got[rel] = sum
 				}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -76,37 +77,24 @@ func TestOpensPreviousReleaseDataDir(t *testing.T) {
 		args = append(args, strings.ReplaceAll(a, "<data-dir>", data))
 	}
 	base := "http://" + fx.Node.HTTP
-	out := &logs{}
+	out := &e2e.Logs{}
 	start := func() *exec.Cmd {
 		t.Helper()
-		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), "GOSTY_TEST_MAIN=1")
-		w := out.writer(fx.Node.Name)
-		cmd.Stdout, cmd.Stderr = w, w
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			cmd.Wait()
-		})
+		cmd := e2e.StartProcess(t, "", out.Writer(fx.Node.Name), args...)
 		nodetest.WaitReady(t, base, 30*time.Second)
 		return cmd
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			out.dump(t)
+			out.Dump(t)
 		}
 	})
 	cmd := start()
 
 	// The cluster moves to the new log version by itself (one node, new).
 	nodetest.WaitFor(t, 30*time.Second, "log version 2", func() bool {
-		var st struct {
-			LogVersion int `json:"log_version"`
-		}
-		return getJSON(base+"/api/v1/cluster", &st) == nil && st.LogVersion == cluster.CommandVersion
+		var st httpapi.ClusterStatus
+		return e2e.GetJSON(base+"/api/v1/cluster", &st) == nil && st.LogVersion == cluster.CommandVersion
 	})
 	for _, fj := range fx.Jobs {
 		want := fj.Expected
@@ -116,7 +104,7 @@ func TestOpensPreviousReleaseDataDir(t *testing.T) {
 		var j httpapi.JobView
 		nodetest.WaitFor(t, 4*time.Minute, "job "+fj.Name+" "+want, func() bool {
 			j = httpapi.JobView{}
-			if getJSON(base+"/api/v1/jobs/"+fj.ID, &j) != nil {
+			if e2e.GetJSON(base+"/api/v1/jobs/"+fj.ID, &j) != nil {
 				return false
 			}
 			if j.State == cluster.JobFailed && want != "failed" {
@@ -128,18 +116,18 @@ func TestOpensPreviousReleaseDataDir(t *testing.T) {
 			t.Errorf("job %s: name %q error %q", fj.ID, j.Name, j.Error)
 		}
 		if fj.Expected == "running" {
-			fetchSum(t, base+j.Outputs.HLS) // it plays
+			e2e.FetchSum(t, base+j.Outputs.HLS) // it plays
 		}
 	}
 	var list httpapi.JobList
-	if err := getJSON(base+"/api/v1/jobs", &list); err != nil || len(list.Jobs) != len(fx.Jobs) {
+	if err := e2e.GetJSON(base+"/api/v1/jobs", &list); err != nil || len(list.Jobs) != len(fx.Jobs) {
 		t.Fatalf("list: %v, %d jobs, want %d", err, len(list.Jobs), len(fx.Jobs))
 	}
 	checkFiles := func() {
 		t.Helper()
 		for _, fj := range fx.Jobs {
 			for _, f := range fj.Files {
-				if got := fetchSum(t, base+httpapi.FileURL(fj.ID, f.Path)); got != f.SHA256 {
+				if got := e2e.FetchSum(t, base+httpapi.FileURL(fj.ID, f.Path)); got != f.SHA256 {
 					t.Fatalf("job %s file %s: sha256 %s, want %s", fj.Name, f.Path, got, f.SHA256)
 				}
 			}
@@ -151,7 +139,7 @@ func TestOpensPreviousReleaseDataDir(t *testing.T) {
 	// that finished here was compact from the start), and that shows in
 	// the snapshot taken at a graceful stop.
 	nodetest.WaitFor(t, 30*time.Second, "the old finished jobs compacted", func() bool {
-		return out.count(`"msg":"job compacted"`) == len(fx.Jobs)-1
+		return out.Count(`"msg":"job compacted"`) == len(fx.Jobs)-1
 	})
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
@@ -228,25 +216,23 @@ func TestUpdateFromPreviousRelease(t *testing.T) {
 		t.Skip("builds the previous release and runs node processes")
 	}
 	old := buildRelease(t, previousRelease)
-	c := newTestCluster(t, 91, 3, "--slots", "1", "--preset", "faster")
+	c := e2e.FastCluster(t, 91, 3, "--slots", "1", "--preset", "faster")
 	for i := range 3 {
 		c.SetBinary(i, old)
 		if err := c.Start(i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	dir := t.TempDir()
 	clip := nodetest.GenClip(t, filepath.Join(dir, "long.mp4"), "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=40",
 		"-f", "lavfi", "-i", "sine=duration=40", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac", "-shortest")
 	opts := `{"renditions":["360p","240p"],"chunk_seconds":2}`
-	first := uploadTo(t, c.HTTP(0), clip, opts)
+	first := e2e.Upload(t, c.HTTP(0), clip, opts)
 
 	logVersion := func(i int) int {
-		var st struct {
-			LogVersion int `json:"log_version"`
-		}
-		if err := getJSON(c.HTTP(i)+"/api/v1/cluster", &st); err != nil {
+		st, err := c.Status(i)
+		if err != nil {
 			return -1
 		}
 		return st.LogVersion
@@ -268,10 +254,10 @@ func TestUpdateFromPreviousRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
-	second := uploadTo(t, c.HTTP(2), clip, opts)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
+	second := e2e.Upload(t, c.HTTP(2), clip, opts)
 	var j httpapi.JobView
-	getJSON(c.HTTP(0)+"/api/v1/jobs/"+first, &j)
+	e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+first, &j)
 	t.Logf("updated; first job %s %.0f%%", j.State, 100*j.Progress)
 	nodetest.WaitFor(t, 30*time.Second, "the newest log version everywhere", func() bool {
 		return logVersion(0) == cluster.CommandVersion && logVersion(1) == cluster.CommandVersion && logVersion(2) == cluster.CommandVersion
@@ -280,7 +266,7 @@ func TestUpdateFromPreviousRelease(t *testing.T) {
 		var j httpapi.JobView
 		nodetest.WaitFor(t, 5*time.Minute, "job "+id+" done", func() bool {
 			j = httpapi.JobView{}
-			if getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) != nil {
+			if e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) != nil {
 				return false
 			}
 			if j.State.Terminal() && j.State != cluster.JobDone {
@@ -295,14 +281,14 @@ func TestUpdateFromPreviousRelease(t *testing.T) {
 		for _, u := range urls {
 			want := ""
 			for i := range 3 {
-				nodetest.WaitFor(t, 30*time.Second, "the job on "+c.name(i), func() bool {
+				nodetest.WaitFor(t, 30*time.Second, "the job on "+c.Name(i), func() bool {
 					var jj httpapi.JobView
-					return getJSON(c.HTTP(i)+"/api/v1/jobs/"+id, &jj) == nil && jj.State == cluster.JobDone
+					return e2e.GetJSON(c.HTTP(i)+"/api/v1/jobs/"+id, &jj) == nil && jj.State == cluster.JobDone
 				})
-				if got := fetchSum(t, c.HTTP(i)+u); want == "" {
+				if got := e2e.FetchSum(t, c.HTTP(i)+u); want == "" {
 					want = got
 				} else if got != want {
-					t.Fatalf("%s serves %s differently", c.name(i), u)
+					t.Fatalf("%s serves %s differently", c.Name(i), u)
 				}
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/transcoder/confine"
 )
@@ -108,16 +109,14 @@ func TestNodeConfinesMediaTools(t *testing.T) {
 		}
 	}()
 	src := filepath.Join(t.TempDir(), "clip.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=4",
-		"-f", "lavfi", "-i", "sine=duration=4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	nodetest.AVClip(t, src, "320x240", 4)
 
-	start := func(first int, extra ...string) (string, *logs) {
+	start := func(first int, extra ...string) (string, *e2e.Logs) {
 		dir := t.TempDir()
-		key := filepath.Join(dir, "cluster.key") // newCluster writes it
+		key := filepath.Join(dir, "cluster.key") // e2e.New writes it
 		raftDB := filepath.Join(dir, "data", "gosty-0", "raft", "raft.db")
 		env := []string{spySecretsEnv + "=" + key + "," + raftDB, spyDialEnv + "=" + ln.Addr().String(), spyRealEnv + "=" + realProbe}
-		c, l := newCluster(t, clusterOpts{subnet: 109, first: first, size: 1, fast: true, dir: dir, env: env},
+		c := e2e.New(t, e2e.Opts{Subnet: 109, First: first, Size: 1, Fast: true, Dir: dir, Env: env},
 			append([]string{"--slots", "1", "--ffprobe", spy}, extra...)...)
 		if err := c.Start(0); err != nil {
 			t.Fatal(err)
@@ -126,12 +125,12 @@ func TestNodeConfinesMediaTools(t *testing.T) {
 		if _, err := os.Stat(raftDB); err != nil {
 			t.Fatalf("the node's raft.db is not where the spy looks: %v", err)
 		}
-		return c.HTTP(0), l
+		return c.HTTP(0), c.Logs
 	}
 
 	// Confined: the spy finds nothing, the job runs to the end.
 	base, l := start(1)
-	if l.count(`"msg":"media tools confined"`) != 1 {
+	if l.Count(`"msg":"media tools confined"`) != 1 {
 		t.Errorf("the node did not log its confinement once")
 	}
 	code, body := nodetest.Upload(t, base, src, "")
@@ -142,14 +141,14 @@ func TestNodeConfinesMediaTools(t *testing.T) {
 	if err := json.Unmarshal(body, &j); err != nil {
 		t.Fatal(err)
 	}
-	waitJobDone(t, base, "", j.ID)
+	e2e.WaitDone(t, 3*time.Minute, "", j.ID, base)
 	if n := accepts.Load(); n != 0 {
 		t.Fatalf("confined: the listener saw %d connections", n)
 	}
 
 	// The control: unconfined, the spy reads both files and connects.
 	base, l = start(11, "--confine-media=false")
-	if l.count("media tools run unconfined") != 1 {
+	if l.Count("media tools run unconfined") != 1 {
 		t.Errorf("the unconfined node did not warn once")
 	}
 	code, body = nodetest.Upload(t, base, src, "")

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -62,18 +64,6 @@ func fill(t *testing.T, path string, n int) {
 	}
 }
 
-type diskView struct {
-	Members []struct {
-		Name string `json:"name"`
-		Disk *struct {
-			FreeBytes    int64 `json:"free_bytes"`
-			SizeBytes    int64 `json:"size_bytes"`
-			ReserveBytes int64 `json:"reserve_bytes"`
-			Full         bool  `json:"full"`
-		} `json:"disk"`
-	} `json:"members"`
-}
-
 func wantInsufficientStorage(t *testing.T, what string, status int, body []byte) {
 	t.Helper()
 	var e struct {
@@ -112,11 +102,9 @@ func TestDiskFullRefusesCleanly(t *testing.T) {
 	}
 	vol := mountTmpfs(t, 64)
 	src := filepath.Join(t.TempDir(), "small.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=4",
-		"-f", "lavfi", "-i", "sine=duration=4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	nodetest.AVClip(t, src, "320x240", 4)
 
-	c, logs := newCluster(t, clusterOpts{subnet: 107, size: 1, fast: true, dir: vol},
+	c := e2e.New(t, e2e.Opts{Subnet: 107, Size: 1, Fast: true, Dir: vol},
 		"--slots", "1", "--disk-reserve", "8MiB", "--raft-reserve", "4MiB")
 	if err := c.Start(0); err != nil {
 		t.Fatal(err)
@@ -126,7 +114,7 @@ func TestDiskFullRefusesCleanly(t *testing.T) {
 	data := filepath.Join(vol, "data", "gosty-0")
 	tmp := filepath.Join(data, "blobs", "tmp")
 	uploads := filepath.Join(data, "uploads")
-	if logs.count(`"capped_to":`) == 0 {
+	if c.Logs.Count(`"capped_to":`) == 0 {
 		t.Fatal("the node did not cap --max-upload-bytes (64 GiB) to its 64 MiB volume")
 	}
 	fill(t, filepath.Join(vol, "other"), 20<<20)
@@ -197,8 +185,8 @@ func TestDiskFullRefusesCleanly(t *testing.T) {
 
 	// 5. The next small job is done.
 	nodetest.WaitReady(t, base, 5*time.Second)
-	id := uploadTo(t, base, src, `{"renditions":["240p"],"chunk_seconds":2}`)
-	j := waitJobDone(t, base, "", id)
+	id := e2e.Upload(t, base, src, `{"renditions":["240p"],"chunk_seconds":2}`)
+	j := e2e.WaitDone(t, 3*time.Minute, "", id, base)
 	if j.State != "done" {
 		t.Fatalf("small job after the refusals: %s %s", j.State, j.Error)
 	}
@@ -210,8 +198,8 @@ func TestDiskFullRefusesCleanly(t *testing.T) {
 // diskFull is "full" or "room" as the node's own member entry says, or ""
 // while it says nothing.
 func diskFull(base string) string {
-	var v diskView
-	if err := getJSON(base+"/api/v1/cluster", &v); err != nil || len(v.Members) == 0 || v.Members[0].Disk == nil {
+	var v httpapi.ClusterStatus
+	if err := e2e.GetJSON(base+"/api/v1/cluster", &v); err != nil || len(v.Members) == 0 || v.Members[0].Disk == nil {
 		return ""
 	}
 	if v.Members[0].Disk.Full {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gosty/gosty/cluster/peerlink"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -33,14 +34,6 @@ func peerHTTPClient(t testing.TB, key string) *http.Client {
 	tr := &http.Transport{DialTLSContext: l.Dialer(nil)}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
-}
-
-// podLog is everything pod i of a newTestCluster wrote so far.
-func podLog(c *localCluster, i int) string {
-	w := c.out(c.name(i)).(lockedWriter)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 func send(t *testing.T, hc *http.Client, method, url, auth string, body io.Reader) int {
@@ -71,7 +64,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}
 	dir := t.TempDir()
 	const (
-		clusterKey = "test-cluster-key" // written by newTestCluster
+		clusterKey = e2e.ClusterKey // written by e2e.New
 		gossipKey  = "gossip-secret-0123456789abcdef!!"
 		tokenA     = "api-token-alpha-5f3c9e"
 		tokenB     = "api-token-beta-77aa01"
@@ -80,7 +73,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	os.WriteFile(gk, []byte(base64.StdEncoding.EncodeToString([]byte(gossipKey))+"\n"), 0o600)
 	tf := filepath.Join(dir, "tokens")
 	os.WriteFile(tf, []byte(tokenA+"\n"+tokenB+"\n"), 0o600)
-	c := newTestCluster(t, 30, 1, "--log-level", "debug", "--gossip-key-file", gk, "--api-token-file", tf,
+	c := e2e.FastCluster(t, 30, 1, "--log-level", "debug", "--gossip-key-file", gk, "--api-token-file", tf,
 		"--playback", "signed")
 	if err := c.Start(0); err != nil {
 		t.Fatal(err)
@@ -155,7 +148,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		t.Errorf("stop: %v", err)
 	}
 
-	log := podLog(c, 0)
+	log := c.Log(0)
 	// The log is not vacuous: debug lines, the refusals and the stop are in it.
 	for _, want := range []string{`"level":"DEBUG"`, `"status":401`, `"status":403`, `"msg":"stopped"`, `"encrypted":true`} {
 		if !strings.Contains(log, want) {
@@ -193,17 +186,13 @@ func TestGossipWrongKeyNotAccepted(t *testing.T) {
 	wrong := filepath.Join(dir, "wrong.key")
 	os.WriteFile(right, []byte("0123456789abcdef0123456789abcdef"), 0o600)
 	os.WriteFile(wrong, []byte(base64.StdEncoding.EncodeToString([]byte("fedcba9876543210"))), 0o600)
-	c := newTestCluster(t, 31, 3)
-	base := slices.Clone(c.args)
-	withKey := func(k string) { c.args = append(slices.Clone(base), "--gossip-key-file", k) }
+	c := e2e.FastCluster(t, 31, 3)
+	base := slices.Clone(c.Args)
+	withKey := func(k string) { c.Args = append(slices.Clone(base), "--gossip-key-file", k) }
 
 	withKey(right)
-	for i := range 2 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	agree(t, c, []int{0, 1}, 2, 2)
+	c.StartAll(t, 2)
+	c.Agree(t, []int{0, 1}, 2, 2)
 
 	withKey(wrong)
 	if err := c.Start(2); err != nil {
@@ -211,7 +200,7 @@ func TestGossipWrongKeyNotAccepted(t *testing.T) {
 	}
 	names := func(i int) ([]string, error) {
 		var v httpapi.ClusterStatus
-		if err := getJSON(c.HTTP(i)+"/api/v1/cluster", &v); err != nil {
+		if err := e2e.GetJSON(c.HTTP(i)+"/api/v1/cluster", &v); err != nil {
 			return nil, err
 		}
 		var out []string
@@ -240,9 +229,9 @@ func TestGossipWrongKeyNotAccepted(t *testing.T) {
 			t.Fatalf("the node with the wrong gossip key sees %v", got)
 		}
 	}
-	log := podLog(c, 2)
+	log := c.Log(2)
 	if !strings.Contains(log, "join") {
-		t.Errorf("the outsider never tried to join:\n%s", tail(log, 4000))
+		t.Errorf("the outsider never tried to join:\n%s", e2e.Tail(log, 4000))
 	}
 
 	// The same node with the right key is a member at once.
@@ -251,8 +240,8 @@ func TestGossipWrongKeyNotAccepted(t *testing.T) {
 	if err := c.Start(2); err != nil {
 		t.Fatal(err)
 	}
-	v := agree(t, c, []int{0, 1, 2}, 3, 3)
-	t.Logf("with the right key: %s", summary(v))
+	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
+	t.Logf("with the right key: %s", e2e.Summary(v))
 }
 
 func TestClientTokenIsTheFirstOfTheFile(t *testing.T) {

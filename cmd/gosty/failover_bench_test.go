@@ -15,14 +15,15 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
 // attemptsSum adds up the assignment attempts of a job's chunks: it grows
 // by one with every new assignment of an encode task.
-func attemptsSum(c *localCluster, pod int, id string) (int, bool) {
-	var j failJob
-	if getJSON(c.HTTP(pod)+"/api/v1/jobs/"+id, &j) != nil {
+func attemptsSum(c *e2e.Cluster, pod int, id string) (int, bool) {
+	var j httpapi.JobView
+	if e2e.GetJSON(c.HTTP(pod)+"/api/v1/jobs/"+id, &j) != nil {
 		return 0, false
 	}
 	n := 0
@@ -84,11 +85,7 @@ func BenchmarkFailover(b *testing.B) {
 	writeSection(b, "30-failover.md", buf.Bytes())
 }
 
-func medianDur(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2].Round(10 * time.Millisecond)
-}
+func medianDur(ds []time.Duration) time.Duration { return e2e.Median(ds).Round(10 * time.Millisecond) }
 
 func maxDur(ds []time.Duration) time.Duration { return slices.Max(ds).Round(10 * time.Millisecond) }
 
@@ -112,19 +109,15 @@ func envInt(name string, def int) int {
 // until the cluster assigned a task again (or the victim's chunk to another
 // node), and whether that was measured.
 func failoverOnce(b *testing.B, subnet, first int, leader bool) (time.Duration, bool) {
-	c, _ := newCluster(b, clusterOpts{subnet: subnet, first: first, size: 3, fast: true}, "--slots", "1", "--drain-timeout", "5s")
+	c := e2e.New(b, e2e.Opts{Subnet: subnet, First: first, Size: 3, Fast: true}, "--slots", "1", "--drain-timeout", "5s")
 	defer func() { // each run's processes go now, not at the end of the benchmark
 		for _, i := range c.Running() {
 			c.Kill(i)
 		}
 	}()
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			b.Fatal(err)
-		}
-	}
-	v := agree(b, c, []int{0, 1, 2}, 3, 3)
-	lead := podOf(c, v.Leader)
+	c.StartAll(b, 3)
+	v := c.Agree(b, []int{0, 1, 2}, 3, 3)
+	lead := c.Ordinal(v.Leader)
 	origin := lead
 	if leader {
 		origin = (lead + 1) % 3
@@ -139,12 +132,12 @@ func failoverOnce(b *testing.B, subnet, first int, leader bool) (time.Duration, 
 	}
 	src := nodetest.GenClip(b, filepath.Join(b.TempDir(), "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=24",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
-	id := uploadTo(b, c.HTTP(origin), src, `{"chunk_seconds":2,"preset":"medium"}`)
-	vname := c.name(victim)
+	id := e2e.Upload(b, c.HTTP(origin), src, `{"chunk_seconds":2,"preset":"medium"}`)
+	vname := c.Name(victim)
 	nodetest.WaitFor(b, 2*time.Minute, "mid-job with work on the victim", func() bool {
-		var j failJob
-		getJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &j)
-		return j.State == "transcoding" && j.encoded() >= 1 && j.runningOn(vname)
+		var j httpapi.JobView
+		e2e.GetJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &j)
+		return j.State == "transcoding" && e2e.Encoded(j) >= 1 && e2e.RunningOn(j, vname)
 	})
 	if leader {
 		before, _ := attemptsSum(c, observer, id)
@@ -158,8 +151,8 @@ func failoverOnce(b *testing.B, subnet, first int, leader bool) (time.Duration, 
 	}
 	// The chunks the victim runs right before it dies, and their attempts
 	// (read from the leader, which the job was submitted to).
-	var j failJob
-	if err := getJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &j); err != nil {
+	var j httpapi.JobView
+	if err := e2e.GetJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &j); err != nil {
 		b.Fatal(err)
 	}
 	mine := map[int]int{}
@@ -175,8 +168,8 @@ func failoverOnce(b *testing.B, subnet, first int, leader bool) (time.Duration, 
 	}
 	valid := true
 	nodetest.WaitFor(b, time.Minute, "the victim's chunk assigned elsewhere", func() bool {
-		var cur failJob
-		if getJSON(c.HTTP(observer)+"/api/v1/jobs/"+id, &cur) != nil {
+		var cur httpapi.JobView
+		if e2e.GetJSON(c.HTTP(observer)+"/api/v1/jobs/"+id, &cur) != nil {
 			return false
 		}
 		for _, ch := range cur.Chunks {
@@ -221,41 +214,31 @@ type restartTimes struct {
 // cluster takes to elect a leader, run the job's work again, commit new
 // progress and finish.
 func restartOnce(b *testing.B, subnet, first int) restartTimes {
-	c, _ := newCluster(b, clusterOpts{subnet: subnet, first: first, size: 3, fast: true}, "--slots", "1", "--drain-timeout", "5s")
+	c := e2e.New(b, e2e.Opts{Subnet: subnet, First: first, Size: 3, Fast: true}, "--slots", "1", "--drain-timeout", "5s")
 	defer func() {
 		for _, i := range c.Running() {
 			c.Kill(i)
 		}
 	}()
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			b.Fatal(err)
-		}
-	}
-	agree(b, c, []int{0, 1, 2}, 3, 3)
+	c.StartAll(b, 3)
+	c.Agree(b, []int{0, 1, 2}, 3, 3)
 	src := nodetest.GenClip(b, filepath.Join(b.TempDir(), "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=24",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
-	id := uploadTo(b, c.HTTP(1), src, `{"chunk_seconds":2,"preset":"medium"}`)
+	id := e2e.Upload(b, c.HTTP(1), src, `{"chunk_seconds":2,"preset":"medium"}`)
 	nodetest.WaitFor(b, 2*time.Minute, "mid-job", func() bool {
-		var j failJob
-		getJSON(c.HTTP(1)+"/api/v1/jobs/"+id, &j)
-		return j.State == "transcoding" && j.encoded() >= 1 && j.encoded() < len(j.Chunks)-3
+		var j httpapi.JobView
+		e2e.GetJSON(c.HTTP(1)+"/api/v1/jobs/"+id, &j)
+		return j.State == "transcoding" && e2e.Encoded(j) >= 1 && e2e.Encoded(j) < len(j.Chunks)-3
 	})
 	// All at once: signal every process, then reap them.
-	c.mu.Lock()
-	for _, p := range c.procs {
-		p.Process.Signal(syscall.SIGKILL)
+	for _, i := range c.Running() {
+		c.Signal(i, syscall.SIGKILL)
 	}
-	c.mu.Unlock()
 	for i := range 3 {
 		c.Kill(i)
 	}
 	killed := time.Now()
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			b.Fatal(err)
-		}
-	}
+	c.StartAll(b, 3)
 	restarted := time.Now()
 	var t restartTimes
 	nodetest.WaitFor(b, 2*time.Minute, "the job resumed", func() bool {
@@ -264,7 +247,7 @@ func restartOnce(b *testing.B, subnet, first int) restartTimes {
 			var views [3]httpapi.ClusterStatus
 			same := true
 			for i := range 3 {
-				same = same && getJSON(c.HTTP(i)+"/api/v1/cluster", &views[i]) == nil && views[i].Leader != "" && views[i].Leader == views[0].Leader
+				same = same && e2e.GetJSON(c.HTTP(i)+"/api/v1/cluster", &views[i]) == nil && views[i].Leader != "" && views[i].Leader == views[0].Leader
 			}
 			if same {
 				t.leader = since
@@ -277,7 +260,7 @@ func restartOnce(b *testing.B, subnet, first int) restartTimes {
 			var j struct {
 				UpdatedAt time.Time `json:"updated_at"`
 			}
-			if t.committed == 0 && getJSON(c.HTTP(i)+"/api/v1/jobs/"+id, &j) == nil && j.UpdatedAt.After(killed) {
+			if t.committed == 0 && e2e.GetJSON(c.HTTP(i)+"/api/v1/jobs/"+id, &j) == nil && j.UpdatedAt.After(killed) {
 				t.committed = since
 			}
 		}

@@ -11,52 +11,14 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
-type failJob struct {
-	State, Error string
-	Chunks       []struct {
-		Index     int    `json:"index"`
-		EncodedBy string `json:"encoded_by"`
-		RunningOn string `json:"running_on"`
-		Attempts  int    `json:"attempts"`
-		Encoded   int64  `json:"encoded_bytes"`
-	}
-	Outputs struct {
-		HLS string `json:"hls"`
-	}
-}
-
-// runningOn reports whether some chunk is being encoded on node.
-func (j failJob) runningOn(node string) bool {
-	for _, c := range j.Chunks {
-		if c.RunningOn == node {
-			return true
-		}
-	}
-	return false
-}
-
-func (j failJob) encoded() int {
-	n := 0
-	for _, c := range j.Chunks {
-		if c.EncodedBy != "" {
-			n++
-		}
-	}
-	return n
-}
-
 // tasksOn is how many tasks the cluster has assigned to a node.
-func tasksOn(c *localCluster, pod int, name string) int {
-	var v struct {
-		Members []struct {
-			Name        string `json:"name"`
-			TasksActive int    `json:"tasks_active"`
-		} `json:"members"`
-	}
-	if getJSON(c.HTTP(pod)+"/api/v1/cluster", &v) != nil {
+func tasksOn(c *e2e.Cluster, pod int, name string) int {
+	v, err := c.Status(pod)
+	if err != nil {
 		return 0
 	}
 	for _, m := range v.Members {
@@ -67,59 +29,38 @@ func tasksOn(c *localCluster, pod int, name string) int {
 	return 0
 }
 
-func podOf(c *localCluster, name string) int {
-	i, _ := strconv.Atoi(strings.TrimPrefix(name, c.prefix+"-"))
-	return i
-}
-
 // failoverSetup starts three nodes and submits a job long enough to kill
 // something in the middle of it.
-func failoverSetup(t *testing.T, subnet int, submitTo func(leader int) int) (*localCluster, int, string, int) {
+func failoverSetup(t *testing.T, subnet int, submitTo func(leader int) int) (*e2e.Cluster, int, string, int) {
 	t.Helper()
-	c := newTestCluster(t, subnet, 3, "--slots", "1", "--drain-timeout", "5s")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v := agree(t, c, []int{0, 1, 2}, 3, 3)
-	leader := podOf(c, v.Leader)
+	c := e2e.FastCluster(t, subnet, 3, "--slots", "1", "--drain-timeout", "5s")
+	c.StartAll(t, 3)
+	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
+	leader := c.Ordinal(v.Leader)
 	src := filepath.Join(t.TempDir(), "clip.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=24",
-		"-f", "lavfi", "-i", "sine=duration=24", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	nodetest.AVClip(t, src, "640x360", 24)
 	origin := submitTo(leader)
-	id := uploadTo(t, c.HTTP(origin), src, `{"chunk_seconds":2,"preset":"medium"}`)
+	id := e2e.Upload(t, c.HTTP(origin), src, `{"chunk_seconds":2,"preset":"medium"}`)
 	return c, leader, id, origin
 }
 
-func waitJobOn(t testing.TB, c *localCluster, pods []int, id string) failJob {
+func waitJobOn(t testing.TB, c *e2e.Cluster, pods []int, id string) httpapi.JobView {
 	t.Helper()
-	var j failJob
-	nodetest.WaitFor(t, 4*time.Minute, "job to finish", func() bool {
-		for _, p := range pods {
-			var cur failJob // fresh each time: omitted fields must not linger
-			if getJSON(c.HTTP(p)+"/api/v1/jobs/"+id, &cur) == nil {
-				j = cur
-				return j.State == "done" || j.State == "failed"
-			}
-		}
-		return false
-	})
-	if j.State != "done" {
-		t.Fatalf("job ended %s: %s", j.State, j.Error)
+	bases := make([]string, len(pods))
+	for k, p := range pods {
+		bases[k] = c.HTTP(p)
 	}
-	return j
+	return e2e.WaitDone(t, 4*time.Minute, "", id, bases...)
 }
 
-func checkPlayable(t *testing.T, base string, j failJob) {
+func checkPlayable(t *testing.T, base string, j httpapi.JobView) {
 	t.Helper()
 	checkPlayableDuration(t, base, j, 24)
 }
 
 // checkPlayableDuration checks the HLS output opens through base and lasts
 // secs, and that every chunk has one recorded encode.
-func checkPlayableDuration(t *testing.T, base string, j failJob, secs float64) {
+func checkPlayableDuration(t *testing.T, base string, j httpapi.JobView, secs float64) {
 	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-protocol_whitelist", "http,tcp",
 		"-show_entries", "format=duration", "-of", "csv=p=0", base+j.Outputs.HLS).Output()
@@ -146,12 +87,10 @@ func TestKillWorkerMidJob(t *testing.T) {
 	}
 	c, leader, id, origin := failoverSetup(t, 12, func(leader int) int { return leader })
 	victim := (origin + 1) % 3
-	vname := c.name(victim)
-	nodetest.WaitFor(t, 2*time.Minute, vname+" encoding a chunk mid-job", func() bool {
-		var j failJob
-		getJSON(c.HTTP(leader)+"/api/v1/jobs/"+id, &j)
-		return j.State == "transcoding" && j.encoded() >= 1 && j.runningOn(vname)
-	})
+	vname := c.Name(victim)
+	e2e.WaitJob(t, 2*time.Minute, vname+" encoding a chunk mid-job", "", id, func(j httpapi.JobView) bool {
+		return j.State == "transcoding" && e2e.Encoded(j) >= 1 && e2e.RunningOn(j, vname)
+	}, c.HTTP(leader))
 	c.Kill(victim)
 	killed := time.Now()
 	survivors := []int{origin, 3 - origin - victim}
@@ -179,12 +118,10 @@ func TestKillLeaderMidJob(t *testing.T) {
 		t.Skip("runs node processes and ffmpeg")
 	}
 	c, leader, id, origin := failoverSetup(t, 13, func(leader int) int { return (leader + 1) % 3 })
-	nodetest.WaitFor(t, 2*time.Minute, "the job mid-way", func() bool {
-		var j failJob
-		getJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &j)
-		return j.State == "transcoding" && j.encoded() >= 1
-	})
-	old := c.name(leader)
+	e2e.WaitJob(t, 2*time.Minute, "the job mid-way", "", id, func(j httpapi.JobView) bool {
+		return j.State == "transcoding" && e2e.Encoded(j) >= 1
+	}, c.HTTP(origin))
+	old := c.Name(leader)
 	c.Kill(leader)
 	killed := time.Now()
 	var survivors []int
@@ -193,10 +130,7 @@ func TestKillLeaderMidJob(t *testing.T) {
 			survivors = append(survivors, i)
 		}
 	}
-	nodetest.WaitFor(t, 15*time.Second, "a new leader", func() bool {
-		var v httpapi.ClusterStatus
-		return getJSON(c.HTTP(survivors[0])+"/api/v1/cluster", &v) == nil && v.Leader != "" && v.Leader != old
-	})
+	c.WaitNewLeader(t, survivors[0], old, 15*time.Second)
 	t.Logf("leader kill → new leader: %v", time.Since(killed).Round(10*time.Millisecond))
 	j := waitJobOn(t, c, survivors, id)
 	checkPlayable(t, c.HTTP(survivors[0]), j)
@@ -211,12 +145,10 @@ func TestPausedWorkerLateResultIgnored(t *testing.T) {
 	}
 	c, leader, id, origin := failoverSetup(t, 14, func(leader int) int { return leader })
 	victim := (origin + 1) % 3
-	vname := c.name(victim)
-	nodetest.WaitFor(t, 2*time.Minute, vname+" encoding a chunk mid-job", func() bool {
-		var j failJob
-		getJSON(c.HTTP(leader)+"/api/v1/jobs/"+id, &j)
-		return j.State == "transcoding" && j.runningOn(vname)
-	})
+	vname := c.Name(victim)
+	e2e.WaitJob(t, 2*time.Minute, vname+" encoding a chunk mid-job", "", id, func(j httpapi.JobView) bool {
+		return j.State == "transcoding" && e2e.RunningOn(j, vname)
+	}, c.HTTP(leader))
 	if err := c.Signal(victim, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -233,14 +165,14 @@ func TestPausedWorkerLateResultIgnored(t *testing.T) {
 	c.Signal(victim, syscall.SIGCONT)
 	resumed = true
 	// Back in the cluster, with nothing assigned: its stale run was dropped.
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	nodetest.WaitFor(t, 30*time.Second, vname+" idle", func() bool { return tasksOn(c, leader, vname) == 0 })
 	// Reads are local: the resumed node answers from its own log, which
 	// catches up from the leader after the pause.
-	var after failJob
+	var after httpapi.JobView
 	nodetest.WaitFor(t, 30*time.Second, vname+" caught up with the finished job", func() bool {
-		var j failJob
-		if getJSON(c.HTTP(victim)+"/api/v1/jobs/"+id, &j) != nil {
+		var j httpapi.JobView
+		if e2e.GetJSON(c.HTTP(victim)+"/api/v1/jobs/"+id, &j) != nil {
 			return false
 		}
 		after = j

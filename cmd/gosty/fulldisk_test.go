@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -29,7 +30,7 @@ func TestFullDiskMidUploadAndEncode(t *testing.T) {
 	base := t.TempDir()
 	vol := filepath.Join(base, "data", "gosty-2")
 	mountTmpfsAt(t, vol, 96) // before the cluster: unmounted after its processes die
-	c, logs := newCluster(t, clusterOpts{subnet: 108, size: 3, fast: true, dir: base},
+	c := e2e.New(t, e2e.Opts{Subnet: 108, Size: 3, Fast: true, Dir: base},
 		"--slots", "1", "--disk-reserve", "4MiB", "--raft-reserve", "4MiB")
 	all := []int{0, 1, 2}
 	for _, i := range all {
@@ -37,7 +38,7 @@ func TestFullDiskMidUploadAndEncode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	agree(t, c, all, 3, 3)
+	c.Agree(t, all, 3, 3)
 	dir := t.TempDir()
 	clip := nodetest.GenClip(t, filepath.Join(dir, "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=20",
 		"-f", "lavfi", "-i", "sine=duration=20", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
@@ -89,10 +90,10 @@ func TestFullDiskMidUploadAndEncode(t *testing.T) {
 
 	// 2. Mid-encode: a job spread over the three nodes; once it encodes,
 	// gosty-2's volume fills up to the last few KiB.
-	id := uploadTo(t, c.HTTP(0), clip, `{"renditions":["360p","240p"],"chunk_seconds":2,"preset":"medium"}`)
+	id := e2e.Upload(t, c.HTTP(0), clip, `{"renditions":["360p","240p"],"chunk_seconds":2,"preset":"medium"}`)
 	nodetest.WaitFor(t, 2*time.Minute, "the job to encode", func() bool {
 		var j httpapi.JobView
-		return getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "transcoding" || j.State == "packaging" || j.State == "done")
+		return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "transcoding" || j.State == "packaging" || j.State == "done")
 	})
 	fillUp(t, filler, volFree(t, vol)-64<<10)
 	nodetest.WaitFor(t, 30*time.Second, "gosty-2 to report its volume full", func() bool {
@@ -102,19 +103,19 @@ func TestFullDiskMidUploadAndEncode(t *testing.T) {
 	for _, i := range all { // done as every node sees it
 		waitJobOn(t, c, []int{i}, id)
 	}
-	t.Logf("gosty-2 logged %d failed tasks while full", logs.count(`"msg":"task failed","node":"gosty-2"`))
+	t.Logf("gosty-2 logged %d failed tasks while full", c.Logs.Count(`"msg":"task failed","node":"gosty-2"`))
 	var view httpapi.JobView
-	if err := getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &view); err != nil {
+	if err := e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &view); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{}
 	for _, u := range publishedFiles(t, c.HTTP(0), view) {
-		want[u] = fetchSum(t, c.HTTP(0)+u)
+		want[u] = e2e.FetchSum(t, c.HTTP(0)+u)
 	}
 	for _, i := range all[1:] {
 		for u, sum := range want {
-			if got := fetchSum(t, c.HTTP(i)+u); got != sum {
-				t.Fatalf("%s served %s with other bytes", c.name(i), u)
+			if got := e2e.FetchSum(t, c.HTTP(i)+u); got != sum {
+				t.Fatalf("%s served %s with other bytes", c.Name(i), u)
 			}
 		}
 	}
@@ -127,7 +128,7 @@ func TestFullDiskMidUploadAndEncode(t *testing.T) {
 	nodetest.WaitFor(t, 30*time.Second, "gosty-2 to report room again", func() bool {
 		return memberDisk(c.HTTP(0), "gosty-2") == "room"
 	})
-	next := uploadTo(t, c.HTTP(2), small, `{"renditions":["180p@300k"],"chunk_seconds":2}`)
+	next := e2e.Upload(t, c.HTTP(2), small, `{"renditions":["180p@300k"],"chunk_seconds":2}`)
 	if j := waitJobOn(t, c, all, next); j.State != "done" {
 		t.Fatalf("the next small job through gosty-2: %s", j.State)
 	}
@@ -137,8 +138,8 @@ func TestFullDiskMidUploadAndEncode(t *testing.T) {
 // memberDisk is "full" or "room" as the node at base sees member name's
 // volume, or "" while it says nothing of it.
 func memberDisk(base, name string) string {
-	var v diskView
-	if getJSON(base+"/api/v1/cluster", &v) != nil {
+	var v httpapi.ClusterStatus
+	if e2e.GetJSON(base+"/api/v1/cluster", &v) != nil {
 		return ""
 	}
 	for _, m := range v.Members {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/transcoder"
 	"github.com/gosty/gosty/transcoder/synthetic"
@@ -44,7 +45,7 @@ func BenchmarkHistory(b *testing.B) {
 	if testing.Short() {
 		finished, active = 2000, 50
 	}
-	bin := buildSynthetic(b)
+	bin := e2e.Binary(b, "gostysynthetic")
 	dir := b.TempDir()
 	data := filepath.Join(dir, "gosty-0")
 	ip := "127.0.93.1"
@@ -54,9 +55,9 @@ func BenchmarkHistory(b *testing.B) {
 		finished, active, h.commands, h.entries, h.took.Round(time.Second), h.cmdRate(), float64(h.entries)/h.took.Seconds())
 
 	// Restart: a node process on the data dir.
-	c, _ := newCluster(b, clusterOpts{subnet: 93, size: 1, bin: bin, dir: dir,
-		env: []string{"GOSTY_SYNTHETIC_ENCODER=0.5"}}, "--slots", "2")
-	c.dir = dir
+	c := e2e.New(b, e2e.Opts{Subnet: 93, Size: 1, Bin: bin, Dir: dir,
+		Env: []string{"GOSTY_SYNTHETIC_ENCODER=0.5"}}, "--slots", "2")
+	c.Root = dir
 	start := time.Now()
 	if err := c.Start(0); err != nil {
 		b.Fatal(err)
@@ -72,9 +73,7 @@ func BenchmarkHistory(b *testing.B) {
 	healthy = time.Since(start)
 	nodetest.WaitReady(b, c.HTTP(0), 3*time.Minute)
 	ready := time.Since(start)
-	c.mu.Lock()
-	pid := c.procs[0].Process.Pid
-	c.mu.Unlock()
+	pid := c.Pid(0)
 	b.Logf("restart: /healthz after %v, ready after %v", healthy.Round(time.Millisecond), ready.Round(time.Millisecond))
 
 	// Lists under the load of the active jobs.
@@ -528,8 +527,8 @@ func runAlone(b *testing.B, bin, dir string, short, long int) aloneResult {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		b.Fatal(err)
 	}
-	c, _ := newCluster(b, clusterOpts{subnet: 94, size: 1, bin: bin, dir: dir,
-		env: []string{"GOSTY_SYNTHETIC_ENCODER=0.02"}}, "--slots", "2")
+	c := e2e.New(b, e2e.Opts{Subnet: 94, Size: 1, Bin: bin, Dir: dir,
+		Env: []string{"GOSTY_SYNTHETIC_ENCODER=0.02"}}, "--slots", "2")
 	if err := c.Start(0); err != nil {
 		b.Fatal(err)
 	}
@@ -547,11 +546,11 @@ func runAlone(b *testing.B, bin, dir string, short, long int) aloneResult {
 		for _, id := range ids {
 			nodetest.WaitFor(b, 10*time.Minute, "job "+id, func() bool {
 				var j struct{ State string }
-				return getJSON(base+"/api/v1/jobs/"+id, &j) == nil && j.State == "done"
+				return e2e.GetJSON(base+"/api/v1/jobs/"+id, &j) == nil && j.State == "done"
 			})
 		}
 	}
-	waitDone(uploadTo(b, base, src, ""))
+	waitDone(e2e.Upload(b, base, src, ""))
 	var r aloneResult
 	e1, c1 := metricValue(base, "gosty_raft_applied_index"), metricValue(base, "gosty_log_commands_applied_total")
 	r.entries, r.commands = int64(e1-e0), int64(c1-c0)
@@ -566,14 +565,14 @@ func runAlone(b *testing.B, bin, dir string, short, long int) aloneResult {
 		if err := os.WriteFile(p, synthetic.Source{Duration: d, Width: 1280, Height: 720, FPS: 25, BitRate: 3_000_000, Audio: true, Name: p}.Bytes(), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		ids = append(ids, uploadTo(b, base, p, ""))
+		ids = append(ids, e2e.Upload(b, base, p, ""))
 	}
 	waitDone(ids...)
 	r.jobs = 1 + short + long
 	if err := c.Stop(0, time.Minute); err != nil {
 		b.Fatal(err)
 	}
-	snap := newestSnapshot(b, filepath.Join(c.dir, c.name(0)))
+	snap := newestSnapshot(b, filepath.Join(c.DataDir(0)))
 	fi, err := os.Stat(snap)
 	if err != nil {
 		b.Fatal(err)

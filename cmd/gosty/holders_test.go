@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -31,26 +32,21 @@ func TestDamagedAndWipedCopies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
 	}
-	c := newTestCluster(t, 104, 3, "--slots", "1", "--replicas", "2", "--gc-grace", "2s", "--gc-interval", "1s",
+	c := e2e.FastCluster(t, 104, 3, "--slots", "1", "--replicas", "2", "--gc-grace", "2s", "--gc-interval", "1s",
 		"--scrub-interval", "3s", "--preset", "ultrafast")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
-	clip := nodetest.GenClip(t, filepath.Join(t.TempDir(), "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
-		"-f", "lavfi", "-i", "sine=duration=6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
-	id := uploadTo(t, c.HTTP(0), clip, `{"renditions":["180p@300k","144p@200k"],"chunk_seconds":2}`)
+	c.StartAll(t, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
+	clip := nodetest.AVClip(t, filepath.Join(t.TempDir(), "clip.mp4"), "320x180", 6)
+	id := e2e.Upload(t, c.HTTP(0), clip, `{"renditions":["180p@300k","144p@200k"],"chunk_seconds":2}`)
 	var j httpapi.JobView
 	nodetest.WaitFor(t, 2*time.Minute, "the job done", func() bool {
 		j = httpapi.JobView{}
-		return getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && j.State == "done"
+		return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && j.State == "done"
 	})
 	files := publishedFiles(t, c.HTTP(0), j)
 	want := map[string]string{}
 	for _, u := range files {
-		want[u] = fetchSum(t, c.HTTP(0)+u)
+		want[u] = e2e.FetchSum(t, c.HTTP(0)+u)
 	}
 	underReplicated := func(i int) float64 { return metricValue(c.HTTP(i), "gosty_blobs_under_replicated") }
 	// settled: two good copies on disk of the source and of every file (the
@@ -88,7 +84,7 @@ func TestDamagedAndWipedCopies(t *testing.T) {
 	}
 	wiped, killed := (dmg+1)%3, (dmg+2)%3
 	flipped := 0
-	filepath.WalkDir(filepath.Join(c.dir, c.name(dmg), "blobs"), func(p string, d os.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(c.DataDir(dmg), "blobs"), func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || len(d.Name()) != 64 {
 			return nil
 		}
@@ -107,34 +103,34 @@ func TestDamagedAndWipedCopies(t *testing.T) {
 		t.Fatal("no node holds a blob")
 	}
 	for u, sum := range want {
-		if got := fetchSum(t, c.HTTP(dmg)+u); got != sum {
-			t.Fatalf("%s served %s damaged", c.name(dmg), u)
+		if got := e2e.FetchSum(t, c.HTTP(dmg)+u); got != sum {
+			t.Fatalf("%s served %s damaged", c.Name(dmg), u)
 		}
 	}
 	if metricValue(c.HTTP(dmg), "gosty_blobs_damaged_total") <= 0 {
-		t.Fatalf("%s found no damaged copy", c.name(dmg))
+		t.Fatalf("%s found no damaged copy", c.Name(dmg))
 	}
 	nodetest.WaitFor(t, time.Minute, "the scrub to clear the damaged copies", func() bool {
-		return damagedFiles(t, filepath.Join(c.dir, c.name(dmg), "blobs")) == 0
+		return damagedFiles(t, filepath.Join(c.DataDir(dmg), "blobs")) == 0
 	})
 	settled("two good copies again")
 
 	// Wiped: a node comes back at once under its name with an empty disk.
 	c.Kill(wiped)
-	if err := os.RemoveAll(filepath.Join(c.dir, c.name(wiped))); err != nil {
+	if err := os.RemoveAll(filepath.Join(c.DataDir(wiped))); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Start(wiped); err != nil {
 		t.Fatal(err)
 	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	settled("copies made again after the rebirth")
 	// Another node dies: one good copy of everything is left.
 	c.Kill(killed)
 	for _, i := range []int{dmg, wiped} {
 		for u, sum := range want {
-			if got := fetchSum(t, c.HTTP(i)+u); got != sum {
-				t.Fatalf("%s served %s with other bytes after the deaths", c.name(i), u)
+			if got := e2e.FetchSum(t, c.HTTP(i)+u); got != sum {
+				t.Fatalf("%s served %s with other bytes after the deaths", c.Name(i), u)
 			}
 		}
 	}
@@ -183,13 +179,13 @@ func publishedFiles(t *testing.T, base string, j httpapi.JobView) []string {
 
 // goodCopies counts the nodes (of pods; none: the first three) whose blob
 // store has a copy of hash with the right content.
-func goodCopies(c *localCluster, hash string, pods ...int) int {
+func goodCopies(c *e2e.Cluster, hash string, pods ...int) int {
 	if len(pods) == 0 {
 		pods = []int{0, 1, 2}
 	}
 	n := 0
 	for _, i := range pods {
-		b, err := os.ReadFile(filepath.Join(c.dir, c.name(i), "blobs", hash[:2], hash))
+		b, err := os.ReadFile(filepath.Join(c.DataDir(i), "blobs", hash[:2], hash))
 		if err != nil {
 			continue
 		}

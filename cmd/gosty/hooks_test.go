@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/node/webhook"
 )
@@ -71,15 +72,6 @@ func (h *hookReceiver) counts() (seen int, acked []string, invalid []string) {
 	return h.seen, append([]string(nil), h.acked...), append([]string(nil), h.invalid...)
 }
 
-type hookJob struct {
-	State   string `json:"state"`
-	Webhook *struct {
-		State     string `json:"state"`
-		Attempts  int    `json:"attempts"`
-		LastError string `json:"last_error"`
-	} `json:"webhook"`
-}
-
 // TestWebhookExactlyOnceAcrossLeaderKill: a job with a callback finishes
 // while the receiver answers 503, the leader is SIGKILLed with the delivery
 // still pending, then the receiver accepts: it acknowledges exactly one
@@ -104,14 +96,10 @@ func TestWebhookExactlyOnceAcrossLeaderKill(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	c := newTestCluster(t, 71, 3, "--slots", "2", "--webhook-allow", "127.0.71.200", "--webhook-key-file", keyFile)
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v := agree(t, c, []int{0, 1, 2}, 3, 3)
-	leader := podOf(c, v.Leader)
+	c := e2e.FastCluster(t, 71, 3, "--slots", "2", "--webhook-allow", "127.0.71.200", "--webhook-key-file", keyFile)
+	c.StartAll(t, 3)
+	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
+	leader := c.Ordinal(v.Leader)
 	follower := (leader + 1) % 3
 
 	src := filepath.Join(dir, "clip.mp4")
@@ -125,13 +113,13 @@ func TestWebhookExactlyOnceAcrossLeaderKill(t *testing.T) {
 	}
 
 	hook := fmt.Sprintf("http://%s/hook", ln.Addr())
-	id := uploadTo(t, c.HTTP(follower), src, fmt.Sprintf(`{"renditions":["180p@300k"],"chunk_seconds":2,"callback_url":%q}`, hook))
+	id := e2e.Upload(t, c.HTTP(follower), src, fmt.Sprintf(`{"renditions":["180p@300k"],"chunk_seconds":2,"callback_url":%q}`, hook))
 	nodetest.WaitFor(t, 90*time.Second, "the job done with a refused delivery", func() bool {
-		var j hookJob
-		return getJSON(c.HTTP(follower)+"/api/v1/jobs/"+id, &j) == nil && j.State == "done" &&
+		var j httpapi.JobView
+		return e2e.GetJSON(c.HTTP(follower)+"/api/v1/jobs/"+id, &j) == nil && j.State == "done" &&
 			j.Webhook != nil && j.Webhook.State == "pending" && j.Webhook.Attempts >= 1
 	})
-	old := c.name(leader)
+	old := c.Name(leader)
 	c.Kill(leader)
 	var survivors []int
 	for i := range 3 {
@@ -139,15 +127,12 @@ func TestWebhookExactlyOnceAcrossLeaderKill(t *testing.T) {
 			survivors = append(survivors, i)
 		}
 	}
-	nodetest.WaitFor(t, 15*time.Second, "a new leader", func() bool {
-		var v httpapi.ClusterStatus
-		return getJSON(c.HTTP(survivors[0])+"/api/v1/cluster", &v) == nil && v.Leader != "" && v.Leader != old
-	})
+	c.WaitNewLeader(t, survivors[0], old, 15*time.Second)
 	recv.accept.Store(true)
-	var final hookJob
+	var final httpapi.JobView
 	nodetest.WaitFor(t, 45*time.Second, "the delivery recorded", func() bool {
-		final = hookJob{}
-		return getJSON(c.HTTP(survivors[0])+"/api/v1/jobs/"+id, &final) == nil &&
+		final = httpapi.JobView{}
+		return e2e.GetJSON(c.HTTP(survivors[0])+"/api/v1/jobs/"+id, &final) == nil &&
 			final.Webhook != nil && final.Webhook.State == "delivered"
 	})
 	time.Sleep(3 * time.Second) // room for a duplicate to show up

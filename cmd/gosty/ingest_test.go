@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -59,56 +61,33 @@ func TestCLISubmitURL(t *testing.T) {
 		}
 	}()
 
-	c := newTestCluster(t, 118, 2, "--preset", "ultrafast", "--ingest-allow", ln.Addr().String())
-	for i := range 2 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	agree(t, c, []int{0, 1}, 2, 2)
+	c := e2e.FastCluster(t, 118, 2, "--preset", "ultrafast", "--ingest-allow", ln.Addr().String())
+	c.StartAll(t, 2)
+	c.Agree(t, []int{0, 1}, 2, 2)
 	// URL ingest is written from log version 3 on (409 before).
 	for i := range 2 {
 		nodetest.WaitFor(t, 30*time.Second, "log version 3", func() bool {
-			var st struct {
-				LogVersion int `json:"log_version"`
-			}
-			return getJSON(c.HTTP(i)+"/api/v1/cluster", &st) == nil && st.LogVersion >= cluster.LogV3
+			st, err := c.Status(i)
+			return err == nil && st.LogVersion >= cluster.LogV3
 		})
 	}
 
-	body := `{"source_url":"http://` + ln.Addr().String() + `/gated/clip.mp4"}`
-	resp, err := http.Post(c.HTTP(1)+"/api/v1/jobs", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	code, j := e2e.SubmitURL(t, c.HTTP(1), "http://"+ln.Addr().String()+"/gated/clip.mp4")
+	if code != http.StatusAccepted || j.State != "ingesting" {
+		t.Fatalf("URL submit: %d %+v", code, j)
 	}
-	var j struct {
-		ID       string  `json:"id"`
-		State    string  `json:"state"`
-		Progress float64 `json:"progress"`
-		Error    string  `json:"error"`
-	}
-	json.NewDecoder(resp.Body).Decode(&j)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted || j.State != "ingesting" {
-		t.Fatalf("URL submit: %d %+v", resp.StatusCode, j)
-	}
-	nodetest.WaitFor(t, 20*time.Second, "the other node to show the fetch's progress", func() bool {
-		return getJSON(c.HTTP(0)+"/api/v1/jobs/"+j.ID, &j) == nil && j.State == "ingesting" && j.Progress > 0.3 && j.Progress < 0.7
-	})
+	e2e.WaitJob(t, 20*time.Second, "the other node to show the fetch's progress", "", j.ID, func(j httpapi.JobView) bool {
+		return j.State == "ingesting" && j.Progress > 0.3 && j.Progress < 0.7
+	}, c.HTTP(0))
 	close(gate)
-	nodetest.WaitFor(t, 2*time.Minute, "the ingested job to finish", func() bool {
-		return getJSON(c.HTTP(0)+"/api/v1/jobs/"+j.ID, &j) == nil && (j.State == "done" || j.State == "failed")
-	})
-	if j.State != "done" {
-		t.Fatalf("ingested job: %s (%s)", j.State, j.Error)
-	}
+	e2e.WaitDone(t, 2*time.Minute, "", j.ID, c.HTTP(0))
 
 	stdout, stderr, code := gosty(t, "submit", "--server", c.HTTP(0), "--wait", "--output", "json",
 		"--url", "http://"+ln.Addr().String()+"/in/clip.mp4")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
-	var out submitOutput
+	var out httpapi.JobList
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Jobs) != 1 {
 		t.Fatalf("stdout: %v\n%s", err, stdout)
 	}

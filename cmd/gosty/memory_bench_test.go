@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -31,17 +32,15 @@ func BenchmarkMemory(b *testing.B) {
 	if testing.Short() {
 		size, runs, settle = 64<<20, 1, time.Second
 	}
-	bin := buildGosty(b)
-	c, _ := newCluster(b, clusterOpts{subnet: 47, size: 1, bin: bin})
+	bin := e2e.Binary(b)
+	c := e2e.New(b, e2e.Opts{Subnet: 47, Size: 1, Bin: bin})
 	if err := c.Start(0); err != nil {
 		b.Fatal(err)
 	}
 	started := time.Now()
 	nodetest.WaitReady(b, c.HTTP(0), 60*time.Second)
 	b.Logf("ready after %v", time.Since(started).Round(10*time.Millisecond))
-	c.mu.Lock()
-	pid := c.procs[0].Process.Pid
-	c.mu.Unlock()
+	pid := c.Pid(0)
 
 	// Idle: a few seconds after it is ready, nothing to do.
 	time.Sleep(settle)
@@ -63,7 +62,7 @@ func BenchmarkMemory(b *testing.B) {
 
 		resetPeak(pid)
 		var got int64
-		peak, dur = during(pid, func() { got = fetchBlob(b, "https://"+c.ip(0)+":7948", sum) })
+		peak, dur = during(pid, func() { got = fetchBlob(b, "https://"+c.IP(0)+":7948", sum) })
 		serve = append(serve, peak)
 		serveRate = append(serveRate, float64(size)/(1<<20)/dur.Seconds())
 		if got != size {
@@ -88,9 +87,9 @@ func BenchmarkMemory(b *testing.B) {
 	fmt.Fprintf(&buf, "- Machine: %s\n\n", machine())
 	fmt.Fprintf(&buf, "| phase | RSS median | spread | all runs | target | throughput (median) |\n|---|---|---|---|---|---|\n")
 	fmt.Fprintf(&buf, "| idle (after start) | %s | | | | |\n", mibOf(idle))
-	fmt.Fprintf(&buf, "| receiving %s (peak) | %s | %s–%s | %s | < 150 MiB: %s | %.0f MiB/s |\n", mibOf(size), mibOf(medianI(recv)), mibOf(slices.Min(recv)), mibOf(slices.Max(recv)), mibsOf(recv), verdict(slices.Max(recv) < 150<<20), medianF(recvRate))
-	fmt.Fprintf(&buf, "| serving %s (peak) | %s | %s–%s | %s | < 150 MiB: %s | %.0f MiB/s |\n", mibOf(size), mibOf(medianI(serve)), mibOf(slices.Min(serve)), mibOf(slices.Max(serve)), mibsOf(serve), verdict(slices.Max(serve) < 150<<20), medianF(serveRate))
-	fmt.Fprintf(&buf, "| after each run | %s | %s–%s | %s | flat | |\n", mibOf(medianI(rss)), mibOf(slices.Min(rss)), mibOf(slices.Max(rss)), mibsOf(rss))
+	fmt.Fprintf(&buf, "| receiving %s (peak) | %s | %s–%s | %s | < 150 MiB: %s | %.0f MiB/s |\n", mibOf(size), mibOf(e2e.Median(recv)), mibOf(slices.Min(recv)), mibOf(slices.Max(recv)), mibsOf(recv), verdict(slices.Max(recv) < 150<<20), e2e.Median(recvRate))
+	fmt.Fprintf(&buf, "| serving %s (peak) | %s | %s–%s | %s | < 150 MiB: %s | %.0f MiB/s |\n", mibOf(size), mibOf(e2e.Median(serve)), mibOf(slices.Min(serve)), mibOf(slices.Max(serve)), mibsOf(serve), verdict(slices.Max(serve) < 150<<20), e2e.Median(serveRate))
+	fmt.Fprintf(&buf, "| after each run | %s | %s–%s | %s | flat | |\n", mibOf(e2e.Median(rss)), mibOf(slices.Min(rss)), mibOf(slices.Max(rss)), mibsOf(rss))
 	fmt.Fprintf(&buf, "| idle (after the runs) | %s | | | | |\n\n", mibOf(after))
 	writeSection(b, "50-memory.md", buf.Bytes())
 }
@@ -100,14 +99,6 @@ func verdict(ok bool) string {
 		return "met"
 	}
 	return "**missed**"
-}
-
-func medianI(xs []int64) int64 {
-	f := make([]float64, len(xs))
-	for i, x := range xs {
-		f[i] = float64(x)
-	}
-	return int64(medianF(f))
 }
 
 func mibsOf(xs []int64) string {
@@ -121,16 +112,13 @@ func mibsOf(xs []int64) string {
 	return "[" + string(out) + "] MiB"
 }
 
-// buildGosty builds the gosty binary as released (no tags) into a temp dir.
-func buildGosty(b *testing.B) string { return goBuild(b, "gosty") }
-
 // idleRSS is the median RSS sampled every 100 ms for d.
 func idleRSS(pid int, d time.Duration) int64 {
 	var xs []float64
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		xs = append(xs, float64(readProc(pid).rss))
 	}
-	return int64(medianF(xs))
+	return int64(e2e.Median(xs))
 }
 
 // resetPeak sets the process's VmHWM back to its current RSS.
@@ -220,7 +208,7 @@ func uploadStream(b *testing.B, base string, size int64, seed uint64) (int, stri
 // and returns how many bytes came, checking the hash.
 func fetchBlob(b *testing.B, internal, sum string) int64 {
 	req, _ := http.NewRequest(http.MethodGet, internal+"/internal/v1/blobs/"+sum, nil)
-	resp, err := peerHTTPClient(b, testClusterKey).Do(req)
+	resp, err := peerHTTPClient(b, e2e.ClusterKey).Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -109,6 +109,9 @@ func runNode(ctx context.Context, args []string) error {
 	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Version = version
+	if err := benchBuild(&cfg); err != nil {
+		return err
+	}
 
 	n, err := node.New(cfg)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -69,25 +70,21 @@ func TestPartitionedLeader(t *testing.T) {
 		t.Skip("runs node processes and ffmpeg")
 	}
 	p := newPartition(t, 17)
-	c := newTestCluster(t, 17, 3, "--slots", "1")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v := agree(t, c, []int{0, 1, 2}, 3, 3)
-	cut := podOf(c, v.Leader)
+	c := e2e.FastCluster(t, 17, 3, "--slots", "1")
+	c.StartAll(t, 3)
+	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
+	cut := c.Ordinal(v.Leader)
 	var majority []int
 	for i := range 3 {
 		if i != cut {
 			majority = append(majority, i)
 		}
 	}
-	p.isolate(c.ip(cut))
+	p.isolate(c.IP(cut))
 	isolated := time.Now()
 
 	// The majority elects a new leader and sees the old one gone.
-	agree(t, c, majority, 2, 2)
+	c.Agree(t, majority, 2, 2)
 	t.Logf("partition → new leader on the majority side: %v", time.Since(isolated).Round(10*time.Millisecond))
 
 	dir := t.TempDir()
@@ -100,24 +97,24 @@ func TestPartitionedLeader(t *testing.T) {
 		t.Fatalf("an upload to the isolated node answered %d: %s", code, body)
 	}
 	var list struct{ Jobs []struct{ ID string } }
-	if err := getJSON(c.HTTP(majority[0])+"/api/v1/jobs", &list); err != nil || len(list.Jobs) != 0 {
+	if err := e2e.GetJSON(c.HTTP(majority[0])+"/api/v1/jobs", &list); err != nil || len(list.Jobs) != 0 {
 		t.Fatalf("the isolated node's upload left jobs %v (%v)", list.Jobs, err)
 	}
 
 	// The majority keeps working.
-	id := uploadTo(t, c.HTTP(majority[0]), src, `{"chunk_seconds":2}`)
+	id := e2e.Upload(t, c.HTTP(majority[0]), src, `{"chunk_seconds":2}`)
 	waitJobOn(t, c, []int{majority[0]}, id)
 
 	// Healed, the old leader rejoins and catches up with the job log.
 	p.heal()
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	j := waitJobOn(t, c, []int{cut}, id)
 	checkPlayableDuration(t, c.HTTP(cut), j, 6)
 }
 
 func rawUpload(t *testing.T, base, path string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/jobs?filename=clip.mp4", strings.NewReader(readFile(t, path)))
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/jobs?filename=clip.mp4", strings.NewReader(e2e.ReadFile(t, path)))
 	if err != nil {
 		t.Fatal(err)
 	}

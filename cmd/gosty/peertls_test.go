@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster/peerlink"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -195,46 +196,25 @@ func TestPeerTrafficEncrypted(t *testing.T) {
 		t.Skip("runs node processes and ffmpeg")
 	}
 	wire := startCapture(t, [3]byte{127, 0, 111}, 7947, 7948)
-	c := newTestCluster(t, 111, 3, "--slots", "1", "--replicas", "2", "--preset", "ultrafast")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v := agree(t, c, []int{0, 1, 2}, 3, 3)
-	follower := 0
-	for i := range 3 {
-		if c.name(i) != v.Leader {
-			follower = i
-			break
-		}
-	}
+	c := e2e.FastCluster(t, 111, 3, "--slots", "1", "--replicas", "2", "--preset", "ultrafast")
+	c.StartAll(t, 3)
+	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
+	follower := c.Follower(v)
 	src := filepath.Join(t.TempDir(), "clip.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
-		"-f", "lavfi", "-i", "sine=duration=6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
-	id := uploadTo(t, c.HTTP(follower), src, `{"chunk_seconds":2}`)
-	var job struct{ State, Error string }
-	nodetest.WaitFor(t, 3*time.Minute, "job to finish", func() bool {
-		if err := getJSON(c.HTTP(follower)+"/api/v1/jobs/"+id, &job); err != nil {
-			return false
-		}
-		return job.State == "done" || job.State == "failed"
-	})
-	if job.State != "done" {
-		t.Fatalf("job %s: %s", job.State, job.Error)
-	}
+	nodetest.AVClip(t, src, "320x180", 6)
+	id := e2e.Upload(t, c.HTTP(follower), src, `{"chunk_seconds":2}`)
+	e2e.WaitDone(t, 3*time.Minute, "", id, c.HTTP(follower))
 	wire.Stop()
 
 	forbidden := map[string][]byte{
-		"the cluster key":      []byte(testClusterKey),
+		"the cluster key":      []byte(e2e.ClusterKey),
 		"an Authorization":     []byte("Authorization"),
 		"plain HTTP/1.1":       []byte("HTTP/1.1"),
 		"an internal route":    []byte("/internal/v1"),
-		"the cluster key, hex": []byte(hex.EncodeToString([]byte(testClusterKey))),
+		"the cluster key, hex": []byte(hex.EncodeToString([]byte(e2e.ClusterKey))),
 	}
 	for _, p := range []peerlink.Purpose{peerlink.Raft, peerlink.Internal, peerlink.Playback, peerlink.Webhook} {
-		k := peerlink.DeriveKey(testClusterKey, p)
+		k := peerlink.DeriveKey(e2e.ClusterKey, p)
 		forbidden["the "+string(p)+" key"] = k
 		forbidden["the "+string(p)+" key, hex"] = []byte(hex.EncodeToString(k))
 	}
@@ -264,13 +244,13 @@ func TestPeerTrafficEncrypted(t *testing.T) {
 		t.Fatalf("the capture missed the peer traffic: raft %d bytes, internal %d", perPort[7947], perPort[7948])
 	}
 
-	internal := net.JoinHostPort(c.ip(0), "7948")
+	internal := net.JoinHostPort(c.IP(0), "7948")
 	// Plain HTTP, with the cluster key as a bearer token: no HTTP answer.
 	raw, err := net.DialTimeout("tcp", internal, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(raw, "GET /internal/v1/raft/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", testClusterKey)
+	fmt.Fprintf(raw, "GET /internal/v1/raft/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", e2e.ClusterKey)
 	_ = raw.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, err := io.ReadAll(raw)
 	raw.Close()
@@ -307,7 +287,7 @@ func TestPeerTrafficEncrypted(t *testing.T) {
 	}
 	// The secret: served (the checks above can fail for the right reason).
 	req, _ = http.NewRequestWithContext(ctx, "GET", "https://"+internal+"/internal/v1/raft/status", nil)
-	resp, err := peerHTTPClient(t, testClusterKey).Do(req)
+	resp, err := peerHTTPClient(t, e2e.ClusterKey).Do(req)
 	if err != nil {
 		t.Fatalf("a peer with the key: %v", err)
 	}
@@ -316,7 +296,7 @@ func TestPeerTrafficEncrypted(t *testing.T) {
 		t.Fatalf("a peer with the key: %d", resp.StatusCode)
 	}
 	nodetest.WaitFor(t, 10*time.Second, "the refusals in /metrics", func() bool {
-		m := metricsText(t, c.HTTP(0))
+		m := e2e.Metrics(t, c.HTTP(0))
 		for _, reason := range []string{"not_tls", "mac"} {
 			if !strings.Contains(m, `gosty_peer_handshakes_rejected_total{port="internal",reason="`+reason+`"}`) {
 				return false
@@ -379,23 +359,19 @@ func TestPeerCertificates(t *testing.T) {
 		t.Skip("runs node processes")
 	}
 	certFile, keyFile, caFile := writeTestCerts(t, t.TempDir())
-	c, _ := newCluster(t, clusterOpts{subnet: 111, first: 21, size: 3, fast: true},
+	c := e2e.New(t, e2e.Opts{Subnet: 111, First: 21, Size: 3, Fast: true},
 		"--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", caFile)
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
-	internal := "https://" + net.JoinHostPort(c.ip(0), "7948") + "/internal/v1/raft/status"
+	c.StartAll(t, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
+	internal := "https://" + net.JoinHostPort(c.IP(0), "7948") + "/internal/v1/raft/status"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", internal, nil)
-	if resp, err := peerHTTPClient(t, testClusterKey).Do(req); err == nil {
+	if resp, err := peerHTTPClient(t, e2e.ClusterKey).Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("the cluster key without a certificate of the CA answered %d", resp.StatusCode)
 	}
 	nodetest.WaitFor(t, 10*time.Second, "the refusal in /metrics", func() bool {
-		return strings.Contains(metricsText(t, c.HTTP(0)), `gosty_peer_handshakes_rejected_total{port="internal",reason="tls"}`)
+		return strings.Contains(e2e.Metrics(t, c.HTTP(0)), `gosty_peer_handshakes_rejected_total{port="internal",reason="tls"}`)
 	})
 }

@@ -5,28 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
-type prioJob struct {
-	State  string `json:"state"`
-	Chunks []struct {
-		EncodedBy string `json:"encoded_by"`
-		RunningOn string `json:"running_on"`
-	} `json:"chunks"`
-}
-
-func (j prioJob) encoded() int {
-	n := 0
-	for _, c := range j.Chunks {
-		if c.EncodedBy != "" {
-			n++
-		}
-	}
-	return n
-}
-
-func (j prioJob) started() bool {
+// started reports whether some chunk of a job is encoded or encoding.
+func started(j httpapi.JobView) bool {
 	for _, c := range j.Chunks {
 		if c.EncodedBy != "" || c.RunningOn != "" {
 			return true
@@ -45,11 +30,11 @@ func TestHighPriorityOvertakesLowOnOneSlot(t *testing.T) {
 		t.Skip("runs a node process and ffmpeg")
 	}
 	start := time.Now()
-	c := newTestCluster(t, 73, 1, "--slots", "1")
+	c := e2e.FastCluster(t, 73, 1, "--slots", "1")
 	if err := c.Start(0); err != nil {
 		t.Fatal(err)
 	}
-	agree(t, c, []int{0}, 1, 1)
+	c.Agree(t, []int{0}, 1, 1)
 	dir := t.TempDir()
 	long, short := filepath.Join(dir, "long.mp4"), filepath.Join(dir, "short.mp4")
 	nodetest.GenClip(t, long, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=20",
@@ -57,19 +42,18 @@ func TestHighPriorityOvertakesLowOnOneSlot(t *testing.T) {
 	nodetest.GenClip(t, short, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=4",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
 	base := c.HTTP(0)
-	get := func(id string) prioJob {
-		var j prioJob
-		getJSON(base+"/api/v1/jobs/"+id, &j)
+	get := func(id string) httpapi.JobView {
+		j, _ := e2e.Job(base, "", id)
 		return j
 	}
 
-	lowID := uploadTo(t, base, long, `{"renditions":["360p","240p@400k"],"chunk_seconds":2,"preset":"medium","priority":"low","client_id":"batch"}`)
+	lowID := e2e.Upload(t, base, long, `{"renditions":["360p","240p@400k"],"chunk_seconds":2,"preset":"medium","priority":"low","client_id":"batch"}`)
 	// The low job's chunk time: the longest gap between two of its chunks
 	// finishing, while it runs alone.
 	var gaps []time.Duration
 	last, lastN := time.Time{}, 0
 	nodetest.WaitFor(t, 60*time.Second, "a few low chunks encoded", func() bool {
-		n := get(lowID).encoded()
+		n := e2e.Encoded(get(lowID))
 		if n > lastN {
 			if !last.IsZero() {
 				gaps = append(gaps, time.Since(last))
@@ -81,7 +65,7 @@ func TestHighPriorityOvertakesLowOnOneSlot(t *testing.T) {
 	})
 	chunk := max(gaps[0], gaps[1], gaps[2])
 
-	highID := uploadTo(t, base, short, `{"renditions":["360p","240p@400k"],"chunk_seconds":2,"preset":"medium","priority":"high","client_id":"editor"}`)
+	highID := e2e.Upload(t, base, short, `{"renditions":["360p","240p@400k"],"chunk_seconds":2,"preset":"medium","priority":"high","client_id":"editor"}`)
 	var splitDone, firstEncode time.Time
 	nodetest.WaitFor(t, 60*time.Second, "the high job's first encode", func() bool {
 		j := get(highID)
@@ -89,7 +73,7 @@ func TestHighPriorityOvertakesLowOnOneSlot(t *testing.T) {
 		if splitDone.IsZero() && len(j.Chunks) > 0 {
 			splitDone = now
 		}
-		if j.started() {
+		if started(j) {
 			firstEncode = now
 			return true
 		}
@@ -106,6 +90,6 @@ func TestHighPriorityOvertakesLowOnOneSlot(t *testing.T) {
 	if lj := get(lowID); lj.State == "done" {
 		t.Fatalf("the low job finished before the high one")
 	} else {
-		t.Logf("high job done with the low job at %d/%d chunks; test took %v", lj.encoded(), len(lj.Chunks), time.Since(start).Round(time.Second))
+		t.Logf("high job done with the low job at %d/%d chunks; test took %v", e2e.Encoded(lj), len(lj.Chunks), time.Since(start).Round(time.Second))
 	}
 }

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -28,146 +26,54 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
-}
-
-// proc is a gosty node process.
-type proc struct {
-	cmd  *exec.Cmd
-	base string
-	log  *bytes.Buffer
-}
-
-func startProc(t *testing.T, dataDir string, httpPort, raftPort int, extra ...string) *proc {
-	t.Helper()
-	args := append([]string{"node", "--name", "p1", "--data-dir", dataDir,
-		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--bind-addr", "127.0.0.1",
-		"--raft-port", fmt.Sprint(raftPort), "--gossip-port", "0", "--internal-port", "0", "--log-level", "info"}, extra...)
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "GOSTY_TEST_MAIN=1")
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", httpPort), log: &log}
-	t.Cleanup(func() {
-		// The whole group: a node's ffmpeg children must not outlive it.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("node log:\n%s", tail(log.String(), 8000))
-		}
-	})
-	nodetest.WaitReady(t, p.base, 20*time.Second)
-	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-type procJob struct {
-	ID     string `json:"id"`
-	State  string `json:"state"`
-	Error  string `json:"error"`
-	Chunks []struct {
-		Index     int    `json:"index"`
-		EncodedBy string `json:"encoded_by"`
-	} `json:"chunks"`
-	Outputs struct {
-		HLS string            `json:"hls"`
-		MP4 map[string]string `json:"mp4"`
-	} `json:"outputs"`
-}
-
-func (p *proc) job(t *testing.T, id string) procJob {
-	t.Helper()
-	var j procJob
-	resp, err := http.Get(p.base + "/api/v1/jobs/" + id)
-	if err != nil {
-		return j
-	}
-	defer resp.Body.Close()
-	json.NewDecoder(resp.Body).Decode(&j)
-	return j
+	os.Exit(e2e.Main(m))
 }
 
 // TestKillNineMidJobThenRestartFinishes kills a node process with SIGKILL
-// while it transcodes, starts it again on the same data dir (and a new HTTP
-// port, as a rescheduled pod would get), and expects the job to finish with
-// playable output.
+// while it transcodes, starts it again on the same data dir (and a new
+// address, as a rescheduled pod would get), and expects the job to finish
+// with playable output.
 func TestKillNineMidJobThenRestartFinishes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ffmpeg and node processes")
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "clip.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=24",
-		"-f", "lavfi", "-i", "sine=duration=24", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
-	data := filepath.Join(dir, "data")
-	raftPort := nodetest.FreePort(t)
-	p := startProc(t, data, nodetest.FreePort(t), raftPort, "--slots", "1", "--preset", "medium")
-
-	j := procJob{ID: uploadTo(t, p.base, src, `{"chunk_seconds":3}`)}
+	nodetest.AVClip(t, src, "640x360", 24)
+	// One pod on 127.0.128.1; back on 127.0.128.2 after the kill, as a
+	// rescheduled pod would be.
+	c := e2e.New(t, e2e.Opts{Subnet: 128, Size: 1}, "--slots", "1", "--preset", "medium")
+	c.StartAll(t, 1)
+	nodetest.WaitReady(t, c.HTTP(0), 20*time.Second)
+	id := e2e.Upload(t, c.HTTP(0), src, `{"chunk_seconds":3}`)
 
 	// Kill once some chunks are encoded and others are not.
-	nodetest.WaitFor(t, 3*time.Minute, "some chunks encoded", func() bool {
-		cur := p.job(t, j.ID)
-		done := 0
-		for _, c := range cur.Chunks {
-			if c.EncodedBy != "" {
-				done++
-			}
-		}
-		return cur.State == "transcoding" && done >= 1 && done < len(cur.Chunks)
-	})
+	e2e.WaitJob(t, 3*time.Minute, "some chunks encoded", "", id, func(j httpapi.JobView) bool {
+		done := e2e.Encoded(j)
+		return j.State == "transcoding" && done >= 1 && done < len(j.Chunks)
+	}, c.HTTP(0))
 	// SIGKILL the node alone, as the OOM killer would: its ffmpegs run in
 	// their own process groups and must die with it, not linger.
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := c.Signal(0, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Wait()
+	c.Kill(0) // reaps it
+	data := c.DataDir(0)
 	nodetest.WaitFor(t, 10*time.Second, "the dead node's ffmpegs to exit", func() bool {
-		return len(processesMentioning(data)) == 0
+		return len(e2e.Mentioning(data)) == 0
 	})
 
-	p2 := startProc(t, data, nodetest.FreePort(t), raftPort, "--slots", "2")
-	var final procJob
-	nodetest.WaitFor(t, 4*time.Minute, "job to finish after restart", func() bool {
-		final = p2.job(t, j.ID)
-		return final.State == "done" || final.State == "failed"
-	})
-	if final.State != "done" {
-		t.Fatalf("after restart the job ended %s: %s", final.State, final.Error)
-	}
+	c.Move(0, "127.0.128.2")
+	c.Args = append(c.Args, "--slots", "2")
+	c.StartAll(t, 1)
+	nodetest.WaitReady(t, c.HTTP(0), 20*time.Second)
+	final := e2e.WaitDone(t, 4*time.Minute, "", id, c.HTTP(0))
 	out, err := exec.Command("ffprobe", "-v", "error", "-protocol_whitelist", "http,tcp",
-		"-show_entries", "format=duration", "-of", "csv=p=0", p2.base+final.Outputs.HLS).Output()
+		"-show_entries", "format=duration", "-of", "csv=p=0", c.HTTP(0)+final.Outputs.HLS).Output()
 	if err != nil {
 		t.Fatalf("ffprobe HLS after restart: %v", err)
 	}
 	if d := strings.TrimSpace(string(out)); !strings.HasPrefix(d, "24") && !strings.HasPrefix(d, "23.9") {
 		t.Fatalf("HLS duration after restart: %q", d)
 	}
-}
-
-// processesMentioning lists pids whose command line contains s.
-func processesMentioning(s string) []string {
-	ents, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range ents {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), s) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
 }

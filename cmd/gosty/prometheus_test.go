@@ -14,11 +14,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gosty/gosty/dashboards"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -41,13 +41,9 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 		t.Fatalf("no dashboards found (%v)", err)
 	}
 
-	c := newTestCluster(t, 26, 3, "--slots", "1", "--replicas", "2", "--preset", "ultrafast")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v := agree(t, c, []int{0, 1, 2}, 3, 3)
+	c := e2e.FastCluster(t, 26, 3, "--slots", "1", "--replicas", "2", "--preset", "ultrafast")
+	c.StartAll(t, 3)
+	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
 	var targets []string
 	for i := range 3 {
 		targets = append(targets, strings.TrimPrefix(c.HTTP(i), "http://"))
@@ -55,25 +51,11 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 	prom := startPrometheus(t, promBin, targets, rulesFile)
 	prom.waitSeries(t, `up{job="gosty"} == 1`, 3, time.Minute)
 
-	follower := 0
-	if c.name(0) == v.Leader {
-		follower = 1
-	}
+	follower := c.Follower(v)
 	src := filepath.Join(t.TempDir(), "clip.mp4")
-	nodetest.GenClip(t, src, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=12",
-		"-f", "lavfi", "-i", "sine=duration=12", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
-	id := uploadTo(t, c.HTTP(follower), src, `{"chunk_seconds":2}`)
-	nodetest.WaitFor(t, 4*time.Minute, "job to finish", func() bool {
-		var job struct{ State, Error string }
-		if err := getJSON(c.HTTP(follower)+"/api/v1/jobs/"+id, &job); err != nil {
-			return false
-		}
-		if job.State == "failed" {
-			t.Fatalf("job failed: %s", job.Error)
-		}
-		return job.State == "done"
-	})
+	nodetest.AVClip(t, src, "640x360", 12)
+	id := e2e.Upload(t, c.HTTP(follower), src, `{"chunk_seconds":2}`)
+	e2e.WaitDone(t, 4*time.Minute, "", id, c.HTTP(follower))
 	// The finished job is in every node's scrape before panels are asked.
 	prom.waitSeries(t, `gosty_jobs_finished_total{state="done"} >= 1`, 3, time.Minute)
 
@@ -103,9 +85,9 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 
 	for i := range 3 {
 		cmd := exec.Command(promtool, "check", "metrics")
-		cmd.Stdin = strings.NewReader(metricsText(t, c.HTTP(i)))
+		cmd.Stdin = strings.NewReader(e2e.Metrics(t, c.HTTP(i)))
 		if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
-			t.Errorf("promtool check metrics on %s: %v\n%s", c.name(i), err, out)
+			t.Errorf("promtool check metrics on %s: %v\n%s", c.Name(i), err, out)
 		}
 	}
 }
@@ -156,7 +138,7 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
-	var out syncBuffer
+	var out e2e.Buffer
 	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -169,7 +151,7 @@ scrape_configs:
 		cmd.Process.Kill()
 		<-exited
 		if t.Failed() {
-			t.Logf("---- prometheus ----\n%s", tail(out.String(), 20000))
+			t.Logf("---- prometheus ----\n%s", e2e.Tail(out.String(), 20000))
 		}
 	})
 	p := &prometheus{base: "http://" + addr}
@@ -279,7 +261,7 @@ func (p *prometheus) checkRules(t *testing.T, rulesFile string) {
 				} `json:"groups"`
 			} `json:"data"`
 		}
-		if err := getJSON(p.base+"/api/v1/rules", &r); err != nil {
+		if err := e2e.GetJSON(p.base+"/api/v1/rules", &r); err != nil {
 			return false
 		}
 		loaded = map[string]rule{}
@@ -303,22 +285,4 @@ func (p *prometheus) checkRules(t *testing.T, rulesFile string) {
 	if len(loaded) < len(want) {
 		t.Errorf("loaded rules %v, want %v", slices.Sorted(maps.Keys(loaded)), want)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's two output streams.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/objstore/s3test"
 )
@@ -28,10 +30,8 @@ func TestPublishFlags(t *testing.T) {
 		t.Skip("runs a node process and ffmpeg")
 	}
 	srv := s3test.Start(t, "media")
-	env := []string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretKey,
-		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}
-	c, _ := newCluster(t, clusterOpts{subnet: 117, size: 1, fast: true, env: env}, "--preset", "ultrafast",
+	env := e2e.S3Env()
+	c := e2e.New(t, e2e.Opts{Subnet: 117, Size: 1, Fast: true, Env: env}, "--preset", "ultrafast",
 		"--publish", "s3://media/flags/", "--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", "us-east-1",
 		"--ingest-s3", "media")
 	if err := c.Start(0); err != nil {
@@ -47,7 +47,7 @@ func TestPublishFlags(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
-	var out submitOutput
+	var out httpapi.JobList
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Jobs) != 1 {
 		t.Fatalf("stdout: %v\n%s", err, stdout)
 	}
@@ -56,35 +56,20 @@ func TestPublishFlags(t *testing.T) {
 	if code2 != http.StatusCreated {
 		t.Fatalf("upload: %d %s", code2, body)
 	}
-	var plain struct{ ID string }
+	var plain httpapi.JobView
 	json.Unmarshal(body, &plain)
 
 	for id, prefix := range map[string]string{viaCLI: "cli/", plain.ID: "flags/"} {
-		var j struct {
-			P *struct {
-				Target    string `json:"target"`
-				State     string `json:"state"`
-				LastError string `json:"last_error"`
-				Files     int    `json:"files"`
-			} `json:"publish"`
-		}
-		nodetest.WaitFor(t, time.Minute, "job "+id+" published", func() bool {
-			resp, err := http.Get(server + "/api/v1/jobs/" + id)
-			if err != nil {
-				return false
-			}
-			defer resp.Body.Close()
-			j.P = nil
-			json.NewDecoder(resp.Body).Decode(&j)
-			return j.P != nil && (j.P.State == "published" || j.P.State == "failed")
-		})
-		if j.P.State != "published" || j.P.Target != "s3://media/"+prefix {
-			t.Fatalf("job %s: publish %+v", id, *j.P)
+		j := e2e.WaitJob(t, time.Minute, "job "+id+" published", "", id, func(j httpapi.JobView) bool {
+			return j.Publish != nil && (j.Publish.State == "published" || j.Publish.State == "failed")
+		}, server)
+		if j.Publish.State != "published" || j.Publish.Target != "s3://media/"+prefix {
+			t.Fatalf("job %s: publish %+v", id, *j.Publish)
 		}
 		list, err := srv.Client.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("media"),
 			Prefix: aws.String(prefix + id + "/")})
-		if err != nil || len(list.Contents) != j.P.Files || j.P.Files == 0 {
-			t.Fatalf("job %s: %d objects under %s, %d published (%v)", id, len(list.Contents), prefix, j.P.Files, err)
+		if err != nil || len(list.Contents) != j.Publish.Files || j.Publish.Files == 0 {
+			t.Fatalf("job %s: %d objects under %s, %d published (%v)", id, len(list.Contents), prefix, j.Publish.Files, err)
 		}
 	}
 
@@ -99,7 +84,7 @@ func TestPublishFlags(t *testing.T) {
 	}
 	stdout, stderr, code = gosty(t, "submit", "--server", server, "--wait", "--output", "json",
 		"--renditions", "180p@300k", "--publish", "none", "--url", "s3://media/in/clip.mp4")
-	out = submitOutput{}
+	out = httpapi.JobList{}
 	if err := json.Unmarshal([]byte(stdout), &out); code != 0 || err != nil || len(out.Jobs) != 1 || out.Jobs[0].State != "done" {
 		t.Fatalf("submit --url s3://: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}

@@ -9,28 +9,12 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
 // Loopback subnets: 127.0.102.x (TestQuorumSurvivesCrashesThenALeave) and
 // 127.0.103.x (TestDeadServersReplacedAndRejoin).
-
-func statusOf(c *localCluster, pod int) (httpapi.ClusterStatus, error) {
-	var s httpapi.ClusterStatus
-	err := getJSON(c.HTTP(pod)+"/api/v1/cluster", &s)
-	return s, err
-}
-
-// suffrage is a server's suffrage in the raft configuration, "" when it is
-// not in it.
-func suffrage(s httpapi.ClusterStatus, name string) string {
-	for _, r := range s.Raft {
-		if r.Name == name {
-			return r.Suffrage
-		}
-	}
-	return ""
-}
 
 // TestQuorumSurvivesCrashesThenALeave is issue 15's sequence on five node
 // processes (three voters, two non-voters): kill -9 the leader and a
@@ -51,32 +35,32 @@ func TestQuorumSurvivesCrashesThenALeave(t *testing.T) {
 	for k, leaderLeaves := range []bool{true, false} {
 		name := map[bool]string{true: "the new leader leaves", false: "a follower leaves"}[leaderLeaves]
 		t.Run(name, func(t *testing.T) {
-			c, _ := newCluster(t, clusterOpts{subnet: 102, first: 1 + 10*k, size: 5, fast: true},
+			c := e2e.New(t, e2e.Opts{Subnet: 102, First: 1 + 10*k, Size: 5, Fast: true},
 				"--slots", "1", "--drain-timeout", "5s")
 			if err := c.Scale(5, time.Minute); err != nil {
 				t.Fatal(err)
 			}
 			all := []int{0, 1, 2, 3, 4}
-			v := agree(t, c, all, 5, 3)
-			leader := podOf(c, v.Leader)
+			v := c.Agree(t, all, 5, 3)
+			leader := c.Ordinal(v.Leader)
 			var voters, nonvoters []int
 			for _, m := range v.Members {
-				if p := podOf(c, m.Name); m.Voter && p != leader {
+				if p := c.Ordinal(m.Name); m.Voter && p != leader {
 					voters = append(voters, p)
 				} else if !m.Voter {
 					nonvoters = append(nonvoters, p)
 				}
 			}
 			crashedNonvoter := nonvoters[0]
-			t.Logf("before: %s; killing %s (leader) and %s (non-voter)", summary(v), c.name(leader), c.name(crashedNonvoter))
+			t.Logf("before: %s; killing %s (leader) and %s (non-voter)", e2e.Summary(v), c.Name(leader), c.Name(crashedNonvoter))
 
 			c.Kill(leader)
 			c.Kill(crashedNonvoter)
 			time.Sleep(2 * time.Second) // part of the scenario, not a wait for anything
 			// The voter that leaves: the new leader, or the other one.
 			leaver, role := voters[0], "no leader known yet"
-			if s, err := statusOf(c, voters[0]); err == nil && slices.Contains(voters, podOf(c, s.Leader)) {
-				newLeader, follower := podOf(c, s.Leader), voters[0]
+			if s, err := c.Status(voters[0]); err == nil && slices.Contains(voters, c.Ordinal(s.Leader)) {
+				newLeader, follower := c.Ordinal(s.Leader), voters[0]
 				if follower == newLeader {
 					follower = voters[1]
 				}
@@ -85,7 +69,7 @@ func TestQuorumSurvivesCrashesThenALeave(t *testing.T) {
 					leaver, role = newLeader, "the new leader"
 				}
 			}
-			t.Logf("stopping %s, %s (SIGTERM)", c.name(leaver), role)
+			t.Logf("stopping %s, %s (SIGTERM)", c.Name(leaver), role)
 			if err := c.Stop(leaver, time.Minute); err != nil {
 				t.Fatal(err)
 			}
@@ -96,19 +80,19 @@ func TestQuorumSurvivesCrashesThenALeave(t *testing.T) {
 					survivors = append(survivors, p)
 				}
 			}
-			after := agree(t, c, survivors, 2, 2)
-			t.Logf("after: %s", summary(after))
-			s, err := statusOf(c, podOf(c, after.Leader))
+			after := c.Agree(t, survivors, 2, 2)
+			t.Logf("after: %s", e2e.Summary(after))
+			s, err := c.Status(c.Ordinal(after.Leader))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := suffrage(s, c.name(leaver)); got != "" {
+			if got := e2e.Suffrage(s, c.Name(leaver)); got != "" {
 				t.Errorf("the leaver is still a %s", got)
 			}
 			if s.Quorum.Voters != 3 || s.Quorum.HealthyVoters != 2 {
 				t.Errorf("quorum %+v, want 2 healthy of 3 voters (one crashed)", s.Quorum)
 			}
-			id := uploadTo(t, c.HTTP(survivors[1]), src, `{"chunk_seconds":2,"preset":"ultrafast"}`)
+			id := e2e.Upload(t, c.HTTP(survivors[1]), src, `{"chunk_seconds":2,"preset":"ultrafast"}`)
 			waitJobOn(t, c, survivors, id)
 
 			// The crashed nodes come back: the crashed voter was never
@@ -119,10 +103,10 @@ func TestQuorumSurvivesCrashesThenALeave(t *testing.T) {
 				}
 			}
 			back := append(slices.Clone(survivors), leader, crashedNonvoter)
-			agree(t, c, back, 4, 3)
+			c.Agree(t, back, 4, 3)
 			nodetest.WaitFor(t, 30*time.Second, "the leader to see 3 of 3 voters healthy", func() bool {
 				for _, p := range back {
-					if s, err := statusOf(c, p); err == nil && s.Leader == s.Node {
+					if s, err := c.Status(p); err == nil && s.Leader == s.Node {
 						return s.Quorum == httpapi.QuorumStatus{Voters: 3, HealthyVoters: 3, Needed: 2, FailureTolerance: 1}
 					}
 				}
@@ -145,17 +129,17 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 		t.Skip("runs node processes")
 	}
 	const deadTimeout = 8 * time.Second
-	c, _ := newCluster(t, clusterOpts{subnet: 103, size: 5, fast: true},
+	c := e2e.New(t, e2e.Opts{Subnet: 103, Size: 5, Fast: true},
 		"--slots", "1", "--dead-server-timeout", deadTimeout.String())
 	if err := c.Scale(5, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	all := []int{0, 1, 2, 3, 4}
-	v := agree(t, c, all, 5, 3)
-	leader := podOf(c, v.Leader)
+	v := c.Agree(t, all, 5, 3)
+	leader := c.Ordinal(v.Leader)
 	killed, paused := -1, -1
 	for _, m := range v.Members {
-		switch p := podOf(c, m.Name); {
+		switch p := c.Ordinal(m.Name); {
 		case m.Voter && p != leader && killed < 0:
 			killed = p
 		case !m.Voter && paused < 0:
@@ -168,7 +152,7 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 			others = append(others, p)
 		}
 	}
-	t.Logf("before: %s; killing %s (voter), pausing %s (non-voter)", summary(v), c.name(killed), c.name(paused))
+	t.Logf("before: %s; killing %s (voter), pausing %s (non-voter)", e2e.Summary(v), c.Name(killed), c.Name(paused))
 	gone := time.Now()
 	c.Kill(killed)
 	if err := c.Signal(paused, syscall.SIGSTOP); err != nil {
@@ -177,13 +161,13 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 
 	// Down, not yet past the timeout: still in raft, no failure to spare.
 	nodetest.WaitFor(t, deadTimeout, "the leader to report 2 of 3 voters healthy", func() bool {
-		s, err := statusOf(c, leader)
+		s, err := c.Status(leader)
 		return err == nil && s.Quorum == httpapi.QuorumStatus{Voters: 3, HealthyVoters: 2, Needed: 2, FailureTolerance: 0}
 	})
-	if s, err := statusOf(c, leader); err != nil || suffrage(s, c.name(killed)) != "voter" || suffrage(s, c.name(paused)) != "nonvoter" {
+	if s, err := c.Status(leader); err != nil || e2e.Suffrage(s, c.Name(killed)) != "voter" || e2e.Suffrage(s, c.Name(paused)) != "nonvoter" {
 		t.Fatalf("removed before the timeout (%v): %+v", err, s.Raft)
 	}
-	if m := metricsText(t, c.HTTP(leader)); !strings.Contains(m, "\ngosty_raft_failure_tolerance 0\n") ||
+	if m := e2e.Metrics(t, c.HTTP(leader)); !strings.Contains(m, "\ngosty_raft_failure_tolerance 0\n") ||
 		!strings.Contains(m, "\ngosty_raft_healthy_voters 2\n") {
 		t.Errorf("leader metrics lack healthy voters 2, failure tolerance 0")
 	}
@@ -191,8 +175,8 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 	// Past it: both removed, the voter replaced.
 	var replaced time.Duration
 	nodetest.WaitFor(t, deadTimeout+60*time.Second, "both removed and the voters back to 3 healthy", func() bool {
-		s, err := statusOf(c, leader)
-		if err != nil || suffrage(s, c.name(killed)) != "" || suffrage(s, c.name(paused)) != "" ||
+		s, err := c.Status(leader)
+		if err != nil || e2e.Suffrage(s, c.Name(killed)) != "" || e2e.Suffrage(s, c.Name(paused)) != "" ||
 			s.Quorum != (httpapi.QuorumStatus{Voters: 3, HealthyVoters: 3, Needed: 2, FailureTolerance: 1}) {
 			return false
 		}
@@ -202,8 +186,8 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 	if replaced < deadTimeout {
 		t.Fatalf("removed %v after the crash, before the %v timeout", replaced, deadTimeout)
 	}
-	v = agree(t, c, others, 3, 3)
-	t.Logf("replaced after %v: %s", replaced.Round(time.Second), summary(v))
+	v = c.Agree(t, others, 3, 3)
+	t.Logf("replaced after %v: %s", replaced.Round(time.Second), e2e.Summary(v))
 	out, _, code := gosty(t, "members", "--server", c.HTTP(others[0]))
 	if code != 0 || !strings.Contains(out, "voters: 3 of 3 healthy, quorum 2, failure tolerance 1") {
 		t.Errorf("gosty members (exit %d):\n%s", code, out)
@@ -216,10 +200,10 @@ func TestDeadServersReplacedAndRejoin(t *testing.T) {
 	if err := c.Start(killed); err != nil {
 		t.Fatal(err)
 	}
-	v = agree(t, c, all, 5, 3)
-	t.Logf("back: %s", summary(v))
+	v = c.Agree(t, all, 5, 3)
+	t.Logf("back: %s", e2e.Summary(v))
 	for _, m := range v.Members {
-		if p := podOf(c, m.Name); (p == killed || p == paused) && (m.Voter || m.RaftRole != "nonvoter") {
+		if p := c.Ordinal(m.Name); (p == killed || p == paused) && (m.Voter || m.RaftRole != "nonvoter") {
 			t.Errorf("%s came back as %s, want a non-voter", m.Name, m.RaftRole)
 		}
 	}

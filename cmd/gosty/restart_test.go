@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -18,11 +20,9 @@ func TestFullRestart(t *testing.T) {
 		t.Skip("runs node processes and ffmpeg")
 	}
 	c, _, id, _ := failoverSetup(t, 16, func(leader int) int { return leader })
-	nodetest.WaitFor(t, 2*time.Minute, "the job mid-way", func() bool {
-		var j failJob
-		getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j)
-		return j.State == "transcoding" && j.encoded() >= 1
-	})
+	e2e.WaitJob(t, 2*time.Minute, "the job mid-way", "", id, func(j httpapi.JobView) bool {
+		return j.State == "transcoding" && e2e.Encoded(j) >= 1
+	}, c.HTTP(0))
 	for i := range 3 {
 		c.Kill(i)
 	}
@@ -30,12 +30,8 @@ func TestFullRestart(t *testing.T) {
 	for i := range 3 {
 		c.Move(i, fmt.Sprintf("127.0.16.%d", 100+i))
 	}
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.StartAll(t, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	t.Logf("power cut → cluster re-formed on new addresses: %v", time.Since(restarted).Round(10*time.Millisecond))
 	j := waitJobOn(t, c, []int{1}, id) // the node we read from has caught up
 	checkPlayable(t, c.HTTP(1), j)
@@ -43,21 +39,15 @@ func TestFullRestart(t *testing.T) {
 	// Now gracefully, with a new job in flight.
 	src := nodetest.GenClip(t, filepath.Join(t.TempDir(), "b.mp4"), "-f", "lavfi", "-i", "testsrc2=size=480x270:rate=25:duration=12",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
-	id2 := uploadTo(t, c.HTTP(1), src, `{"chunk_seconds":2,"preset":"medium"}`)
-	nodetest.WaitFor(t, 2*time.Minute, "the second job started", func() bool {
-		var j failJob
-		getJSON(c.HTTP(1)+"/api/v1/jobs/"+id2, &j)
+	id2 := e2e.Upload(t, c.HTTP(1), src, `{"chunk_seconds":2,"preset":"medium"}`)
+	e2e.WaitJob(t, 2*time.Minute, "the second job started", "", id2, func(j httpapi.JobView) bool {
 		return j.State == "transcoding"
-	})
+	}, c.HTTP(1))
 	stopped := time.Now()
 	c.StopAll(60 * time.Second)
 	t.Logf("graceful stop of all nodes: %v", time.Since(stopped).Round(10*time.Millisecond))
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.StartAll(t, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	j2 := waitJobOn(t, c, []int{2}, id2)
 	checkPlayableDuration(t, c.HTTP(2), j2, 12)
 }

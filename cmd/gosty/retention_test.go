@@ -11,13 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
 // blobFiles lists the blob hashes in pod i's data dir.
-func blobFiles(c *localCluster, i int) map[string]bool {
+func blobFiles(c *e2e.Cluster, i int) map[string]bool {
 	out := map[string]bool{}
-	root := filepath.Join(c.dir, c.name(i), "blobs")
+	root := filepath.Join(c.DataDir(i), "blobs")
 	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && len(d.Name()) == 64 {
 			out[d.Name()] = true
@@ -37,18 +39,6 @@ func fileSum(t *testing.T, path string) string {
 	return hex.EncodeToString(h[:])
 }
 
-type retJob struct {
-	State      string    `json:"state"`
-	TTL        string    `json:"ttl"`
-	KeepSource bool      `json:"keep_source"`
-	ExpiredAt  time.Time `json:"expired_at"`
-	FreedBytes int64     `json:"freed_bytes"`
-	Outputs    *struct {
-		HLS string            `json:"hls"`
-		MP4 map[string]string `json:"mp4"`
-	} `json:"outputs"`
-}
-
 // TestRetentionExpiresMediaOnEveryNode runs, on three nodes with two
 // copies of everything, a job with keep_source:false (its source leaves
 // every node once it is done, its outputs stay) and then a job with a 5 s
@@ -59,13 +49,9 @@ func TestRetentionExpiresMediaOnEveryNode(t *testing.T) {
 		t.Skip("runs node processes and ffmpeg")
 	}
 	start := time.Now()
-	c := newTestCluster(t, 72, 3, "--slots", "2", "--gc-grace", "1s", "--gc-interval", "1s")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c := e2e.FastCluster(t, 72, 3, "--slots", "2", "--gc-grace", "1s", "--gc-interval", "1s")
+	c.StartAll(t, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	pods := []int{0, 1, 2}
 	dir := t.TempDir()
 	clip := func(name string, secs int) string {
@@ -76,11 +62,11 @@ func TestRetentionExpiresMediaOnEveryNode(t *testing.T) {
 	}
 	srcB, srcA := clip("b.mp4", 4), clip("a.mp4", 5)
 	hashB, hashA := fileSum(t, srcB), fileSum(t, srcA)
-	waitState := func(id string, ok func(retJob) bool) retJob {
-		var j retJob
+	waitState := func(id string, ok func(httpapi.JobView) bool) httpapi.JobView {
+		var j httpapi.JobView
 		nodetest.WaitFor(t, 60*time.Second, "job "+id, func() bool {
-			j = retJob{}
-			return getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && ok(j)
+			j = httpapi.JobView{}
+			return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && ok(j)
 		})
 		return j
 	}
@@ -100,13 +86,13 @@ func TestRetentionExpiresMediaOnEveryNode(t *testing.T) {
 	}
 
 	// keep_source:false: the source goes from every node after done.
-	idB := uploadTo(t, c.HTTP(1), srcB, `{"renditions":["180p@300k"],"chunk_seconds":2,"keep_source":false}`)
-	b := waitState(idB, func(j retJob) bool { return j.State == "done" })
+	idB := e2e.Upload(t, c.HTTP(1), srcB, `{"renditions":["180p@300k"],"chunk_seconds":2,"keep_source":false}`)
+	b := waitState(idB, func(j httpapi.JobView) bool { return j.State == "done" })
 	if b.KeepSource || b.TTL != "" {
 		t.Fatalf("job B: %+v", b)
 	}
 	nodetest.WaitFor(t, 20*time.Second, "B's source gone from every node", func() bool { return held(hashB) == 0 })
-	fetchSum(t, c.HTTP(2)+b.Outputs.HLS) // its outputs stay
+	e2e.FetchSum(t, c.HTTP(2)+b.Outputs.HLS) // its outputs stay
 	kept := map[string]bool{}
 	for _, i := range pods {
 		for h := range blobFiles(c, i) {
@@ -115,14 +101,14 @@ func TestRetentionExpiresMediaOnEveryNode(t *testing.T) {
 	}
 
 	// ttl 5s: everything of job A goes from every node.
-	idA := uploadTo(t, c.HTTP(2), srcA, `{"renditions":["180p@300k"],"chunk_seconds":2,"ttl":"5s"}`)
-	a := waitState(idA, func(j retJob) bool { return j.State == "done" })
+	idA := e2e.Upload(t, c.HTTP(2), srcA, `{"renditions":["180p@300k"],"chunk_seconds":2,"ttl":"5s"}`)
+	a := waitState(idA, func(j httpapi.JobView) bool { return j.State == "done" })
 	if a.TTL != "5s" || a.Outputs == nil {
 		t.Fatalf("job A: %+v", a)
 	}
 	hls := a.Outputs.HLS
 	done := time.Now()
-	a = waitState(idA, func(j retJob) bool { return !j.ExpiredAt.IsZero() })
+	a = waitState(idA, func(j httpapi.JobView) bool { return !j.ExpiredAt.IsZero() })
 	if a.FreedBytes <= 0 || a.Outputs != nil || a.State != "done" {
 		t.Fatalf("expired job: %+v", a)
 	}
@@ -143,7 +129,7 @@ func TestRetentionExpiresMediaOnEveryNode(t *testing.T) {
 			t.Fatalf("an expired job's playlist is still served")
 		}
 	}
-	if m := metricsText(t, c.HTTP(1)); !strings.Contains(m, "gosty_retention_freed_bytes_total "+fmt.Sprint(a.FreedBytes)) {
+	if m := e2e.Metrics(t, c.HTTP(1)); !strings.Contains(m, "gosty_retention_freed_bytes_total "+fmt.Sprint(a.FreedBytes)) {
 		t.Errorf("freed bytes metric missing or wrong:\n%s", grepLines(m, "retention"))
 	}
 	t.Logf("test took %v", time.Since(start).Round(time.Second))

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
+	"github.com/gosty/gosty/internal/pods"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -35,7 +37,7 @@ func TestJoinNeedsKeys(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ck := filepath.Join(dir, "cluster.key")
-	os.WriteFile(ck, []byte(testClusterKey+"\n"), 0o600)
+	os.WriteFile(ck, []byte(e2e.ClusterKey+"\n"), 0o600)
 	for _, tc := range []struct {
 		name    string
 		extra   []string
@@ -80,16 +82,14 @@ func TestJoinNeedsKeys(t *testing.T) {
 
 	// With --insecure (and no keys: the later empty flags win over the
 	// harness's) the node runs, joined to itself, and says what is open.
-	c, l := newCluster(t, clusterOpts{subnet: 110, first: 3, size: 1, fast: true},
+	c := e2e.New(t, e2e.Opts{Subnet: 110, First: 3, Size: 1, Fast: true},
 		"--insecure", "--cluster-key-file", "", "--gossip-key-file", "")
 	if err := c.Start(0); err != nil {
 		t.Fatal(err)
 	}
-	agree(t, c, []int{0}, 1, 1)
-	var st struct {
-		Insecure []string `json:"insecure"`
-	}
-	if err := getJSON(c.HTTP(0)+"/api/v1/cluster", &st); err != nil {
+	c.Agree(t, []int{0}, 1, 1)
+	st, err := c.Status(0)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Insecure) != 2 || !strings.Contains(st.Insecure[0], "no cluster key") || !strings.Contains(st.Insecure[1], "no gossip key") {
@@ -98,14 +98,12 @@ func TestJoinNeedsKeys(t *testing.T) {
 	if out, _, code := gosty(t, "members", "--server", c.HTTP(0)); code != 0 || !strings.Contains(out, "INSECURE") {
 		t.Errorf("gosty members (exit %d) does not say INSECURE:\n%s", code, out)
 	}
-	if n := l.count(`"level":"ERROR","msg":"INSECURE`); n != 1 {
+	if n := c.Logs.Count(`"level":"ERROR","msg":"INSECURE`); n != 1 {
 		t.Errorf("%d ERROR lines saying INSECURE, want 1", n)
 	}
 	// The peer ports are where --bind-addr puts them, HTTP where
 	// --http-addr does.
-	c.mu.Lock()
-	pid := c.procs[0].Process.Pid
-	c.mu.Unlock()
+	pid := c.Pid(0)
 	checkListeners(t, pid, map[string]bool{"127.0.110.3": true}, "127.0.110.3:8080")
 }
 
@@ -130,21 +128,13 @@ func TestLoneNodeListensOnLoopback(t *testing.T) {
 			}
 		}
 	}
-	cmd := exec.Command(os.Args[0], "node", "--name", "lone", "--data-dir", filepath.Join(t.TempDir(), "data"),
+	var out e2e.Buffer
+	cmd := e2e.StartProcess(t, "", &out, "node", "--name", "lone", "--data-dir", filepath.Join(t.TempDir(), "data"),
 		"--http-addr", fmt.Sprintf(":%d", ports["http"]), "--gossip-port", strconv.Itoa(ports["gossip"]),
 		"--raft-port", strconv.Itoa(ports["raft"]), "--internal-port", strconv.Itoa(ports["internal"]), "--fast")
-	cmd.Env = append(os.Environ(), "GOSTY_TEST_MAIN=1")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
 		if t.Failed() {
-			t.Logf("node log:\n%s", tail(out.String(), 8000))
+			t.Logf("node log:\n%s", out.Tail(8000))
 		}
 	})
 	base := fmt.Sprintf("http://127.0.0.1:%d", ports["http"])
@@ -200,7 +190,7 @@ func TestLocalClusterMakesKeys(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "cluster", "--nodes", "3", "--subnet", "127.0.110", "--first", "11",
 		"--data-dir", dir, "--", "--fast", "--stabilize", "2s")
 	cmd.Env = append(os.Environ(), "GOSTY_TEST_MAIN=1")
-	var out syncBuffer
+	var out e2e.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// The nodes inherit the output pipe; once the cluster command is gone,
@@ -231,11 +221,11 @@ func TestLocalClusterMakesKeys(t *testing.T) {
 		}
 		killProcsWith(dir)
 		if t.Failed() {
-			t.Logf("gosty cluster output:\n%s", tail(out.String(), 30000))
+			t.Logf("gosty cluster output:\n%s", e2e.Tail(out.String(), 30000))
 		}
 	})
-	c := &localCluster{net: "127.0.110", first: 11, size: 3}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c := &e2e.Cluster{Set: &pods.Set{Prefix: "gosty", Net: "127.0.110", First: 11, Size: 3}} // the pods `gosty cluster` started
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 
 	for _, name := range []string{"cluster.key", "gossip.key"} {
 		path := filepath.Join(dir, name)
@@ -252,11 +242,8 @@ func TestLocalClusterMakesKeys(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		var st struct {
-			Insecure []string `json:"insecure"`
-		}
-		if err := getJSON(c.HTTP(i)+"/api/v1/cluster", &st); err != nil || len(st.Insecure) > 0 {
-			t.Errorf("%s: %v, insecure %q", c.name(i), err, st.Insecure)
+		if st, err := c.Status(i); err != nil || len(st.Insecure) > 0 {
+			t.Errorf("%s: %v, insecure %q", c.Name(i), err, st.Insecure)
 		}
 	}
 	if s := out.String(); strings.Count(s, `"encrypted":true`) < 3 || strings.Contains(s, "INSECURE") {
@@ -409,15 +396,7 @@ func mapValues(m map[string]int) []int {
 // killProcsWith SIGKILLs every process whose command line mentions dir
 // (the nodes of a `gosty cluster` that could not stop them).
 func killProcsWith(dir string) {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err == nil && bytes.Contains(b, []byte(dir)) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
+	for _, pid := range e2e.Mentioning(dir) {
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/transcoder/synthetic"
 )
@@ -100,7 +101,7 @@ func BenchmarkControlPlane(b *testing.B) {
 	if testing.Short() {
 		base.chunks, base.factor, base.profile, sizes = 48, 0.05, 0, []int{3}
 	}
-	bin := buildSynthetic(b)
+	bin := e2e.Binary(b, "gostysynthetic")
 	var results []scaleResult
 	for k, n := range sizes {
 		s := base
@@ -275,8 +276,8 @@ func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 	}
 	// Each run's media go now, not at the end of the benchmark.
 	defer os.RemoveAll(dir)
-	c, l := newCluster(b, clusterOpts{subnet: subnet, size: s.nodes, bin: bin, dir: dir,
-		env: []string{"GOSTY_SYNTHETIC_ENCODER=" + strconv.FormatFloat(s.factor, 'g', -1, 64), "GOSTY_PPROF_PORT=" + pprofPort}},
+	c := e2e.New(b, e2e.Opts{Subnet: subnet, Size: s.nodes, Bin: bin, Dir: dir,
+		Env: []string{"GOSTY_SYNTHETIC_ENCODER=" + strconv.FormatFloat(s.factor, 'g', -1, 64), "GOSTY_PPROF_PORT=" + pprofPort}},
 		"--slots", strconv.Itoa(s.slots), "--log-level", "info")
 	defer func() {
 		for _, i := range c.Running() {
@@ -292,15 +293,13 @@ func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 	for i := range pods {
 		pods[i] = i
 	}
-	v := agreeWithin(b, c, pods, s.nodes, min(3, s.nodes), 3*time.Minute)
-	lead := podOf(c, v.Leader)
+	v := c.AgreeWithin(b, pods, s.nodes, min(3, s.nodes), 3*time.Minute)
+	lead := c.Ordinal(v.Leader)
 	origin := (lead + 1) % s.nodes
 	pids := map[int]int{}
 	var all []int
 	for _, i := range pods {
-		c.mu.Lock()
-		pids[i] = c.procs[i].Process.Pid
-		c.mu.Unlock()
+		pids[i] = c.Pid(i)
 		all = append(all, pids[i])
 	}
 	smp := startSampler(all, 250*time.Millisecond)
@@ -314,7 +313,7 @@ func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 	}
 	raft0 := scrapeRaft(c.HTTP(lead))
 	submitted := time.Now()
-	id := uploadTo(b, c.HTTP(origin), src, fmt.Sprintf(`{"chunk_seconds":%g,"renditions":["360p","240p","144p"]}`, s.chunkSeconds))
+	id := e2e.Upload(b, c.HTTP(origin), src, fmt.Sprintf(`{"chunk_seconds":%g,"renditions":["360p","240p","144p"]}`, s.chunkSeconds))
 	// Waiting reads the logs, not the API: a 2,000-chunk job's JSON is
 	// large, and polling it would load the nodes being measured.
 	w := &logWatch{}
@@ -324,29 +323,29 @@ func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 	worker := (lead + 2) % s.nodes // neither the leader nor the node that split
 	nodetest.WaitFor(b, 30*time.Minute, "the last encode", func() bool {
 		time.Sleep(200 * time.Millisecond)
-		if s.profile > 0 && !profiling && w.found(l, `"msg":"task assigned"`, `/encode/`) {
+		if s.profile > 0 && !profiling && w.found(c.Logs, `"msg":"task assigned"`, `/encode/`) {
 			profiling = true
-			go func() { profiled <- cpuProfile(c.ip(lead), s.profile) }()
-			go func() { workerProfiled <- cpuProfile(c.ip(worker), s.profile) }()
+			go func() { profiled <- cpuProfile(c.IP(lead), s.profile) }()
+			go func() { workerProfiled <- cpuProfile(c.IP(worker), s.profile) }()
 		}
-		if w.found(l, `"msg":"task failed"`, `"permanent":true`) {
+		if w.found(c.Logs, `"msg":"task failed"`, `"permanent":true`) {
 			b.Fatalf("a task failed for good")
 		}
-		if !windowEnded && w.found(l, `"msg":"task assigned"`, `/package"`) {
+		if !windowEnded && w.found(c.Logs, `"msg":"task assigned"`, `/package"`) {
 			raft1, windowEnded = scrapeRaft(c.HTTP(lead)), true
 		}
 		return windowEnded
 	})
-	var j failJob
+	var j httpapi.JobView
 	if s.waitDone {
 		nodetest.WaitFor(b, 30*time.Minute, "the package task done", func() bool {
 			time.Sleep(200 * time.Millisecond)
-			return w.found(l, `"msg":"task done"`, `"kind":"package"`)
+			return w.found(c.Logs, `"msg":"task done"`, `"kind":"package"`)
 		})
 		nodetest.WaitFor(b, time.Minute, "the job done", func() bool {
 			time.Sleep(200 * time.Millisecond)
-			var cur failJob
-			if getJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &cur) != nil {
+			var cur httpapi.JobView
+			if e2e.GetJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &cur) != nil {
 				return false
 			}
 			j = cur
@@ -355,19 +354,19 @@ func scaleOnce(b *testing.B, bin string, subnet int, s scaleSetup) scaleResult {
 		if j.State != "done" {
 			b.Fatalf("job %s: %s", j.State, j.Error)
 		}
-	} else if err := getJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &j); err != nil {
+	} else if err := e2e.GetJSON(c.HTTP(origin)+"/api/v1/jobs/"+id, &j); err != nil {
 		b.Fatal(err)
 	}
 	total := time.Since(submitted)
-	if len(j.Chunks) != s.chunks || j.encoded() != s.chunks {
-		b.Fatalf("job has %d chunks, %d encoded; want %d", len(j.Chunks), j.encoded(), s.chunks)
+	if len(j.Chunks) != s.chunks || e2e.Encoded(j) != s.chunks {
+		b.Fatalf("job has %d chunks, %d encoded; want %d", len(j.Chunks), e2e.Encoded(j), s.chunks)
 	}
 
 	r := scaleResult{setup: s, raft: raft1.minus(raft0)}
 	if s.profile > 0 {
 		r.profile, r.workerProfile = <-profiled, <-workerProfiled
 	}
-	lines := l.lines()
+	lines := logLines(c.Logs)
 	var start, end, packaged time.Time
 	leaders := map[string]bool{}
 	for _, ll := range lines {
@@ -483,40 +482,6 @@ func meanF(xs []float64) float64 {
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
-
-// agreeWithin is agree with a longer deadline (many processes on few cores).
-func agreeWithin(t testing.TB, c *localCluster, pods []int, alive, voters int, d time.Duration) httpapi.ClusterStatus {
-	t.Helper()
-	var v httpapi.ClusterStatus
-	nodetest.WaitFor(t, d, fmt.Sprintf("%d pods to agree on %d alive, %d voters", len(pods), alive, voters), func() bool {
-		var first string
-		for k, i := range pods {
-			var cur httpapi.ClusterStatus
-			if err := getJSON(c.HTTP(i)+"/api/v1/cluster", &cur); err != nil || cur.Leader == "" {
-				return false
-			}
-			a, vs := 0, 0
-			for _, m := range cur.Members {
-				if m.State == "alive" {
-					a++
-					if m.Voter {
-						vs++
-					}
-				}
-			}
-			if a != alive || vs != voters {
-				return false
-			}
-			if k == 0 {
-				first, v = summary(cur), cur
-			} else if summary(cur) != first {
-				return false
-			}
-		}
-		return true
-	})
-	return v
-}
 
 const pprofPort = "6060"
 

@@ -11,42 +11,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
-type raftView struct {
-	Leader string `json:"leader"`
-	Raft   []struct {
-		Name     string `json:"name"`
-		Suffrage string `json:"suffrage"`
-	} `json:"raft"`
-}
-
 // raftMatches waits until the raft configuration holds exactly the running
 // pods, with min(3, pods) voters.
-func raftMatches(t *testing.T, c *localCluster) {
+func raftMatches(t *testing.T, c *e2e.Cluster) {
 	t.Helper()
 	running := c.Running()
 	var want []string
 	for _, i := range running {
-		want = append(want, c.name(i))
+		want = append(want, c.Name(i))
 	}
 	sort.Strings(want)
 	var last string
 	nodetest.WaitFor(t, 90*time.Second, "raft configuration = "+strings.Join(want, ","), func() bool {
-		var v raftView
-		if getJSON(c.HTTP(running[0])+"/api/v1/cluster", &v) != nil {
+		v, err := c.Status(running[0])
+		if err != nil {
 			return false
 		}
-		var got []string
-		voters := 0
-		for _, s := range v.Raft {
-			got = append(got, s.Name)
-			if s.Suffrage == "voter" {
-				voters++
-			}
-		}
-		sort.Strings(got)
+		got, voters := e2e.Raft(v)
 		last = fmt.Sprintf("%v voters=%d", got, voters)
 		return strings.Join(got, ",") == strings.Join(want, ",") && voters == min(3, len(want))
 	})
@@ -61,12 +46,12 @@ func TestScaleWhileJobsRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
 	}
-	c := newTestCluster(t, 15, 5, "--slots", "1", "--drain-timeout", "5s")
+	c := e2e.FastCluster(t, 15, 5, "--slots", "1", "--drain-timeout", "5s")
 	const grace = 60 * time.Second
 	if err := c.Scale(3, grace); err != nil {
 		t.Fatal(err)
 	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 
 	dir := t.TempDir()
 	clip := func(name string, secs int) string {
@@ -76,7 +61,7 @@ func TestScaleWhileJobsRun(t *testing.T) {
 	}
 	var jobs []string
 	submit := func(name string) {
-		jobs = append(jobs, uploadTo(t, c.HTTP(0), clip(name, 12), `{"chunk_seconds":2,"preset":"medium"}`))
+		jobs = append(jobs, e2e.Upload(t, c.HTTP(0), clip(name, 12), `{"chunk_seconds":2,"preset":"medium"}`))
 	}
 	submit("a.mp4")
 	if err := c.Scale(5, grace); err != nil {
@@ -98,15 +83,9 @@ func TestScaleWhileJobsRun(t *testing.T) {
 	live := c.Running()
 	var want []string
 	for _, id := range jobs {
-		var j failJob
-		nodetest.WaitFor(t, 4*time.Minute, "job "+id, func() bool {
-			return getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "done" || j.State == "failed")
-		})
-		if j.State != "done" {
-			t.Fatalf("job %s ended %s: %s", id, j.State, j.Error)
-		}
+		j := e2e.WaitDone(t, 4*time.Minute, "", id, c.HTTP(0))
 		checkPlayableDuration(t, c.HTTP(0), j, 12)
-		want = append(want, fetchSum(t, c.HTTP(0)+j.Outputs.HLS))
+		want = append(want, e2e.FetchSum(t, c.HTTP(0)+j.Outputs.HLS))
 	}
 	for _, name := range []string{"a.mp4", "b.mp4", "c.mp4", "d.mp4"} {
 		b, _ := os.ReadFile(filepath.Join(dir, name))
@@ -115,7 +94,7 @@ func TestScaleWhileJobsRun(t *testing.T) {
 	}
 	nodetest.WaitFor(t, 60*time.Second, "two live copies of every source and playlist", func() bool {
 		for _, h := range want {
-			if holdersOf(c, live, h) < 2 {
+			if c.Holders(live, h) < 2 {
 				return false
 			}
 		}
@@ -127,7 +106,7 @@ func TestScaleWhileJobsRun(t *testing.T) {
 // with podManagementPolicy Parallel: SIGTERM to all of them at the same
 // moment, each with the grace period, then their volumes are deleted
 // (whenScaled: Delete).
-func stopAtOnce(t *testing.T, c *localCluster, pods []int, grace time.Duration) {
+func stopAtOnce(t *testing.T, c *e2e.Cluster, pods []int, grace time.Duration) {
 	t.Helper()
 	errs := make(chan error, len(pods))
 	for _, i := range pods {
@@ -139,7 +118,7 @@ func stopAtOnce(t *testing.T, c *localCluster, pods []int, grace time.Duration) 
 		}
 	}
 	for _, i := range pods {
-		if err := os.RemoveAll(filepath.Join(c.dir, c.name(i))); err != nil {
+		if err := os.RemoveAll(filepath.Join(c.DataDir(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -154,7 +133,7 @@ func TestScaleDownAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
 	}
-	c := newTestCluster(t, 69, 3, "--slots", "1", "--drain-timeout", "5s")
+	c := e2e.FastCluster(t, 69, 3, "--slots", "1", "--drain-timeout", "5s")
 	const grace = 60 * time.Second
 	src := nodetest.GenClip(t, filepath.Join(t.TempDir(), "a.mp4"), "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
@@ -162,7 +141,7 @@ func TestScaleDownAtOnce(t *testing.T) {
 		if err := c.Scale(3, grace); err != nil {
 			t.Fatal(err)
 		}
-		agree(t, c, []int{0, 1, 2}, 3, 3)
+		c.Agree(t, []int{0, 1, 2}, 3, 3)
 		// Leadership away from gosty-0, which stays.
 		if err := c.Stop(0, grace); err != nil {
 			t.Fatal(err)
@@ -170,18 +149,12 @@ func TestScaleDownAtOnce(t *testing.T) {
 		if err := c.Start(0); err != nil {
 			t.Fatal(err)
 		}
-		v := agree(t, c, []int{0, 1, 2}, 3, 3)
-		t.Logf("round %d: before the scale-down: %s", round, summary(v))
-		id := uploadTo(t, c.HTTP(1), src, `{"chunk_seconds":2,"preset":"ultrafast"}`)
+		v := c.Agree(t, []int{0, 1, 2}, 3, 3)
+		t.Logf("round %d: before the scale-down: %s", round, e2e.Summary(v))
+		id := e2e.Upload(t, c.HTTP(1), src, `{"chunk_seconds":2,"preset":"ultrafast"}`)
 
 		stopAtOnce(t, c, []int{1, 2}, grace)
 		raftMatches(t, c)
-		var j failJob
-		nodetest.WaitFor(t, 2*time.Minute, "job "+id+" on the last node", func() bool {
-			return getJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "done" || j.State == "failed")
-		})
-		if j.State != "done" {
-			t.Fatalf("job %s ended %s: %s", id, j.State, j.Error)
-		}
+		e2e.WaitDone(t, 2*time.Minute, "", id, c.HTTP(0))
 	}
 }

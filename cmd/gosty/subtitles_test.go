@@ -11,6 +11,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -25,14 +26,10 @@ func TestSubtitlesAckedWithSource(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
 	}
-	c, _ := newCluster(t, clusterOpts{subnet: 115, first: 1, size: 3, fast: true},
+	c := e2e.New(t, e2e.Opts{Subnet: 115, First: 1, Size: 3, Fast: true},
 		"--slots", "1", "--replicas", "2", "--preset", "ultrafast")
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.StartAll(t, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	src := nodetest.GenClip(t, filepath.Join(t.TempDir(), "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=2",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p")
 	video, err := os.ReadFile(src)

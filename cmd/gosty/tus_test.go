@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -112,38 +114,14 @@ func (p *cutProxy) pipe(c net.Conn) {
 	}
 }
 
-type tusJob struct {
-	ID      string `json:"id"`
-	State   string `json:"state"`
-	Error   string `json:"error"`
-	Outputs struct {
-		HLS string `json:"hls"`
-	} `json:"outputs"`
-}
-
-func waitJobDone(t *testing.T, base, token, id string) tusJob {
-	t.Helper()
-	var j tusJob
-	nodetest.WaitFor(t, 3*time.Minute, "job "+id+" to finish", func() bool {
-		if err := getJSONAuth(base+"/api/v1/jobs/"+id, token, &j); err != nil {
-			return false
-		}
-		return j.State == "done" || j.State == "failed" || j.State == "canceled"
-	})
-	if j.State != "done" {
-		t.Fatalf("job %s ended %s: %s", id, j.State, j.Error)
-	}
-	return j
-}
-
-func hlsDuration(t *testing.T, base string, j tusJob) float64 {
+func hlsDuration(t *testing.T, base string, j httpapi.JobView) float64 {
 	t.Helper()
 	return hlsDurationAuth(t, base, "", j)
 }
 
 // hlsDurationAuth is hlsDuration with the API token in the requests'
 // header (files need it on a node with tokens and public playback).
-func hlsDurationAuth(t *testing.T, base, token string, j tusJob) float64 {
+func hlsDurationAuth(t *testing.T, base, token string, j httpapi.JobView) float64 {
 	t.Helper()
 	args := []string{"-v", "error", "-protocol_whitelist", "http,tcp"}
 	if token != "" {
@@ -199,16 +177,14 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := newTestCluster(t, 70, 1, "--preset", "ultrafast", "--api-token-file", tokFile)
+	c := e2e.FastCluster(t, 70, 1, "--preset", "ultrafast", "--api-token-file", tokFile)
 	if err := c.Start(0); err != nil {
 		t.Fatal(err)
 	}
 	base := c.HTTP(0)
 	nodetest.WaitReady(t, base, 30*time.Second)
 	// A noisy clip, so that it is a few MB and the cut lands mid-body.
-	src := nodetest.GenClip(t, filepath.Join(dir, "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=8",
-		"-f", "lavfi", "-i", "sine=duration=8", "-vf", "noise=alls=60:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	src := nodetest.NoisyClip(t, filepath.Join(dir, "clip.mp4"), 8)
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +205,7 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var posted tusJob
+	var posted httpapi.JobView
 	json.NewDecoder(resp.Body).Decode(&posted)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
@@ -265,7 +241,7 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 	if off <= 0 || off > cutAfter {
 		t.Fatalf("offset after the cut: %d (cut at %d of %d)", off, cutAfter, size)
 	}
-	if uploads, _ := filepath.Glob(filepath.Join(c.dir, "*", "uploads", "*.info")); len(uploads) != 1 {
+	if uploads, _ := filepath.Glob(filepath.Join(c.Root, "*", "uploads", "*.info")); len(uploads) != 1 {
 		t.Fatalf("upload files on the node: %v", uploads)
 	}
 	resp, b, err = tusReq(t, http.MethodPatch, upload, token, bytes.NewReader(data[off:]), map[string]string{
@@ -274,19 +250,19 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 		t.Fatalf("resumed PATCH: %v %v %s", err, resp, b)
 	}
 	resumedID := resp.Header.Get("Gosty-Job-Id")
-	if uploads, _ := filepath.Glob(filepath.Join(c.dir, "*", "uploads", "*")); len(uploads) != 0 {
+	if uploads, _ := filepath.Glob(filepath.Join(c.Root, "*", "uploads", "*")); len(uploads) != 0 {
 		t.Fatalf("upload files left after the finish: %v", uploads)
 	}
 
-	ref := waitJobDone(t, base, token, posted.ID)
-	resumed := waitJobDone(t, base, token, resumedID)
+	ref := e2e.WaitDone(t, 3*time.Minute, token, posted.ID, base)
+	resumed := e2e.WaitDone(t, 3*time.Minute, token, resumedID, base)
 	dRef, dRes := hlsDurationAuth(t, base, token, ref), hlsDurationAuth(t, base, token, resumed)
 	t.Logf("POSTed job %s: %.3fs; resumed tus job %s: %.3fs (%s)", ref.ID, dRef, resumed.ID, dRes, time.Since(start).Round(time.Millisecond))
 	if dRef != dRes || dRef < 7.8 || dRef > 8.2 {
 		t.Fatalf("HLS durations: POST %.3f, tus %.3f; want equal, 8s", dRef, dRes)
 	}
 	// Both uploads count (the POST and the tus one).
-	if m := regexp.MustCompile(`(?m)^gosty_upload_bytes_total (\S+)$`).FindStringSubmatch(metricsText(t, base)); m == nil {
+	if m := regexp.MustCompile(`(?m)^gosty_upload_bytes_total (\S+)$`).FindStringSubmatch(e2e.Metrics(t, base)); m == nil {
 		t.Fatal("no gosty_upload_bytes_total")
 	} else if v, _ := strconv.ParseFloat(m[1], 64); v < float64(2*size) {
 		t.Fatalf("gosty_upload_bytes_total %v, want ≥ %d", v, 2*size)
@@ -305,16 +281,14 @@ func TestTusResumeAfterKilledConnection(t *testing.T) {
 	if !strings.Contains(stderr, "resuming at byte") || !strings.Contains(stderr, "upload    clip.mp4") {
 		t.Fatalf("stderr lacks the resume note or the upload bar:\n%s", stderr)
 	}
-	var out submitOutput
+	var out httpapi.JobList
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Jobs) != 1 || out.Jobs[0].State != "done" {
 		t.Fatalf("submit output: %v\n%s", err, stdout)
 	}
-	cli := tusJob{ID: out.Jobs[0].ID}
-	cli.Outputs.HLS = out.Jobs[0].Outputs.HLS
-	if d := hlsDurationAuth(t, base, token, cli); d != dRef {
+	if d := hlsDurationAuth(t, base, token, out.Jobs[0]); d != dRef {
 		t.Fatalf("CLI tus job lasts %.3f, the POSTed one %.3f", d, dRef)
 	}
-	if uploads, _ := filepath.Glob(filepath.Join(c.dir, "*", "uploads", "*")); len(uploads) != 0 {
+	if uploads, _ := filepath.Glob(filepath.Join(c.Root, "*", "uploads", "*")); len(uploads) != 0 {
 		t.Fatalf("upload files left after the CLI upload: %v", uploads)
 	}
 }

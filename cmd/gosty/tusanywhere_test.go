@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -23,7 +25,7 @@ import (
 // step of a resume must cross nodes, as behind a Service with no affinity.
 type hops struct {
 	t     *testing.T
-	c     *localCluster
+	c     *e2e.Cluster
 	token string
 	last  int
 	n     int
@@ -72,9 +74,9 @@ func (h *hops) create(i int, size int64, meta string) string {
 }
 
 // uploadsOn lists the upload files in pod i's data dir.
-func uploadsOn(t *testing.T, c *localCluster, i int) []string {
+func uploadsOn(t *testing.T, c *e2e.Cluster, i int) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(c.dir, c.name(i), "uploads", "*"))
+	files, err := filepath.Glob(filepath.Join(c.DataDir(i), "uploads", "*"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,12 +85,12 @@ func uploadsOn(t *testing.T, c *localCluster, i int) []string {
 
 // relayedIn sums gosty_transfer_bytes_total{direction="in",reason="upload"}
 // over the pods: the upload bytes that reached their node through another.
-func relayedIn(t *testing.T, c *localCluster, pods ...int) float64 {
+func relayedIn(t *testing.T, c *e2e.Cluster, pods ...int) float64 {
 	t.Helper()
 	re := regexp.MustCompile(`(?m)^gosty_transfer_bytes_total\{direction="in",reason="upload"\} (\S+)$`)
 	sum := 0.0
 	for _, i := range pods {
-		if m := re.FindStringSubmatch(metricsText(t, c.HTTP(i))); m != nil {
+		if m := re.FindStringSubmatch(e2e.Metrics(t, c.HTTP(i))); m != nil {
 			v, _ := strconv.ParseFloat(m[1], 64)
 			sum += v
 		}
@@ -145,22 +147,16 @@ func TestTusResumeAnywhere(t *testing.T) {
 	const deadTimeout = 8 * time.Second
 	// --public-read: the cluster helpers (agree) read anonymously; every
 	// tus call here carries the token all the same.
-	c := newTestCluster(t, 101, 3, "--preset", "ultrafast", "--api-token-file", tokFile, "--public-read", "--slots", "1",
+	c := e2e.FastCluster(t, 101, 3, "--preset", "ultrafast", "--api-token-file", tokFile, "--public-read", "--slots", "1",
 		"--dead-server-timeout", deadTimeout.String())
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	agree(t, c, []int{0, 1, 2}, 3, 3)
+	c.StartAll(t, 3)
+	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	for i := range 3 {
 		nodetest.WaitReady(t, c.HTTP(i), 30*time.Second)
 	}
 	t.Logf("cluster up after %v", time.Since(start).Round(time.Millisecond))
 	// A noisy clip, so that it is a few MB and the cut lands mid-body.
-	src := nodetest.GenClip(t, filepath.Join(dir, "clip.mp4"), "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=8",
-		"-f", "lavfi", "-i", "sine=duration=8", "-vf", "noise=alls=60:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+	src := nodetest.NoisyClip(t, filepath.Join(dir, "clip.mp4"), 8)
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +172,7 @@ func TestTusResumeAnywhere(t *testing.T) {
 
 	// The reference: the same file POSTed.
 	resp, b := h.do(2, http.MethodPost, "/api/v1/jobs?filename=clip.mp4&options="+url.QueryEscape(opts), data, nil)
-	var posted tusJob
+	var posted httpapi.JobView
 	if err := json.Unmarshal(b, &posted); err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST: %d %s", resp.StatusCode, b)
 	}
@@ -225,7 +221,7 @@ func TestTusResumeAnywhere(t *testing.T) {
 	}
 	resp, b = h.patch(1, upload, mid, data[mid:])
 	resumedID := resp.Header.Get("Gosty-Job-Id")
-	var v tusJob
+	var v httpapi.JobView
 	if err := json.Unmarshal(b, &v); err != nil || resp.StatusCode != http.StatusOK || resumedID == "" || v.ID != resumedID {
 		t.Fatalf("last PATCH through gosty-1: %d job %q %s", resp.StatusCode, resumedID, b)
 	}
@@ -281,8 +277,8 @@ func TestTusResumeAnywhere(t *testing.T) {
 	}
 
 	// Reads are local: each node is asked once it has applied the end.
-	ref := waitJobDone(t, c.HTTP(2), token, posted.ID)
-	resumed := waitJobDone(t, c.HTTP(1), token, resumedID)
+	ref := e2e.WaitDone(t, 3*time.Minute, token, posted.ID, c.HTTP(2))
+	resumed := e2e.WaitDone(t, 3*time.Minute, token, resumedID, c.HTTP(1))
 	dRef, dRes := hlsDuration(t, c.HTTP(2), ref), hlsDuration(t, c.HTTP(1), resumed)
 	t.Logf("POSTed job %s: %.3fs; tus job resumed across nodes %s: %.3fs (%s)", ref.ID, dRef, resumed.ID, dRes, time.Since(start).Round(time.Millisecond))
 	if dRef != dRes || dRef < 7.8 || dRef > 8.2 {
@@ -304,11 +300,11 @@ func TestTusResumeAnywhere(t *testing.T) {
 	if svc.cuts.Load() != 1 || !strings.Contains(stderr, "resuming at byte") {
 		t.Fatalf("%d cuts; stderr lacks the resume note:\n%s", svc.cuts.Load(), stderr)
 	}
-	var out submitOutput
+	var out httpapi.JobList
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Jobs) != 1 || out.Jobs[0].State != "done" {
 		t.Fatalf("submit output: %v\n%s", err, stdout)
 	}
-	cli := waitJobDone(t, c.HTTP(0), token, out.Jobs[0].ID)
+	cli := e2e.WaitDone(t, 3*time.Minute, token, out.Jobs[0].ID, c.HTTP(0))
 	if d := hlsDuration(t, c.HTTP(0), cli); d != dRef {
 		t.Fatalf("the CLI's tus job lasts %.3f, the POSTed one %.3f", d, dRef)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/httpapi/ui"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -227,12 +228,8 @@ func TestUI(t *testing.T) {
 	chrome := chromiumOrSkip(t)
 	start := time.Now()
 
-	c := newTestCluster(t, 50, 2, "--slots", "1", "--preset", "ultrafast")
-	for i := range 2 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c := e2e.FastCluster(t, 50, 2, "--slots", "1", "--preset", "ultrafast")
+	c.StartAll(t, 2)
 	src := filepath.Join(t.TempDir(), "ui-clip.mp4")
 	// An English subtitle stream (mov_text) for the player's subtitle menu.
 	srt := filepath.Join(t.TempDir(), "ui-clip.srt")
@@ -243,7 +240,7 @@ func TestUI(t *testing.T) {
 		"-f", "lavfi", "-i", "sine=frequency=440:duration=8", "-i", srt, "-map", "0:v", "-map", "1:a", "-map", "2:s",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
 		"-pix_fmt", "yuv420p", "-c:a", "aac", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng", "-t", "8")
-	agree(t, c, []int{0, 1}, 2, 2)
+	c.Agree(t, []int{0, 1}, 2, 2)
 	base := c.HTTP(0)
 
 	ctx, blog := newBrowser(t, chrome)
@@ -339,7 +336,7 @@ func TestUI(t *testing.T) {
 	}
 	uiCheckPoster(t, ctx, row) // ui_thumbs_test.go
 	var list httpapi.JobList
-	if err := getJSON(base+"/api/v1/jobs", &list); err != nil || len(list.Jobs) != 1 {
+	if err := e2e.GetJSON(base+"/api/v1/jobs", &list); err != nil || len(list.Jobs) != 1 {
 		t.Fatalf("job list: %v (%d jobs)", err, len(list.Jobs))
 	}
 	if o := list.Jobs[0].Options; o.RateControl != "capped_crf" || o.Audio != "first" || o.ChunkSeconds != 2 {

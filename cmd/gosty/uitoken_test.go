@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -30,7 +31,7 @@ func TestUIWithTokens(t *testing.T) {
 	if err := os.WriteFile(tf, []byte(tok+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := newTestCluster(t, 112, 1, "--slots", "2", "--preset", "ultrafast", "--api-token-file", tf)
+	c := e2e.FastCluster(t, 112, 1, "--slots", "2", "--preset", "ultrafast", "--api-token-file", tf)
 	if err := c.Start(0); err != nil {
 		t.Fatal(err)
 	}

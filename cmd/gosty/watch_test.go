@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/objstore/s3test"
 )
@@ -38,9 +39,7 @@ func TestWatchBucket(t *testing.T) {
 		t.Skip("runs node processes and ffmpeg")
 	}
 	srv := s3test.Start(t, "inbox")
-	env := []string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretKey,
-		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}
+	env := e2e.S3Env()
 	// A noisy clip of about 1.8 MB: the first answer to pass 1 MiB is a
 	// source being fetched (listings and sidecars are a few KiB).
 	clip, err := os.ReadFile(nodetest.GenClip(t, filepath.Join(t.TempDir(), "clip.mp4"), "-f", "lavfi", "-i",
@@ -57,16 +56,12 @@ func TestWatchBucket(t *testing.T) {
 	})
 	var releaseOnce sync.Once
 	defer releaseOnce.Do(func() { close(release) })
-	c, _ := newCluster(t, clusterOpts{subnet: 119, size: 3, fast: true, env: env}, "--preset", "ultrafast",
+	c := e2e.New(t, e2e.Opts{Subnet: 119, Size: 3, Fast: true, Env: env}, "--preset", "ultrafast",
 		"--s3-endpoint", "http://"+proxy, "--s3-path-style", "--watch", "s3://inbox/in/",
 		"--watch-options", `{"renditions":["180p@300k"]}`)
-	for i := range 3 {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v := agree(t, c, []int{0, 1, 2}, 3, 3)
-	leader := podOf(c, v.Leader)
+	c.StartAll(t, 3)
+	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
+	leader := c.Ordinal(v.Leader)
 	ctx := context.Background()
 	put := func(key string, body []byte) {
 		t.Helper()
@@ -83,7 +78,7 @@ func TestWatchBucket(t *testing.T) {
 
 	jobs := func(pod int) []watchJob {
 		var l httpapi.JobList
-		if err := getJSON(c.HTTP(pod)+"/api/v1/jobs?limit=100", &l); err != nil {
+		if err := e2e.GetJSON(c.HTTP(pod)+"/api/v1/jobs?limit=100", &l); err != nil {
 			return nil
 		}
 		return l.Jobs

@@ -5,6 +5,7 @@ package nodetest
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net"
@@ -63,9 +64,35 @@ func GenClip(t testing.TB, path string, args ...string) string {
 	return path
 }
 
+// AVClip writes a clip of test pattern and tone (H.264 with a keyframe
+// every second at 25 fps, AAC) of size ("640x360") and seconds to path,
+// and returns path: the usual source of the process tests.
+func AVClip(t testing.TB, path, size string, seconds int) string {
+	t.Helper()
+	return GenClip(t, path, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=25:duration=%d", size, seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=duration=%d", seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+}
+
+// NoisyClip is AVClip at 640x360 with noise over the picture: a few MB a
+// few seconds (noise compresses badly), so that an upload takes many reads
+// and a cut connection lands mid-body.
+func NoisyClip(t testing.TB, path string, seconds int) string {
+	t.Helper()
+	return GenClip(t, path, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=640x360:rate=25:duration=%d", seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=duration=%d", seconds), "-vf", "noise=alls=60:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+}
+
 // Upload posts a file to base's job API as multipart (options first, as
 // the API requires) and returns the status and body.
 func Upload(t testing.TB, base, path, options string) (int, []byte) {
+	t.Helper()
+	return UploadAuth(t, base, "", path, options)
+}
+
+// UploadAuth is Upload with an API token ("" sends none).
+func UploadAuth(t testing.TB, base, token, path, options string) (int, []byte) {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -82,7 +109,15 @@ func Upload(t testing.TB, base, path, options string) (int, []byte) {
 	}
 	fw.Write(data)
 	mw.Close()
-	resp, err := http.Post(base+"/api/v1/jobs", mw.FormDataContentType(), &buf)
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/jobs", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,10 @@
 // processes on one machine is limited by scheduling, raft, leases,
 // heartbeats and transfers rather than by CPU.
 //
-// It is never linked into a production binary: only node's synthetic.go,
-// compiled with the gostysynthetic build tag, imports it, and even then a
-// node uses it only when GOSTY_SYNTHETIC_ENCODER is set.
+// It is never linked into a production binary: only cmd/gosty's
+// synthetic.go, compiled with the gostysynthetic build tag, imports it (and
+// hands it to the node as Config.Transcoder), and even then only when
+// GOSTY_SYNTHETIC_ENCODER is set.
 //
 // Its sources are descriptors, not media: a small text file (see Source)
 // that declares a duration, size, frame rate and bit rate. Probe reads the

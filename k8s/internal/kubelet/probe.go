@@ -14,6 +14,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/gosty/gosty/internal/e2e"
 )
 
 // probe runs the container's startup probe, then its liveness and
@@ -59,7 +61,7 @@ func periodOf(p *corev1.Probe) time.Duration {
 
 // waitProbe probes until success (true) or failureThreshold failures.
 func (r *podRunner) waitProbe(ctx context.Context, p *corev1.Probe, what string) bool {
-	if !sleepCtx(ctx, time.Duration(p.InitialDelaySeconds)*time.Second) {
+	if !e2e.SleepCtx(ctx, time.Duration(p.InitialDelaySeconds)*time.Second) {
 		return false
 	}
 	failures := int32(0)
@@ -72,7 +74,7 @@ func (r *podRunner) waitProbe(ctx context.Context, p *corev1.Probe, what string)
 			r.logf("%s probe failed %d times: %v", what, failures, err)
 			return false
 		}
-		if !sleepCtx(ctx, periodOf(p)) {
+		if !e2e.SleepCtx(ctx, periodOf(p)) {
 			return false
 		}
 	}
@@ -82,7 +84,7 @@ func (r *podRunner) waitProbe(ctx context.Context, p *corev1.Probe, what string)
 // thresholds applied (a change needs successThreshold successes or
 // failureThreshold failures in a row); the first success is reported.
 func (r *podRunner) loopProbe(ctx context.Context, p *corev1.Probe, what string, report func(bool)) {
-	if !sleepCtx(ctx, time.Duration(p.InitialDelaySeconds)*time.Second) {
+	if !e2e.SleepCtx(ctx, time.Duration(p.InitialDelaySeconds)*time.Second) {
 		return
 	}
 	var ok, known bool
@@ -106,23 +108,9 @@ func (r *podRunner) loopProbe(ctx context.Context, p *corev1.Probe, what string,
 				report(false)
 			}
 		}
-		if !sleepCtx(ctx, periodOf(p)) {
+		if !e2e.SleepCtx(ctx, periodOf(p)) {
 			return
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -136,7 +124,7 @@ func (r *podRunner) runProbe(ctx context.Context, p *corev1.Probe) error {
 // runHandler runs a lifecycle hook (preStop).
 func (r *podRunner) runHandler(ctx context.Context, h *corev1.LifecycleHandler) error {
 	if h.Sleep != nil {
-		if !sleepCtx(ctx, time.Duration(h.Sleep.Seconds)*time.Second) {
+		if !e2e.SleepCtx(ctx, time.Duration(h.Sleep.Seconds)*time.Second) {
 			return ctx.Err()
 		}
 		return nil
