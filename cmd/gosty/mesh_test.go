@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -144,7 +145,7 @@ func newCluster(t testing.TB, o clusterOpts, extra ...string) (*localCluster, *l
 	}
 	c := &localCluster{
 		bin: bin, env: env, dir: filepath.Join(dir, "data"),
-		prefix: "gosty", net: fmt.Sprintf("127.0.%d", o.subnet), first: first, size: o.size,
+		prefix: "gosty", net: fmt.Sprintf("127.0.%d", movedSubnet(t, o.subnet)), first: first, size: o.size,
 		args: append(args, extra...),
 		out:  l.writer,
 	}
@@ -166,6 +167,28 @@ func newCluster(t testing.TB, o clusterOpts, extra ...string) (*localCluster, *l
 		}
 	})
 	return c, l
+}
+
+// movedSubnet is the third octet a cluster of this subnet runs on:
+// GOSTY_TEST_SUBNETS ("12=120,18=124") moves named subnets elsewhere, so
+// that two checkouts can run the same process tests on one machine at
+// once without their loopback addresses clashing.
+func movedSubnet(t testing.TB, subnet int) int {
+	for _, kv := range strings.Split(os.Getenv("GOSTY_TEST_SUBNETS"), ",") {
+		from, to, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			continue
+		}
+		f, err1 := strconv.Atoi(from)
+		n, err2 := strconv.Atoi(to)
+		if err1 != nil || err2 != nil || n < 1 || n > 254 {
+			t.Fatalf("GOSTY_TEST_SUBNETS: bad entry %q", kv)
+		}
+		if f == subnet {
+			return n
+		}
+	}
+	return subnet
 }
 
 func getJSON(url string, v any) error { return getJSONAuth(url, "", v) }
