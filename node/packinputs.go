@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,11 +23,12 @@ import (
 // (its declared size) stay bounded.
 const packPulls = 8
 
-// packStores bounds how many of a package's published files are stored at
-// once (hash, fsync, rename, directory fsync each; a long job publishes
-// tens of thousands of segments). Hashing is CPU, so more than a few only
-// queue behind the cores; a few overlap the fsyncs.
-const packStores = 4
+// taskStores bounds how many of a task's output files are stored at once
+// (hash, fsync, rename, directory fsync each): an encode's renditions, on
+// every task's critical path, and a package's published files (a long
+// job publishes tens of thousands of segments). Hashing is CPU, so more
+// than a few only queue behind the cores; a few overlap the fsyncs.
+const taskStores = 4
 
 // fetchEach fetches refs (zero refs are skipped), up to packPulls at once,
 // pulling from a holder those not here, and calls fn with each one's local
@@ -91,35 +91,44 @@ func (w *worker) fetchAll(ctx context.Context, log func(pulled int, bytes int64,
 	return paths, nil
 }
 
-// storeAll moves a package's files (paths relative to dir, slash-separated)
-// into the blob store, packStores at once, each pinned until res is
-// committed.
-func (w *worker) storeAll(res *cluster.TaskResult, dir string, rels []string) (map[string]cluster.BlobRef, error) {
-	refs := make([]cluster.BlobRef, len(rels))
+// storeEach moves files into the blob store, taskStores at once, each
+// pinned until res is committed, and returns their refs in paths' order;
+// name(i) says what paths[i] is in an error. The first failure stops the
+// stores not yet begun.
+func (w *worker) storeEach(res *cluster.TaskResult, paths []string, name func(i int) string) ([]cluster.BlobRef, error) {
+	refs := make([]cluster.BlobRef, len(paths))
 	g := new(errgroup.Group)
-	g.SetLimit(packStores)
-	var mu sync.Mutex
-	failed := false
-	for i, rel := range rels {
-		mu.Lock()
-		stop := failed
-		mu.Unlock()
-		if stop {
+	g.SetLimit(taskStores)
+	var failed atomic.Bool
+	for i, p := range paths {
+		if failed.Load() {
 			break
 		}
 		g.Go(func() error {
-			ref, err := w.store(res, filepath.Join(dir, filepath.FromSlash(rel)))
+			ref, err := w.store(res, p)
 			if err != nil {
-				mu.Lock()
-				failed = true
-				mu.Unlock()
-				return fmt.Errorf("store %s: %w", rel, err)
+				failed.Store(true)
+				return fmt.Errorf("store %s: %w", name(i), err)
 			}
 			refs[i] = ref
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return refs, nil
+}
+
+// storeAll stores a package's files (paths relative to dir,
+// slash-separated) as storeEach does, by path.
+func (w *worker) storeAll(res *cluster.TaskResult, dir string, rels []string) (map[string]cluster.BlobRef, error) {
+	paths := make([]string, len(rels))
+	for i, rel := range rels {
+		paths[i] = filepath.Join(dir, filepath.FromSlash(rel))
+	}
+	refs, err := w.storeEach(res, paths, func(i int) string { return rels[i] })
+	if err != nil {
 		return nil, err
 	}
 	files := make(map[string]cluster.BlobRef, len(rels))

@@ -397,13 +397,16 @@ func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir strin
 	if err != nil {
 		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
 	}
-	for _, o := range outs {
-		ref, err := w.store(res, o)
-		if err != nil {
-			return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
+	refs, err := w.storeEach(res, outs, func(i int) string {
+		if i < len(j.Renditions) {
+			return "rendition " + j.Renditions[i].Name
 		}
-		res.Outputs = append(res.Outputs, ref)
+		return fmt.Sprintf("output %d", i)
+	})
+	if err != nil {
+		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
 	}
+	res.Outputs = refs
 	if err := w.storeThumbs(res, dir); err != nil {
 		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
 	}
