@@ -30,11 +30,12 @@ const packPulls = 8
 // than a few only queue behind the cores; a few overlap the fsyncs.
 const taskStores = 4
 
-// fetchEach fetches refs (zero refs are skipped), up to packPulls at once,
-// pulling from a holder those not here, and calls fn with each one's local
-// path or error, from several goroutines at once. An error fn returns stops
-// the fetches not yet begun and is returned; fn returning nil for an error
-// lets the others go on. It returns how many were pulled and their bytes.
+// fetchEach fetches refs (zero refs are skipped, a blob named twice is
+// fetched once), up to packPulls at once, pulling from a holder those not
+// here, and calls fn with each one's local path or error, from several
+// goroutines at once. An error fn returns stops the fetches not yet begun
+// and is returned; fn returning nil for an error lets the others go on. It
+// returns how many were pulled and their bytes.
 //
 // The copies pulled here are not recorded in the task's result (unlike a
 // task's own input, worker.input): every one is an intermediate the job
@@ -45,22 +46,36 @@ const taskStores = 4
 // with a blob.add of its own (that shape has no other way).
 func (w *worker) fetchEach(ctx context.Context, refs []cluster.BlobRef, fn func(i int, path string, err error) error) (pulled int, bytes int64, err error) {
 	var n, size atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(packPulls)
+	at := map[string][]int{} // hash → where refs name it (identical chunks encode to one blob)
+	var order []int          // the first index of each hash
 	for i, ref := range refs {
 		if ref.IsZero() {
 			continue
 		}
+		if _, ok := at[ref.Hash]; !ok {
+			order = append(order, i)
+		}
+		at[ref.Hash] = append(at[ref.Hash], i)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(packPulls)
+	for _, first := range order {
 		if gctx.Err() != nil {
 			break // a fetch failed for good (or ctx ended): begin no more
 		}
+		ref := refs[first]
 		g.Go(func() error {
 			p, got, err := w.fetch(gctx, ref, "task")
 			if err == nil && got {
 				n.Add(1)
 				size.Add(ref.Size)
 			}
-			return fn(i, p, err)
+			for _, i := range at[ref.Hash] {
+				if ferr := fn(i, p, err); ferr != nil {
+					return ferr
+				}
+			}
+			return nil
 		})
 	}
 	err = g.Wait()

@@ -135,15 +135,21 @@ func TestPackageFetchStopsAtTheFirstFailure(t *testing.T) {
 }
 
 // A storyboard goes on without the bundles it cannot fetch; zero refs
-// (chunks without frames) are not fetched at all.
+// (chunks without frames) are not fetched at all, and a blob named twice
+// (identical chunks) once.
 func TestFetchEachToleratesWhatTheCallerForgives(t *testing.T) {
+	var fmu sync.Mutex
+	fetched := map[string]int{}
 	w := packWorker(t, func(ctx context.Context, ref cluster.BlobRef) (string, bool, error) {
+		fmu.Lock()
+		fetched[ref.Hash]++
+		fmu.Unlock()
 		if ref == refN(3) {
 			return "", false, errors.New("holder gone")
 		}
 		return "/blobs/" + ref.Hash, false, nil
 	})
-	refs := []cluster.BlobRef{refN(0), {}, refN(2), refN(3), refN(4)}
+	refs := []cluster.BlobRef{refN(0), {}, refN(2), refN(3), refN(4), refN(2)}
 	got := make([]string, len(refs))
 	var mu sync.Mutex
 	calls := 0
@@ -158,9 +164,12 @@ func TestFetchEachToleratesWhatTheCallerForgives(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"/blobs/" + refN(0).Hash, "", "/blobs/" + refN(2).Hash, "", "/blobs/" + refN(4).Hash}
-	if strings.Join(got, ",") != strings.Join(want, ",") || calls != 4 {
-		t.Fatalf("got %q in %d calls, want %q in 4", got, calls, want)
+	want := []string{"/blobs/" + refN(0).Hash, "", "/blobs/" + refN(2).Hash, "", "/blobs/" + refN(4).Hash, "/blobs/" + refN(2).Hash}
+	if strings.Join(got, ",") != strings.Join(want, ",") || calls != 5 {
+		t.Fatalf("got %q in %d calls, want %q in 5", got, calls, want)
+	}
+	if fetched[refN(2).Hash] != 1 || len(fetched) != 4 {
+		t.Fatalf("fetched %v, want each of the 4 blobs once", fetched)
 	}
 }
 
