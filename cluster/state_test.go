@@ -638,3 +638,58 @@ func TestSubmitRecordsHolders(t *testing.T) {
 		t.Fatalf("a submit without holders: %v", b.Nodes)
 	}
 }
+
+// TestResultRecordsPulledCopies: from log version 2 a task's result names
+// the inputs its node pulled, and the same entry records that node as
+// their holder: no blob.add of their own (issue 19). A malformed one
+// refuses the whole result, which then changes nothing.
+func TestResultRecordsPulledCopies(t *testing.T) {
+	s := upgraded(t)
+	j := testJob("j", false)
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: j})
+	split := TaskID("j", TaskSplit, 0)
+	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Term: 1, Attempt: 1})
+	src := BlobRef{Hash: hash('b'), Size: 10}
+	mustApply(t, s, OpTaskDone, TaskResult{TaskID: split, Node: "n1", Attempt: 1, Chunks: []Chunk{
+		{Start: 0, Duration: 6, Frames: 150, Source: src},
+		{Start: 6, Duration: 6, Frames: 150, Source: BlobRef{Hash: hash('c'), Size: 10}},
+	}})
+	enc := TaskID("j", TaskEncode, 0)
+	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: enc, Node: "n2", Term: 1, Attempt: 1})
+	holders := func(h string) []string {
+		b, ok := s.Blob(h)
+		if !ok {
+			return nil
+		}
+		return slices.Clone(b.Nodes)
+	}
+	if got := holders(src.Hash); !slices.Equal(got, []string{"n1"}) {
+		t.Fatalf("chunk source held by %v before the encode, want [n1]", got)
+	}
+	res := TaskResult{TaskID: enc, Node: "n2", Attempt: 1,
+		Outputs: []BlobRef{{Hash: hash('d'), Size: 5}, {Hash: hash('e'), Size: 5}}, Pulled: []BlobRef{src}}
+
+	bad := res
+	bad.Pulled = []BlobRef{{Hash: "not-a-hash"}}
+	before := dump(t, s)
+	if err := apply(t, s, OpTaskDone, bad); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a malformed pulled blob: %v, want ErrInvalid", err)
+	}
+	if dump(t, s) != before {
+		t.Fatal("a refused result changed the state")
+	}
+
+	mustApply(t, s, OpTaskDone, res)
+	if got := holders(src.Hash); !slices.Equal(got, []string{"n1", "n2"}) {
+		t.Fatalf("chunk source held by %v after the encode's result, want [n1 n2]", got)
+	}
+	for _, o := range res.Outputs {
+		if got := holders(o.Hash); !slices.Equal(got, []string{"n2"}) {
+			t.Fatalf("output %s held by %v, want [n2]", o.Hash[:1], got)
+		}
+	}
+	// The copy survives a snapshot like any other record.
+	if b, ok := roundTrip(t, s).Blob(src.Hash); !ok || !b.Nodes.Has("n2") {
+		t.Fatal("the pulled copy did not survive a snapshot")
+	}
+}

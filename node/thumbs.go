@@ -60,18 +60,20 @@ func (w *worker) storyboard(ctx context.Context, j cluster.Job, out string, pr *
 		return
 	}
 	in := transcoder.StoryboardInput{Interval: ts.Interval, Duration: videoDuration(j.Source)}
-	for _, c := range j.Chunks {
-		if c.Thumbs.IsZero() {
-			in.Bundles = append(in.Bundles, "")
-			continue
-		}
-		p, _, err := w.fetch(ctx, c.Thumbs, "task")
+	in.Bundles = make([]string, len(j.Chunks)) // "": a chunk without frames
+	refs := make([]cluster.BlobRef, len(j.Chunks))
+	for i, c := range j.Chunks {
+		refs[i] = c.Thumbs // fetchEach skips the zero ones
+	}
+	if _, _, err := w.fetchEach(ctx, refs, func(i int, p string, err error) error {
 		if err != nil {
-			w.logger.Warn("storyboard frames unavailable; publishing without them", "job", j.ID, "chunk", c.Index, "err", err)
-			in.Bundles = append(in.Bundles, "")
-			continue
+			w.logger.Warn("storyboard frames unavailable; publishing without them", "job", j.ID, "chunk", j.Chunks[i].Index, "err", err)
+			return nil
 		}
-		in.Bundles = append(in.Bundles, p)
+		in.Bundles[i] = p
+		return nil
+	}); err != nil {
+		return // ctx ended: the task stops anyway
 	}
 	sb, err := transcoder.WriteStoryboard(in, out)
 	if err != nil {

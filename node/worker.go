@@ -397,13 +397,16 @@ func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir strin
 	if err != nil {
 		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
 	}
-	for _, o := range outs {
-		ref, err := w.store(res, o)
-		if err != nil {
-			return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
+	refs, err := w.storeEach(res, outs, func(i int) string {
+		if i < len(j.Renditions) {
+			return "rendition " + j.Renditions[i].Name
 		}
-		res.Outputs = append(res.Outputs, ref)
+		return fmt.Sprintf("output %d", i)
+	})
+	if err != nil {
+		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
 	}
+	res.Outputs = refs
 	if err := w.storeThumbs(res, dir); err != nil {
 		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
 	}
@@ -413,24 +416,35 @@ func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir strin
 func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *cluster.TaskResult) error {
 	in := transcoder.PackageInput{Renditions: cluster.TranscoderRenditions(j.Renditions), SegmentSeconds: transcoder.DefaultSegmentSeconds, Duration: videoDuration(j.Source)}
 	in.Chunks = make([][]string, len(j.Renditions))
+	refs := make([]cluster.BlobRef, 0, len(j.Chunks)*len(j.Renditions)+1)
 	for _, c := range j.Chunks {
 		if len(c.Outputs) != len(j.Renditions) {
 			return fmt.Errorf("package %s: chunk %d has %d outputs for %d renditions", j.ID, c.Index, len(c.Outputs), len(j.Renditions))
 		}
-		for r, o := range c.Outputs {
-			p, _, err := w.fetch(ctx, o, "task")
-			if err != nil {
-				return fmt.Errorf("package %s: chunk %d: %w", j.ID, c.Index, err)
-			}
-			in.Chunks[r] = append(in.Chunks[r], p)
-		}
+		refs = append(refs, c.Outputs...)
 	}
 	if !j.Audio.IsZero() {
-		p, _, err := w.fetch(ctx, j.Audio, "task")
-		if err != nil {
-			return fmt.Errorf("package %s: audio: %w", j.ID, err)
+		refs = append(refs, j.Audio)
+	}
+	logFetched := func(pulled int, bytes int64, took time.Duration) {
+		w.logger.Info("package inputs fetched", "job", j.ID, "inputs", len(refs), "pulled", pulled,
+			"pulled_bytes", bytes, "seconds", took.Seconds())
+	}
+	paths, err := w.fetchAll(ctx, logFetched, refs, func(i int) string {
+		if i == len(j.Chunks)*len(j.Renditions) {
+			return "audio"
 		}
-		in.Audio = p
+		return fmt.Sprintf("chunk %d rendition %s", i/len(j.Renditions), j.Renditions[i%len(j.Renditions)].Name)
+	})
+	if err != nil {
+		return fmt.Errorf("package %s: %w", j.ID, err)
+	}
+	for i, p := range paths[:len(j.Chunks)*len(j.Renditions)] {
+		r := i % len(j.Renditions)
+		in.Chunks[r] = append(in.Chunks[r], p)
+	}
+	if !j.Audio.IsZero() {
+		in.Audio = paths[len(paths)-1]
 	}
 	subs, err := w.subtitleInputs(ctx, j, res) // subtitles.go
 	if err != nil {
@@ -454,13 +468,9 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 		w.logger.Warn("quality report failed; publishing without it", "job", j.ID, "err", err)
 	}
 	res.Quality = cluster.QualitiesOf(q)
-	files := map[string]cluster.BlobRef{}
-	for _, f := range pr.Files {
-		ref, err := w.store(res, filepath.Join(out, filepath.FromSlash(f)))
-		if err != nil {
-			return fmt.Errorf("package %s: %w", j.ID, err)
-		}
-		files[f] = ref
+	files, err := w.storeAll(res, out, pr.Files)
+	if err != nil {
+		return fmt.Errorf("package %s: %w", j.ID, err)
 	}
 	res.HLS, res.DASH, res.MP4 = pr.HLS, pr.DASH, pr.MP4
 	if w.fsm.LogVersion() < cluster.LogV2 {
@@ -491,12 +501,16 @@ func (w *worker) quality(ctx context.Context, j cluster.Job, out string, pr *tra
 		chunks[i] = transcoder.Chunk{Index: i, Start: c.Start, Duration: c.Duration, Frames: c.Frames}
 	}
 	windows := transcoder.QualitySample(chunks, j.Source.Video.FrameRate)
+	refs := make([]cluster.BlobRef, len(windows))
+	for i, win := range windows {
+		refs[i] = j.Chunks[win.Chunk].Source
+	}
+	paths, err := w.fetchAll(ctx, nil, refs, func(i int) string { return fmt.Sprintf("chunk %d", windows[i].Chunk) })
+	if err != nil {
+		return nil, err
+	}
 	for i := range windows {
-		p, _, err := w.fetch(ctx, j.Chunks[windows[i].Chunk].Source, "task")
-		if err != nil {
-			return nil, fmt.Errorf("chunk %d: %w", windows[i].Chunk, err)
-		}
-		windows[i].Source = p
+		windows[i].Source = paths[i]
 	}
 	mp4s := make([]string, len(j.Renditions))
 	for i, r := range j.Renditions {

@@ -242,6 +242,10 @@ type logLine struct {
 	Began        time.Time `json:"began"`
 	WaitSeconds  float64   `json:"wait_seconds"`
 	WriteSeconds float64   `json:"write_seconds"`
+	// "task done" and the packager's "package inputs fetched".
+	Seconds     float64 `json:"seconds"`
+	Pulled      int     `json:"pulled"`
+	PulledBytes int64   `json:"pulled_bytes"`
 }
 
 // logLines parses every node's log collected so far.

@@ -28,7 +28,7 @@ func TestFullRestart(t *testing.T) {
 	}
 	restarted := time.Now()
 	for i := range 3 {
-		c.Move(i, fmt.Sprintf("127.0.16.%d", 100+i))
+		c.Move(i, fmt.Sprintf("%s.%d", c.Net, 100+i))
 	}
 	c.StartAll(t, 3)
 	c.Agree(t, []int{0, 1, 2}, 3, 3)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -84,7 +85,7 @@ func New(t testing.TB, o Opts, extra ...string) *Cluster {
 	}
 	c := &Cluster{Set: &pods.Set{
 		Bin: bin, Env: env, Root: filepath.Join(dir, "data"),
-		Prefix: "gosty", Net: fmt.Sprintf("127.0.%d", o.Subnet), First: first, Size: o.Size,
+		Prefix: "gosty", Net: fmt.Sprintf("127.0.%d", MovedSubnet(t, o.Subnet)), First: first, Size: o.Size,
 		Args: append(args, extra...),
 		Out:  l.Writer,
 	}, Logs: l}
@@ -257,4 +258,26 @@ func (c *Cluster) WaitNewLeader(t testing.TB, i int, old string, d time.Duration
 		return err == nil && cur.Leader != "" && cur.Leader != old
 	})
 	return v
+}
+
+// MovedSubnet is the third octet a cluster of this subnet runs on:
+// GOSTY_TEST_SUBNETS ("12=120,18=124") moves named subnets elsewhere, so
+// that two checkouts can run the same process tests on one machine at
+// once without their loopback addresses clashing.
+func MovedSubnet(t testing.TB, subnet int) int {
+	for _, kv := range strings.Split(os.Getenv("GOSTY_TEST_SUBNETS"), ",") {
+		from, to, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			continue
+		}
+		f, err1 := strconv.Atoi(from)
+		n, err2 := strconv.Atoi(to)
+		if err1 != nil || err2 != nil || n < 1 || n > 254 {
+			t.Fatalf("GOSTY_TEST_SUBNETS: bad entry %q", kv)
+		}
+		if f == subnet {
+			return n
+		}
+	}
+	return subnet
 }
