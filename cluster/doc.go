@@ -1,8 +1,9 @@
 // Package cluster is everything that makes identical nodes one cluster:
 // gossip membership (membership.go; memberlist's delegates, logs and
-// transport in gossip.go, joining in membership_join.go), the replicated job log (raft over
-// BoltDB in raft.go, the FSM in fsm.go over the plain State in state.go,
-// whose command handlers are in apply.go, its blob references in refs.go,
+// transport in gossip.go, joining in membership_join.go), the replicated
+// job log (raft over BoltDB in raft.go, the FSM in fsm.go over the plain
+// State in state.go, whose command handlers are in apply.go (the tasks'
+// in applytask.go), its blob references in refs.go,
 // its orderings in index.go and list.go, its snapshot formats in
 // snapshot.go; versioned commands in command.go and the log's own media
 // types in logtypes.go; a done job's manifest in manifest.go; publishing
