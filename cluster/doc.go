@@ -13,7 +13,7 @@
 // quorum (autopilot.go carries out what quorum.go decides, from gossip and
 // from whom raft's heartbeats reach, reach.go), moving the cluster to a
 // newer log version (upgrade.go),
-// the leader's scheduler with its leases (scheduler.go, leases.go),
+// the leader's scheduler with its leases (scheduler.go, placement.go, leases.go),
 // forwarding writes to the leader (forward.go), the secure link every raft
 // and internal-API connection runs over (package peerlink: TLS 1.3 and the
 // cluster key's session-bound exchange; raftlink.go is raft's side of it),

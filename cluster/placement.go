@@ -1,0 +1,240 @@
+package cluster
+
+// Where the scheduler puts tasks (scheduler.go decides when): the pending
+// tasks in order (kind, priority, fair share between submitters), and for
+// each the worker with a free slot that holds most of its input.
+
+import (
+	"slices"
+	"sort"
+)
+
+var kindOrder = map[TaskKind]int{TaskSplit: 0, TaskAudio: 1, TaskEncode: 2, TaskPackage: 3}
+
+// Assignments decides which pending tasks go where, given the nodes and
+// their slots, in fairOrder (priority class, then a fair share between
+// submitters, then older jobs first, and within a job the pipeline's order); a
+// split or audio task must run where the source is, an encode prefers the
+// node that holds its chunk and a package the node that holds most outputs.
+func Assignments(st *State, workers []Worker) []AssignTask { return assignments(st, workers, nil) }
+
+// assignments is Assignments with the slots of the freed tasks (whose
+// results are about to be committed) counted as free.
+func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTask {
+	free := map[string]int{}
+	for _, w := range workers {
+		free[w.Name] = w.Slots
+		if w.Full {
+			free[w.Name] = 0 // no room for a task's work files and outputs
+		}
+	}
+	var pending []*Task
+	st.Tasks(func(t *Task) bool {
+		switch t.State {
+		case TaskAssigned:
+			if _, ok := free[t.Node]; ok && !freed[t.ID] {
+				free[t.Node]--
+			}
+		case TaskPending:
+			pending = append(pending, t)
+		}
+		return true
+	})
+	slots := 0
+	for _, n := range free {
+		slots += max(n, 0)
+	}
+	if slots == 0 || len(pending) == 0 {
+		return nil // the common case of a busy cluster: nothing to place
+	}
+	pending = slices.DeleteFunc(pending, func(t *Task) bool {
+		j, ok := st.JobRecord(t.JobID)
+		return !ok || j.State.Terminal()
+	})
+	pending = fairOrder(st, pending)
+
+	// Two passes: first every task that can run where its input already is,
+	// then the rest wherever a slot is free. A FIFO single pass would let an
+	// early chunk take the slot on the node holding a later chunk.
+	var out []AssignTask
+	placed := map[string]bool{}
+	for _, local := range []bool{true, false} {
+		for _, t := range pending {
+			if slots == 0 {
+				return out
+			}
+			if placed[t.ID] {
+				continue
+			}
+			node := pick(st, t, workers, free, local)
+			if node == "" {
+				continue
+			}
+			free[node]--
+			slots--
+			placed[t.ID] = true
+			out = append(out, AssignTask{TaskID: t.ID, Node: node, Attempt: t.Attempt + 1})
+		}
+	}
+	return out
+}
+
+// pick chooses a node with a free slot for t, or "" when none fits now.
+// With localOnly, only a node that holds some of t's input qualifies.
+func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly bool) string {
+	j, _ := st.JobRecord(t.JobID)
+	ids := make(map[string]string, len(workers))
+	for _, w := range workers {
+		ids[w.Name] = w.ID
+	}
+	holds := func(node string, b BlobRef) bool {
+		h, ok := st.Blob(b.Hash)
+		// A worker is alive by definition; its copies count if it runs
+		// the incarnation the log knows (an ID-less worker: a test's).
+		return ok && h.Nodes.Has(node) && (ids[node] == "" || st.LiveHolder(node, ids[node]))
+	}
+	score := func(node string) int { return 0 }
+	switch t.Kind {
+	case TaskSplit, TaskAudio:
+		score = func(node string) int {
+			if holds(node, j.SourceBlob) {
+				return 1
+			}
+			return -1 // the source must be local: splitting is where bytes are cheapest
+		}
+	case TaskEncode:
+		if c, ok := st.Chunk(j.ID, t.Chunk); ok {
+			src := c.Source
+			score = func(node string) int {
+				if holds(node, src) {
+					return 1
+				}
+				return 0
+			}
+		}
+	case TaskPackage:
+		chunks := st.Chunks(j.ID)
+		score = func(node string) int {
+			n := 0
+			for _, c := range chunks {
+				for _, o := range c.Outputs {
+					if holds(node, o) {
+						n++
+					}
+				}
+			}
+			return n
+		}
+	}
+	roomy := 0 // nodes with room on their disk
+	for _, w := range workers {
+		if !w.Full {
+			roomy++
+		}
+	}
+	best, bestScore := "", -1
+	for _, w := range workers {
+		if free[w.Name] <= 0 {
+			continue
+		}
+		// A node this task just failed on is avoided while others (with
+		// room on their disk) exist.
+		if w.Name == t.FailedOn && roomy > 1 {
+			continue
+		}
+		sc := score(w.Name)
+		if sc < 0 || (localOnly && sc == 0) {
+			continue
+		}
+		// Ties go to the node with more free slots, spreading the load.
+		if sc > bestScore || (sc == bestScore && free[w.Name] > free[best]) {
+			best, bestScore = w.Name, sc
+		}
+	}
+	return best
+}
+
+// fairOrder sorts pending tasks for placement: by priority class (high,
+// normal, low); within a class, submitters take turns, the one with the
+// fewest tasks running (counting those already given a turn) going next,
+// ties to the submitter with the oldest waiting job; each submitter's own
+// tasks go oldest job first and in pipeline order. So one submitter's huge
+// upload cannot starve another's small one, and a high-priority job
+// overtakes everything queued below it (running tasks finish first: there
+// is no preemption).
+func fairOrder(st *State, pending []*Task) []*Task {
+	jobs := map[string]*Job{}
+	for _, t := range pending {
+		if _, ok := jobs[t.JobID]; !ok {
+			jobs[t.JobID], _ = st.JobRecord(t.JobID)
+		}
+	}
+	jobOf := func(id string) *Job {
+		if j, ok := jobs[id]; ok {
+			return j
+		}
+		j, _ := st.JobRecord(id)
+		jobs[id] = j
+		return j
+	}
+	byAge := func(a, b *Task) bool {
+		ja, jb := jobOf(a.JobID), jobOf(b.JobID)
+		if !ja.CreatedAt.Equal(jb.CreatedAt) {
+			return ja.CreatedAt.Before(jb.CreatedAt)
+		}
+		if ja.ID != jb.ID {
+			return ja.ID < jb.ID
+		}
+		if ka, kb := kindOrder[a.Kind], kindOrder[b.Kind]; ka != kb {
+			return ka < kb
+		}
+		return a.Chunk < b.Chunk
+	}
+	sort.Slice(pending, func(a, b int) bool { return byAge(pending[a], pending[b]) })
+
+	running := map[string]int{} // submitter → tasks assigned now
+	st.Tasks(func(t *Task) bool {
+		if j := jobOf(t.JobID); t.State == TaskAssigned && j != nil {
+			running[j.Submitter]++
+		}
+		return true
+	})
+	type class struct {
+		queues map[string][]*Task // submitter → its tasks, in age order
+		order  []string           // submitters by first appearance (oldest job first)
+	}
+	var classes [3]class
+	for _, t := range pending {
+		j := jobOf(t.JobID)
+		c := &classes[j.Priority.rank()]
+		if c.queues == nil {
+			c.queues = map[string][]*Task{}
+		}
+		if _, ok := c.queues[j.Submitter]; !ok {
+			c.order = append(c.order, j.Submitter)
+		}
+		c.queues[j.Submitter] = append(c.queues[j.Submitter], t)
+	}
+	out := make([]*Task, 0, len(pending))
+	for _, c := range classes {
+		for left := len(c.order); left > 0; {
+			best := ""
+			found := false
+			for _, sub := range c.order { // oldest first, so ties go to it
+				if len(c.queues[sub]) == 0 {
+					continue
+				}
+				if !found || running[sub] < running[best] {
+					best, found = sub, true
+				}
+			}
+			out = append(out, c.queues[best][0])
+			c.queues[best] = c.queues[best][1:]
+			running[best]++
+			if len(c.queues[best]) == 0 {
+				left--
+			}
+		}
+	}
+	return out
+}
