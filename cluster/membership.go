@@ -121,6 +121,8 @@ type Membership struct {
 
 // StartMembership validates cfg, creates the memberlist (listening on
 // BindAddr:BindPort) and returns. It does not contact anyone: run JoinLoop.
+// It is long because it checks cfg and then sets memberlist's
+// configuration field by field, each with why.
 func StartMembership(cfg MembershipConfig) (*Membership, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("start membership: node name is required")

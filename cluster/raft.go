@@ -87,6 +87,9 @@ func (s *Store) joinedAt(id raft.ServerID) (time.Time, bool) {
 }
 
 // OpenStore opens (or creates) the raft state in cfg.DataDir and starts raft.
+// It is long because its steps (the transport over the secure link, the
+// BoltDB log and stable store, snapshots, raft's configuration,
+// bootstrapping) each need the ones before, in this order.
 func OpenStore(cfg RaftConfig) (*Store, error) {
 	if cfg.NodeName == "" || cfg.DataDir == "" || cfg.BindAddr == "" {
 		return nil, fmt.Errorf("open store: node name, data dir and bind address are required")

@@ -209,32 +209,7 @@ type API struct {
 // New validates cfg, registers the HTTP metrics on cfg.Registry and builds
 // the router.
 func New(cfg Config) (*API, error) {
-	var errs []error
-	if cfg.Jobs == nil {
-		errs = append(errs, errors.New("httpapi: Config.Jobs is nil"))
-	}
-	if cfg.Blobs == nil {
-		errs = append(errs, errors.New("httpapi: Config.Blobs is nil"))
-	}
-	if cfg.Cluster == nil {
-		errs = append(errs, errors.New("httpapi: Config.Cluster is nil"))
-	}
-	if cfg.Health == nil {
-		errs = append(errs, errors.New("httpapi: Config.Health is nil"))
-	}
-	if cfg.Registry == nil {
-		errs = append(errs, errors.New("httpapi: Config.Registry is nil"))
-	}
-	if cfg.MaxUploadBytes < 0 {
-		errs = append(errs, errors.New("httpapi: Config.MaxUploadBytes is negative"))
-	}
-	if cfg.MaxConcurrentUploads < 0 || cfg.PlaybackTTL < 0 || cfg.UploadIdleTimeout < 0 || cfg.UploadTTL < 0 {
-		errs = append(errs, errors.New("httpapi: negative upload or playback limit"))
-	}
-	if cfg.PlaybackKey != nil && len(cfg.PlaybackKey) < 16 {
-		errs = append(errs, errors.New("httpapi: Config.PlaybackKey is shorter than 16 bytes"))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := cfg.check(); err != nil {
 		return nil, err
 	}
 	a := &API{
@@ -346,4 +321,34 @@ func (a *API) routes() *gin.Engine {
 	// checked in serveUploads (OPTIONS, protocol discovery, needs none).
 	v1.Any("/uploads/*path", a.serveUploads)
 	return e
+}
+
+// check says what in cfg New cannot work with, all of it at once.
+func (cfg Config) check() error {
+	var errs []error
+	if cfg.Jobs == nil {
+		errs = append(errs, errors.New("httpapi: Config.Jobs is nil"))
+	}
+	if cfg.Blobs == nil {
+		errs = append(errs, errors.New("httpapi: Config.Blobs is nil"))
+	}
+	if cfg.Cluster == nil {
+		errs = append(errs, errors.New("httpapi: Config.Cluster is nil"))
+	}
+	if cfg.Health == nil {
+		errs = append(errs, errors.New("httpapi: Config.Health is nil"))
+	}
+	if cfg.Registry == nil {
+		errs = append(errs, errors.New("httpapi: Config.Registry is nil"))
+	}
+	if cfg.MaxUploadBytes < 0 {
+		errs = append(errs, errors.New("httpapi: Config.MaxUploadBytes is negative"))
+	}
+	if cfg.MaxConcurrentUploads < 0 || cfg.PlaybackTTL < 0 || cfg.UploadIdleTimeout < 0 || cfg.UploadTTL < 0 {
+		errs = append(errs, errors.New("httpapi: negative upload or playback limit"))
+	}
+	if cfg.PlaybackKey != nil && len(cfg.PlaybackKey) < 16 {
+		errs = append(errs, errors.New("httpapi: Config.PlaybackKey is shorter than 16 bytes"))
+	}
+	return errors.Join(errs...)
 }

@@ -178,7 +178,8 @@ func FileURL(jobID, rel string) string {
 
 // NewJobView builds the public view of j with the given progress. A
 // running job's copy carries its chunks; a compact done job's chunks come
-// from its manifest (ChunkViews).
+// from its manifest (ChunkViews). Its length is the job JSON's field list,
+// mapped one by one from the record.
 func NewJobView(j cluster.Job, progress float64) JobView {
 	v := JobView{
 		ID:         j.ID,

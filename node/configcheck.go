@@ -16,7 +16,10 @@ import (
 	"github.com/gosty/gosty/objstore"
 )
 
-// Validate checks the configuration.
+// Validate checks the configuration. It is a flat list of checks, one per
+// field or pair of fields, each with the message a person acts on; it
+// collects them all so that one start shows every mistake: splitting it
+// would only scatter the list.
 func (c *Config) Validate() error {
 	var errs []string
 	if c.Name == "" || strings.ContainsAny(c.Name, "/\\ \t\n") || len(c.Name) > 128 {

@@ -210,7 +210,10 @@ func (n *Node) MetricsAddr() string {
 	return n.HTTPAddr()
 }
 
-// Run serves until ctx ends, then shuts down in reverse order.
+// Run serves until ctx ends, then shuts down in reverse order. It is long
+// on purpose, like Prometheus's main: one run-group actor (start,
+// interrupt) per part, in start order, so that reading it top to bottom is
+// reading the order the parts start in and the reverse they stop in.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.close()
 	wctx, stopWork := context.WithCancel(context.Background())

@@ -83,6 +83,9 @@ type submitFlags struct {
 	urls         []string // --url: sources the node fetches
 }
 
+// runClient runs one client command: the shared flags, each command's
+// own, then the call. Long because it is the CLI's flag list; each
+// command's work is a method of client.
 func runClient(ctx context.Context, cmd string, args []string) error {
 	fs := flag.NewFlagSet("gosty "+cmd, flag.ContinueOnError)
 	c := &client{hc: &http.Client{}, stdout: os.Stdout, stderr: os.Stderr, poll: 500 * time.Millisecond}

@@ -12,6 +12,9 @@ import (
 	"github.com/gosty/gosty/node/disk"
 )
 
+// runNode is `gosty node`: its flags (each with its environment variable,
+// node.Config's fields one by one, which is why it is long) and the node's
+// run until a signal.
 func runNode(ctx context.Context, args []string) error {
 	cfg := node.DefaultConfig()
 	fs := flag.NewFlagSet("gosty node", flag.ContinueOnError)
