@@ -67,43 +67,14 @@ func submitterOf(by httpapi.Submitter, jo jobOptions) (string, error) {
 func (s service) submitSource(ctx context.Context, src sourceJob, body io.Reader, jo jobOptions) (cluster.Job, error) {
 	n := s.n
 	id, filename := src.id, src.name
-	if jo.CallbackURL != "" {
-		if err := webhook.CheckURL(ctx, n.webhookAllow, jo.CallbackURL); err != nil {
-			return cluster.Job{}, cluster.Invalid(err)
-		}
-	}
-	publish, err := n.publishStatus(jo) // publish.go
+	opts, publish, err := n.checkPolicy(ctx, jo)
 	if err != nil {
 		return cluster.Job{}, cluster.Invalid(err)
 	}
-	opts := jo.Options
-	if opts.Preset == "" {
-		opts.Preset = n.cfg.Preset
-	}
-	if len(opts.Renditions) > cluster.MaxRenditions {
-		return cluster.Job{}, cluster.Invalid(fmt.Errorf("options: renditions: %d asked for, at most %d per job",
-			len(opts.Renditions), cluster.MaxRenditions))
-	}
 	owner := new(int) // a unique pin owner for this upload
 	defer n.pins.release(owner)
-	// The upload is copied to other nodes while it streams in (ack.go).
-	var ref cluster.BlobRef
-	var cp *copies
-	if f, ok := body.(*os.File); ok {
-		// A finished resumable upload: linked into the store, not copied,
-		// so that it never needs twice its size on the volume; its bytes
-		// are read once to stream the copies.
-		cp = n.startCopies(ctx, id, f)
-		defer cp.abort()
-		if _, err = io.Copy(io.Discard, cp); err == nil {
-			ref, err = n.blobs.PutLink(ctx, f.Name(), n.pins.holder(owner))
-		}
-		n.metrics.uploadBytes.Add(float64(ref.Size))
-	} else {
-		cp = n.startCopies(ctx, id, countingReader{body, n.metrics})
-		defer cp.abort()
-		ref, err = n.blobs.Put(ctx, cp, n.pins.holder(owner))
-	}
+	ref, cp, err := n.storeSource(ctx, id, body, owner)
+	defer cp.abort()
 	if err != nil {
 		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, err)
 	}
@@ -123,20 +94,9 @@ func (s service) submitSource(ctx context.Context, src sourceJob, body io.Reader
 	if err != nil {
 		return cluster.Job{}, err
 	}
-	probe, err := n.tc.Probe(ctx, path)
+	probe, rends, err := n.planSource(ctx, path, filename, opts)
 	if err != nil {
-		return cluster.Job{}, fmt.Errorf("upload %s: %w", filename, err)
-	}
-	rends, err := transcoder.Plan(probe, opts)
-	if err != nil {
-		if transcoder.IsMediaError(err) {
-			return cluster.Job{}, err
-		}
-		return cluster.Job{}, cluster.Invalid(err)
-	}
-	if len(rends) > cluster.MaxRenditions {
-		return cluster.Job{}, cluster.Invalid(fmt.Errorf("options: the ladder has %d renditions, at most %d per job",
-			len(rends), cluster.MaxRenditions))
+		return cluster.Job{}, err
 	}
 	subs, warnings, err := n.subtitleTracks(ctx, path, probe, src.sidecars, owner) // subtitles.go
 	if err != nil {
@@ -182,6 +142,74 @@ func (s service) submitSource(ctx context.Context, src sourceJob, body io.Reader
 		return cluster.Job{}, fmt.Errorf("submit %s: job vanished after commit", job.ID)
 	}
 	return j, nil
+}
+
+// checkPolicy checks what a job asks of the cluster before its source is
+// stored (the callback's address, the publish target, the ladder's size)
+// and returns its transcoder options with this node's defaults and its
+// publish record.
+func (n *Node) checkPolicy(ctx context.Context, jo jobOptions) (transcoder.Options, *cluster.PublishStatus, error) {
+	if jo.CallbackURL != "" {
+		if err := webhook.CheckURL(ctx, n.webhookAllow, jo.CallbackURL); err != nil {
+			return transcoder.Options{}, nil, err
+		}
+	}
+	publish, err := n.publishStatus(jo) // publish.go
+	if err != nil {
+		return transcoder.Options{}, nil, err
+	}
+	opts := jo.Options
+	if opts.Preset == "" {
+		opts.Preset = n.cfg.Preset
+	}
+	if len(opts.Renditions) > cluster.MaxRenditions {
+		return transcoder.Options{}, nil, fmt.Errorf("options: renditions: %d asked for, at most %d per job",
+			len(opts.Renditions), cluster.MaxRenditions)
+	}
+	return opts, publish, nil
+}
+
+// storeSource stores an upload's bytes for job id, pinned for owner, and
+// copies them to other nodes while they stream in (ack.go). The caller
+// aborts the copies (cp.abort) unless it commits the job.
+func (n *Node) storeSource(ctx context.Context, id string, body io.Reader, owner *int) (cluster.BlobRef, *copies, error) {
+	if f, ok := body.(*os.File); ok {
+		// A finished resumable upload: linked into the store, not copied,
+		// so that it never needs twice its size on the volume; its bytes
+		// are read once to stream the copies.
+		cp := n.startCopies(ctx, id, f)
+		var ref cluster.BlobRef
+		_, err := io.Copy(io.Discard, cp)
+		if err == nil {
+			ref, err = n.blobs.PutLink(ctx, f.Name(), n.pins.holder(owner))
+		}
+		n.metrics.uploadBytes.Add(float64(ref.Size))
+		return ref, cp, err
+	}
+	cp := n.startCopies(ctx, id, countingReader{body, n.metrics})
+	ref, err := n.blobs.Put(ctx, cp, n.pins.holder(owner))
+	return ref, cp, err
+}
+
+// planSource probes a stored source and plans its ladder: bad media is a
+// MediaError, options that cannot apply to it wrap cluster.ErrInvalid.
+func (n *Node) planSource(ctx context.Context, path, filename string, opts transcoder.Options) (*transcoder.Probe, []transcoder.Rendition, error) {
+	probe, err := n.tc.Probe(ctx, path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("upload %s: %w", filename, err)
+	}
+	rends, err := transcoder.Plan(probe, opts)
+	if err != nil {
+		if transcoder.IsMediaError(err) {
+			return nil, nil, err
+		}
+		return nil, nil, cluster.Invalid(err)
+	}
+	if len(rends) > cluster.MaxRenditions {
+		return nil, nil, cluster.Invalid(fmt.Errorf("options: the ladder has %d renditions, at most %d per job",
+			len(rends), cluster.MaxRenditions))
+	}
+	return probe, rends, nil
 }
 
 // newJobID returns 16 random base32 characters: unguessable enough to hand
