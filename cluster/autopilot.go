@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gosty/gosty/internal/tick"
 	"github.com/hashicorp/raft"
 )
 
@@ -49,18 +50,11 @@ const changeTimeout = 10 * time.Second
 
 // Run promotes while this node leads, until ctx ends.
 func (p *Promoter) Run(ctx context.Context) {
-	t := time.NewTicker(p.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, p.Interval, func() {
 		if p.Store.IsLeader() {
 			p.round(ctx)
 		}
-	}
+	})
 }
 
 func (p *Promoter) policy() policy {

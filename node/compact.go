@@ -8,6 +8,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/peerproto"
+	"github.com/gosty/gosty/internal/tick"
 )
 
 // compactLoop, while this node leads and the cluster writes log version 2,
@@ -18,16 +19,9 @@ import (
 // on every node that holds all of them (this one pulls what it lacks when
 // no node does), and those nodes become the manifest's holders.
 func (n *Node) compactLoop(ctx context.Context) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, 2*time.Second, func() {
 		if !n.store.IsLeader() || n.store.FSM().LogVersion() < cluster.LogV2 {
-			continue
+			return
 		}
 		var jobs []cluster.Job
 		var full [][]string // per job: the nodes that hold every file
@@ -49,7 +43,7 @@ func (n *Node) compactLoop(ctx context.Context) {
 			}
 			n.logger.Info("job compacted", "job", j.ID, "state", j.State, "files", len(j.Outputs))
 		}
-	}
+	})
 }
 
 // fullHolders lists the nodes the log says hold every published file of j.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/internal/tick"
 )
 
 // heartbeats tells the leader, every interval, which tasks run here, so
@@ -15,22 +16,15 @@ func (n *Node) heartbeats(ctx context.Context) {
 	if n.cfg.Fast {
 		interval = time.Second
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, interval, func() {
 		hb := n.worker.beat()
 		if len(hb.Tasks) == 0 {
-			continue
+			return
 		}
 		if err := n.sendHeartbeat(ctx, hb); err != nil {
 			n.logger.Debug("heartbeat not delivered", "err", err)
 		}
-	}
+	})
 }
 
 func (n *Node) sendHeartbeat(ctx context.Context, hb cluster.Heartbeat) error {

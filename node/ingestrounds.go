@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/internal/tick"
 )
 
 // Run keeps the fetches' context and, every tick, settles ingests no one
@@ -29,16 +30,9 @@ func (g *ingester) Run(ctx context.Context) {
 		g.mu.Unlock() //nolint:staticcheck // a barrier
 		g.wg.Wait()
 	}()
-	t := time.NewTicker(g.tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, g.tick, func() {
 		g.round(ctx)
-	}
+	})
 }
 
 // round is one pass over the ingesting jobs (as many as are fetching, not

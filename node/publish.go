@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/internal/tick"
 	"github.com/gosty/gosty/objstore"
 )
 
@@ -124,37 +125,17 @@ func (p *publisher) due(attempts int) time.Duration {
 
 // Run publishes while this node leads.
 func (p *publisher) Run(ctx context.Context) {
-	t := time.NewTicker(p.interval)
-	defer t.Stop()
-	var term uint64
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sem := make(chan struct{}, p.jobs)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if !p.store.IsLeader() {
-			term = 0
-			continue
-		}
-		if p.store.FSM().LogVersion() < cluster.LogV3 {
+	// A new leader first applies what the old one recorded.
+	leader := cluster.CaughtUp{Store: p.store}
+	tick.Every(ctx, p.interval, func() {
+		if p.store.FSM().LogVersion() < cluster.LogV3 || !leader.Ready(ctx) {
 			// job.publish is a version-3 op: during a rolling update from
 			// an older release nothing is uploaded until every server
 			// reads it (the attempt could not be recorded).
-			continue
-		}
-		if cur := p.store.Term(); cur != term {
-			// A new leader first applies what the old one recorded.
-			bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := p.store.Barrier(bctx)
-			cancel()
-			if err != nil {
-				continue
-			}
-			term = cur
+			return
 		}
 		now := time.Now()
 		var jobs []cluster.Job
@@ -194,7 +175,7 @@ func (p *publisher) Run(ctx context.Context) {
 				p.attempt(ctx, j)
 			}()
 		}
-	}
+	})
 }
 
 // attempt makes one upload (or removal) of a job and records it.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/peerproto"
+	"github.com/gosty/gosty/internal/tick"
 )
 
 // replicator keeps every durable blob (sources, manifests with the files
@@ -75,16 +76,9 @@ func (r *replicator) onBlobs(ev cluster.BlobEvents) {
 func (r *replicator) underReplicated() int { return int(r.gauge.Load()) }
 
 func (r *replicator) Run(ctx context.Context) {
-	t := time.NewTicker(r.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, r.interval, func() {
 		r.round(ctx)
-	}
+	})
 }
 
 type replicaDuty struct {

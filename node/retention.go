@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/internal/tick"
 )
 
 // The leader's two bounds on what the cluster keeps: media expire after
@@ -21,16 +22,9 @@ import (
 // job before its time as the log sees it; applying it drops the job's
 // blobs' references and every holder's collector deletes them.
 func (n *Node) expireLoop(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, time.Second, func() {
 		if !n.store.IsLeader() {
-			continue
+			return
 		}
 		now := time.Now()
 		var due []string
@@ -60,7 +54,7 @@ func (n *Node) expireLoop(ctx context.Context) {
 				n.logger.Warn("expiring a job refused", "job", id, "err", err)
 			}
 		}
-	}
+	})
 }
 
 // historyLoop, while this node leads and the cluster writes log version 2,

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/internal/tick"
 )
 
 // What the log says a node holds must be what its disk holds. Three checks
@@ -362,18 +363,11 @@ func (c *checker) scrub(ctx context.Context, interval time.Duration, bytesPerSec
 		return
 	}
 	lim := rate.NewLimiter(rate.Limit(bytesPerSecond), int(min(bytesPerSecond, 1<<20)))
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, interval, func() {
 		list, err := c.n.blobs.List()
 		if err != nil {
 			c.logger.Warn("scrub: listing blobs", "err", err)
-			continue
+			return
 		}
 		start, bad := time.Now(), 0
 		for _, bi := range list {
@@ -389,7 +383,7 @@ func (c *checker) scrub(ctx context.Context, interval time.Duration, bytesPerSec
 			level = slog.LevelWarn
 		}
 		c.logger.Log(ctx, level, "scrubbed the blob store", "blobs", len(list), "damaged", bad, "seconds", time.Since(start).Seconds())
-	}
+	})
 }
 
 // peerBlobs is the blob store as the internal API sees it: a push of a

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/internal/tick"
 	"github.com/gosty/gosty/node/disk"
 )
 
@@ -76,20 +77,13 @@ func (n *Node) watchDisk(ctx context.Context) {
 		interval = 500 * time.Millisecond
 	}
 	n.tendBallast()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, interval, func() {
 		n.tendBallast()
 		if _, err := n.space.Refresh(); err != nil {
 			n.logger.Warn("reading the data volume", "err", err)
 		}
 		n.gossipDisk()
-	}
+	})
 }
 
 // tendBallast releases or makes the raft reserve's ballast (see

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/tick"
 	"github.com/gosty/gosty/objstore"
 )
 
@@ -88,23 +89,16 @@ func newWatcher(n *Node, logger *slog.Logger) *watcher {
 
 // Run polls while this node leads.
 func (w *watcher) Run(ctx context.Context) {
-	t := time.NewTicker(w.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, w.interval, func() {
 		n := w.n
 		if !n.joined.Load() || !n.store.IsLeader() || n.store.FSM().LogVersion() < cluster.LogV3 {
 			w.token = ""
-			continue
+			return
 		}
 		if err := w.poll(ctx); err != nil && ctx.Err() == nil {
 			w.logger.Warn("polling the watched prefix failed", "err", err)
 		}
-	}
+	})
 }
 
 func (w *watcher) poll(ctx context.Context) error {

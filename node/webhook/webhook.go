@@ -29,6 +29,7 @@ import (
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/peerlink"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/internal/tick"
 	"github.com/gosty/gosty/node/egress"
 )
 
@@ -143,32 +144,14 @@ func (w *Notifier) due(attempts int) time.Duration {
 
 // Run delivers while this node leads.
 func (w *Notifier) Run(ctx context.Context) {
-	t := time.NewTicker(w.interval)
-	defer t.Stop()
-	var term uint64 // the term whose log this node has caught up with
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	// A new leader first applies everything committed before it, so that
+	// a delivery the old leader recorded is not made again.
+	leader := cluster.CaughtUp{Store: w.store}
+	tick.Every(ctx, w.interval, func() {
+		if leader.Ready(ctx) {
+			w.round(ctx)
 		}
-		if !w.store.IsLeader() {
-			term = 0
-			continue
-		}
-		if cur := w.store.Term(); cur != term {
-			// A new leader first applies everything committed before it, so
-			// that a delivery the old leader recorded is not made again.
-			bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := w.store.Barrier(bctx)
-			cancel()
-			if err != nil {
-				continue
-			}
-			term = cur
-		}
-		w.round(ctx)
-	}
+	})
 }
 
 func (w *Notifier) round(ctx context.Context) {
