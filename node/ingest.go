@@ -290,8 +290,12 @@ func (g *ingester) fetch(ctx context.Context, run *ingestRun, rec cluster.Job, u
 	n := g.n
 	start := time.Now()
 	var src ingestSource
-	var err error
-	if u == nil {
+	// The options the record keeps were checked when the job was taken;
+	// parsed before the fetch, so that no source is fetched for nothing.
+	jo, err := parseJobOptions(rec.IngestOptions)
+	if err != nil {
+		err = cluster.Invalid(err)
+	} else if u == nil {
 		src, err = g.openS3(ctx, rec.SourceURL)
 	} else {
 		f := &egress.Fetcher{Allow: n.ingestAllow, MaxBytes: n.cfg.MaxUploadBytes, UserAgent: "gosty-ingest/1",
@@ -306,13 +310,6 @@ func (g *ingester) fetch(ctx context.Context, run *ingestRun, rec cluster.Job, u
 		// stored, as an upload's Content-Length does.
 		if err = n.space.Admit(src.Size()); err != nil {
 			src.Close()
-		}
-	}
-	var jo jobOptions
-	if err == nil {
-		if jo, err = parseJobOptions(rec.IngestOptions); err != nil {
-			src.Close()
-			err = cluster.Invalid(err)
 		}
 	}
 	var j cluster.Job

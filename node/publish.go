@@ -112,15 +112,9 @@ func (p *publisher) client(ctx context.Context) (publishStore, error) {
 	return c, nil
 }
 
+// due is how long after the last attempt the next one may start.
 func (p *publisher) due(attempts int) time.Duration {
-	if attempts <= 0 {
-		return 0
-	}
-	d := p.backoff
-	for i := 1; i < attempts && d < p.maxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, p.maxBackoff)
+	return tick.Backoff(attempts, p.backoff, p.maxBackoff)
 }
 
 // Run publishes while this node leads.

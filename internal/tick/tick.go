@@ -28,3 +28,17 @@ func Every(ctx context.Context, d time.Duration, round func()) {
 		round()
 	}
 }
+
+// Backoff is how long after the last of attempts the next may start: none
+// before the first, then base doubling per attempt up to max (the retry
+// rule of webhook deliveries and S3 publishing).
+func Backoff(attempts int, base, max time.Duration) time.Duration {
+	if attempts <= 0 {
+		return 0
+	}
+	d := base
+	for i := 1; i < attempts && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}

@@ -28,3 +28,11 @@ func TestEvery(t *testing.T) {
 		t.Fatalf("%d rounds, want 3 (none after the cancel)", rounds)
 	}
 }
+
+func TestBackoff(t *testing.T) {
+	for n, want := range map[int]time.Duration{0: 0, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 5: 10 * time.Second, 40: 10 * time.Second} {
+		if got := Backoff(n, time.Second, 10*time.Second); got != want {
+			t.Errorf("Backoff(%d) = %v, want %v", n, got, want)
+		}
+	}
+}

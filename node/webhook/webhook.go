@@ -132,14 +132,7 @@ func New(store *cluster.Store, log Proposer, allow *egress.AllowList, key []byte
 
 // due is how long after the last attempt the next one may start.
 func (w *Notifier) due(attempts int) time.Duration {
-	if attempts <= 0 {
-		return 0
-	}
-	d := w.backoff
-	for i := 1; i < attempts && d < w.maxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, w.maxBackoff)
+	return tick.Backoff(attempts, w.backoff, w.maxBackoff)
 }
 
 // Run delivers while this node leads.
