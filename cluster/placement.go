@@ -20,12 +20,20 @@ func Assignments(st *State, workers []Worker) []AssignTask { return assignments(
 
 // assignments is Assignments with the slots of the freed tasks (whose
 // results are about to be committed) counted as free.
+//
+// Slots are filled first. Only encode tasks left over after that are
+// queued: each worker may hold Worker.Queue assignments beyond its slots,
+// whose input it pulls while its current encodes run and which it starts
+// the moment a slot frees, without waiting for a commit (pipelining). A
+// queued assignment is an ordinary assigned task to the rest of the
+// system: its lease is renewed by the worker's heartbeats, and it goes
+// back to the queue when its node dies or leaves.
 func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTask {
 	free := map[string]int{}
+	queue := map[string]int{}
 	for _, w := range workers {
-		free[w.Name] = w.Slots
-		if w.Full {
-			free[w.Name] = 0 // no room for a task's work files and outputs
+		if !w.Full { // a full node has no room for a task's work files and outputs
+			free[w.Name], queue[w.Name] = w.Slots, max(w.Queue, 0)
 		}
 	}
 	var pending []*Task
@@ -33,18 +41,18 @@ func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTas
 		switch t.State {
 		case TaskAssigned:
 			if _, ok := free[t.Node]; ok && !freed[t.ID] {
-				free[t.Node]--
+				free[t.Node]-- // below zero: assignments held in its queue
 			}
 		case TaskPending:
 			pending = append(pending, t)
 		}
 		return true
 	})
-	slots := 0
-	for _, n := range free {
-		slots += max(n, 0)
+	room := 0
+	for name, n := range free {
+		room += max(n, 0) + max(min(queue[name], queue[name]+n), 0)
 	}
-	if slots == 0 || len(pending) == 0 {
+	if room == 0 || len(pending) == 0 {
 		return nil // the common case of a busy cluster: nothing to place
 	}
 	pending = slices.DeleteFunc(pending, func(t *Task) bool {
@@ -53,17 +61,30 @@ func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTas
 	})
 	pending = fairOrder(st, pending)
 
-	// Two passes: first every task that can run where its input already is,
-	// then the rest wherever a slot is free. A FIFO single pass would let an
-	// early chunk take the slot on the node holding a later chunk.
-	var out []AssignTask
 	placed := map[string]bool{}
+	out := place(st, pending, workers, free, placed, nil, nil)
+	for name, n := range free { // the slots are taken: now the queues
+		free[name] = max(min(queue[name], queue[name]+n), 0)
+	}
+	return place(st, pending, workers, free, placed, func(t *Task) bool { return t.Kind == TaskEncode }, out)
+}
+
+// place assigns the pending tasks (those only admits, when set) to the
+// workers' free room, appending to out. Two passes: first every task that
+// can run where its input already is, then the rest wherever there is room.
+// A FIFO single pass would let an early chunk take the slot on the node
+// holding a later chunk.
+func place(st *State, pending []*Task, workers []Worker, free map[string]int, placed map[string]bool, only func(*Task) bool, out []AssignTask) []AssignTask {
+	room := 0
+	for _, n := range free {
+		room += max(n, 0)
+	}
 	for _, local := range []bool{true, false} {
 		for _, t := range pending {
-			if slots == 0 {
+			if room == 0 {
 				return out
 			}
-			if placed[t.ID] {
+			if placed[t.ID] || (only != nil && !only(t)) {
 				continue
 			}
 			node := pick(st, t, workers, free, local)
@@ -71,7 +92,7 @@ func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTas
 				continue
 			}
 			free[node]--
-			slots--
+			room--
 			placed[t.ID] = true
 			out = append(out, AssignTask{TaskID: t.ID, Node: node, Attempt: t.Attempt + 1})
 		}

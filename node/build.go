@@ -209,6 +209,7 @@ func (n *Node) startGossip(k keys, addrs *addressBook) error {
 			Internal: net.JoinHostPort(adv, portOf(n.iln.Addr())),
 			HTTP:     publicAddr(n.ln.Addr(), adv),
 			Slots:    cfg.Slots,
+			Queue:    cfg.TaskQueue,
 			Version:  cfg.Version,
 			Log:      cluster.CommandVersion,
 			Disk:     n.diskMeta(),
@@ -243,7 +244,7 @@ func (n *Node) buildLoops(links peerLinks, k keys) {
 		Logger: logger.With("component", "promoter")}
 	n.worker = &worker{
 		name: cfg.Name, id: n.store.ID(), fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
-		slots: cfg.Slots, logger: logger.With("component", "worker"), metrics: n.metrics,
+		slots: cfg.Slots, queue: cfg.TaskQueue, logger: logger.With("component", "worker"), metrics: n.metrics,
 		pins: n.pins, running: map[string]*taskRun{}, outOfSpace: n.taskOutOfSpace,
 	}
 	n.sched = cluster.NewScheduler(n.store, n, logger)

@@ -66,6 +66,11 @@ type Config struct {
 	AckReplicas int
 	Voters      int
 	Slots       int // tasks this node runs at once
+	// TaskQueue is how many encode tasks the leader may assign this node
+	// beyond its slots: it pulls their input while its current encodes
+	// run and starts one the moment a slot frees, so a slot does not idle
+	// through a commit round trip between tasks (0: no pipelining).
+	TaskQueue int
 	// EncoderThreads is passed to every x264 encoder as -threads; 0 = one
 	// share of the cores per slot (cores/slots, at least 1), so parallel
 	// tasks do not oversubscribe the CPU with x264's own frame threads.
@@ -291,6 +296,7 @@ func DefaultConfig() Config {
 		ScrubInterval:     24 * time.Hour,
 		ScrubRate:         32 << 20,
 		Slots:             defaultSlots(),
+		TaskQueue:         1,
 		MaxUploadBytes:    64 << 30,
 		DiskReserve:       mustReserve(disk.DefaultReserve),
 		RaftReserve:       disk.DefaultRaftReserve,

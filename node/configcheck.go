@@ -80,6 +80,9 @@ func (c *Config) Validate() error {
 	if c.Slots < 1 || c.Slots > 256 {
 		errs = append(errs, fmt.Sprintf("slots must be 1..256, got %d", c.Slots))
 	}
+	if c.TaskQueue < 0 || c.TaskQueue > 64 {
+		errs = append(errs, fmt.Sprintf("task queue must be 0..64, got %d", c.TaskQueue))
+	}
 	if c.MaxUploadBytes <= 0 {
 		errs = append(errs, "max upload bytes must be positive")
 	}

@@ -82,7 +82,7 @@ func (n *Node) Workers() []cluster.Worker {
 		if m.Name == n.cfg.Name {
 			full = n.space.Full() // fresher than what we gossiped
 		}
-		out = append(out, cluster.Worker{Name: m.Name, ID: m.Meta.ID, Slots: m.Meta.Slots, Full: full})
+		out = append(out, cluster.Worker{Name: m.Name, ID: m.Meta.ID, Slots: m.Meta.Slots, Queue: m.Meta.Queue, Full: full})
 	}
 	return out
 }

@@ -1,12 +1,14 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,8 +42,11 @@ type worker struct {
 	tc    Transcoder
 	// fetch returns the local path of a blob, pulling it from a peer first
 	// when this node has no copy (pulled says so).
-	fetch   func(ctx context.Context, ref cluster.BlobRef, reason string) (path string, pulled bool, err error)
-	slots   int
+	fetch func(ctx context.Context, ref cluster.BlobRef, reason string) (path string, pulled bool, err error)
+	slots int
+	// queue is how many encode assignments beyond slots this node takes
+	// (it gossips it): their inputs are pulled ahead (prefetch.go).
+	queue   int
 	logger  *slog.Logger
 	metrics *metrics
 	pins    *pins
@@ -54,9 +59,11 @@ type worker struct {
 	// own context, which ends as soon as the result is applied.
 	ctx      context.Context
 	mu       sync.Mutex
-	wake     chan struct{}       // a run ended: reconcile now, a slot is free
-	running  map[string]*taskRun // by task id
-	draining bool                // start nothing new
+	wake     chan struct{}        // a run ended: reconcile now, a slot is free
+	running  map[string]*taskRun  // by task id
+	queued   map[string]*prefetch // pulls of queued assignments' inputs, by task id
+	waiting  map[string]int       // assignments waiting for a slot: task id → attempt
+	draining bool                 // start nothing new
 	wg       sync.WaitGroup
 }
 
@@ -96,13 +103,15 @@ func (w *worker) Run(ctx context.Context) {
 }
 
 // reconcile makes the set of running tasks match the assignments for this
-// node in the FSM.
+// node in the FSM: it starts waiting assignments while slots are free
+// (those whose input is already here first), pulls the input of the
+// queued ones, and cancels the runs and pulls whose assignment is gone.
 func (w *worker) reconcile(ctx context.Context) {
 	type start struct {
 		task cluster.Task
 		job  cluster.Job
 	}
-	var starts []start
+	var waiting []start
 	mine := map[string]int{}
 	w.fsm.Read(func(st *cluster.State) {
 		if inc := st.Incarnation(w.name); inc != "" && inc != w.id {
@@ -120,51 +129,79 @@ func (w *worker) reconcile(ctx context.Context) {
 			if r, ok := w.running[id]; ok && r.attempt == attempt {
 				continue
 			}
-			if w.draining {
-				break
-			}
-			if len(w.running)+len(starts) >= w.slots {
-				break
-			}
 			t, _ := st.Task(id)
 			j, _ := st.Job(t.JobID)
-			starts = append(starts, start{task: *t, job: j})
+			waiting = append(waiting, start{task: *t, job: j})
 		}
 	})
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.waiting == nil {
+		w.queued, w.waiting = map[string]*prefetch{}, map[string]int{}
+	}
 	for id, r := range w.running {
 		if attempt, ok := mine[id]; !ok || attempt != r.attempt {
 			r.cancel() // the assignment is gone: canceled job or reassigned task
 		}
 	}
-	for _, s := range starts {
-		if r, ok := w.running[s.task.ID]; ok {
-			r.cancel()
+	w.dropPrefetches(mine)
+	// Assignments whose input is already pulled go first, then in order.
+	ready := func(s start) int {
+		if p := w.queued[s.task.ID]; p != nil && p.ready() {
+			return 0
 		}
-		rctx, cancel := context.WithCancel(ctx)
-		r := &taskRun{attempt: s.task.Attempt, cancel: cancel}
-		w.running[s.task.ID] = r
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			defer cancel()
-			w.execute(rctx, s.task, s.job, r)
-			w.mu.Lock()
-			if w.running[s.task.ID] == r {
-				delete(w.running, s.task.ID)
+		return 1
+	}
+	slices.SortFunc(waiting, func(a, b start) int {
+		return cmp.Or(cmp.Compare(ready(a), ready(b)), cmp.Compare(a.task.JobID, b.task.JobID),
+			cmp.Compare(a.task.Chunk, b.task.Chunk), cmp.Compare(a.task.ID, b.task.ID))
+	})
+	clear(w.waiting)
+	for _, s := range waiting {
+		switch {
+		case w.draining:
+		case len(w.running) < w.slots || w.running[s.task.ID] != nil:
+			w.start(ctx, s.task, s.job)
+		case w.queued[s.task.ID] == nil && len(w.queued) < w.queue:
+			if ref, ok := inputOf(s.task, s.job); ok {
+				w.startPrefetch(ctx, s.task, ref)
 			}
-			w.mu.Unlock()
-			// The result's entry may already hold this slot's next
-			// assignment: look now, not at the next tick.
-			select {
-			case w.wake <- struct{}{}:
-			default:
-			}
-		}()
+		}
+		if w.running[s.task.ID] == nil {
+			w.waiting[s.task.ID] = s.task.Attempt
+		}
 	}
 	w.metrics.tasksInFlight.Set(float64(len(w.running)))
+}
+
+// start runs an assignment (w.mu is held), replacing a run of an older
+// attempt.
+func (w *worker) start(ctx context.Context, t cluster.Task, j cluster.Job) {
+	if r, ok := w.running[t.ID]; ok {
+		r.cancel()
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	r := &taskRun{attempt: t.Attempt, cancel: cancel}
+	w.running[t.ID] = r
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer cancel()
+		w.execute(rctx, t, j, r)
+		w.mu.Lock()
+		if w.running[t.ID] == r {
+			delete(w.running, t.ID)
+		}
+		w.mu.Unlock()
+		// A queued assignment can take the slot now, and the result's
+		// entry may already hold this slot's next one: look now, not at
+		// the next tick.
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}()
 }
 
 // progressOf is the fraction done of this node's run of a task (0 if none).
@@ -302,7 +339,9 @@ func (w *worker) store(res *cluster.TaskResult, path string) (cluster.BlobRef, e
 // input fetches a task's input; a copy pulled from a peer is recorded in
 // the task's result.
 func (w *worker) input(ctx context.Context, ref cluster.BlobRef, res *cluster.TaskResult) (string, error) {
+	prefetched := w.takePrefetch(ctx, res.TaskID, res.Attempt, ref)
 	p, pulled, err := w.fetch(ctx, ref, "task")
+	pulled = pulled || (prefetched && err == nil)
 	if err == nil && pulled {
 		res.Pulled = append(res.Pulled, ref)
 	}
@@ -316,7 +355,8 @@ func (w *worker) active() int {
 	return len(w.running)
 }
 
-// beat lists the tasks this node is running, for the leader's leases.
+// beat lists the tasks this node is running and those queued for its
+// slots, for the leader's leases.
 func (w *worker) beat() cluster.Heartbeat {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -324,28 +364,51 @@ func (w *worker) beat() cluster.Heartbeat {
 	for id, r := range w.running {
 		hb.Tasks = append(hb.Tasks, cluster.TaskBeat{ID: id, Attempt: r.attempt, Progress: r.progress})
 	}
+	for id, attempt := range w.waiting { // a lease covers its wait for a slot
+		if w.running[id] == nil {
+			hb.Tasks = append(hb.Tasks, cluster.TaskBeat{ID: id, Attempt: attempt})
+		}
+	}
 	return hb
 }
 
-// drain stops taking tasks, waits up to timeout for the running ones to
-// finish, and hands the rest back to the leader (without counting a
-// failure against them).
+// drain stops taking tasks, hands back at once the assignments still
+// waiting for a slot, waits up to timeout for the running ones to finish,
+// and hands the rest back to the leader (without counting a failure
+// against them).
 func (w *worker) drain(ctx context.Context, timeout time.Duration) {
 	w.mu.Lock()
 	w.draining = true
+	var back []cluster.TaskFailure
+	for id, attempt := range w.waiting {
+		if w.running[id] == nil {
+			back = append(back, w.handBack(id, attempt))
+		}
+	}
 	w.mu.Unlock()
+	w.handBackAll(ctx, back)
 	deadline := time.Now().Add(timeout)
 	for w.active() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(100 * time.Millisecond) // polling our own runs; they end on their own
 	}
 	w.mu.Lock()
-	var back []cluster.TaskFailure
+	back = back[:0]
 	for id, r := range w.running {
 		r.cancel() // a canceled run reports nothing; the hand-back below does
-		back = append(back, cluster.TaskFailure{TaskID: id, Node: w.name, Attempt: r.attempt,
-			Reason: "handed back: node " + w.name + " is shutting down", Requeue: true})
+		back = append(back, w.handBack(id, r.attempt))
 	}
 	w.mu.Unlock()
+	w.handBackAll(ctx, back)
+}
+
+// handBack is the failure that gives an assignment back without counting
+// against it.
+func (w *worker) handBack(id string, attempt int) cluster.TaskFailure {
+	return cluster.TaskFailure{TaskID: id, Node: w.name, Attempt: attempt,
+		Reason: "handed back: node " + w.name + " is shutting down", Requeue: true}
+}
+
+func (w *worker) handBackAll(ctx context.Context, back []cluster.TaskFailure) {
 	for _, f := range back {
 		if err := w.log.Propose(ctx, cluster.OpTaskFail, f); err != nil {
 			w.logger.Warn("handing a task back failed", "task", f.TaskID, "err", err)

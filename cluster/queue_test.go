@@ -1,0 +1,94 @@
+package cluster
+
+import (
+	"fmt"
+	"testing"
+)
+
+// splitInto drives a job (no audio) through its split on n1 into n chunks
+// whose sources are held by n1.
+func splitInto(t *testing.T, s *State, id string, n int) {
+	t.Helper()
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob(id, false)})
+	split := TaskID(id, TaskSplit, 0)
+	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Term: 1, Attempt: 1})
+	var chunks []Chunk
+	for i := range n {
+		chunks = append(chunks, Chunk{Start: float64(i), Duration: 1, Frames: 25, Source: BlobRef{Hash: fmt.Sprintf("%063x%d", i, 0), Size: 10}})
+	}
+	mustApply(t, s, OpTaskDone, TaskResult{TaskID: split, Node: "n1", Attempt: 1, Chunks: chunks})
+}
+
+func assignAll(t *testing.T, s *State, as []AssignTask) {
+	t.Helper()
+	for _, a := range as {
+		mustApply(t, s, OpTaskAssign, a)
+	}
+}
+
+func perNode(as []AssignTask) map[string]int {
+	out := map[string]int{}
+	for _, a := range as {
+		out[a.Node]++
+	}
+	return out
+}
+
+// Pipelining: slots are filled first, on every worker; only then does each
+// worker get its queue's worth of encodes beyond its slots, and no more
+// until one of its tasks ends.
+func TestAssignmentsQueueBeyondSlots(t *testing.T) {
+	s := NewState()
+	splitInto(t, s, "j", 10)
+	workers := []Worker{{Name: "n1", Slots: 2, Queue: 1}, {Name: "n2", Slots: 2, Queue: 1}, {Name: "n3", Slots: 1}}
+
+	// Five slots in all: five encodes fill them, then n1 and n2 queue one
+	// each (n3 predates pipelining: Queue 0).
+	got := Assignments(s, workers)
+	if n := perNode(got); len(got) != 7 || n["n1"] != 3 || n["n2"] != 3 || n["n3"] != 1 {
+		t.Fatalf("want 3 on n1, 3 on n2, 1 on n3; got %v", n)
+	}
+	assignAll(t, s, got)
+	if again := Assignments(s, workers); len(again) != 0 {
+		t.Fatalf("every slot and queue is taken, yet %+v", again)
+	}
+
+	// One of n1's tasks ends: its queued one takes the slot (on the node
+	// already), and the freed room goes to the next encode in n1's queue.
+	done := got[0]
+	mustApply(t, s, OpTaskDone, TaskResult{TaskID: done.TaskID, Node: done.Node, Attempt: done.Attempt,
+		Outputs: []BlobRef{{Hash: hash('d'), Size: 5}, {Hash: hash('e'), Size: 5}}})
+	next := Assignments(s, workers)
+	if len(next) != 1 || next[0].Node != done.Node {
+		t.Fatalf("want one new assignment for %s, got %+v", done.Node, next)
+	}
+}
+
+// With fewer encodes than slots, nothing is queued: a queued task on a
+// busy node would wait while another node's slot idles.
+func TestAssignmentsQueueOnlyWhatSlotsCannotTake(t *testing.T) {
+	s := NewState()
+	splitInto(t, s, "j", 3)
+	got := Assignments(s, []Worker{{Name: "n1", Slots: 2, Queue: 1}, {Name: "n2", Slots: 2, Queue: 1}})
+	if n := perNode(got); len(got) != 3 || n["n1"] > 2 || n["n2"] > 2 {
+		t.Fatalf("want the 3 encodes in slots, none queued; got %v", n)
+	}
+}
+
+// Only encodes are queued: a split, audio or package task waits for a
+// slot (each is on the job's critical path, and a queue behind a long
+// encode would hold it back).
+func TestAssignmentsQueueOnlyEncodes(t *testing.T) {
+	s := NewState()
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob("a", true)})
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob("b", true)})
+	got := Assignments(s, []Worker{{Name: "n1", Slots: 1, Queue: 4}})
+	if len(got) != 1 {
+		t.Fatalf("one slot, no encodes: want 1 assignment, got %+v", got)
+	}
+	// A full node queues nothing either.
+	splitInto(t, s, "c", 4)
+	if got := Assignments(s, []Worker{{Name: "n1", Slots: 4, Queue: 4, Full: true}}); len(got) != 0 {
+		t.Fatalf("a full node got %+v", got)
+	}
+}
