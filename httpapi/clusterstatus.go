@@ -54,7 +54,8 @@ type MemberStatus struct {
 	Voter       bool      `json:"voter"`
 	Leaving     bool      `json:"leaving,omitempty"`
 	Slots       int       `json:"slots"`
-	TasksActive int       `json:"tasks_active"`
+	TaskQueue   int       `json:"task_queue,omitempty"` // encode tasks it may hold beyond Slots (pipelining)
+	TasksActive int       `json:"tasks_active"`         // assigned to it: running and queued
 	Version     string    `json:"version"`
 	Since       time.Time `json:"since"`
 	HTTP        string    `json:"http,omitempty"`

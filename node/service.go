@@ -393,7 +393,7 @@ func (s service) Status() httpapi.ClusterStatus {
 	for _, m := range n.members.Members() {
 		ms := httpapi.MemberStatus{
 			Name: m.Name, ID: m.Meta.ID, State: string(m.State), Leaving: m.Meta.Leaving,
-			Slots: m.Meta.Slots, TasksActive: active[m.Name], Version: m.Meta.Version,
+			Slots: m.Meta.Slots, TaskQueue: m.Meta.Queue, TasksActive: active[m.Name], Version: m.Meta.Version,
 			Since: m.Since, HTTP: m.Meta.HTTP, RaftRole: "none",
 		}
 		if d := m.Meta.Disk; d != nil {
