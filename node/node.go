@@ -34,6 +34,7 @@ import (
 	"github.com/oklog/run"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/retention"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/node/egress"
@@ -308,8 +309,10 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.repl.Run)
 			start(n.gc.Run)
 			start(n.api.RunUploadSweeper)
-			start(n.expireLoop)
-			start(n.historyLoop)
+			start(func(ctx context.Context) { retention.Expire(ctx, n.store, n.logger) })
+			start(func(ctx context.Context) {
+				retention.Forget(ctx, n.store, retention.History{Jobs: n.cfg.HistoryJobs, Age: n.cfg.HistoryAge, Interval: n.cfg.HistoryInterval}, n.logger)
+			})
 			start(n.compactLoop)
 			start(n.upgrader.Run)
 			start(n.publish.Run)
