@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/gc"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/node/egress"
@@ -257,15 +258,15 @@ func (n *Node) buildLoops(links peerLinks, k keys) {
 	n.ingest = newIngester(n, logger)
 	n.watch = newWatcher(n, logger)
 	n.publish = newPublisher(n, logger) // publish.go
-	n.gc = &collector{
-		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, pins: n.pins, manifests: n.manifests,
-		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,
-		lost: n.check.disown,
+	n.gc = &gc.Collector{
+		Name: cfg.Name, FSM: n.store.FSM(), Blobs: n.blobs, Pins: n.pins.p, Manifests: n.manifests,
+		Logger: logger.With("component", "gc"), Grace: cfg.GCGrace, Interval: cfg.GCInterval,
+		Lost: n.check.disown,
 	}
 	n.store.FSM().OnBlobs(func(ev cluster.BlobEvents) {
 		n.pins.onBlobs(ev)
 		n.repl.onBlobs(ev)
-		n.gc.onBlobs(ev)
+		n.gc.OnBlobs(ev)
 	})
 	n.metrics.reg.MustRegister(&stateCollector{fsm: n.store.FSM(), under: n.repl.underReplicated, held: n.blobs.Bytes})
 	n.upgrader = &cluster.Upgrader{Store: n.store, Members: n.members, Interval: time.Second,

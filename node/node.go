@@ -34,6 +34,7 @@ import (
 	"github.com/oklog/run"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/gc"
 	"github.com/gosty/gosty/cluster/retention"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/disk"
@@ -67,7 +68,7 @@ type Node struct {
 	promote   *cluster.Promoter
 	worker    *worker
 	repl      *replicator
-	gc        *collector
+	gc        *gc.Collector
 	notify    *webhook.Notifier
 	publish   *publisher
 	upgrader  *cluster.Upgrader

@@ -171,7 +171,7 @@ func (c *checker) claimsOn(hash string) []cluster.BlobRef {
 		if s.Hash == hash {
 			continue
 		}
-		if m, err := c.n.manifests.get(context.Background(), s); err == nil {
+		if m, err := c.n.manifests.Get(context.Background(), s); err == nil {
 			for _, f := range m.Files {
 				if f.Hash == hash {
 					out = append(out, s)
