@@ -13,6 +13,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/gc"
+	"github.com/gosty/gosty/cluster/replica"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/node/egress"
@@ -253,7 +254,8 @@ func (n *Node) buildLoops(links peerLinks, k keys) {
 		n.sched.LeaseBase, n.sched.LeasePerMediaSecond = 4*time.Second, time.Second/2
 	}
 	n.manifests = newManifestCache(n.openBlob, maxManifestFiles)
-	n.repl = newReplicator(n, logger.With("component", "replicator"), 2*time.Second)
+	n.repl = replica.New(replica.Config{Name: cfg.Name, Replicas: cfg.Replicas, FSM: n.store.FSM(), Nodes: replicaNodes{n},
+		Logger: logger.With("component", "replicator"), Interval: 2 * time.Second})
 	n.notify = webhook.New(n.store, n.log, n.webhookAllow, k.webhook, logger)
 	n.ingest = newIngester(n, logger)
 	n.watch = newWatcher(n, logger)
@@ -265,10 +267,10 @@ func (n *Node) buildLoops(links peerLinks, k keys) {
 	}
 	n.store.FSM().OnBlobs(func(ev cluster.BlobEvents) {
 		n.pins.onBlobs(ev)
-		n.repl.onBlobs(ev)
+		n.repl.OnBlobs(ev)
 		n.gc.OnBlobs(ev)
 	})
-	n.metrics.reg.MustRegister(&stateCollector{fsm: n.store.FSM(), under: n.repl.underReplicated, held: n.blobs.Bytes})
+	n.metrics.reg.MustRegister(&stateCollector{fsm: n.store.FSM(), under: n.repl.UnderReplicated, held: n.blobs.Bytes})
 	n.upgrader = &cluster.Upgrader{Store: n.store, Members: n.members, Interval: time.Second,
 		Logger: logger.With("component", "upgrader")}
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/gosty/gosty/cluster"
-	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // drainBound bounds the drain: running tasks get the drain timeout, the
@@ -45,110 +44,10 @@ func (n *Node) drain(ctx context.Context) {
 	// The hand-off leaves leaveRaft its time, however much media there is.
 	deadline, _ := ctx.Deadline()
 	hctx, hcancel := context.WithDeadline(ctx, deadline.Add(-leaveRaftTimeout))
-	n.handoff(hctx)
+	n.repl.Handoff(hctx, n.logger)
 	hcancel()
 	n.leaveRaft(ctx)
 	log.Info("drained", "seconds", time.Since(start).Seconds())
-}
-
-// handoffSettle is how long the hand-off waits before it checks its work
-// again: long enough for gossip to spread the leaving flags of nodes that
-// started to drain meanwhile.
-const handoffSettle = time.Second
-
-// handoff pushes every blob some job still needs to other nodes until it
-// has enough copies without this one: the replication factor for sources
-// and published outputs, one copy for intermediate media of running jobs.
-//
-// Nodes of a scale-down drain at the same time (a StatefulSet with
-// podManagementPolicy Parallel stops them all at once), and a node that
-// had not announced its leave yet when this one picked targets may have
-// been given copies it will not hand on (it took stock before the copy was
-// recorded). So the hand-off checks again, after a moment, with what it
-// knows then, until a round finds nothing missing: copies on nodes that
-// turned out to be leaving do not count.
-func (n *Node) handoff(ctx context.Context) {
-	for round := 1; round <= 5 && ctx.Err() == nil; round++ {
-		if n.handoffRound(ctx, round) == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(handoffSettle):
-		}
-	}
-}
-
-// handoffRound pushes what is missing now and returns how many copies it
-// made. It walks the blob records a page at a time.
-func (n *Node) handoffRound(ctx context.Context, round int) int {
-	self := n.cfg.Name
-	targets := map[string]bool{}
-	for _, w := range n.Workers() {
-		if w.Name != self {
-			targets[w.Name] = true
-		}
-	}
-	if len(targets) == 0 {
-		return 0 // nobody to hand to: a lone node keeps its data for its return
-	}
-	type duty struct {
-		ref     cluster.BlobRef
-		set     bool
-		holders map[string]bool
-		need    int
-	}
-	var duties []duty
-	after := ""
-	for more := true; more && ctx.Err() == nil; {
-		more = false
-		n.store.FSM().Read(func(st *cluster.State) {
-			k := 0
-			st.Blobs(after, func(b *cluster.BlobHolders) bool {
-				after = b.Hash
-				if k++; k == 1000 {
-					more = true
-				}
-				if !b.Nodes.Has(self) {
-					return !more
-				}
-				others := map[string]bool{}
-				for _, name := range b.Nodes {
-					if targets[name] {
-						others[name] = true
-					}
-				}
-				need := 1
-				if b.Durable() {
-					need = n.cfg.Replicas
-				}
-				if need = min(need, len(targets)) - len(others); need > 0 {
-					duties = append(duties, duty{ref: b.Ref(), set: b.Set(), holders: others, need: need})
-				}
-				return !more
-			})
-		})
-	}
-	pushed := map[string]int{}
-	copies := 0
-	for _, d := range duties {
-		for _, target := range n.roomFirst(rankTargets(d.ref.Hash, targets, d.holders)) {
-			if d.need == 0 || ctx.Err() != nil {
-				break
-			}
-			if err := n.pushCopy(ctx, d.ref, d.set, target, peerproto.ReasonReplicate); err != nil {
-				n.logger.Warn("hand-off push failed", "blob", d.ref.Hash, "to", target, "err", err)
-				continue
-			}
-			pushed[target]++
-			copies++
-			d.need--
-		}
-	}
-	if round == 1 || copies > 0 {
-		n.logger.Info("media handed off", "component", "drain", "round", round, "blobs", len(duties), "copies_to", pushed)
-	}
-	return copies
 }
 
 // leaveRaft takes this node out of the raft configuration before it goes,

@@ -35,6 +35,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/gc"
+	"github.com/gosty/gosty/cluster/replica"
 	"github.com/gosty/gosty/cluster/retention"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/disk"
@@ -67,7 +68,7 @@ type Node struct {
 	watch     *watcher      // the --watch prefix, nil without (watch.go)
 	promote   *cluster.Promoter
 	worker    *worker
-	repl      *replicator
+	repl      *replica.Replicator
 	gc        *gc.Collector
 	notify    *webhook.Notifier
 	publish   *publisher
@@ -292,7 +293,7 @@ func (n *Node) Run(ctx context.Context) error {
 				if err := n.log.Propose(pctx, cluster.OpNodeJoin, cluster.NodeJoin{ID: n.store.ID(), Name: n.cfg.Name}); err != nil {
 					n.logger.Warn("registering the node name", "err", err)
 				}
-				n.check.reconcile(ctx)
+				replica.Reconcile(ctx, n.cfg.Name, n.store.FSM(), localBlobs{n.blobs, n}, n.log, n.check.logger)
 			})
 			start(func(ctx context.Context) {
 				select {
