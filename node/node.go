@@ -5,11 +5,21 @@
 // store → transcoder → listeners (public and internal HTTP) → gossip
 // membership → raft store (addresses resolved from
 // gossip) → peers, forwarder → metrics → joiner (bootstrap or join) →
-// scheduler, promoter, worker, replicator, blob collector → public API →
+// scheduler, promoter, worker, replicator (cluster/replica), blob collector
+// (cluster/gc) → public API →
 // internal API (built after the public API, whose resumable uploads it
 // serves to the peers that relay them). Stop order is the reverse, and
 // readiness turns off first so that load balancers stop sending work
 // before anything closes.
+//
+// The loops that keep the blobs and the jobs are not here: each lives
+// under cluster with the data it owns (replication, the drain's hand-off
+// and holder reconciliation in cluster/replica, collection in cluster/gc,
+// expiry and the history bound in cluster/retention, leaving raft in
+// cluster/leave.go), behind interfaces it declares. This package builds
+// them (buildLoops), gives them its side of those interfaces (replicas.go,
+// pins.go) and starts them, so that what a loop does is read in one place
+// and the composition root stays wiring.
 //
 // Safe defaults (Config.Validate, Config.BindIP): a lone node (no Join)
 // listens for gossip, raft and the internal API on loopback only unless
