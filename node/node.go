@@ -322,9 +322,7 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.gc.Run)
 			start(n.api.RunUploadSweeper)
 			start(func(ctx context.Context) { retention.Expire(ctx, n.store, n.logger) })
-			start(func(ctx context.Context) {
-				retention.Forget(ctx, n.store, retention.History{Jobs: n.cfg.HistoryJobs, Age: n.cfg.HistoryAge, Interval: n.cfg.HistoryInterval}, n.logger)
-			})
+			start(func(ctx context.Context) { retention.Forget(ctx, n.store, n.cfg.history(), n.logger) })
 			start(n.compactLoop)
 			start(n.upgrader.Run)
 			start(n.publish.Run)
