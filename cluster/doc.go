@@ -11,8 +11,10 @@
 // leader's one way into the log that batches what is proposed together
 // (commit.go), joining and bootstrapping (join.go), the voters and their
 // quorum (autopilot.go carries out what quorum.go decides, from gossip and
-// from whom raft's heartbeats reach, reach.go), moving the cluster to a
-// newer log version (upgrade.go),
+// from whom raft's heartbeats reach, reach.go), leaving raft when a node
+// drains, leadership handed to a voter that stays first (leave.go: it is
+// the voters' business, so it lives next to the quorum rules it keeps),
+// moving the cluster to a newer log version (upgrade.go),
 // the leader's scheduler with its leases (scheduler.go, placement.go, leases.go),
 // forwarding writes to the leader (forward.go), the secure link every raft
 // and internal-API connection runs over (package peerlink: TLS 1.3 and the
@@ -24,6 +26,14 @@
 // reader in peerremote.go; stream.go copies an upload to a peer while it
 // still comes in, its hash sent last; relay.go relays a resumable upload)
 // and the control calls to the leader (peercontrol.go).
+//
+// The loops that keep the blobs and the jobs live in small packages
+// under this one, each with the data it owns and with the few things it
+// needs of the node declared as its own interfaces: replica (replication,
+// a draining node's hand-off, reconciling the holder records with the
+// disk), gc (the blob collector and its pins) and retention (the leader's
+// expiry and history bounds). They import this package; it imports none
+// of them, and none imports node or httpapi.
 //
 // It knows nothing of HTTP routing or of the node that wires it: the
 // internal API's handlers live in httpapi, and only this package's client

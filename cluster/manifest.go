@@ -11,6 +11,10 @@ import (
 // and reads.
 const ManifestVersion = 1
 
+// MaxManifestBytes is the largest manifest blob a node reads; a larger one
+// is refused, not parsed.
+const MaxManifestBytes = 256 << 20
+
 // Manifest is the document a done job's manifest blob holds: every file the
 // job published, with its blob, and how its chunks were made. It keeps the
 // per-file facts out of the replicated state (a ten-minute job publishes

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/peerproto"
+	"github.com/gosty/gosty/cluster/replica"
 )
 
 // Acknowledged uploads. An upload (a POST, or the PATCH that completes a
@@ -122,7 +123,7 @@ func (n *Node) startCopies(ctx context.Context, key string, body io.Reader) *cop
 	alive, live := n.liveNodes()
 	c := &copies{n: n, logger: n.logger.With("job", key), ctx: ctx, cancel: cancel, r: body,
 		need: ackNeed(n.cfg.AckReplicas, n.cfg.Replicas, live), tried: map[string]bool{n.cfg.Name: true}}
-	for _, name := range rankTargets(key, alive, c.tried) {
+	for _, name := range replica.RankTargets(key, alive, c.tried) {
 		if len(c.targets) >= c.need-1 {
 			break
 		}
@@ -212,7 +213,7 @@ func (c *copies) finish(ref cluster.BlobRef) ([]string, error) {
 		// as the replicator ranks), a batch at a time.
 		pctx, cancel := context.WithTimeout(c.ctx, ackWait+time.Duration(ref.Size/ackMinRate)*time.Second)
 		defer cancel()
-		cands := rankTargets(ref.Hash, alive, c.tried)
+		cands := replica.RankTargets(ref.Hash, alive, c.tried)
 		for missing := need - 1 - len(held); missing > 0 && len(cands) > 0 && pctx.Err() == nil; missing = need - 1 - len(held) {
 			batch := cands[:min(missing, len(cands))]
 			cands = cands[len(batch):]

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/gc"
+	"github.com/gosty/gosty/cluster/replica"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/node/egress"
@@ -253,22 +255,23 @@ func (n *Node) buildLoops(links peerLinks, k keys) {
 		n.sched.LeaseBase, n.sched.LeasePerMediaSecond = 4*time.Second, time.Second/2
 	}
 	n.manifests = newManifestCache(n.openBlob, maxManifestFiles)
-	n.repl = newReplicator(n, logger.With("component", "replicator"), 2*time.Second)
+	n.repl = replica.New(replica.Config{Name: cfg.Name, Replicas: cfg.Replicas, FSM: n.store.FSM(), Nodes: replicaNodes{n},
+		Logger: logger.With("component", "replicator"), Interval: 2 * time.Second})
 	n.notify = webhook.New(n.store, n.log, n.webhookAllow, k.webhook, logger)
 	n.ingest = newIngester(n, logger)
 	n.watch = newWatcher(n, logger)
 	n.publish = newPublisher(n, logger) // publish.go
-	n.gc = &collector{
-		name: cfg.Name, fsm: n.store.FSM(), blobs: n.blobs, pins: n.pins, manifests: n.manifests,
-		logger: logger.With("component", "gc"), grace: cfg.GCGrace, interval: cfg.GCInterval,
-		lost: n.check.disown,
+	n.gc = &gc.Collector{
+		Name: cfg.Name, FSM: n.store.FSM(), Blobs: n.blobs, Pins: n.pins.p, Manifests: n.manifests,
+		Logger: logger.With("component", "gc"), Grace: cfg.GCGrace, Interval: cfg.GCInterval,
+		Lost: n.check.disown,
 	}
 	n.store.FSM().OnBlobs(func(ev cluster.BlobEvents) {
 		n.pins.onBlobs(ev)
-		n.repl.onBlobs(ev)
-		n.gc.onBlobs(ev)
+		n.repl.OnBlobs(ev)
+		n.gc.OnBlobs(ev)
 	})
-	n.metrics.reg.MustRegister(&stateCollector{fsm: n.store.FSM(), under: n.repl.underReplicated, held: n.blobs.Bytes})
+	n.metrics.reg.MustRegister(&stateCollector{fsm: n.store.FSM(), under: n.repl.UnderReplicated, held: n.blobs.Bytes})
 	n.upgrader = &cluster.Upgrader{Store: n.store, Members: n.members, Interval: time.Second,
 		Logger: logger.With("component", "upgrader")}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gosty/gosty/cluster/retention"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/objstore"
@@ -368,4 +369,9 @@ func (c *Config) bindHostPort(port int) string {
 
 func (c *Config) raftAdvertise() string {
 	return net.JoinHostPort(c.advertiseIP(), strconv.Itoa(c.RaftPort))
+}
+
+// history is the --history bound as the leader's retention loop takes it.
+func (c Config) history() retention.History {
+	return retention.History{Jobs: c.HistoryJobs, Age: c.HistoryAge, Interval: c.HistoryInterval}
 }

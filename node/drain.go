@@ -2,15 +2,9 @@ package node
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"slices"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/gosty/gosty/cluster"
-	"github.com/gosty/gosty/cluster/peerproto"
 )
 
 // drainBound bounds the drain: running tasks get the drain timeout, the
@@ -30,9 +24,10 @@ func ShutdownBound(drainTimeout time.Duration) time.Duration {
 }
 
 // drain is the graceful half of leaving (SIGTERM, scale-down, rolling
-// restart): announce it, finish or hand back the running tasks, make sure
-// nothing stored only here is lost, hand over leadership and leave raft.
-// Leaving gossip follows (close).
+// restart): announce it, finish or hand back the running tasks (the
+// worker), make sure nothing stored only here is lost (the replicator's
+// hand-off, cluster/replica), hand over leadership and leave raft
+// (cluster.Leaver). Leaving gossip follows (close).
 func (n *Node) drain(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, drainBound(n.cfg.DrainTimeout))
 	defer cancel()
@@ -42,208 +37,13 @@ func (n *Node) drain(ctx context.Context) {
 		log.Warn("announcing the leave", "err", err)
 	}
 	n.worker.drain(ctx, n.cfg.DrainTimeout)
-	// The hand-off leaves leaveRaft its time, however much media there is.
+	// The hand-off leaves leaving raft its time, however much media there is.
 	deadline, _ := ctx.Deadline()
-	hctx, hcancel := context.WithDeadline(ctx, deadline.Add(-leaveRaftTimeout))
-	n.handoff(hctx)
+	hctx, hcancel := context.WithDeadline(ctx, deadline.Add(-cluster.LeaveTimeout))
+	n.repl.Handoff(hctx, n.logger)
 	hcancel()
-	n.leaveRaft(ctx)
+	leaver := &cluster.Leaver{Store: n.store, Members: n.members, Promoter: n.promote, Peers: n.peers,
+		Name: n.cfg.Name, Logger: log}
+	leaver.Leave(ctx)
 	log.Info("drained", "seconds", time.Since(start).Seconds())
-}
-
-// handoffSettle is how long the hand-off waits before it checks its work
-// again: long enough for gossip to spread the leaving flags of nodes that
-// started to drain meanwhile.
-const handoffSettle = time.Second
-
-// handoff pushes every blob some job still needs to other nodes until it
-// has enough copies without this one: the replication factor for sources
-// and published outputs, one copy for intermediate media of running jobs.
-//
-// Nodes of a scale-down drain at the same time (a StatefulSet with
-// podManagementPolicy Parallel stops them all at once), and a node that
-// had not announced its leave yet when this one picked targets may have
-// been given copies it will not hand on (it took stock before the copy was
-// recorded). So the hand-off checks again, after a moment, with what it
-// knows then, until a round finds nothing missing: copies on nodes that
-// turned out to be leaving do not count.
-func (n *Node) handoff(ctx context.Context) {
-	for round := 1; round <= 5 && ctx.Err() == nil; round++ {
-		if n.handoffRound(ctx, round) == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(handoffSettle):
-		}
-	}
-}
-
-// handoffRound pushes what is missing now and returns how many copies it
-// made. It walks the blob records a page at a time.
-func (n *Node) handoffRound(ctx context.Context, round int) int {
-	self := n.cfg.Name
-	targets := map[string]bool{}
-	for _, w := range n.Workers() {
-		if w.Name != self {
-			targets[w.Name] = true
-		}
-	}
-	if len(targets) == 0 {
-		return 0 // nobody to hand to: a lone node keeps its data for its return
-	}
-	type duty struct {
-		ref     cluster.BlobRef
-		set     bool
-		holders map[string]bool
-		need    int
-	}
-	var duties []duty
-	after := ""
-	for more := true; more && ctx.Err() == nil; {
-		more = false
-		n.store.FSM().Read(func(st *cluster.State) {
-			k := 0
-			st.Blobs(after, func(b *cluster.BlobHolders) bool {
-				after = b.Hash
-				if k++; k == 1000 {
-					more = true
-				}
-				if !b.Nodes.Has(self) {
-					return !more
-				}
-				others := map[string]bool{}
-				for _, name := range b.Nodes {
-					if targets[name] {
-						others[name] = true
-					}
-				}
-				need := 1
-				if b.Durable() {
-					need = n.cfg.Replicas
-				}
-				if need = min(need, len(targets)) - len(others); need > 0 {
-					duties = append(duties, duty{ref: b.Ref(), set: b.Set(), holders: others, need: need})
-				}
-				return !more
-			})
-		})
-	}
-	pushed := map[string]int{}
-	copies := 0
-	for _, d := range duties {
-		for _, target := range n.roomFirst(rankTargets(d.ref.Hash, targets, d.holders)) {
-			if d.need == 0 || ctx.Err() != nil {
-				break
-			}
-			if err := n.pushCopy(ctx, d.ref, d.set, target, peerproto.ReasonReplicate); err != nil {
-				n.logger.Warn("hand-off push failed", "blob", d.ref.Hash, "to", target, "err", err)
-				continue
-			}
-			pushed[target]++
-			copies++
-			d.need--
-		}
-	}
-	if round == 1 || copies > 0 {
-		n.logger.Info("media handed off", "component", "drain", "round", round, "blobs", len(duties), "copies_to", pushed)
-	}
-	return copies
-}
-
-// leaveRaft takes this node out of the raft configuration before it goes,
-// so that a scaled-down node does not linger as a voter the cluster waits
-// for. It asks the leader until the removal is committed: the leader may be
-// unknown for a moment (right after this node handed leadership over) or
-// change under it. A node that leads hands leadership over first, to a
-// voter that stays, and again should a peer that drains at the same time
-// hand it back. A node alone in the configuration stays.
-//
-// This must not be left to the leader, which removes servers whose node
-// left gossip: it can only do so while it has a quorum, and when a cluster
-// is scaled down to one node the last two voters are that quorum — once
-// the departing one is gone, the one that stays can neither commit nor be
-// elected.
-//
-// The leader never lets a leave take the cluster below a quorum of healthy
-// voters (cluster.Promoter.Remove): it promotes a healthy non-voter first
-// when the voters that stay would be short of one. A leader that leaves
-// does the same before it hands leadership over (PrepareLeave), with what
-// it knows as the leader: raft's heartbeats tell it at once which voters
-// just crashed, which the next leader may not know yet, and the voter it
-// hands leadership to must be a healthy one.
-func (n *Node) leaveRaft(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, leaveRaftTimeout)
-	defer cancel()
-	log := n.logger.With("component", "drain")
-	self := n.store.ID()
-	backoff := 50 * time.Millisecond
-	var lastErr error
-	for ctx.Err() == nil {
-		servers, err := n.store.Configuration()
-		if err == nil && !slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == self }) {
-			return // not (or no longer) a member
-		}
-		if err == nil && len(servers) == 1 {
-			return // alone: it keeps its log for its return
-		}
-		switch id, _ := n.store.Leader(); {
-		case id == self:
-			if lastErr = n.promote.PrepareLeave(ctx); lastErr == nil {
-				lastErr = n.transferLeadership()
-			}
-		case id == "":
-			lastErr = errors.New("no leader known")
-		default:
-			m, ok := n.members.ByID(id)
-			if !ok || m.Meta.Internal == "" {
-				lastErr = fmt.Errorf("leader %s not in gossip", id)
-				break
-			}
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			lastErr = n.peers.Remove(rctx, m.Meta.Internal, cluster.RemoveRequest{ID: self, Name: n.cfg.Name})
-			cancel()
-			if lastErr == nil {
-				log.Info("left raft", "leader", m.Name)
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Second)
-	}
-	log.Warn("could not leave raft", "err", lastErr)
-}
-
-// leaveRaftTimeout bounds leaveRaft (within the drain's bound).
-const leaveRaftTimeout = 10 * time.Second
-
-// transferLeadership hands leadership to a voter that stays (healthy:
-// alive in gossip, not leaving, reached by raft) if there is one, else to
-// whichever voter raft picks. Nodes of a scale-down drain at once:
-// leadership handed to one of them would leave with it.
-func (n *Node) transferLeadership() error {
-	servers, err := n.store.Configuration()
-	if err != nil {
-		return fmt.Errorf("leadership transfer: %w", err)
-	}
-	for _, s := range servers {
-		if s.Suffrage != raft.Voter || string(s.ID) == n.store.ID() {
-			continue
-		}
-		if m, ok := n.members.ByID(string(s.ID)); ok && n.promote.Healthy(string(s.ID)) {
-			if err := n.store.TransferLeadership(string(s.ID), string(s.Address)); err != nil {
-				return fmt.Errorf("leadership transfer to %s: %w", m.Name, err)
-			}
-			n.logger.Info("leadership transferred", "component", "drain", "to", m.Name)
-			return nil
-		}
-	}
-	if err := n.store.TransferLeadership("", ""); err != nil {
-		return fmt.Errorf("leadership transfer: %w", err)
-	}
-	n.logger.Info("leadership transferred", "component", "drain", "to", "any voter (none stays)")
-	return nil
 }

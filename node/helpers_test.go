@@ -248,7 +248,7 @@ func referenced(t *testing.T, n *Node) map[string]bool {
 		})
 	})
 	for _, s := range sets {
-		m, err := n.manifests.get(context.Background(), s)
+		m, err := n.manifests.Get(context.Background(), s)
 		if err != nil {
 			t.Fatal(err)
 		}

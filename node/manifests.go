@@ -19,7 +19,7 @@ import (
 // 24-hour job's manifest lists a quarter of a million).
 const (
 	maxManifestFiles = 2_000_000
-	maxManifestBytes = 256 << 20 // refuse to read a larger manifest blob
+	maxManifestBytes = cluster.MaxManifestBytes // refuse to read a larger manifest blob
 )
 
 type manifestCache struct {
@@ -41,9 +41,9 @@ func newManifestCache(open func(ctx context.Context, ref, set cluster.BlobRef) (
 	return &manifestCache{open: open, max: maxFiles, lru: list.New(), m: map[string]*list.Element{}}
 }
 
-// get returns the manifest ref names, reading it from this node or a
+// Get returns the manifest ref names, reading it from this node or a
 // holder of it (and so of every file it lists) the first time.
-func (c *manifestCache) get(ctx context.Context, ref cluster.BlobRef) (*cluster.Manifest, error) {
+func (c *manifestCache) Get(ctx context.Context, ref cluster.BlobRef) (*cluster.Manifest, error) {
 	c.mu.Lock()
 	if e, ok := c.m[ref.Hash]; ok {
 		c.lru.MoveToFront(e)
@@ -99,7 +99,7 @@ func (n *Node) manifest(ctx context.Context, j cluster.Job) (*cluster.Manifest, 
 	if j.Manifest.IsZero() {
 		return nil, fmt.Errorf("job %s: %w: no manifest", j.ID, cluster.ErrNotFound)
 	}
-	m, err := n.manifests.get(ctx, j.Manifest)
+	m, err := n.manifests.Get(ctx, j.Manifest)
 	if err != nil {
 		return nil, err
 	}

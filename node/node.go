@@ -5,11 +5,21 @@
 // store → transcoder → listeners (public and internal HTTP) → gossip
 // membership → raft store (addresses resolved from
 // gossip) → peers, forwarder → metrics → joiner (bootstrap or join) →
-// scheduler, promoter, worker, replicator, blob collector → public API →
+// scheduler, promoter, worker, replicator (cluster/replica), blob collector
+// (cluster/gc) → public API →
 // internal API (built after the public API, whose resumable uploads it
 // serves to the peers that relay them). Stop order is the reverse, and
 // readiness turns off first so that load balancers stop sending work
 // before anything closes.
+//
+// The loops that keep the blobs and the jobs are not here: each lives
+// under cluster with the data it owns (replication, the drain's hand-off
+// and holder reconciliation in cluster/replica, collection in cluster/gc,
+// expiry and the history bound in cluster/retention, leaving raft in
+// cluster/leave.go), behind interfaces it declares. This package builds
+// them (buildLoops), gives them its side of those interfaces (replicas.go,
+// pins.go) and starts them, so that what a loop does is read in one place
+// and the composition root stays wiring.
 //
 // Safe defaults (Config.Validate, Config.BindIP): a lone node (no Join)
 // listens for gossip, raft and the internal API on loopback only unless
@@ -34,6 +44,9 @@ import (
 	"github.com/oklog/run"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/gc"
+	"github.com/gosty/gosty/cluster/replica"
+	"github.com/gosty/gosty/cluster/retention"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/node/egress"
@@ -65,8 +78,8 @@ type Node struct {
 	watch     *watcher      // the --watch prefix, nil without (watch.go)
 	promote   *cluster.Promoter
 	worker    *worker
-	repl      *replicator
-	gc        *collector
+	repl      *replica.Replicator
+	gc        *gc.Collector
 	notify    *webhook.Notifier
 	publish   *publisher
 	upgrader  *cluster.Upgrader
@@ -290,7 +303,7 @@ func (n *Node) Run(ctx context.Context) error {
 				if err := n.log.Propose(pctx, cluster.OpNodeJoin, cluster.NodeJoin{ID: n.store.ID(), Name: n.cfg.Name}); err != nil {
 					n.logger.Warn("registering the node name", "err", err)
 				}
-				n.check.reconcile(ctx)
+				replica.Reconcile(ctx, n.cfg.Name, n.store.FSM(), localBlobs{n.blobs, n}, n.log, n.check.logger)
 			})
 			start(func(ctx context.Context) {
 				select {
@@ -308,8 +321,8 @@ func (n *Node) Run(ctx context.Context) error {
 			start(n.repl.Run)
 			start(n.gc.Run)
 			start(n.api.RunUploadSweeper)
-			start(n.expireLoop)
-			start(n.historyLoop)
+			start(func(ctx context.Context) { retention.Expire(ctx, n.store, n.logger) })
+			start(func(ctx context.Context) { retention.Forget(ctx, n.store, n.cfg.history(), n.logger) })
 			start(n.compactLoop)
 			start(n.upgrader.Run)
 			start(n.publish.Run)

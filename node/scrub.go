@@ -21,10 +21,11 @@ import (
 // What the log says a node holds must be what its disk holds. Three checks
 // keep the two in step:
 //
-//   - At start (once the node is in the cluster), reconcile walks the
-//     records that name this node and drops the claims its disk cannot
-//     confirm (a file gone, a manifest missing a file), and reports the
-//     referenced blobs it has that the log does not know of.
+//   - At start (once the node is in the cluster), replica.Reconcile
+//     (cluster/replica) walks the records that name this node and drops
+//     the claims its disk cannot confirm (a file gone, a manifest missing
+//     a file), and reports the referenced blobs it has that the log does
+//     not know of.
 //   - A local copy is checked against its hash the first time it is read
 //     (served or used by a task) since the node started or stored it:
 //     before use when it is small, while it streams when it is large. A
@@ -171,7 +172,7 @@ func (c *checker) claimsOn(hash string) []cluster.BlobRef {
 		if s.Hash == hash {
 			continue
 		}
-		if m, err := c.n.manifests.get(context.Background(), s); err == nil {
+		if m, err := c.n.manifests.Get(context.Background(), s); err == nil {
 			for _, f := range m.Files {
 				if f.Hash == hash {
 					out = append(out, s)
@@ -272,89 +273,6 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// reconcile compares the log's claims about this node with its disk once
-// it is in the cluster (see checker).
-func (c *checker) reconcile(ctx context.Context) {
-	self := c.n.cfg.Name
-	var claims []*cluster.BlobHolders
-	after := ""
-	for more := true; more && ctx.Err() == nil; {
-		more = false
-		c.n.store.FSM().Read(func(st *cluster.State) {
-			k := 0
-			st.Blobs(after, func(b *cluster.BlobHolders) bool {
-				after = b.Hash
-				if b.Nodes.Has(self) {
-					claims = append(claims, b)
-				}
-				k++
-				more = k == 1000
-				return !more
-			})
-		})
-	}
-	dropped := 0
-	for _, b := range claims {
-		has := c.n.blobs.Has(b.Hash)
-		if has && b.Set() {
-			var err error
-			if has, err = c.n.holdsSet(ctx, b.Ref()); err != nil {
-				has = false
-			}
-		}
-		if has {
-			continue
-		}
-		if err := c.n.log.Propose(ctx, cluster.OpBlobRemove, cluster.BlobLocation{Blob: b.Ref(), Node: self}); err != nil {
-			c.logger.Warn("dropping a claim the disk cannot confirm", "blob", b.Hash, "err", err)
-			continue
-		}
-		dropped++
-	}
-	// Referenced blobs stored here that the log does not count.
-	list, err := c.n.blobs.List()
-	if err != nil {
-		c.logger.Warn("reconcile: listing blobs", "err", err)
-		return
-	}
-	var unknown []cluster.BlobRef
-	c.n.store.FSM().Read(func(st *cluster.State) {
-		for _, bi := range list {
-			if b, ok := st.Blob(bi.Ref.Hash); ok && !b.Nodes.Has(self) && bi.Ref.Size == b.Size {
-				unknown = append(unknown, b.Ref())
-			}
-		}
-	})
-	reported := 0
-	for _, ref := range unknown {
-		if ctx.Err() != nil {
-			return
-		}
-		if b, set := c.setRecord(ref.Hash); set {
-			if ok, err := c.n.holdsSet(ctx, b); err != nil || !ok {
-				continue
-			}
-		}
-		if err := c.n.log.Propose(ctx, cluster.OpBlobAdd, cluster.BlobLocation{Blob: ref, Node: self}); err != nil {
-			c.logger.Warn("reporting a copy", "blob", ref.Hash, "err", err)
-			continue
-		}
-		reported++
-	}
-	c.logger.Info("blob store reconciled with the log", "claims", len(claims), "dropped", dropped, "reported", reported)
-}
-
-func (c *checker) setRecord(hash string) (cluster.BlobRef, bool) {
-	var ref cluster.BlobRef
-	var set bool
-	c.n.store.FSM().Read(func(st *cluster.State) {
-		if b, ok := st.Blob(hash); ok && b.Set() {
-			ref, set = b.Ref(), true
-		}
-	})
-	return ref, set
 }
 
 // scrub re-hashes every local blob every interval at a bounded rate.

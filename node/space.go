@@ -160,18 +160,3 @@ func (n *Node) full(name string) bool {
 	m, ok := n.members.Member(name)
 	return ok && m.Meta.Disk != nil && m.Meta.Disk.Full
 }
-
-// roomFirst orders targets so that those with room on their disk come
-// first (a node that is Full only for a moment may still take a copy).
-func (n *Node) roomFirst(targets []string) []string {
-	out := make([]string, 0, len(targets))
-	var full []string
-	for _, t := range targets {
-		if n.full(t) {
-			full = append(full, t)
-		} else {
-			out = append(out, t)
-		}
-	}
-	return append(out, full...)
-}

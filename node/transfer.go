@@ -173,7 +173,7 @@ func (n *Node) pushCopy(ctx context.Context, ref cluster.BlobRef, set bool, targ
 		return err
 	}
 	if set {
-		man, err := n.manifests.get(ctx, ref)
+		man, err := n.manifests.Get(ctx, ref)
 		if err != nil {
 			return err
 		}
@@ -195,7 +195,7 @@ func (n *Node) holdsSet(ctx context.Context, ref cluster.BlobRef) (bool, error) 
 	if !n.blobs.Has(ref.Hash) {
 		return false, nil
 	}
-	m, err := n.manifests.get(ctx, ref)
+	m, err := n.manifests.Get(ctx, ref)
 	if err != nil {
 		return false, err
 	}

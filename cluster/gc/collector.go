@@ -1,4 +1,4 @@
-package node
+package gc
 
 import (
 	"context"
@@ -11,108 +11,13 @@ import (
 	"github.com/gosty/gosty/cluster"
 )
 
-// pins protects blobs that exist on disk but are not yet named by a
-// committed command (an upload before its job is submitted, a task's outputs
-// before its result is committed) from the collector. A writer takes its
-// pin while the blob store stores the blob (holder, a cluster.Hold), and
-// releases it once the command that names the blob is applied on this
-// node (or refused): there is no moment when such a blob is on disk,
-// unpinned and not yet recorded.
-type pins struct {
-	mu    sync.Mutex
-	owner map[any][]string
-	count map[string]int
-	// held are the owners of holdFor's pins by hash: released early when
-	// the log makes the blob durable (its job committed and applied
-	// here: the record keeps it now) or lets go of it.
-	held map[string][]any
+// Manifests is what the collector needs of a manifest cache: the manifest
+// ref names, read from this node or a holder of it.
+type Manifests interface {
+	Get(ctx context.Context, ref cluster.BlobRef) (*cluster.Manifest, error)
 }
 
-func newPins() *pins {
-	return &pins{owner: map[any][]string{}, count: map[string]int{}, held: map[string][]any{}}
-}
-
-// onBlobs releases the holds on blobs the log now keeps (durable) or
-// dropped (released).
-func (p *pins) onBlobs(ev cluster.BlobEvents) {
-	var owners []any
-	p.mu.Lock()
-	for _, h := range ev.Durable {
-		owners = append(owners, p.held[h]...)
-		delete(p.held, h)
-	}
-	for _, b := range ev.Released {
-		owners = append(owners, p.held[b.Hash]...)
-		delete(p.held, b.Hash)
-	}
-	p.mu.Unlock()
-	for _, o := range owners {
-		p.release(o)
-	}
-}
-
-func (p *pins) add(owner any, hash string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.owner[owner] = append(p.owner[owner], hash)
-	p.count[hash]++
-}
-
-// holder pins for owner what the blob store is storing.
-func (p *pins) holder(owner any) cluster.Hold {
-	return func(hash string) { p.add(owner, hash) }
-}
-
-// holdFor pins what the blob store is storing for d (a copy streamed here
-// for an upload whose job is not committed yet); a timer releases it.
-//
-// The hold ends early when the log makes the blob durable or releases it
-// (onBlobs): then the record, or its absence, decides.
-func (p *pins) holdFor(d time.Duration) cluster.Hold {
-	return func(hash string) {
-		owner := new(int)
-		p.add(owner, hash)
-		p.mu.Lock()
-		p.held[hash] = append(p.held[hash], owner)
-		p.mu.Unlock()
-		time.AfterFunc(d, func() {
-			p.release(owner)
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			hs := p.held[hash]
-			for i, o := range hs {
-				if o == owner {
-					hs = append(hs[:i], hs[i+1:]...)
-					break
-				}
-			}
-			if len(hs) == 0 {
-				delete(p.held, hash)
-			} else {
-				p.held[hash] = hs
-			}
-		})
-	}
-}
-
-func (p *pins) release(owner any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, h := range p.owner[owner] {
-		if p.count[h]--; p.count[h] <= 0 {
-			delete(p.count, h)
-		}
-	}
-	delete(p.owner, owner)
-}
-
-func (p *pins) has(hash string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.count[hash] > 0
-}
-
-// collector deletes local blobs that no job needs any more: what the log
+// Collector deletes local blobs that no job needs any more: what the log
 // stopped referencing (deleted, expired or forgotten jobs, the chunks and
 // intermediate encodes of finished ones), and copies that never got a
 // record. A blob stays while
@@ -134,8 +39,8 @@ func (p *pins) has(hash string) bool {
 // under that lock, right before removing the file, in this order: the
 // modification time is older than the grace and no pin is held; then,
 // under the state's read lock (a per-blob look, not a copy), the log
-// still has no record of the blob and no manifest came since the keep set
-// was made. A store therefore either comes first and is seen (fresh, or
+// still has no record of the blob and no manifest came since the keep
+// set was made. A store therefore either comes first and is seen (fresh, or
 // pinned until its command is applied here, after which the record is
 // seen), or comes after the delete and writes a new copy. The grace only
 // has to cover the stores nothing pins (a copy pushed or pulled here) until
@@ -143,25 +48,25 @@ func (p *pins) has(hash string) bool {
 //
 // It needs no command: a blob nothing references has no record to update.
 // Its cost follows what changes: each round looks at the blobs the FSM says
-// lost their last reference (onBlobs) and the blobs stored here since the
+// lost their last reference (OnBlobs) and the blobs stored here since the
 // last round (a copy pushed after its job let go of it, a task's output
 // whose result was refused), and again, later, at those that were too young
 // or pinned; the whole blob directory is walked at start and every
 // fullSweepEvery (releases it did not hear while it was down).
-type collector struct {
-	name      string
-	fsm       *cluster.FSM
-	blobs     *cluster.BlobStore
-	pins      *pins
-	manifests *manifestCache
-	logger    *slog.Logger
-	// grace: nothing stored (or stored again) more recently is collected;
+type Collector struct {
+	Name      string // this node's
+	FSM       *cluster.FSM
+	Blobs     *cluster.BlobStore
+	Pins      *Pins
+	Manifests Manifests
+	Logger    *slog.Logger
+	// Grace: nothing stored (or stored again) more recently is collected;
 	// it covers copies that arrive unpinned (pushes, pulls).
-	grace    time.Duration
-	interval time.Duration
-	// lost drops this node's claim to a manifest the log says it holds
+	Grace    time.Duration
+	Interval time.Duration
+	// Lost drops this node's claim to a manifest the log says it holds
 	// but whose document is gone from here (its files are not kept).
-	lost func(ctx context.Context, set cluster.BlobRef)
+	Lost func(ctx context.Context, set cluster.BlobRef)
 	// beforeDelete (tests) is called when a blob is about to be deleted.
 	beforeDelete func(hash string)
 
@@ -189,7 +94,9 @@ const (
 	maxCandidates  = 200_000 // beyond it the next round walks everything
 )
 
-func (c *collector) onBlobs(ev cluster.BlobEvents) {
+// OnBlobs takes the FSM's blob events; it runs in raft's apply loop and
+// only records the released blobs for the next round.
+func (c *Collector) OnBlobs(ev cluster.BlobEvents) {
 	if len(ev.Released) == 0 {
 		return
 	}
@@ -209,8 +116,8 @@ func (c *collector) onBlobs(ev cluster.BlobEvents) {
 
 // Run collects every interval: the released blobs, or everything when a
 // sweep is due.
-func (c *collector) Run(ctx context.Context) {
-	t := time.NewTicker(c.interval)
+func (c *Collector) Run(ctx context.Context) {
+	t := time.NewTicker(c.Interval)
 	defer t.Stop()
 	lastSweep := time.Time{}
 	for {
@@ -219,7 +126,7 @@ func (c *collector) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		stored, all := c.blobs.Stored()
+		stored, all := c.Blobs.Stored()
 		c.mu.Lock()
 		sweep := c.sweep || all || time.Since(lastSweep) > fullSweepEvery
 		cands := c.candidates
@@ -242,56 +149,66 @@ func (c *collector) Run(ctx context.Context) {
 }
 
 // collect deletes what it may of cands (nil: every local blob).
-func (c *collector) collect(ctx context.Context, cands map[string]bool) {
+func (c *Collector) collect(ctx context.Context, cands map[string]bool) {
+	local := c.local(cands)
+	if len(local) == 0 {
+		return
+	}
+	keep, gen, ok := c.kept(ctx, local)
+	if !ok {
+		return
+	}
+	c.deleteUnkept(ctx, local, keep, gen, cands == nil)
+}
+
+// local lists which of cands are stored here (nil: every local blob), and
+// with a released manifest the files it lists: they go with it, unless
+// something keeps them.
+func (c *Collector) local(cands map[string]bool) []string {
 	var local []string
 	if cands == nil {
-		list, err := c.blobs.List()
+		list, err := c.Blobs.List()
 		if err != nil {
-			c.logger.Warn("blob collection: list failed", "err", err)
-			return
+			c.Logger.Warn("blob collection: list failed", "err", err)
+			return nil
 		}
 		for _, b := range list {
 			local = append(local, b.Ref.Hash)
 		}
-	} else {
-		for h := range cands {
-			if c.blobs.Has(h) {
-				local = append(local, h)
-			}
+		return local
+	}
+	for h := range cands {
+		if c.Blobs.Has(h) {
+			local = append(local, h)
 		}
 	}
-	if len(local) == 0 {
-		return
-	}
-	// A released manifest's files go with it, unless something keeps them.
 	released := map[string]bool{}
 	for _, h := range local {
 		released[h] = true
 	}
 	for _, h := range local {
-		if cands == nil {
-			break
-		}
 		if m, err := c.localManifest(h); err == nil {
 			for _, f := range m.Files {
-				if !released[f.Hash] && c.blobs.Has(f.Hash) {
+				if !released[f.Hash] && c.Blobs.Has(f.Hash) {
 					released[f.Hash] = true
 					local = append(local, f.Hash)
 				}
 			}
 		}
 	}
+	return local
+}
 
-	keep, gen, ok := c.kept(ctx, local)
-	if !ok {
-		return
-	}
-	cutoff := time.Now().Add(-c.grace)
+// deleteUnkept deletes the blobs of local that keep does not hold, each
+// deciding under the blob's lock (deleteIf); those too young or pinned
+// now are looked at again next round.
+func (c *Collector) deleteUnkept(ctx context.Context, local []string, keep map[string]bool, gen uint64, sweep bool) {
+	cutoff := time.Now().Add(-c.Grace)
 	deleted := 0
 	var later []string // too young or pinned now: look again next round
 	defer func() {
 		if len(later) > 0 {
-			c.onBlobs(cluster.BlobEvents{Released: refsOf(later)})
+			c.OnBlobs(cluster.BlobEvents{Released: refsOf(later)})
 		}
 	}()
 	for _, h := range local {
@@ -301,34 +218,10 @@ func (c *collector) collect(ctx context.Context, cands map[string]bool) {
 		if ctx.Err() != nil {
 			return
 		}
-		// The decision and the delete, under the blob's lock (no store of
-		// it runs meanwhile), in the order that leaves no gap: a writer
-		// pins under that lock while storing and lets go of the pin only
-		// once the command naming the blob is applied here, so a blob
-		// not pinned now is either not being stored or already recorded.
-		var young, changed bool
-		gone, err := c.blobs.DeleteIf(h, func(mt time.Time) bool {
-			if mt.After(cutoff) || c.pins.has(h) {
-				young = true // stored lately, or its command is not in yet
-				return false
-			}
-			// Still no record, and no manifest added since the keep
-			// set was made (a per-blob look under the state's lock).
-			c.fsm.Read(func(st *cluster.State) {
-				_, referenced := st.Blob(h)
-				changed = referenced || st.SetGeneration() != gen
-			})
-			if changed {
-				return false
-			}
-			if c.beforeDelete != nil {
-				c.beforeDelete(h)
-			}
-			return true
-		})
+		gone, young, changed, err := c.deleteIf(h, cutoff, gen)
 		switch {
 		case err != nil:
-			c.logger.Warn("blob collection: delete failed", "blob", h, "err", err)
+			c.Logger.Warn("blob collection: delete failed", "blob", h, "err", err)
 		case young:
 			later = append(later, h)
 		case changed:
@@ -338,30 +231,60 @@ func (c *collector) collect(ctx context.Context, cands map[string]bool) {
 			return
 		case gone:
 			deleted++
-			c.logger.Debug("blob collected", "blob", h)
+			c.Logger.Debug("blob collected", "blob", h)
 		}
 	}
 	if deleted > 0 {
-		c.logger.Info("blobs collected", "blobs", deleted, "sweep", cands == nil)
+		c.Logger.Info("blobs collected", "blobs", deleted, "sweep", sweep)
 	}
+}
+
+// deleteIf is the decision and the delete, under the blob's lock (no
+// store of it runs meanwhile), in the order that leaves no gap: a writer
+// pins under that lock while storing and lets go of the pin only once the
+// command naming the blob is applied here, so a blob not pinned now is
+// either not being stored or already recorded. young: stored after
+// cutoff or pinned; changed: the log recorded it, or a manifest came,
+// since the keep set was made (at generation gen).
+func (c *Collector) deleteIf(h string, cutoff time.Time, gen uint64) (gone, young, changed bool, err error) {
+	gone, err = c.Blobs.DeleteIf(h, func(mt time.Time) bool {
+		if mt.After(cutoff) || c.Pins.Has(h) {
+			young = true // stored lately, or its command is not in yet
+			return false
+		}
+		// Still no record, and no manifest added since the keep
+		// set was made (a per-blob look under the state's lock).
+		c.FSM.Read(func(st *cluster.State) {
+			_, referenced := st.Blob(h)
+			changed = referenced || st.SetGeneration() != gen
+		})
+		if changed {
+			return false
+		}
+		if c.beforeDelete != nil {
+			c.beforeDelete(h)
+		}
+		return true
+	})
+	return gone, young, changed, err
 }
 
 // kept returns which of local the log still needs here: blobs with a
 // record, and files of referenced manifests stored here. gen is the
 // state's manifest generation the answer holds for.
-func (c *collector) kept(ctx context.Context, local []string) (keep map[string]bool, gen uint64, ok bool) {
+func (c *Collector) kept(ctx context.Context, local []string) (keep map[string]bool, gen uint64, ok bool) {
 	keep = map[string]bool{}
 	var sets []cluster.BlobRef
 	now := time.Now()
 	if c.arriving == nil {
 		c.arriving = map[string]arrival{}
 	}
-	c.fsm.Read(func(st *cluster.State) {
+	c.FSM.Read(func(st *cluster.State) {
 		gen = st.SetGeneration()
 		for _, h := range local {
 			if b, ok := st.Blob(h); ok {
 				keep[h] = true
-				if b.Set() && !b.Nodes.Has(c.name) {
+				if b.Set() && !b.Nodes.Has(c.Name) {
 					if _, seen := c.arriving[h]; !seen {
 						c.arriving[h] = arrival{ref: b.Ref(), since: now}
 					}
@@ -370,14 +293,14 @@ func (c *collector) kept(ctx context.Context, local []string) (keep map[string]b
 		}
 		for h, a := range c.arriving {
 			b, ok := st.Blob(h)
-			if !ok || b.Nodes.Has(c.name) || now.Sub(a.since) > arrivalTimeout {
+			if !ok || b.Nodes.Has(c.Name) || now.Sub(a.since) > arrivalTimeout {
 				delete(c.arriving, h) // recorded here (listed below), forgotten, or given up
 				continue
 			}
 			sets = append(sets, a.ref)
 		}
 		st.Sets(func(b *cluster.BlobHolders) bool {
-			if b.Nodes.Has(c.name) {
+			if b.Nodes.Has(c.Name) {
 				sets = append(sets, b.Ref())
 			}
 			return true
@@ -393,17 +316,17 @@ func (c *collector) kept(ctx context.Context, local []string) (keep map[string]b
 		if len(want) == 0 {
 			break
 		}
-		if !c.blobs.Has(s.Hash) {
+		if !c.Blobs.Has(s.Hash) {
 			// Recorded here but lost: nothing of it to keep, and the
 			// claim goes so that replication makes the copy again.
-			if _, arriving := c.arriving[s.Hash]; !arriving && c.lost != nil {
-				c.lost(ctx, s)
+			if _, arriving := c.arriving[s.Hash]; !arriving && c.Lost != nil {
+				c.Lost(ctx, s)
 			}
 			continue
 		}
-		m, err := c.manifests.get(ctx, s)
+		m, err := c.Manifests.Get(ctx, s)
 		if err != nil {
-			c.logger.Warn("blob collection: a manifest stored here cannot be read; collecting nothing this round", "manifest", s.Hash, "err", err)
+			c.Logger.Warn("blob collection: a manifest stored here cannot be read; collecting nothing this round", "manifest", s.Hash, "err", err)
 			return nil, 0, false
 		}
 		for _, f := range m.Files {
@@ -426,12 +349,12 @@ func refsOf(hashes []string) []cluster.BlobRef {
 
 // localManifest reads a blob stored here as a manifest, if it is one (it
 // looks at the first bytes before reading more).
-func (c *collector) localManifest(h string) (*cluster.Manifest, error) {
-	ref, ok := c.blobs.Stat(h)
-	if !ok || ref.Size > maxManifestBytes {
+func (c *Collector) localManifest(h string) (*cluster.Manifest, error) {
+	ref, ok := c.Blobs.Stat(h)
+	if !ok || ref.Size > cluster.MaxManifestBytes {
 		return nil, cluster.ErrNotFound
 	}
-	f, err := c.blobs.Open(h)
+	f, err := c.Blobs.Open(h)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +364,7 @@ func (c *collector) localManifest(h string) (*cluster.Manifest, error) {
 	if err != nil || string(head) != manifestPrefix {
 		return nil, cluster.ErrNotFound
 	}
-	return c.manifests.get(context.Background(), ref)
+	return c.Manifests.Get(context.Background(), ref)
 }
 
 // manifestPrefix is how every manifest document starts.

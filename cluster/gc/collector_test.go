@@ -1,4 +1,4 @@
-package node
+package gc
 
 import (
 	"bytes"
@@ -17,9 +17,9 @@ import (
 // referenced), with one blob stored an hour ago: old and unreferenced,
 // the collector's to delete, unless someone stores it again.
 type gcFixture struct {
-	c     *collector
+	c     *Collector
 	blobs *cluster.BlobStore
-	pins  *pins
+	pins  *Pins
 	data  []byte
 	ref   cluster.BlobRef
 }
@@ -31,12 +31,9 @@ func newGCFixture(t *testing.T) *gcFixture {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f := &gcFixture{blobs: blobs, pins: newPins(), data: []byte(strings.Repeat("an init segment two jobs share ", 100))}
-	open := func(ctx context.Context, ref, set cluster.BlobRef) (io.ReadSeekCloser, error) {
-		return blobs.Open(ref.Hash)
-	}
-	f.c = &collector{name: "n1", fsm: cluster.NewFSM(logger), blobs: blobs, pins: f.pins,
-		manifests: newManifestCache(open, 1000), logger: logger, grace: time.Minute, interval: time.Second}
+	f := &gcFixture{blobs: blobs, pins: NewPins(), data: []byte(strings.Repeat("an init segment two jobs share ", 100))}
+	f.c = &Collector{Name: "n1", FSM: cluster.NewFSM(logger), Blobs: blobs, Pins: f.pins,
+		Manifests: storedManifests{blobs}, Logger: logger, Grace: time.Minute, Interval: time.Second}
 	if f.ref, err = blobs.PutBytes(f.data); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +81,7 @@ var gcStores = []struct {
 	}},
 	{"upload", func(f *gcFixture) error {
 		owner := new(int) // held, like an upload's, until the test ends
-		_, err := f.blobs.Put(context.Background(), bytes.NewReader(f.data), f.pins.holder(owner))
+		_, err := f.blobs.Put(context.Background(), bytes.NewReader(f.data), f.pins.Holder(owner))
 		return err
 	}},
 }
@@ -157,4 +154,21 @@ func TestCollectorDeletesWhileStoredAgain(t *testing.T) {
 			f.check(t, "stored while being deleted")
 		})
 	}
+}
+
+// storedManifests reads manifests from the blob store itself (the node's
+// cache reads them from this node or a holder).
+type storedManifests struct{ blobs *cluster.BlobStore }
+
+func (m storedManifests) Get(ctx context.Context, ref cluster.BlobRef) (*cluster.Manifest, error) {
+	f, err := m.blobs.Open(ref.Hash)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, err
+	}
+	return cluster.DecodeManifest(b)
 }
