@@ -262,12 +262,12 @@ func (n *Node) buildLoops(links peerLinks, k keys) {
 	n.watch = newWatcher(n, logger)
 	n.publish = newPublisher(n, logger) // publish.go
 	n.gc = &gc.Collector{
-		Name: cfg.Name, FSM: n.store.FSM(), Blobs: n.blobs, Pins: n.pins.p, Manifests: n.manifests,
+		Name: cfg.Name, FSM: n.store.FSM(), Blobs: n.blobs, Pins: n.pins, Manifests: n.manifests,
 		Logger: logger.With("component", "gc"), Grace: cfg.GCGrace, Interval: cfg.GCInterval,
 		Lost: n.check.disown,
 	}
 	n.store.FSM().OnBlobs(func(ev cluster.BlobEvents) {
-		n.pins.onBlobs(ev)
+		n.pins.OnBlobs(ev)
 		n.repl.OnBlobs(ev)
 		n.gc.OnBlobs(ev)
 	})
@@ -313,7 +313,7 @@ func (n *Node) buildAPIs(k keys) error {
 	}
 	internal, err := httpapi.NewInternal(httpapi.InternalConfig{
 		Blobs: peerBlobs{n.blobs, n.check}, Raft: raftPeer{n}, Uploads: api,
-		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name, HoldStreamed: n.pins.holdFor(ackHold),
+		Registry: n.metrics.reg, Logger: logger, NodeName: cfg.Name, HoldStreamed: n.pins.HoldFor(ackHold),
 	})
 	if err != nil {
 		return err

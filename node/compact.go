@@ -74,8 +74,8 @@ func (n *Node) compactJob(ctx context.Context, j cluster.Job, full []string) err
 	}
 	m := cluster.NewManifest(j.ID, j.Outputs, j.Chunks)
 	owner := new(int)
-	defer n.pins.release(owner)
-	ref, err := n.blobs.PutBytes(m.Encode(), n.pins.holder(owner))
+	defer n.pins.Release(owner)
+	ref, err := n.blobs.PutBytes(m.Encode(), n.pins.Holder(owner))
 	if err != nil {
 		return fmt.Errorf("store manifest: %w", err)
 	}

@@ -69,7 +69,7 @@ type Node struct {
 	peers       *cluster.Peers
 	log         *cluster.Forwarder
 	metrics     *metrics
-	pins        *pins
+	pins        *gc.Pins
 	joiner      *cluster.Joiner
 	sched       *cluster.Scheduler
 
@@ -121,7 +121,7 @@ func New(cfg Config) (_ *Node, err error) {
 		logger = slog.Default()
 	}
 	logger = logger.With("node", cfg.Name)
-	n := &Node{cfg: cfg, logger: logger, pins: newPins(), started: time.Now(), noSpaceHold: defaultNoSpaceHold}
+	n := &Node{cfg: cfg, logger: logger, pins: gc.NewPins(), started: time.Now(), noSpaceHold: defaultNoSpaceHold}
 	defer func() {
 		if err != nil {
 			n.close()

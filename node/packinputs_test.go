@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/gc"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
@@ -25,7 +26,7 @@ func packWorker(t *testing.T, fn func(ctx context.Context, ref cluster.BlobRef) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &worker{name: "n1", blobs: blobs, logger: slog.New(slog.DiscardHandler), pins: newPins(),
+	return &worker{name: "n1", blobs: blobs, logger: slog.New(slog.DiscardHandler), pins: gc.NewPins(),
 		fetch: func(ctx context.Context, ref cluster.BlobRef, _ string) (string, bool, error) { return fn(ctx, ref) }}
 }
 
@@ -208,13 +209,13 @@ func TestPackageStoresItsFiles(t *testing.T) {
 		if files[rel].Hash != h {
 			t.Errorf("%s stored as %s, want %s", rel, files[rel].Hash, h)
 		}
-		if !w.blobs.Has(h) || !w.pins.has(h) {
-			t.Errorf("%s: in the store %v, pinned %v; want both", rel, w.blobs.Has(h), w.pins.has(h))
+		if !w.blobs.Has(h) || !w.pins.Has(h) {
+			t.Errorf("%s: in the store %v, pinned %v; want both", rel, w.blobs.Has(h), w.pins.Has(h))
 		}
 	}
-	w.pins.release(res)
+	w.pins.Release(res)
 	for _, h := range want {
-		if w.pins.has(h) {
+		if w.pins.Has(h) {
 			t.Fatalf("%s still pinned after the result's release", h)
 		}
 	}

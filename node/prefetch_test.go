@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/gc"
 	"github.com/gosty/gosty/node/disk"
 	"github.com/gosty/gosty/transcoder"
 )
@@ -129,7 +130,7 @@ func TestWorkerPrefetchesQueuedInput(t *testing.T) {
 	}
 	w := &worker{
 		name: "n1", id: "id1", fsm: fsm, log: lg, blobs: blobs, tc: tc, slots: 1, queue: 1,
-		logger: slog.New(slog.DiscardHandler), pins: newPins(), running: map[string]*taskRun{},
+		logger: slog.New(slog.DiscardHandler), pins: gc.NewPins(), running: map[string]*taskRun{},
 		metrics: newMetrics(fsm, DefaultConfig(), space),
 		fetch: func(ctx context.Context, ref cluster.BlobRef, reason string) (string, bool, error) {
 			mu.Lock()

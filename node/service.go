@@ -72,7 +72,7 @@ func (s service) submitSource(ctx context.Context, src sourceJob, body io.Reader
 		return cluster.Job{}, cluster.Invalid(err)
 	}
 	owner := new(int) // a unique pin owner for this upload
-	defer n.pins.release(owner)
+	defer n.pins.Release(owner)
 	ref, cp, err := n.storeSource(ctx, id, body, owner)
 	defer cp.abort()
 	if err != nil {
@@ -181,13 +181,13 @@ func (n *Node) storeSource(ctx context.Context, id string, body io.Reader, owner
 		var ref cluster.BlobRef
 		_, err := io.Copy(io.Discard, cp)
 		if err == nil {
-			ref, err = n.blobs.PutLink(ctx, f.Name(), n.pins.holder(owner))
+			ref, err = n.blobs.PutLink(ctx, f.Name(), n.pins.Holder(owner))
 		}
 		n.metrics.uploadBytes.Add(float64(ref.Size))
 		return ref, cp, err
 	}
 	cp := n.startCopies(ctx, id, countingReader{body, n.metrics})
-	ref, err := n.blobs.Put(ctx, cp, n.pins.holder(owner))
+	ref, err := n.blobs.Put(ctx, cp, n.pins.Holder(owner))
 	return ref, cp, err
 }
 

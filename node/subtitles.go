@@ -56,7 +56,7 @@ func (n *Node) subtitleTracks(ctx context.Context, src string, probe *transcoder
 				warnings = append(warnings, fmt.Sprintf("subtitle stream %d has no cue and was left out", s.Index))
 				continue
 			}
-			ref, err := n.blobs.PutFile(p, n.pins.holder(owner))
+			ref, err := n.blobs.PutFile(p, n.pins.Holder(owner))
 			if err != nil {
 				return nil, nil, fmt.Errorf("subtitles: store stream %d: %w", s.Index, err)
 			}
@@ -65,7 +65,7 @@ func (n *Node) subtitleTracks(ctx context.Context, src string, probe *transcoder
 		}
 	}
 	for _, sc := range sidecars {
-		ref, err := n.blobs.PutBytes(sc.VTT, n.pins.holder(owner))
+		ref, err := n.blobs.PutBytes(sc.VTT, n.pins.Holder(owner))
 		if err != nil {
 			return nil, nil, fmt.Errorf("subtitles: store an uploaded file: %w", err)
 		}

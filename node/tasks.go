@@ -186,7 +186,7 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 	// One manifest names every file: the result stays small however long
 	// the media, and the files replicate as one set.
 	m := cluster.NewManifest(j.ID, files, j.Chunks)
-	ref, err := w.blobs.PutBytes(m.Encode(), w.pins.holder(res))
+	ref, err := w.blobs.PutBytes(m.Encode(), w.pins.Holder(res))
 	if err != nil {
 		return fmt.Errorf("package %s: manifest: %w", j.ID, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/gc"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -49,7 +50,7 @@ type worker struct {
 	queue   int
 	logger  *slog.Logger
 	metrics *metrics
-	pins    *pins
+	pins    *gc.Pins
 	// outOfSpace, when set, says whether a task's failure was for lack
 	// of disk space (and, when it was, makes the node hold itself full and
 	// gossip it before the failure is reported).
@@ -292,7 +293,7 @@ func (w *worker) report(ctx context.Context, log *slog.Logger, t cluster.Task, r
 			Reason: reason, Permanent: permanent,
 			Requeue: lost, Lost: lost && w.fsm.LogVersion() >= cluster.LogV2}
 	}
-	defer w.pins.release(res)
+	defer w.pins.Release(res)
 	if res != nil && w.fsm.LogVersion() < cluster.LogV2 {
 		res.Pulled = nil // version 1 recorded them as they came (fetch)
 	}
@@ -333,7 +334,7 @@ func failureReason(err error) string {
 // store moves a produced file into the blob store and pins it until the
 // result that names it is committed.
 func (w *worker) store(res *cluster.TaskResult, path string) (cluster.BlobRef, error) {
-	return w.blobs.PutFile(path, w.pins.holder(res))
+	return w.blobs.PutFile(path, w.pins.Holder(res))
 }
 
 // input fetches a task's input; a copy pulled from a peer is recorded in

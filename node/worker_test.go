@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/cluster/gc"
 	"github.com/gosty/gosty/node/disk"
 )
 
@@ -52,7 +53,7 @@ func TestWorkerIgnoresAnOlderIncarnationsAssignments(t *testing.T) {
 	}
 	w := &worker{
 		name: "n1", id: "new", fsm: fsm, blobs: blobs, slots: 1,
-		logger: slog.New(slog.DiscardHandler), pins: newPins(), running: map[string]*taskRun{},
+		logger: slog.New(slog.DiscardHandler), pins: gc.NewPins(), running: map[string]*taskRun{},
 		metrics: newMetrics(fsm, DefaultConfig(), space),
 		fetch: func(ctx context.Context, ref cluster.BlobRef, reason string) (string, bool, error) {
 			fetched <- ref.Hash
