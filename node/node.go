@@ -17,8 +17,8 @@
 // and holder reconciliation in cluster/replica, collection in cluster/gc,
 // expiry and the history bound in cluster/retention, leaving raft in
 // cluster/leave.go), behind interfaces it declares. This package builds
-// them (buildLoops), gives them its side of those interfaces (replicas.go,
-// pins.go) and starts them, so that what a loop does is read in one place
+// them (buildLoops), gives them its side of those interfaces (replicas.go)
+// and starts them, so that what a loop does is read in one place
 // and the composition root stays wiring.
 //
 // Safe defaults (Config.Validate, Config.BindIP): a lone node (no Join)
