@@ -38,8 +38,11 @@
 // (overhead clip length, default 30), GOSTY_BENCH_THREADS,
 // GOSTY_BENCH_SLOTS and GOSTY_BENCH_OPTIONS (the overhead nodes'
 // --encoder-threads, --slots and the job's options JSON, for exploring
-// settings), GOSTY_BENCH_CHUNKS and GOSTY_BENCH_NODES (control plane: chunks,
-// default 2000, and cluster sizes, default 5,10,20), GOSTY_BENCH_UPLOAD_MIB
+// settings), GOSTY_BENCH_CHUNKS, GOSTY_BENCH_CHUNK_SECONDS and
+// GOSTY_BENCH_NODES (control plane: chunks, default 2000, of 6 media
+// seconds, and cluster sizes, default 5,10,20; GOSTY_TASK_QUEUE=0, which
+// the node processes read as --task-queue, compares without pipelining),
+// GOSTY_BENCH_UPLOAD_MIB
 // (memory: upload size, default 2048), GOSTY_BENCH_LOGS (keep every process
 // cluster's node logs, and the control-plane CPU profiles, in this
 // directory).
