@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/cluster/peerlink/peerlinktest"
 	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
@@ -208,7 +209,7 @@ func uploadStream(b *testing.B, base string, size int64, seed uint64) (int, stri
 // and returns how many bytes came, checking the hash.
 func fetchBlob(b *testing.B, internal, sum string) int64 {
 	req, _ := http.NewRequest(http.MethodGet, internal+"/internal/v1/blobs/"+sum, nil)
-	resp, err := peerHTTPClient(b, e2e.ClusterKey).Do(req)
+	resp, err := peerlinktest.Client(b, e2e.ClusterKey).Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}
