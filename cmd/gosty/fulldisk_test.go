@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -62,20 +61,9 @@ func TestFullDiskMidUploadAndEncode(t *testing.T) {
 	// upload of no declared length streams in.
 	filler := filepath.Join(vol, "filler")
 	fill(t, filler, int(volFree(t, vol)-20<<20))
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		fw, err := mw.CreateFormFile("file", "growing.mp4")
-		if err == nil {
-			_, err = io.Copy(fw, io.LimitReader(zeros{}, 40<<20))
-		}
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
+	pr, ct := nodetest.StreamForm("growing.mp4", "", io.LimitReader(zeros{}, 40<<20))
 	req, _ := http.NewRequest(http.MethodPost, c.HTTP(2)+"/api/v1/jobs", pr)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Content-Type", ct)
 	status, body := sendReq(t, req)
 	pr.CloseWithError(errors.New("test done"))
 	wantInsufficientStorage(t, "an upload that fills the volume", status, body)

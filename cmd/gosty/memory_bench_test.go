@@ -9,7 +9,6 @@ import (
 	"hash"
 	"io"
 	"math/rand/v2"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"slices"
@@ -181,19 +180,8 @@ func (s *stream) Read(p []byte) (int, error) {
 // returns the status and the content's sha256.
 func uploadStream(b *testing.B, base string, size int64, seed uint64) (int, string) {
 	src := newStream(size, seed)
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		fw, err := mw.CreateFormFile("file", "big.bin")
-		if err == nil {
-			_, err = io.CopyBuffer(fw, src, make([]byte, 256<<10))
-		}
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	resp, err := http.Post(base+"/api/v1/jobs", mw.FormDataContentType(), pr)
+	form, ct := nodetest.StreamForm("big.bin", "", src)
+	resp, err := http.Post(base+"/api/v1/jobs", ct, form)
 	if err != nil {
 		b.Fatal(err)
 	}
