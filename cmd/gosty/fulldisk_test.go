@@ -79,10 +79,9 @@ func TestFullDiskMidUploadAndEncode(t *testing.T) {
 	// 2. Mid-encode: a job spread over the three nodes; once it encodes,
 	// gosty-2's volume fills up to the last few KiB.
 	id := e2e.Upload(t, c.HTTP(0), clip, `{"renditions":["360p","240p"],"chunk_seconds":2,"preset":"medium"}`)
-	nodetest.WaitFor(t, 2*time.Minute, "the job to encode", func() bool {
-		var j httpapi.JobView
-		return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "transcoding" || j.State == "packaging" || j.State == "done")
-	})
+	e2e.WaitJob(t, 2*time.Minute, "the job to encode", "", id, func(j httpapi.JobView) bool {
+		return j.State == "transcoding" || j.State == "packaging" || j.State == "done"
+	}, c.HTTP(0))
 	fillUp(t, filler, volFree(t, vol)-64<<10)
 	nodetest.WaitFor(t, 30*time.Second, "gosty-2 to report its volume full", func() bool {
 		return memberDisk(c.HTTP(0), "gosty-2") == "full"

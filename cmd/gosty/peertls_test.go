@@ -196,7 +196,7 @@ func TestPeerTrafficEncrypted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
 	}
-	wire := startCapture(t, [3]byte{127, 0, 111}, 7947, 7948)
+	wire := startCapture(t, [3]byte{127, 0, byte(e2e.MovedSubnet(t, 111))}, 7947, 7948)
 	c := e2e.FastCluster(t, 111, 3, "--slots", "1", "--replicas", "2", "--preset", "ultrafast")
 	c.StartAll(t, 3)
 	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
