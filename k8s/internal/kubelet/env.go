@@ -106,33 +106,34 @@ func (r *podRunner) containerVars() (vars map[string]string, order []string, err
 // envFromData is the ConfigMap's or Secret's data an envFrom names; none
 // for a missing optional one.
 func (r *podRunner) envFromData(ctx context.Context, from corev1.EnvFromSource) (map[string]string, error) {
+	var data map[string]string
+	var kind, name string
+	var optional *bool
+	var err error
 	switch {
 	case from.ConfigMapRef != nil:
-		optional := from.ConfigMapRef.Optional != nil && *from.ConfigMapRef.Optional
-		cm, err := r.a.client.CoreV1().ConfigMaps(r.ns).Get(ctx, from.ConfigMapRef.Name, metav1.GetOptions{})
-		if err != nil {
-			if optional && apierrors.IsNotFound(err) {
-				return nil, nil
-			}
-			return nil, fmt.Errorf("envFrom configMap %s: %w", from.ConfigMapRef.Name, err)
+		kind, name, optional = "configMap", from.ConfigMapRef.Name, from.ConfigMapRef.Optional
+		var cm *corev1.ConfigMap
+		if cm, err = r.a.client.CoreV1().ConfigMaps(r.ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			data = cm.Data
 		}
-		return cm.Data, nil
 	case from.SecretRef != nil:
-		optional := from.SecretRef.Optional != nil && *from.SecretRef.Optional
-		s, err := r.a.client.CoreV1().Secrets(r.ns).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
-		if err != nil {
-			if optional && apierrors.IsNotFound(err) {
-				return nil, nil
+		kind, name, optional = "secret", from.SecretRef.Name, from.SecretRef.Optional
+		var s *corev1.Secret
+		if s, err = r.a.client.CoreV1().Secrets(r.ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			data = map[string]string{}
+			for k, v := range s.Data {
+				data[k] = string(v)
 			}
-			return nil, fmt.Errorf("envFrom secret %s: %w", from.SecretRef.Name, err)
 		}
-		data := map[string]string{}
-		for k, v := range s.Data {
-			data[k] = string(v)
-		}
-		return data, nil
 	}
-	return nil, nil
+	if err != nil {
+		if optional != nil && *optional && apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("envFrom %s %s: %w", kind, name, err)
+	}
+	return data, nil
 }
 
 // valueFrom resolves a downward-API, resource, Secret or ConfigMap value;
