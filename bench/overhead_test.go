@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -199,20 +198,8 @@ func upload(b *testing.B, base, src, options string) string {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		if options != "" {
-			mw.WriteField("options", options)
-		}
-		fw, _ := mw.CreateFormFile("file", filepath.Base(src))
-		_, err := io.Copy(fw, f)
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	resp, err := http.Post(base+"/api/v1/jobs", mw.FormDataContentType(), pr)
+	form, ct := nodetest.StreamForm(filepath.Base(src), options, f)
+	resp, err := http.Post(base+"/api/v1/jobs", ct, form)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/gosty/gosty/cluster"
 )
 
 // events streams a job's state and progress as server-sent events. See the
@@ -70,71 +72,13 @@ func (a *API) listEvents(c *gin.Context) {
 	}
 	q.Cursor, q.State = "", ""
 	changed := a.jobs.Changed() // before the first read, so no change is missed
-	s := startStream(c)
-
-	// running holds the JSON last sent for jobs with work left, so that a
-	// progress change (not in the log) is sent, and nothing else twice.
-	running := map[string][]byte{}
-	var at uint64
-	page := func() bool {
-		_, at, _ = a.jobs.ChangesSince(math.MaxUint64)
-		jobs, next, err := a.jobs.List(q)
-		if err != nil {
-			return false
-		}
-		clear(running)
-		list := JobList{Jobs: make([]JobView, 0, len(jobs)), NextCursor: next}
-		for _, j := range jobs {
-			v := a.view(c, j, false)
-			list.Jobs = append(list.Jobs, v)
-			if !j.State.Terminal() {
-				b, _ := json.Marshal(v)
-				running[j.ID] = b
-			}
-		}
-		return s.send("jobs", list) == nil
-	}
-	if !page() {
+	ls := &listStream{a: a, c: c, s: startStream(c), q: q, running: map[string][]byte{}}
+	if !ls.page() {
 		return
 	}
-	send := func(id string) bool {
-		j, ok := a.jobs.Summary(id)
-		if !ok {
-			delete(running, id)
-			return s.send("deleted", map[string]string{"id": id}) == nil
-		}
-		b, err := json.Marshal(a.view(c, j, false))
-		if err != nil {
+	a.watch(c, ls.s, changed, func() bool {
+		if !ls.sweep() {
 			return false
-		}
-		if prev, ok := running[id]; ok && bytes.Equal(prev, b) {
-			return true
-		}
-		if j.State.Terminal() {
-			delete(running, id)
-		} else {
-			running[id] = b
-		}
-		return s.sendRaw("job", b) == nil
-	}
-
-	a.watch(c, s, changed, func() bool {
-		ids, upTo, ok := a.jobs.ChangesSince(at)
-		if !ok {
-			return page()
-		}
-		at = upTo
-		seen := map[string]bool{}
-		for _, id := range ids {
-			seen[id] = true
-			if !send(id) {
-				return false
-			}
-		}
-		for id := range running {
-			if !seen[id] && !send(id) {
-				return false
-			}
 		}
 		// A burst of changes (every task of a big job) costs one sweep per
 		// gap, not one per log entry.
@@ -145,6 +89,87 @@ func (a *API) listEvents(c *gin.Context) {
 			return true
 		}
 	})
+}
+
+// listStream is one listEvents stream. It lives in the handler's goroutine
+// and goes with the request.
+type listStream struct {
+	a *API
+	c *gin.Context
+	s *eventStream
+	q cluster.ListQuery
+
+	// running holds the JSON last sent for jobs with work left, so that a
+	// progress change (not in the log) is sent, and nothing else twice.
+	// page empties it; a job leaves it when it ends or is deleted.
+	running map[string][]byte
+	at      uint64 // the log index the stream has looked at
+}
+
+// page sends "jobs" with the first page and starts over from it.
+func (ls *listStream) page() bool {
+	_, ls.at, _ = ls.a.jobs.ChangesSince(math.MaxUint64)
+	jobs, next, err := ls.a.jobs.List(ls.q)
+	if err != nil {
+		return false
+	}
+	clear(ls.running)
+	list := JobList{Jobs: make([]JobView, 0, len(jobs)), NextCursor: next}
+	for _, j := range jobs {
+		v := ls.a.view(ls.c, j, false)
+		list.Jobs = append(list.Jobs, v)
+		if !j.State.Terminal() {
+			b, _ := json.Marshal(v)
+			ls.running[j.ID] = b
+		}
+	}
+	return ls.s.send("jobs", list) == nil
+}
+
+// sweep sends what changed in the log since the last sweep, and the
+// progress of the running jobs; a stream too far behind the log gets a
+// fresh page.
+func (ls *listStream) sweep() bool {
+	ids, upTo, ok := ls.a.jobs.ChangesSince(ls.at)
+	if !ok {
+		return ls.page()
+	}
+	ls.at = upTo
+	seen := map[string]bool{}
+	for _, id := range ids {
+		seen[id] = true
+		if !ls.send(id) {
+			return false
+		}
+	}
+	for id := range ls.running {
+		if !seen[id] && !ls.send(id) {
+			return false
+		}
+	}
+	return true
+}
+
+// send sends job id's view if it differs from what was sent, or "deleted".
+func (ls *listStream) send(id string) bool {
+	j, ok := ls.a.jobs.Summary(id)
+	if !ok {
+		delete(ls.running, id)
+		return ls.s.send("deleted", map[string]string{"id": id}) == nil
+	}
+	b, err := json.Marshal(ls.a.view(ls.c, j, false))
+	if err != nil {
+		return false
+	}
+	if prev, ok := ls.running[id]; ok && bytes.Equal(prev, b) {
+		return true
+	}
+	if j.State.Terminal() {
+		delete(ls.running, id)
+	} else {
+		ls.running[id] = b
+	}
+	return ls.s.sendRaw("job", b) == nil
 }
 
 // watch calls step whenever the job log changes or the poll interval

@@ -85,16 +85,8 @@ func (a *API) serveFile(c *gin.Context) {
 	}
 	// Signed playback is checked before the job is looked up, so that an
 	// unsigned request cannot even learn which jobs exist.
-	var query string // the playback query to carry into playlists
-	var exp int64
-	switch {
-	case a.playback != nil:
-		if query, exp, ok = a.playbackGrant(c, id); !ok {
-			return
-		}
-	case !a.readable(c):
-		// Public playback, but reads are closed: a token it is.
-		unauthorized(c)
+	query, exp, ok := a.fileAccess(c, id)
+	if !ok {
 		return
 	}
 	j, ok := a.jobs.Job(id)
@@ -130,17 +122,47 @@ func (a *API) serveFile(c *gin.Context) {
 	// A large download outlives any server-wide write timeout.
 	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
 
-	h := c.Writer.Header()
+	a.setFileHeaders(c.Writer.Header(), j, rel, ref.Hash, query, exp)
+	// The blob is content-addressed: the ETag is the validator, so no
+	// modification time is sent.
+	w := &jsonErrorWriter{ResponseWriter: c.Writer}
+	http.ServeContent(w, c.Request, rel, time.Time{}, f)
+	w.finish()
+	if w.status == http.StatusInternalServerError {
+		a.log.Error("serving a file failed", "route", routeOf(c), "job", id,
+			"file", rel, "blob", ref.Hash, "err", w.message)
+	}
+}
+
+// fileAccess lets a file request through: with signed playback it must
+// carry a valid signature, whose query is carried into playlists and whose
+// expiry bounds caching; otherwise it needs read access. When it answers
+// false the response is written.
+func (a *API) fileAccess(c *gin.Context, id string) (query string, exp int64, ok bool) {
+	switch {
+	case a.playback != nil:
+		return a.playbackGrant(c, id)
+	case !a.readable(c):
+		// Public playback, but reads are closed: a token it is.
+		unauthorized(c)
+		return "", 0, false
+	}
+	return "", 0, true
+}
+
+// setFileHeaders sets the type, validator and caching of a published file
+// served from blob hash.
+func (a *API) setFileHeaders(h http.Header, j cluster.Job, rel, hash, query string, exp int64) {
 	h.Set("Content-Type", contentTypeOf(rel))
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("ETag", `"`+ref.Hash+`"`)
+	h.Set("ETag", `"`+hash+`"`)
 	switch {
 	case a.playback != nil:
 		// Signed URLs are for one viewer and expire: shared caches keep
 		// nothing, the viewer's own cache no longer than the URL lives.
 		if query != "" && (isPlaylist(rel) || isStoryboard(j, rel)) {
 			// The body carries the signature: it differs per exp.
-			h.Set("ETag", `"`+ref.Hash+"-"+strconv.FormatInt(exp, 10)+`"`)
+			h.Set("ETag", `"`+hash+"-"+strconv.FormatInt(exp, 10)+`"`)
 		}
 		if isPlaylist(rel) && j.State != cluster.JobDone || exp == 0 {
 			h.Set("Cache-Control", "private, no-cache")
@@ -151,15 +173,6 @@ func (a *API) serveFile(c *gin.Context) {
 		h.Set("Cache-Control", cacheRevalidate)
 	default:
 		h.Set("Cache-Control", cacheImmutable)
-	}
-	// The blob is content-addressed: the ETag is the validator, so no
-	// modification time is sent.
-	w := &jsonErrorWriter{ResponseWriter: c.Writer}
-	http.ServeContent(w, c.Request, rel, time.Time{}, f)
-	w.finish()
-	if w.status == http.StatusInternalServerError {
-		a.log.Error("serving a file failed", "route", routeOf(c), "job", id,
-			"file", rel, "blob", ref.Hash, "err", w.message)
 	}
 }
 

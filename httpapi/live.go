@@ -108,26 +108,7 @@ func (a *API) serveLive(c *gin.Context, j cluster.Job, name, query string, exp i
 		return
 	}
 	if j.State == cluster.JobDone {
-		// The final VOD playlists take over, at their own paths.
-		target := ""
-		switch {
-		case name == "master.m3u8" && j.HLS != "":
-			target = j.HLS
-		case liveMediaRe.MatchString(name):
-			if _, ok, _ := a.outputFile(c, j, name); ok {
-				target = name
-			}
-		}
-		if target == "" {
-			writeErrorCode(c, http.StatusNotFound, "not_found", "the job is done: its live segments are gone, play the final output")
-			return
-		}
-		loc := "../" + target
-		if query != "" {
-			loc += "?" + query
-		}
-		setLiveCache(c, a.playback != nil)
-		c.Redirect(http.StatusFound, loc)
+		a.redirectLiveDone(c, j, name, query)
 		return
 	}
 	if j.State.Terminal() {
@@ -139,10 +120,47 @@ func (a *API) serveLive(c *gin.Context, j cluster.Job, name, query string, exp i
 		writeErrorCode(c, http.StatusNotFound, "not_ready", "live playback of this job is not ready yet")
 		return
 	}
+	body, etag, err := a.liveBody(c, j, name, st)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	if body == nil {
+		writeErrorCode(c, http.StatusNotFound, "not_found", "no such file")
+		return
+	}
+	a.writeLive(c, name, query, exp, body, etag)
+}
+
+// redirectLiveDone sends a live URL of a finished job to the final VOD
+// playlist or segment that takes over, at its own path.
+func (a *API) redirectLiveDone(c *gin.Context, j cluster.Job, name, query string) {
+	target := ""
+	switch {
+	case name == "master.m3u8" && j.HLS != "":
+		target = j.HLS
+	case liveMediaRe.MatchString(name):
+		if _, ok, _ := a.outputFile(c, j, name); ok {
+			target = name
+		}
+	}
+	if target == "" {
+		writeErrorCode(c, http.StatusNotFound, "not_found", "the job is done: its live segments are gone, play the final output")
+		return
+	}
+	loc := "../" + target
+	if query != "" {
+		loc += "?" + query
+	}
+	setLiveCache(c, a.playback != nil)
+	c.Redirect(http.StatusFound, loc)
+}
+
+// liveBody builds the live file name of a running job: a playlist, an init
+// section or a segment, with the ETag of the blob it comes from (none for
+// playlists). A nil body with no error is a name that does not exist.
+func (a *API) liveBody(c *gin.Context, j cluster.Job, name string, st LiveStatus) (body []byte, etag string, err error) {
 	n := len(j.Renditions)
-	var body []byte
-	var etag string
-	var err error
 	switch {
 	case name == "master.m3u8":
 		body, err = a.live.master(c.Request.Context(), j)
@@ -169,14 +187,12 @@ func (a *API) serveLive(c *gin.Context, j cluster.Job, name, query string, exp i
 		k, _ := strconv.Atoi(m[2])
 		body, etag, err = a.live.segment(c.Request.Context(), j, i, k, st)
 	}
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	if body == nil {
-		writeErrorCode(c, http.StatusNotFound, "not_found", "no such file")
-		return
-	}
+	return body, etag, err
+}
+
+// writeLive writes a live file: playlists signed when the request was,
+// revalidated against the ETag.
+func (a *API) writeLive(c *gin.Context, name, query string, exp int64, body []byte, etag string) {
 	playlist := isPlaylist(name)
 	if playlist && query != "" {
 		body = signHLS(body, query)

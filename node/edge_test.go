@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -16,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gosty/gosty/cluster/peerlink"
+	"github.com/gosty/gosty/cluster/peerlink/peerlinktest"
 	"github.com/gosty/gosty/cluster/peerproto"
 	"github.com/gosty/gosty/httpapi"
 )
@@ -36,20 +35,6 @@ func writeSecret(t *testing.T, dir, name, content string) string {
 func request(t *testing.T, method, u, token string, body io.Reader, hdr map[string]string) (int, []byte) {
 	t.Helper()
 	return requestVia(t, http.DefaultClient, method, u, token, body, hdr)
-}
-
-// peerClient is an HTTP client over an internal-purpose peer link of the
-// cluster key key ("" = none), as a peer calls the internal API.
-func peerClient(t *testing.T, key string) *http.Client {
-	t.Helper()
-	l, err := peerlink.New(peerlink.Config{Purpose: peerlink.Internal, Key: peerlink.DeriveKey(key, peerlink.Internal),
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &http.Transport{DialTLSContext: l.Dialer(nil)}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}
 }
 
 func requestVia(t *testing.T, hc *http.Client, method, u, token string, body io.Reader, hdr map[string]string) (int, []byte) {
@@ -98,7 +83,7 @@ func TestPortsServeOnlyTheirAPI(t *testing.T) {
 	key := writeSecret(t, dir, "cluster.key", "the-cluster-key\n")
 	n := startNode(t, filepath.Join(dir, "data"), func(c *Config) { c.ClusterKeyFile = key })
 	internal := "https://" + n.iln.Addr().String()
-	peer := peerClient(t, "the-cluster-key")
+	peer := peerlinktest.Client(t, "the-cluster-key")
 	withKey := map[string]string{"Authorization": "Bearer the-cluster-key"}
 
 	upload := peerproto.Prefix + "/uploads/" + n.cfg.Name + "." + strings.Repeat("0", 32)
@@ -139,7 +124,7 @@ func TestPortsServeOnlyTheirAPI(t *testing.T) {
 	for _, key := range []string{"wrong", ""} {
 		for _, method := range []string{"GET", "PATCH"} {
 			req, _ := http.NewRequest(method, internal+upload, strings.NewReader("x"))
-			if resp, err := peerClient(t, key).Do(req); err == nil {
+			if resp, err := peerlinktest.Client(t, key).Do(req); err == nil {
 				resp.Body.Close()
 				t.Errorf("internal %s with key %q answered %d", method, key, resp.StatusCode)
 			}

@@ -50,28 +50,7 @@ func TestS3Ingest(t *testing.T) {
 		c.S3 = objstore.Config{Endpoint: "http://" + proxy, PathStyle: true}
 		c.MaxUploadBytes = 2 << 20
 	})
-	waitFor(t, 10*time.Second, "log version 3", func() bool { return n.store.FSM().LogVersion() >= cluster.LogV3 })
-
-	code, body := postSource(t, n.base, "s3://inbox/in/clip.mp4", `{"chunk_seconds":2}`)
-	if code != http.StatusAccepted {
-		t.Fatalf("s3 submit: %d %s", code, body)
-	}
-	var j struct {
-		apiJob
-		SourceURL string `json:"source_url"`
-	}
-	json.Unmarshal(body, &j)
-	if j.State != "ingesting" || j.SourceURL != "s3://inbox/in/clip.mp4" || j.Name != "clip.mp4" {
-		t.Fatalf("accepted job: %s %q %q", j.State, j.SourceURL, j.Name)
-	}
-	waitFor(t, 10*time.Second, "ingest progress", func() bool {
-		got, _ := getJob(t, n.base, j.ID)
-		return got.State == "ingesting" && got.Progress > 0.3 && got.Progress < 0.7
-	})
-	close(gate)
-	if done := waitJob(t, n.base, j.ID, 2*time.Minute); done.State != "done" || done.Source.Video == nil {
-		t.Fatalf("ingested job: %s (%s)", done.State, done.Error)
-	}
+	heldIngest(t, n, "s3://inbox/in/clip.mp4", "s3://inbox/in/clip.mp4", func() { close(gate) })
 
 	// Refused up front.
 	for _, u := range []string{"s3://other/in/clip.mp4", "s3://inbox/in/", "s3://inbox/a/../b.mp4"} {
@@ -80,6 +59,7 @@ func TestS3Ingest(t *testing.T) {
 		}
 	}
 	// Failed with a reason.
+	var j apiJob
 	failed := func(u, want string) string {
 		t.Helper()
 		code, body := postSource(t, n.base, u, "")

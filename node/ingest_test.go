@@ -65,28 +65,8 @@ func TestURLIngest(t *testing.T) {
 		c.MaxUploadBytes = 2 << 20
 		c.MaxConcurrentUploads = 2 // fetches at once, too
 	})
-	waitFor(t, 10*time.Second, "log version 3", func() bool { return n.store.FSM().LogVersion() >= cluster.LogV3 })
-
-	code, body := postSource(t, n.base, src.URL+"/gated/clip.mp4?sig=secret", `{"chunk_seconds":2}`)
-	if code != http.StatusAccepted {
-		t.Fatalf("URL submit: %d %s", code, body)
-	}
-	var j struct {
-		apiJob
-		SourceURL string `json:"source_url"`
-	}
-	json.Unmarshal(body, &j)
-	if j.State != "ingesting" || j.SourceURL != src.URL+"/gated/clip.mp4" || j.Name != "clip.mp4" {
-		t.Fatalf("accepted job: %s %q %q", j.State, j.SourceURL, j.Name)
-	}
-	waitFor(t, 10*time.Second, "ingest progress", func() bool {
-		got, _ := getJob(t, n.base, j.ID)
-		return got.State == "ingesting" && got.Progress > 0.3 && got.Progress < 0.7
-	})
-	close(gate)
-	if done := waitJob(t, n.base, j.ID, 2*time.Minute); done.State != "done" || done.Source.Video == nil {
-		t.Fatalf("ingested job: %s (%s)", done.State, done.Error)
-	}
+	heldIngest(t, n, src.URL+"/gated/clip.mp4?sig=secret", src.URL+"/gated/clip.mp4", func() { close(gate) })
+	var j apiJob
 
 	// Refused up front: an unlisted private address, another scheme.
 	for _, u := range []string{"http://10.0.0.1/clip.mp4", "http://169.254.169.254/", "ftp://" + src.Listener.Addr().String() + "/x"} {
@@ -114,7 +94,7 @@ func TestURLIngest(t *testing.T) {
 
 	// Canceling an ingesting job stops its fetch.
 	gate = make(chan struct{})
-	code, body = postSource(t, n.base, src.URL+"/gated/clip.mp4", "")
+	code, body := postSource(t, n.base, src.URL+"/gated/clip.mp4", "")
 	json.Unmarshal(body, &j)
 	waitFor(t, 10*time.Second, "the second fetch under way", func() bool {
 		got, _ := getJob(t, n.base, j.ID)
@@ -183,6 +163,35 @@ func TestURLIngestOff(t *testing.T) {
 	code, body := postSource(t, n.base, "http://127.0.0.1:1/clip.mp4", "")
 	if code != http.StatusBadRequest || !strings.Contains(string(body), "--ingest-allow") {
 		t.Fatalf("%d %s", code, body)
+	}
+}
+
+// heldIngest submits source u, whose transfer the test holds half-way until
+// release: the accepted job is ingesting, from wantURL (u without its
+// query) and named clip.mp4; it shows ingesting with progress between 30
+// and 70 % (bytes / size), and once released it runs to done.
+func heldIngest(t *testing.T, n *testNode, u, wantURL string, release func()) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "log version 3", func() bool { return n.store.FSM().LogVersion() >= cluster.LogV3 })
+	code, body := postSource(t, n.base, u, `{"chunk_seconds":2}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("submit %s: %d %s", u, code, body)
+	}
+	var j struct {
+		apiJob
+		SourceURL string `json:"source_url"`
+	}
+	json.Unmarshal(body, &j)
+	if j.State != "ingesting" || j.SourceURL != wantURL || j.Name != "clip.mp4" {
+		t.Fatalf("accepted job: %s %q %q", j.State, j.SourceURL, j.Name)
+	}
+	waitFor(t, 10*time.Second, "ingest progress", func() bool {
+		got, _ := getJob(t, n.base, j.ID)
+		return got.State == "ingesting" && got.Progress > 0.3 && got.Progress < 0.7
+	})
+	release()
+	if done := waitJob(t, n.base, j.ID, 2*time.Minute); done.State != "done" || done.Source.Video == nil {
+		t.Fatalf("ingested job: %s (%s)", done.State, done.Error)
 	}
 }
 

@@ -2,15 +2,14 @@ package transcoder
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gosty/gosty/transcoder/confine"
+	"github.com/gosty/gosty/transcoder/confine/confinetest"
 )
 
 // TestConfinedFFmpeg stands in for a decoder hijacked by a hostile file:
@@ -47,22 +46,7 @@ func TestConfinedFFmpeg(t *testing.T) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepts atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepts.Add(1)
-			c.Close()
-		}
-	}()
+	ln := confinetest.Listen(t, "127.0.0.1:0")
 	access := confine.Policy{Read: []string{clip}, Write: []string{work}}
 	ffmpeg := func(tr *Transcoder, in string) error {
 		args := append(ffmpegBase(), "-i", in, "-t", "0.2", "-f", "null", "-")
@@ -79,10 +63,10 @@ func TestConfinedFFmpeg(t *testing.T) {
 		t.Fatalf("unconfined ffmpeg on the key file: %v, want it read and refused as not media", err)
 	}
 	_ = ffmpeg(free, "tcp://"+ln.Addr().String())
-	if accepts.Load() == 0 {
+	if ln.Accepts() == 0 {
 		t.Fatal("unconfined ffmpeg did not reach the listener")
 	}
-	before := accepts.Load()
+	before := ln.Accepts()
 
 	for _, in := range []string{inputURL(raftDB), inputURL(key), "tcp://" + ln.Addr().String()} {
 		err := ffmpeg(confined, in)
@@ -90,7 +74,7 @@ func TestConfinedFFmpeg(t *testing.T) {
 			t.Errorf("confined ffmpeg -i %s: %v, want Permission denied", in, err)
 		}
 	}
-	if n := accepts.Load() - before; n != 0 {
+	if n := ln.Accepts() - before; n != 0 {
 		t.Errorf("confined ffmpeg reached the listener %d times", n)
 	}
 	// What it is given still works: its input, into its work dir.

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 	"github.com/gosty/gosty/transcoder/confine"
+	"github.com/gosty/gosty/transcoder/confine/confinetest"
 )
 
 // Loopback subnet 127.0.109.x: TestNodeConfinesMediaTools on .1 (confined)
@@ -92,22 +92,7 @@ func TestNodeConfinesMediaTools(t *testing.T) {
 	if err := os.Symlink(self, spy); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.109.200:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepts atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepts.Add(1)
-			c.Close()
-		}
-	}()
+	ln := confinetest.Listen(t, "127.0.109.200:0")
 	src := filepath.Join(t.TempDir(), "clip.mp4")
 	nodetest.AVClip(t, src, "320x240", 4)
 
@@ -142,7 +127,7 @@ func TestNodeConfinesMediaTools(t *testing.T) {
 		t.Fatal(err)
 	}
 	e2e.WaitDone(t, 3*time.Minute, "", j.ID, base)
-	if n := accepts.Load(); n != 0 {
+	if n := ln.Accepts(); n != 0 {
 		t.Fatalf("confined: the listener saw %d connections", n)
 	}
 
@@ -161,7 +146,7 @@ func TestNodeConfinesMediaTools(t *testing.T) {
 			t.Errorf("unconfined: the 422 does not say %q: %s", want, body)
 		}
 	}
-	if accepts.Load() == 0 {
+	if ln.Accepts() == 0 {
 		t.Errorf("unconfined: the listener saw no connection")
 	}
 }

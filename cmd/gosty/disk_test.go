@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -138,20 +137,9 @@ func TestDiskFullRefusesCleanly(t *testing.T) {
 
 	// 3. A multipart upload of no declared length (chunked) that grows
 	// past the room: cut with 507 as it passes it.
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		fw, err := mw.CreateFormFile("file", "growing.mp4")
-		if err == nil {
-			_, err = io.Copy(fw, io.LimitReader(zeros{}, big))
-		}
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
+	pr, ct := nodetest.StreamForm("growing.mp4", "", io.LimitReader(zeros{}, big))
 	req, _ = http.NewRequest(http.MethodPost, base+"/api/v1/jobs", pr)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Content-Type", ct)
 	status, body = sendReq(t, req)
 	pr.CloseWithError(errors.New("test done"))
 	wantInsufficientStorage(t, "growing upload", status, body)

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,28 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gosty/gosty/cluster/peerlink"
+	"github.com/gosty/gosty/cluster/peerlink/peerlinktest"
 	"github.com/gosty/gosty/httpapi"
 	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
 
 // Subnets of these tests: 127.0.30.x (secrets) and 127.0.31.x (gossip key).
-
-// peerHTTPClient calls a node's internal API as a peer does: over an
-// internal-purpose peer link of the cluster key key ("" = none). URLs are
-// https://.
-func peerHTTPClient(t testing.TB, key string) *http.Client {
-	t.Helper()
-	l, err := peerlink.New(peerlink.Config{Purpose: peerlink.Internal, Key: peerlink.DeriveKey(key, peerlink.Internal),
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &http.Transport{DialTLSContext: l.Dialer(nil)}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}
-}
 
 func send(t *testing.T, hc *http.Client, method, url, auth string, body io.Reader) int {
 	t.Helper()
@@ -114,7 +98,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}
 	// The internal API: over a peer link with the cluster key (no
 	// credential in any request); plain HTTP or another key get no answer.
-	peer := peerHTTPClient(t, clusterKey)
+	peer := peerlinktest.Client(t, clusterKey)
 	for _, ch := range []struct {
 		method, path, auth, body string
 		want                     int
@@ -132,7 +116,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 			t.Errorf("internal %s %s: %d, want %d", ch.method, ch.path, got, ch.want)
 		}
 	}
-	for _, hc := range []*http.Client{http.DefaultClient, peerHTTPClient(t, clusterKey+"x")} {
+	for _, hc := range []*http.Client{http.DefaultClient, peerlinktest.Client(t, clusterKey+"x")} {
 		base := internal
 		if hc != http.DefaultClient {
 			base = internalTLS

@@ -169,15 +169,8 @@ func TestPausedWorkerLateResultIgnored(t *testing.T) {
 	nodetest.WaitFor(t, 30*time.Second, vname+" idle", func() bool { return tasksOn(c, leader, vname) == 0 })
 	// Reads are local: the resumed node answers from its own log, which
 	// catches up from the leader after the pause.
-	var after httpapi.JobView
-	nodetest.WaitFor(t, 30*time.Second, vname+" caught up with the finished job", func() bool {
-		var j httpapi.JobView
-		if e2e.GetJSON(c.HTTP(victim)+"/api/v1/jobs/"+id, &j) != nil {
-			return false
-		}
-		after = j
-		return j.State == "done"
-	})
+	after := e2e.WaitJob(t, 30*time.Second, vname+" caught up with the finished job", "", id,
+		func(j httpapi.JobView) bool { return j.State == "done" }, c.HTTP(victim))
 	if fmt.Sprint(after.Chunks) != before {
 		t.Fatalf("the paused worker changed the finished job:\nbefore %s\nafter  %s %s", before, after.State, fmt.Sprint(after.Chunks))
 	}

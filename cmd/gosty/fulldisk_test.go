@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -62,20 +61,9 @@ func TestFullDiskMidUploadAndEncode(t *testing.T) {
 	// upload of no declared length streams in.
 	filler := filepath.Join(vol, "filler")
 	fill(t, filler, int(volFree(t, vol)-20<<20))
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		fw, err := mw.CreateFormFile("file", "growing.mp4")
-		if err == nil {
-			_, err = io.Copy(fw, io.LimitReader(zeros{}, 40<<20))
-		}
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
+	pr, ct := nodetest.StreamForm("growing.mp4", "", io.LimitReader(zeros{}, 40<<20))
 	req, _ := http.NewRequest(http.MethodPost, c.HTTP(2)+"/api/v1/jobs", pr)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Content-Type", ct)
 	status, body := sendReq(t, req)
 	pr.CloseWithError(errors.New("test done"))
 	wantInsufficientStorage(t, "an upload that fills the volume", status, body)
@@ -91,10 +79,9 @@ func TestFullDiskMidUploadAndEncode(t *testing.T) {
 	// 2. Mid-encode: a job spread over the three nodes; once it encodes,
 	// gosty-2's volume fills up to the last few KiB.
 	id := e2e.Upload(t, c.HTTP(0), clip, `{"renditions":["360p","240p"],"chunk_seconds":2,"preset":"medium"}`)
-	nodetest.WaitFor(t, 2*time.Minute, "the job to encode", func() bool {
-		var j httpapi.JobView
-		return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && (j.State == "transcoding" || j.State == "packaging" || j.State == "done")
-	})
+	e2e.WaitJob(t, 2*time.Minute, "the job to encode", "", id, func(j httpapi.JobView) bool {
+		return j.State == "transcoding" || j.State == "packaging" || j.State == "done"
+	}, c.HTTP(0))
 	fillUp(t, filler, volFree(t, vol)-64<<10)
 	nodetest.WaitFor(t, 30*time.Second, "gosty-2 to report its volume full", func() bool {
 		return memberDisk(c.HTTP(0), "gosty-2") == "full"

@@ -38,11 +38,7 @@ func TestDamagedAndWipedCopies(t *testing.T) {
 	c.Agree(t, []int{0, 1, 2}, 3, 3)
 	clip := nodetest.AVClip(t, filepath.Join(t.TempDir(), "clip.mp4"), "320x180", 6)
 	id := e2e.Upload(t, c.HTTP(0), clip, `{"renditions":["180p@300k","144p@200k"],"chunk_seconds":2}`)
-	var j httpapi.JobView
-	nodetest.WaitFor(t, 2*time.Minute, "the job done", func() bool {
-		j = httpapi.JobView{}
-		return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && j.State == "done"
-	})
+	j := e2e.WaitJob(t, 2*time.Minute, "the job done", "", id, func(j httpapi.JobView) bool { return j.State == "done" }, c.HTTP(0))
 	files := publishedFiles(t, c.HTTP(0), j)
 	want := map[string]string{}
 	for _, u := range files {

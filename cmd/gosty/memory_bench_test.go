@@ -9,7 +9,6 @@ import (
 	"hash"
 	"io"
 	"math/rand/v2"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/cluster/peerlink/peerlinktest"
 	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
@@ -180,19 +180,8 @@ func (s *stream) Read(p []byte) (int, error) {
 // returns the status and the content's sha256.
 func uploadStream(b *testing.B, base string, size int64, seed uint64) (int, string) {
 	src := newStream(size, seed)
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		fw, err := mw.CreateFormFile("file", "big.bin")
-		if err == nil {
-			_, err = io.CopyBuffer(fw, src, make([]byte, 256<<10))
-		}
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	resp, err := http.Post(base+"/api/v1/jobs", mw.FormDataContentType(), pr)
+	form, ct := nodetest.StreamForm("big.bin", "", src)
+	resp, err := http.Post(base+"/api/v1/jobs", ct, form)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -208,7 +197,7 @@ func uploadStream(b *testing.B, base string, size int64, seed uint64) (int, stri
 // and returns how many bytes came, checking the hash.
 func fetchBlob(b *testing.B, internal, sum string) int64 {
 	req, _ := http.NewRequest(http.MethodGet, internal+"/internal/v1/blobs/"+sum, nil)
-	resp, err := peerHTTPClient(b, e2e.ClusterKey).Do(req)
+	resp, err := peerlinktest.Client(b, e2e.ClusterKey).Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/gosty/gosty/cluster/peerlink"
+	"github.com/gosty/gosty/cluster/peerlink/peerlinktest"
 	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
@@ -195,7 +196,7 @@ func TestPeerTrafficEncrypted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes and ffmpeg")
 	}
-	wire := startCapture(t, [3]byte{127, 0, 111}, 7947, 7948)
+	wire := startCapture(t, [3]byte{127, 0, byte(e2e.MovedSubnet(t, 111))}, 7947, 7948)
 	c := e2e.FastCluster(t, 111, 3, "--slots", "1", "--replicas", "2", "--preset", "ultrafast")
 	c.StartAll(t, 3)
 	v := c.Agree(t, []int{0, 1, 2}, 3, 3)
@@ -281,13 +282,13 @@ func TestPeerTrafficEncrypted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+internal+"/internal/v1/raft/status", nil)
-	if resp, err := peerHTTPClient(t, "not-the-key").Do(req); err == nil {
+	if resp, err := peerlinktest.Client(t, "not-the-key").Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("another key answered %d", resp.StatusCode)
 	}
 	// The secret: served (the checks above can fail for the right reason).
 	req, _ = http.NewRequestWithContext(ctx, "GET", "https://"+internal+"/internal/v1/raft/status", nil)
-	resp, err := peerHTTPClient(t, e2e.ClusterKey).Do(req)
+	resp, err := peerlinktest.Client(t, e2e.ClusterKey).Do(req)
 	if err != nil {
 		t.Fatalf("a peer with the key: %v", err)
 	}
@@ -367,7 +368,7 @@ func TestPeerCertificates(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", internal, nil)
-	if resp, err := peerHTTPClient(t, e2e.ClusterKey).Do(req); err == nil {
+	if resp, err := peerlinktest.Client(t, e2e.ClusterKey).Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("the cluster key without a certificate of the CA answered %d", resp.StatusCode)
 	}

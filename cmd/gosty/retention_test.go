@@ -63,12 +63,7 @@ func TestRetentionExpiresMediaOnEveryNode(t *testing.T) {
 	srcB, srcA := clip("b.mp4", 4), clip("a.mp4", 5)
 	hashB, hashA := fileSum(t, srcB), fileSum(t, srcA)
 	waitState := func(id string, ok func(httpapi.JobView) bool) httpapi.JobView {
-		var j httpapi.JobView
-		nodetest.WaitFor(t, 60*time.Second, "job "+id, func() bool {
-			j = httpapi.JobView{}
-			return e2e.GetJSON(c.HTTP(0)+"/api/v1/jobs/"+id, &j) == nil && ok(j)
-		})
-		return j
+		return e2e.WaitJob(t, 60*time.Second, "job "+id, "", id, ok, c.HTTP(0))
 	}
 	held := func(hash string) int {
 		n := 0

@@ -63,6 +63,7 @@ func (c *client) uploadResumable(ctx context.Context, path, options string, bars
 	return j, nil
 }
 
+// tusUpload sends path with tus, its progress on a bar of bars.
 func (c *client) tusUpload(ctx context.Context, path, options string, bars *progress) (httpapi.JobView, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -83,6 +84,18 @@ func (c *client) tusUpload(ctx context.Context, path, options string, bars *prog
 	if options != "" {
 		meta += ",options " + base64.StdEncoding.EncodeToString([]byte(options))
 	}
+	job, err := c.tusSend(ctx, f, name, size, meta, bar)
+	if err != nil {
+		return httpapi.JobView{}, err
+	}
+	ok = true
+	return job, nil
+}
+
+// tusSend creates the upload and sends f (name, size bytes) until the server
+// has it all, resuming where the server stands after a failed PATCH and
+// starting over once if the server lost the upload.
+func (c *client) tusSend(ctx context.Context, f *os.File, name string, size int64, meta string, bar *bar) (httpapi.JobView, error) {
 	var loc string
 	create := func() error {
 		return c.retry(ctx, func() (bool, error) {
@@ -142,7 +155,6 @@ func (c *client) tusUpload(ctx context.Context, path, options string, bars *prog
 			}
 		}
 	}
-	ok = true
 	return job, nil
 }
 

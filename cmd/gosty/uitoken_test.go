@@ -107,20 +107,7 @@ func TestUIWithTokens(t *testing.T) {
 	waitJS(t, ctx, 30*time.Second, "hls.js to list the renditions",
 		`String(document.getElementById('quality').dataset.levels || '')`,
 		func(v string) (bool, error) { return v != "", nil })
-	if _, err := eval[chromedp.Void](ctx, `document.getElementById('player').play()`, chromedp.EvalAwaitPromise); err != nil {
-		t.Fatalf("play(): %v", err)
-	}
-	var t0 float64
-	waitJS(t, ctx, 60*time.Second, "playback to advance by a second",
-		`String(document.getElementById('player').currentTime)`,
-		func(v string) (bool, error) {
-			var cur float64
-			fmt.Sscan(v, &cur)
-			if t0 == 0 {
-				t0 = max(cur, 1e-9)
-			}
-			return cur >= t0+1, nil
-		})
+	uiPlaySecond(t, ctx)
 	if mark, err := eval[string](ctx, `String(window.__gostyNoReload)`); err != nil || mark != "still here" {
 		t.Fatalf("the page reloaded (mark %q, %v)", mark, err)
 	}

@@ -58,9 +58,5 @@ func StartProcess(t testing.TB, bin string, out io.Writer, args ...string) *exec
 
 // S3Env is the environment that points a node process's AWS credential
 // chain at the root user of an objstore/s3test server (and nowhere else:
-// no config files, no instance metadata).
-func S3Env() []string {
-	return []string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretKey,
-		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}
-}
+// s3test.Environ).
+func S3Env() []string { return s3test.Environ(s3test.AccessKey, s3test.SecretKey) }

@@ -125,3 +125,31 @@ func UploadAuth(t testing.TB, base, token, path, options string) (int, []byte) {
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, body
 }
+
+// StreamForm is a multipart upload form, written as it is read: options
+// first (when not ""), as the API requires, then the file name with the
+// bytes of body. For uploads too large to hold or of no declared length;
+// the request goes chunked. An error reading body fails the form's read;
+// closing form (CloseWithError) stops the writer.
+func StreamForm(name, options string, body io.Reader) (form *io.PipeReader, contentType string) {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() { // ends when body is sent or the reader closes
+		var err error
+		if options != "" {
+			err = mw.WriteField("options", options)
+		}
+		var fw io.Writer
+		if err == nil {
+			fw, err = mw.CreateFormFile("file", name)
+		}
+		if err == nil {
+			_, err = io.CopyBuffer(fw, body, make([]byte, 256<<10))
+		}
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr, mw.FormDataContentType()
+}

@@ -145,14 +145,23 @@ func (s *Server) NewClient(access, secret string) *s3.Client {
 }
 
 // Env points the standard AWS credential chain of this process at the
-// server's root user (or at wrong keys when secret is ""), for the test.
+// given keys (the server's root user, AccessKey and SecretKey, or wrong
+// ones), for the test.
 func (s *Server) Env(t testing.TB, access, secret string) {
-	t.Setenv("AWS_ACCESS_KEY_ID", access)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, kv := range Environ(access, secret) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+}
+
+// Environ is the environment, as "KEY=value" entries, that points the
+// standard AWS credential chain at the given keys and nowhere else: no
+// session token, profile, config or credentials file, or instance
+// metadata. Server.Env sets it in this process; a node process under test
+// takes it appended to its environment (the last entry of a key wins).
+func Environ(access, secret string) []string {
+	return []string{"AWS_ACCESS_KEY_ID=" + access, "AWS_SECRET_ACCESS_KEY=" + secret,
+		"AWS_SESSION_TOKEN=", "AWS_REGION=us-east-1", "AWS_PROFILE=",
+		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent",
+		"AWS_EC2_METADATA_DISABLED=true"}
 }

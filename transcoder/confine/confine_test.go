@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/transcoder/confine/confinetest"
 )
 
 // The test binary doubles as a "tool" to confine: with CONFINE_TEST_SPY=1
@@ -110,22 +112,7 @@ func TestConfinedChildCannotReachSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepts atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepts.Add(1)
-			c.Close()
-		}
-	}()
+	ln := confinetest.Listen(t, "127.0.0.1:0")
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -194,14 +181,14 @@ func TestConfinedChildCannotReachSecrets(t *testing.T) {
 	// the child exited (the accepting goroutine is not scheduled yet on a
 	// loaded machine): wait for both before counting what comes later.
 	deadline := time.Now().Add(10 * time.Second)
-	for (accepts.Load() == 0 || datagrams.Load() == 0) && time.Now().Before(deadline) {
+	for (ln.Accepts() == 0 || datagrams.Load() == 0) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if accepts.Load() == 0 {
+	if ln.Accepts() == 0 {
 		t.Errorf("unconfined: the TCP listener saw no connection")
 	}
 	_ = os.Remove(filepath.Join(data, "planted"))
-	tcpBefore := accepts.Load()
+	tcpBefore := ln.Accepts()
 	udpBefore := datagrams.Load()
 	if udpBefore == 0 {
 		t.Errorf("unconfined: the UDP socket got no datagram")
@@ -253,7 +240,7 @@ func TestConfinedChildCannotReachSecrets(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(data, "planted")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s: a file was planted in the data dir (stat: %v)", layers, err)
 		}
-		if n := accepts.Load() - tcpBefore; n != 0 && st.ABI >= 4 {
+		if n := ln.Accepts() - tcpBefore; n != 0 && st.ABI >= 4 {
 			t.Errorf("%s: the TCP listener saw %d connections", layers, n)
 		}
 	}

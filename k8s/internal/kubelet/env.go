@@ -23,68 +23,10 @@ import (
 // container's envFrom and env (resolved and with $(VAR) expanded), with
 // mount paths and wildcard addresses rewritten, then Config.ExtraEnv.
 func (r *podRunner) environment(img Image) ([]string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := r.container
-	vars := map[string]string{} // the container's own, for $(VAR)
-	var order []string
-	set := func(k, v string) {
-		if _, ok := vars[k]; !ok {
-			order = append(order, k)
-		}
-		vars[k] = v
+	vars, order, err := r.containerVars()
+	if err != nil {
+		return nil, err
 	}
-	for _, from := range c.EnvFrom {
-		var data map[string]string
-		var optional bool
-		switch {
-		case from.ConfigMapRef != nil:
-			optional = from.ConfigMapRef.Optional != nil && *from.ConfigMapRef.Optional
-			cm, err := r.a.client.CoreV1().ConfigMaps(r.ns).Get(ctx, from.ConfigMapRef.Name, metav1.GetOptions{})
-			if err != nil {
-				if optional && apierrors.IsNotFound(err) {
-					continue
-				}
-				return nil, fmt.Errorf("envFrom configMap %s: %w", from.ConfigMapRef.Name, err)
-			}
-			data = cm.Data
-		case from.SecretRef != nil:
-			optional = from.SecretRef.Optional != nil && *from.SecretRef.Optional
-			s, err := r.a.client.CoreV1().Secrets(r.ns).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
-			if err != nil {
-				if optional && apierrors.IsNotFound(err) {
-					continue
-				}
-				return nil, fmt.Errorf("envFrom secret %s: %w", from.SecretRef.Name, err)
-			}
-			data = map[string]string{}
-			for k, v := range s.Data {
-				data[k] = string(v)
-			}
-		}
-		keys := make([]string, 0, len(data))
-		for k := range data {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			set(from.Prefix+k, data[k])
-		}
-	}
-	for _, e := range c.Env {
-		if e.ValueFrom == nil {
-			set(e.Name, expand(e.Value, vars))
-			continue
-		}
-		v, skip, err := r.valueFrom(ctx, e.ValueFrom)
-		if err != nil {
-			return nil, fmt.Errorf("env %s: %w", e.Name, err)
-		}
-		if !skip {
-			set(e.Name, v)
-		}
-	}
-
 	final := map[string]string{}
 	var finalOrder []string
 	put := func(kv string) {
@@ -116,6 +58,82 @@ func (r *podRunner) environment(img Image) ([]string, error) {
 		out = append(out, k+"="+final[k])
 	}
 	return out, nil
+}
+
+// containerVars resolves the container's envFrom and env, in the order
+// they are first set, with $(VAR) expanded.
+func (r *podRunner) containerVars() (vars map[string]string, order []string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := r.container
+	vars = map[string]string{} // the container's own, for $(VAR)
+	set := func(k, v string) {
+		if _, ok := vars[k]; !ok {
+			order = append(order, k)
+		}
+		vars[k] = v
+	}
+	for _, from := range c.EnvFrom {
+		data, err := r.envFromData(ctx, from)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys := make([]string, 0, len(data))
+		for k := range data {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			set(from.Prefix+k, data[k])
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			set(e.Name, expand(e.Value, vars))
+			continue
+		}
+		v, skip, err := r.valueFrom(ctx, e.ValueFrom)
+		if err != nil {
+			return nil, nil, fmt.Errorf("env %s: %w", e.Name, err)
+		}
+		if !skip {
+			set(e.Name, v)
+		}
+	}
+	return vars, order, nil
+}
+
+// envFromData is the ConfigMap's or Secret's data an envFrom names; none
+// for a missing optional one.
+func (r *podRunner) envFromData(ctx context.Context, from corev1.EnvFromSource) (map[string]string, error) {
+	var data map[string]string
+	var kind, name string
+	var optional *bool
+	var err error
+	switch {
+	case from.ConfigMapRef != nil:
+		kind, name, optional = "configMap", from.ConfigMapRef.Name, from.ConfigMapRef.Optional
+		var cm *corev1.ConfigMap
+		if cm, err = r.a.client.CoreV1().ConfigMaps(r.ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			data = cm.Data
+		}
+	case from.SecretRef != nil:
+		kind, name, optional = "secret", from.SecretRef.Name, from.SecretRef.Optional
+		var s *corev1.Secret
+		if s, err = r.a.client.CoreV1().Secrets(r.ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			data = map[string]string{}
+			for k, v := range s.Data {
+				data[k] = string(v)
+			}
+		}
+	}
+	if err != nil {
+		if optional != nil && *optional && apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("envFrom %s %s: %w", kind, name, err)
+	}
+	return data, nil
 }
 
 // valueFrom resolves a downward-API, resource, Secret or ConfigMap value;

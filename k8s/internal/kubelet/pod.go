@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -127,23 +125,7 @@ func (r *podRunner) killed() bool {
 // the pod object.
 func (r *podRunner) run() {
 	graceful := false
-	defer func() {
-		r.a.releaseIP(r.ip)
-		_ = os.RemoveAll(r.dir)
-		r.a.mu.Lock()
-		delete(r.a.runners, r.uid)
-		r.a.mu.Unlock()
-		close(r.done)
-		if graceful && !r.killed() {
-			for range 5 {
-				if err := r.a.finalDelete(r.pod); err == nil {
-					r.logf("terminated and deleted")
-					break
-				}
-				time.Sleep(time.Second)
-			}
-		}
-	}()
+	defer func() { r.finish(graceful) }()
 
 	// Prepare volumes and the environment; secrets or claims that do not
 	// exist yet are waited for, as the kubelet does.
@@ -157,13 +139,9 @@ func (r *podRunner) run() {
 		r.waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating", Message: err.Error()}
 		r.mu.Unlock()
 		r.pushStatus()
-		select {
-		case <-r.killReq:
+		var stop bool
+		if stop, graceful = r.pause(2 * time.Second); stop {
 			return
-		case <-r.stopReq:
-			graceful = true
-			return
-		case <-time.After(2 * time.Second):
 		}
 	}
 
@@ -174,35 +152,10 @@ func (r *podRunner) run() {
 			r.logf("start: %v", err)
 			r.recordExit(-1, "StartError", err.Error())
 		} else {
-			pctx, cancelProbes := context.WithCancel(context.Background())
-			restart := make(chan string, 1)
-			go r.probe(pctx, restart)
-			var stopWith int64 = -1
-			select {
-			case <-proc.exited:
-				r.logf("container exited: %s", proc.state())
-			case <-r.killReq:
-				stopWith = 0
-			case g := <-r.stopReq:
-				stopWith, graceful = g, true
-			case why := <-restart:
-				r.logf("restarting the container: %s", why)
-				r.stopProcess(proc, r.graceSeconds())
-			}
-			cancelProbes()
-			if stopWith >= 0 {
-				r.mu.Lock()
-				r.terminated, r.ready = true, false
-				r.mu.Unlock()
-				if stopWith > 0 {
-					r.pushStatus()
-				}
-				r.stopProcess(proc, stopWith)
-				r.recordExit(proc.exitCode(), proc.reason(), "")
+			var stop bool
+			if stop, graceful = r.supervise(proc); stop {
 				return
 			}
-			<-proc.exited
-			r.recordExit(proc.exitCode(), proc.reason(), "")
 			if time.Since(proc.startedAt) > 10*time.Minute {
 				backoff = r.a.cfg.RestartBackoff
 			}
@@ -213,16 +166,82 @@ func (r *podRunner) run() {
 			Message: fmt.Sprintf("back-off %v restarting the container", backoff)}
 		r.mu.Unlock()
 		r.pushStatus()
-		select {
-		case <-r.killReq:
+		var stop bool
+		if stop, graceful = r.pause(backoff); stop {
 			return
-		case <-r.stopReq:
-			graceful = true
-			return
-		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Minute)
 	}
+}
+
+// finish cleans up after the runner: the pod's address and directory go,
+// the agent forgets it, and after a graceful stop (not a kill) the pod
+// object is deleted.
+func (r *podRunner) finish(graceful bool) {
+	r.a.releaseIP(r.ip)
+	_ = os.RemoveAll(r.dir)
+	r.a.mu.Lock()
+	delete(r.a.runners, r.uid)
+	r.a.mu.Unlock()
+	close(r.done)
+	if graceful && !r.killed() {
+		for range 5 {
+			if err := r.a.finalDelete(r.pod); err == nil {
+				r.logf("terminated and deleted")
+				break
+			}
+			time.Sleep(time.Second)
+		}
+	}
+}
+
+// pause waits d, or less if the pod is told to stop (then stop, and
+// graceful unless it was a kill).
+func (r *podRunner) pause(d time.Duration) (stop, graceful bool) {
+	select {
+	case <-r.killReq:
+		return true, false
+	case <-r.stopReq:
+		return true, true
+	case <-time.After(d):
+		return false, false
+	}
+}
+
+// supervise watches a running container, with its probes, until it exits,
+// a liveness probe restarts it or the pod is told to stop (then stop, and
+// graceful unless it was a kill); it has recorded the exit.
+func (r *podRunner) supervise(proc *process) (stop, graceful bool) {
+	pctx, cancelProbes := context.WithCancel(context.Background())
+	restart := make(chan string, 1)
+	go r.probe(pctx, restart)
+	var stopWith int64 = -1
+	select {
+	case <-proc.exited:
+		r.logf("container exited: %s", proc.state())
+	case <-r.killReq:
+		stopWith = 0
+	case g := <-r.stopReq:
+		stopWith, graceful = g, true
+	case why := <-restart:
+		r.logf("restarting the container: %s", why)
+		r.stopProcess(proc, r.graceSeconds())
+	}
+	cancelProbes()
+	if stopWith >= 0 {
+		r.mu.Lock()
+		r.terminated, r.ready = true, false
+		r.mu.Unlock()
+		if stopWith > 0 {
+			r.pushStatus()
+		}
+		r.stopProcess(proc, stopWith)
+		r.recordExit(proc.exitCode(), proc.reason(), "")
+		return true, graceful
+	}
+	<-proc.exited
+	r.recordExit(proc.exitCode(), proc.reason(), "")
+	return false, false
 }
 
 func (r *podRunner) graceSeconds() int64 {
@@ -230,121 +249,6 @@ func (r *podRunner) graceSeconds() int64 {
 		return *g
 	}
 	return 30
-}
-
-// process is one run of the container.
-type process struct {
-	cmd       *exec.Cmd
-	startedAt time.Time
-	exited    chan struct{}
-	err       error // from Wait
-	signaled  bool  // SIGKILLed by us
-}
-
-func (p *process) exitCode() int32 {
-	if p.cmd.ProcessState == nil {
-		return -1
-	}
-	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int32(ws.Signal())
-	}
-	return int32(p.cmd.ProcessState.ExitCode())
-}
-
-func (p *process) reason() string {
-	switch c := p.exitCode(); {
-	case c == 0:
-		return "Completed"
-	case c == 137 && p.signaled:
-		return "Killed"
-	default:
-		return "Error"
-	}
-}
-
-func (p *process) state() string {
-	if p.cmd.ProcessState == nil {
-		return "running"
-	}
-	return p.cmd.ProcessState.String()
-}
-
-func (r *podRunner) startProcess() (*process, error) {
-	cmd := exec.Command(r.argv[0], r.argv[1:]...)
-	cmd.Env = r.env
-	cmd.Dir = r.workDir
-	cmd.Stdout, cmd.Stderr = r.out, r.out
-	// Its own process group (the container), killed should the test
-	// binary die.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &process{cmd: cmd, startedAt: time.Now(), exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	r.mu.Lock()
-	r.phase = corev1.PodRunning
-	r.waiting = nil
-	r.running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(p.startedAt)}
-	r.started = r.container.StartupProbe == nil
-	r.ready = false
-	r.mu.Unlock()
-	r.logf("container started (pid %d, at %s, pod IP %s): %v", cmd.Process.Pid, r.ip, PodIP(r.ip), r.argv)
-	r.pushStatus()
-	return p, nil
-}
-
-// stopProcess runs the preStop hook, sends SIGTERM, and SIGKILLs the
-// process group when the grace period (counted from the start of the
-// hook) runs out or kill is called.
-func (r *podRunner) stopProcess(p *process, grace int64) {
-	deadline := time.Now().Add(time.Duration(grace) * time.Second)
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	if grace > 0 {
-		if h := r.container.Lifecycle; h != nil && h.PreStop != nil {
-			ctx, cancel := context.WithDeadline(context.Background(), deadline)
-			go func() {
-				select {
-				case <-r.killReq:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
-			start := time.Now()
-			if err := r.runHandler(ctx, h.PreStop); err != nil {
-				r.logf("preStop hook: %v", err)
-			} else {
-				r.logf("preStop hook done in %v", time.Since(start).Round(10*time.Millisecond))
-			}
-			cancel()
-		}
-		// As the kubelet: at least 2 s between SIGTERM and SIGKILL.
-		if time.Until(deadline) < 2*time.Second {
-			deadline = time.Now().Add(2 * time.Second)
-		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		termAt := time.Now()
-		r.logf("SIGTERM sent")
-		select {
-		case <-p.exited:
-			r.logf("container stopped %v after SIGTERM: %s", time.Since(termAt).Round(10*time.Millisecond), p.state())
-		case <-time.After(time.Until(deadline)):
-			r.logf("grace period over: SIGKILL")
-		case <-r.killReq:
-		}
-	}
-	p.signaled = true
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.exited
-	// Children that left the group die with the container too.
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 }
 
 func (r *podRunner) recordExit(code int32, reason, msg string) {
