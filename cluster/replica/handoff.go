@@ -84,40 +84,28 @@ func (r *Replicator) handoffRound(ctx context.Context, round int, logger *slog.L
 }
 
 // handoffDuties lists the blobs held here that have fewer copies on
-// targets than they need. It walks the blob records a page at a time.
+// targets than they need.
 func (r *Replicator) handoffDuties(ctx context.Context, targets map[string]bool) []handoffDuty {
 	self := r.cfg.Name
 	var duties []handoffDuty
-	after := ""
-	for more := true; more && ctx.Err() == nil; {
-		more = false
-		r.cfg.FSM.Read(func(st *cluster.State) {
-			k := 0
-			st.Blobs(after, func(b *cluster.BlobHolders) bool {
-				after = b.Hash
-				if k++; k == 1000 {
-					more = true
-				}
-				if !b.Nodes.Has(self) {
-					return !more
-				}
-				others := map[string]bool{}
-				for _, name := range b.Nodes {
-					if targets[name] {
-						others[name] = true
-					}
-				}
-				need := 1
-				if b.Durable() {
-					need = r.cfg.Replicas
-				}
-				if need = min(need, len(targets)) - len(others); need > 0 {
-					duties = append(duties, handoffDuty{ref: b.Ref(), set: b.Set(), holders: others, need: need})
-				}
-				return !more
-			})
-		})
-	}
+	r.eachBlob(ctx, func(b *cluster.BlobHolders) {
+		if !b.Nodes.Has(self) {
+			return
+		}
+		others := map[string]bool{}
+		for _, name := range b.Nodes {
+			if targets[name] {
+				others[name] = true
+			}
+		}
+		need := 1
+		if b.Durable() {
+			need = r.cfg.Replicas
+		}
+		if need = min(need, len(targets)) - len(others); need > 0 {
+			duties = append(duties, handoffDuty{ref: b.Ref(), set: b.Set(), holders: others, need: need})
+		}
+	})
 	return duties
 }
 

@@ -190,13 +190,20 @@ func (r *Replicator) look(ctx context.Context, full bool, check []string, alive 
 		})
 		return duties, under
 	}
+	r.eachBlob(ctx, look)
+	return duties, under
+}
+
+// eachBlob calls fn for every blob record, scanPage records per read
+// lock, so that a large state never holds the lock for a whole walk.
+func (r *Replicator) eachBlob(ctx context.Context, fn func(*cluster.BlobHolders)) {
 	after := ""
 	for more := true; more && ctx.Err() == nil; {
 		more = false
 		r.cfg.FSM.Read(func(st *cluster.State) {
 			k := 0
 			st.Blobs(after, func(b *cluster.BlobHolders) bool {
-				look(b)
+				fn(b)
 				after = b.Hash
 				k++
 				more = k == scanPage
@@ -204,7 +211,6 @@ func (r *Replicator) look(ctx context.Context, full bool, check []string, alive 
 			})
 		})
 	}
-	return duties, under
 }
 
 // push makes the copies of duties, to the alive nodes that rank highest
