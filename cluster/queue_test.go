@@ -92,3 +92,63 @@ func TestAssignmentsQueueOnlyEncodes(t *testing.T) {
 		t.Fatalf("a full node got %+v", got)
 	}
 }
+
+// deadWorkers is a Workers view in which the named nodes are gone.
+type deadWorkers struct {
+	all  []Worker
+	dead map[string]bool
+}
+
+func (d deadWorkers) Workers() []Worker {
+	var out []Worker
+	for _, w := range d.all {
+		if !d.dead[w.Name] {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+func (d deadWorkers) Alive(name string) bool    { return !d.dead[name] }
+func (d deadWorkers) AliveID(name string) string { return "" }
+
+// A node that dies takes its queued assignments with it only for a
+// moment: the scheduler takes back its running and its queued tasks alike
+// (requeued, no failure counted), and they are placed on the survivors.
+func TestQueuedTasksOfADeadNodeGoBack(t *testing.T) {
+	s := NewState()
+	splitInto(t, s, "j", 6)
+	all := []Worker{{Name: "n1", Slots: 1, Queue: 1}, {Name: "n2", Slots: 1, Queue: 1}}
+	assignAll(t, s, Assignments(s, all))
+	var onN1 []string
+	s.Tasks(func(tk *Task) bool {
+		if tk.State == TaskAssigned && tk.Node == "n1" {
+			onN1 = append(onN1, tk.ID)
+		}
+		return true
+	})
+	if len(onN1) != 2 {
+		t.Fatalf("n1 should hold a running and a queued encode, holds %v", onN1)
+	}
+	w := deadWorkers{all: all, dead: map[string]bool{"n1": true}}
+	sched := NewScheduler(nil, w, nil)
+	fails := sched.reclaim(s, map[string]bool{}, t0)
+	if len(fails) != 2 {
+		t.Fatalf("want both of n1's tasks back, got %+v", fails)
+	}
+	for _, f := range fails {
+		if !f.Requeue {
+			t.Fatalf("a dead node's task counts no failure: %+v", f)
+		}
+		mustApply(t, s, OpTaskFail, f)
+	}
+	for _, id := range onN1 {
+		if tk := taskOf(s, id); tk.State != TaskPending || tk.Failures != 0 {
+			t.Fatalf("%s after the reclaim: %+v", id, tk)
+		}
+	}
+	// A node with room (n2 is busy) gets them: a slot's and a queue's worth.
+	w.all = append(w.all, Worker{Name: "n3", Slots: 1, Queue: 1})
+	if got := perNode(Assignments(s, w.Workers())); got["n3"] != 2 || len(got) != 1 {
+		t.Fatalf("want 2 placed on n3, got %v", got)
+	}
+}
