@@ -35,7 +35,7 @@ type MemberMeta struct {
 	Internal string `json:"int"`               // host:port of the internal (peer) HTTP API
 	HTTP     string `json:"http"`              // host:port of the public HTTP API
 	Slots    int    `json:"slots"`             // tasks it may run at once
-	Queue    int    `json:"queue,omitempty"`   // encode tasks it may hold beyond Slots (pipelining; absent from older nodes)
+	Queue    int    `json:"queue,omitempty"`   // tasks it may hold beyond Slots (pipelining; absent from older nodes)
 	Version  string `json:"v,omitempty"`       //
 	Leaving  bool   `json:"leaving,omitempty"` // set during graceful shutdown: take no new work there
 	// Log is the newest log version the node reads (CommandVersion); absent

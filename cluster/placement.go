@@ -21,13 +21,17 @@ func Assignments(st *State, workers []Worker) []AssignTask { return assignments(
 // assignments is Assignments with the slots of the freed tasks (whose
 // results are about to be committed) counted as free.
 //
-// Slots are filled first. Only encode tasks left over after that are
-// queued: each worker may hold Worker.Queue assignments beyond its slots,
-// whose input it pulls while its current encodes run and which it starts
-// the moment a slot frees, without waiting for a commit (pipelining). A
-// queued assignment is an ordinary assigned task to the rest of the
-// system: its lease is renewed by the worker's heartbeats, and it goes
-// back to the queue when its node dies or leaves.
+// Slots are filled first; only the tasks left over after that are queued:
+// each worker may hold Worker.Queue assignments beyond its slots, whose
+// input it pulls while its current tasks run and which it starts the
+// moment a slot frees, without waiting for a commit (pipelining). The
+// queue takes every kind, in the same fair order: were it kept for
+// encodes, a node whose queue is refilled with an encode at every result
+// would never have a slot free for another job's split or package, and a
+// high-priority job would wait for a long low one to finish. A queued
+// assignment is an ordinary assigned task to the rest of the system: its
+// lease is renewed by the worker's heartbeats, and it goes back to the
+// queue when its node dies, leaves or runs out of space.
 func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTask {
 	free := map[string]int{}
 	queue := map[string]int{}
@@ -62,19 +66,19 @@ func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTas
 	pending = fairOrder(st, pending)
 
 	placed := map[string]bool{}
-	out := place(st, pending, workers, free, placed, nil, nil)
+	out := place(st, pending, workers, free, placed, nil)
 	for name, n := range free { // the slots are taken: now the queues
 		free[name] = max(min(queue[name], queue[name]+n), 0)
 	}
-	return place(st, pending, workers, free, placed, func(t *Task) bool { return t.Kind == TaskEncode }, out)
+	return place(st, pending, workers, free, placed, out)
 }
 
-// place assigns the pending tasks (those only admits, when set) to the
-// workers' free room, appending to out. Two passes: first every task that
+// place assigns the pending tasks to the workers' free room, appending to
+// out. Two passes: first every task that
 // can run where its input already is, then the rest wherever there is room.
 // A FIFO single pass would let an early chunk take the slot on the node
 // holding a later chunk.
-func place(st *State, pending []*Task, workers []Worker, free map[string]int, placed map[string]bool, only func(*Task) bool, out []AssignTask) []AssignTask {
+func place(st *State, pending []*Task, workers []Worker, free map[string]int, placed map[string]bool, out []AssignTask) []AssignTask {
 	room := 0
 	for _, n := range free {
 		room += max(n, 0)
@@ -84,7 +88,7 @@ func place(st *State, pending []*Task, workers []Worker, free map[string]int, pl
 			if room == 0 {
 				return out
 			}
-			if placed[t.ID] || (only != nil && !only(t)) {
+			if placed[t.ID] {
 				continue
 			}
 			node := pick(st, t, workers, free, local)

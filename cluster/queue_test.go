@@ -75,19 +75,31 @@ func TestAssignmentsQueueOnlyWhatSlotsCannotTake(t *testing.T) {
 	}
 }
 
-// Only encodes are queued: a split, audio or package task waits for a
-// slot (each is on the job's critical path, and a queue behind a long
-// encode would hold it back).
-func TestAssignmentsQueueOnlyEncodes(t *testing.T) {
+// The queue takes every kind in the fair order: a later high-priority
+// job's split takes the queue room a low job's encodes would otherwise
+// fill at every result, so it runs next on that node, not after every
+// low chunk.
+func TestAssignmentsQueueKeepsPriority(t *testing.T) {
 	s := NewState()
-	mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob("a", true)})
-	mustApply(t, s, OpJobSubmit, SubmitJob{Job: testJob("b", true)})
-	got := Assignments(s, []Worker{{Name: "n1", Slots: 1, Queue: 4}})
-	if len(got) != 1 {
-		t.Fatalf("one slot, no encodes: want 1 assignment, got %+v", got)
+	splitInto(t, s, "low", 6)
+	workers := []Worker{{Name: "n1", Slots: 1, Queue: 1}}
+	first := Assignments(s, workers)
+	if len(first) != 2 {
+		t.Fatalf("want a running and a queued encode, got %+v", first)
 	}
-	// A full node queues nothing either.
-	splitInto(t, s, "c", 4)
+	assignAll(t, s, first)
+	high := testJob("high", false)
+	high.Priority = PriorityHigh
+	high.SourceBlob.Hash = hash('f')
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: high})
+	done := first[0]
+	mustApply(t, s, OpTaskDone, TaskResult{TaskID: done.TaskID, Node: done.Node, Attempt: done.Attempt,
+		Outputs: []BlobRef{{Hash: hash('d'), Size: 5}, {Hash: hash('e'), Size: 5}}})
+	next := Assignments(s, workers)
+	if len(next) != 1 || next[0].TaskID != TaskID("high", TaskSplit, 0) {
+		t.Fatalf("the room the result freed must go to the high job's split, got %+v", next)
+	}
+	// A full node queues nothing.
 	if got := Assignments(s, []Worker{{Name: "n1", Slots: 4, Queue: 4, Full: true}}); len(got) != 0 {
 		t.Fatalf("a full node got %+v", got)
 	}
@@ -108,7 +120,7 @@ func (d deadWorkers) Workers() []Worker {
 	}
 	return out
 }
-func (d deadWorkers) Alive(name string) bool    { return !d.dead[name] }
+func (d deadWorkers) Alive(name string) bool     { return !d.dead[name] }
 func (d deadWorkers) AliveID(name string) string { return "" }
 
 // A node that dies takes its queued assignments with it only for a

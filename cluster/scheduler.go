@@ -16,9 +16,9 @@ type Worker struct {
 	Name  string
 	ID    string
 	Slots int
-	// Queue is how many encode tasks it may hold assigned beyond its
-	// slots, pulling their input while its current tasks run (0: none,
-	// as nodes that predate pipelining).
+	// Queue is how many tasks it may hold assigned beyond its slots,
+	// pulling their input while its current tasks run (0: none, as nodes
+	// that predate pipelining).
 	Queue int
 	// Full says the node's data volume is below its reserves: it is
 	// given no new task (its running ones finish) until it has room.

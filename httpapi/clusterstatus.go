@@ -54,7 +54,7 @@ type MemberStatus struct {
 	Voter       bool      `json:"voter"`
 	Leaving     bool      `json:"leaving,omitempty"`
 	Slots       int       `json:"slots"`
-	TaskQueue   int       `json:"task_queue,omitempty"` // encode tasks it may hold beyond Slots (pipelining)
+	TaskQueue   int       `json:"task_queue,omitempty"` // tasks it may hold beyond Slots (pipelining)
 	TasksActive int       `json:"tasks_active"`         // assigned to it: running and queued
 	Version     string    `json:"version"`
 	Since       time.Time `json:"since"`

@@ -247,7 +247,7 @@ func (n *Node) buildLoops(links peerLinks, k keys) {
 	n.worker = &worker{
 		name: cfg.Name, id: n.store.ID(), fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
 		slots: cfg.Slots, queue: cfg.TaskQueue, logger: logger.With("component", "worker"), metrics: n.metrics,
-		pins: n.pins, running: map[string]*taskRun{}, outOfSpace: n.taskOutOfSpace,
+		pins: n.pins, running: map[string]*taskRun{}, full: n.space.Full, outOfSpace: n.taskOutOfSpace,
 	}
 	n.sched = cluster.NewScheduler(n.store, n, logger)
 	n.sched.PlanSeconds = n.metrics.planSeconds

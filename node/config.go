@@ -67,8 +67,8 @@ type Config struct {
 	AckReplicas int
 	Voters      int
 	Slots       int // tasks this node runs at once
-	// TaskQueue is how many encode tasks the leader may assign this node
-	// beyond its slots: it pulls their input while its current encodes
+	// TaskQueue is how many tasks the leader may assign this node beyond
+	// its slots: it pulls a queued encode's input while its current tasks
 	// run and starts one the moment a slot frees, so a slot does not idle
 	// through a commit round trip between tasks (0: no pipelining).
 	TaskQueue int

@@ -1,7 +1,7 @@
 package node
 
-// Pipelining, the worker's side: the leader may assign a node a few encode
-// tasks beyond its slots (cluster.Worker.Queue). The worker pulls such a
+// Pipelining, the worker's side: the leader may assign a node a few tasks
+// beyond its slots (cluster.Worker.Queue). The worker pulls such a
 // queued task's input while its current encodes run, and starts it the
 // moment a slot frees: the next encode no longer waits for the result of
 // the last one to be committed and the new assignment to reach it.
@@ -35,7 +35,8 @@ func (p *prefetch) ready() bool {
 }
 
 // inputOf is the blob a task reads first, worth pulling before it starts:
-// an encode's chunk source (the other kinds are not queued).
+// an encode's chunk source (the other kinds read the source or many
+// blobs, and start first anyway).
 func inputOf(t cluster.Task, j cluster.Job) (cluster.BlobRef, bool) {
 	if t.Kind != cluster.TaskEncode || t.Chunk >= len(j.Chunks) {
 		return cluster.BlobRef{}, false

@@ -85,8 +85,11 @@ func TestTaskOutOfSpaceIsRetried(t *testing.T) {
 	for _, c := range done.Chunks {
 		attempts += c.Attempts
 	}
-	if attempts != len(done.Chunks)+1 {
-		t.Errorf("%d attempts for %d chunks, want one retry", attempts, len(done.Chunks))
+	// One retry of the encode that failed; an encode queued on the node
+	// when it went full is handed back and placed again (one attempt more,
+	// no failure).
+	if attempts < len(done.Chunks)+1 || attempts > len(done.Chunks)+2 {
+		t.Errorf("%d attempts for %d chunks, want one retry (and at most one queued encode handed back)", attempts, len(done.Chunks))
 	}
 	nodetest.WaitFor(t, 30*time.Second, "the node to say it has room again after the hold", func() bool {
 		return !selfDiskFull(n.base)

@@ -45,12 +45,15 @@ type worker struct {
 	// when this node has no copy (pulled says so).
 	fetch func(ctx context.Context, ref cluster.BlobRef, reason string) (path string, pulled bool, err error)
 	slots int
-	// queue is how many encode assignments beyond slots this node takes
-	// (it gossips it): their inputs are pulled ahead (prefetch.go).
+	// queue is how many assignments beyond slots this node takes (it
+	// gossips it): a queued encode's input is pulled ahead (prefetch.go).
 	queue   int
 	logger  *slog.Logger
 	metrics *metrics
 	pins    *gc.Pins
+	// full, when set, says whether the node holds itself full: it then
+	// starts no waiting assignment and hands them back.
+	full func() bool
 	// outOfSpace, when set, says whether a task's failure was for lack
 	// of disk space (and, when it was, makes the node hold itself full and
 	// gossip it before the failure is reported).
@@ -64,6 +67,7 @@ type worker struct {
 	running  map[string]*taskRun  // by task id
 	queued   map[string]*prefetch // pulls of queued assignments' inputs, by task id
 	waiting  map[string]int       // assignments waiting for a slot: task id → attempt
+	given    map[string]int       // assignments being handed back (giveBack): task id → attempt
 	draining bool                 // start nothing new
 	wg       sync.WaitGroup
 }
@@ -139,7 +143,7 @@ func (w *worker) reconcile(ctx context.Context) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.waiting == nil {
-		w.queued, w.waiting = map[string]*prefetch{}, map[string]int{}
+		w.queued, w.waiting, w.given = map[string]*prefetch{}, map[string]int{}, map[string]int{}
 	}
 	for id, r := range w.running {
 		if attempt, ok := mine[id]; !ok || attempt != r.attempt {
@@ -148,20 +152,33 @@ func (w *worker) reconcile(ctx context.Context) {
 	}
 	w.dropPrefetches(mine)
 	// Assignments whose input is already pulled go first, then in order.
-	ready := func(s start) int {
-		if p := w.queued[s.task.ID]; p != nil && p.ready() {
+	// A split, audio or package task (a job's critical path) goes first,
+	// then encodes whose input is already pulled, then in order.
+	rank := func(s start) int {
+		if s.task.Kind != cluster.TaskEncode {
 			return 0
 		}
-		return 1
+		if p := w.queued[s.task.ID]; p != nil && p.ready() {
+			return 1
+		}
+		return 2
 	}
 	slices.SortFunc(waiting, func(a, b start) int {
-		return cmp.Or(cmp.Compare(ready(a), ready(b)), cmp.Compare(a.task.JobID, b.task.JobID),
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a.task.JobID, b.task.JobID),
 			cmp.Compare(a.task.Chunk, b.task.Chunk), cmp.Compare(a.task.ID, b.task.ID))
 	})
 	clear(w.waiting)
+	for id, attempt := range w.given {
+		if mine[id] != attempt {
+			delete(w.given, id) // its hand-back is applied (or it was reassigned)
+		}
+	}
+	full := w.full != nil && w.full()
 	for _, s := range waiting {
 		switch {
 		case w.draining:
+		case full: // no room for its work files: it goes where there is
+			w.giveBack(ctx, s.task, "handed back: node "+w.name+" is out of space")
 		case len(w.running) < w.slots || w.running[s.task.ID] != nil:
 			w.start(ctx, s.task, s.job)
 		case w.queued[s.task.ID] == nil && len(w.queued) < w.queue:
@@ -383,7 +400,7 @@ func (w *worker) drain(ctx context.Context, timeout time.Duration) {
 	var back []cluster.TaskFailure
 	for id, attempt := range w.waiting {
 		if w.running[id] == nil {
-			back = append(back, w.handBack(id, attempt))
+			back = append(back, w.handBack(id, attempt, "handed back: node "+w.name+" is shutting down"))
 		}
 	}
 	w.mu.Unlock()
@@ -396,7 +413,7 @@ func (w *worker) drain(ctx context.Context, timeout time.Duration) {
 	back = back[:0]
 	for id, r := range w.running {
 		r.cancel() // a canceled run reports nothing; the hand-back below does
-		back = append(back, w.handBack(id, r.attempt))
+		back = append(back, w.handBack(id, r.attempt, "handed back: node "+w.name+" is shutting down"))
 	}
 	w.mu.Unlock()
 	w.handBackAll(ctx, back)
@@ -404,9 +421,22 @@ func (w *worker) drain(ctx context.Context, timeout time.Duration) {
 
 // handBack is the failure that gives an assignment back without counting
 // against it.
-func (w *worker) handBack(id string, attempt int) cluster.TaskFailure {
-	return cluster.TaskFailure{TaskID: id, Node: w.name, Attempt: attempt,
-		Reason: "handed back: node " + w.name + " is shutting down", Requeue: true}
+func (w *worker) handBack(id string, attempt int, why string) cluster.TaskFailure {
+	return cluster.TaskFailure{TaskID: id, Node: w.name, Attempt: attempt, Reason: why, Requeue: true}
+}
+
+// giveBack hands a waiting assignment back once (w.mu is held); the
+// leader places it again on a node with room.
+func (w *worker) giveBack(ctx context.Context, t cluster.Task, why string) {
+	if a, ok := w.given[t.ID]; ok && a == t.Attempt {
+		return
+	}
+	w.given[t.ID] = t.Attempt
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.handBackAll(ctx, []cluster.TaskFailure{w.handBack(t.ID, t.Attempt, why)})
+	}()
 }
 
 func (w *worker) handBackAll(ctx context.Context, back []cluster.TaskFailure) {

@@ -47,7 +47,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.AckReplicas, "ack-replicas", cfg.AckReplicas, "nodes that must hold an upload (fsynced) before it is answered 201, 1..replicas (0: the replication factor, capped by the nodes alive)")
 	fs.IntVar(&cfg.Voters, "voters", cfg.Voters, "raft voters the cluster aims for (odd)")
 	fs.IntVar(&cfg.Slots, "slots", cfg.Slots, "tasks this node runs at once")
-	fs.IntVar(&cfg.TaskQueue, "task-queue", cfg.TaskQueue, "encode tasks this node holds beyond its slots, pulling their input ahead (0: no pipelining)")
+	fs.IntVar(&cfg.TaskQueue, "task-queue", cfg.TaskQueue, "tasks this node holds beyond its slots, pulling their input ahead (0: no pipelining)")
 	fs.IntVar(&cfg.EncoderThreads, "encoder-threads", cfg.EncoderThreads, "x264 threads per encoder (0: cores/slots)")
 	fs.StringVar(&cfg.APITokenFile, "api-token-file", "", "file with the bearer tokens API calls need, reads included unless --public-read (one a line)")
 	fs.BoolVar(&cfg.PublicRead, "public-read", false, "with --api-token-file, let anyone read the API (jobs, events, cluster; files under public playback): only writes need a token")
