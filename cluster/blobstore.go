@@ -166,12 +166,7 @@ func (b *BlobStore) PutChecked(ctx context.Context, r io.Reader, check func(Blob
 	defer os.Remove(f.Name())
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(b.guard(f), h), ctxReader{ctx, r})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = syncClose(f, err)
 	if err != nil {
 		return BlobRef{}, fmt.Errorf("put blob: %w", err)
 	}
@@ -194,12 +189,7 @@ func (b *BlobStore) PutFile(path string, hold ...Hold) (BlobRef, error) {
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = syncClose(f, err)
 	if err != nil {
 		return BlobRef{}, fmt.Errorf("put file %s: %w", path, err)
 	}
@@ -345,12 +335,7 @@ func (b *BlobStore) PutBytes(data []byte, hold ...Hold) (BlobRef, error) {
 	name := f.Name()
 	defer os.Remove(name)
 	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = syncClose(f, err)
 	if err != nil {
 		return BlobRef{}, fmt.Errorf("put blob: %w", err)
 	}
@@ -426,10 +411,7 @@ func (b *BlobStore) Receive(ctx context.Context, want BlobRef, r io.Reader) erro
 		f.Close()
 		return fmt.Errorf("receive blob %s: %w: checksum mismatch (content hashes to %s)", want.Hash, ErrInvalid, got)
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = syncClose(f, nil)
 	if err == nil {
 		err = b.install(f.Name(), want.Hash)
 	}
@@ -437,4 +419,16 @@ func (b *BlobStore) Receive(ctx context.Context, want BlobRef, r io.Reader) erro
 		return fmt.Errorf("receive blob %s: %w", want.Hash, err)
 	}
 	return nil
+}
+
+// syncClose finishes a written temp file: it syncs it unless writing
+// already failed (err), and closes it; the first error wins.
+func syncClose(f *os.File, err error) error {
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
