@@ -75,13 +75,23 @@ func (s *State) submit(j Job, holders []string, at time.Time) error {
 	return nil
 }
 
-func (s *State) rewind(r JobRewind, at time.Time) error {
-	j := s.job(r.JobID)
+// unfinished is the job an op on a running job applies to: ErrNotFound
+// without one, ErrConflict once it has ended.
+func (s *State) unfinished(op, id string) (*Job, error) {
+	j := s.job(id)
 	if j == nil {
-		return fmt.Errorf("rewind %s: %w", r.JobID, ErrNotFound)
+		return nil, fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
 	}
 	if j.State.Terminal() {
-		return fmt.Errorf("rewind %s: %w: job is %s", r.JobID, ErrConflict, j.State)
+		return nil, fmt.Errorf("%s %s: %w: job is %s", op, id, ErrConflict, j.State)
+	}
+	return j, nil
+}
+
+func (s *State) rewind(r JobRewind, at time.Time) error {
+	j, err := s.unfinished("rewind", r.JobID)
+	if err != nil {
+		return err
 	}
 	nj := *j
 	// Packaging starts over in every case: its inputs changed.
@@ -145,12 +155,9 @@ func (s *State) retire(id string) {
 }
 
 func (s *State) cancel(r JobRef, at time.Time) error {
-	j := s.job(r.JobID)
-	if j == nil {
-		return fmt.Errorf("cancel %s: %w", r.JobID, ErrNotFound)
-	}
-	if j.State.Terminal() {
-		return fmt.Errorf("cancel %s: %w: job is %s", r.JobID, ErrConflict, j.State)
+	j, err := s.unfinished("cancel", r.JobID)
+	if err != nil {
+		return err
 	}
 	reason := r.Reason
 	if reason == "" {
