@@ -165,15 +165,10 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 	}
 	t1 := time.Now()
 	w.storyboard(ctx, j, out, pr, res) // thumbs.go
-	t2 := time.Now()
 	// Added up (and any window no encode scored measured) before the
 	// files move into the blob store.
 	q, err := w.quality(ctx, j, out, pr, filepath.Join(dir, "quality")) // quality.go
-	t3 := time.Now()
-	defer func() {
-		w.logger.Info("package phases", "job", j.ID, "package_seconds", t1.Sub(t0).Seconds(), "storyboard_seconds", t2.Sub(t1).Seconds(),
-			"quality_seconds", t3.Sub(t2).Seconds(), "store_seconds", time.Since(t3).Seconds())
-	}()
+	w.logger.Info("packaged", "job", j.ID, "package_seconds", t1.Sub(t0).Seconds(), "storyboard_and_quality_seconds", time.Since(t1).Seconds())
 	if err != nil {
 		if ctx.Err() != nil {
 			return err
