@@ -45,7 +45,7 @@ func startNodes(b *testing.B, dir string, size int, tweak func(*node.Config)) (b
 		cfg.HTTPAddr, cfg.BindAddr = "127.0.0.1:0", "127.0.0.1"
 		cfg.RaftPort, cfg.GossipPort, cfg.InternalPort = 0, 0, 0
 		cfg.ClusterKeyFile, cfg.GossipKeyFile = clusterKey, gossipKey
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = benchLogger(b, dir, cfg.Name)
 		if i > 0 {
 			cfg.Join = []string{nodes[0].GossipAddr()}
 		}
@@ -68,4 +68,22 @@ func startNodes(b *testing.B, dir string, size int, tweak func(*node.Config)) (b
 	}
 	waitMembers(b, bases[0], size)
 	return bases, stop
+}
+
+// benchLogger discards a node's log, or with GOSTY_BENCH_LOGS set keeps it
+// there as <cluster dir>-<node>.log, for reading where a job's time went.
+func benchLogger(b *testing.B, dir, name string) *slog.Logger {
+	logs := os.Getenv("GOSTY_BENCH_LOGS")
+	if logs == "" {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(logs, filepath.Base(dir)+"-"+name+".log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	return slog.New(slog.NewTextHandler(f, nil))
 }

@@ -12,7 +12,9 @@
 //
 //	10-overhead.md       BenchmarkOverhead (bench): a one-node and a three-node cluster
 //	                     against one plain ffmpeg command doing the same encoding, in
-//	                     rotating rounds: wall and CPU ratios (target wall ≤ 1.10)
+//	                     rotating rounds, per clip length and kind of content (easy:
+//	                     testsrc2; real: camera-like grain and wobble): wall and CPU
+//	                     ratios (one node: target wall ≤ 1.10 at 20 s, ≤ 1.0 from 60 s)
 //	20-bytes-moved.md    BenchmarkBytesMoved (bench): bytes moved between nodes for one
 //	                     job on 1, 3 and 5 nodes, against the ideal for the replication
 //	                     factor and against the hub design
@@ -35,7 +37,9 @@
 // Knobs, all optional: GOSTY_BENCH_DIR (write the sections to this
 // directory; make bench sets it), GOSTY_BENCH_RUNS (rounds or runs of the
 // overhead, failover and memory benchmarks, default 3), GOSTY_BENCH_SECONDS
-// (overhead clip length, default 30), GOSTY_BENCH_THREADS,
+// (overhead clip lengths, a list, default 10,20,60; 300 for the 5-minute
+// case), GOSTY_BENCH_CONTENT (overhead contents, default easy,real),
+// GOSTY_BENCH_CLUSTERS (overhead cluster sizes, default 1,3), GOSTY_BENCH_THREADS,
 // GOSTY_BENCH_SLOTS and GOSTY_BENCH_OPTIONS (the overhead nodes'
 // --encoder-threads, --slots and the job's options JSON, for exploring
 // settings), GOSTY_BENCH_CHUNKS, GOSTY_BENCH_CHUNK_SECONDS and
@@ -44,8 +48,8 @@
 // the node processes read as --task-queue, compares without pipelining),
 // GOSTY_BENCH_UPLOAD_MIB
 // (memory: upload size, default 2048), GOSTY_BENCH_LOGS (keep every process
-// cluster's node logs, and the control-plane CPU profiles, in this
-// directory).
+// cluster's node logs, the overhead clusters' node logs, and the
+// control-plane CPU profiles, in this directory).
 //
 // Process clusters use loopback addresses 127.0.40.x–127.0.47.x (failover
 // 40–42, control plane 44–46, memory 47) with the fixed node ports.

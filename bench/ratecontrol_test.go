@@ -61,7 +61,7 @@ func BenchmarkRateControl(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			chunks, err := tc.Split(ctx, src, p, secs, filepath.Join(dir, "chunks"))
+			chunks, err := tc.Split(ctx, src, p, transcoder.ChunkPlan{Seconds: secs}, filepath.Join(dir, "chunks"))
 			if err != nil || len(chunks) != 1 {
 				b.Fatalf("split %s: %d chunks, %v", k.name, len(chunks), err)
 			}

@@ -173,6 +173,7 @@ func (s *State) cancel(r JobRef, at time.Time) error {
 func (s *State) finish(old, nj *Job, st JobState, reason string, at time.Time) {
 	nj.State, nj.Error, nj.UpdatedAt, nj.FinishedAt = st, reason, at, at
 	nj.IngestOptions = nil // only an ingesting job needs them
+	nj.Scores = nil        // only a running job needs them
 	publishEnded(nj)
 	if st == JobFailed {
 		startWebhook(nj)

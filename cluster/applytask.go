@@ -7,8 +7,11 @@ package cluster
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
+
+	"github.com/gosty/gosty/transcoder"
 )
 
 // newTask creates a pending task. A task made again (after a rewind) keeps
@@ -95,6 +98,7 @@ func (s *State) done(r TaskResult, at time.Time) error {
 			s.newTask(j.ID, TaskEncode, i, c.Duration)
 		}
 		nj.State, nj.ChunkCount = JobTranscoding, len(r.Chunks)
+		nj.Scores = nil // new chunks, new windows
 	case TaskAudio:
 		nj.Audio = r.Audio
 		held = append(held, r.Audio)
@@ -105,6 +109,7 @@ func (s *State) done(r TaskResult, at time.Time) error {
 		nc.EncodedBy, nc.RunningOn = r.Node, ""
 		nc.Thumbs = r.Thumbs
 		s.putChunk(c, &nc, true)
+		nj.Scores = mergeScores(j.Scores, r.Scores)
 		held = append(held, r.Outputs...)
 		if !r.Thumbs.IsZero() {
 			held = append(held, r.Thumbs)
@@ -122,6 +127,7 @@ func (s *State) done(r TaskResult, at time.Time) error {
 		nj.HLS, nj.DASH, nj.MP4 = r.HLS, r.DASH, maps.Clone(r.MP4)
 		nj.Poster, nj.Storyboard = r.Poster, r.Storyboard
 		nj.Quality = slices.Clone(r.Quality)
+		nj.Scores = nil // folded into Quality
 		nj.State = JobDone
 		nj.FinishedAt = at
 		if !publishDone(&nj) { // the callback waits for the upload (publish.go)
@@ -166,6 +172,9 @@ func (s *State) checkResult(t *Task, j *Job, r TaskResult) error {
 		}
 		if !r.Thumbs.IsZero() && !ValidHash(r.Thumbs.Hash) {
 			return fmt.Errorf("encode %s: %w: malformed thumbs blob", t.ID, ErrInvalid)
+		}
+		if err := checkScores(r.Scores, len(j.Renditions)); err != nil {
+			return fmt.Errorf("encode %s: %w: %v", t.ID, ErrInvalid, err)
 		}
 	case TaskPackage:
 		manifest := len(r.Files) == 0 && !r.Manifest.IsZero() && s.version >= LogV2
@@ -256,5 +265,42 @@ func (s *State) fail(f TaskFailure, at time.Time) error {
 	nt.State, nt.Node = TaskPending, ""
 	s.tasks.ReplaceOrInsert(&nt)
 	s.putJob(j, &nj)
+	return nil
+}
+
+// mergeScores is a job's window scores with those of an encode result:
+// a window scored again (its chunk encoded again) takes the new score.
+func mergeScores(have, add []WindowScore) []WindowScore {
+	if len(add) == 0 {
+		return have
+	}
+	out := slices.Clone(have)
+	for _, w := range add {
+		w.Renditions = slices.Clone(w.Renditions)
+		if i := slices.IndexFunc(out, func(x WindowScore) bool { return x.Window == w.Window }); i >= 0 {
+			out[i] = w
+		} else {
+			out = append(out, w)
+		}
+	}
+	slices.SortFunc(out, func(a, b WindowScore) int { return a.Window - b.Window })
+	return out
+}
+
+// checkScores refuses window scores that do not fit a job of n renditions.
+func checkScores(ws []WindowScore, n int) error {
+	if len(ws) > transcoder.QualityWindows {
+		return fmt.Errorf("%d window scores", len(ws))
+	}
+	for _, w := range ws {
+		if w.Window < 0 || w.Window >= transcoder.QualityWindows || len(w.Renditions) != n {
+			return fmt.Errorf("window %d scored for %d renditions of %d", w.Window, len(w.Renditions), n)
+		}
+		for _, r := range w.Renditions {
+			if r.Frames < 0 || !(r.SSIM >= 0) || !(r.MSE >= 0) || math.IsInf(r.SSIM, 0) || math.IsInf(r.MSE, 0) {
+				return fmt.Errorf("window %d: bad sums %+v", w.Window, r)
+			}
+		}
+	}
 	return nil
 }

@@ -206,6 +206,12 @@ type TaskResult struct {
 	// entries without it (older logs, or a packager that could not
 	// measure) decode as no report, and a node that predates it ignores it.
 	Quality []Quality `json:"quality,omitempty"`
+	// Scores are an encode's scores of the quality windows that fall in
+	// its chunk (transcoder.QualitySample over the job's chunks), which
+	// the package task adds up instead of measuring them itself. Added to
+	// versions 1 and 2 as an optional field: a node that predates it
+	// ignores it, and a packager measures any window without a score.
+	Scores []WindowScore `json:"quality_scores,omitempty"`
 
 	// Version 2. Manifest replaces Files: the package task stores the list
 	// of published files as one blob and reports it with the bytes they

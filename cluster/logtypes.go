@@ -110,6 +110,51 @@ type Quality struct {
 	Bitrate        int64   `json:"bitrate,omitempty"` // average video bits/s as encoded
 }
 
+// WindowScore is what one of a job's quality windows scored
+// (transcoder.WindowScore): per rendition (Job.Renditions order), sums over
+// the window's frames. An encode reports the windows of its chunk
+// (TaskResult.Scores); the job keeps the latest score of each (Job.Scores,
+// at most transcoder.QualityWindows whatever the job's length) until the
+// package task folds them into its Quality.
+type WindowScore struct {
+	Window     int        `json:"window"`
+	Renditions []ScoreSum `json:"renditions"`
+}
+
+// ScoreSum is one rendition's sums over a window (transcoder.ScoreSum).
+type ScoreSum struct {
+	SSIM   float64 `json:"ssim_sum"`
+	MSE    float64 `json:"mse_sum"`
+	Frames int     `json:"frames"`
+}
+
+// ScoresOf converts window scores into the log's shape (nil stays nil).
+func ScoresOf(ws []transcoder.WindowScore) []WindowScore {
+	if ws == nil {
+		return nil
+	}
+	out := make([]WindowScore, len(ws))
+	for i, w := range ws {
+		out[i] = WindowScore{Window: w.Window, Renditions: make([]ScoreSum, len(w.Renditions))}
+		for k, r := range w.Renditions {
+			out[i].Renditions[k] = ScoreSum{SSIM: r.SSIM, MSE: r.MSE, Frames: r.Frames}
+		}
+	}
+	return out
+}
+
+// TranscoderScores converts back.
+func TranscoderScores(ws []WindowScore) []transcoder.WindowScore {
+	out := make([]transcoder.WindowScore, len(ws))
+	for i, w := range ws {
+		out[i] = transcoder.WindowScore{Window: w.Window, Renditions: make([]transcoder.ScoreSum, len(w.Renditions))}
+		for k, r := range w.Renditions {
+			out[i].Renditions[k] = transcoder.ScoreSum{SSIM: r.SSIM, MSE: r.MSE, Frames: r.Frames}
+		}
+	}
+	return out
+}
+
 // OptionsOf converts the transcoder's options into the log's.
 func OptionsOf(o transcoder.Options) JobOptions {
 	out := JobOptions{Codec: o.Codec, Renditions: cloneSlice(o.Renditions), ChunkSeconds: o.ChunkSeconds, Preset: o.Preset, RateControl: o.RateControl,

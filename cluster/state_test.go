@@ -69,8 +69,12 @@ func TestFinishedJobWeighsTheSameWhateverItsLength(t *testing.T) {
 		for i := range chunks {
 			id := TaskID("j", TaskEncode, i)
 			mustApply(t, s, OpTaskAssign, AssignTask{TaskID: id, Node: "n1", Attempt: 1})
-			mustApply(t, s, OpTaskDone, TaskResult{TaskID: id, Node: "n1", Attempt: 1,
-				Outputs: []BlobRef{{Hash: fmt.Sprintf("%064x", 1<<20+2*i), Size: 900}, {Hash: fmt.Sprintf("%064x", 1<<20+2*i+1), Size: 400}}})
+			r := TaskResult{TaskID: id, Node: "n1", Attempt: 1,
+				Outputs: []BlobRef{{Hash: fmt.Sprintf("%064x", 1<<20+2*i), Size: 900}, {Hash: fmt.Sprintf("%064x", 1<<20+2*i+1), Size: 400}}}
+			if w := i * 3 / chunks; i == (w*chunks+2)/3 { // the chunks holding the quality windows
+				r.Scores = []WindowScore{score(w, 29.4, 30)}
+			}
+			mustApply(t, s, OpTaskDone, r)
 		}
 		pk := TaskID("j", TaskPackage, 0)
 		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: pk, Node: "n1", Attempt: 1})
@@ -82,6 +86,74 @@ func TestFinishedJobWeighsTheSameWhateverItsLength(t *testing.T) {
 	// The same record, but for the digits of its totals.
 	if a, b := size(1), size(1000); b > a+12 {
 		t.Fatalf("a finished one-chunk job takes %d bytes, a 1000-chunk one %d", a, b)
+	}
+}
+
+// score is a window's score for testJob's two renditions.
+func score(window int, ssim float64, frames int) WindowScore {
+	return WindowScore{Window: window, Renditions: []ScoreSum{{SSIM: ssim, MSE: 3.5, Frames: frames}, {SSIM: ssim - 1, MSE: 7, Frames: frames}}}
+}
+
+// An encode's quality window scores stay with the job, one per window (a
+// chunk encoded again replaces its window's), are dropped by a new split,
+// and leave with the job once the package has folded them into its
+// report; scores that do not fit the job are refused.
+func TestQualityScoresFollowTheEncodes(t *testing.T) {
+	s := upgraded(t)
+	j := testJob("j", false)
+	runJobUntilSplit := func() {
+		split := TaskID("j", TaskSplit, 0)
+		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: split, Node: "n1", Attempt: taskOf(s, split).Attempt + 1})
+		mustApply(t, s, OpTaskDone, TaskResult{TaskID: split, Node: "n1", Attempt: taskOf(s, split).Attempt, Chunks: []Chunk{
+			{Start: 0, Duration: 6, Frames: 150, Source: BlobRef{Hash: hash('b'), Size: 10}},
+			{Start: 6, Duration: 6, Frames: 150, Source: BlobRef{Hash: hash('c'), Size: 10}},
+		}})
+	}
+	mustApply(t, s, OpJobSubmit, SubmitJob{Job: j})
+	runJobUntilSplit()
+	enc := func(chunk int, scores ...WindowScore) TaskResult {
+		id := TaskID("j", TaskEncode, chunk)
+		mustApply(t, s, OpTaskAssign, AssignTask{TaskID: id, Node: "n1", Attempt: taskOf(s, id).Attempt + 1})
+		return TaskResult{TaskID: id, Node: "n1", Attempt: taskOf(s, id).Attempt, Scores: scores,
+			Outputs: []BlobRef{{Hash: hash(byte('d' + chunk)), Size: 10}, {Hash: hash(byte('f' + chunk)), Size: 5}}}
+	}
+	for _, bad := range [][]WindowScore{
+		{score(3, 29, 30)},  // no such window
+		{score(-1, 29, 30)}, // nor this
+		{{Window: 0, Renditions: []ScoreSum{{SSIM: 1, Frames: 1}}}}, // one rendition of two
+		{score(0, 29, -1)},
+		{score(0, 1, 1), score(1, 1, 1), score(2, 1, 1), score(2, 1, 1)},
+	} {
+		r := enc(0, bad...)
+		if err := apply(t, s, OpTaskDone, r); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("scores %+v: %v, want refused", bad, err)
+		}
+		mustApply(t, s, OpTaskFail, TaskFailure{TaskID: r.TaskID, Node: "n1", Attempt: r.Attempt, Reason: "x", Requeue: true})
+	}
+	mustApply(t, s, OpTaskDone, enc(0, score(0, 29, 30)))
+	mustApply(t, s, OpTaskDone, enc(1, score(2, 28, 30), score(1, 27, 30)))
+	if got := jobOf(t, s, "j").Scores; len(got) != 3 || got[0].Window != 0 || got[1].Window != 1 || got[1].Renditions[0].SSIM != 27 {
+		t.Fatalf("scores %+v", got)
+	}
+	// Lost outputs: chunk 1 is encoded again, and scores anew.
+	mustApply(t, s, OpJobRewind, JobRewind{JobID: "j", Chunks: []int{1}, Reason: "lost"})
+	mustApply(t, s, OpTaskDone, enc(1, score(1, 26, 30)))
+	if got := jobOf(t, s, "j").Scores; len(got) != 3 || got[1].Renditions[0].SSIM != 26 || got[2].Renditions[0].SSIM != 28 {
+		t.Fatalf("scores after a second encode %+v", got)
+	}
+	// Lost chunk sources: a new split, new windows.
+	mustApply(t, s, OpJobRewind, JobRewind{JobID: "j", Resplit: true, Reason: "lost"})
+	runJobUntilSplit()
+	if got := jobOf(t, s, "j").Scores; got != nil {
+		t.Fatalf("scores after a new split %+v", got)
+	}
+	mustApply(t, s, OpTaskDone, enc(0, score(0, 29, 30)))
+	mustApply(t, s, OpTaskDone, enc(1))
+	pk := TaskID("j", TaskPackage, 0)
+	mustApply(t, s, OpTaskAssign, AssignTask{TaskID: pk, Node: "n1", Attempt: 1})
+	mustApply(t, s, OpTaskDone, packageResult(s, pk))
+	if got := jobOf(t, s, "j"); got.State != JobDone || got.Scores != nil {
+		t.Fatalf("done job %s keeps scores %+v", got.State, got.Scores)
 	}
 }
 

@@ -85,6 +85,10 @@ type Job struct {
 	Storyboard string `json:"storyboard,omitempty"`
 	// Quality is one report per rendition (Renditions order), or none.
 	Quality []Quality `json:"quality,omitempty"`
+	// Scores are the quality windows' scores the encodes have reported
+	// so far (TaskResult.Scores), one per window at most: a few numbers
+	// per rendition whatever the job's length, dropped when it ends.
+	Scores []WindowScore `json:"quality_scores,omitempty"`
 	// Sizes sums what a finished job stored, kept when its chunks go.
 	Sizes      *JobSizes `json:"sizes,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`

@@ -115,7 +115,7 @@ func (s service) submitSource(ctx context.Context, src sourceJob, body io.Reader
 		Origin:       n.cfg.Name,
 		SourceURL:    src.url,
 		Renditions:   cluster.RenditionsOf(rends),
-		ChunkSeconds: opts.EffectiveChunkSeconds(),
+		ChunkSeconds: n.chunkSeconds(opts, probe), // chunkplan.go
 		CallbackURL:  jo.CallbackURL,
 		TTL:          n.cfg.Retention,
 		DropSource:   jo.KeepSource != nil && !*jo.KeepSource,

@@ -6,7 +6,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -21,7 +20,7 @@ func (w *worker) split(ctx context.Context, j cluster.Job, dir string, res *clus
 		return fmt.Errorf("split %s: %w", j.ID, err)
 	}
 	probe := j.Source.Transcoder()
-	chunks, err := w.tc.Split(ctx, src, &probe, j.ChunkSeconds, dir)
+	chunks, err := w.tc.Split(ctx, src, &probe, splitPlan(j), dir) // chunkplan.go
 	if err != nil {
 		return fmt.Errorf("split %s: %w", j.ID, err)
 	}
@@ -103,6 +102,7 @@ func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir strin
 	if err != nil {
 		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
 	}
+	res.Scores = w.scoreChunk(ctx, j, chunk, src, outs, filepath.Join(dir, "quality")) // quality.go
 	refs, err := w.storeEach(res, outs, func(i int) string {
 		if i < len(j.Renditions) {
 			return "rendition " + j.Renditions[i].Name
@@ -158,13 +158,17 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 	}
 	in.Subtitles = subs
 	out := filepath.Join(dir, "out")
+	t0 := time.Now()
 	pr, err := w.tc.Package(ctx, in, out)
 	if err != nil {
 		return fmt.Errorf("package %s: %w", j.ID, err)
 	}
+	t1 := time.Now()
 	w.storyboard(ctx, j, out, pr, res) // thumbs.go
-	// Measured before the files move into the blob store.
-	q, err := w.quality(ctx, j, out, pr, filepath.Join(dir, "quality"))
+	// Added up (and any window no encode scored measured) before the
+	// files move into the blob store.
+	q, err := w.quality(ctx, j, out, pr, filepath.Join(dir, "quality")) // quality.go
+	w.logger.Info("packaged", "job", j.ID, "package_seconds", t1.Sub(t0).Seconds(), "storyboard_and_quality_seconds", time.Since(t1).Seconds())
 	if err != nil {
 		if ctx.Err() != nil {
 			return err
@@ -192,39 +196,4 @@ func (w *worker) pack(ctx context.Context, j cluster.Job, dir string, res *clust
 	}
 	res.Manifest, res.Published = ref, m.Published()
 	return nil
-}
-
-// quality measures every rendition against the source on a sample
-// (transcoder.QualitySample): only the few chunks of the source that the
-// windows fall in are needed, so the packager pulls a few chunk sources at
-// most, never the whole upload.
-func (w *worker) quality(ctx context.Context, j cluster.Job, out string, pr *transcoder.PackageResult, dir string) ([]transcoder.Quality, error) {
-	if j.Source.Video == nil {
-		return nil, errors.New("no video facts")
-	}
-	chunks := make([]transcoder.Chunk, len(j.Chunks))
-	for i, c := range j.Chunks {
-		chunks[i] = transcoder.Chunk{Index: i, Start: c.Start, Duration: c.Duration, Frames: c.Frames}
-	}
-	windows := transcoder.QualitySample(chunks, j.Source.Video.FrameRate)
-	refs := make([]cluster.BlobRef, len(windows))
-	for i, win := range windows {
-		refs[i] = j.Chunks[win.Chunk].Source
-	}
-	paths, err := w.fetchAll(ctx, nil, refs, func(i int) string { return fmt.Sprintf("chunk %d", windows[i].Chunk) })
-	if err != nil {
-		return nil, err
-	}
-	for i := range windows {
-		windows[i].Source = paths[i]
-	}
-	mp4s := make([]string, len(j.Renditions))
-	for i, r := range j.Renditions {
-		rel, ok := pr.MP4[r.Name]
-		if !ok {
-			return nil, fmt.Errorf("no mp4 for %s", r.Name)
-		}
-		mp4s[i] = filepath.Join(out, filepath.FromSlash(rel))
-	}
-	return w.tc.MeasureQuality(ctx, windows, transcoder.Reference{Rotation: j.Source.Video.Rotation, ToneMap: toneMap(j)}, j.Source.Video.FrameRate, cluster.TranscoderRenditions(j.Renditions), mp4s, dir)
 }

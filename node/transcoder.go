@@ -8,16 +8,17 @@ import (
 )
 
 // Transcoder is what a node asks of the media tools: probe an upload, and
-// the four task kinds the worker runs, the quality report and the live view's remux. *transcoder.Transcoder (ffmpeg) is
+// the four task kinds the worker runs, the quality windows and the live view's remux. *transcoder.Transcoder (ffmpeg) is
 // the only implementation a production build has.
 type Transcoder interface {
 	Probe(ctx context.Context, path string) (*transcoder.Probe, error)
-	Split(ctx context.Context, src string, p *transcoder.Probe, chunkSeconds float64, dir string) ([]transcoder.Chunk, error)
+	Split(ctx context.Context, src string, p *transcoder.Probe, plan transcoder.ChunkPlan, dir string) ([]transcoder.Chunk, error)
 	EncodeAudio(ctx context.Context, src string, p *transcoder.Probe, videoDuration float64, out string) error
 	EncodeChunk(ctx context.Context, c transcoder.Chunk, s transcoder.EncodeSettings, outDir string, progress transcoder.Progress) ([]string, error)
 	Package(ctx context.Context, in transcoder.PackageInput, outDir string) (*transcoder.PackageResult, error)
-	// MeasureQuality scores packaged renditions against source windows.
-	MeasureQuality(ctx context.Context, windows []transcoder.QualityWindow, ref transcoder.Reference, fps float64, rs []transcoder.Rendition, mp4s []string, workDir string) ([]transcoder.Quality, error)
+	// MeasureWindows scores renditions (packaged, or a chunk's encodes)
+	// against source windows.
+	MeasureWindows(ctx context.Context, windows []transcoder.QualityWindow, ref transcoder.Reference, rs []transcoder.Rendition, videos []string, workDir string) ([]transcoder.WindowScore, error)
 	// Fragment remuxes an encoded chunk for the live (play while encoding) view.
 	Fragment(ctx context.Context, in string, fragSeconds, mediaSeconds float64) (*transcoder.Fragmented, error)
 }

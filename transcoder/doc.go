@@ -89,8 +89,10 @@ package transcoder
 //     (ffprobe's matrix "rotation" negated; the legacy rotate tag as is).
 //     EncodeChunk bakes it into the pixels with -noautorotate + transpose,
 //     so outputs carry no rotation metadata.
-//   - Chunking: cuts at source keyframes nearest to multiples of the chunk
-//     target; a remainder shorter than target+MinChunkSeconds stays whole.
+//   - Chunking (chunkplan.go): a planned job (ChunkPlan.Equal) is cut into
+//     Count equal chunks at keyframes, longer ones first; a user's chunk
+//     length cuts at source keyframes nearest to multiples of the chunk
+//     target, a remainder shorter than target+MinChunkSeconds kept whole.
 //     If a chunk would exceed max(MaxChunkSeconds, 2*target) the video is
 //     first re-keyed (x264 ultrafast CRF 12, keyframe every target seconds).
 //   - Thumbnails (thumbs.go, storyboard.go): no extra decoding pass. The

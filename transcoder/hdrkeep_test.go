@@ -221,7 +221,7 @@ func plan(t *testing.T, p *Probe, o Options) []Rendition {
 // does (ToneMap from the source, its HDR10 metadata).
 func encodeAll(ctx context.Context, t *testing.T, tr *Transcoder, p *Probe, src string, rs []Rendition, dir string) []string {
 	t.Helper()
-	chunks, err := tr.Split(ctx, src, p, 2, filepath.Join(dir, "chunks"))
+	chunks, err := tr.Split(ctx, src, p, ChunkPlan{Seconds: 2}, filepath.Join(dir, "chunks"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -191,7 +191,7 @@ func ffmpegTest(t *testing.T, limit time.Duration) (context.Context, *Transcoder
 // no subtitles).
 func splitAndEncode(t *testing.T, ctx context.Context, tr *Transcoder, src string, p *Probe, chunkSeconds float64, s EncodeSettings, dir string) PackageInput {
 	t.Helper()
-	chunks, err := tr.Split(ctx, src, p, chunkSeconds, filepath.Join(dir, "chunks"))
+	chunks, err := tr.Split(ctx, src, p, ChunkPlan{Seconds: chunkSeconds}, filepath.Join(dir, "chunks"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -371,7 +371,7 @@ func TestSplitUsesProbedStream(t *testing.T) {
 	if p.Video.Index != 1 || p.Video.Codec != "h264" {
 		t.Fatalf("probe picked %+v", p.Video)
 	}
-	chunks, err := tr.Split(context.Background(), src, p, 2, filepath.Join(dir, "chunks"))
+	chunks, err := tr.Split(context.Background(), src, p, ChunkPlan{Seconds: 2}, filepath.Join(dir, "chunks"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func TestLowRateSourceGetsNoRicherRung(t *testing.T) {
 		t.Fatalf("planned heights %v, want [720 144]", heights)
 	}
 
-	chunks, err := tr.Split(ctx, src, p, 0, filepath.Join(dir, "chunks"))
+	chunks, err := tr.Split(ctx, src, p, ChunkPlan{Seconds: 0}, filepath.Join(dir, "chunks"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestCappedCRF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks, err := tr.Split(ctx, src, p, 4, filepath.Join(dir, "chunks"))
+	chunks, err := tr.Split(ctx, src, p, ChunkPlan{Seconds: 4}, filepath.Join(dir, "chunks"))
 	if err != nil || len(chunks) != 1 {
 		t.Fatalf("split: %d chunks, %v", len(chunks), err)
 	}

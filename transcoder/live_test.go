@@ -26,7 +26,7 @@ func TestFragmentChunksPlayAsOneTimeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks, err := tr.Split(ctx, src, p, 2, filepath.Join(dir, "chunks"))
+	chunks, err := tr.Split(ctx, src, p, ChunkPlan{Seconds: 2}, filepath.Join(dir, "chunks"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,18 +87,6 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// EffectiveChunkSeconds is the chunk target the job will use. A fixed
-// default beats sizing chunks to the cluster: measured with `make bench`
-// (1080p, 30 s, 2 slots), 2 s chunks cost 8.5% over plain ffmpeg against 5%
-// for 6 s chunks, as every chunk pays for a process start, decoder and six
-// encoder set-ups, and a cold rate control.
-func (o Options) EffectiveChunkSeconds() float64 {
-	if o.ChunkSeconds == 0 {
-		return DefaultChunkSeconds
-	}
-	return o.ChunkSeconds
-}
-
 // parseRenditionName reads "720p", "720p@2500k", "720p@3M" or "720p@2500000".
 // bitrate 0 means "the ladder's default for that height".
 func parseRenditionName(s string) (height int, bitrate int64, err error) {

@@ -56,7 +56,7 @@ func TestPipeline(t *testing.T) {
 				t.Fatalf("planned heights %v, want %v", heights, tc.wantHeights)
 			}
 
-			chunks, err := tr.Split(ctx, src, p, tc.chunk, filepath.Join(dir, "chunks"))
+			chunks, err := tr.Split(ctx, src, p, ChunkPlan{Seconds: tc.chunk}, filepath.Join(dir, "chunks"))
 			if err != nil {
 				t.Fatalf("Split: %v", err)
 			}

@@ -24,6 +24,15 @@ func TestQualitySample(t *testing.T) {
 	if ws[0].Chunk != 0 || ws[1].Chunk != 1 || ws[2].Chunk != 2 {
 		t.Errorf("windows not spread: %+v", ws)
 	}
+	// Each opens on the frame after a keyframe of the renditions' grid
+	// (every DefaultSegmentSeconds from its chunk's start), so no seek
+	// decodes frames only to drop them.
+	for k, w := range ws {
+		key := w.SourceAt - 0.5/25
+		if g := key / DefaultSegmentSeconds; math.Abs(g-math.Round(g)) > 1e-6 || w.Index != k {
+			t.Errorf("window %d %+v does not open after a grid keyframe", k, w)
+		}
+	}
 	// A 2.5 s video: one window from its start over the whole short chunk.
 	ws = QualitySample([]Chunk{{Index: 0, Duration: 0.8}}, 30)
 	if len(ws) != 1 || ws[0].SourceAt != 0 || ws[0].Seconds < 0.8 {

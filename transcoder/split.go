@@ -32,72 +32,110 @@ type keyframeIndex struct {
 }
 
 // Split cuts the source's first video stream into keyframe-aligned chunks
-// written to dir as chunk-NNNNN.mkv (stream copy, timestamps reset to zero).
+// written to dir as chunk-NNNNN.mkv (stream copy, timestamps reset to zero),
+// as plan says (ChunkPlan: a user's chunk length, or a planned number of
+// equal chunks).
 //
-// Cuts are chosen at source keyframes nearest to multiples of chunkSeconds.
 // When the source's keyframes are so sparse that some chunk would be longer
-// than the limit (MaxChunkSeconds, or twice chunkSeconds if that is larger),
-// the video is first re-encoded near-losslessly (x264 ultrafast, CRF 12) into
-// dir with a keyframe forced every chunkSeconds, and that intermediate is
-// split instead: a long chunk is one long, unparallelisable task whose lease
-// and retry cost grow with it.
-func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, chunkSeconds float64, dir string) ([]Chunk, error) {
+// than the limit (MaxChunkSeconds, or twice the chunk length if that is
+// larger), the video is first re-encoded near-losslessly (x264 ultrafast,
+// CRF 12) into dir with a keyframe forced every chunk length, and that
+// intermediate is split instead: a long chunk is one long,
+// unparallelisable task whose lease and retry cost grow with it.
+func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, plan ChunkPlan, dir string) ([]Chunk, error) {
 	if p == nil || p.Video == nil {
 		return nil, &MediaError{Reason: "no video stream"}
 	}
-	if chunkSeconds == 0 {
-		chunkSeconds = DefaultChunkSeconds
+	if plan.Seconds == 0 {
+		plan.Seconds = DefaultChunkSeconds
 	}
-	chunkSeconds = min(max(chunkSeconds, MinChunkSeconds), MaxUserChunkSeconds)
-	limit := max(MaxChunkSeconds, 2*chunkSeconds)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("split %s: %w", src, err)
 	}
-
-	input, userInput := src, true
-	idx, err := t.keyframes(ctx, input, strconv.Itoa(p.Video.Index), userInput, p.Video.Duration)
+	input, idx, cuts, err := t.cutPoints(ctx, src, p, plan, dir)
+	if err != nil {
+		return nil, err
+	}
+	files, err := t.segment(ctx, input, input == src, p, cuts, dir)
 	if err != nil {
 		return nil, fmt.Errorf("split %s: %w", src, err)
 	}
-	total := p.Video.Duration
-	if err := checkComplete(p, idx); err != nil {
-		return nil, err
+	chunks, err := t.chunksOf(ctx, files, idx, cuts, p.Video.Duration, splitLimit(plan))
+	if err != nil {
+		return nil, fmt.Errorf("split %s: %w", src, err)
 	}
-	cuts := chooseCuts(idx.keyframes, idx.videoStart, total, chunkSeconds)
-	if !cutsWithin(cuts, idx.videoStart, total, limit) {
-		t.log.Info("source keyframes too sparse, re-keying", "src", src, "keyframes", len(idx.keyframes), "chunk_seconds", chunkSeconds)
-		rekeyed := filepath.Join(dir, "rekeyed.mkv")
-		if err := t.rekey(ctx, src, p, chunkSeconds, rekeyed); err != nil {
-			return nil, err
-		}
-		input, userInput = rekeyed, false
-		idx2, err := t.keyframes(ctx, input, "v:0", userInput, p.Video.Duration)
-		if err != nil {
-			return nil, fmt.Errorf("split %s: re-keyed: %w", src, err)
-		}
-		if idx2.packets != idx.packets {
-			return nil, fmt.Errorf("split %s: re-key changed the frame count from %d to %d", src, idx.packets, idx2.packets)
-		}
-		idx = idx2
-		cuts = chooseCuts(idx.keyframes, idx.videoStart, total, chunkSeconds)
-		if !cutsWithin(cuts, idx.videoStart, total, limit) {
-			return nil, fmt.Errorf("split %s: chunks still longer than %g s after re-keying", src, limit)
-		}
+	if input != src {
+		_ = os.Remove(input)
 	}
+	t.log.Info("split done", "src", src, "chunks", len(chunks), "frames", idx.packets, "rekeyed", input != src, "equal", plan.Equal)
+	return chunks, nil
+}
 
+// splitLimit is the longest chunk a plan accepts before Split re-keys, and
+// keyLength the keyframe interval a re-key forces.
+func splitLimit(plan ChunkPlan) float64 { return max(MaxChunkSeconds, 2*keyLength(plan)) }
+
+func keyLength(plan ChunkPlan) float64 {
+	return min(max(plan.Seconds, MinChunkSeconds), MaxUserChunkSeconds)
+}
+
+// cuts chooses the cut times of a plan on a keyframe index.
+func (plan ChunkPlan) cuts(idx keyframeIndex, total float64) []float64 {
+	if plan.Equal {
+		return equalCuts(idx.keyframes, idx.videoStart, total, plan.Count(total))
+	}
+	return chooseCuts(idx.keyframes, idx.videoStart, total, keyLength(plan))
+}
+
+// cutPoints lists the source's keyframes and chooses the cuts, re-keying
+// the source into dir first when its keyframes are too sparse for the
+// plan. It returns the file to cut (the source or the re-keyed copy).
+func (t *Transcoder) cutPoints(ctx context.Context, src string, p *Probe, plan ChunkPlan, dir string) (string, keyframeIndex, []float64, error) {
+	total, limit := p.Video.Duration, splitLimit(plan)
+	idx, err := t.keyframes(ctx, src, strconv.Itoa(p.Video.Index), true, total)
+	if err != nil {
+		return "", idx, nil, fmt.Errorf("split %s: %w", src, err)
+	}
+	if err := checkComplete(p, idx); err != nil {
+		return "", idx, nil, err
+	}
+	cuts := plan.cuts(idx, total)
+	if cutsWithin(cuts, idx.videoStart, total, limit) {
+		return src, idx, cuts, nil
+	}
+	t.log.Info("source keyframes too sparse, re-keying", "src", src, "keyframes", len(idx.keyframes), "chunk_seconds", plan.Seconds)
+	rekeyed := filepath.Join(dir, "rekeyed.mkv")
+	if err := t.rekey(ctx, src, p, keyLength(plan), rekeyed); err != nil {
+		return "", idx, nil, err
+	}
+	idx2, err := t.keyframes(ctx, rekeyed, "v:0", false, total)
+	if err != nil {
+		return "", idx, nil, fmt.Errorf("split %s: re-keyed: %w", src, err)
+	}
+	if idx2.packets != idx.packets {
+		return "", idx, nil, fmt.Errorf("split %s: re-key changed the frame count from %d to %d", src, idx.packets, idx2.packets)
+	}
+	cuts = plan.cuts(idx2, total)
+	if !cutsWithin(cuts, idx2.videoStart, total, limit) {
+		return "", idx, nil, fmt.Errorf("split %s: chunks still longer than %g s after re-keying", src, limit)
+	}
+	return rekeyed, idx2, cuts, nil
+}
+
+// segment cuts input at cuts by stream copy into dir and returns the chunk
+// files in order. userInput is the user's file (not our re-keyed copy).
+func (t *Transcoder) segment(ctx context.Context, input string, userInput bool, p *Probe, cuts []float64, dir string) ([]string, error) {
 	// Remove leftovers of an earlier attempt so the glob below sees only ours.
 	old, _ := filepath.Glob(filepath.Join(dir, "chunk-*.mkv"))
 	for _, f := range old {
 		_ = os.Remove(f)
 	}
 	args := ffmpegBase()
-	if userInput {
-		args = append(args, userInputArgs()...)
-	}
 	// Only the probed video stream is copied: never a cover picture, a
 	// subtitle, data or attachment stream.
 	vmap := "0:v:0"
 	if userInput {
+		args = append(args, userInputArgs()...)
 		vmap = "0:" + strconv.Itoa(p.Video.Index)
 	}
 	args = append(args, "-i", inputURL(input), "-map", vmap, "-c", "copy", "-f", "segment")
@@ -114,15 +152,20 @@ func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, chunkSecon
 	}
 	args = append(args, "-reset_timestamps", "1", "-segment_format", "matroska",
 		filepath.Join(dir, "chunk-%05d.mkv"))
-	if err := t.run(ctx, copyDeadline(total), t.ffmpeg, args, nil, confine.Policy{Read: []string{input}, Write: []string{dir}}); err != nil {
-		return nil, fmt.Errorf("split %s: %w", src, err)
+	if err := t.run(ctx, copyDeadline(p.Video.Duration), t.ffmpeg, args, nil, confine.Policy{Read: []string{input}, Write: []string{dir}}); err != nil {
+		return nil, err
 	}
-
 	files, _ := filepath.Glob(filepath.Join(dir, "chunk-*.mkv"))
 	sort.Strings(files)
 	if len(files) != len(cuts)+1 {
-		return nil, fmt.Errorf("split %s: expected %d chunks, ffmpeg wrote %d", src, len(cuts)+1, len(files))
+		return nil, fmt.Errorf("expected %d chunks, ffmpeg wrote %d", len(cuts)+1, len(files))
 	}
+	return files, nil
+}
+
+// chunksOf counts each chunk file's frames and duration and checks that
+// they add up to the source's frames.
+func (t *Transcoder) chunksOf(ctx context.Context, files []string, idx keyframeIndex, cuts []float64, total, limit float64) ([]Chunk, error) {
 	starts := append([]float64{idx.videoStart}, cuts...)
 	// Counting each chunk is a process start per chunk; run them side by
 	// side, since the split sits on the job's critical path.
@@ -143,27 +186,22 @@ func (t *Transcoder) Split(ctx context.Context, src string, p *Probe, chunkSecon
 	sum := 0
 	for i, f := range files {
 		if errs[i] != nil {
-			return nil, fmt.Errorf("split %s: %w", src, errs[i])
+			return nil, errs[i]
 		}
-		sc := counts[i]
 		end := idx.videoStart + total
 		if i+1 < len(starts) {
 			end = starts[i+1]
 		}
-		d := sc.Duration
+		d := counts[i].Duration
 		if d <= 0 {
 			d = end - starts[i]
 		}
-		chunks[i] = Chunk{Index: i, Start: starts[i] - idx.videoStart, Duration: d, Frames: sc.Packets, Path: f}
-		sum += sc.Packets
+		chunks[i] = Chunk{Index: i, Start: starts[i] - idx.videoStart, Duration: d, Frames: counts[i].Packets, Path: f}
+		sum += counts[i].Packets
 	}
 	if sum != idx.packets {
-		return nil, fmt.Errorf("split %s: chunks hold %d frames, source has %d", src, sum, idx.packets)
+		return nil, fmt.Errorf("chunks hold %d frames, source has %d", sum, idx.packets)
 	}
-	if input != src {
-		_ = os.Remove(input)
-	}
-	t.log.Info("split done", "src", src, "chunks", len(chunks), "frames", sum, "rekeyed", input != src)
 	return chunks, nil
 }
 

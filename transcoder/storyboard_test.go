@@ -53,7 +53,7 @@ func TestStoryboard(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Probe: %v", err)
 			}
-			chunks, err := tr.Split(ctx, src, p, tc.chunk, filepath.Join(dir, "chunks"))
+			chunks, err := tr.Split(ctx, src, p, ChunkPlan{Seconds: tc.chunk}, filepath.Join(dir, "chunks"))
 			if err != nil {
 				t.Fatalf("Split: %v", err)
 			}
@@ -284,7 +284,7 @@ func TestStoryboardHDR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks, err := tr.Split(ctx, src, p, 2, filepath.Join(dir, "chunks"))
+	chunks, err := tr.Split(ctx, src, p, ChunkPlan{Seconds: 2}, filepath.Join(dir, "chunks"))
 	if err != nil {
 		t.Fatal(err)
 	}

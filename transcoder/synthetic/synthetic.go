@@ -194,11 +194,13 @@ func (t *Transcoder) Probe(_ context.Context, path string) (*transcoder.Probe, e
 	return p, nil
 }
 
-// Split writes round(duration / chunkSeconds) chunks of equal duration.
-func (t *Transcoder) Split(ctx context.Context, src string, p *transcoder.Probe, chunkSeconds float64, dir string) ([]transcoder.Chunk, error) {
+// Split writes chunks of equal duration: round(duration / Seconds) of
+// them, or the plan's count of an Equal plan.
+func (t *Transcoder) Split(ctx context.Context, src string, p *transcoder.Probe, plan transcoder.ChunkPlan, dir string) ([]transcoder.Chunk, error) {
 	if p == nil || p.Video == nil || p.Duration <= 0 {
 		return nil, &transcoder.MediaError{Reason: "no video stream"}
 	}
+	chunkSeconds := plan.Seconds
 	if chunkSeconds <= 0 {
 		chunkSeconds = transcoder.DefaultChunkSeconds
 	}
@@ -207,6 +209,9 @@ func (t *Transcoder) Split(ctx context.Context, src string, p *transcoder.Probe,
 		return nil, fmt.Errorf("synthetic split: %w", err)
 	}
 	n := max(1, int(math.Round(p.Duration/chunkSeconds)))
+	if plan.Equal {
+		n = plan.Count(p.Duration)
+	}
 	d := p.Duration / float64(n)
 	out := make([]transcoder.Chunk, n)
 	for i := range n {
@@ -382,8 +387,8 @@ func concat(ctx context.Context, out string, parts []string, audio string) error
 	return f.Close()
 }
 
-// MeasureQuality reports nothing: synthetic renditions have no pictures.
-func (t *Transcoder) MeasureQuality(context.Context, []transcoder.QualityWindow, transcoder.Reference, float64, []transcoder.Rendition, []string, string) ([]transcoder.Quality, error) {
+// MeasureWindows scores nothing: synthetic renditions have no pictures.
+func (t *Transcoder) MeasureWindows(context.Context, []transcoder.QualityWindow, transcoder.Reference, []transcoder.Rendition, []string, string) ([]transcoder.WindowScore, error) {
 	return nil, nil
 }
 

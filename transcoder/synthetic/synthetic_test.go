@@ -46,7 +46,7 @@ func TestPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks, err := tc.Split(ctx, src, p, 6, dir)
+	chunks, err := tc.Split(ctx, src, p, transcoder.ChunkPlan{Seconds: 6}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
