@@ -38,6 +38,11 @@ func (g *gatedEncoder) EncodeChunk(ctx context.Context, c transcoder.Chunk, _ tr
 	return []string{p}, os.WriteFile(p, []byte(fmt.Sprintf("chunk %d", c.Index)), 0o640)
 }
 
+// MeasureWindows scores nothing: the quality windows are not this test's.
+func (g *gatedEncoder) MeasureWindows(context.Context, []transcoder.QualityWindow, transcoder.Reference, []transcoder.Rendition, []string, string) ([]transcoder.WindowScore, error) {
+	return nil, nil
+}
+
 // fsmLog applies proposals to the FSM at once, as a one-node cluster
 // would, and keeps what it applied.
 type fsmLog struct {

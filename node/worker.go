@@ -112,34 +112,7 @@ func (w *worker) Run(ctx context.Context) {
 // (those whose input is already here first), pulls the input of the
 // queued ones, and cancels the runs and pulls whose assignment is gone.
 func (w *worker) reconcile(ctx context.Context) {
-	type start struct {
-		task cluster.Task
-		job  cluster.Job
-	}
-	var waiting []start
-	mine := map[string]int{}
-	w.fsm.Read(func(st *cluster.State) {
-		if inc := st.Incarnation(w.name); inc != "" && inc != w.id {
-			return // replaying an older incarnation's history
-		}
-		st.Tasks(func(t *cluster.Task) bool {
-			if t.State == cluster.TaskAssigned && t.Node == w.name {
-				mine[t.ID] = t.Attempt
-			}
-			return true
-		})
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		for id, attempt := range mine {
-			if r, ok := w.running[id]; ok && r.attempt == attempt {
-				continue
-			}
-			t, _ := st.Task(id)
-			j, _ := st.Job(t.JobID)
-			waiting = append(waiting, start{task: *t, job: j})
-		}
-	})
-
+	mine, waiting := w.assignments()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.waiting == nil {
@@ -151,22 +124,7 @@ func (w *worker) reconcile(ctx context.Context) {
 		}
 	}
 	w.dropPrefetches(mine)
-	// Assignments whose input is already pulled go first, then in order.
-	// A split, audio or package task (a job's critical path) goes first,
-	// then encodes whose input is already pulled, then in order.
-	rank := func(s start) int {
-		if s.task.Kind != cluster.TaskEncode {
-			return 0
-		}
-		if p := w.queued[s.task.ID]; p != nil && p.ready() {
-			return 1
-		}
-		return 2
-	}
-	slices.SortFunc(waiting, func(a, b start) int {
-		return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a.task.JobID, b.task.JobID),
-			cmp.Compare(a.task.Chunk, b.task.Chunk), cmp.Compare(a.task.ID, b.task.ID))
-	})
+	w.order(waiting)
 	clear(w.waiting)
 	for id, attempt := range w.given {
 		if mine[id] != attempt {
@@ -191,6 +149,60 @@ func (w *worker) reconcile(ctx context.Context) {
 		}
 	}
 	w.metrics.tasksInFlight.Set(float64(len(w.running)))
+}
+
+// waitingTask is an assignment of this node that no run of its attempt
+// is on.
+type waitingTask struct {
+	task cluster.Task
+	job  cluster.Job
+}
+
+// assignments reads this node's assignments from the FSM (task id →
+// attempt) and those of them not running.
+func (w *worker) assignments() (mine map[string]int, waiting []waitingTask) {
+	mine = map[string]int{}
+	w.fsm.Read(func(st *cluster.State) {
+		if inc := st.Incarnation(w.name); inc != "" && inc != w.id {
+			return // replaying an older incarnation's history
+		}
+		st.Tasks(func(t *cluster.Task) bool {
+			if t.State == cluster.TaskAssigned && t.Node == w.name {
+				mine[t.ID] = t.Attempt
+			}
+			return true
+		})
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for id, attempt := range mine {
+			if r, ok := w.running[id]; ok && r.attempt == attempt {
+				continue
+			}
+			t, _ := st.Task(id)
+			j, _ := st.Job(t.JobID)
+			waiting = append(waiting, waitingTask{task: *t, job: j})
+		}
+	})
+	return mine, waiting
+}
+
+// order sorts waiting assignments in the order they start (w.mu is
+// held): a split, audio or package task first (a job's critical path),
+// then encodes whose input is already pulled, then by job and chunk.
+func (w *worker) order(waiting []waitingTask) {
+	rank := func(s waitingTask) int {
+		if s.task.Kind != cluster.TaskEncode {
+			return 0
+		}
+		if p := w.queued[s.task.ID]; p != nil && p.ready() {
+			return 1
+		}
+		return 2
+	}
+	slices.SortFunc(waiting, func(a, b waitingTask) int {
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a.task.JobID, b.task.JobID),
+			cmp.Compare(a.task.Chunk, b.task.Chunk), cmp.Compare(a.task.ID, b.task.ID))
+	})
 }
 
 // start runs an assignment (w.mu is held), replacing a run of an older

@@ -58,18 +58,10 @@ var safeName = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z_.@-]*$`)
 // sibling temp dir so a half-finished package never shows up among the
 // outputs.
 func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string) (*PackageResult, error) {
+	if err := checkPackageInput(in); err != nil {
+		return nil, err
+	}
 	n := len(in.Renditions)
-	if n == 0 || len(in.Chunks) != n {
-		return nil, fmt.Errorf("package: %d renditions but %d chunk lists", n, len(in.Chunks))
-	}
-	for i, r := range in.Renditions {
-		if !safeName.MatchString(r.Name) {
-			return nil, fmt.Errorf("package: rendition name %q is not a safe file name", r.Name)
-		}
-		if len(in.Chunks[i]) == 0 {
-			return nil, fmt.Errorf("package: rendition %s has no chunks", r.Name)
-		}
-	}
 	seg := in.SegmentSeconds
 	if seg <= 0 {
 		seg = DefaultSegmentSeconds
@@ -94,18 +86,59 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 			return nil, fmt.Errorf("package: stitch %s: %w", r.Name, err)
 		}
 	}
+	var tracks []AudioTrack // packaudio.go
+	if in.Audio != "" {
+		if tracks, err = t.AudioTracksOf(ctx, in.Audio, media); err != nil {
+			return nil, fmt.Errorf("package: %w", err)
+		}
+	}
+	res := &PackageResult{HLS: hlsMaster, DASH: dashManifest, MP4: map[string]string{}}
+	args := packageArgs(in, stitched, tracks, seg, outDir, res)
+	// One run muxes every rendition twice (DASH and MP4) by stream copy.
+	access := confine.Policy{Read: stitched, Write: []string{outDir}}
+	if in.Audio != "" {
+		access.Read = append(slices.Clip(access.Read), in.Audio)
+	}
+	if err := t.run(ctx, copyDeadline(media*float64(2*n+1)), t.ffmpeg, args, nil, access); err != nil {
+		return nil, fmt.Errorf("package %s: %w", outDir, err)
+	}
+	if err := t.finishPackage(in, tracks, seg, outDir, res); err != nil {
+		return nil, fmt.Errorf("package %s: %w", outDir, err)
+	}
+	t.log.Info("packaged", "dir", outDir, "renditions", n, "files", len(res.Files), "audio_tracks", len(tracks))
+	return res, nil
+}
 
+// checkPackageInput refuses a package input that names no rendition, a
+// rendition without chunks, or a rendition name unfit for a file name.
+func checkPackageInput(in PackageInput) error {
+	n := len(in.Renditions)
+	if n == 0 || len(in.Chunks) != n {
+		return fmt.Errorf("package: %d renditions but %d chunk lists", n, len(in.Chunks))
+	}
+	for i, r := range in.Renditions {
+		if !safeName.MatchString(r.Name) {
+			return fmt.Errorf("package: rendition name %q is not a safe file name", r.Name)
+		}
+		if len(in.Chunks[i]) == 0 {
+			return fmt.Errorf("package: rendition %s has no chunks", r.Name)
+		}
+	}
+	return nil
+}
+
+// packageArgs is the one ffmpeg run's command line: the stitched
+// renditions and the audio in, DASH and HLS over shared segments and one
+// progressive MP4 per rendition out (named in res.MP4).
+func packageArgs(in PackageInput, stitched []string, tracks []AudioTrack, seg float64, outDir string, res *PackageResult) []string {
+	n := len(in.Renditions)
+	hasAudio := in.Audio != ""
 	args := ffmpegBase()
 	for _, s := range stitched {
 		args = append(args, "-protocol_whitelist", "file", "-i", inputURL(s))
 	}
-	hasAudio := in.Audio != ""
-	var tracks []AudioTrack // packaudio.go
 	if hasAudio {
 		args = append(args, "-protocol_whitelist", "file", "-i", inputURL(in.Audio))
-		if tracks, err = t.AudioTracksOf(ctx, in.Audio, media); err != nil {
-			return nil, fmt.Errorf("package: %w", err)
-		}
 	}
 	for i := range n {
 		args = append(args, "-map", fmt.Sprintf("%d:v:0", i))
@@ -132,7 +165,6 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		"-init_seg_name", "init-$RepresentationID$.m4s",
 		"-media_seg_name", "seg-$RepresentationID$-$Number%05d$.m4s",
 		"-y", filepath.Join(outDir, dashManifest))
-	res := &PackageResult{HLS: hlsMaster, DASH: dashManifest, MP4: map[string]string{}}
 	for i, r := range in.Renditions {
 		rel := "mp4/" + r.Name + ".mp4"
 		res.MP4[r.Name] = rel
@@ -142,30 +174,26 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		}
 		args = append(args, "-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", filepath.Join(outDir, filepath.FromSlash(rel)))
 	}
-	// One run muxes every rendition twice (DASH and MP4) by stream copy.
-	access := confine.Policy{Read: stitched, Write: []string{outDir}}
-	if hasAudio {
-		access.Read = append(slices.Clip(access.Read), in.Audio)
-	}
-	if err := t.run(ctx, copyDeadline(media*float64(2*n+1)), t.ffmpeg, args, nil, access); err != nil {
-		return nil, fmt.Errorf("package %s: %w", outDir, err)
-	}
+	return args
+}
 
-	codecs, err := fixCodecs(outDir, n)
+// finishPackage fixes up what ffmpeg wrote (codec strings, the HLS
+// playlists, byte ranges), adds the subtitles last (they add to the
+// master and the MPD as written) and lists every file in res.Files.
+func (t *Transcoder) finishPackage(in PackageInput, tracks []AudioTrack, seg float64, outDir string, res *PackageResult) error {
+	codecs, err := fixCodecs(outDir, len(in.Renditions))
 	if err != nil {
-		return nil, fmt.Errorf("package %s: %w", outDir, err)
+		return err
 	}
 	res.Codecs = codecs
 	if err := t.fixHLS(outDir, in.Renditions, tracks); err != nil {
-		return nil, fmt.Errorf("package %s: %w", outDir, err)
+		return err
 	}
 	if err := fixRanges(outDir, in.Renditions); err != nil {
-		return nil, fmt.Errorf("package %s: %w", outDir, err)
+		return err
 	}
-
-	// Subtitles go last: they add to the master and the MPD as written.
 	if err := packageSubtitles(outDir, in.Subtitles, seg, in.Duration); err != nil {
-		return nil, fmt.Errorf("package %s: %w", outDir, err)
+		return err
 	}
 	err = filepath.WalkDir(outDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -178,12 +206,8 @@ func (t *Transcoder) Package(ctx context.Context, in PackageInput, outDir string
 		res.Files = append(res.Files, filepath.ToSlash(rel))
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("package %s: %w", outDir, err)
-	}
 	sort.Strings(res.Files)
-	t.log.Info("packaged", "dir", outDir, "renditions", n, "files", len(res.Files), "audio_tracks", len(tracks))
-	return res, nil
+	return err
 }
 
 // stitch joins one rendition's chunks with the concat demuxer. The list is
