@@ -51,9 +51,13 @@ type fsmLog struct {
 	fsm   *cluster.FSM
 	index uint64
 	done  map[string]cluster.TaskResult
+	hold  map[string]chan struct{} // results held until closed, by task id
 }
 
 func (l *fsmLog) Propose(_ context.Context, op cluster.Op, body any) error {
+	if r, ok := body.(*cluster.TaskResult); ok && l.hold[r.TaskID] != nil {
+		<-l.hold[r.TaskID] // a commit that takes its time
+	}
 	data, err := cluster.EncodeCommandV(l.fsm.LogVersion(), op, time.Now(), body)
 	if err != nil {
 		return err
@@ -89,12 +93,14 @@ func (l *fsmLog) task(id string) cluster.Task {
 
 // Pipelining on the worker: with one slot and a queue of one, the queued
 // encode's chunk is pulled while the first encode runs, the queued task
-// starts as soon as the slot frees, its result records the pulled copy,
+// starts as soon as the slot frees (before the first one's result is
+// committed), its result records the pulled copy,
 // its lease is renewed by heartbeats while it waits, and a draining node
 // hands a queued assignment back at once.
 func TestWorkerPrefetchesQueuedInput(t *testing.T) {
 	fsm := cluster.NewFSM(slog.New(slog.DiscardHandler))
-	lg := &fsmLog{t: t, fsm: fsm, done: map[string]cluster.TaskResult{}}
+	held := make(chan struct{})
+	lg := &fsmLog{t: t, fsm: fsm, done: map[string]cluster.TaskResult{}, hold: map[string]chan struct{}{cluster.TaskID("j", cluster.TaskEncode, 0): held}}
 	job := cluster.Job{
 		ID: "j", Name: "clip.mp4", Origin: "n1",
 		SourceBlob: cluster.BlobRef{Hash: strings.Repeat("a", 64), Size: 100},
@@ -153,6 +159,8 @@ func TestWorkerPrefetchesQueuedInput(t *testing.T) {
 	defer func() { cancel(); w.wg.Wait() }()
 	lg.must(cluster.OpTaskAssign, cluster.AssignTask{TaskID: enc(0), Node: "n1", Term: 1, Attempt: 1})
 	lg.must(cluster.OpTaskAssign, cluster.AssignTask{TaskID: enc(1), Node: "n1", Term: 1, Attempt: 1})
+	release := sync.OnceFunc(func() { close(held) })
+	defer release() // before the worker is stopped, should the test fail first
 	go w.Run(ctx)
 
 	wait := func(what string, ch <-chan int) int {
@@ -184,10 +192,13 @@ func TestWorkerPrefetchesQueuedInput(t *testing.T) {
 		t.Fatalf("the heartbeat must renew the running and the queued task: %+v", w.beat())
 	}
 
+	// The first encode ends; its result is slow to commit, and the
+	// queued encode starts without waiting for it.
 	close(tc.gates[0])
-	if got := wait("the queued encode", tc.started); got != 1 {
+	if got := wait("the queued encode while the first one's result commits", tc.started); got != 1 {
 		t.Fatalf("chunk %d started, want the queued 1", got)
 	}
+	release()
 	// While chunk 1 runs, chunk 2 is assigned (queued) and the node drains:
 	// the queued one goes back at once.
 	lg.must(cluster.OpTaskAssign, cluster.AssignTask{TaskID: enc(2), Node: "n1", Term: 1, Attempt: 1})

@@ -76,6 +76,11 @@ type taskRun struct {
 	attempt  int
 	cancel   context.CancelFunc
 	progress float64
+	// reporting says the work is done and its result on its way through
+	// the log: the run no longer holds a slot (a queued task takes it at
+	// once), but stays listed so that its assignment is not run again
+	// before the result is applied.
+	reporting bool
 }
 
 func (w *worker) Run(ctx context.Context) {
@@ -137,7 +142,7 @@ func (w *worker) reconcile(ctx context.Context) {
 		case w.draining:
 		case full: // no room for its work files: it goes where there is
 			w.giveBack(ctx, s.task, "handed back: node "+w.name+" is out of space")
-		case len(w.running) < w.slots || w.running[s.task.ID] != nil:
+		case w.busy() < w.slots || w.running[s.task.ID] != nil:
 			w.start(ctx, s.task, s.job)
 		case w.queued[s.task.ID] == nil && len(w.queued) < w.queue:
 			if ref, ok := inputOf(s.task, s.job); ok {
@@ -224,14 +229,30 @@ func (w *worker) start(ctx context.Context, t cluster.Task, j cluster.Job) {
 			delete(w.running, t.ID)
 		}
 		w.mu.Unlock()
-		// A queued assignment can take the slot now, and the result's
-		// entry may already hold this slot's next one: look now, not at
-		// the next tick.
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
+		// The result's entry may hold this slot's next assignment: look
+		// now, not at the next tick.
+		w.poke()
 	}()
+}
+
+// poke has Run reconcile now.
+func (w *worker) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// busy is how many slots runs hold (w.mu is held): those still working,
+// not those reporting their result.
+func (w *worker) busy() int {
+	n := 0
+	for _, r := range w.running {
+		if !r.reporting {
+			n++
+		}
+	}
+	return n
 }
 
 // progressOf is the fraction done of this node's run of a task (0 if none).
@@ -295,7 +316,9 @@ func (w *worker) execute(ctx context.Context, t cluster.Task, j cluster.Job, r *
 	}
 	w.mu.Lock()
 	rctx := w.ctx
+	r.reporting = true
 	w.mu.Unlock()
+	w.poke() // the slot is free: a queued task need not wait for the commit
 	w.report(rctx, log, t, res, err)
 }
 
