@@ -248,6 +248,7 @@ func (n *Node) buildLoops(links peerLinks, k keys) {
 		name: cfg.Name, id: n.store.ID(), fsm: n.store.FSM(), log: n.log, blobs: n.blobs, tc: n.tc, fetch: n.fetch,
 		slots: cfg.Slots, queue: cfg.TaskQueue, logger: logger.With("component", "worker"), metrics: n.metrics,
 		pins: n.pins, running: map[string]*taskRun{}, full: n.space.Full, outOfSpace: n.taskOutOfSpace,
+		freeSlots: n.freeSlots, // chunkplan.go
 	}
 	n.sched = cluster.NewScheduler(n.store, n, logger)
 	n.sched.PlanSeconds = n.metrics.planSeconds

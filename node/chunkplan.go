@@ -7,15 +7,21 @@ import (
 
 // Chunk plans (issue 19): a job whose options leave chunk_seconds unset is
 // cut into equal chunks whose count fills the encode slots free for it
-// when it is submitted (transcoder.PlanChunks), so that a short clip's
-// encodes run in full rounds instead of leaving a slot idle behind a long
-// tail chunk. The planned length is the job's ChunkSeconds (a number: the
-// transcoder knows nothing of the cluster), and the split task cuts
-// ChunkSeconds-long equal chunks at keyframes (splitPlan).
+// (transcoder.PlanChunks), so that a short clip's encodes run in full
+// rounds instead of leaving a slot idle behind a long tail chunk.
+//
+// The plan is made twice. At submit it is recorded as the job's
+// ChunkSeconds (a number: the transcoder knows nothing of the cluster;
+// a node of an older release splits by it). When the split task runs, it
+// plans again for the slots free then (splitPlan): a job that waited
+// behind others was submitted into a busy cluster and would otherwise
+// be cut for none free (the default length), and a cluster that grew
+// or filled since has other slots to fill. The split cuts equal chunks
+// of the planned length at keyframes.
 
-// chunkSeconds is the chunk length a job is planned with: the user's
-// chunk_seconds as given, or the length of equal chunks that fill the
-// free slots.
+// chunkSeconds is the chunk length a job is planned with at submit: the
+// user's chunk_seconds as given, or the length of equal chunks that fill
+// the free slots.
 func (n *Node) chunkSeconds(opts transcoder.Options, p *transcoder.Probe) float64 {
 	if opts.ChunkSeconds != 0 {
 		return opts.ChunkSeconds
@@ -24,15 +30,16 @@ func (n *Node) chunkSeconds(opts transcoder.Options, p *transcoder.Probe) float6
 	if p.Video != nil && p.Video.Duration > 0 {
 		d = p.Video.Duration
 	}
-	return transcoder.PlanChunkSeconds(d, n.freeSlots())
+	return transcoder.PlanChunkSeconds(d, n.freeSlots(""))
 }
 
-// freeSlots counts the encode slots that no other job holds or waits for:
-// the slots of the nodes that take tasks now (Workers: alive, not leaving,
-// not full), less the tasks assigned to them and the tasks pending
-// anywhere (those go first). 0 when the cluster is busy: the plan then
-// cuts chunks of the default length, as it would for any long video.
-func (n *Node) freeSlots() int {
+// freeSlots counts the encode slots that no job but except holds or
+// waits for: the slots of the nodes that take tasks now (Workers: alive,
+// not leaving, not full), less the other jobs' tasks assigned to them and
+// pending anywhere (those go first). 0 when the cluster is busy: the plan
+// then cuts chunks of the default length, as it would for any long video.
+// It reads only the tasks of jobs with work left (State.Tasks).
+func (n *Node) freeSlots(except string) int {
 	total := 0
 	takes := map[string]bool{}
 	for _, w := range n.Workers() {
@@ -44,7 +51,7 @@ func (n *Node) freeSlots() int {
 	busy := 0
 	n.store.FSM().Read(func(st *cluster.State) {
 		st.Tasks(func(t *cluster.Task) bool {
-			if t.State == cluster.TaskPending || (t.State == cluster.TaskAssigned && takes[t.Node]) {
+			if t.JobID != except && (t.State == cluster.TaskPending || (t.State == cluster.TaskAssigned && takes[t.Node])) {
 				busy++
 			}
 			return true
@@ -54,7 +61,14 @@ func (n *Node) freeSlots() int {
 }
 
 // splitPlan is how the split task cuts a job's source: a user's
-// chunk_seconds from the start as always, or the planned equal chunks.
-func splitPlan(j cluster.Job) transcoder.ChunkPlan {
-	return transcoder.ChunkPlan{Seconds: j.ChunkSeconds, Equal: j.Options.ChunkSeconds == 0}
+// chunk_seconds from the start as always, or equal chunks planned for the
+// slots that free(j.ID) counts when the split runs (the job's own tasks,
+// the split among them, do not count against it). Without free (a
+// worker built by a test), the plan made at submit.
+func splitPlan(j cluster.Job, free func(jobID string) int) transcoder.ChunkPlan {
+	plan := transcoder.ChunkPlan{Seconds: j.ChunkSeconds, Equal: j.Options.ChunkSeconds == 0}
+	if plan.Equal && free != nil {
+		plan.Seconds = transcoder.PlanChunkSeconds(videoDuration(j.Source), free(j.ID))
+	}
+	return plan
 }

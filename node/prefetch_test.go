@@ -35,7 +35,12 @@ func (g *gatedEncoder) EncodeChunk(ctx context.Context, c transcoder.Chunk, _ tr
 		return nil, ctx.Err()
 	}
 	p := filepath.Join(dir, "360p.mp4")
-	return []string{p}, os.WriteFile(p, []byte(fmt.Sprintf("chunk %d", c.Index)), 0o640)
+	return []string{p}, os.WriteFile(p, gatedOutput(c.Index), 0o640)
+}
+
+// gatedOutput is what gatedEncoder writes for chunk i.
+func gatedOutput(i int) []byte {
+	return []byte(fmt.Sprintf("TestWorkerPrefetchesQueuedInput chunk %d", i))
 }
 
 // MeasureWindows scores nothing: the quality windows are not this test's.
@@ -93,8 +98,9 @@ func (l *fsmLog) task(id string) cluster.Task {
 
 // Pipelining on the worker: with one slot and a queue of one, the queued
 // encode's chunk is pulled while the first encode runs, the queued task
-// starts as soon as the slot frees (before the first one's result is
-// committed), its result records the pulled copy,
+// starts as soon as the encoder frees the slot (before the first one's
+// renditions are stored and its result committed), its result records
+// the pulled copy,
 // its lease is renewed by heartbeats while it waits, and a draining node
 // hands a queued assignment back at once.
 func TestWorkerPrefetchesQueuedInput(t *testing.T) {
@@ -161,6 +167,27 @@ func TestWorkerPrefetchesQueuedInput(t *testing.T) {
 	lg.must(cluster.OpTaskAssign, cluster.AssignTask{TaskID: enc(1), Node: "n1", Term: 1, Attempt: 1})
 	release := sync.OnceFunc(func() { close(held) })
 	defer release() // before the worker is stopped, should the test fail first
+	// Chunk 0's rendition is stored here already, so that storing it again
+	// passes the blob store's StoredAgain hook, which holds it until the
+	// queued encode has started (or gives up, and the test fails below).
+	ref0, err := blobs.Put(context.Background(), strings.NewReader(string(gatedOutput(0))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := ref0.Hash
+	storing, stored := make(chan struct{}), make(chan struct{})
+	cluster.SetTestHooks(&cluster.TestHooks{StoredAgain: func(h string) {
+		if h == first {
+			close(storing)
+			select {
+			case <-stored:
+			case <-time.After(20 * time.Second):
+			}
+		}
+	}})
+	defer cluster.SetTestHooks(nil)
+	storedOnce := sync.OnceFunc(func() { close(stored) })
+	defer storedOnce()
 	go w.Run(ctx)
 
 	wait := func(what string, ch <-chan int) int {
@@ -192,12 +219,19 @@ func TestWorkerPrefetchesQueuedInput(t *testing.T) {
 		t.Fatalf("the heartbeat must renew the running and the queued task: %+v", w.beat())
 	}
 
-	// The first encode ends; its result is slow to commit, and the
-	// queued encode starts without waiting for it.
+	// The first encode ends; storing its rendition and committing its
+	// result take their time, and the queued encode starts without
+	// waiting for either.
 	close(tc.gates[0])
-	if got := wait("the queued encode while the first one's result commits", tc.started); got != 1 {
+	select {
+	case <-storing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first encode's rendition was not stored")
+	}
+	if got := wait("the queued encode while the first one's renditions are stored", tc.started); got != 1 {
 		t.Fatalf("chunk %d started, want the queued 1", got)
 	}
+	storedOnce()
 	release()
 	// While chunk 1 runs, chunk 2 is assigned (queued) and the node drains:
 	// the queued one goes back at once.

@@ -20,7 +20,7 @@ func (w *worker) split(ctx context.Context, j cluster.Job, dir string, res *clus
 		return fmt.Errorf("split %s: %w", j.ID, err)
 	}
 	probe := j.Source.Transcoder()
-	chunks, err := w.tc.Split(ctx, src, &probe, splitPlan(j), dir) // chunkplan.go
+	chunks, err := w.tc.Split(ctx, src, &probe, splitPlan(j, w.freeSlots), dir) // chunkplan.go
 	if err != nil {
 		return fmt.Errorf("split %s: %w", j.ID, err)
 	}
@@ -88,7 +88,11 @@ func toneMap(j cluster.Job) string {
 	return transcoder.RangeOf(j.Source.Video.ColorTransfer)
 }
 
-func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir string, res *cluster.TaskResult, progress transcoder.Progress) error {
+// encode encodes one chunk into the job's renditions and stores them. It
+// calls release once the encoder and the quality scoring (the CPU work a
+// slot stands for) are done: hashing, syncing and filing the renditions
+// then overlap the next task's encode instead of keeping its slot idle.
+func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir string, res *cluster.TaskResult, progress transcoder.Progress, release func()) error {
 	if chunk >= len(j.Chunks) {
 		return fmt.Errorf("encode %s chunk %d: job has %d chunks", j.ID, chunk, len(j.Chunks))
 	}
@@ -103,6 +107,7 @@ func (w *worker) encode(ctx context.Context, j cluster.Job, chunk int, dir strin
 		return fmt.Errorf("encode %s chunk %d: %w", j.ID, chunk, err)
 	}
 	res.Scores = w.scoreChunk(ctx, j, chunk, src, outs, filepath.Join(dir, "quality")) // quality.go
+	release()
 	refs, err := w.storeEach(res, outs, func(i int) string {
 		if i < len(j.Renditions) {
 			return "rendition " + j.Renditions[i].Name

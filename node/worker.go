@@ -58,6 +58,9 @@ type worker struct {
 	// of disk space (and, when it was, makes the node hold itself full and
 	// gossip it before the failure is reported).
 	outOfSpace func(error) bool
+	// freeSlots, when set, counts the encode slots no other job than the
+	// one named holds or waits for: the split plans its chunks for them.
+	freeSlots func(jobID string) int
 
 	// ctx is Run's: results are reported under it, not under the run's
 	// own context, which ends as soon as the result is applied.
@@ -76,11 +79,12 @@ type taskRun struct {
 	attempt  int
 	cancel   context.CancelFunc
 	progress float64
-	// reporting says the work is done and its result on its way through
-	// the log: the run no longer holds a slot (a queued task takes it at
-	// once), but stays listed so that its assignment is not run again
-	// before the result is applied.
-	reporting bool
+	// released says the run no longer holds a slot: its encoder (or
+	// splitter, packager) is done and what is left is storing the outputs
+	// and committing the result, which a queued task need not wait for.
+	// The run stays listed so that its assignment is not run again before
+	// the result is applied.
+	released bool
 }
 
 func (w *worker) Run(ctx context.Context) {
@@ -244,11 +248,11 @@ func (w *worker) poke() {
 }
 
 // busy is how many slots runs hold (w.mu is held): those still working,
-// not those reporting their result.
+// not those that released theirs.
 func (w *worker) busy() int {
 	n := 0
 	for _, r := range w.running {
-		if !r.reporting {
+		if !r.released {
 			n++
 		}
 	}
@@ -297,7 +301,7 @@ func (w *worker) execute(ctx context.Context, t cluster.Task, j cluster.Job, r *
 	case cluster.TaskAudio:
 		err = w.audio(ctx, j, dir, res)
 	case cluster.TaskEncode:
-		err = w.encode(ctx, j, t.Chunk, dir, res, func(p float64) { w.setProgress(r, p) })
+		err = w.encode(ctx, j, t.Chunk, dir, res, func(p float64) { w.setProgress(r, p) }, func() { w.release(r) })
 	case cluster.TaskPackage:
 		err = w.pack(ctx, j, dir, res)
 	default:
@@ -314,12 +318,22 @@ func (w *worker) execute(ctx context.Context, t cluster.Task, j cluster.Job, r *
 			w.metrics.observeEncode(j.Options.Codec, elapsed, t.Duration)
 		}
 	}
+	w.release(r) // a queued task need not wait for the commit
 	w.mu.Lock()
 	rctx := w.ctx
-	r.reporting = true
 	w.mu.Unlock()
-	w.poke() // the slot is free: a queued task need not wait for the commit
 	w.report(rctx, log, t, res, err)
+}
+
+// release frees r's slot for the next task (once; see taskRun.released).
+func (w *worker) release(r *taskRun) {
+	w.mu.Lock()
+	was := r.released
+	r.released = true
+	w.mu.Unlock()
+	if !was {
+		w.poke()
+	}
 }
 
 // report commits the outcome, retrying while the log is unavailable (an
