@@ -34,16 +34,6 @@ func (p *prefetch) ready() bool {
 	}
 }
 
-// inputOf is the blob a task reads first, worth pulling before it starts:
-// an encode's chunk source (the other kinds read the source or many
-// blobs, and start first anyway).
-func inputOf(t cluster.Task, j cluster.Job) (cluster.BlobRef, bool) {
-	if t.Kind != cluster.TaskEncode || t.Chunk >= len(j.Chunks) {
-		return cluster.BlobRef{}, false
-	}
-	return j.Chunks[t.Chunk].Source, !j.Chunks[t.Chunk].Source.IsZero()
-}
-
 // startPrefetch pulls a queued task's input under ctx (Run's); w.mu is held.
 func (w *worker) startPrefetch(ctx context.Context, t cluster.Task, ref cluster.BlobRef) {
 	pctx, cancel := context.WithCancel(ctx)

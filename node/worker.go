@@ -147,10 +147,10 @@ func (w *worker) reconcile(ctx context.Context) {
 		case full: // no room for its work files: it goes where there is
 			w.giveBack(ctx, s.task, "handed back: node "+w.name+" is out of space")
 		case w.busy() < w.slots || w.running[s.task.ID] != nil:
-			w.start(ctx, s.task, s.job)
+			w.start(ctx, s.task)
 		case w.queued[s.task.ID] == nil && len(w.queued) < w.queue:
-			if ref, ok := inputOf(s.task, s.job); ok {
-				w.startPrefetch(ctx, s.task, ref)
+			if !s.input.IsZero() {
+				w.startPrefetch(ctx, s.task, s.input)
 			}
 		}
 		if w.running[s.task.ID] == nil {
@@ -161,14 +161,18 @@ func (w *worker) reconcile(ctx context.Context) {
 }
 
 // waitingTask is an assignment of this node that no run of its attempt
-// is on.
+// is on, with the blob it reads first if that is worth pulling before it
+// starts: an encode's chunk source (the other kinds read the source or
+// many blobs, and start first anyway).
 type waitingTask struct {
-	task cluster.Task
-	job  cluster.Job
+	task  cluster.Task
+	input cluster.BlobRef
 }
 
 // assignments reads this node's assignments from the FSM (task id →
-// attempt) and those of them not running.
+// attempt) and those of them not running. It runs at every change the
+// node applies, so it reads no job whole (a long job has thousands of
+// chunks): a run reads its job when it starts (start).
 func (w *worker) assignments() (mine map[string]int, waiting []waitingTask) {
 	mine = map[string]int{}
 	w.fsm.Read(func(st *cluster.State) {
@@ -188,8 +192,11 @@ func (w *worker) assignments() (mine map[string]int, waiting []waitingTask) {
 				continue
 			}
 			t, _ := st.Task(id)
-			j, _ := st.Job(t.JobID)
-			waiting = append(waiting, waitingTask{task: *t, job: j})
+			s := waitingTask{task: *t}
+			if c, ok := st.Chunk(t.JobID, t.Chunk); ok && t.Kind == cluster.TaskEncode {
+				s.input = c.Source
+			}
+			waiting = append(waiting, s)
 		}
 	})
 	return mine, waiting
@@ -215,8 +222,10 @@ func (w *worker) order(waiting []waitingTask) {
 }
 
 // start runs an assignment (w.mu is held), replacing a run of an older
-// attempt.
-func (w *worker) start(ctx context.Context, t cluster.Task, j cluster.Job) {
+// attempt. The run reads its job from the FSM as it begins (a job
+// canceled meanwhile is gone: the run ends at once, and reconcile has
+// canceled it).
+func (w *worker) start(ctx context.Context, t cluster.Task) {
 	if r, ok := w.running[t.ID]; ok {
 		r.cancel()
 	}
@@ -227,6 +236,8 @@ func (w *worker) start(ctx context.Context, t cluster.Task, j cluster.Job) {
 	go func() {
 		defer w.wg.Done()
 		defer cancel()
+		var j cluster.Job
+		w.fsm.Read(func(st *cluster.State) { j, _ = st.Job(t.JobID) })
 		w.execute(rctx, t, j, r)
 		w.mu.Lock()
 		if w.running[t.ID] == r {

@@ -61,6 +61,19 @@ type scaleResult struct {
 
 func (r scaleResult) efficiency() float64 { return r.setup.ideal().Seconds() / r.window.Seconds() }
 
+// scaleTarget is the efficiency issue 19 asks for at a size: 0.95 up to
+// 20 nodes, 0.9 beyond (the machine is busier).
+func scaleTarget(nodes int) float64 {
+	if nodes <= 20 {
+		return 0.95
+	}
+	return 0.9
+}
+
+// cpuFloor is the shortest window this machine's cores could do the
+// nodes' CPU work in (the synthetic encode's wait takes none).
+func (r scaleResult) cpuFloor() time.Duration { return r.allCPU / time.Duration(runtime.NumCPU()) }
+
 // overhead is the wall time each task cost beyond its encode, averaged
 // over the window: slot time used per chunk minus the encode itself.
 func (r scaleResult) overhead() time.Duration {
@@ -102,18 +115,20 @@ type taskPhases struct {
 	store        time.Duration // the encoder returns → task done (hash, sync and file each rendition in the blob store)
 	doneToAssign time.Duration // worker's task done → the leader's next assignment to that node (report, commit, schedule, commit)
 	assignToRun  time.Duration // leader's assignment → worker's task started (replicate, apply, notice)
-	// gap is a node's task done → its next encode started: how long a
-	// slot idles between tasks. Without pipelining it is about report →
-	// assign + assign → start; with it (--task-queue), a queued
-	// assignment starts as soon as the slot frees and the other two
-	// phases overlap the previous encode.
+	// gap is a node's encoder done (its slot freed) → its next encode
+	// started: how long a slot idles between tasks. Without pipelining
+	// it is about store + report → assign + assign → start; with it
+	// (--task-queue), a queued assignment starts as soon as the slot
+	// frees and the store and the other two phases overlap its encode.
 	gap time.Duration
 }
 
-// beyond is a task's mean time outside the encoder's wait: its own pull,
-// write and store, and the gap its slot idles before the next one.
+// beyond is a task's mean time on its slot outside the encoder's wait:
+// its own pull and write, and the gap its slot idles before the next
+// one (the store runs after the slot is freed, and the gap holds it when
+// nothing is queued).
 func (p taskPhases) beyond() time.Duration {
-	return p.pull + p.write + p.store + p.gap
+	return p.pull + p.write + p.gap
 }
 
 // BenchmarkControlPlane runs one long job on 5, 10 and 20 node processes
@@ -190,21 +205,24 @@ func scaleReport(b *testing.B, results []scaleResult) []byte {
 			float64(r.committed())/r.window.Seconds(), r.raft.commitIndex/r.window.Seconds(), r.entriesPerTask(), r.commandsPerEntry(),
 			float64(r.raft.meanCommit())/float64(time.Millisecond))
 	}
-	fmt.Fprintf(&buf, "\n| nodes | leader CPU (share of a core) | leader RSS peak (VmHWM) | other nodes: mean CPU, largest RSS | all nodes' CPU (share of the machine) | machine busy | leader changes |\n")
-	fmt.Fprintf(&buf, "|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&buf, "\n| nodes | leader CPU (share of a core) | leader RSS peak (VmHWM) | other nodes: mean CPU, largest RSS | all nodes' CPU (share of the machine) | CPU floor | machine busy | leader changes |\n")
+	fmt.Fprintf(&buf, "|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
-		fmt.Fprintf(&buf, "| %d | %.1f s (%.0f%%) | %s (%s) | %.1f s, %s | %.1f s (%.0f%%) | %.0f%% | %d |\n",
+		fmt.Fprintf(&buf, "| %d | %.1f s (%.0f%%) | %s (%s) | %.1f s, %s | %.1f s (%.0f%%) | %.1f s (%.2f× ideal) | %.0f%% | %d |\n",
 			r.setup.nodes, r.leaderCPU.Seconds(), 100*r.leaderCPU.Seconds()/r.window.Seconds(), mibOf(r.leaderPeak), mibOf(r.leaderHWM),
 			r.othersCPU.Seconds(), mibOf(r.othersPeak), r.allCPU.Seconds(), 100*r.allCPU.Seconds()/r.window.Seconds()/float64(runtime.NumCPU()),
-			100*r.machineBusy, r.leaderChanges)
+			r.cpuFloor().Seconds(), r.cpuFloor().Seconds()/r.setup.ideal().Seconds(), 100*r.machineBusy, r.leaderChanges)
 	}
+	fmt.Fprintf(&buf, "\n*CPU floor* = all nodes' CPU in the window / this machine's %d cores: the shortest window in which one machine "+
+		"could do the nodes' own work (the synthetic encode itself is a wait and costs none). Near or above the ideal, the machine, "+
+		"not the schedule, bounds the window: every phase that needs a core queues for one.\n", runtime.NumCPU())
 	fmt.Fprintf(&buf, "\nWhere a task's time goes, in order (means over the encode tasks, from the nodes' logs): *pull* = task started → encoder\n")
 	fmt.Fprintf(&buf, "begins (fetch the chunk from the node that split it, verify, sync; its new copy is recorded in the task's result); *wait* = the synthetic\n")
 	fmt.Fprintf(&buf, "encode; *write* = the encoder writing its renditions; *store* = hash, sync and file each rendition in the blob store;\n")
 	fmt.Fprintf(&buf, "*report → assign* = task done → the leader's next assignment to that node (forward the result; the result and the assignments it makes room for share one entry);\n")
 	fmt.Fprintf(&buf, "*assign → start* = the node learns of the commit, applies it, the worker notices (with pipelining these two overlap the\n")
-	fmt.Fprintf(&buf, "previous encode, and *assign → start* includes the wait in the node's queue); *slot gap* = a task done → the node's next encode started;\n")
-	fmt.Fprintf(&buf, "*beyond the wait* = pull + write + store + slot gap; *idle* = overhead per task not in a task's\n")
+	fmt.Fprintf(&buf, "previous encode, and *assign → start* includes the wait in the node's queue); *slot gap* = a task's encoder done (its slot freed) → the node's next encode started;\n")
+	fmt.Fprintf(&buf, "*beyond the wait* = pull + write + slot gap (the store runs after the slot frees, in the gap when nothing is queued); *idle* = overhead per task not in a task's\n")
 	fmt.Fprintf(&buf, "phases: slots without work at the start and while the last chunks finish.\n\n")
 	fmt.Fprintf(&buf, "| nodes | pull | wait | write | store | report → assign | assign → start | slot gap | beyond the wait | idle | overhead per task |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
@@ -226,12 +244,13 @@ func scaleReport(b *testing.B, results []scaleResult) []byte {
 		fmt.Fprintf(&buf, "| %d | %.0f s | %.1f s | %s | %s |\n", r.setup.nodes, r.total.Seconds(), r.packaging.Seconds(), fetch, pulled)
 	}
 	last := results[len(results)-1]
+	target := scaleTarget(last.setup.nodes)
 	verdict := "met"
-	if last.efficiency() < 0.9 {
+	if last.efficiency() < target {
 		verdict = "**missed**"
 	}
-	fmt.Fprintf(&buf, "\nTarget: efficiency ≥ 0.9 at %d nodes: %s (%.3f).\n\n", last.setup.nodes, verdict, last.efficiency())
-	if last.efficiency() < 0.9 {
+	fmt.Fprintf(&buf, "\nTarget: efficiency ≥ %.2f at %d nodes: %s (%.3f).\n\n", target, last.setup.nodes, verdict, last.efficiency())
+	if last.efficiency() < target {
 		buf.WriteString(scaleCause(b, last))
 	}
 	for _, p := range []struct {
@@ -261,19 +280,21 @@ func scaleCause(b *testing.B, r scaleResult) string {
 			share, cum[0], cum[1], s.nodes-1)
 	}
 	fmt.Fprintf(&buf, ". Each task's serial path on its slot took %s beyond a %.1f s encode, with %.2f raft entries per task: "+
-		"the pull of the chunk (%s, no commit), writing and storing the renditions (hash, fsync, rename, directory fsync each: %s), "+
-		"and the slot's gap before its next task (%s; without a queued assignment that is the result and the next assignment in one entry, "+
+		"the pull of the chunk (%s, no commit), writing the renditions (%s), "+
+		"and the slot's gap before its next task (%s; storing the renditions, hash, fsync, rename and directory fsync each, %s, runs after the slot frees; "+
+		"without a queued assignment the gap also holds the result and the next assignment in one entry, "+
 		"*report → assign* %s, and the node learning of that commit, *assign → start* %s: a follower hears of a commit with the leader's next append, "+
 		"at the latest raft's commit timeout, 50–100 ms, later). "+
 		"A commit took %.1f ms on the leader on average: all %d nodes keep the log on this one disk (%.0f entries/s), on a machine %.0f%% busy. "+
-		"Slots also sat idle %s per task on average, at the start and the end.\n\n",
-		ms(p.beyond()), s.perChunk().Seconds(), r.entriesPerTask(), ms(p.pull), ms(p.write+p.store), ms(p.gap), ms(p.doneToAssign), ms(p.assignToRun),
+		"Slots also sat idle %s per task on average, at the start and the end. "+
+		"The nodes' own work took %.1f s of CPU, %.2f× the ideal window on this machine's %d cores (*CPU floor*).\n\n",
+		ms(p.beyond()), s.perChunk().Seconds(), r.entriesPerTask(), ms(p.pull), ms(p.write), ms(p.gap), ms(p.store), ms(p.doneToAssign), ms(p.assignToRun),
 		float64(r.raft.meanCommit())/float64(time.Millisecond), s.nodes, r.raft.commitIndex/r.window.Seconds(), 100*r.machineBusy,
-		ms(r.overhead()+s.perChunk()-p.wait-p.beyond()))
+		ms(r.overhead()+s.perChunk()-p.wait-p.beyond()), r.allCPU.Seconds(), r.cpuFloor().Seconds()/s.ideal().Seconds(), runtime.NumCPU())
 	fmt.Fprintf(&buf, "**What is left.** With a queued assignment per node (`--task-queue`, on by default) the pull, report, commit and its "+
-		"propagation overlap the encode, so a slot waits only for its own writes and the gap (%s per task here: an efficiency near %.2f at "+
+		"propagation and the store overlap the encode, so a slot waits only for its own writes and the gap (%s per task here: an efficiency near %.2f at "+
 		"this encode time); the rest is idle slots at the start and the end and a machine that is %.0f%% busy.\n\n",
-		ms(p.write+p.store+p.gap), s.perChunk().Seconds()/(s.perChunk()+p.write+p.store+p.gap).Seconds(), 100*r.machineBusy)
+		ms(p.write+p.gap), s.perChunk().Seconds()/(s.perChunk()+p.write+p.gap).Seconds(), 100*r.machineBusy)
 	return buf.String()
 }
 
@@ -515,9 +536,13 @@ func phasesOf(lines []logLine) taskPhases {
 					break
 				}
 			}
+			freed := ll.Time // the slot frees when the encoder is done, before the store
+			if enc, found := began[ll.Node+"/"+chunkOf(ll.Task)]; ok && found && enc.Began.After(st) {
+				freed = enc.Began.Add(secs(enc.WaitSeconds) + secs(enc.WriteSeconds))
+			}
 			for _, at := range startedOn[ll.Node] { // the slot's next task (none after the last)
-				if !at.Before(ll.Time) {
-					gap = append(gap, float64(at.Sub(ll.Time)))
+				if !at.Before(freed) {
+					gap = append(gap, float64(at.Sub(freed)))
 					break
 				}
 			}
