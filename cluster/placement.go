@@ -78,12 +78,21 @@ func assignments(st *State, workers []Worker, freed map[string]bool) []AssignTas
 // can run where its input already is, then the rest wherever there is room.
 // A FIFO single pass would let an early chunk take the slot on the node
 // holding a later chunk.
+//
+// The first pass looks only at the next localScan tasks in fair order
+// that are not placed yet: a round runs at every result, most rounds have
+// a slot or two to fill, and a long job has thousands of chunks pending,
+// nearly all on the node that split it; looking each one up to find none
+// local to the free node cost the leader a third of its CPU at 20 nodes.
+// A task further down the order waits its turn, as it would anyway.
 func place(st *State, pending []*Task, workers []Worker, free map[string]int, placed map[string]bool, out []AssignTask) []AssignTask {
 	room := 0
 	for _, n := range free {
 		room += max(n, 0)
 	}
+	p := newPlacer(st, workers)
 	for _, local := range []bool{true, false} {
+		scan := localScan(room)
 		for _, t := range pending {
 			if room == 0 {
 				return out
@@ -91,7 +100,13 @@ func place(st *State, pending []*Task, workers []Worker, free map[string]int, pl
 			if placed[t.ID] {
 				continue
 			}
-			node := pick(st, t, workers, free, local)
+			if local {
+				if scan == 0 {
+					break
+				}
+				scan--
+			}
+			node := p.pick(t, free, local)
 			if node == "" {
 				continue
 			}
@@ -104,68 +119,104 @@ func place(st *State, pending []*Task, workers []Worker, free map[string]int, pl
 	return out
 }
 
-// pick chooses a node with a free slot for t, or "" when none fits now.
-// With localOnly, only a node that holds some of t's input qualifies.
-func pick(st *State, t *Task, workers []Worker, free map[string]int, localOnly bool) string {
-	j, _ := st.JobRecord(t.JobID)
-	ids := make(map[string]string, len(workers))
+// localScan is how many unplaced tasks place's first pass looks at to
+// fill room slots with tasks whose input is local.
+func localScan(room int) int { return 64 + 16*room }
+
+// placer picks nodes for tasks in one round. What does not change within
+// the round is worked out once: the workers' incarnations and how many
+// have room. The round asks it about every pending task (a long job has
+// thousands), so a pick looks its task's input up once, not once per
+// worker.
+type placer struct {
+	st      *State
+	workers []Worker
+	ids     map[string]string // worker name → its ID
+	roomy   int               // workers with room on their disk
+}
+
+func newPlacer(st *State, workers []Worker) *placer {
+	p := &placer{st: st, workers: workers, ids: make(map[string]string, len(workers))}
 	for _, w := range workers {
-		ids[w.Name] = w.ID
+		p.ids[w.Name] = w.ID
+		if !w.Full {
+			p.roomy++
+		}
 	}
-	holds := func(node string, b BlobRef) bool {
-		h, ok := st.Blob(b.Hash)
-		// A worker is alive by definition; its copies count if it runs
-		// the incarnation the log knows (an ID-less worker: a test's).
-		return ok && h.Nodes.Has(node) && (ids[node] == "" || st.LiveHolder(node, ids[node]))
+	return p
+}
+
+// holders is the set of workers whose copy of b counts: a worker is alive
+// by definition, and its copies count if it runs the incarnation the log
+// knows (an ID-less worker: a test's).
+func (p *placer) holders(b BlobRef) func(node string) bool {
+	h, ok := p.st.Blob(b.Hash)
+	if !ok {
+		return func(string) bool { return false }
 	}
-	score := func(node string) int { return 0 }
+	return func(node string) bool {
+		return h.Nodes.Has(node) && (p.ids[node] == "" || p.st.LiveHolder(node, p.ids[node]))
+	}
+}
+
+// score says how well a node suits t: higher is better, below zero never
+// (a split's or audio's source must be local: splitting is where bytes
+// are cheapest); an encode prefers the node that holds its chunk, a
+// package the node that holds most of the job's outputs.
+func (p *placer) score(t *Task) func(node string) int {
+	j, _ := p.st.JobRecord(t.JobID)
 	switch t.Kind {
 	case TaskSplit, TaskAudio:
-		score = func(node string) int {
-			if holds(node, j.SourceBlob) {
+		holds := p.holders(j.SourceBlob)
+		return func(node string) int {
+			if holds(node) {
 				return 1
 			}
-			return -1 // the source must be local: splitting is where bytes are cheapest
+			return -1
 		}
 	case TaskEncode:
-		if c, ok := st.Chunk(j.ID, t.Chunk); ok {
-			src := c.Source
-			score = func(node string) int {
-				if holds(node, src) {
+		if c, ok := p.st.Chunk(j.ID, t.Chunk); ok {
+			holds := p.holders(c.Source)
+			return func(node string) int {
+				if holds(node) {
 					return 1
 				}
 				return 0
 			}
 		}
 	case TaskPackage:
-		chunks := st.Chunks(j.ID)
-		score = func(node string) int {
-			n := 0
-			for _, c := range chunks {
-				for _, o := range c.Outputs {
-					if holds(node, o) {
-						n++
+		held := map[string]int{}
+		for _, c := range p.st.Chunks(j.ID) {
+			for _, o := range c.Outputs {
+				holds := p.holders(o)
+				for _, w := range p.workers {
+					if holds(w.Name) {
+						held[w.Name]++
 					}
 				}
 			}
-			return n
 		}
+		return func(node string) int { return held[node] }
 	}
-	roomy := 0 // nodes with room on their disk
-	for _, w := range workers {
-		if !w.Full {
-			roomy++
-		}
-	}
+	return func(string) int { return 0 }
+}
+
+// pick chooses a node with a free slot for t, or "" when none fits now.
+// With localOnly, only a node that holds some of t's input qualifies.
+func (p *placer) pick(t *Task, free map[string]int, localOnly bool) string {
+	var score func(string) int
 	best, bestScore := "", -1
-	for _, w := range workers {
+	for _, w := range p.workers {
 		if free[w.Name] <= 0 {
 			continue
 		}
 		// A node this task just failed on is avoided while others (with
 		// room on their disk) exist.
-		if w.Name == t.FailedOn && roomy > 1 {
+		if w.Name == t.FailedOn && p.roomy > 1 {
 			continue
+		}
+		if score == nil {
+			score = p.score(t) // only for a task some worker has room for
 		}
 		sc := score(w.Name)
 		if sc < 0 || (localOnly && sc == 0) {

@@ -164,3 +164,24 @@ func TestQueuedTasksOfADeadNodeGoBack(t *testing.T) {
 		t.Fatalf("want 2 placed on n3, got %v", got)
 	}
 }
+
+// A round looks for tasks local to its free slots only near the head of
+// the fair order (localScan): a chunk held by the free node within that
+// window takes its slot ahead of earlier ones, one beyond it waits its
+// turn and the slot goes to the head of the order. So a round costs in
+// proportion to its free slots, not to a long job's pending chunks.
+func TestLocalPlacementLooksNearTheHead(t *testing.T) {
+	for _, tc := range []struct {
+		at   int // the chunk n2 holds
+		want int // the chunk n2 gets
+	}{{at: 40, want: 40}, {at: localScan(1) + 20, want: 0}} {
+		s := NewState()
+		splitInto(t, s, "j", localScan(1)+100)
+		src, _ := s.Chunk("j", tc.at)
+		mustApply(t, s, OpBlobAdd, BlobLocation{Blob: src.Source, Node: "n2"})
+		got := Assignments(s, []Worker{{Name: "n1"}, {Name: "n2", Slots: 1}})
+		if len(got) != 1 || got[0].Node != "n2" || got[0].TaskID != TaskID("j", TaskEncode, tc.want) {
+			t.Errorf("n2 holds chunk %d: got %+v, want chunk %d on n2", tc.at, got, tc.want)
+		}
+	}
+}
