@@ -21,8 +21,8 @@
 // item 3; then only the import changes).
 //
 // It lives under internal/ because it is test machinery, not an API: only
-// this module's test code imports it (the cmd/gosty and k8s tests and the
-// k8s tests' kubelet), and nothing outside the module can start depending
+// this module's test code imports it (the cmd/gosty and k8s tests, the
+// k8s tests' kubelet, and node's tests for Buffer), and nothing outside the module can start depending
 // on it. It imports package testing, so no production package may import
 // it; the pod runner it shares with `gosty cluster` is internal/pods.
 package e2e
