@@ -65,6 +65,15 @@ func (a *Internal) decodeStrict(c *gin.Context, limit int64, what string, v any)
 	return true
 }
 
+// answerOK answers a command's outcome: {"ok":true}, or its error.
+func (a *Internal) answerOK(c *gin.Context, err error) {
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, gin.H{"ok": true})
+}
+
 // join asks this node (the leader) to add a node to raft.
 func (a *Internal) join(c *gin.Context) {
 	var req cluster.JoinRequest
@@ -79,11 +88,7 @@ func (a *Internal) join(c *gin.Context) {
 		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "addr must be host:port: "+err.Error())
 		return
 	}
-	if err := a.raft.Join(c.Request.Context(), req); err != nil {
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, gin.H{"ok": true})
+	a.answerOK(c, a.raft.Join(c.Request.Context(), req))
 }
 
 // remove takes a departing node out of raft on the leader.
@@ -92,11 +97,7 @@ func (a *Internal) remove(c *gin.Context) {
 	if !a.decodeStrict(c, maxJoinBytes, "remove request", &req) {
 		return
 	}
-	if err := a.raft.Remove(c.Request.Context(), req); err != nil {
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, gin.H{"ok": true})
+	a.answerOK(c, a.raft.Remove(c.Request.Context(), req))
 }
 
 // heartbeat renews the leases of a worker's running tasks on the leader.
@@ -105,11 +106,7 @@ func (a *Internal) heartbeat(c *gin.Context) {
 	if !a.decodeStrict(c, maxJoinBytes, "heartbeat", &hb) {
 		return
 	}
-	if err := a.raft.Heartbeat(c.Request.Context(), hb); err != nil {
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, gin.H{"ok": true})
+	a.answerOK(c, a.raft.Heartbeat(c.Request.Context(), hb))
 }
 
 func (a *Internal) progress(c *gin.Context) {
