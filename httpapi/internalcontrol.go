@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/peerproto"
+	"github.com/gosty/gosty/internal/strictjson"
 )
 
 // The internal API's control routes: commands forwarded to the leader,
@@ -45,15 +45,7 @@ func (a *Internal) propose(c *gin.Context) {
 // decodeStrict reads a JSON object body of at most limit bytes with no
 // unknown fields and nothing after it; on failure it has answered.
 func (a *Internal) decodeStrict(c *gin.Context, limit int64, what string, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("trailing data after the JSON object")
-		}
-	}
-	if err != nil {
+	if err := strictjson.Decode(http.MaxBytesReader(c.Writer, c.Request.Body, limit), v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			a.writeError(c, err)
