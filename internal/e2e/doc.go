@@ -13,8 +13,8 @@
 // and the voters (Agree). Median, SleepCtx, Buffer, Tail and ReadFile are
 // the small helpers the tests used to declare again and again. Clips come
 // from node/nodetest (GenClip, AVClip), as do WaitFor, WaitReady, FreePort
-// and the one multipart builder (Upload, UploadAuth), which the harness
-// builds on.
+// and the one multipart builder (Form, Upload, UploadAuth), which the
+// harness builds on.
 //
 // The cluster's view is read as httpapi.ClusterStatus, the type the API
 // answers GET /api/v1/cluster with (it moves to httpapi with issue 20's
