@@ -62,60 +62,40 @@ deps: deps-go deps-ffmpeg
 deps-go:
 	@$(GO) version >/dev/null 2>&1 || { echo "Go is missing: install Go 1.26 (https://go.dev/dl) or put it on PATH"; exit 1; }
 
-deps-ffmpeg:
-	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then \
+# apt_dep makes sure the commands $(1) are on PATH. When one is missing,
+# root installs the Debian packages (apt-get install arguments $(2), named
+# $(3) in its message); anyone else is told $(4), and with $(5) = fail the
+# target fails. No argument may hold a comma ($(call) splits on them).
+define apt_dep
+	@if $(foreach c,$(1),! command -v $(c) >/dev/null ||) false; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing ffmpeg with apt-get"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+			echo "installing $(3) with apt-get"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 		else \
-			echo "ffmpeg and ffprobe are missing: install them (Debian/Ubuntu: sudo apt-get install ffmpeg)"; exit 1; \
+			echo "$(4)"; $(if $(5),exit 1;) \
 		fi; \
 	fi
+endef
+
+deps-ffmpeg:
+	$(call apt_dep,ffmpeg ffprobe,ffmpeg,ffmpeg,ffmpeg and ffprobe are missing: install them (Debian/Ubuntu: sudo apt-get install ffmpeg),fail)
 
 # The partition test cuts nodes apart with iptables on loopback (as root).
 deps-iptables:
-	@if ! command -v iptables >/dev/null; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing iptables with apt-get"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null; \
-		else \
-			echo "iptables is missing: the partition test will be skipped (Debian/Ubuntu: sudo apt-get install iptables)"; \
-		fi; \
-	fi
+	$(call apt_dep,iptables,iptables,iptables,iptables is missing: the partition test will be skipped (Debian/Ubuntu: sudo apt-get install iptables))
 
 # The dashboard test runs Debian's Prometheus against a local cluster, and
 # promtool checks the alert rules and every node's /metrics.
 deps-prometheus:
-	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing prometheus with apt-get"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
-		else \
-			echo "prometheus is missing: the dashboard and alert tests will be skipped (Debian/Ubuntu: sudo apt-get install prometheus)"; \
-		fi; \
-	fi
+	$(call apt_dep,prometheus promtool,--no-install-recommends prometheus,prometheus,prometheus is missing: the dashboard and alert tests will be skipped (Debian/Ubuntu: sudo apt-get install prometheus))
 
 # Node.js 18 or newer with npm (Debian's packages will do).
 deps-node:
-	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing nodejs and npm with apt-get"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
-		else \
-			echo "Node.js and npm are missing: install them to build the web UI (Debian/Ubuntu: sudo apt-get install nodejs npm)"; exit 1; \
-		fi; \
-	fi
+	$(call apt_dep,node npm,nodejs npm,nodejs and npm,Node.js and npm are missing: install them to build the web UI (Debian/Ubuntu: sudo apt-get install nodejs npm),fail)
 
 # The UI test drives headless Chromium (as root, with apt-get).
 deps-chromium:
-	@if ! command -v chromium >/dev/null; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing chromium with apt-get"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-		else \
-			echo "chromium is missing: the browser test will be skipped (Debian: sudo apt-get install chromium)"; \
-		fi; \
-	fi
+	$(call apt_dep,chromium,chromium,chromium,chromium is missing: the browser test will be skipped (Debian: sudo apt-get install chromium))
 
 # Kubernetes control plane for the k8s/ tests: kube-apiserver and
 # kube-controller-manager built from the Go module proxy (the separate module

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -159,12 +160,8 @@ func (s *State) cancel(r JobRef, at time.Time) error {
 	if err != nil {
 		return err
 	}
-	reason := r.Reason
-	if reason == "" {
-		reason = "canceled by user"
-	}
 	nj := *j
-	s.finish(j, &nj, JobCanceled, reason, at)
+	s.finish(j, &nj, JobCanceled, cmp.Or(r.Reason, "canceled by user"), at)
 	return nil
 }
 

@@ -111,6 +111,34 @@ var (
 	gossipRoundBuckets = prometheus.ExponentialBucketsRange(0.0001, 1, 13)
 )
 
+// timings are the table's histogram rows: go-metrics key, metric, help
+// and buckets.
+var timings = []struct {
+	key, name, help string
+	buckets         []float64
+}{
+	{"raft.commitTime", "gosty_raft_commit_duration_seconds",
+		"Time from the leader dispatching a raft log entry to its commit (leader only).", raftBuckets},
+	{"raft.fsm.apply", "gosty_raft_fsm_apply_duration_seconds",
+		"Time to apply one committed raft log entry to the FSM.", raftBuckets},
+	{"raft.replication.appendEntries.rpc", "gosty_raft_append_entries_rpc_duration_seconds",
+		"Duration of AppendEntries RPCs from the leader to its followers (all peers together).", raftBuckets},
+	{"raft.replication.heartbeat", "gosty_raft_heartbeat_rpc_duration_seconds",
+		"Duration of successful heartbeat RPCs from the leader to its followers (all peers together).", raftBuckets},
+	{"raft.leader.dispatchLog", "gosty_raft_leader_dispatch_log_duration_seconds",
+		"Time for the leader to write a batch of new log entries to disk and hand them to replication.", raftBuckets},
+	{"raft.snapshot.create", "gosty_raft_snapshot_create_duration_seconds",
+		"Time to create a raft snapshot in the snapshot store.", snapshotBuckets},
+	{"raft.snapshot.persist", "gosty_raft_snapshot_persist_duration_seconds",
+		"Time to write the FSM into a raft snapshot.", snapshotBuckets},
+	{"raft.boltdb.storeLogs", "gosty_raft_boltdb_store_logs_duration_seconds",
+		"Time to write a batch of raft log entries to BoltDB (including fsync).", raftBuckets},
+	{"memberlist.probeNode", "gosty_gossip_probe_duration_seconds",
+		"Duration of one gossip failure-detection probe of a member, including indirect probes.", probeBuckets},
+	{"memberlist.gossip", "gosty_gossip_round_duration_seconds",
+		"Duration of one gossip round (sending queued broadcasts to a few members).", gossipRoundBuckets},
+}
+
 // metricsBridge is the go-metrics sink (armon's MetricSink) and the
 // Prometheus collector of what it translates. Its routes are keyed by the
 // dot-joined go-metrics key, one map per kind of call, so a key only
@@ -134,58 +162,29 @@ func newMetricsBridge() *metricsBridge {
 		gauges:   map[string]func(float32){},
 	}
 
-	// raft
-	b.samples["raft.commitTime"] = b.timing("gosty_raft_commit_duration_seconds",
-		"Time from the leader dispatching a raft log entry to its commit (leader only).", raftBuckets)
-	b.samples["raft.fsm.apply"] = b.timing("gosty_raft_fsm_apply_duration_seconds",
-		"Time to apply one committed raft log entry to the FSM.", raftBuckets)
-	b.samples["raft.replication.appendEntries.rpc"] = b.timing("gosty_raft_append_entries_rpc_duration_seconds",
-		"Duration of AppendEntries RPCs from the leader to its followers (all peers together).", raftBuckets)
-	b.samples["raft.replication.heartbeat"] = b.timing("gosty_raft_heartbeat_rpc_duration_seconds",
-		"Duration of successful heartbeat RPCs from the leader to its followers (all peers together).", raftBuckets)
-	b.samples["raft.leader.dispatchLog"] = b.timing("gosty_raft_leader_dispatch_log_duration_seconds",
-		"Time for the leader to write a batch of new log entries to disk and hand them to replication.", raftBuckets)
-	b.samples["raft.snapshot.create"] = b.timing("gosty_raft_snapshot_create_duration_seconds",
-		"Time to create a raft snapshot in the snapshot store.", snapshotBuckets)
-	b.samples["raft.snapshot.persist"] = b.timing("gosty_raft_snapshot_persist_duration_seconds",
-		"Time to write the FSM into a raft snapshot.", snapshotBuckets)
-	b.samples["raft.boltdb.storeLogs"] = b.timing("gosty_raft_boltdb_store_logs_duration_seconds",
-		"Time to write a batch of raft log entries to BoltDB (including fsync).", raftBuckets)
-	transitions := b.counterVec("gosty_raft_state_transitions_total",
-		"Times this process's raft entered a state, by state entered.", "to", "leader", "follower", "candidate")
-	for to, c := range transitions {
-		b.counters["raft.state."+to] = c
+	for _, t := range timings {
+		b.samples[t.key] = b.timing(t.name, t.help, t.buckets)
 	}
+
+	// raft
+	b.counterVec("raft.state.*", "gosty_raft_state_transitions_total",
+		"Times this process's raft entered a state, by state entered.", "to", "leader", "follower", "candidate")
 	b.counters["raft.transition.heartbeat_timeout"] = b.counter("gosty_raft_heartbeat_timeouts_total",
 		"Times a follower heard nothing from a leader within the heartbeat timeout and started an election.")
 	b.counters["raft.transition.leader_lease_timeout"] = b.counter("gosty_raft_leader_lease_timeouts_total",
 		"Times a leader lost contact with a quorum within the lease timeout and stepped down.")
 	// Saturation arrives as a sample (at most once a second) but is a
 	// fraction of time busy, not a timing: it is kept as a gauge, unconverted.
-	saturation := b.gaugeVec("gosty_raft_thread_saturation_ratio",
+	b.gaugeVec(b.samples, "raft.thread.*.saturation", "gosty_raft_thread_saturation_ratio",
 		"Fraction of time raft's main or FSM goroutine was busy over its last report interval (0..1).", "thread", "main", "fsm")
-	for thread, g := range saturation {
-		b.samples["raft.thread."+thread+".saturation"] = g
-	}
 
 	// memberlist
-	b.samples["memberlist.probeNode"] = b.timing("gosty_gossip_probe_duration_seconds",
-		"Duration of one gossip failure-detection probe of a member, including indirect probes.", probeBuckets)
-	b.samples["memberlist.gossip"] = b.timing("gosty_gossip_round_duration_seconds",
-		"Duration of one gossip round (sending queued broadcasts to a few members).", gossipRoundBuckets)
-	messages := b.counterVec("gosty_gossip_messages_total",
+	b.counterVec("memberlist.msg.*", "gosty_gossip_messages_total",
 		"Gossip alive, suspect and dead messages processed, by type.", "type", "alive", "suspect", "dead")
-	for typ, c := range messages {
-		b.counters["memberlist.msg."+typ] = c
-	}
-	sent := b.counterVec("gosty_gossip_sent_bytes_total",
+	b.counterVec("memberlist.*.sent", "gosty_gossip_sent_bytes_total",
 		"Bytes of gossip sent, by transport (udp packets, tcp streams).", "transport", "udp", "tcp")
-	for transport, c := range sent {
-		b.counters["memberlist."+transport+".sent"] = c
-	}
-	received := b.counterVec("gosty_gossip_received_bytes_total",
+	b.counterVec("memberlist.*.received", "gosty_gossip_received_bytes_total",
 		"Bytes of gossip received, by transport (memberlist counts udp only).", "transport", "udp")
-	b.counters["memberlist.udp.received"] = received["udp"]
 	b.gauges["memberlist.health.score"] = b.gauge("gosty_gossip_health_score",
 		"Memberlist's local health awareness score: 0 is healthy, higher means this node is slow to answer probes.")
 
@@ -207,15 +206,14 @@ func (b *metricsBridge) counter(name, help string) func(float32) {
 }
 
 // counterVec creates a counter vector with its only label preset to
-// values, and returns a route per value.
-func (b *metricsBridge) counterVec(name, help, label string, values ...string) map[string]func(float32) {
+// values, and routes key, its "*" replaced by a value, to that value's
+// counter.
+func (b *metricsBridge) counterVec(key, name, help, label string, values ...string) {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
 	b.collectors = append(b.collectors, v)
-	routes := map[string]func(float32){}
 	for _, val := range values {
-		routes[val] = addTo(v.WithLabelValues(val))
+		b.counters[strings.Replace(key, "*", val, 1)] = addTo(v.WithLabelValues(val))
 	}
-	return routes
 }
 
 func (b *metricsBridge) gauge(name, help string) func(float32) {
@@ -224,15 +222,15 @@ func (b *metricsBridge) gauge(name, help string) func(float32) {
 	return func(val float32) { g.Set(float64(val)) }
 }
 
-func (b *metricsBridge) gaugeVec(name, help, label string, values ...string) map[string]func(float32) {
+// gaugeVec is counterVec for gauges; the routes go into routes, as the
+// kind of call a gauge arrives by varies.
+func (b *metricsBridge) gaugeVec(routes map[string]func(float32), key, name, help, label string, values ...string) {
 	v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{label})
 	b.collectors = append(b.collectors, v)
-	routes := map[string]func(float32){}
 	for _, val := range values {
 		g := v.WithLabelValues(val)
-		routes[val] = func(x float32) { g.Set(float64(x)) }
+		routes[strings.Replace(key, "*", val, 1)] = func(x float32) { g.Set(float64(x)) }
 	}
-	return routes
 }
 
 // addTo adds positive increments only: Counter.Add panics on a negative

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"time"
@@ -108,12 +109,8 @@ func (s *State) ingestFail(r IngestFail, at time.Time) error {
 	if r.Node != "" && r.Node != j.Origin {
 		return fmt.Errorf("ingest fail %s: %w: %s fetches it, not %s", r.JobID, ErrConflict, j.Origin, r.Node)
 	}
-	reason := r.Reason
-	if reason == "" {
-		reason = "fetching the source failed"
-	}
 	nj := *j
-	s.finish(j, &nj, JobFailed, reason, at)
+	s.finish(j, &nj, JobFailed, cmp.Or(r.Reason, "fetching the source failed"), at)
 	return nil
 }
 

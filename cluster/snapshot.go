@@ -12,8 +12,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-
-	"github.com/google/btree"
 )
 
 // Snapshot formats.
@@ -70,16 +68,9 @@ type snapLine struct {
 	End     bool         `json:"end,omitempty"`
 }
 
-// frozen is a point-in-time view of the persisted parts of a state.
-type frozen struct {
-	version int
-	jobs    *btree.BTreeG[*Job]
-	chunks  *btree.BTreeG[*Chunk]
-	tasks   *btree.BTreeG[*Task]
-	blobs   *btree.BTreeG[*BlobHolders]
-	nodes   map[string]string
-	retired map[string]int
-}
+// frozen is a point-in-time view of the persisted parts of a state: the
+// same fields, its trees cloned and its maps copied.
+type frozen persisted
 
 // freeze takes the view. The caller holds the state exclusively (cloning a
 // tree writes to it); the maps it copies are small (nodes of the cluster,

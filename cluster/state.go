@@ -35,13 +35,7 @@ const MaxTaskAttempts = 3
 //
 // Records are immutable once stored (see index.go): Apply replaces them.
 type State struct {
-	version int
-	jobs    *btree.BTreeG[*Job]
-	chunks  *btree.BTreeG[*Chunk]
-	tasks   *btree.BTreeG[*Task]
-	blobs   *btree.BTreeG[*BlobHolders]
-	nodes   map[string]string
-	retired map[string]int // task ID → attempts, for tasks removed by a rewind
+	persisted
 
 	ix     index
 	counts map[JobState]int
@@ -53,6 +47,18 @@ type State struct {
 
 	// What the last Apply did, for the FSM to report; not replicated.
 	out applyReport
+}
+
+// persisted is the part of a State a snapshot writes (see snapshot.go);
+// the rest of State is derived from it again on restore.
+type persisted struct {
+	version int
+	jobs    *btree.BTreeG[*Job]
+	chunks  *btree.BTreeG[*Chunk]
+	tasks   *btree.BTreeG[*Task]
+	blobs   *btree.BTreeG[*BlobHolders]
+	nodes   map[string]string
+	retired map[string]int // task ID → attempts, for tasks removed by a rewind
 }
 
 // applyReport collects what one Apply changed that others watch.
@@ -133,9 +139,11 @@ func (b *BlobHolders) Ref() BlobRef { return BlobRef{Hash: b.Hash, Size: b.Size}
 // the newest version as soon as its leader sees that every server reads it.
 func NewState() *State {
 	return &State{
-		version: LogV1,
-		jobs:    newJobTree(), chunks: newChunkTree(), tasks: newTaskTree(), blobs: newBlobTree(),
-		nodes: map[string]string{}, retired: map[string]int{},
+		persisted: persisted{
+			version: LogV1,
+			jobs:    newJobTree(), chunks: newChunkTree(), tasks: newTaskTree(), blobs: newBlobTree(),
+			nodes: map[string]string{}, retired: map[string]int{},
+		},
 		ix: newIndex(), counts: map[JobState]int{}, sets: map[string]bool{},
 	}
 }

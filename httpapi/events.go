@@ -22,9 +22,8 @@ func (a *API) events(c *gin.Context) {
 		return
 	}
 	changed := a.jobs.Changed() // before the first read, so no change is missed
-	j, ok := a.jobs.Job(id)
+	j, ok := a.job(c, id)
 	if !ok {
-		writeErrorCode(c, http.StatusNotFound, "not_found", "no such job")
 		return
 	}
 	if j.State.Terminal() && c.GetHeader("Last-Event-ID") != "" {

@@ -89,9 +89,8 @@ func (a *API) serveFile(c *gin.Context) {
 	if !ok {
 		return
 	}
-	j, ok := a.jobs.Job(id)
+	j, ok := a.job(c, id)
 	if !ok {
-		writeErrorCode(c, http.StatusNotFound, "not_found", "no such job")
 		return
 	}
 	if live, ok := strings.CutPrefix(rel, liveDir); ok {

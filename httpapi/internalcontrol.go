@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/cluster/peerproto"
+	"github.com/gosty/gosty/internal/strictjson"
 )
 
 // The internal API's control routes: commands forwarded to the leader,
@@ -45,15 +45,7 @@ func (a *Internal) propose(c *gin.Context) {
 // decodeStrict reads a JSON object body of at most limit bytes with no
 // unknown fields and nothing after it; on failure it has answered.
 func (a *Internal) decodeStrict(c *gin.Context, limit int64, what string, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("trailing data after the JSON object")
-		}
-	}
-	if err != nil {
+	if err := strictjson.Decode(http.MaxBytesReader(c.Writer, c.Request.Body, limit), v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			a.writeError(c, err)
@@ -63,6 +55,15 @@ func (a *Internal) decodeStrict(c *gin.Context, limit int64, what string, v any)
 		return false
 	}
 	return true
+}
+
+// answerOK answers a command's outcome: {"ok":true}, or its error.
+func (a *Internal) answerOK(c *gin.Context, err error) {
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, gin.H{"ok": true})
 }
 
 // join asks this node (the leader) to add a node to raft.
@@ -79,11 +80,7 @@ func (a *Internal) join(c *gin.Context) {
 		writeErrorCode(c, http.StatusBadRequest, peerproto.CodeInvalid, "addr must be host:port: "+err.Error())
 		return
 	}
-	if err := a.raft.Join(c.Request.Context(), req); err != nil {
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, gin.H{"ok": true})
+	a.answerOK(c, a.raft.Join(c.Request.Context(), req))
 }
 
 // remove takes a departing node out of raft on the leader.
@@ -92,11 +89,7 @@ func (a *Internal) remove(c *gin.Context) {
 	if !a.decodeStrict(c, maxJoinBytes, "remove request", &req) {
 		return
 	}
-	if err := a.raft.Remove(c.Request.Context(), req); err != nil {
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, gin.H{"ok": true})
+	a.answerOK(c, a.raft.Remove(c.Request.Context(), req))
 }
 
 // heartbeat renews the leases of a worker's running tasks on the leader.
@@ -105,11 +98,7 @@ func (a *Internal) heartbeat(c *gin.Context) {
 	if !a.decodeStrict(c, maxJoinBytes, "heartbeat", &hb) {
 		return
 	}
-	if err := a.raft.Heartbeat(c.Request.Context(), hb); err != nil {
-		a.writeError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, gin.H{"ok": true})
+	a.answerOK(c, a.raft.Heartbeat(c.Request.Context(), hb))
 }
 
 func (a *Internal) progress(c *gin.Context) {

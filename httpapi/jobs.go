@@ -64,9 +64,8 @@ func (a *API) getJob(c *gin.Context) {
 	if !ok {
 		return
 	}
-	j, ok := a.jobs.Job(id)
+	j, ok := a.job(c, id)
 	if !ok {
-		writeErrorCode(c, http.StatusNotFound, "not_found", "no such job")
 		return
 	}
 	writeJSON(c, http.StatusOK, a.view(c, j, true))

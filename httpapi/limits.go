@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/gosty/gosty/internal/strictjson"
 )
 
 // Limits of the public API (the upload body has its own, MaxUploadBytes).
@@ -57,14 +58,7 @@ func (a *API) limitBody(c *gin.Context) {
 // fields, nothing after it) into v. On failure it has answered: 413 for a
 // body over the limit, 400 for anything malformed.
 func (a *API) decodeJSON(c *gin.Context, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, MaxJSONBytes))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("trailing data after the JSON object")
-		}
-	}
+	err := strictjson.Decode(http.MaxBytesReader(c.Writer, c.Request.Body, MaxJSONBytes), v)
 	if err == nil {
 		return true
 	}

@@ -16,6 +16,7 @@ import (
 	tus "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/internal/tick"
 )
 
 // The resumable uploads' files (uploads.go has the protocol): removing an
@@ -87,16 +88,7 @@ func (a *API) RunUploadSweeper(ctx context.Context) {
 	}
 	every := min(max(a.tus.ttl/10, time.Minute), time.Hour)
 	a.SweepUploads(time.Now())
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			a.SweepUploads(now)
-		}
-	}
+	tick.Every(ctx, every, func() { a.SweepUploads(time.Now()) })
 }
 
 // spaceBody admits the bytes of a resumable upload's body before tus writes

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -20,6 +21,15 @@ func jobID(c *gin.Context) (string, bool) {
 		return "", false
 	}
 	return id, true
+}
+
+// job returns the job id names, or writes 404 and returns false.
+func (a *API) job(c *gin.Context, id string) (cluster.Job, bool) {
+	j, ok := a.jobs.Job(id)
+	if !ok {
+		writeErrorCode(c, http.StatusNotFound, "not_found", "no such job")
+	}
+	return j, ok
 }
 
 // routeOf is the route template for logs and metric labels, never the raw

@@ -1,37 +1,18 @@
 package node
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/gosty/gosty/internal/e2e"
 	"github.com/gosty/gosty/node/nodetest"
 )
-
-// logBuffer keeps a node's log for a test to read while the node writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func get(t *testing.T, url, token string) (int, string) {
 	t.Helper()
@@ -62,7 +43,7 @@ func TestClosedReadsAndMetricsAddr(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, publicRead := range []bool{false, true} {
-		logs := &logBuffer{}
+		logs := &e2e.Buffer{}
 		n := startNode(t, filepath.Join(dir, "data", map[bool]string{false: "closed", true: "public"}[publicRead]), func(c *Config) {
 			c.APITokenFile = tokens
 			c.PublicRead = publicRead

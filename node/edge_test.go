@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/gosty/gosty/cluster/peerlink/peerlinktest"
 	"github.com/gosty/gosty/cluster/peerproto"
 	"github.com/gosty/gosty/httpapi"
+	"github.com/gosty/gosty/node/nodetest"
 )
 
 // writeSecret writes a secret file for a node under test.
@@ -56,21 +56,6 @@ func requestVia(t *testing.T, hc *http.Client, method, u, token string, body io.
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
-}
-
-// multipartUpload builds a multipart upload of the file at path.
-func multipartUpload(t testing.TB, path string) (*bytes.Buffer, string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	fw, _ := mw.CreateFormFile("file", filepath.Base(path))
-	fw.Write(data)
-	mw.Close()
-	return &buf, mw.FormDataContentType()
 }
 
 // TestPortsServeOnlyTheirAPI: the public port answers no internal route
@@ -158,7 +143,7 @@ func TestSignedPlaybackEndToEnd(t *testing.T) {
 		"-f", "lavfi", "-i", "sine=duration=4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
 		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
 
-	body, ct := multipartUpload(t, src)
+	body, ct := nodetest.Form(t, src, "")
 	if code, b := request(t, "POST", n.base+"/api/v1/jobs", "", bytes.NewReader(body.Bytes()), map[string]string{"Content-Type": ct}); code != http.StatusUnauthorized {
 		t.Fatalf("upload without a token: %d %s", code, b)
 	}

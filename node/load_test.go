@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/node/nodetest"
 )
 
 // chunked as an upload's Content-Type makes loadClient send the body
@@ -218,7 +220,7 @@ func TestUploadLoad(t *testing.T) {
 		p := genClip(t, filepath.Join(dir, fmt.Sprintf("c%d.mp4", i)), "-f", "lavfi",
 			"-i", fmt.Sprintf("testsrc2=size=160x90:rate=25:duration=2,noise=alls=%d:allf=t", 20+i*10),
 			"-c:v", "libx264", "-preset", "ultrafast", "-crf", "26", "-pix_fmt", "yuv420p")
-		body, ct := multipartUpload(t, p)
+		body, ct := nodetest.Form(t, p, "")
 		if body.Len() < 128<<10 || body.Len() > 1<<20 {
 			t.Fatalf("clip %d is %d bytes; want 128 KiB..1 MiB", i, body.Len())
 		}

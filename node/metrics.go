@@ -34,35 +34,25 @@ func newMetrics(fsm *cluster.FSM, cfg Config, space *disk.Space) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
 		reg: reg,
-		jobSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "gosty_job_duration_seconds",
-			Help:    "Time from submission to done, for jobs that finished while this node was up (every node reports the same jobs).",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 15),
-		}, []string{"codec"}),
+		jobSeconds: codecHistogram("gosty_job_duration_seconds",
+			"Time from submission to done, for jobs that finished while this node was up (every node reports the same jobs).",
+			prometheus.ExponentialBuckets(1, 2, 15)),
 		jobsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gosty_jobs_finished_total",
 			Help: "Jobs that reached a final state while this node was up (every node counts the same jobs).",
 		}, []string{"state"}),
-		chunkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "gosty_chunk_encode_seconds",
-			Help:    "Wall time to encode one chunk to every rendition.",
-			Buckets: prometheus.ExponentialBuckets(0.25, 2, 12),
-		}, []string{"codec"}),
-		encodeSpeed: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "gosty_encode_speed_ratio",
-			Help:    "Media seconds encoded per wall second for one chunk (1 = real time).",
-			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32},
-		}, []string{"codec"}),
-		renditionSSIM: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "gosty_rendition_ssim",
-			Help:    "Sampled SSIM against the source of every rendition of jobs that finished while this node was up (every node reports the same jobs).",
-			Buckets: []float64{0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995},
-		}, []string{"codec"}),
-		renditionPSNR: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "gosty_rendition_psnr_db",
-			Help:    "Sampled PSNR (dB) against the source of every rendition of jobs that finished while this node was up (every node reports the same jobs).",
-			Buckets: []float64{20, 25, 30, 33, 36, 38, 40, 42, 45, 50, 60},
-		}, []string{"codec"}),
+		chunkSeconds: codecHistogram("gosty_chunk_encode_seconds",
+			"Wall time to encode one chunk to every rendition.",
+			prometheus.ExponentialBuckets(0.25, 2, 12)),
+		encodeSpeed: codecHistogram("gosty_encode_speed_ratio",
+			"Media seconds encoded per wall second for one chunk (1 = real time).",
+			[]float64{0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32}),
+		renditionSSIM: codecHistogram("gosty_rendition_ssim",
+			"Sampled SSIM against the source of every rendition of jobs that finished while this node was up (every node reports the same jobs).",
+			[]float64{0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995}),
+		renditionPSNR: codecHistogram("gosty_rendition_psnr_db",
+			"Sampled PSNR (dB) against the source of every rendition of jobs that finished while this node was up (every node reports the same jobs).",
+			[]float64{20, 25, 30, 33, 36, 38, 40, 42, 45, 50, 60}),
 		tasksInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gosty_tasks_in_flight", Help: "Tasks this node is running.",
 		}),
@@ -107,6 +97,12 @@ func newMetrics(fsm *cluster.FSM, cfg Config, space *disk.Space) *metrics {
 		cluster.InternalMetrics(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// codecHistogram is a histogram by codec, the one label of the node's
+// encode, job and quality series.
+func codecHistogram(name, help string, buckets []float64) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, []string{"codec"})
 }
 
 func (m *metrics) observeJob(j cluster.Job) {

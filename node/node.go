@@ -342,43 +342,13 @@ func (n *Node) Run(ctx context.Context) error {
 		})
 	}
 	if n.msrv != nil { // Metrics, scraped until the very end of the drain.
-		g.Add(func() error {
-			if err := n.msrv.Serve(n.mln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("metrics http: %w", err)
-			}
-			return nil
-		}, func(error) {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := n.msrv.Shutdown(sctx); err != nil {
-				n.msrv.Close()
-			}
-		})
+		serveHTTP(&g, "metrics", n.msrv, n.mln, true)
 	}
 	if n.dsrv != nil { // Debug endpoints (benchmark builds), as long as the node runs.
-		g.Add(func() error {
-			if err := n.dsrv.Serve(n.dln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("debug http: %w", err)
-			}
-			return nil
-		}, func(error) {
-			n.dsrv.Close()
-		})
+		serveHTTP(&g, "debug", n.dsrv, n.dln, false)
 	}
-	{ // Internal API.
-		g.Add(func() error {
-			if err := n.isrv.Serve(n.iln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("internal http: %w", err)
-			}
-			return nil
-		}, func(error) {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := n.isrv.Shutdown(sctx); err != nil {
-				n.isrv.Close()
-			}
-		})
-	}
+	// Internal API.
+	serveHTTP(&g, "internal", n.isrv, n.iln, true)
 	err := g.Run()
 	// A snapshot now makes the next start replay little of the log.
 	start := time.Now()
@@ -389,6 +359,28 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.logger.Info("stopped")
 	return err
+}
+
+// serveHTTP serves srv on ln as an actor of g, named what in its error.
+// At the interrupt a graceful server lets requests in flight finish (5 s
+// at most) before it is closed; another is closed at once.
+func serveHTTP(g *run.Group, what string, srv *http.Server, ln net.Listener, graceful bool) {
+	g.Add(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("%s http: %w", what, err)
+		}
+		return nil
+	}, func(error) {
+		if !graceful {
+			srv.Close()
+			return
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
+	})
 }
 
 // close releases what New opened, in reverse order.

@@ -2,14 +2,13 @@ package node
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
 	"github.com/gosty/gosty/cluster"
+	"github.com/gosty/gosty/internal/strictjson"
 	"github.com/gosty/gosty/transcoder"
 )
 
@@ -50,13 +49,8 @@ func parseJobOptions(raw []byte) (jobOptions, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return o, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&o); err != nil {
+	if err := strictjson.Decode(bytes.NewReader(raw), &o); err != nil {
 		return jobOptions{}, fmt.Errorf("options: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return jobOptions{}, errors.New("options: trailing data after the JSON object")
 	}
 	// The transcoder part gets the transcoder's own checks and
 	// normalization, unchanged.

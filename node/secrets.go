@@ -48,14 +48,7 @@ func playbackKey(cfg Config, clusterKey string) ([]byte, error) {
 		return nil, nil
 	}
 	if cfg.PlaybackKeyFile != "" {
-		k, err := readSecret(cfg.PlaybackKeyFile)
-		if err != nil {
-			return nil, err
-		}
-		if len(k) < 16 {
-			return nil, fmt.Errorf("%s: a playback key needs at least 16 bytes", cfg.PlaybackKeyFile)
-		}
-		return []byte(k), nil
+		return readKey(cfg.PlaybackKeyFile, "playback")
 	}
 	if clusterKey == "" {
 		return nil, fmt.Errorf("signed playback needs --playback-key-file or --cluster-key-file")
@@ -67,14 +60,7 @@ func playbackKey(cfg Config, clusterKey string) ([]byte, error) {
 // contents, or one derived from the cluster key. nil when webhooks are off.
 func webhookKey(cfg Config, clusterKey string) ([]byte, error) {
 	if cfg.WebhookKeyFile != "" {
-		k, err := readSecret(cfg.WebhookKeyFile)
-		if err != nil {
-			return nil, err
-		}
-		if len(k) < 16 {
-			return nil, fmt.Errorf("%s: a webhook key needs at least 16 bytes", cfg.WebhookKeyFile)
-		}
-		return []byte(k), nil
+		return readKey(cfg.WebhookKeyFile, "webhook")
 	}
 	if clusterKey == "" {
 		return nil, nil
@@ -96,6 +82,19 @@ func readSecret(path string) (string, error) {
 		return "", fmt.Errorf("%s is empty", path)
 	}
 	return s, nil
+}
+
+// readKey reads a signing key, the what key, from a file: at least 16
+// bytes, so that it cannot be guessed.
+func readKey(path, what string) ([]byte, error) {
+	k, err := readSecret(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(k) < 16 {
+		return nil, fmt.Errorf("%s: a %s key needs at least 16 bytes", path, what)
+	}
+	return []byte(k), nil
 }
 
 // readGossipKey reads a gossip encryption key: base64 text or raw bytes of

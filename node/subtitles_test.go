@@ -1,41 +1,23 @@
 package node
 
 import (
-	"bytes"
 	"encoding/json"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/node/nodetest"
 )
 
-// subtitleUpload posts a video with sidecar subtitle files (name →
+// subtitleUpload posts a video with sidecar subtitle files (name,
 // content) as multipart, sidecars first.
 func subtitleUpload(t *testing.T, base, video string, sidecars [][2]string) (int, []byte) {
 	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for _, s := range sidecars {
-		w, err := mw.CreateFormFile("subtitles", s[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write([]byte(s[1]))
-	}
-	w, err := mw.CreateFormFile("file", filepath.Base(video))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(video)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(b)
-	mw.Close()
-	return doPost(t, base+"/api/v1/jobs", mw.FormDataContentType(), &buf)
+	buf, contentType := nodetest.Form(t, video, "", sidecars...)
+	return doPost(t, base+"/api/v1/jobs", contentType, buf)
 }
 
 // TestSubtitlesThroughNode: a film with an SRT and a forced ASS stream,

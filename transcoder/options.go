@@ -2,13 +2,12 @@ package transcoder
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/gosty/gosty/internal/strictjson"
 )
 
 // MaxUserChunkSeconds bounds Options.ChunkSeconds: longer chunks make a
@@ -23,13 +22,8 @@ func ParseOptions(raw []byte) (Options, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return o, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&o); err != nil {
+	if err := strictjson.Decode(bytes.NewReader(raw), &o); err != nil {
 		return Options{}, fmt.Errorf("options: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Options{}, errors.New("options: trailing data after the JSON object")
 	}
 	return o.Checked()
 }

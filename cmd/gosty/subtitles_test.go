@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,14 +34,8 @@ func TestSubtitlesAckedWithSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	w, _ := mw.CreateFormFile("subtitles", "clip.de.srt")
-	io.WriteString(w, "1\r\n00:00:00,500 --> 00:00:01,500\r\nHallo\r\n")
-	w, _ = mw.CreateFormFile("file", "clip.mp4")
-	w.Write(video)
-	mw.Close()
-	resp, err := http.Post(c.HTTP(0)+"/api/v1/jobs", mw.FormDataContentType(), &buf)
+	form, contentType := nodetest.Form(t, src, "", [2]string{"clip.de.srt", "1\r\n00:00:00,500 --> 00:00:01,500\r\nHallo\r\n"})
+	resp, err := http.Post(c.HTTP(0)+"/api/v1/jobs", contentType, form)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,16 +13,16 @@
 // and the voters (Agree). Median, SleepCtx, Buffer, Tail and ReadFile are
 // the small helpers the tests used to declare again and again. Clips come
 // from node/nodetest (GenClip, AVClip), as do WaitFor, WaitReady, FreePort
-// and the one multipart builder (Upload, UploadAuth), which the harness
-// builds on.
+// and the one multipart builder (Form, Upload, UploadAuth), which the
+// harness builds on.
 //
 // The cluster's view is read as httpapi.ClusterStatus, the type the API
 // answers GET /api/v1/cluster with (it moves to httpapi with issue 20's
 // item 3; then only the import changes).
 //
 // It lives under internal/ because it is test machinery, not an API: only
-// this module's test code imports it (the cmd/gosty and k8s tests and the
-// k8s tests' kubelet), and nothing outside the module can start depending
+// this module's test code imports it (the cmd/gosty and k8s tests, the
+// k8s tests' kubelet, and node's tests for Buffer), and nothing outside the module can start depending
 // on it. It imports package testing, so no production package may import
 // it; the pod runner it shares with `gosty cluster` is internal/pods.
 package e2e

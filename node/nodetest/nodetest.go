@@ -1,6 +1,7 @@
 // Package nodetest holds helpers for tests that run real nodes: polling
 // with a deadline (never a sleep standing in for synchronisation), waiting
-// for readiness, free loopback ports and generated clips.
+// for readiness, free loopback ports, generated clips and the one
+// multipart upload form (Form, and Upload on top of it).
 package nodetest
 
 import (
@@ -94,26 +95,12 @@ func Upload(t testing.TB, base, path, options string) (int, []byte) {
 // UploadAuth is Upload with an API token ("" sends none).
 func UploadAuth(t testing.TB, base, token, path, options string) (int, []byte) {
 	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	if options != "" {
-		mw.WriteField("options", options)
-	}
-	fw, err := mw.CreateFormFile("file", filepath.Base(path))
+	buf, contentType := Form(t, path, options)
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/jobs", buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw.Write(data)
-	mw.Close()
-	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/jobs", &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Content-Type", contentType)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -124,6 +111,36 @@ func UploadAuth(t testing.TB, base, token, path, options string) (int, []byte) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, body
+}
+
+// Form is a multipart upload of the file at path, in the order the API
+// requires: options (when not ""), then each sidecar subtitle file (name,
+// content), then the file.
+func Form(t testing.TB, path, options string, sidecars ...[2]string) (body *bytes.Buffer, contentType string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if options != "" {
+		mw.WriteField("options", options)
+	}
+	for _, s := range sidecars {
+		w, err := mw.CreateFormFile("subtitles", s[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(s[1]))
+	}
+	fw, err := mw.CreateFormFile("file", filepath.Base(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.Write(data)
+	mw.Close()
+	return &buf, mw.FormDataContentType()
 }
 
 // StreamForm is a multipart upload form, written as it is read: options

@@ -37,6 +37,12 @@ export function openStream(path, { handlers, headers, errorOf, onOpen, onLost })
     if (closed) return;
     const my = ++gen;
     const stale = () => closed || my !== gen;
+    // dropped reports a lost connection, unless it is stale, and tries again.
+    const dropped = (err) => {
+      if (stale()) return;
+      onLost('network', err);
+      later();
+    };
     ctrl = new AbortController();
     const h = { Accept: 'text/event-stream', ...headers() };
     if (lastId) h['Last-Event-ID'] = lastId;
@@ -44,9 +50,7 @@ export function openStream(path, { handlers, headers, errorOf, onOpen, onLost })
     try {
       resp = await fetch(path, { headers: h, signal: ctrl.signal, cache: 'no-store' });
     } catch (err) {
-      if (stale()) return;
-      onLost('network', err);
-      later();
+      dropped(err);
       return;
     }
     if (stale()) return;
@@ -93,14 +97,10 @@ export function openStream(path, { handlers, headers, errorOf, onOpen, onLost })
         }
       }
     } catch (err) {
-      if (stale()) return;
-      onLost('network', err);
-      later();
+      dropped(err);
       return;
     }
-    if (stale()) return;
-    onLost('network', new Error('the stream ended'));
-    later();
+    dropped(new Error('the stream ended'));
   }
 
   connect();

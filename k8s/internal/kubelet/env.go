@@ -106,27 +106,17 @@ func (r *podRunner) containerVars() (vars map[string]string, order []string, err
 // envFromData is the ConfigMap's or Secret's data an envFrom names; none
 // for a missing optional one.
 func (r *podRunner) envFromData(ctx context.Context, from corev1.EnvFromSource) (map[string]string, error) {
-	var data map[string]string
 	var kind, name string
 	var optional *bool
-	var err error
 	switch {
 	case from.ConfigMapRef != nil:
 		kind, name, optional = "configMap", from.ConfigMapRef.Name, from.ConfigMapRef.Optional
-		var cm *corev1.ConfigMap
-		if cm, err = r.a.client.CoreV1().ConfigMaps(r.ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			data = cm.Data
-		}
 	case from.SecretRef != nil:
 		kind, name, optional = "secret", from.SecretRef.Name, from.SecretRef.Optional
-		var s *corev1.Secret
-		if s, err = r.a.client.CoreV1().Secrets(r.ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			data = map[string]string{}
-			for k, v := range s.Data {
-				data[k] = string(v)
-			}
-		}
+	default:
+		return nil, nil
 	}
+	data, err := r.objectData(ctx, kind, name)
 	if err != nil {
 		if optional != nil && *optional && apierrors.IsNotFound(err) {
 			return nil, nil
@@ -134,6 +124,48 @@ func (r *podRunner) envFromData(ctx context.Context, from corev1.EnvFromSource) 
 		return nil, fmt.Errorf("envFrom %s %s: %w", kind, name, err)
 	}
 	return data, nil
+}
+
+// objectData reads the data of the ConfigMap or Secret (kind) name, a
+// Secret's values as strings.
+func (r *podRunner) objectData(ctx context.Context, kind, name string) (map[string]string, error) {
+	if kind == "configMap" {
+		cm, err := r.a.client.CoreV1().ConfigMaps(r.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return cm.Data, nil
+	}
+	sec, err := r.a.client.CoreV1().Secrets(r.ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	data := map[string]string{}
+	for k, v := range sec.Data {
+		data[k] = string(v)
+	}
+	return data, nil
+}
+
+// keyValue is one key of a ConfigMap's or Secret's data; skip is true
+// when an optional one, or its key, is missing.
+func (r *podRunner) keyValue(ctx context.Context, kind, name, key string, optional *bool) (v string, skip bool, err error) {
+	opt := optional != nil && *optional
+	data, err := r.objectData(ctx, kind, name)
+	if err != nil {
+		if opt && apierrors.IsNotFound(err) {
+			return "", true, nil
+		}
+		return "", false, fmt.Errorf("%s %s: %w", kind, name, err)
+	}
+	v, ok := data[key]
+	if !ok {
+		if opt {
+			return "", true, nil
+		}
+		return "", false, fmt.Errorf("%s %s has no key %s", kind, name, key)
+	}
+	return v, false, nil
 }
 
 // valueFrom resolves a downward-API, resource, Secret or ConfigMap value;
@@ -148,40 +180,10 @@ func (r *podRunner) valueFrom(ctx context.Context, src *corev1.EnvVarSource) (v 
 		return v, false, err
 	case src.SecretKeyRef != nil:
 		ref := src.SecretKeyRef
-		optional := ref.Optional != nil && *ref.Optional
-		s, err := r.a.client.CoreV1().Secrets(r.ns).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil {
-			if optional && apierrors.IsNotFound(err) {
-				return "", true, nil
-			}
-			return "", false, fmt.Errorf("secret %s: %w", ref.Name, err)
-		}
-		b, ok := s.Data[ref.Key]
-		if !ok {
-			if optional {
-				return "", true, nil
-			}
-			return "", false, fmt.Errorf("secret %s has no key %s", ref.Name, ref.Key)
-		}
-		return string(b), false, nil
+		return r.keyValue(ctx, "secret", ref.Name, ref.Key, ref.Optional)
 	case src.ConfigMapKeyRef != nil:
 		ref := src.ConfigMapKeyRef
-		optional := ref.Optional != nil && *ref.Optional
-		cm, err := r.a.client.CoreV1().ConfigMaps(r.ns).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil {
-			if optional && apierrors.IsNotFound(err) {
-				return "", true, nil
-			}
-			return "", false, fmt.Errorf("configMap %s: %w", ref.Name, err)
-		}
-		s, ok := cm.Data[ref.Key]
-		if !ok {
-			if optional {
-				return "", true, nil
-			}
-			return "", false, fmt.Errorf("configMap %s has no key %s", ref.Name, ref.Key)
-		}
-		return s, false, nil
+		return r.keyValue(ctx, "configMap", ref.Name, ref.Key, ref.Optional)
 	}
 	return "", false, fmt.Errorf("unsupported valueFrom")
 }
