@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/gosty/gosty/cluster"
 	"github.com/gosty/gosty/transcoder"
@@ -54,6 +55,7 @@ func (w *worker) scoreChunk(ctx context.Context, j cluster.Job, chunk int, src s
 	if len(mine) == 0 || len(outs) != len(j.Renditions) {
 		return nil
 	}
+	start := time.Now()
 	scores, err := w.tc.MeasureWindows(ctx, mine, reference(j), cluster.TranscoderRenditions(j.Renditions), outs, dir)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -61,6 +63,9 @@ func (w *worker) scoreChunk(ctx context.Context, j cluster.Job, chunk int, src s
 		}
 		return nil
 	}
+	// At most QualityWindows lines per job: what a window costs on the
+	// encode's slot (the Overhead benchmark reads it from the log).
+	w.logger.Info("quality windows scored", "job", j.ID, "chunk", chunk, "windows", len(mine), "seconds", time.Since(start).Seconds())
 	return cluster.ScoresOf(scores)
 }
 
