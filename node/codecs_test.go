@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gosty/gosty/transcoder"
 )
 
 // TestCodecJobs runs an HEVC and an AV1 job on a real node (both at once,
@@ -170,7 +172,7 @@ func TestQualityReport(t *testing.T) {
 	}
 	for _, r := range j.Renditions {
 		q := r.Quality
-		if q.Frames != frames || q.SampledFrames < 50 || q.SampledFrames > frames || q.SampledSeconds <= 0 {
+		if q.Frames != frames || q.SampledFrames < transcoder.QualityWindows*(transcoder.QualityMinFrames-1) || q.SampledFrames > frames || q.SampledSeconds <= 0 {
 			t.Errorf("%s: %+v", r.Name, *q)
 		}
 		v := probeURL(t, n.base+j.Outputs.MP4[r.Name], "-count_frames", "-select_streams", "v:0", "-show_streams")

@@ -67,7 +67,7 @@ func TestQualityScoredByTheEncodes(t *testing.T) {
 		}
 		var report []float64
 		for _, r := range j.Renditions {
-			if r.Quality == nil || r.Quality.SampledFrames < 70 {
+			if r.Quality == nil || r.Quality.SampledFrames < transcoder.QualityWindows*(transcoder.QualityMinFrames-1) {
 				t.Fatalf("rendition %s: quality %+v", r.Name, r.Quality)
 			}
 			report = append(report, r.Quality.SSIM, r.Quality.PSNR, float64(r.Quality.SampledFrames))

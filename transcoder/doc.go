@@ -157,7 +157,7 @@ package transcoder
 //     like with like. A job's ranges are fixed at submit in its renditions,
 //     so every chunk of a rung is encoded the same way.
 //   - Quality (quality.go): SSIM and PSNR per rendition against the source,
-//     on QualityWindows windows of QualityWindowSeconds each inside one
+//     on QualityWindows windows of QualityWindowLength each inside one
 //     chunk of the source, the source scaled down to the rendition's size
 //     (the encoder's scaler and rotation) rather than the rendition up: the
 //     score is the encoder's loss at that size. Windows start half a frame

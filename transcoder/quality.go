@@ -39,11 +39,20 @@ type Reference struct {
 	ToneMap  string // as EncodeSettings.ToneMap
 }
 
-// Sampling of MeasureQuality: QualityWindows windows of QualityWindowSeconds
-// each, spread evenly over the video.
+// Sampling of MeasureQuality: QualityWindows windows spread evenly over
+// the video, each QualityWindowSeconds long on a video of a minute or more
+// and shorter on a shorter one (QualityWindowLength).
 const (
 	QualityWindows       = 3
 	QualityWindowSeconds = 1.0
+	// QualityShare is the most of a video the windows sample together,
+	// down to QualityMinFrames frames a window. A window costs its encode
+	// slot about 1.3 times the encode of the same stretch (six renditions
+	// decoded, scaled and compared twice): three windows of 1 s were 16%
+	// of a 20 s clip's slot work and left its slots ending 14 s apart
+	// (bench/results/12-overhead-quiet.md), and 5% of a 60 s one's.
+	QualityShare     = 0.05
+	QualityMinFrames = 10
 	// MaxPSNR stands in for identical frames (infinite PSNR), which JSON
 	// cannot carry.
 	MaxPSNR = 100.0
@@ -80,7 +89,7 @@ type ScoreSum struct {
 }
 
 // QualitySample picks the windows MeasureQuality compares: up to
-// QualityWindows windows of QualityWindowSeconds near evenly spread times,
+// QualityWindows windows of QualityWindowLength near evenly spread times,
 // each kept inside the one chunk that holds it, so that only a few chunk
 // sources are needed (and no whole source). A window opens on the frame
 // after a keyframe of the renditions' grid (chunk start + k *
@@ -103,7 +112,7 @@ func QualitySample(chunks []Chunk, fps float64) []QualityWindow {
 	if total <= 0 {
 		return nil
 	}
-	win, seg := QualityWindowSeconds, DefaultSegmentSeconds
+	win, seg := QualityWindowLength(total, fps), DefaultSegmentSeconds
 	k := max(1, min(QualityWindows, int(total/win)))
 	var out []QualityWindow
 	for i := range k {
@@ -140,6 +149,13 @@ func QualitySample(chunks []Chunk, fps float64) []QualityWindow {
 		out = append(out, w)
 	}
 	return out
+}
+
+// QualityWindowLength is how long each window is on a video of total
+// seconds at fps: a QualityWindows-th of QualityShare of it, at least
+// QualityMinFrames frames and at most QualityWindowSeconds.
+func QualityWindowLength(total, fps float64) float64 {
+	return math.Min(QualityWindowSeconds, math.Max(total*QualityShare/QualityWindows, QualityMinFrames/fps))
 }
 
 // MeasureQuality compares each rendition (its progressive MP4, mp4s[i])

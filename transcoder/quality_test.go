@@ -24,6 +24,15 @@ func TestQualitySample(t *testing.T) {
 	if ws[0].Chunk != 0 || ws[1].Chunk != 1 || ws[2].Chunk != 2 {
 		t.Errorf("windows not spread: %+v", ws)
 	}
+	// 16.5 s sampled on 5%: below QualityMinFrames a window, so 10 frames.
+	if want := 10.0 / 25; ws[0].Seconds != want || QualityWindowLength(16.5, 25) != want {
+		t.Errorf("16.5 s at 25 fps: windows of %v s, want %v", ws[0].Seconds, want)
+	}
+	for _, tc := range []struct{ total, fps, want float64 }{{60, 25, 1}, {600, 30, 1}, {30, 25, 0.5}, {2, 50, 0.2}} {
+		if got := QualityWindowLength(tc.total, tc.fps); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("QualityWindowLength(%g, %g) = %g, want %g", tc.total, tc.fps, got, tc.want)
+		}
+	}
 	// Each opens on the frame after a keyframe of the renditions' grid
 	// (every DefaultSegmentSeconds from its chunk's start), so no seek
 	// decodes frames only to drop them.
@@ -33,10 +42,15 @@ func TestQualitySample(t *testing.T) {
 			t.Errorf("window %d %+v does not open after a grid keyframe", k, w)
 		}
 	}
-	// A 2.5 s video: one window from its start over the whole short chunk.
+	// A 0.8 s video: two windows of 10 frames inside it, apart.
 	ws = QualitySample([]Chunk{{Index: 0, Duration: 0.8}}, 30)
-	if len(ws) != 1 || ws[0].SourceAt != 0 || ws[0].Seconds < 0.8 {
+	if len(ws) != 2 || ws[0].SourceAt < 0 || ws[0].SourceAt+ws[0].Seconds > ws[1].SourceAt || ws[1].SourceAt+ws[1].Seconds > 0.8 {
 		t.Errorf("short video: %+v", ws)
+	}
+	// A chunk shorter than a window is sampled whole.
+	ws = QualitySample([]Chunk{{Index: 0, Duration: 0.2}}, 30)
+	if len(ws) != 1 || ws[0].SourceAt != 0 || ws[0].Seconds < 0.2 {
+		t.Errorf("0.2 s video: %+v", ws)
 	}
 }
 
@@ -81,7 +95,7 @@ func TestMeasureQuality(t *testing.T) {
 		t.Errorf("starved rung %+v does not score below the good one %+v", bad, good)
 	}
 	for i, x := range q {
-		if x.Frames != 100 || x.SampledFrames < 70 || x.SampledFrames > 100 || x.SampledSeconds <= 0 {
+		if x.Frames != 100 || x.SampledFrames < QualityWindows*(QualityMinFrames-1) || x.SampledFrames > 100 || x.SampledSeconds <= 0 {
 			t.Errorf("%s: frames %+v", rs[i].Name, x)
 		}
 	}
